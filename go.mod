@@ -1,0 +1,3 @@
+module github.com/alphaswarm/controller
+
+go 1.26.0

@@ -1,0 +1,173 @@
+package workload
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+)
+
+// MaxSpecBytes bounds the size of an encoded spec.
+const MaxSpecBytes = 1 << 20
+
+// DecodeSpecJSON decodes a DeploymentSpec from JSON. Unknown fields are
+// errors, each named by its path; Replicas is 1 when absent. The spec is not
+// validated: call Validate. Every failure is an InvalidArgument *Error.
+func DecodeSpecJSON(b []byte) (DeploymentSpec, error) {
+	spec := DeploymentSpec{Replicas: 1}
+	if len(b) > MaxSpecBytes {
+		return spec, Invalid(FieldError{"spec", fmt.Sprintf("must be at most %d bytes", MaxSpecBytes)})
+	}
+	var generic any
+	if err := json.Unmarshal(b, &generic); err != nil {
+		return spec, Invalid(FieldError{"spec", "not valid JSON: " + err.Error()})
+	}
+	if _, ok := generic.(map[string]any); !ok {
+		return spec, Invalid(FieldError{"spec", "must be an object"})
+	}
+	if unknown := UnknownFields(reflect.TypeFor[DeploymentSpec](), generic, ""); len(unknown) > 0 {
+		return spec, Invalid(unknown...)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&spec); err != nil {
+		return spec, Invalid(jsonFieldError(err))
+	}
+	if dec.More() {
+		return spec, Invalid(FieldError{"spec", "trailing data after the object"})
+	}
+	return spec, nil
+}
+
+func jsonFieldError(err error) FieldError {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		path := te.Field
+		if path == "" {
+			path = "spec"
+		}
+		return FieldError{path, fmt.Sprintf("must be %s, not %s", kindName(te.Type), te.Value)}
+	}
+	msg := err.Error()
+	// Errors from a field's own UnmarshalJSON ("duration ...") carry no
+	// path in encoding/json v1; keep the message.
+	return FieldError{"spec", strings.TrimPrefix(msg, "json: ")}
+}
+
+func kindName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		return "an integer"
+	case reflect.Float64:
+		return "a number"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Slice:
+		return "a list"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return t.String()
+}
+
+var rawMessage = reflect.TypeFor[json.RawMessage]()
+var unmarshaler = reflect.TypeFor[json.Unmarshaler]()
+
+// UnknownFields walks a generically decoded JSON value v against the Go type
+// t (following json tags) and returns one FieldError for every key that t
+// does not have, with its full path ("ports[1].contianer"). It is exported
+// for the API's other request decoders.
+func UnknownFields(t reflect.Type, v any, path string) []FieldError {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == rawMessage || reflect.PointerTo(t).Implements(unmarshaler) {
+		return nil
+	}
+	join := func(k string) string {
+		if path == "" {
+			return k
+		}
+		return path + "." + k
+	}
+	var errs []FieldError
+	switch t.Kind() {
+	case reflect.Struct:
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		fields := jsonFields(t)
+		keys := make([]string, 0, len(obj))
+		for k := range obj {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			ft, ok := fields[k]
+			if !ok {
+				// encoding/json matches keys case-insensitively; so do we,
+				// but say so rather than accept a misspelling silently.
+				for name, f := range fields {
+					if strings.EqualFold(name, k) {
+						ft, ok = f, true
+						break
+					}
+				}
+			}
+			if !ok {
+				errs = append(errs, FieldError{join(k), "unknown field"})
+				continue
+			}
+			errs = append(errs, UnknownFields(ft, obj[k], join(k))...)
+		}
+	case reflect.Slice:
+		arr, ok := v.([]any)
+		if !ok {
+			return nil
+		}
+		for i, e := range arr {
+			errs = append(errs, UnknownFields(t.Elem(), e, fmt.Sprintf("%s[%d]", path, i))...)
+		}
+	case reflect.Map:
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		for _, k := range sortedKeys(obj) {
+			errs = append(errs, UnknownFields(t.Elem(), obj[k], join(k))...)
+		}
+	}
+	return errs
+}
+
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		if name == "" {
+			if f.Anonymous {
+				for k, v := range jsonFields(f.Type) {
+					out[k] = v
+				}
+				continue
+			}
+			name = f.Name
+		}
+		out[name] = f.Type
+	}
+	return out
+}
