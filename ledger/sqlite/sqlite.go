@@ -1,0 +1,440 @@
+// Package sqlite is the embedded ledger: workload_runs in one SQLite file
+// (pure Go, modernc.org/sqlite), WAL journal, synchronous=FULL, with group
+// commit so that concurrent appends share one transaction and one fsync.
+//
+// It is meant for one controller process. Appends re-read the chain head
+// inside an IMMEDIATE transaction, so a second process on the same file
+// cannot fork the chain, but per-service locks do not cross processes: use
+// ledger/postgres for several controller replicas.
+//
+// URL form: sqlite:/var/lib/alphaswarm/ledger.db (or sqlite://relative/path).
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"iter"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/alphaswarm/controller/ledger"
+	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
+)
+
+func init() {
+	ledger.Register("sqlite", func(ctx context.Context, u *url.URL) (ledger.Ledger, error) {
+		path := u.Opaque
+		if path == "" {
+			path = u.Host + u.Path
+		}
+		if path == "" {
+			return nil, errors.New("sqlite ledger url needs a path: sqlite:/path/to/ledger.db")
+		}
+		return Open(ctx, path)
+	})
+}
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// maxBatch bounds how many appends share one commit.
+const maxBatch = 512
+
+// Ledger is the SQLite ledger. It is safe for concurrent use.
+type Ledger struct {
+	db      *sql.DB
+	path    string
+	reqs    chan appendReq
+	done    chan struct{}
+	stopped chan struct{}
+	once    sync.Once
+
+	closeMu sync.RWMutex // held shared while queueing, exclusively by Close
+	closed  bool
+}
+
+var _ ledger.Ledger = (*Ledger)(nil)
+
+type appendReq struct {
+	ctx   context.Context
+	rec   ledger.Record
+	reply chan appendReply
+}
+
+type appendReply struct {
+	rec ledger.Record
+	err error
+}
+
+// Open opens (creating if needed) the ledger file at path and applies the
+// embedded migrations.
+func Open(ctx context.Context, path string) (*Ledger, error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("sqlite ledger: %w", err)
+		}
+	}
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
+		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite ledger: %w", err)
+	}
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
+	if err := migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	l := &Ledger{db: db, path: path, reqs: make(chan appendReq, maxBatch), done: make(chan struct{}), stopped: make(chan struct{})}
+	go l.writer()
+	return l, nil
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite ledger migrate: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_ns INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("sqlite ledger migrate: %w", err)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		version := strings.TrimSuffix(filepath.Base(name), ".sql")
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
+			return fmt.Errorf("sqlite ledger migrate: %w", err)
+		}
+		if n > 0 {
+			continue
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			return fmt.Errorf("sqlite ledger migration %s: %w", version, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_ns) VALUES (?, ?)`, version, time.Now().UnixNano()); err != nil {
+			return fmt.Errorf("sqlite ledger migrate: %w", err)
+		}
+	}
+	return tx.Commit()
+}
+
+// ErrClosed is returned by Append after Close.
+var ErrClosed = errors.New("sqlite ledger: closed")
+
+// Append implements ledger.Ledger. Concurrent calls are gathered by one
+// writer into a single transaction; each returns once that transaction has
+// committed with synchronous=FULL.
+func (l *Ledger) Append(ctx context.Context, r ledger.Record) (ledger.Record, error) {
+	reply := make(chan appendReply, 1)
+	l.closeMu.RLock()
+	if l.closed {
+		l.closeMu.RUnlock()
+		return ledger.Record{}, ErrClosed
+	}
+	select {
+	case l.reqs <- appendReq{ctx: ctx, rec: r, reply: reply}:
+		l.closeMu.RUnlock()
+	case <-ctx.Done():
+		l.closeMu.RUnlock()
+		return ledger.Record{}, ctx.Err()
+	}
+	// Once queued, the record may be committed: wait for the answer even
+	// if ctx ends, so the caller never believes a durable row was lost.
+	rep := <-reply
+	return rep.rec, rep.err
+}
+
+func (l *Ledger) writer() {
+	defer close(l.stopped)
+	batch := make([]appendReq, 0, maxBatch)
+	for {
+		select {
+		case <-l.done:
+			// Drain what was queued before Close.
+			for {
+				select {
+				case req := <-l.reqs:
+					batch = append(batch, req)
+				default:
+					if len(batch) > 0 {
+						l.commit(batch)
+					}
+					return
+				}
+			}
+		case req := <-l.reqs:
+			batch = append(batch[:0], req)
+		fill:
+			for len(batch) < maxBatch {
+				select {
+				case req := <-l.reqs:
+					batch = append(batch, req)
+				default:
+					break fill
+				}
+			}
+			l.commit(batch)
+			batch = batch[:0]
+		}
+	}
+}
+
+func (l *Ledger) commit(batch []appendReq) {
+	// Requests whose caller gave up before the batch began are dropped
+	// (they were never written, and their callers have not been answered).
+	live := batch[:0]
+	for _, req := range batch {
+		if err := req.ctx.Err(); err != nil {
+			req.reply <- appendReply{err: err}
+			continue
+		}
+		live = append(live, req)
+	}
+	if len(live) == 0 {
+		return
+	}
+	sealed, err := l.writeBatch(live)
+	for i, req := range live {
+		if err != nil {
+			req.reply <- appendReply{err: fmt.Errorf("sqlite ledger append: %w", err)}
+		} else {
+			req.reply <- appendReply{rec: sealed[i]}
+		}
+	}
+}
+
+func (l *Ledger) writeBatch(batch []appendReq) ([]ledger.Record, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tx, err := l.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (see _txlock)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	var prev *ledger.Record
+	var head ledger.Record
+	err = tx.QueryRowContext(ctx, `SELECT seq, hash FROM workload_runs ORDER BY seq DESC LIMIT 1`).Scan(&head.Seq, &head.Hash)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return nil, err
+	default:
+		prev = &head
+	}
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO workload_runs (seq, run_id, kind, user_id, action, target, service, provider,
+		request_digest, idempotency_key, outcome, error_code, message, detail, duration_ns, time_ns, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return nil, err
+	}
+	defer stmt.Close()
+	out := make([]ledger.Record, len(batch))
+	for i, req := range batch {
+		r := ledger.Seal(req.rec, prev)
+		if _, err := stmt.ExecContext(ctx, r.Seq, r.RunID, string(r.Kind), r.UserID, r.Action, r.Target, r.Service, r.Provider,
+			r.RequestDigest, r.IdempotencyKey, string(r.Outcome), r.ErrorCode, r.Message, r.Detail, int64(r.Duration),
+			r.Time.UnixNano(), r.PrevHash, r.Hash); err != nil {
+			return nil, err
+		}
+		out[i] = r
+		prev = &out[i]
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+const columns = `seq, run_id, kind, user_id, action, target, service, provider, request_digest, idempotency_key,
+	outcome, error_code, message, detail, duration_ns, time_ns, prev_hash, hash`
+
+type scanner interface{ Scan(...any) error }
+
+func scanRecord(s scanner) (ledger.Record, error) {
+	var r ledger.Record
+	var kind, outcome string
+	var dur, tns int64
+	err := s.Scan(&r.Seq, &r.RunID, &kind, &r.UserID, &r.Action, &r.Target, &r.Service, &r.Provider, &r.RequestDigest,
+		&r.IdempotencyKey, &outcome, &r.ErrorCode, &r.Message, &r.Detail, &dur, &tns, &r.PrevHash, &r.Hash)
+	r.Kind, r.Outcome, r.Duration, r.Time = ledger.Kind(kind), ledger.Outcome(outcome), time.Duration(dur), time.Unix(0, tns).UTC()
+	return r, err
+}
+
+// Query implements ledger.Ledger.
+func (l *Ledger) Query(ctx context.Context, f ledger.Filter) (ledger.Page, error) {
+	after, err := f.CursorSeq()
+	if err != nil {
+		return ledger.Page{}, err
+	}
+	var where []string
+	var args []any
+	eq := func(col, v string) {
+		if v != "" {
+			where = append(where, col+" = ?")
+			args = append(args, v)
+		}
+	}
+	eq("service", f.Service)
+	eq("target", f.Target)
+	eq("user_id", f.UserID)
+	eq("action", f.Action)
+	eq("kind", string(f.Kind))
+	eq("outcome", string(f.Outcome))
+	eq("run_id", f.RunID)
+	eq("idempotency_key", f.IdempotencyKey)
+	if !f.Since.IsZero() {
+		where = append(where, "time_ns >= ?")
+		args = append(args, f.Since.UnixNano())
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "time_ns < ?")
+		args = append(args, f.Until.UnixNano())
+	}
+	order := "ASC"
+	if after > 0 {
+		if f.Descending {
+			where = append(where, "seq < ?")
+		} else {
+			where = append(where, "seq > ?")
+		}
+		args = append(args, after)
+	}
+	if f.Descending {
+		order = "DESC"
+	}
+	q := "SELECT " + columns + " FROM workload_runs"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	limit := f.EffectiveLimit()
+	q += fmt.Sprintf(" ORDER BY seq %s LIMIT %d", order, limit+1)
+	rows, err := l.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return ledger.Page{}, fmt.Errorf("sqlite ledger query: %w", err)
+	}
+	defer rows.Close()
+	page := ledger.Page{Records: []ledger.Record{}}
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return ledger.Page{}, fmt.Errorf("sqlite ledger query: %w", err)
+		}
+		page.Records = append(page.Records, r)
+	}
+	if err := rows.Err(); err != nil {
+		return ledger.Page{}, fmt.Errorf("sqlite ledger query: %w", err)
+	}
+	if len(page.Records) > limit {
+		page.Records = page.Records[:limit]
+		page.Next = ledger.NextCursor(page.Records[limit-1])
+	}
+	return page, nil
+}
+
+// Verify implements ledger.Ledger, streaming rows in seq order.
+func (l *Ledger) Verify(ctx context.Context) (ledger.VerifyResult, error) {
+	return ledger.VerifyChain(l.all(ctx))
+}
+
+func (l *Ledger) all(ctx context.Context) iter.Seq2[ledger.Record, error] {
+	return func(yield func(ledger.Record, error) bool) {
+		rows, err := l.db.QueryContext(ctx, "SELECT "+columns+" FROM workload_runs ORDER BY seq")
+		if err != nil {
+			yield(ledger.Record{}, fmt.Errorf("sqlite ledger verify: %w", err))
+			return
+		}
+		defer rows.Close()
+		for rows.Next() {
+			r, err := scanRecord(rows)
+			if !yield(r, err) || err != nil {
+				return
+			}
+		}
+		if err := rows.Err(); err != nil {
+			yield(ledger.Record{}, err)
+		}
+	}
+}
+
+// Unfinished implements ledger.Ledger.
+func (l *Ledger) Unfinished(ctx context.Context) ([]ledger.Record, error) {
+	rows, err := l.db.QueryContext(ctx, "SELECT "+columns+` FROM workload_runs i WHERE kind = 'intent'
+		AND NOT EXISTS (SELECT 1 FROM workload_runs r WHERE r.run_id = i.run_id AND r.kind = 'result') ORDER BY seq`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite ledger unfinished: %w", err)
+	}
+	defer rows.Close()
+	var out []ledger.Record
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Halts implements ledger.Ledger.
+func (l *Ledger) Halts(ctx context.Context) (map[string]bool, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT target, detail FROM workload_runs WHERE seq IN (
+		SELECT MAX(seq) FROM workload_runs WHERE action = 'halt' AND kind = 'result' AND outcome = 'ok' GROUP BY target)`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite ledger halts: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var target, detail string
+		if err := rows.Scan(&target, &detail); err != nil {
+			return nil, err
+		}
+		var d ledger.HaltDetail
+		if err := json.Unmarshal([]byte(detail), &d); err != nil {
+			return nil, fmt.Errorf("sqlite ledger halts: row for %q: %w", target, err)
+		}
+		if d.On {
+			out[target] = true
+		}
+	}
+	return out, rows.Err()
+}
+
+// Close stops the writer after committing what was queued, then closes the
+// database.
+func (l *Ledger) Close() error {
+	l.once.Do(func() {
+		l.closeMu.Lock()
+		l.closed = true
+		l.closeMu.Unlock()
+		close(l.done)
+	})
+	<-l.stopped
+	return l.db.Close()
+}
+
+// Path is the database file.
+func (l *Ledger) Path() string { return l.path }
+
+// DB exposes the database handle, for tests that tamper with rows.
+func (l *Ledger) DB() *sql.DB { return l.db }
