@@ -1,0 +1,200 @@
+package control
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/alphaswarm/controller/ledger"
+	"github.com/alphaswarm/controller/provider"
+	"github.com/alphaswarm/controller/workload"
+)
+
+// Principal is the authenticated caller. The ledger's user_id comes from
+// here and nowhere else.
+type Principal struct {
+	User string `json:"user"`
+	Role string `json:"role,omitempty"`
+}
+
+// Request is one mutating operation.
+type Request struct {
+	Principal Principal
+	Action    workload.Action
+	Target    string
+	// Service is the service name within Target (empty for halt).
+	Service string
+	// Spec is the deployment for start; Spec.Name must equal Service.
+	Spec *workload.DeploymentSpec
+	// Replicas is the count for scale.
+	Replicas int
+	// Config is the new config for apply_config.
+	Config map[string]string
+	// Exec is the command for exec.
+	Exec *provider.ExecRequest
+	// HaltOn is the switch position for halt; Target "" or "*" is global.
+	HaltOn bool
+	// IdempotencyKey makes a retried request return the first one's result.
+	IdempotencyKey string
+}
+
+// Result is what a mutating operation returns.
+type Result struct {
+	RunID    string                     `json:"runId"`
+	Status   *workload.DeploymentStatus `json:"status,omitempty"`
+	Exec     *provider.ExecResult       `json:"exec,omitempty"`
+	Halt     *ledger.HaltDetail         `json:"halt,omitempty"`
+	Replayed bool                       `json:"replayed,omitempty"`
+}
+
+// key is the lock key of the request.
+func (r *Request) key() string {
+	if r.Action == workload.ActionHalt {
+		return "halt"
+	}
+	return workload.ServiceID(r.Target, r.Service)
+}
+
+func (r *Request) scope() string {
+	if r.Action == workload.ActionHalt && (r.Target == "" || r.Target == ledger.GlobalScope) {
+		return ledger.GlobalScope
+	}
+	return r.Target
+}
+
+// validate checks the request's shape. Target existence is checked by the
+// runtime.
+func (r *Request) validate() error {
+	if !r.Action.Mutating() {
+		return workload.Invalid(workload.FieldError{Path: "action", Message: fmt.Sprintf("%q is not a mutating action", r.Action)})
+	}
+	if r.Principal.User == "" {
+		return workload.Errorf(workload.Unauthenticated, "no authenticated user")
+	}
+	var errs []workload.FieldError
+	if r.Action != workload.ActionHalt {
+		if m := workload.ValidateName(r.Target); m != "" {
+			errs = append(errs, workload.FieldError{Path: "target", Message: m})
+		}
+		if m := workload.ValidateName(r.Service); m != "" {
+			errs = append(errs, workload.FieldError{Path: "service", Message: m})
+		}
+	} else if r.Target != "" && r.Target != ledger.GlobalScope {
+		if m := workload.ValidateName(r.Target); m != "" {
+			errs = append(errs, workload.FieldError{Path: "target", Message: m})
+		}
+	}
+	switch r.Action {
+	case workload.ActionStart:
+		if r.Spec == nil {
+			errs = append(errs, workload.FieldError{Path: "spec", Message: "is required"})
+			break
+		}
+		if err := r.Spec.Validate(); err != nil {
+			errs = append(errs, workload.AsError(err).Fields...)
+		}
+		if r.Spec.Name != r.Service {
+			errs = append(errs, workload.FieldError{Path: "name", Message: fmt.Sprintf("spec name %q does not match service %q", r.Spec.Name, r.Service)})
+		}
+		if r.Spec.Target != "" && r.Spec.Target != r.Target {
+			errs = append(errs, workload.FieldError{Path: "target", Message: fmt.Sprintf("spec target %q does not match target %q", r.Spec.Target, r.Target)})
+		}
+	case workload.ActionScale:
+		if m := workload.ValidateReplicas(r.Replicas); m != "" {
+			errs = append(errs, workload.FieldError{Path: "replicas", Message: m})
+		}
+	case workload.ActionApplyConfig:
+		if r.Config == nil {
+			errs = append(errs, workload.FieldError{Path: "config", Message: "is required"})
+		}
+		errs = append(errs, workload.ValidateConfig("config", r.Config)...)
+	case workload.ActionExec:
+		if r.Exec == nil || len(r.Exec.Command) == 0 || r.Exec.Command[0] == "" {
+			errs = append(errs, workload.FieldError{Path: "command", Message: "is required"})
+		}
+	}
+	if len(r.IdempotencyKey) > 255 {
+		errs = append(errs, workload.FieldError{Path: "idempotencyKey", Message: "must be at most 255 characters"})
+	}
+	if len(errs) > 0 {
+		return workload.Invalid(errs...)
+	}
+	return nil
+}
+
+// canonical is the request as it is digested: everything that determines
+// the operation, redacted. The same request always yields the same digest.
+func (rt *Runtime) canonical(r *Request) []byte {
+	m := map[string]any{
+		"action":  r.Action,
+		"target":  r.scope(),
+		"service": r.Service,
+		"user":    r.Principal.User,
+	}
+	switch r.Action {
+	case workload.ActionStart:
+		m["spec"] = r.Spec
+	case workload.ActionScale:
+		m["replicas"] = r.Replicas
+	case workload.ActionApplyConfig:
+		m["config"] = r.Config
+	case workload.ActionExec:
+		m["command"] = r.Exec.Command
+		m["tty"] = r.Exec.TTY
+		m["instance"] = r.Exec.Instance
+	case workload.ActionHalt:
+		m["on"] = r.HaltOn
+	}
+	b, _ := json.Marshal(m) // map keys are sorted: canonical
+	return []byte(rt.creds.Redact(string(b)))
+}
+
+func (rt *Runtime) digest(r *Request) string {
+	sum := sha256.Sum256(rt.canonical(r))
+	return hex.EncodeToString(sum[:])
+}
+
+// detail is the redacted summary stored on the intent: enough to read the
+// audit trail, never a value that could be secret (config values and env
+// values are left out; their keys are kept).
+func (rt *Runtime) detail(r *Request) string {
+	m := map[string]any{}
+	switch r.Action {
+	case workload.ActionStart:
+		s := r.Spec
+		m["image"] = s.Image
+		m["replicas"] = s.Replicas
+		m["envKeys"] = slices.Sorted(maps.Keys(s.Env))
+		var secretEnv []string
+		for _, sec := range s.Secrets {
+			secretEnv = append(secretEnv, sec.Env)
+		}
+		m["secretEnv"] = secretEnv
+		m["configKeys"] = slices.Sorted(maps.Keys(s.Config))
+		if s.Compose != nil {
+			m["compose"] = s.Compose.File
+		}
+	case workload.ActionScale:
+		m["replicas"] = r.Replicas
+	case workload.ActionApplyConfig:
+		m["configKeys"] = slices.Sorted(maps.Keys(r.Config))
+	case workload.ActionExec:
+		m["command"] = r.Exec.Command
+		m["tty"] = r.Exec.TTY
+		m["instance"] = r.Exec.Instance
+	case workload.ActionHalt:
+		return rt.encode(ledger.HaltDetail{On: r.HaltOn})
+	}
+	return rt.encode(m)
+}
+
+func (rt *Runtime) encode(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "{}"
+	}
+	return rt.creds.Redact(string(b))
+}

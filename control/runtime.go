@@ -1,0 +1,746 @@
+// Package control is the workload runtime (the decision record's
+// WorkloadRuntime): the one path from a request to a provider. For a
+// mutating action it runs, in order:
+//
+//	validate → halt switch → per-service lock → idempotency key →
+//	durable intent → provider call (with timeout) → result → answer
+//
+// If the intent cannot be written the provider is not called (fail closed,
+// Unavailable). Unrelated services never wait for each other; one service is
+// strictly serialised, across processes too when the ledger is a
+// ledger.ServiceLocker (PostgreSQL advisory locks).
+//
+// # What the ledger records
+//
+//   - A mutating request that passes validation and the halt switch writes
+//     an intent before the provider call and a result after it.
+//   - A request refused before any provider call — invalid input, a halted
+//     target, a denied role (reported by the API through Reject) — writes one
+//     rejected record: who, what action, which target and service, the
+//     request digest and the error code; never the request body. This is what
+//     the Kubernetes audit log does for refused requests, and it means a
+//     probing or misbehaving client is visible in the audit trail.
+//   - Unauthenticated requests write nothing: there is no user to record,
+//     and recording them would let anyone fill the ledger.
+//   - An intent left without a result (the controller died) is closed on the
+//     next start with outcome interrupted, after a Status probe whose answer
+//     is recorded.
+//
+// Reads (status, list, metrics, logs, runs) write nothing. Package control
+// never authenticates: its callers pass the authenticated Principal.
+package control
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/alphaswarm/controller/credentials"
+	"github.com/alphaswarm/controller/ledger"
+	"github.com/alphaswarm/controller/provider"
+	"github.com/alphaswarm/controller/telemetry"
+	"github.com/alphaswarm/controller/workload"
+)
+
+// Target is a configured provider instance.
+type Target struct {
+	Name     string
+	Provider provider.Provider
+}
+
+// Observer receives measurements; all methods may be called concurrently.
+type Observer interface {
+	// Operation is called once per mutating request that reached the
+	// provider (or was refused), with its outcome.
+	Operation(action workload.Action, providerName string, outcome ledger.Outcome, d time.Duration)
+	// LedgerAppend is called after every ledger append.
+	LedgerAppend(d time.Duration, err error)
+}
+
+// Options configures a Runtime.
+type Options struct {
+	Ledger      ledger.Ledger
+	Targets     []Target
+	Credentials *credentials.Resolver
+	Logger      *slog.Logger
+	// Timeouts bounds each action's provider call; DefaultTimeouts fills
+	// what is missing.
+	Timeouts map[workload.Action]time.Duration
+	Observer Observer
+	// RecoverLockWait is how long recovery waits for a service lock before
+	// deciding that another live process owns the intent; default 2s.
+	RecoverLockWait time.Duration
+}
+
+// DefaultTimeouts are the per-action provider timeouts.
+var DefaultTimeouts = map[workload.Action]time.Duration{
+	workload.ActionStart:       5 * time.Minute,
+	workload.ActionStop:        2 * time.Minute,
+	workload.ActionScale:       3 * time.Minute,
+	workload.ActionRestart:     5 * time.Minute,
+	workload.ActionApplyConfig: 5 * time.Minute,
+	workload.ActionExec:        time.Hour,
+	workload.ActionHalt:        30 * time.Second,
+}
+
+// Runtime runs workload operations. It is safe for concurrent use.
+type Runtime struct {
+	ledger   ledger.Ledger
+	locker   ledger.ServiceLocker // nil for single-process ledgers
+	targets  map[string]Target
+	creds    *credentials.Resolver
+	log      *slog.Logger
+	timeouts map[workload.Action]time.Duration
+	obs      Observer
+	locks    *keyedMutex
+	metrics  *telemetry.Hub[workload.MetricSample]
+	recWait  time.Duration
+}
+
+// New builds a Runtime and closes intents that an earlier process left
+// without a result.
+func New(ctx context.Context, o Options) (*Runtime, error) {
+	if o.Ledger == nil {
+		return nil, errors.New("control: a ledger is required")
+	}
+	rt := &Runtime{
+		ledger:   o.Ledger,
+		targets:  map[string]Target{},
+		creds:    o.Credentials,
+		log:      o.Logger,
+		timeouts: map[workload.Action]time.Duration{},
+		obs:      o.Observer,
+		locks:    newKeyedMutex(),
+		recWait:  o.RecoverLockWait,
+	}
+	if rt.creds == nil {
+		rt.creds = credentials.FromEnv()
+	}
+	if rt.log == nil {
+		rt.log = slog.New(credentials.NewHandler(slog.Default().Handler(), rt.creds))
+	}
+	if rt.recWait == 0 {
+		rt.recWait = 2 * time.Second
+	}
+	if l, ok := o.Ledger.(ledger.ServiceLocker); ok {
+		rt.locker = l
+	}
+	for a, d := range DefaultTimeouts {
+		rt.timeouts[a] = d
+	}
+	for a, d := range o.Timeouts {
+		rt.timeouts[a] = d
+	}
+	for _, t := range o.Targets {
+		if m := workload.ValidateName(t.Name); m != "" {
+			return nil, fmt.Errorf("control: target %q: %s", t.Name, m)
+		}
+		if _, dup := rt.targets[t.Name]; dup {
+			return nil, fmt.Errorf("control: target %q configured twice", t.Name)
+		}
+		rt.targets[t.Name] = t
+	}
+	rt.metrics = telemetry.NewMetricsHub(func(ctx context.Context, key string) iter.Seq2[workload.MetricSample, error] {
+		target, name, _ := workload.SplitServiceID(key)
+		return rt.targets[target].Provider.StreamMetrics(ctx, name)
+	})
+	if _, err := rt.Recover(ctx); err != nil {
+		return nil, fmt.Errorf("control: recovering interrupted runs: %w", err)
+	}
+	return rt, nil
+}
+
+// Close ends the metrics streams the runtime holds. It does not close the
+// ledger or the providers, which the caller owns.
+func (rt *Runtime) Close() { rt.metrics.Close() }
+
+func newRunID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return "run_" + hex.EncodeToString(b)
+}
+
+func (rt *Runtime) append(ctx context.Context, r ledger.Record) (ledger.Record, error) {
+	start := time.Now()
+	out, err := rt.ledger.Append(ctx, r)
+	if rt.obs != nil {
+		rt.obs.LedgerAppend(time.Since(start), err)
+	}
+	return out, err
+}
+
+func (rt *Runtime) observe(action workload.Action, providerName string, outcome ledger.Outcome, d time.Duration) {
+	if rt.obs != nil {
+		rt.obs.Operation(action, providerName, outcome, d)
+	}
+}
+
+func (rt *Runtime) providerName(target string) string {
+	if t, ok := rt.targets[target]; ok {
+		return provider.NameOf(t.Provider)
+	}
+	return ""
+}
+
+// Reject records a request refused before reaching the runtime (a denied
+// role, an undecodable body) as one rejected ledger record. err's code and
+// redacted message are stored; the body never is.
+func (rt *Runtime) Reject(ctx context.Context, p Principal, action workload.Action, target, service string, err error) error {
+	return rt.reject(ctx, &Request{Principal: p, Action: action, Target: target, Service: service}, "", err)
+}
+
+func (rt *Runtime) reject(ctx context.Context, r *Request, digest string, cause error) error {
+	e := workload.AsError(cause)
+	outcome := ledger.OutcomeInvalid
+	switch e.Code {
+	case workload.PermissionDenied, workload.Unauthenticated:
+		outcome = ledger.OutcomeDenied
+	case workload.Halted:
+		outcome = ledger.OutcomeHalted
+	}
+	rec := ledger.Record{
+		RunID: newRunID(), Kind: ledger.KindRejected, UserID: r.Principal.User, Action: string(r.Action),
+		Target: truncate(r.Target, 253), Service: truncate(r.Service, 253), Provider: rt.providerName(r.Target),
+		RequestDigest: digest, IdempotencyKey: truncate(r.IdempotencyKey, 255), Outcome: outcome, ErrorCode: string(e.Code),
+		Message: truncate(rt.creds.Redact(e.Message), 1024),
+	}
+	_, err := rt.append(context.WithoutCancel(ctx), rec)
+	rt.observe(r.Action, rec.Provider, outcome, 0)
+	if err != nil {
+		rt.log.Error("ledger: recording a rejected request failed", "action", r.Action, "target", r.Target,
+			"service", r.Service, "user", r.Principal.User, "err", err)
+	}
+	return err
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// Do runs one mutating request through the whole pipeline.
+func (rt *Runtime) Do(ctx context.Context, r Request) (Result, error) {
+	if r.Principal.User == "" {
+		return Result{}, workload.Errorf(workload.Unauthenticated, "no authenticated user")
+	}
+	// 1. Validate.
+	err := r.validate()
+	if err == nil && r.Action != workload.ActionHalt {
+		if _, ok := rt.targets[r.Target]; !ok {
+			err = workload.Errorf(workload.NotFound, "target %q is not configured (configured: %s)", r.Target, rt.targetList())
+		}
+	}
+	if err == nil && r.Action == workload.ActionHalt && r.scope() != ledger.GlobalScope {
+		if _, ok := rt.targets[r.Target]; !ok {
+			err = workload.Errorf(workload.NotFound, "target %q is not configured (configured: %s)", r.Target, rt.targetList())
+		}
+	}
+	if err != nil {
+		digest := ""
+		if r.Action.Mutating() {
+			digest = rt.safeDigest(&r)
+		}
+		rt.reject(ctx, &r, digest, err)
+		return Result{}, rt.redactErr(err)
+	}
+	digest := rt.digest(&r)
+
+	// 2. Halt switch (fail closed if it cannot be read).
+	if r.Action != workload.ActionHalt {
+		halts, err := rt.ledger.Halts(ctx)
+		if err != nil {
+			return Result{}, workload.Errorf(workload.Unavailable, "ledger unavailable, refusing to operate: %w", err)
+		}
+		if halts[ledger.GlobalScope] || halts[r.Target] {
+			scope := "globally"
+			if !halts[ledger.GlobalScope] {
+				scope = "for target " + r.Target
+			}
+			herr := workload.Errorf(workload.Halted, "workload operations are halted %s; an admin can lift it with `alphaswarm halt off`", scope)
+			rt.reject(ctx, &r, digest, herr)
+			return Result{}, herr
+		}
+	}
+
+	// 3. Per-service lock, in process and (when the ledger offers it) across processes.
+	unlock, err := rt.lock(ctx, r.key())
+	if err != nil {
+		return Result{}, err
+	}
+	defer unlock()
+
+	// 4. Idempotency.
+	if r.IdempotencyKey != "" {
+		res, done, err := rt.replay(ctx, &r, digest)
+		if done || err != nil {
+			return res, err
+		}
+	}
+
+	// 5. Durable intent.
+	p := rt.providerName(r.Target)
+	intent := ledger.Record{
+		RunID: newRunID(), Kind: ledger.KindIntent, UserID: r.Principal.User, Action: string(r.Action),
+		Target: r.scope(), Service: r.Service, Provider: p, RequestDigest: digest,
+		IdempotencyKey: r.IdempotencyKey, Detail: rt.detail(&r),
+	}
+	if r.Action != workload.ActionHalt {
+		intent.Target = r.Target
+	}
+	intent, err = rt.append(ctx, intent)
+	if err != nil {
+		rt.log.Error("ledger: intent not written; provider not called", "action", r.Action, "service", r.key(), "err", err)
+		return Result{}, workload.Errorf(workload.Unavailable, "audit ledger unavailable; the operation was not attempted: %w", err)
+	}
+
+	// 6. Provider call.
+	start := time.Now()
+	res, callErr := rt.call(ctx, &r, intent.RunID)
+	elapsed := time.Since(start)
+
+	// 7. Result, written even if the caller has gone.
+	result := ledger.Record{
+		RunID: intent.RunID, Kind: ledger.KindResult, UserID: intent.UserID, Action: intent.Action,
+		Target: intent.Target, Service: intent.Service, Provider: p, RequestDigest: digest,
+		IdempotencyKey: r.IdempotencyKey, Outcome: ledger.OutcomeOK, Duration: elapsed,
+		Detail: rt.resultDetail(res),
+	}
+	if callErr != nil {
+		e := workload.AsError(callErr)
+		if e.Provider == "" && r.Action != workload.ActionHalt {
+			e = e.WithProvider(p)
+		}
+		callErr = e
+		result.Outcome, result.ErrorCode, result.Message = ledger.OutcomeError, string(e.Code), truncate(rt.creds.Redact(e.Message), 1024)
+	}
+	if _, err := rt.append(context.WithoutCancel(ctx), result); err != nil {
+		// The operation ran; its intent stays open and the next start closes
+		// it after probing the backend. Say so loudly.
+		rt.log.Error("ledger: result not written; the run stays open until recovery", "run", intent.RunID, "err", err)
+	}
+	rt.observe(r.Action, p, result.Outcome, elapsed)
+	if callErr != nil {
+		// The log handler redacts; the error is logged whole so operators
+		// see the backend's own words.
+		rt.log.Warn("workload operation failed", "run", intent.RunID, "action", r.Action, "target", r.Target,
+			"service", r.Service, "user", r.Principal.User, "code", result.ErrorCode, "duration", elapsed, "err", callErr)
+		return Result{RunID: intent.RunID}, rt.redactErr(callErr)
+	}
+	rt.log.Info("workload operation", "run", intent.RunID, "action", r.Action, "target", r.Target, "service", r.Service,
+		"user", r.Principal.User, "outcome", result.Outcome, "duration", elapsed)
+	res.RunID = intent.RunID
+	return res, nil
+}
+
+// safeDigest digests a request that failed validation; it must not panic on
+// the missing parts.
+func (rt *Runtime) safeDigest(r *Request) string {
+	c := *r
+	if c.Action == workload.ActionStart && c.Spec == nil {
+		c.Spec = &workload.DeploymentSpec{}
+	}
+	if c.Action == workload.ActionExec && c.Exec == nil {
+		c.Exec = &provider.ExecRequest{}
+	}
+	return rt.digest(&c)
+}
+
+func (rt *Runtime) targetList() string {
+	names := make([]string, 0, len(rt.targets))
+	for n := range rt.targets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return "none"
+	}
+	return fmt.Sprint(names)
+}
+
+func (rt *Runtime) lock(ctx context.Context, key string) (func(), error) {
+	unlock, err := rt.locks.Lock(ctx, key)
+	if err != nil {
+		return nil, workload.Errorf(workload.Timeout, "waiting for another operation on %s: %w", key, err)
+	}
+	if rt.locker == nil {
+		return unlock, nil
+	}
+	dunlock, err := rt.locker.LockService(ctx, key)
+	if err != nil {
+		unlock()
+		if ctx.Err() != nil {
+			return nil, workload.Errorf(workload.Timeout, "waiting for another controller's operation on %s: %w", key, err)
+		}
+		return nil, workload.Errorf(workload.Unavailable, "ledger lock for %s: %w", key, err)
+	}
+	return func() { dunlock(); unlock() }, nil
+}
+
+// replay answers a request whose idempotency key was seen before.
+func (rt *Runtime) replay(ctx context.Context, r *Request, digest string) (Result, bool, error) {
+	page, err := rt.ledger.Query(ctx, ledger.Filter{IdempotencyKey: r.IdempotencyKey, Limit: ledger.MaxLimit})
+	if err != nil {
+		return Result{}, false, workload.Errorf(workload.Unavailable, "ledger unavailable, refusing to operate: %w", err)
+	}
+	var found *ledger.Record
+	for i, rec := range page.Records {
+		if rec.Kind == ledger.KindRejected {
+			continue
+		}
+		if rec.RequestDigest != digest {
+			return Result{}, true, workload.Errorf(workload.Conflict,
+				"idempotency key %q was used for a different request (run %s)", r.IdempotencyKey, rec.RunID)
+		}
+		if rec.Kind == ledger.KindResult {
+			found = &page.Records[i]
+		}
+	}
+	if found == nil {
+		return Result{}, false, nil
+	}
+	res := Result{RunID: found.RunID, Replayed: true}
+	if found.Outcome != ledger.OutcomeOK {
+		code := workload.Code(found.ErrorCode)
+		if !code.Valid() {
+			code = workload.Internal
+		}
+		msg := found.Message
+		if found.Outcome == ledger.OutcomeInterrupted {
+			code, msg = workload.Unavailable, "the first attempt was interrupted: "+found.Message
+		}
+		return res, true, &workload.Error{Code: code, Message: msg, Provider: found.Provider, Retryable: code.Retryable()}
+	}
+	if found.Detail != "" {
+		if found.Action == string(workload.ActionHalt) {
+			var h ledger.HaltDetail
+			_ = json.Unmarshal([]byte(found.Detail), &h)
+			res.Halt = &h
+		} else {
+			_ = json.Unmarshal([]byte(found.Detail), &res)
+		}
+		res.RunID, res.Replayed = found.RunID, true
+	}
+	return res, true, nil
+}
+
+func (rt *Runtime) resultDetail(res Result) string {
+	if res.Halt != nil {
+		return rt.encode(*res.Halt)
+	}
+	res.RunID = ""
+	return rt.encode(res)
+}
+
+// redactErr scrubs registered secrets from an error's message before it
+// leaves the runtime.
+func (rt *Runtime) redactErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	e := workload.AsError(err)
+	if red := rt.creds.Redact(e.Message); red != e.Message {
+		c := *e
+		c.Message = red
+		c.Err = nil // the cause may repeat the secret
+		return &c
+	}
+	return err
+}
+
+// call invokes the provider with the action's timeout.
+func (rt *Runtime) call(ctx context.Context, r *Request, runID string) (Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, rt.timeouts[r.Action])
+	defer cancel()
+	if r.Action == workload.ActionHalt {
+		return Result{Halt: &ledger.HaltDetail{On: r.HaltOn}}, nil
+	}
+	p := rt.targets[r.Target].Provider
+	var st workload.DeploymentStatus
+	var err error
+	switch r.Action {
+	case workload.ActionStart:
+		spec := *r.Spec
+		spec.Target = r.Target
+		st, err = p.Start(ctx, spec)
+	case workload.ActionStop:
+		st, err = p.Stop(ctx, r.Service)
+	case workload.ActionScale:
+		st, err = p.Scale(ctx, r.Service, r.Replicas)
+	case workload.ActionRestart:
+		st, err = provider.Restart(ctx, p, r.Service)
+	case workload.ActionApplyConfig:
+		if err = p.ApplyConfig(ctx, r.Service, r.Config); err == nil {
+			st, err = p.Status(ctx, r.Service)
+		}
+	case workload.ActionExec:
+		res, err := provider.Exec(ctx, p, r.Service, *r.Exec)
+		if err != nil {
+			return Result{}, timeoutErr(ctx, err)
+		}
+		return Result{Exec: &res}, nil
+	default:
+		return Result{}, workload.Errorf(workload.Internal, "action %q has no provider call", r.Action)
+	}
+	if err != nil {
+		return Result{}, timeoutErr(ctx, err)
+	}
+	return Result{Status: rt.normalise(r.Target, st)}, nil
+}
+
+func timeoutErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil && workload.CodeOf(err) == workload.Internal {
+		return workload.Errorf(workload.Timeout, "%w", err)
+	}
+	return err
+}
+
+func (rt *Runtime) normalise(target string, st workload.DeploymentStatus) *workload.DeploymentStatus {
+	st.Target = target
+	if st.Name != "" {
+		st.ID = workload.ServiceID(target, st.Name)
+	}
+	if st.Provider == "" {
+		st.Provider = rt.providerName(target)
+	}
+	if st.Instances == nil {
+		st.Instances = []workload.Instance{}
+	}
+	return &st
+}
+
+// Recover closes every intent that has no result: for each, it takes the
+// service lock (an intent whose lock another live controller holds is in
+// flight, not interrupted, and is left alone), asks the provider for the
+// service's status, and appends a result with outcome interrupted and the
+// probe's answer. It returns how many runs it closed.
+func (rt *Runtime) Recover(ctx context.Context) (int, error) {
+	open, err := rt.ledger.Unfinished(ctx)
+	if err != nil {
+		return 0, err
+	}
+	closed := 0
+	for _, in := range open {
+		key := workload.ServiceID(in.Target, in.Service)
+		if in.Action == string(workload.ActionHalt) {
+			key = "halt"
+		}
+		lctx, cancel := context.WithTimeout(ctx, rt.recWait)
+		unlock, err := rt.lock(lctx, key)
+		cancel()
+		if err != nil {
+			rt.log.Info("recovery: run is held by a live controller; leaving it", "run", in.RunID, "service", key)
+			continue
+		}
+		err = rt.closeInterrupted(ctx, in)
+		unlock()
+		if err != nil {
+			return closed, err
+		}
+		closed++
+	}
+	return closed, nil
+}
+
+func (rt *Runtime) closeInterrupted(ctx context.Context, in ledger.Record) error {
+	// Another recovery (another process) may have closed it meanwhile.
+	page, err := rt.ledger.Query(ctx, ledger.Filter{RunID: in.RunID, Kind: ledger.KindResult})
+	if err != nil {
+		return err
+	}
+	if len(page.Records) > 0 {
+		return nil
+	}
+	msg := "the controller stopped before the result was recorded"
+	var detail string
+	if t, ok := rt.targets[in.Target]; ok && in.Service != "" {
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		st, err := t.Provider.Status(pctx, in.Service)
+		cancel()
+		if err != nil {
+			msg += "; status probe failed: " + workload.AsError(err).Message
+		} else {
+			msg += fmt.Sprintf("; status probe: %s, %d/%d ready", st.Phase, st.Replicas.Ready, st.Replicas.Desired)
+			detail = rt.resultDetail(Result{Status: rt.normalise(in.Target, st)})
+		}
+	} else if in.Service != "" {
+		msg += "; target " + in.Target + " is no longer configured, so its status was not probed"
+	}
+	_, err = rt.append(ctx, ledger.Record{
+		RunID: in.RunID, Kind: ledger.KindResult, UserID: in.UserID, Action: in.Action, Target: in.Target,
+		Service: in.Service, Provider: in.Provider, RequestDigest: in.RequestDigest, IdempotencyKey: in.IdempotencyKey,
+		Outcome: ledger.OutcomeInterrupted, ErrorCode: string(workload.Unavailable), Message: rt.creds.Redact(msg),
+		Detail: detail, Duration: time.Since(in.Time),
+	})
+	if err == nil {
+		rt.log.Warn("recovery: closed an interrupted run", "run", in.RunID, "action", in.Action, "service", in.Service, "probe", msg)
+	}
+	return err
+}
+
+// TargetInfo describes a target for listings.
+type TargetInfo struct {
+	Name         string                `json:"name"`
+	Provider     string                `json:"provider"`
+	Capabilities []provider.Capability `json:"capabilities"`
+	Halted       bool                  `json:"halted"`
+}
+
+// Targets lists the configured targets.
+func (rt *Runtime) Targets(ctx context.Context) ([]TargetInfo, error) {
+	halts, err := rt.ledger.Halts(ctx)
+	if err != nil {
+		return nil, workload.Errorf(workload.Unavailable, "ledger: %w", err)
+	}
+	out := make([]TargetInfo, 0, len(rt.targets))
+	for _, t := range rt.targets {
+		out = append(out, TargetInfo{Name: t.Name, Provider: provider.NameOf(t.Provider),
+			Capabilities: provider.Capabilities(t.Provider), Halted: halts[ledger.GlobalScope] || halts[t.Name]})
+	}
+	slices.SortFunc(out, func(a, b TargetInfo) int { return compare(a.Name, b.Name) })
+	return out, nil
+}
+
+func compare(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (rt *Runtime) target(name string) (Target, error) {
+	t, ok := rt.targets[name]
+	if !ok {
+		return Target{}, workload.Errorf(workload.NotFound, "target %q is not configured (configured: %s)", name, rt.targetList())
+	}
+	return t, nil
+}
+
+// Status reads one service's status.
+func (rt *Runtime) Status(ctx context.Context, target, service string) (workload.DeploymentStatus, error) {
+	t, err := rt.target(target)
+	if err != nil {
+		return workload.DeploymentStatus{}, err
+	}
+	if m := workload.ValidateName(service); m != "" {
+		return workload.DeploymentStatus{}, workload.Invalid(workload.FieldError{Path: "service", Message: m})
+	}
+	st, err := t.Provider.Status(ctx, service)
+	if err != nil {
+		return workload.DeploymentStatus{}, err
+	}
+	return *rt.normalise(target, st), nil
+}
+
+// List lists the services of one target, or of every target when target is
+// empty. Targets whose provider is not a Lister are reported Unsupported.
+func (rt *Runtime) List(ctx context.Context, target string) ([]workload.DeploymentStatus, error) {
+	var ts []Target
+	if target != "" {
+		t, err := rt.target(target)
+		if err != nil {
+			return nil, err
+		}
+		ts = []Target{t}
+	} else {
+		for _, n := range slices.Sorted(mapsKeys(rt.targets)) {
+			ts = append(ts, rt.targets[n])
+		}
+	}
+	out := []workload.DeploymentStatus{}
+	for _, t := range ts {
+		l, ok := t.Provider.(provider.Lister)
+		if !ok {
+			if target != "" {
+				return nil, provider.ErrUnsupported(provider.NameOf(t.Provider), provider.OpStatus, "the provider cannot list services")
+			}
+			continue
+		}
+		sts, err := l.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, st := range sts {
+			out = append(out, *rt.normalise(t.Name, st))
+		}
+	}
+	return out, nil
+}
+
+func mapsKeys[V any](m map[string]V) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// StreamMetrics subscribes to a service's metrics. However many callers
+// watch one service, the provider streams it once.
+func (rt *Runtime) StreamMetrics(ctx context.Context, target, service string) iter.Seq2[workload.MetricSample, error] {
+	if _, err := rt.Status(ctx, target, service); err != nil {
+		return func(yield func(workload.MetricSample, error) bool) { yield(workload.MetricSample{}, err) }
+	}
+	return rt.metrics.Subscribe(ctx, workload.ServiceID(target, service))
+}
+
+// MetricsUpstreams is the number of provider metric streams open.
+func (rt *Runtime) MetricsUpstreams() int { return rt.metrics.Upstreams() }
+
+// Logs streams a service's output.
+func (rt *Runtime) Logs(ctx context.Context, target, service string, opts provider.LogOptions) iter.Seq2[workload.LogLine, error] {
+	t, err := rt.target(target)
+	if err == nil {
+		if m := workload.ValidateName(service); m != "" {
+			err = workload.Invalid(workload.FieldError{Path: "service", Message: m})
+		}
+	}
+	if err != nil {
+		return func(yield func(workload.LogLine, error) bool) { yield(workload.LogLine{}, err) }
+	}
+	return provider.Logs(ctx, t.Provider, service, opts)
+}
+
+// Runs queries the ledger.
+func (rt *Runtime) Runs(ctx context.Context, f ledger.Filter) (ledger.Page, error) {
+	page, err := rt.ledger.Query(ctx, f)
+	if errors.Is(err, ledger.ErrInvalidFilter) {
+		return page, workload.Errorf(workload.InvalidArgument, "%v", err)
+	}
+	if err != nil {
+		return page, workload.Errorf(workload.Unavailable, "ledger: %w", err)
+	}
+	return page, nil
+}
+
+// Verify checks the ledger's hash chain.
+func (rt *Runtime) Verify(ctx context.Context) (ledger.VerifyResult, error) {
+	res, err := rt.ledger.Verify(ctx)
+	if err != nil {
+		return res, workload.Errorf(workload.Unavailable, "ledger: %w", err)
+	}
+	return res, nil
+}
+
+// Halts reports which halt switches are on ("*" is global).
+func (rt *Runtime) Halts(ctx context.Context) (map[string]bool, error) {
+	h, err := rt.ledger.Halts(ctx)
+	if err != nil {
+		return nil, workload.Errorf(workload.Unavailable, "ledger: %w", err)
+	}
+	return h, nil
+}
