@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -135,8 +136,13 @@ func IsSecretName(name string) bool {
 func (r *Resolver) Secret(from string) (string, error) {
 	name, ok := strings.CutPrefix(from, "env:")
 	if !ok {
+		// The reference is not echoed: a user may have pasted a value here.
+		scheme := "no scheme"
+		if s, _, ok := strings.Cut(from, ":"); ok && len(s) <= 16 {
+			scheme = "scheme " + strconv.Quote(s)
+		}
 		return "", workload.Invalid(workload.FieldError{Path: "secrets.from",
-			Message: fmt.Sprintf("reference %q: this provider resolves only env:NAME references", from)})
+			Message: fmt.Sprintf("reference with %s: this provider resolves only env:NAME references", scheme)})
 	}
 	v, found := r.lookup(name)
 	if !found {
