@@ -1,0 +1,11 @@
+// Command alphaswarm is the control plane and its command-line client.
+package main
+
+import (
+	"os"
+
+	"github.com/alphaswarm/controller/internal/cli"
+	_ "github.com/alphaswarm/controller/ledger/sqlite" // ledger "sqlite:" (embedded default)
+)
+
+func main() { os.Exit(cli.Main(os.Args[1:])) }

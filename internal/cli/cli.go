@@ -1,0 +1,76 @@
+// Package cli implements the alphaswarm command: `serve` runs the control
+// plane; the other commands are clients of its API or, for `ledger verify
+// --ledger`, read a ledger directly. It owns flags, output formats and exit
+// codes, and never calls a provider except through control.Runtime.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/alphaswarm/controller/workload"
+	"github.com/spf13/cobra"
+)
+
+// Version is set at build time with -ldflags "-X .../internal/cli.Version=v1.2.3".
+var Version = "dev"
+
+// Main runs the command line and returns the process exit code.
+func Main(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRoot(os.Stdout, os.Stderr)
+	root.SetArgs(args)
+	if err := root.ExecuteContext(ctx); err != nil {
+		printError(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// printError writes an error as "code: message" on stderr.
+func printError(w io.Writer, err error) {
+	var e *workload.Error
+	if errors.As(err, &e) {
+		fmt.Fprintf(w, "error: %s: %s\n", e.Code, e.Message)
+		for _, f := range e.Fields {
+			if !strings.Contains(e.Message, f.String()) {
+				fmt.Fprintf(w, "  %s: %s\n", f.Path, f.Message)
+			}
+		}
+		return
+	}
+	fmt.Fprintf(w, "error: %v\n", err)
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "alphaswarm",
+		Short:         "Live workload operations over Docker, Kubernetes, AWS, Azure and GCP, audited in a hash-chained ledger",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(newServeCmd(), newLedgerCmd(), newVersionCmd())
+	return root
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintln(cmd.OutOrStdout(), "alphaswarm", Version)
+			return nil
+		},
+	}
+}
