@@ -30,7 +30,11 @@ func helperMain() bool {
 	if mode == "" {
 		return false
 	}
-	if err := crashChild(mode); err != nil {
+	run := crashChild
+	if strings.HasPrefix(mode, "pg|") {
+		run = pgChild
+	}
+	if err := run(mode); err != nil {
 		fmt.Fprintln(os.Stderr, "crash child:", err)
 		os.Exit(2)
 	}

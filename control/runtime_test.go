@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/alphaswarm/controller/control"
 	"github.com/alphaswarm/controller/credentials"
+	"github.com/alphaswarm/controller/internal/pgtest"
 	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/ledger/sqlite"
 	"github.com/alphaswarm/controller/provider"
@@ -29,17 +31,26 @@ func TestMain(m *testing.M) {
 	if helperMain() {
 		return
 	}
-	goleak.VerifyTestMain(m)
+	code := m.Run()
+	pgtest.Shutdown()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 var alice = control.Principal{User: "alice", Role: "operator"}
 
 type env struct {
-	rt   *control.Runtime
-	mem  *providertest.Memory
-	led  *sqlite.Ledger
-	path string
-	logs *syncBuffer
+	rt     *control.Runtime
+	mem    *providertest.Memory
+	led    *sqlite.Ledger // when the ledger is SQLite
+	ledger ledger.Ledger
+	path   string
+	logs   *syncBuffer
 }
 
 type syncBuffer struct {
@@ -67,6 +78,14 @@ func newEnv(t testing.TB, mem *providertest.Memory, creds *credentials.Resolver)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { led.Close() })
+	e := newEnvOn(t, led, mem, creds)
+	e.led, e.path = led, path
+	return e
+}
+
+// newEnvOn builds a runtime over any ledger; the caller closes the ledger.
+func newEnvOn(t testing.TB, led ledger.Ledger, mem *providertest.Memory, creds *credentials.Resolver) *env {
+	t.Helper()
 	if mem == nil {
 		mem = providertest.NewMemory("local")
 	}
@@ -82,7 +101,7 @@ func newEnv(t testing.TB, mem *providertest.Memory, creds *credentials.Resolver)
 		t.Fatal(err)
 	}
 	t.Cleanup(rt.Close)
-	return &env{rt: rt, mem: mem, led: led, path: path, logs: logs}
+	return &env{rt: rt, mem: mem, ledger: led, logs: logs}
 }
 
 func spec(name string, replicas int) *workload.DeploymentSpec {
@@ -113,7 +132,7 @@ func (e *env) records(t testing.TB, f ledger.Filter) []ledger.Record {
 	t.Helper()
 	var out []ledger.Record
 	for {
-		page, err := e.led.Query(context.Background(), f)
+		page, err := e.ledger.Query(context.Background(), f)
 		if err != nil {
 			t.Fatal(err)
 		}
