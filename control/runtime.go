@@ -39,6 +39,7 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -655,7 +656,7 @@ func (rt *Runtime) List(ctx context.Context, target string) ([]workload.Deployme
 		}
 		ts = []Target{t}
 	} else {
-		for _, n := range slices.Sorted(mapsKeys(rt.targets)) {
+		for _, n := range slices.Sorted(maps.Keys(rt.targets)) {
 			ts = append(ts, rt.targets[n])
 		}
 	}
@@ -677,16 +678,6 @@ func (rt *Runtime) List(ctx context.Context, target string) ([]workload.Deployme
 		}
 	}
 	return out, nil
-}
-
-func mapsKeys[V any](m map[string]V) iter.Seq[string] {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // StreamMetrics subscribes to a service's metrics. However many callers

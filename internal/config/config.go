@@ -1,0 +1,244 @@
+// Package config reads the control plane's one YAML configuration file:
+// listen address, ledger URL, targets, authentication and timeouts. Unknown
+// keys and bad values are errors naming the key. It never holds secrets:
+// a key that looks like one is refused, since credentials come only from
+// the environment (package credentials).
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/alphaswarm/controller/credentials"
+	"github.com/alphaswarm/controller/provider"
+	"github.com/alphaswarm/controller/workload"
+	"sigs.k8s.io/yaml"
+)
+
+// Config is the whole file.
+type Config struct {
+	// Listen is the HTTP address; default 127.0.0.1:7070.
+	Listen string `json:"listen,omitempty"`
+	// Ledger is the ledger URL; default sqlite:<dataDir>/ledger.db.
+	Ledger string `json:"ledger,omitempty"`
+	// DataDir holds the embedded ledger and the token store.
+	DataDir string `json:"dataDir,omitempty"`
+	// Targets maps a target name to its provider and options.
+	Targets map[string]Target `json:"targets,omitempty"`
+	Auth    Auth              `json:"auth,omitzero"`
+	// Timeouts bounds each action's provider call ("start": "5m").
+	Timeouts map[string]workload.Duration `json:"timeouts,omitempty"`
+	// MaxBodyBytes bounds request bodies; default 1 MiB.
+	MaxBodyBytes int64 `json:"maxBodyBytes,omitempty"`
+	// ShutdownGrace is how long shutdown waits for in-flight operations;
+	// default 30s.
+	ShutdownGrace workload.Duration `json:"shutdownGrace,omitzero"`
+	// NoLocalTarget turns off the automatic `local` docker target.
+	NoLocalTarget bool `json:"noLocalTarget,omitempty"`
+}
+
+// Target configures one target.
+type Target struct {
+	Provider string                     `json:"provider"`
+	Options  map[string]json.RawMessage `json:"options,omitempty"`
+}
+
+// Auth configures authentication.
+type Auth struct {
+	// TokenFile is the hashed bearer-token store; default
+	// <dataDir>/tokens.json.
+	TokenFile string `json:"tokenFile,omitempty"`
+	OIDC      *OIDC  `json:"oidc,omitempty"`
+	// QueryToken allows ?access_token= for browsers' EventSource and
+	// WebSocket, which cannot set headers.
+	QueryToken bool `json:"queryToken,omitempty"`
+}
+
+// OIDC configures JWT bearer authentication.
+type OIDC struct {
+	Issuer     string `json:"issuer"`
+	Audience   string `json:"audience"`
+	RolesClaim string `json:"rolesClaim,omitempty"`
+	UserClaim  string `json:"userClaim,omitempty"`
+	ClientID   string `json:"clientId,omitempty"`
+}
+
+// Default returns the embedded defaults for dataDir.
+func Default(dataDir string) Config {
+	c := Config{DataDir: dataDir}
+	c.fill()
+	return c
+}
+
+func (c *Config) fill() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:7070"
+	}
+	if c.Ledger == "" {
+		c.Ledger = "sqlite:" + filepath.Join(c.DataDir, "ledger.db")
+	}
+	if c.Auth.TokenFile == "" {
+		c.Auth.TokenFile = filepath.Join(c.DataDir, "tokens.json")
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = workload.Duration(30 * time.Second)
+	}
+}
+
+// Load reads a config file; defaultDataDir applies when the file names
+// none.
+func Load(path, defaultDataDir string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, err
+	}
+	c, err := Parse(b, defaultDataDir)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes and checks a config document.
+func Parse(b []byte, defaultDataDir string) (Config, error) {
+	j, err := yaml.YAMLToJSONStrict(b)
+	if err != nil {
+		return Config{}, workload.Invalid(workload.FieldError{Path: "config", Message: "not valid YAML: " + err.Error()})
+	}
+	var generic any
+	if err := json.Unmarshal(j, &generic); err != nil {
+		return Config{}, workload.Invalid(workload.FieldError{Path: "config", Message: err.Error()})
+	}
+	if generic == nil {
+		generic = map[string]any{}
+		j = []byte("{}")
+	}
+	if _, ok := generic.(map[string]any); !ok {
+		return Config{}, workload.Invalid(workload.FieldError{Path: "config", Message: "must be a mapping"})
+	}
+	errs := workload.UnknownFields(reflect.TypeFor[Config](), generic, "")
+	errs = append(errs, secretKeys(generic, "")...)
+	if len(errs) > 0 {
+		return Config{}, workload.Invalid(errs...)
+	}
+	var c Config
+	if err := json.Unmarshal(j, &c); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return Config{}, workload.Invalid(workload.FieldError{Path: te.Field, Message: "has the wrong type: " + te.Value})
+		}
+		return Config{}, workload.Invalid(workload.FieldError{Path: "config", Message: err.Error()})
+	}
+	if c.DataDir == "" {
+		c.DataDir = defaultDataDir
+	}
+	c.fill()
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// secretKeys refuses keys that look like they hold secrets.
+func secretKeys(v any, path string) []workload.FieldError {
+	var errs []workload.FieldError
+	switch x := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			if p == "auth.tokenFile" || p == "auth.queryToken" {
+				// a path to hashed tokens and a switch, not secrets
+			} else if credentials.IsSecretName(strings.ReplaceAll(k, "-", "_")) || strings.EqualFold(k, "key") {
+				errs = append(errs, workload.FieldError{Path: p, Message: "looks like a secret: secrets come only from environment variables, never from the config file"})
+				continue
+			}
+			errs = append(errs, secretKeys(x[k], p)...)
+		}
+	case []any:
+		for i, e := range x {
+			errs = append(errs, secretKeys(e, fmt.Sprintf("%s[%d]", path, i))...)
+		}
+	}
+	return errs
+}
+
+// Validate checks values.
+func (c *Config) Validate() error {
+	var errs []workload.FieldError
+	if _, _, err := splitHostPort(c.Listen); err != nil {
+		errs = append(errs, workload.FieldError{Path: "listen", Message: err.Error()})
+	}
+	if !strings.HasPrefix(c.Ledger, "sqlite:") && !strings.HasPrefix(c.Ledger, "postgres://") && !strings.HasPrefix(c.Ledger, "postgresql://") {
+		errs = append(errs, workload.FieldError{Path: "ledger", Message: "must be sqlite:PATH or postgres://..."})
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Targets)) {
+		t := c.Targets[name]
+		if m := workload.ValidateName(name); m != "" {
+			errs = append(errs, workload.FieldError{Path: "targets." + name, Message: "target name " + m})
+		}
+		if t.Provider == "" {
+			errs = append(errs, workload.FieldError{Path: "targets." + name + ".provider", Message: "is required"})
+		}
+	}
+	for _, a := range slices.Sorted(maps.Keys(c.Timeouts)) {
+		act, err := workload.ParseAction(a)
+		if err != nil || !act.Mutating() {
+			errs = append(errs, workload.FieldError{Path: "timeouts." + a, Message: "must name a mutating action (start, stop, scale, restart, apply_config, exec, halt)"})
+		} else if c.Timeouts[a] <= 0 {
+			errs = append(errs, workload.FieldError{Path: "timeouts." + a, Message: "must be > 0"})
+		}
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, workload.FieldError{Path: "maxBodyBytes", Message: "must be >= 1024"})
+	}
+	if o := c.Auth.OIDC; o != nil {
+		if !strings.HasPrefix(o.Issuer, "https://") && !strings.HasPrefix(o.Issuer, "http://127.0.0.1") && !strings.HasPrefix(o.Issuer, "http://localhost") {
+			errs = append(errs, workload.FieldError{Path: "auth.oidc.issuer", Message: "must be an https URL"})
+		}
+		if o.Audience == "" {
+			errs = append(errs, workload.FieldError{Path: "auth.oidc.audience", Message: "is required"})
+		}
+	}
+	if len(errs) > 0 {
+		return workload.Invalid(errs...)
+	}
+	return nil
+}
+
+// TargetConfigs returns the targets in name order, for provider.Open.
+func (c *Config) TargetConfigs() []provider.TargetConfig {
+	out := make([]provider.TargetConfig, 0, len(c.Targets))
+	for _, name := range slices.Sorted(maps.Keys(c.Targets)) {
+		t := c.Targets[name]
+		out = append(out, provider.TargetConfig{Name: name, Provider: t.Provider, Options: t.Options})
+	}
+	return out
+}
+
+// ActionTimeouts converts Timeouts for control.Options.
+func (c *Config) ActionTimeouts() map[workload.Action]time.Duration {
+	out := map[workload.Action]time.Duration{}
+	for a, d := range c.Timeouts {
+		out[workload.Action(a)] = d.D()
+	}
+	return out
+}
