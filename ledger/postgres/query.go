@@ -1,0 +1,189 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"iter"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/alphaswarm/controller/ledger"
+)
+
+// scanRecord reads a row selected with selectColumns.
+func scanRecord(rows pgx.Rows) (ledger.Record, error) {
+	var r ledger.Record
+	var kind, outcome string
+	var durNS, timeNS int64
+	err := rows.Scan(&r.Seq, &r.RunID, &kind, &r.UserID, &r.Action, &r.Target, &r.Service,
+		&r.Provider, &r.RequestDigest, &r.IdempotencyKey, &outcome, &r.ErrorCode, &r.Message,
+		&r.Detail, &durNS, &timeNS, &r.PrevHash, &r.Hash)
+	if err != nil {
+		return ledger.Record{}, fmt.Errorf("ledger/postgres: scan: %w", err)
+	}
+	r.Kind, r.Outcome = ledger.Kind(kind), ledger.Outcome(outcome)
+	r.Duration = time.Duration(durNS)
+	r.Time = time.Unix(0, timeNS).UTC()
+	return r, nil
+}
+
+func (l *Ledger) queryRecords(ctx context.Context, sql string, args ...any) ([]ledger.Record, error) {
+	rows, err := l.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("ledger/postgres: query: %w", err)
+	}
+	defer rows.Close()
+	recs := []ledger.Record{}
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("ledger/postgres: query: %w", err)
+	}
+	return recs, nil
+}
+
+// Query returns one page of the records matching f, in seq order (newest
+// first when f.Descending).
+func (l *Ledger) Query(ctx context.Context, f ledger.Filter) (ledger.Page, error) {
+	after, err := f.CursorSeq()
+	if err != nil {
+		return ledger.Page{}, err
+	}
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	eq := func(col, v string) {
+		if v != "" {
+			where = append(where, col+" = "+arg(v))
+		}
+	}
+	eq("service", f.Service)
+	eq("target", f.Target)
+	eq("user_id", f.UserID)
+	eq("action", f.Action)
+	eq("kind", string(f.Kind))
+	eq("outcome", string(f.Outcome))
+	eq("run_id", f.RunID)
+	eq("idempotency_key", f.IdempotencyKey)
+	if !f.Since.IsZero() {
+		where = append(where, "time_ns >= "+arg(f.Since.UnixNano()))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "time_ns < "+arg(f.Until.UnixNano()))
+	}
+	order := "ASC"
+	if f.Descending {
+		order = "DESC"
+	}
+	if after > 0 {
+		if f.Descending {
+			where = append(where, "seq < "+arg(after))
+		} else {
+			where = append(where, "seq > "+arg(after))
+		}
+	}
+	sql := "SELECT " + selectColumns + " FROM workload_runs"
+	if len(where) > 0 {
+		sql += " WHERE " + strings.Join(where, " AND ")
+	}
+	limit := f.EffectiveLimit()
+	sql += " ORDER BY seq " + order + " LIMIT " + arg(limit+1)
+	recs, err := l.queryRecords(ctx, sql, args...)
+	if err != nil {
+		return ledger.Page{}, err
+	}
+	page := ledger.Page{Records: recs}
+	if len(recs) > limit {
+		page.Records = recs[:limit]
+		page.Next = ledger.NextCursor(page.Records[limit-1])
+	}
+	return page, nil
+}
+
+// Verify streams every row in seq order through ledger.VerifyChain, in one
+// statement (one snapshot), without holding the table in memory.
+func (l *Ledger) Verify(ctx context.Context) (ledger.VerifyResult, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rows, err := l.pool.Query(ctx, "SELECT "+selectColumns+" FROM workload_runs ORDER BY seq")
+	if err != nil {
+		return ledger.VerifyResult{}, fmt.Errorf("ledger/postgres: verify: %w", err)
+	}
+	res, err := ledger.VerifyChain(recordSeq(rows))
+	if !res.OK {
+		// Stop the server sending rows nobody will read; the
+		// connection is discarded.
+		cancel()
+	}
+	rows.Close()
+	if err != nil {
+		return ledger.VerifyResult{}, fmt.Errorf("ledger/postgres: verify: %w", err)
+	}
+	return res, nil
+}
+
+// recordSeq iterates over rows; it yields a final error if reading fails.
+func recordSeq(rows pgx.Rows) iter.Seq2[ledger.Record, error] {
+	return func(yield func(ledger.Record, error) bool) {
+		for rows.Next() {
+			r, err := scanRecord(rows)
+			if !yield(r, err) || err != nil {
+				return
+			}
+		}
+		if err := rows.Err(); err != nil {
+			yield(ledger.Record{}, err)
+		}
+	}
+}
+
+// Unfinished returns the intents with no result for their run, oldest
+// first.
+func (l *Ledger) Unfinished(ctx context.Context) ([]ledger.Record, error) {
+	return l.queryRecords(ctx, `SELECT `+selectColumns+` FROM workload_runs i
+		WHERE kind = 'intent'
+		  AND NOT EXISTS (SELECT 1 FROM workload_runs r WHERE r.run_id = i.run_id AND r.kind = 'result')
+		ORDER BY seq`)
+}
+
+// Halts returns the scopes ("*" or a target) whose latest successful halt
+// result turned the switch on.
+func (l *Ledger) Halts(ctx context.Context) (map[string]bool, error) {
+	rows, err := l.pool.Query(ctx, `SELECT DISTINCT ON (target) target, seq, detail FROM workload_runs
+		WHERE action = 'halt' AND kind = 'result' AND outcome = 'ok'
+		ORDER BY target, seq DESC`)
+	if err != nil {
+		return nil, fmt.Errorf("ledger/postgres: halts: %w", err)
+	}
+	defer rows.Close()
+	on := map[string]bool{}
+	for rows.Next() {
+		var target, detail string
+		var seq int64
+		if err := rows.Scan(&target, &seq, &detail); err != nil {
+			return nil, fmt.Errorf("ledger/postgres: halts: %w", err)
+		}
+		var d ledger.HaltDetail
+		if err := json.Unmarshal([]byte(detail), &d); err != nil {
+			return nil, fmt.Errorf("ledger/postgres: halts: row %d: detail is not a halt detail: %w", seq, err)
+		}
+		if d.On {
+			on[target] = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("ledger/postgres: halts: %w", err)
+	}
+	return on, nil
+}
