@@ -5,7 +5,8 @@ import (
 	"os"
 
 	"github.com/alphaswarm/controller/internal/cli"
-	_ "github.com/alphaswarm/controller/ledger/sqlite" // ledger "sqlite:" (embedded default)
+	_ "github.com/alphaswarm/controller/ledger/postgres" // ledger "postgres://"
+	_ "github.com/alphaswarm/controller/ledger/sqlite"   // ledger "sqlite:" (embedded default)
 )
 
 func main() { os.Exit(cli.Main(os.Args[1:])) }
