@@ -1,0 +1,171 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/alphaswarm/controller/control"
+	"github.com/alphaswarm/controller/provider"
+	"github.com/alphaswarm/controller/workload"
+	"github.com/coder/websocket"
+)
+
+// The interactive exec protocol over WebSocket (GET .../exec/ws):
+//
+//   - the command is given in the query: ?command=sh&command=-c&command=ls
+//     (repeated), optional instance=, tty=true, cols=, rows=;
+//   - binary messages from the client are the command's stdin; a text
+//     message is a control message: {"resize":{"cols":120,"rows":40}} or
+//     {"eof":true} to close stdin;
+//   - binary messages from the server are output, prefixed by one byte:
+//     1 = stdout, 2 = stderr (with a TTY everything is stdout);
+//   - the server's last message is a text message {"exit":{"code":N,"runId":...}}
+//     or {"error":{...envelope error...}}, then it closes the connection.
+const (
+	StreamStdout byte = 1
+	StreamStderr byte = 2
+)
+
+// ExecControl is a client's text message.
+type ExecControl struct {
+	Resize *provider.TermSize `json:"resize,omitempty"`
+	EOF    bool               `json:"eof,omitempty"`
+}
+
+// ExecEnd is the server's last text message.
+type ExecEnd struct {
+	Exit  *ExecExit       `json:"exit,omitempty"`
+	Error *workload.Error `json:"error,omitempty"`
+}
+
+// ExecExit reports the command's exit.
+type ExecExit struct {
+	Code  int    `json:"code"`
+	RunID string `json:"runId"`
+}
+
+type wsWriter struct {
+	ctx    context.Context
+	c      *websocket.Conn
+	stream byte
+	mu     *sync.Mutex
+}
+
+func (w wsWriter) Write(p []byte) (int, error) {
+	msg := make([]byte, 1+len(p))
+	msg[0] = w.stream
+	copy(msg[1:], p)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.c.Write(w.ctx, websocket.MessageBinary, msg); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (s *Server) execWS(w http.ResponseWriter, r *http.Request, p control.Principal) {
+	q := r.URL.Query()
+	req := provider.ExecRequest{Instance: q.Get("instance"), Command: q["command"]}
+	var errs []workload.FieldError
+	if v := q.Get("tty"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, workload.FieldError{Path: "tty", Message: "must be true or false"})
+		}
+		req.TTY = b
+	}
+	var size provider.TermSize
+	for _, d := range []struct {
+		name string
+		dst  *uint16
+	}{{"cols", &size.Cols}, {"rows", &size.Rows}} {
+		if v := q.Get(d.name); v != "" {
+			n, err := strconv.ParseUint(v, 10, 16)
+			if err != nil || n == 0 {
+				errs = append(errs, workload.FieldError{Path: d.name, Message: "must be a positive number"})
+			}
+			*d.dst = uint16(n)
+		}
+	}
+	if len(errs) > 0 {
+		s.rejectBody(w, r, p, workload.ActionExec, workload.Invalid(errs...))
+		return
+	}
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return // Accept wrote the HTTP error
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(1 << 20)
+	ctx, cancel := s.streamCtx(r)
+	defer cancel()
+	defer s.metrics.streamOpened("exec")()
+
+	stdinR, stdinW := io.Pipe()
+	resize := make(chan provider.TermSize, 4)
+	if size.Cols > 0 && size.Rows > 0 {
+		resize <- size
+	}
+	var mu sync.Mutex
+	req.Stdin = stdinR
+	req.Stdout = wsWriter{ctx, c, StreamStdout, &mu}
+	req.Stderr = wsWriter{ctx, c, StreamStderr, &mu}
+	req.Resize = resize
+
+	// Reader: client messages → stdin and resize, until the client closes.
+	go func() {
+		defer stdinW.Close()
+		for {
+			typ, b, err := c.Read(ctx)
+			if err != nil {
+				stdinW.CloseWithError(err)
+				cancel()
+				return
+			}
+			if typ == websocket.MessageBinary {
+				if _, err := stdinW.Write(b); err != nil {
+					return
+				}
+				continue
+			}
+			var ctl ExecControl
+			if json.Unmarshal(b, &ctl) != nil {
+				continue
+			}
+			if ctl.Resize != nil {
+				select {
+				case resize <- *ctl.Resize:
+				default: // the provider is behind; the next resize wins
+				}
+			}
+			if ctl.EOF {
+				stdinW.Close()
+			}
+		}
+	}()
+
+	res, err := s.rt.Do(ctx, control.Request{Principal: p, Action: workload.ActionExec, Target: r.PathValue("target"),
+		Service: r.PathValue("service"), Exec: &req})
+	var end ExecEnd
+	if err != nil {
+		end.Error = workload.AsError(err)
+	} else {
+		end.Exit = &ExecExit{RunID: res.RunID}
+		if res.Exec != nil {
+			end.Exit.Code = res.Exec.ExitCode
+		}
+	}
+	b, _ := json.Marshal(end)
+	mu.Lock()
+	werr := c.Write(ctx, websocket.MessageText, b)
+	mu.Unlock()
+	if werr != nil && !errors.Is(werr, context.Canceled) {
+		return
+	}
+	c.Close(websocket.StatusNormalClosure, "")
+}

@@ -1,0 +1,37 @@
+package httpapi
+
+import (
+	"testing"
+
+	"github.com/alphaswarm/controller/workload"
+)
+
+func fuzzDecoder[T any](f *testing.F, seeds ...string) {
+	for _, s := range seeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, err := DecodeStrict[T](b)
+		if err != nil {
+			if e := workload.AsError(err); e.Code != workload.InvalidArgument || len(e.Fields) == 0 {
+				t.Fatalf("error %v: want invalid_argument with fields", err)
+			}
+		}
+	})
+}
+
+func FuzzDecodeScale(f *testing.F) {
+	fuzzDecoder[ScaleRequest](f, `{"replicas":3}`, `{"replicas":"3"}`, `{"replicas":3,"x":1}`, `[]`)
+}
+
+func FuzzDecodeConfig(f *testing.F) {
+	fuzzDecoder[ConfigRequest](f, `{"config":{"a":"b"}}`, `{"config":{"a":1}}`, `{"config":null}`)
+}
+
+func FuzzDecodeExec(f *testing.F) {
+	fuzzDecoder[ExecRequest](f, `{"command":["sh","-c","ls"],"stdin":"x"}`, `{"command":"sh"}`)
+}
+
+func FuzzDecodeHalt(f *testing.F) {
+	fuzzDecoder[HaltRequest](f, `{"on":true}`, `{"on":"yes","target":"x"}`)
+}

@@ -1,0 +1,367 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/alphaswarm/controller/control"
+	"github.com/alphaswarm/controller/ledger"
+	"github.com/alphaswarm/controller/provider"
+	"github.com/alphaswarm/controller/workload"
+	"github.com/alphaswarm/controller/workload/specfile"
+)
+
+const svcPath = "/v1/targets/{target}/services/{service}"
+
+func (s *Server) table() []route {
+	return []route{
+		{"GET", "/healthz", "", "", s.healthz},
+		{"GET", "/readyz", "", "", s.readyz},
+		{"GET", "/v1/openapi.json", "", "", s.openapi},
+		{"GET", "/metrics", "", "", s.prometheus},
+		{"GET", "/v1/targets", RoleViewer, "", s.targets},
+		{"GET", "/v1/services", RoleViewer, "", s.listAll},
+		{"GET", "/v1/targets/{target}/services", RoleViewer, "", s.listTarget},
+		{"POST", "/v1/targets/{target}/services", RoleOperator, "start", s.deploy},
+		{"GET", svcPath, RoleViewer, "", s.status},
+		{"POST", svcPath + "/stop", RoleOperator, "stop", s.stop},
+		{"POST", svcPath + "/scale", RoleOperator, "scale", s.scale},
+		{"POST", svcPath + "/restart", RoleOperator, "restart", s.restart},
+		{"PUT", svcPath + "/config", RoleOperator, "apply_config", s.config},
+		{"GET", svcPath + "/metrics", RoleViewer, "", s.metricsSSE},
+		{"GET", svcPath + "/logs", RoleViewer, "", s.logsSSE},
+		{"POST", svcPath + "/exec", RoleAdmin, "exec", s.execOnce},
+		{"GET", svcPath + "/exec/ws", RoleAdmin, "exec", s.execWS},
+		{"GET", "/v1/runs", RoleViewer, "", s.runs},
+		{"GET", "/v1/ledger/verify", RoleViewer, "", s.verify},
+		{"GET", "/v1/halt", RoleViewer, "", s.haltGet},
+		{"PUT", "/v1/halt", RoleAdmin, "halt", s.haltSet},
+		{"GET", "/v1/tokens", RoleAdmin, "", s.tokenList},
+		{"POST", "/v1/tokens", RoleAdmin, "", s.tokenCreate},
+		{"DELETE", "/v1/tokens/{id}", RoleAdmin, "", s.tokenRevoke},
+		{"GET", "/v1/whoami", RoleViewer, "", s.whoami},
+	}
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request, _ control.Principal) {
+	writeJSON(w, 200, map[string]string{"status": "alive"})
+}
+
+// readyz: the ledger answers a read and every target that can be pinged
+// answers.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ control.Principal) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	var problems []string
+	if _, err := s.rt.Halts(ctx); err != nil {
+		problems = append(problems, "ledger: "+workload.AsError(err).Message)
+	}
+	if s.ready != nil {
+		problems = append(problems, s.ready(ctx)...)
+	}
+	if len(problems) > 0 {
+		writeError(w, workload.Errorf(workload.Unavailable, "not ready: %s", strings.Join(problems, "; ")))
+		return
+	}
+	writeJSON(w, 200, map[string]string{"status": "ready"})
+}
+
+func (s *Server) whoami(w http.ResponseWriter, _ *http.Request, p control.Principal) {
+	writeJSON(w, 200, p)
+}
+
+func (s *Server) targets(w http.ResponseWriter, r *http.Request, _ control.Principal) {
+	ts, err := s.rt.Targets(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, 200, ts)
+}
+
+func (s *Server) listAll(w http.ResponseWriter, r *http.Request, _ control.Principal) {
+	sts, err := s.rt.List(r.Context(), r.URL.Query().Get("target"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, 200, sts)
+}
+
+func (s *Server) listTarget(w http.ResponseWriter, r *http.Request, _ control.Principal) {
+	sts, err := s.rt.List(r.Context(), r.PathValue("target"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, 200, sts)
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request, _ control.Principal) {
+	st, err := s.rt.Status(r.Context(), r.PathValue("target"), r.PathValue("service"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, 200, st)
+}
+
+// do runs a mutating request; a decoding failure is recorded as rejected.
+func (s *Server) do(w http.ResponseWriter, r *http.Request, req control.Request, status int) {
+	req.IdempotencyKey = r.Header.Get("Idempotency-Key")
+	res, err := s.rt.Do(r.Context(), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, status, res)
+}
+
+func (s *Server) rejectBody(w http.ResponseWriter, r *http.Request, p control.Principal, action workload.Action, err error) {
+	_ = s.rt.Reject(r.Context(), p, action, r.PathValue("target"), r.PathValue("service"), err)
+	writeError(w, err)
+}
+
+func (s *Server) deploy(w http.ResponseWriter, r *http.Request, p control.Principal) {
+	b, err := readBody(r)
+	if err != nil {
+		s.rejectBody(w, r, p, workload.ActionStart, err)
+		return
+	}
+	spec, err := specfile.Decode(b, specfile.FormatOf(r.Header.Get("Content-Type")))
+	if err != nil {
+		s.rejectBody(w, r, p, workload.ActionStart, err)
+		return
+	}
+	s.do(w, r, control.Request{Principal: p, Action: workload.ActionStart, Target: r.PathValue("target"),
+		Service: spec.Name, Spec: &spec}, http.StatusOK)
+}
+
+func (s *Server) stop(w http.ResponseWriter, r *http.Request, p control.Principal) {
+	s.do(w, r, control.Request{Principal: p, Action: workload.ActionStop, Target: r.PathValue("target"), Service: r.PathValue("service")}, 200)
+}
+
+func (s *Server) restart(w http.ResponseWriter, r *http.Request, p control.Principal) {
+	s.do(w, r, control.Request{Principal: p, Action: workload.ActionRestart, Target: r.PathValue("target"), Service: r.PathValue("service")}, 200)
+}
+
+func (s *Server) scale(w http.ResponseWriter, r *http.Request, p control.Principal) {
+	b, err := readBody(r)
+	var body ScaleRequest
+	if err == nil {
+		body, err = DecodeStrict[ScaleRequest](b)
+	}
+	if err == nil && body.Replicas == nil {
+		err = workload.Invalid(workload.FieldError{Path: "replicas", Message: "is required"})
+	}
+	if err != nil {
+		s.rejectBody(w, r, p, workload.ActionScale, err)
+		return
+	}
+	s.do(w, r, control.Request{Principal: p, Action: workload.ActionScale, Target: r.PathValue("target"),
+		Service: r.PathValue("service"), Replicas: *body.Replicas}, 200)
+}
+
+func (s *Server) config(w http.ResponseWriter, r *http.Request, p control.Principal) {
+	b, err := readBody(r)
+	var body ConfigRequest
+	if err == nil {
+		body, err = DecodeStrict[ConfigRequest](b)
+	}
+	if err == nil && body.Config == nil {
+		err = workload.Invalid(workload.FieldError{Path: "config", Message: "is required"})
+	}
+	if err != nil {
+		s.rejectBody(w, r, p, workload.ActionApplyConfig, err)
+		return
+	}
+	s.do(w, r, control.Request{Principal: p, Action: workload.ActionApplyConfig, Target: r.PathValue("target"),
+		Service: r.PathValue("service"), Config: body.Config}, 200)
+}
+
+// maxExecOutput bounds what the non-interactive exec returns per stream.
+const maxExecOutput = 1 << 20
+
+type cappedBuffer struct {
+	bytes.Buffer
+	truncated bool
+}
+
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	if room := maxExecOutput - c.Len(); room < len(p) {
+		c.truncated = true
+		if room > 0 {
+			c.Buffer.Write(p[:room])
+		}
+		return len(p), nil
+	}
+	return c.Buffer.Write(p)
+}
+
+func (s *Server) execOnce(w http.ResponseWriter, r *http.Request, p control.Principal) {
+	b, err := readBody(r)
+	var body ExecRequest
+	if err == nil {
+		body, err = DecodeStrict[ExecRequest](b)
+	}
+	if err != nil {
+		s.rejectBody(w, r, p, workload.ActionExec, err)
+		return
+	}
+	var stdout, stderr cappedBuffer
+	req := &provider.ExecRequest{Instance: body.Instance, Command: body.Command, Stdout: &stdout, Stderr: &stderr}
+	if body.Stdin != "" {
+		req.Stdin = strings.NewReader(body.Stdin)
+	}
+	res, err := s.rt.Do(r.Context(), control.Request{Principal: p, Action: workload.ActionExec, Target: r.PathValue("target"),
+		Service: r.PathValue("service"), Exec: req, IdempotencyKey: r.Header.Get("Idempotency-Key")})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	out := ExecResponse{RunID: res.RunID, Stdout: stdout.String(), Stderr: stderr.String(), Truncated: stdout.truncated || stderr.truncated}
+	if res.Exec != nil {
+		out.Instance, out.ExitCode = res.Exec.Instance, res.Exec.ExitCode
+	}
+	writeJSON(w, 200, out)
+}
+
+func (s *Server) runs(w http.ResponseWriter, r *http.Request, _ control.Principal) {
+	q := r.URL.Query()
+	f := ledger.Filter{Service: q.Get("service"), Target: q.Get("target"), UserID: q.Get("user"), Action: q.Get("action"),
+		Kind: ledger.Kind(q.Get("kind")), Outcome: ledger.Outcome(q.Get("outcome")), RunID: q.Get("run"), Cursor: q.Get("cursor"),
+		Descending: q.Get("order") == "desc"}
+	var errs []workload.FieldError
+	for _, tc := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := q.Get(tc.name); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				errs = append(errs, workload.FieldError{Path: tc.name, Message: "must be an RFC 3339 time"})
+			}
+			*tc.dst = t
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > ledger.MaxLimit {
+			errs = append(errs, workload.FieldError{Path: "limit", Message: "must be between 1 and 1000"})
+		}
+		f.Limit = n
+	}
+	if o := q.Get("order"); o != "" && o != "asc" && o != "desc" {
+		errs = append(errs, workload.FieldError{Path: "order", Message: "must be asc or desc"})
+	}
+	if len(errs) > 0 {
+		writeError(w, workload.Invalid(errs...))
+		return
+	}
+	page, err := s.rt.Runs(r.Context(), f)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, 200, page)
+}
+
+func (s *Server) verify(w http.ResponseWriter, r *http.Request, _ control.Principal) {
+	res, err := s.rt.Verify(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, 200, res)
+}
+
+// HaltState is the answer of GET /v1/halt.
+type HaltState struct {
+	Global  bool     `json:"global"`
+	Targets []string `json:"targets"`
+}
+
+func (s *Server) haltGet(w http.ResponseWriter, r *http.Request, _ control.Principal) {
+	h, err := s.rt.Halts(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	st := HaltState{Global: h[ledger.GlobalScope], Targets: []string{}}
+	for t, on := range h {
+		if on && t != ledger.GlobalScope {
+			st.Targets = append(st.Targets, t)
+		}
+	}
+	writeJSON(w, 200, st)
+}
+
+func (s *Server) haltSet(w http.ResponseWriter, r *http.Request, p control.Principal) {
+	b, err := readBody(r)
+	var body HaltRequest
+	if err == nil {
+		body, err = DecodeStrict[HaltRequest](b)
+	}
+	if err == nil && body.On == nil {
+		err = workload.Invalid(workload.FieldError{Path: "on", Message: "is required"})
+	}
+	if err != nil {
+		s.rejectBody(w, r, p, workload.ActionHalt, err)
+		return
+	}
+	s.do(w, r, control.Request{Principal: p, Action: workload.ActionHalt, Target: body.Target, HaltOn: *body.On}, 200)
+}
+
+func (s *Server) tokenList(w http.ResponseWriter, _ *http.Request, _ control.Principal) {
+	if s.tokens == nil {
+		writeError(w, workload.Errorf(workload.Unsupported, "this server has no token store"))
+		return
+	}
+	writeJSON(w, 200, s.tokens.List())
+}
+
+func (s *Server) tokenCreate(w http.ResponseWriter, r *http.Request, p control.Principal) {
+	if s.tokens == nil {
+		writeError(w, workload.Errorf(workload.Unsupported, "this server has no token store"))
+		return
+	}
+	b, err := readBody(r)
+	var body TokenRequest
+	if err == nil {
+		body, err = DecodeStrict[TokenRequest](b)
+	}
+	if err == nil && roleRank[Role(body.Role)] == 0 {
+		err = workload.Invalid(workload.FieldError{Path: "role", Message: "must be viewer, operator or admin"})
+	}
+	if err == nil && body.TTL < 0 {
+		err = workload.Invalid(workload.FieldError{Path: "ttl", Message: "must be >= 0"})
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	tok, info, err := s.tokens.Create(body.User, Role(body.Role), body.TTL.D())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	s.log.Info("token created", "id", info.ID, "user", info.User, "role", info.Role, "by", p.User)
+	writeJSON(w, http.StatusCreated, TokenResponse{Token: tok, Info: info})
+}
+
+func (s *Server) tokenRevoke(w http.ResponseWriter, r *http.Request, p control.Principal) {
+	if s.tokens == nil {
+		writeError(w, workload.Errorf(workload.Unsupported, "this server has no token store"))
+		return
+	}
+	if err := s.tokens.Revoke(r.PathValue("id")); err != nil {
+		writeError(w, err)
+		return
+	}
+	s.log.Info("token revoked", "id", r.PathValue("id"), "by", p.User)
+	writeJSON(w, 200, map[string]string{"revoked": r.PathValue("id")})
+}

@@ -1,0 +1,276 @@
+// Package httpapi is the control plane's HTTP API under /v1: JSON
+// envelopes, bearer/OIDC authentication, role checks, SSE streams for
+// metrics and logs, WebSocket exec, the OpenAPI document, health and
+// Prometheus metrics. Every operation goes through control.Runtime; this
+// package never touches a provider or the ledger directly.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/alphaswarm/controller/control"
+	"github.com/alphaswarm/controller/workload"
+)
+
+// Role is a caller's permission level: viewer < operator < admin.
+type Role string
+
+// The roles.
+const (
+	RoleViewer   Role = "viewer"
+	RoleOperator Role = "operator"
+	RoleAdmin    Role = "admin"
+)
+
+var roleRank = map[Role]int{RoleViewer: 1, RoleOperator: 2, RoleAdmin: 3}
+
+// Allows reports whether a caller with role r may do what need requires.
+func (r Role) Allows(need Role) bool { return roleRank[r] >= roleRank[need] && roleRank[r] > 0 }
+
+// Authenticator identifies the caller of a request. Failures are
+// Unauthenticated errors.
+type Authenticator interface {
+	Authenticate(r *http.Request) (control.Principal, error)
+}
+
+// TokenInfo describes a bearer token, never its value or hash.
+type TokenInfo struct {
+	ID      string    `json:"id"`
+	User    string    `json:"user"`
+	Role    string    `json:"role"`
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+// TokenAdmin manages bearer tokens (the admin's /v1/tokens routes).
+type TokenAdmin interface {
+	Create(user string, role Role, ttl time.Duration) (token string, info TokenInfo, err error)
+	List() []TokenInfo
+	Revoke(id string) error
+}
+
+// Pinger is implemented by targets that can say whether their backend
+// answers (for /readyz).
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Options configures a Server.
+type Options struct {
+	Runtime *control.Runtime
+	Auth    Authenticator
+	Tokens  TokenAdmin // may be nil: the token routes answer unsupported
+	Logger  *slog.Logger
+	Metrics *Metrics // may be nil
+	// MaxBodyBytes bounds request bodies; default 1 MiB.
+	MaxBodyBytes int64
+	// Ready reports extra readiness problems (targets that do not answer).
+	Ready func(ctx context.Context) []string
+	// WriteTimeout bounds each write to a client, so a slow client cannot
+	// pin a handler; default 10s.
+	WriteTimeout time.Duration
+	// Extra routes registered on the same mux (the dashboard), served
+	// without authentication: they must authenticate through the API.
+	Extra map[string]http.Handler
+}
+
+// Server serves the API.
+type Server struct {
+	rt       *control.Runtime
+	auth     Authenticator
+	tokens   TokenAdmin
+	log      *slog.Logger
+	metrics  *Metrics
+	maxBody  int64
+	ready    func(ctx context.Context) []string
+	wtimeout time.Duration
+	mux      *http.ServeMux
+	routes   []route
+
+	streamsCtx    context.Context
+	cancelStreams context.CancelFunc
+	inflight      sync.WaitGroup
+}
+
+type route struct {
+	method, pattern string
+	need            Role   // "" = no authentication
+	action          string // audited action for denials; "" for reads
+	h               func(w http.ResponseWriter, r *http.Request, p control.Principal)
+}
+
+// New builds the server and its routes.
+func New(o Options) *Server {
+	s := &Server{rt: o.Runtime, auth: o.Auth, tokens: o.Tokens, log: o.Logger, metrics: o.Metrics,
+		maxBody: o.MaxBodyBytes, ready: o.Ready, wtimeout: o.WriteTimeout, mux: http.NewServeMux()}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.maxBody == 0 {
+		s.maxBody = 1 << 20
+	}
+	if s.wtimeout == 0 {
+		s.wtimeout = 10 * time.Second
+	}
+	s.streamsCtx, s.cancelStreams = context.WithCancel(context.Background())
+	s.routes = s.table()
+	for _, rt := range s.routes {
+		s.mux.Handle(rt.method+" "+rt.pattern, s.wrap(rt))
+	}
+	s.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, workload.Errorf(workload.NotFound, "no route %s %s (see /v1/openapi.json)", r.Method, r.URL.Path))
+	})
+	for pattern, h := range o.Extra {
+		s.mux.Handle(pattern, h)
+	}
+	return s
+}
+
+// Handler returns the root handler.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Routes lists "METHOD pattern" of every API route (for the OpenAPI test).
+func (s *Server) Routes() []string {
+	out := make([]string, len(s.routes))
+	for i, r := range s.routes {
+		out[i] = r.method + " " + r.pattern
+	}
+	return out
+}
+
+// Drain ends every open stream and waits for in-flight mutating requests
+// until ctx ends. Call it before http.Server.Shutdown.
+func (s *Server) Drain(ctx context.Context) error {
+	s.cancelStreams()
+	done := make(chan struct{})
+	go func() { s.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Server) wrap(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: 200}
+		defer func() {
+			if v := recover(); v != nil {
+				s.log.Error("panic in handler", "route", rt.pattern, "panic", v)
+				if !sw.wrote {
+					writeError(sw, workload.Errorf(workload.Internal, "internal error"))
+				}
+			}
+			if s.metrics != nil {
+				s.metrics.request(rt.method+" "+rt.pattern, sw.status, time.Since(start))
+			}
+		}()
+		r.Body = http.MaxBytesReader(sw, r.Body, s.maxBody)
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Cache-Control", "no-store")
+		var p control.Principal
+		if rt.need != "" {
+			var err error
+			p, err = s.auth.Authenticate(r)
+			if err != nil {
+				writeError(sw, err)
+				return
+			}
+			if !Role(p.Role).Allows(rt.need) {
+				err := workload.Errorf(workload.PermissionDenied, "role %q may not do this; it needs %q", p.Role, rt.need)
+				if rt.action != "" {
+					_ = s.rt.Reject(r.Context(), p, workload.Action(rt.action), r.PathValue("target"), r.PathValue("service"), err)
+				}
+				writeError(sw, err)
+				return
+			}
+		}
+		if rt.action != "" {
+			s.inflight.Add(1)
+			defer s.inflight.Done()
+		}
+		rt.h(sw, r, p)
+	})
+}
+
+// statusWriter remembers the status for metrics and passes Flush and
+// deadlines through (http.ResponseController uses Unwrap).
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// writeJSON writes an OK envelope.
+func writeJSON(w http.ResponseWriter, status int, data any) {
+	b, err := json.Marshal(workload.OK(data))
+	if err != nil {
+		writeError(w, workload.Errorf(workload.Internal, "encoding response: %v", err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// writeError writes an error envelope with the status its code implies.
+func writeError(w http.ResponseWriter, err error) {
+	env := workload.Fail(err)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		env = workload.Fail(workload.Invalid(workload.FieldError{Path: "body", Message: "is larger than the server accepts"}))
+	}
+	// Causes are never serialised; the message is the caller's.
+	b, _ := json.Marshal(env)
+	w.Header().Set("Content-Type", "application/json")
+	if env.Error.Code == workload.Unauthenticated {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="alphaswarm"`)
+	}
+	w.WriteHeader(env.Error.Code.HTTPStatus())
+	w.Write(append(b, '\n'))
+}
+
+// readBody reads the (size-limited) body.
+func readBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, workload.Invalid(workload.FieldError{Path: "body", Message: "is larger than the server accepts"})
+		}
+		return nil, workload.Errorf(workload.InvalidArgument, "reading body: %v", err)
+	}
+	return b, nil
+}
+
+func isJSON(ct string) bool { return ct == "" || strings.Contains(ct, "json") }

@@ -1,0 +1,194 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/alphaswarm/controller/control"
+	"github.com/alphaswarm/controller/provider"
+	"github.com/alphaswarm/controller/workload"
+)
+
+// heartbeat keeps idle SSE connections (and proxies) alive.
+const heartbeat = 15 * time.Second
+
+// sse writes a server-sent event stream. Each write has a deadline, so a
+// client that stops reading is disconnected instead of pinning the
+// handler; the upstream hub drops its oldest samples meanwhile.
+type sse struct {
+	w   http.ResponseWriter
+	rc  *http.ResponseController
+	max time.Duration
+}
+
+func (s *Server) startSSE(w http.ResponseWriter) *sse {
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	e := &sse{w: w, rc: http.NewResponseController(w), max: s.wtimeout}
+	e.flush()
+	return e
+}
+
+func (e *sse) flush() error {
+	_ = e.rc.SetWriteDeadline(time.Now().Add(e.max))
+	return e.rc.Flush()
+}
+
+func (e *sse) event(name string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_ = e.rc.SetWriteDeadline(time.Now().Add(e.max))
+	if _, err := fmt.Fprintf(e.w, "event: %s\ndata: %s\n\n", name, b); err != nil {
+		return err
+	}
+	return e.flush()
+}
+
+func (e *sse) comment() error {
+	_ = e.rc.SetWriteDeadline(time.Now().Add(e.max))
+	if _, err := fmt.Fprint(e.w, ": keep-alive\n\n"); err != nil {
+		return err
+	}
+	return e.flush()
+}
+
+// streamCtx ends with the request or when the server drains.
+func (s *Server) streamCtx(r *http.Request) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(r.Context())
+	stop := context.AfterFunc(s.streamsCtx, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// pump runs a stream's iterator in a goroutine so the handler can send
+// heartbeats while the backend is quiet.
+func pump[T any](ctx context.Context, seq func(yield func(T, error) bool)) <-chan item[T] {
+	ch := make(chan item[T])
+	go func() {
+		defer close(ch)
+		for v, err := range seq {
+			select {
+			case ch <- item[T]{v, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return ch
+}
+
+type item[T any] struct {
+	v   T
+	err error
+}
+
+func serveStream[T any](s *Server, w http.ResponseWriter, r *http.Request, kind, event string,
+	open func(ctx context.Context) func(yield func(T, error) bool)) {
+	ctx, cancel := s.streamCtx(r)
+	defer cancel()
+	defer s.metrics.streamOpened(kind)()
+	items := pump(ctx, open(ctx))
+	// Surface an immediate error (unknown service) as a plain envelope.
+	var first *item[T]
+	select {
+	case it, ok := <-items:
+		if !ok {
+			writeError(w, workload.Errorf(workload.Unavailable, "the %s stream ended before it began", kind))
+			return
+		}
+		if it.err != nil {
+			writeError(w, it.err)
+			return
+		}
+		first = &it
+	case <-time.After(500 * time.Millisecond):
+	case <-ctx.Done():
+		return
+	}
+	e := s.startSSE(w)
+	if first != nil {
+		if err := e.event(event, first.v); err != nil {
+			return
+		}
+	}
+	tick := time.NewTicker(heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case it, ok := <-items:
+			if !ok {
+				e.event("end", map[string]string{"reason": "stream ended"})
+				return
+			}
+			if it.err != nil {
+				e.event("error", workload.Fail(it.err))
+				return
+			}
+			if err := e.event(event, it.v); err != nil {
+				return // the client went away or stopped reading
+			}
+		case <-tick.C:
+			if err := e.comment(); err != nil {
+				return
+			}
+		case <-ctx.Done():
+			if s.streamsCtx.Err() != nil {
+				e.event("end", map[string]string{"reason": "server shutting down"})
+			}
+			return
+		}
+	}
+}
+
+func (s *Server) metricsSSE(w http.ResponseWriter, r *http.Request, _ control.Principal) {
+	target, service := r.PathValue("target"), r.PathValue("service")
+	serveStream(s, w, r, "metrics", "sample", func(ctx context.Context) func(yield func(workload.MetricSample, error) bool) {
+		return s.rt.StreamMetrics(ctx, target, service)
+	})
+}
+
+func (s *Server) logsSSE(w http.ResponseWriter, r *http.Request, _ control.Principal) {
+	q := r.URL.Query()
+	opts := provider.LogOptions{Tail: 100}
+	var errs []workload.FieldError
+	if v := q.Get("follow"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, workload.FieldError{Path: "follow", Message: "must be true or false"})
+		}
+		opts.Follow = b
+	}
+	if v := q.Get("tail"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < -1 {
+			errs = append(errs, workload.FieldError{Path: "tail", Message: "must be a number of lines, or -1 for all"})
+		}
+		opts.Tail = n
+	}
+	if v := q.Get("since"); v != "" {
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			opts.Since = t
+		} else if d, err := time.ParseDuration(v); err == nil && d > 0 {
+			opts.Since = time.Now().Add(-d)
+		} else {
+			errs = append(errs, workload.FieldError{Path: "since", Message: "must be an RFC 3339 time or a duration like 10m"})
+		}
+	}
+	if len(errs) > 0 {
+		writeError(w, workload.Invalid(errs...))
+		return
+	}
+	target, service := r.PathValue("target"), r.PathValue("service")
+	serveStream(s, w, r, "logs", "line", func(ctx context.Context) func(yield func(workload.LogLine, error) bool) {
+		return s.rt.Logs(ctx, target, service, opts)
+	})
+}
