@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alphaswarm/controller/api"
+
 	"github.com/alphaswarm/controller/control"
 	"github.com/alphaswarm/controller/credentials"
 	"github.com/alphaswarm/controller/internal/httpapi"
@@ -385,7 +387,7 @@ func TestExecOnce(t *testing.T) {
 	f := newFixture(t)
 	f.deploy(t, "web", 1)
 	r := f.call(t, "admin", "POST", "/v1/targets/local/services/web/exec", `{"command":["echo","hello","world"]}`)
-	var out httpapi.ExecResponse
+	var out api.ExecResponse
 	json.Unmarshal(r.env.Data, &out)
 	if r.status != 200 || out.ExitCode != 0 || out.Stdout != "hello world\n" || out.RunID == "" {
 		t.Fatalf("exec: %d %s", r.status, r.raw)
@@ -415,12 +417,12 @@ func TestExecWebSocket(t *testing.T) {
 			t.Fatalf("read: %v (stdout so far %q)", err, stdout.String())
 		}
 		if typ == websocket.MessageBinary {
-			if b[0] == httpapi.StreamStdout {
+			if b[0] == api.StreamStdout {
 				stdout.Write(b[1:])
 			}
 			continue
 		}
-		var end httpapi.ExecEnd
+		var end api.ExecEnd
 		if err := json.Unmarshal(b, &end); err != nil || end.Exit == nil || end.Exit.Code != 0 || end.Exit.RunID == "" {
 			t.Fatalf("end message %s (%v)", b, err)
 		}

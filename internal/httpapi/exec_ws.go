@@ -9,45 +9,15 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/alphaswarm/controller/api"
+
 	"github.com/alphaswarm/controller/control"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 	"github.com/coder/websocket"
 )
 
-// The interactive exec protocol over WebSocket (GET .../exec/ws):
-//
-//   - the command is given in the query: ?command=sh&command=-c&command=ls
-//     (repeated), optional instance=, tty=true, cols=, rows=;
-//   - binary messages from the client are the command's stdin; a text
-//     message is a control message: {"resize":{"cols":120,"rows":40}} or
-//     {"eof":true} to close stdin;
-//   - binary messages from the server are output, prefixed by one byte:
-//     1 = stdout, 2 = stderr (with a TTY everything is stdout);
-//   - the server's last message is a text message {"exit":{"code":N,"runId":...}}
-//     or {"error":{...envelope error...}}, then it closes the connection.
-const (
-	StreamStdout byte = 1
-	StreamStderr byte = 2
-)
-
-// ExecControl is a client's text message.
-type ExecControl struct {
-	Resize *provider.TermSize `json:"resize,omitempty"`
-	EOF    bool               `json:"eof,omitempty"`
-}
-
-// ExecEnd is the server's last text message.
-type ExecEnd struct {
-	Exit  *ExecExit       `json:"exit,omitempty"`
-	Error *workload.Error `json:"error,omitempty"`
-}
-
-// ExecExit reports the command's exit.
-type ExecExit struct {
-	Code  int    `json:"code"`
-	RunID string `json:"runId"`
-}
+// The WebSocket framing is documented in package api.
 
 type wsWriter struct {
 	ctx    context.Context
@@ -113,8 +83,8 @@ func (s *Server) execWS(w http.ResponseWriter, r *http.Request, p control.Princi
 	}
 	var mu sync.Mutex
 	req.Stdin = stdinR
-	req.Stdout = wsWriter{ctx, c, StreamStdout, &mu}
-	req.Stderr = wsWriter{ctx, c, StreamStderr, &mu}
+	req.Stdout = wsWriter{ctx, c, api.StreamStdout, &mu}
+	req.Stderr = wsWriter{ctx, c, api.StreamStderr, &mu}
 	req.Resize = resize
 
 	// Reader: client messages → stdin and resize, until the client closes.
@@ -133,7 +103,7 @@ func (s *Server) execWS(w http.ResponseWriter, r *http.Request, p control.Princi
 				}
 				continue
 			}
-			var ctl ExecControl
+			var ctl api.ExecControl
 			if json.Unmarshal(b, &ctl) != nil {
 				continue
 			}
@@ -151,11 +121,11 @@ func (s *Server) execWS(w http.ResponseWriter, r *http.Request, p control.Princi
 
 	res, err := s.rt.Do(ctx, control.Request{Principal: p, Action: workload.ActionExec, Target: r.PathValue("target"),
 		Service: r.PathValue("service"), Exec: &req})
-	var end ExecEnd
+	var end api.ExecEnd
 	if err != nil {
 		end.Error = workload.AsError(err)
 	} else {
-		end.Exit = &ExecExit{RunID: res.RunID}
+		end.Exit = &api.ExecExit{RunID: res.RunID}
 		if res.Exec != nil {
 			end.Exit.Code = res.Exec.ExitCode
 		}

@@ -3,6 +3,8 @@ package httpapi
 import (
 	"testing"
 
+	"github.com/alphaswarm/controller/api"
+
 	"github.com/alphaswarm/controller/workload"
 )
 
@@ -21,17 +23,17 @@ func fuzzDecoder[T any](f *testing.F, seeds ...string) {
 }
 
 func FuzzDecodeScale(f *testing.F) {
-	fuzzDecoder[ScaleRequest](f, `{"replicas":3}`, `{"replicas":"3"}`, `{"replicas":3,"x":1}`, `[]`)
+	fuzzDecoder[api.ScaleRequest](f, `{"replicas":3}`, `{"replicas":"3"}`, `{"replicas":3,"x":1}`, `[]`)
 }
 
 func FuzzDecodeConfig(f *testing.F) {
-	fuzzDecoder[ConfigRequest](f, `{"config":{"a":"b"}}`, `{"config":{"a":1}}`, `{"config":null}`)
+	fuzzDecoder[api.ConfigRequest](f, `{"config":{"a":"b"}}`, `{"config":{"a":1}}`, `{"config":null}`)
 }
 
 func FuzzDecodeExec(f *testing.F) {
-	fuzzDecoder[ExecRequest](f, `{"command":["sh","-c","ls"],"stdin":"x"}`, `{"command":"sh"}`)
+	fuzzDecoder[api.ExecRequest](f, `{"command":["sh","-c","ls"],"stdin":"x"}`, `{"command":"sh"}`)
 }
 
 func FuzzDecodeHalt(f *testing.F) {
-	fuzzDecoder[HaltRequest](f, `{"on":true}`, `{"on":"yes","target":"x"}`)
+	fuzzDecoder[api.HaltRequest](f, `{"on":true}`, `{"on":"yes","target":"x"}`)
 }

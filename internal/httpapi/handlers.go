@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alphaswarm/controller/api"
+
 	"github.com/alphaswarm/controller/control"
 	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/provider"
@@ -151,9 +153,9 @@ func (s *Server) restart(w http.ResponseWriter, r *http.Request, p control.Princ
 
 func (s *Server) scale(w http.ResponseWriter, r *http.Request, p control.Principal) {
 	b, err := readBody(r)
-	var body ScaleRequest
+	var body api.ScaleRequest
 	if err == nil {
-		body, err = DecodeStrict[ScaleRequest](b)
+		body, err = DecodeStrict[api.ScaleRequest](b)
 	}
 	if err == nil && body.Replicas == nil {
 		err = workload.Invalid(workload.FieldError{Path: "replicas", Message: "is required"})
@@ -168,9 +170,9 @@ func (s *Server) scale(w http.ResponseWriter, r *http.Request, p control.Princip
 
 func (s *Server) config(w http.ResponseWriter, r *http.Request, p control.Principal) {
 	b, err := readBody(r)
-	var body ConfigRequest
+	var body api.ConfigRequest
 	if err == nil {
-		body, err = DecodeStrict[ConfigRequest](b)
+		body, err = DecodeStrict[api.ConfigRequest](b)
 	}
 	if err == nil && body.Config == nil {
 		err = workload.Invalid(workload.FieldError{Path: "config", Message: "is required"})
@@ -204,9 +206,9 @@ func (c *cappedBuffer) Write(p []byte) (int, error) {
 
 func (s *Server) execOnce(w http.ResponseWriter, r *http.Request, p control.Principal) {
 	b, err := readBody(r)
-	var body ExecRequest
+	var body api.ExecRequest
 	if err == nil {
-		body, err = DecodeStrict[ExecRequest](b)
+		body, err = DecodeStrict[api.ExecRequest](b)
 	}
 	if err != nil {
 		s.rejectBody(w, r, p, workload.ActionExec, err)
@@ -223,7 +225,7 @@ func (s *Server) execOnce(w http.ResponseWriter, r *http.Request, p control.Prin
 		writeError(w, err)
 		return
 	}
-	out := ExecResponse{RunID: res.RunID, Stdout: stdout.String(), Stderr: stderr.String(), Truncated: stdout.truncated || stderr.truncated}
+	out := api.ExecResponse{RunID: res.RunID, Stdout: stdout.String(), Stderr: stderr.String(), Truncated: stdout.truncated || stderr.truncated}
 	if res.Exec != nil {
 		out.Instance, out.ExitCode = res.Exec.Instance, res.Exec.ExitCode
 	}
@@ -279,19 +281,13 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, _ control.Princi
 	writeJSON(w, 200, res)
 }
 
-// HaltState is the answer of GET /v1/halt.
-type HaltState struct {
-	Global  bool     `json:"global"`
-	Targets []string `json:"targets"`
-}
-
 func (s *Server) haltGet(w http.ResponseWriter, r *http.Request, _ control.Principal) {
 	h, err := s.rt.Halts(r.Context())
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	st := HaltState{Global: h[ledger.GlobalScope], Targets: []string{}}
+	st := api.HaltState{Global: h[ledger.GlobalScope], Targets: []string{}}
 	for t, on := range h {
 		if on && t != ledger.GlobalScope {
 			st.Targets = append(st.Targets, t)
@@ -302,9 +298,9 @@ func (s *Server) haltGet(w http.ResponseWriter, r *http.Request, _ control.Princ
 
 func (s *Server) haltSet(w http.ResponseWriter, r *http.Request, p control.Principal) {
 	b, err := readBody(r)
-	var body HaltRequest
+	var body api.HaltRequest
 	if err == nil {
-		body, err = DecodeStrict[HaltRequest](b)
+		body, err = DecodeStrict[api.HaltRequest](b)
 	}
 	if err == nil && body.On == nil {
 		err = workload.Invalid(workload.FieldError{Path: "on", Message: "is required"})
@@ -330,9 +326,9 @@ func (s *Server) tokenCreate(w http.ResponseWriter, r *http.Request, p control.P
 		return
 	}
 	b, err := readBody(r)
-	var body TokenRequest
+	var body api.TokenRequest
 	if err == nil {
-		body, err = DecodeStrict[TokenRequest](b)
+		body, err = DecodeStrict[api.TokenRequest](b)
 	}
 	if err == nil && roleRank[Role(body.Role)] == 0 {
 		err = workload.Invalid(workload.FieldError{Path: "role", Message: "must be viewer, operator or admin"})
@@ -350,7 +346,7 @@ func (s *Server) tokenCreate(w http.ResponseWriter, r *http.Request, p control.P
 		return
 	}
 	s.log.Info("token created", "id", info.ID, "user", info.User, "role", info.Role, "by", p.User)
-	writeJSON(w, http.StatusCreated, TokenResponse{Token: tok, Info: info})
+	writeJSON(w, http.StatusCreated, api.TokenResponse{Token: tok, Info: info})
 }
 
 func (s *Server) tokenRevoke(w http.ResponseWriter, r *http.Request, p control.Principal) {

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/alphaswarm/controller/api"
+
 	"github.com/alphaswarm/controller/control"
 	"github.com/alphaswarm/controller/workload"
 )
@@ -41,19 +43,10 @@ type Authenticator interface {
 	Authenticate(r *http.Request) (control.Principal, error)
 }
 
-// TokenInfo describes a bearer token, never its value or hash.
-type TokenInfo struct {
-	ID      string    `json:"id"`
-	User    string    `json:"user"`
-	Role    string    `json:"role"`
-	Created time.Time `json:"created"`
-	Expires time.Time `json:"expires,omitzero"`
-}
-
 // TokenAdmin manages bearer tokens (the admin's /v1/tokens routes).
 type TokenAdmin interface {
-	Create(user string, role Role, ttl time.Duration) (token string, info TokenInfo, err error)
-	List() []TokenInfo
+	Create(user string, role Role, ttl time.Duration) (token string, info api.TokenInfo, err error)
+	List() []api.TokenInfo
 	Revoke(id string) error
 }
 
