@@ -125,6 +125,13 @@ type Watcher interface {
 	Watch(ctx context.Context) iter.Seq2[workload.DeploymentStatus, error]
 }
 
+// Pinger is implemented by providers that can say cheaply whether their
+// backend answers (used for readiness and to decide whether the embedded
+// `local` docker target is offered).
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
 // Explainer lets a provider that implements an optional interface decline
 // it for this target with a reason (an ECS cluster without exec enabled).
 // UnsupportedReason returns "" when op is supported.

@@ -28,6 +28,10 @@ func Main(args []string) int {
 	root := newRoot(os.Stdout, os.Stderr)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
+		var ec exitCodeError
+		if errors.As(err, &ec) {
+			return ec.code
+		}
 		printError(os.Stderr, err)
 		return 1
 	}
@@ -60,6 +64,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newServeCmd(), newLedgerCmd(), newVersionCmd())
+	addClientCommands(root)
 	return root
 }
 

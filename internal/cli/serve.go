@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,6 +14,9 @@ import (
 
 	"github.com/alphaswarm/controller/control"
 	"github.com/alphaswarm/controller/credentials"
+	"github.com/alphaswarm/controller/internal/auth"
+	"github.com/alphaswarm/controller/internal/config"
+	"github.com/alphaswarm/controller/internal/httpapi"
 	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/spf13/cobra"
@@ -25,29 +29,72 @@ func envOr(name, def string) string {
 	return def
 }
 
+type serveFlags struct {
+	config, ledger, listen, logFormat string
+}
+
 func newServeCmd() *cobra.Command {
-	var ledgerURL, listen string
+	var f serveFlags
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the control plane (embedded SQLite ledger and a local docker target by default)",
-		Args:  cobra.NoArgs,
+		Long: `Run the control plane.
+
+With no configuration it keeps an SQLite ledger and a hashed token store in the
+data directory ($ALPHASWARM_DATA_DIR, else ~/.local/share/alphaswarm), offers a
+"local" docker target when a Docker Engine answers, listens on 127.0.0.1:7070,
+and on first start writes an admin token to <data dir>/admin.token (mode 0600).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return serve(cmd.Context(), cmd, ledgerURL, listen)
+			return serve(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f)
 		},
 	}
-	cmd.Flags().StringVar(&ledgerURL, "ledger", envOr("ALPHASWARM_LEDGER", defaultLedgerURL()), "ledger URL (sqlite:PATH or postgres://...)")
-	cmd.Flags().StringVar(&listen, "listen", envOr("ALPHASWARM_LISTEN", "127.0.0.1:7070"), "address to listen on")
+	fl := cmd.Flags()
+	fl.StringVar(&f.config, "config", os.Getenv("ALPHASWARM_CONFIG"), "YAML config file ($ALPHASWARM_CONFIG)")
+	fl.StringVar(&f.ledger, "ledger", os.Getenv("ALPHASWARM_LEDGER"), "ledger URL, overriding the config (sqlite:PATH or postgres://...)")
+	fl.StringVar(&f.listen, "listen", os.Getenv("ALPHASWARM_LISTEN"), "listen address, overriding the config (default 127.0.0.1:7070)")
+	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	return cmd
 }
 
-func serve(ctx context.Context, cmd *cobra.Command, ledgerURL, listen string) error {
-	creds := credentials.FromEnv()
-	log := slog.New(credentials.NewHandler(slog.NewTextHandler(cmd.ErrOrStderr(), nil), creds))
-	out := cmd.OutOrStdout()
+func loadConfig(f serveFlags) (config.Config, error) {
+	var cfg config.Config
+	var err error
+	if f.config != "" {
+		cfg, err = config.Load(f.config, dataDir())
+		if err != nil {
+			return cfg, err
+		}
+	} else {
+		cfg = config.Default(dataDir())
+	}
+	if f.ledger != "" {
+		cfg.Ledger = f.ledger
+	}
+	if f.listen != "" {
+		cfg.Listen = f.listen
+	}
+	return cfg, cfg.Validate()
+}
 
-	led, err := ledger.Open(ctx, ledgerURL)
+func serve(ctx context.Context, out, errOut io.Writer, f serveFlags) error {
+	cfg, err := loadConfig(f)
 	if err != nil {
-		return fmt.Errorf("opening ledger %s: %w", ledgerURL, err)
+		return err
+	}
+	creds := credentials.FromEnv()
+	var h slog.Handler = slog.NewTextHandler(errOut, nil)
+	if f.logFormat == "json" {
+		h = slog.NewJSONHandler(errOut, nil)
+	}
+	log := slog.New(credentials.NewHandler(h, creds))
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return err
+	}
+	led, err := ledger.Open(ctx, cfg.Ledger)
+	if err != nil {
+		return fmt.Errorf("opening ledger: %w", err)
 	}
 	defer led.Close()
 	res, err := led.Verify(ctx)
@@ -57,22 +104,51 @@ func serve(ctx context.Context, cmd *cobra.Command, ledgerURL, listen string) er
 	chain := "chain OK"
 	if !res.OK {
 		chain = fmt.Sprintf("CHAIN BROKEN at row %d: %s", res.FirstBroken, res.Reason)
+		log.Error("ledger chain broken", "row", res.FirstBroken, "reason", res.Reason)
 	}
-	fmt.Fprintf(out, "ledger: %s (%d records, %s)\n", ledgerURL, res.Count, chain)
+	fmt.Fprintf(out, "ledger: %s (%d records, %s)\n", redactURL(cfg.Ledger), res.Count, chain)
 	fmt.Fprintf(out, "providers registered: %s\n", strings.Join(provider.Providers(), ", "))
 
-	var targets []control.Target
-	rt, err := control.New(ctx, control.Options{Ledger: led, Targets: targets, Credentials: creds, Logger: log})
+	tokens, err := auth.OpenTokenStore(cfg.Auth.TokenFile)
+	if err != nil {
+		return err
+	}
+	if _, created, err := tokens.EnsureAdmin(); err != nil {
+		return err
+	} else if created {
+		fmt.Fprintf(out, "first start: admin token written to %s (mode 0600)\n", auth.AdminTokenFile(cfg.Auth.TokenFile))
+	}
+	authn := &auth.Authenticator{Tokens: tokens, AllowQueryToken: cfg.Auth.QueryToken}
+	if o := cfg.Auth.OIDC; o != nil {
+		oidc, err := auth.NewOIDC(ctx, auth.OIDCConfig{Issuer: o.Issuer, Audience: o.Audience, RolesClaim: o.RolesClaim, UserClaim: o.UserClaim})
+		if err != nil {
+			return fmt.Errorf("auth.oidc: %w", err)
+		}
+		authn.OIDC = oidc
+	}
+
+	targets, closers, err := openTargets(ctx, cfg, creds, out)
+	defer func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	metrics := httpapi.NewMetrics()
+	rt, err := control.New(ctx, control.Options{Ledger: led, Targets: targets, Credentials: creds, Logger: log,
+		Timeouts: cfg.ActionTimeouts(), Observer: metrics})
 	if err != nil {
 		return err
 	}
 	defer rt.Close()
-	fmt.Fprintf(out, "targets: %d\n", len(targets))
 
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	ln, err := net.Listen("tcp", listen)
+	api := httpapi.New(httpapi.Options{Runtime: rt, Auth: authn, Tokens: tokens, Logger: log, Metrics: metrics,
+		MaxBodyBytes: cfg.MaxBodyBytes, Ready: pingTargets(targets)})
+	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
 	}
@@ -84,10 +160,84 @@ func serve(ctx context.Context, cmd *cobra.Command, ledgerURL, listen string) er
 		return err
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	fmt.Fprintln(out, "shutting down: draining in-flight operations")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace.D())
 	defer cancel()
+	if err := api.Drain(sctx); err != nil {
+		log.Warn("shutdown grace ended with operations in flight; their intents are closed on the next start", "err", err)
+	}
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+		srv.Close()
 	}
 	return nil
+}
+
+// openTargets opens the configured targets and, unless turned off, a
+// `local` docker target when a Docker Engine answers.
+func openTargets(ctx context.Context, cfg config.Config, creds *credentials.Resolver, out io.Writer) ([]control.Target, []io.Closer, error) {
+	var targets []control.Target
+	var closers []io.Closer
+	add := func(name string, p provider.Provider) {
+		targets = append(targets, control.Target{Name: name, Provider: p})
+		if c, ok := p.(io.Closer); ok {
+			closers = append(closers, c)
+		}
+	}
+	for _, tc := range cfg.TargetConfigs() {
+		p, err := provider.Open(ctx, tc, creds)
+		if err != nil {
+			return targets, closers, fmt.Errorf("target %s: %w", tc.Name, err)
+		}
+		add(tc.Name, p)
+		fmt.Fprintf(out, "target %s: %s\n", tc.Name, tc.Provider)
+	}
+	if _, configured := cfg.Targets["local"]; !configured && !cfg.NoLocalTarget {
+		p, err := provider.Open(ctx, provider.TargetConfig{Name: "local", Provider: "docker"}, creds)
+		if err == nil {
+			pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			if pg, ok := p.(provider.Pinger); ok {
+				err = pg.Ping(pctx)
+			}
+			cancel()
+			if err != nil {
+				if c, ok := p.(io.Closer); ok {
+					c.Close()
+				}
+			}
+		}
+		if err != nil {
+			fmt.Fprintf(out, "no local docker target: %v\n", err)
+		} else {
+			add("local", p)
+			fmt.Fprintln(out, "target local: docker (embedded default)")
+		}
+	}
+	return targets, closers, nil
+}
+
+func pingTargets(targets []control.Target) func(ctx context.Context) []string {
+	return func(ctx context.Context) []string {
+		var problems []string
+		for _, t := range targets {
+			if pg, ok := t.Provider.(provider.Pinger); ok {
+				if err := pg.Ping(ctx); err != nil {
+					problems = append(problems, fmt.Sprintf("target %s: %v", t.Name, err))
+				}
+			}
+		}
+		return problems
+	}
+}
+
+// redactURL hides a password in a ledger URL.
+func redactURL(s string) string {
+	if i := strings.Index(s, "://"); i >= 0 {
+		if at := strings.Index(s[i+3:], "@"); at >= 0 {
+			cred := s[i+3 : i+3+at]
+			if user, _, ok := strings.Cut(cred, ":"); ok {
+				return s[:i+3] + user + ":" + credentials.Redacted + s[i+3+at:]
+			}
+		}
+	}
+	return s
 }

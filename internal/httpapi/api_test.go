@@ -19,6 +19,7 @@ import (
 
 	"github.com/alphaswarm/controller/control"
 	"github.com/alphaswarm/controller/credentials"
+	"github.com/alphaswarm/controller/internal/auth"
 	"github.com/alphaswarm/controller/internal/httpapi"
 	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/ledger/sqlite"
@@ -185,7 +186,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					if r.status != 401 || r.env.Error == nil || r.env.Error.Code != workload.Unauthenticated {
 						t.Fatalf("anonymous: %d %s, want 401 unauthenticated", r.status, r.raw)
 					}
-				case httpapi.Role(caller).Allows(httpapi.Role(role)):
+				case auth.Role(caller).Allows(auth.Role(role)):
 					if r.status == 401 || r.status == 403 {
 						t.Fatalf("%s on a %s route: %d %s", caller, role, r.status, r.raw)
 					}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alphaswarm/controller/internal/auth"
+
 	"github.com/alphaswarm/controller/api"
 
 	"github.com/alphaswarm/controller/control"
@@ -25,27 +27,27 @@ func (s *Server) table() []route {
 		{"GET", "/readyz", "", "", s.readyz},
 		{"GET", "/v1/openapi.json", "", "", s.openapi},
 		{"GET", "/metrics", "", "", s.prometheus},
-		{"GET", "/v1/targets", RoleViewer, "", s.targets},
-		{"GET", "/v1/services", RoleViewer, "", s.listAll},
-		{"GET", "/v1/targets/{target}/services", RoleViewer, "", s.listTarget},
-		{"POST", "/v1/targets/{target}/services", RoleOperator, "start", s.deploy},
-		{"GET", svcPath, RoleViewer, "", s.status},
-		{"POST", svcPath + "/stop", RoleOperator, "stop", s.stop},
-		{"POST", svcPath + "/scale", RoleOperator, "scale", s.scale},
-		{"POST", svcPath + "/restart", RoleOperator, "restart", s.restart},
-		{"PUT", svcPath + "/config", RoleOperator, "apply_config", s.config},
-		{"GET", svcPath + "/metrics", RoleViewer, "", s.metricsSSE},
-		{"GET", svcPath + "/logs", RoleViewer, "", s.logsSSE},
-		{"POST", svcPath + "/exec", RoleAdmin, "exec", s.execOnce},
-		{"GET", svcPath + "/exec/ws", RoleAdmin, "exec", s.execWS},
-		{"GET", "/v1/runs", RoleViewer, "", s.runs},
-		{"GET", "/v1/ledger/verify", RoleViewer, "", s.verify},
-		{"GET", "/v1/halt", RoleViewer, "", s.haltGet},
-		{"PUT", "/v1/halt", RoleAdmin, "halt", s.haltSet},
-		{"GET", "/v1/tokens", RoleAdmin, "", s.tokenList},
-		{"POST", "/v1/tokens", RoleAdmin, "", s.tokenCreate},
-		{"DELETE", "/v1/tokens/{id}", RoleAdmin, "", s.tokenRevoke},
-		{"GET", "/v1/whoami", RoleViewer, "", s.whoami},
+		{"GET", "/v1/targets", auth.RoleViewer, "", s.targets},
+		{"GET", "/v1/services", auth.RoleViewer, "", s.listAll},
+		{"GET", "/v1/targets/{target}/services", auth.RoleViewer, "", s.listTarget},
+		{"POST", "/v1/targets/{target}/services", auth.RoleOperator, "start", s.deploy},
+		{"GET", svcPath, auth.RoleViewer, "", s.status},
+		{"POST", svcPath + "/stop", auth.RoleOperator, "stop", s.stop},
+		{"POST", svcPath + "/scale", auth.RoleOperator, "scale", s.scale},
+		{"POST", svcPath + "/restart", auth.RoleOperator, "restart", s.restart},
+		{"PUT", svcPath + "/config", auth.RoleOperator, "apply_config", s.config},
+		{"GET", svcPath + "/metrics", auth.RoleViewer, "", s.metricsSSE},
+		{"GET", svcPath + "/logs", auth.RoleViewer, "", s.logsSSE},
+		{"POST", svcPath + "/exec", auth.RoleAdmin, "exec", s.execOnce},
+		{"GET", svcPath + "/exec/ws", auth.RoleAdmin, "exec", s.execWS},
+		{"GET", "/v1/runs", auth.RoleViewer, "", s.runs},
+		{"GET", "/v1/ledger/verify", auth.RoleViewer, "", s.verify},
+		{"GET", "/v1/halt", auth.RoleViewer, "", s.haltGet},
+		{"PUT", "/v1/halt", auth.RoleAdmin, "halt", s.haltSet},
+		{"GET", "/v1/tokens", auth.RoleAdmin, "", s.tokenList},
+		{"POST", "/v1/tokens", auth.RoleAdmin, "", s.tokenCreate},
+		{"DELETE", "/v1/tokens/{id}", auth.RoleAdmin, "", s.tokenRevoke},
+		{"GET", "/v1/whoami", auth.RoleViewer, "", s.whoami},
 	}
 }
 
@@ -317,7 +319,12 @@ func (s *Server) tokenList(w http.ResponseWriter, _ *http.Request, _ control.Pri
 		writeError(w, workload.Errorf(workload.Unsupported, "this server has no token store"))
 		return
 	}
-	writeJSON(w, 200, s.tokens.List())
+	infos := s.tokens.List()
+	out := make([]api.TokenInfo, len(infos))
+	for i, in := range infos {
+		out[i] = tokenInfo(in)
+	}
+	writeJSON(w, 200, out)
 }
 
 func (s *Server) tokenCreate(w http.ResponseWriter, r *http.Request, p control.Principal) {
@@ -330,8 +337,9 @@ func (s *Server) tokenCreate(w http.ResponseWriter, r *http.Request, p control.P
 	if err == nil {
 		body, err = DecodeStrict[api.TokenRequest](b)
 	}
-	if err == nil && roleRank[Role(body.Role)] == 0 {
-		err = workload.Invalid(workload.FieldError{Path: "role", Message: "must be viewer, operator or admin"})
+	var role auth.Role
+	if err == nil {
+		role, err = auth.ParseRole(body.Role)
 	}
 	if err == nil && body.TTL < 0 {
 		err = workload.Invalid(workload.FieldError{Path: "ttl", Message: "must be >= 0"})
@@ -340,13 +348,13 @@ func (s *Server) tokenCreate(w http.ResponseWriter, r *http.Request, p control.P
 		writeError(w, err)
 		return
 	}
-	tok, info, err := s.tokens.Create(body.User, Role(body.Role), body.TTL.D())
+	tok, info, err := s.tokens.Create(body.User, role, body.TTL.D())
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	s.log.Info("token created", "id", info.ID, "user", info.User, "role", info.Role, "by", p.User)
-	writeJSON(w, http.StatusCreated, api.TokenResponse{Token: tok, Info: info})
+	writeJSON(w, http.StatusCreated, api.TokenResponse{Token: tok, Info: tokenInfo(info)})
 }
 
 func (s *Server) tokenRevoke(w http.ResponseWriter, r *http.Request, p control.Principal) {
@@ -360,4 +368,8 @@ func (s *Server) tokenRevoke(w http.ResponseWriter, r *http.Request, p control.P
 	}
 	s.log.Info("token revoked", "id", r.PathValue("id"), "by", p.User)
 	writeJSON(w, 200, map[string]string{"revoked": r.PathValue("id")})
+}
+
+func tokenInfo(in auth.TokenInfo) api.TokenInfo {
+	return api.TokenInfo{ID: in.ID, User: in.User, Role: string(in.Role), Created: in.Created, Expires: in.Expires}
 }

@@ -16,26 +16,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/alphaswarm/controller/api"
+	"github.com/alphaswarm/controller/internal/auth"
 
 	"github.com/alphaswarm/controller/control"
 	"github.com/alphaswarm/controller/workload"
 )
-
-// Role is a caller's permission level: viewer < operator < admin.
-type Role string
-
-// The roles.
-const (
-	RoleViewer   Role = "viewer"
-	RoleOperator Role = "operator"
-	RoleAdmin    Role = "admin"
-)
-
-var roleRank = map[Role]int{RoleViewer: 1, RoleOperator: 2, RoleAdmin: 3}
-
-// Allows reports whether a caller with role r may do what need requires.
-func (r Role) Allows(need Role) bool { return roleRank[r] >= roleRank[need] && roleRank[r] > 0 }
 
 // Authenticator identifies the caller of a request. Failures are
 // Unauthenticated errors.
@@ -45,15 +30,9 @@ type Authenticator interface {
 
 // TokenAdmin manages bearer tokens (the admin's /v1/tokens routes).
 type TokenAdmin interface {
-	Create(user string, role Role, ttl time.Duration) (token string, info api.TokenInfo, err error)
-	List() []api.TokenInfo
+	Create(user string, role auth.Role, ttl time.Duration) (token string, info auth.TokenInfo, err error)
+	List() []auth.TokenInfo
 	Revoke(id string) error
-}
-
-// Pinger is implemented by targets that can say whether their backend
-// answers (for /readyz).
-type Pinger interface {
-	Ping(ctx context.Context) error
 }
 
 // Options configures a Server.
@@ -95,8 +74,8 @@ type Server struct {
 
 type route struct {
 	method, pattern string
-	need            Role   // "" = no authentication
-	action          string // audited action for denials; "" for reads
+	need            auth.Role // "" = no authentication
+	action          string    // audited action for denials; "" for reads
 	h               func(w http.ResponseWriter, r *http.Request, p control.Principal)
 }
 
@@ -179,7 +158,7 @@ func (s *Server) wrap(rt route) http.Handler {
 				writeError(sw, err)
 				return
 			}
-			if !Role(p.Role).Allows(rt.need) {
+			if !auth.Role(p.Role).Allows(rt.need) {
 				err := workload.Errorf(workload.PermissionDenied, "role %q may not do this; it needs %q", p.Role, rt.need)
 				if rt.action != "" {
 					_ = s.rt.Reject(r.Context(), p, workload.Action(rt.action), r.PathValue("target"), r.PathValue("service"), err)
