@@ -84,6 +84,10 @@ func Open(ctx context.Context, path string) (*Ledger, error) {
 			return nil, fmt.Errorf("sqlite ledger: %w", err)
 		}
 	}
+	// The ledger is audit data: readable by its owner only.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err == nil {
+		f.Close()
+	}
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
 		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
