@@ -442,6 +442,10 @@ func (rt *Runtime) resultDetail(res Result) string {
 	return rt.encode(res)
 }
 
+// Redact replaces every secret value the runtime's resolver has handed
+// out with credentials.Redacted. The API uses it on command output.
+func (rt *Runtime) Redact(s string) string { return rt.creds.Redact(s) }
+
 // redactErr scrubs registered secrets from an error's message before it
 // leaves the runtime.
 func (rt *Runtime) redactErr(err error) error {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/alphaswarm/controller/internal/httpapi"
 	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/ledger/sqlite"
+	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/provider/providertest"
 	"github.com/alphaswarm/controller/workload"
 	"github.com/coder/websocket"
@@ -59,6 +61,11 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureWith(t, credentials.FromMap(nil), slog.New(slog.DiscardHandler))
+}
+
+func newFixtureWith(t *testing.T, creds *credentials.Resolver, log *slog.Logger) *fixture {
+	t.Helper()
 	led, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "l.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -66,8 +73,8 @@ func newFixture(t *testing.T) *fixture {
 	mem := providertest.NewMemory("local")
 	mem.MetricsInterval = 20 * time.Millisecond
 	metrics := httpapi.NewMetrics()
-	rt, err := control.New(context.Background(), control.Options{Ledger: led, Credentials: credentials.FromMap(nil),
-		Targets: []control.Target{{Name: "local", Provider: mem}}, Logger: slog.New(slog.DiscardHandler), Observer: metrics})
+	rt, err := control.New(context.Background(), control.Options{Ledger: led, Credentials: creds,
+		Targets: []control.Target{{Name: "local", Provider: mem}}, Logger: log, Observer: metrics})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +82,7 @@ func newFixture(t *testing.T) *fixture {
 	for role, tok := range tokens {
 		auth[tok] = control.Principal{User: role + "-user", Role: role}
 	}
-	api := httpapi.New(httpapi.Options{Runtime: rt, Auth: auth, Logger: slog.New(slog.DiscardHandler), Metrics: metrics, MaxBodyBytes: 64 << 10})
+	api := httpapi.New(httpapi.Options{Runtime: rt, Auth: auth, Logger: log, Metrics: metrics, MaxBodyBytes: 64 << 10})
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -556,5 +563,77 @@ func TestPrometheusMetrics(t *testing.T) {
 		if !strings.Contains(r.raw, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestPlantedSecretOverHTTP plants a secret in the environment, references
+// it from a spec, pastes it into config and exec, makes the backend echo it
+// in an error, and checks that no response body, server log line or ledger
+// row holds it.
+func TestPlantedSecretOverHTTP(t *testing.T) {
+	const secret = "pl4nted-http-secret-0a1b2c"
+	creds := credentials.FromMap(map[string]string{"ALPHASWARM_SECRET_DB": secret})
+	var logs lockedBuffer
+	log := slog.New(credentials.NewHandler(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}), creds))
+	f := newFixtureWith(t, creds, log)
+	f.mem.Enter = func(_ context.Context, op provider.Operation, _ string) error {
+		v, err := creds.Secret("env:ALPHASWARM_SECRET_DB")
+		if err != nil {
+			return err
+		}
+		if op == provider.OpRestart {
+			return workload.Errorf(workload.ProviderError, "backend refused credential %s", v)
+		}
+		return nil
+	}
+	var bodies []string
+	for _, req := range []struct{ role, method, path, body string }{
+		{"operator", "POST", "/v1/targets/local/services", `{"name":"web","image":"x","secrets":[{"env":"DB","from":"env:ALPHASWARM_SECRET_DB"}],"env":{"PASTED":"` + secret + `"}}`},
+		{"operator", "PUT", "/v1/targets/local/services/web/config", `{"config":{"password":"` + secret + `"}}`},
+		{"operator", "POST", "/v1/targets/local/services/web/restart", ""},
+		{"admin", "POST", "/v1/targets/local/services/web/exec", `{"command":["echo","` + secret + `"]}`},
+		{"operator", "POST", "/v1/targets/local/services/web/scale", `{"replicas":"` + secret + `"}`},
+		{"viewer", "GET", "/v1/runs?limit=1000", ""},
+		{"viewer", "GET", "/v1/targets/local/services/web", ""},
+	} {
+		r := f.call(t, req.role, req.method, req.path, req.body)
+		bodies = append(bodies, r.raw)
+	}
+	for i, b := range bodies {
+		if strings.Contains(b, secret) {
+			t.Errorf("response %d holds the secret: %s", i, b)
+		}
+	}
+	page, err := f.led.Query(context.Background(), ledger.Filter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range page.Records {
+		if strings.Contains(fmt.Sprintf("%+v", r), secret) {
+			t.Errorf("ledger row %d holds the secret", r.Seq)
+		}
+	}
+	if strings.Contains(logs.String(), secret) {
+		t.Errorf("server logs hold the secret:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), credentials.Redacted) {
+		t.Error("nothing was redacted from the logs: the test did not reach the redactor")
 	}
 }

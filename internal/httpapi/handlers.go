@@ -227,7 +227,11 @@ func (s *Server) execOnce(w http.ResponseWriter, r *http.Request, p control.Prin
 		writeError(w, err)
 		return
 	}
-	out := api.ExecResponse{RunID: res.RunID, Stdout: stdout.String(), Stderr: stderr.String(), Truncated: stdout.truncated || stderr.truncated}
+	// Known secret values are scrubbed from output too: a response never
+	// carries one, even when the workload prints it. (The interactive
+	// WebSocket stream is passed through as the terminal's bytes.)
+	out := api.ExecResponse{RunID: res.RunID, Stdout: s.rt.Redact(stdout.String()), Stderr: s.rt.Redact(stderr.String()),
+		Truncated: stdout.truncated || stderr.truncated}
 	if res.Exec != nil {
 		out.Instance, out.ExitCode = res.Exec.Instance, res.Exec.ExitCode
 	}
