@@ -331,3 +331,9 @@ func stream[T any](c *Client, ctx context.Context, path string, q url.Values, ev
 		}
 	}
 }
+
+// ServiceEvents streams every service's status, then each change. The
+// stream ends at the first error the server reports.
+func (c *Client) ServiceEvents(ctx context.Context) iter.Seq2[workload.DeploymentStatus, error] {
+	return stream[workload.DeploymentStatus](c, ctx, "/v1/services/events", nil, "status")
+}

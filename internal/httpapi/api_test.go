@@ -117,12 +117,21 @@ func (f *fixture) call(t *testing.T, role, method, path, body string, hdr ...str
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
+	if strings.HasSuffix(path, "/events?probe=1") {
+		// An endless stream: its status line is enough.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		req = req.WithContext(ctx)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	var b []byte
+	if resp.Header.Get("Content-Type") != "text/event-stream" {
+		b, _ = io.ReadAll(resp.Body)
+	}
 	var r reply
 	r.status, r.raw = resp.StatusCode, string(b)
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") && !strings.HasSuffix(path, "openapi.json") {
@@ -150,6 +159,7 @@ var routeRequests = map[string]struct{ method, path, body string }{
 	"GET /v1/whoami":                                       {"GET", "/v1/whoami", ""},
 	"GET /v1/targets":                                      {"GET", "/v1/targets", ""},
 	"GET /v1/services":                                     {"GET", "/v1/services", ""},
+	"GET /v1/services/events":                              {"GET", "/v1/services/events?probe=1", ""},
 	"GET /v1/targets/{target}/services":                    {"GET", "/v1/targets/local/services", ""},
 	"POST /v1/targets/{target}/services":                   {"POST", "/v1/targets/local/services", `{"name":"web","image":"x"}`},
 	"GET /v1/targets/{target}/services/{service}":          {"GET", "/v1/targets/local/services/web", ""},
@@ -635,5 +645,29 @@ func TestPlantedSecretOverHTTP(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), credentials.Redacted) {
 		t.Error("nothing was redacted from the logs: the test did not reach the redactor")
+	}
+}
+
+func TestServicesEvents(t *testing.T) {
+	f := newFixture(t)
+	f.deploy(t, "web", 1)
+	f.deploy(t, "api", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/v1/services/events", nil)
+	req.Header.Set("Authorization", "Bearer "+tokens["viewer"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := readEvents(t, resp.Body, 2, "status")
+	if !strings.Contains(strings.Join(first, ""), `"name":"web"`) || !strings.Contains(strings.Join(first, ""), `"name":"api"`) {
+		t.Fatalf("initial statuses %v", first)
+	}
+	f.call(t, "operator", "POST", "/v1/targets/local/services/web/scale", `{"replicas":3}`)
+	next := readEvents(t, resp.Body, 1, "status")
+	if !strings.Contains(next[0], `"desired":3`) {
+		t.Fatalf("change event %s", next[0])
 	}
 }

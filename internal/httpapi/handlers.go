@@ -29,6 +29,7 @@ func (s *Server) table() []route {
 		{"GET", "/metrics", "", "", s.prometheus},
 		{"GET", "/v1/targets", auth.RoleViewer, "", s.targets},
 		{"GET", "/v1/services", auth.RoleViewer, "", s.listAll},
+		{"GET", "/v1/services/events", auth.RoleViewer, "", s.servicesSSE},
 		{"GET", "/v1/targets/{target}/services", auth.RoleViewer, "", s.listTarget},
 		{"POST", "/v1/targets/{target}/services", auth.RoleOperator, "start", s.deploy},
 		{"GET", svcPath, auth.RoleViewer, "", s.status},

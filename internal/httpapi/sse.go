@@ -68,7 +68,7 @@ func (s *Server) streamCtx(r *http.Request) (context.Context, context.CancelFunc
 
 // pump runs a stream's iterator in a goroutine so the handler can send
 // heartbeats while the backend is quiet.
-func pump[T any](ctx context.Context, seq func(yield func(T, error) bool)) <-chan item[T] {
+func pump[T any](ctx context.Context, seq func(yield func(T, error) bool), stopOnErr bool) <-chan item[T] {
 	ch := make(chan item[T])
 	go func() {
 		defer close(ch)
@@ -78,7 +78,7 @@ func pump[T any](ctx context.Context, seq func(yield func(T, error) bool)) <-cha
 			case <-ctx.Done():
 				return
 			}
-			if err != nil {
+			if err != nil && stopOnErr {
 				return
 			}
 		}
@@ -96,7 +96,7 @@ func serveStream[T any](s *Server, w http.ResponseWriter, r *http.Request, kind,
 	ctx, cancel := s.streamCtx(r)
 	defer cancel()
 	defer s.metrics.streamOpened(kind)()
-	items := pump(ctx, open(ctx))
+	items := pump(ctx, open(ctx), true)
 	// Surface an immediate error (unknown service) as a plain envelope.
 	var first *item[T]
 	select {
@@ -191,4 +191,44 @@ func (s *Server) logsSSE(w http.ResponseWriter, r *http.Request, _ control.Princ
 	serveStream(s, w, r, "logs", "line", func(ctx context.Context) func(yield func(workload.LogLine, error) bool) {
 		return s.rt.Logs(ctx, target, service, opts)
 	})
+}
+
+// servicesSSE streams every service's status, then each change, over one
+// connection (event "status"; "error" events report a target that failed
+// and do not end the stream).
+func (s *Server) servicesSSE(w http.ResponseWriter, r *http.Request, _ control.Principal) {
+	ctx, cancel := s.streamCtx(r)
+	defer cancel()
+	defer s.metrics.streamOpened("services")()
+	items := pump(ctx, s.rt.Watch(ctx), false)
+	e := s.startSSE(w)
+	tick := time.NewTicker(heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case it, ok := <-items:
+			if !ok {
+				e.event("end", map[string]string{"reason": "stream ended"})
+				return
+			}
+			if it.err != nil {
+				if e.event("error", workload.Fail(it.err)) != nil {
+					return
+				}
+				continue
+			}
+			if e.event("status", it.v) != nil {
+				return
+			}
+		case <-tick.C:
+			if e.comment() != nil {
+				return
+			}
+		case <-ctx.Done():
+			if s.streamsCtx.Err() != nil {
+				e.event("end", map[string]string{"reason": "server shutting down"})
+			}
+			return
+		}
+	}
 }
