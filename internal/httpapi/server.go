@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alphaswarm/controller/internal/auth"
@@ -70,6 +71,7 @@ type Server struct {
 	streamsCtx    context.Context
 	cancelStreams context.CancelFunc
 	inflight      sync.WaitGroup
+	draining      atomic.Bool
 }
 
 type route struct {
@@ -121,6 +123,7 @@ func (s *Server) Routes() []string {
 // Drain ends every open stream and waits for in-flight mutating requests
 // until ctx ends. Call it before http.Server.Shutdown.
 func (s *Server) Drain(ctx context.Context) error {
+	s.draining.Store(true)
 	s.cancelStreams()
 	done := make(chan struct{})
 	go func() { s.inflight.Wait(); close(done) }()
@@ -168,6 +171,10 @@ func (s *Server) wrap(rt route) http.Handler {
 			}
 		}
 		if rt.action != "" {
+			if s.draining.Load() {
+				writeError(sw, workload.Errorf(workload.Unavailable, "the server is shutting down; retry against another replica or after restart"))
+				return
+			}
 			s.inflight.Add(1)
 			defer s.inflight.Done()
 		}
