@@ -41,3 +41,16 @@ if ! command -v initdb >/dev/null 2>&1; then
 fi
 echo "ci: $(initdb --version)"
 id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+
+# --- Kubernetes control plane binaries (provider/kubernetes real-API tests) --
+# Built once from the Go module proxy into a cache outside the repository.
+ALPHASWARM_K8S_BIN="$(bash .ci/k8s-binaries.sh | tail -n 1)"
+export ALPHASWARM_K8S_BIN
+echo "ci: kubernetes binaries in $ALPHASWARM_K8S_BIN"
+
+# --- Headless Chromium (dashboard browser tests) ------------------------------
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "ci: installing Debian's chromium"
+  apt_install chromium
+fi
+echo "ci: $(chromium --version 2>/dev/null || echo 'chromium missing')"
