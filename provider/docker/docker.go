@@ -1,0 +1,322 @@
+package docker
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/docker/go-connections/tlsconfig"
+	"github.com/moby/moby/client"
+
+	"github.com/alphaswarm/controller/credentials"
+	"github.com/alphaswarm/controller/provider"
+	"github.com/alphaswarm/controller/telemetry"
+	"github.com/alphaswarm/controller/workload"
+)
+
+// Name is the provider's registered name.
+const Name = "docker"
+
+func init() {
+	provider.Register(Name, Factory)
+}
+
+// Interface guards: the optional interfaces this provider implements.
+var (
+	_ provider.Provider  = (*Provider)(nil)
+	_ provider.Restarter = (*Provider)(nil)
+	_ provider.Pinger    = (*Provider)(nil)
+	_ provider.LogTailer = (*Provider)(nil)
+	_ provider.Execer    = (*Provider)(nil)
+	_ provider.Lister    = (*Provider)(nil)
+	_ provider.Watcher   = (*Provider)(nil)
+	_ provider.Named     = (*Provider)(nil)
+	_ io.Closer          = (*Provider)(nil)
+)
+
+// Options are the target options (targets.<name>.options) of a docker
+// target. None of them is a secret: the Engine's address and TLS material
+// come from DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH and
+// DOCKER_API_VERSION through the credentials resolver.
+type Options struct {
+	// StopTimeout is how long a replica gets between SIGTERM and SIGKILL
+	// when it is stopped or replaced. Default 10s.
+	StopTimeout workload.Duration `json:"stopTimeout,omitzero"`
+	// NamePrefix starts every container name and Compose project name.
+	// Default "as-<target>-".
+	NamePrefix string `json:"namePrefix,omitempty"`
+	// NetworkPrefix starts the name of each service's network. Default
+	// NamePrefix.
+	NetworkPrefix string `json:"networkPrefix,omitempty"`
+	// Pull says when Start pulls the image: "missing" (default), "never"
+	// or "always".
+	Pull string `json:"pull,omitempty"`
+	// RestartPolicy is the Docker restart policy of replicas: "no"
+	// (default: a crashed or killed replica shows as Degraded/Failed until
+	// Restart or Start heals it), "on-failure" or "unless-stopped".
+	RestartPolicy string `json:"restartPolicy,omitempty"`
+	// ConfigDir is where ApplyConfig's files appear inside each replica.
+	// Default /etc/alphaswarm/config.
+	ConfigDir string `json:"configDir,omitempty"`
+	// ComposeCommand runs Compose. Default ["docker-compose"]; use
+	// ["docker", "compose"] for Compose v2.
+	ComposeCommand []string `json:"composeCommand,omitempty"`
+	// Init runs each replica under the Engine's init process (docker run
+	// --init), so the workload is not PID 1: a SIGTERM that arrives before
+	// the workload installs its handler still ends it, instead of being
+	// ignored until the stop timeout's SIGKILL. Default true.
+	Init *bool `json:"init,omitempty"`
+	// Parallel bounds concurrent container creations and removals within
+	// one operation. Default 4.
+	Parallel int `json:"parallel,omitempty"`
+	// MinReady is how long a replica of a new spec without a health check
+	// must keep running before Start (or ApplyConfig) counts it ready, so
+	// a workload that exits at once is reported Failed, not Running.
+	// Restart and Scale reuse a spec that already ran and do not wait.
+	// Default 500ms; "0s" turns it off.
+	MinReady *workload.Duration `json:"minReady,omitempty"`
+}
+
+var namePrefixRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+func (o *Options) defaults(target string) error {
+	var errs []workload.FieldError
+	path := "targets." + target + ".options."
+	if o.StopTimeout == 0 {
+		o.StopTimeout = workload.Duration(10 * time.Second)
+	}
+	if o.StopTimeout < 0 {
+		errs = append(errs, workload.FieldError{Path: path + "stopTimeout", Message: "must be >= 0"})
+	}
+	if o.NamePrefix == "" {
+		o.NamePrefix = "as-" + target + "-"
+	}
+	if !namePrefixRE.MatchString(o.NamePrefix) {
+		errs = append(errs, workload.FieldError{Path: path + "namePrefix", Message: "must be lower-case letters, digits, '_' or '-', starting with a letter or digit"})
+	}
+	if o.NetworkPrefix == "" {
+		o.NetworkPrefix = o.NamePrefix
+	}
+	if !namePrefixRE.MatchString(o.NetworkPrefix) {
+		errs = append(errs, workload.FieldError{Path: path + "networkPrefix", Message: "must be lower-case letters, digits, '_' or '-', starting with a letter or digit"})
+	}
+	switch o.Pull {
+	case "":
+		o.Pull = "missing"
+	case "missing", "never", "always":
+	default:
+		errs = append(errs, workload.FieldError{Path: path + "pull", Message: `must be "missing", "never" or "always"`})
+	}
+	switch o.RestartPolicy {
+	case "":
+		o.RestartPolicy = "no"
+	case "no", "on-failure", "unless-stopped", "always":
+	default:
+		errs = append(errs, workload.FieldError{Path: path + "restartPolicy", Message: `must be "no", "on-failure", "unless-stopped" or "always"`})
+	}
+	if o.ConfigDir == "" {
+		o.ConfigDir = "/etc/alphaswarm/config"
+	}
+	if !filepath.IsAbs(o.ConfigDir) || filepath.Clean(o.ConfigDir) == "/" {
+		errs = append(errs, workload.FieldError{Path: path + "configDir", Message: "must be an absolute path other than /"})
+	}
+	o.ConfigDir = filepath.ToSlash(filepath.Clean(o.ConfigDir))
+	if len(o.ComposeCommand) == 0 {
+		o.ComposeCommand = []string{"docker-compose"}
+	}
+	if o.MinReady == nil {
+		d := workload.Duration(500 * time.Millisecond)
+		o.MinReady = &d
+	}
+	if *o.MinReady < 0 {
+		errs = append(errs, workload.FieldError{Path: path + "minReady", Message: "must be >= 0"})
+	}
+	if o.Init == nil {
+		t := true
+		o.Init = &t
+	}
+	if o.Parallel == 0 {
+		o.Parallel = 4
+	}
+	if o.Parallel < 1 {
+		errs = append(errs, workload.FieldError{Path: path + "parallel", Message: "must be >= 1"})
+	}
+	if len(errs) > 0 {
+		return workload.Invalid(errs...)
+	}
+	return nil
+}
+
+// Provider runs services as containers of one Docker Engine. See the
+// package documentation.
+type Provider struct {
+	target string
+	opts   Options
+	creds  *credentials.Resolver
+	eng    engine
+	host   string            // the Engine address, for messages
+	cenv   map[string]string // the resolver's docker variables, for Compose
+
+	ctx    context.Context // the provider's lifetime; cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the cache's goroutines
+	drains sync.WaitGroup // background removals of replaced replicas
+
+	cache *cache
+	stats *telemetry.Hub[containerSample]
+
+	locksMu sync.Mutex
+	locks   map[string]*sync.Mutex
+}
+
+// Factory builds a docker provider for cfg. It does not contact the Engine:
+// a target whose Engine does not answer is built anyway and its operations
+// report Unavailable.
+func Factory(ctx context.Context, cfg provider.TargetConfig, creds *credentials.Resolver) (provider.Provider, error) {
+	var opts Options
+	if err := cfg.DecodeOptions(&opts); err != nil {
+		return nil, err
+	}
+	if err := opts.defaults(cfg.Name); err != nil {
+		return nil, err
+	}
+	if creds == nil {
+		creds = credentials.FromEnv()
+	}
+	env := creds.Provider(Name)
+	cli, host, err := newClient(env)
+	if err != nil {
+		return nil, err
+	}
+	return newProvider(cfg.Name, opts, creds, cli, host, env), nil
+}
+
+func newProvider(target string, opts Options, creds *credentials.Resolver, eng engine, host string, env map[string]string) *Provider {
+	p := &Provider{
+		target: target,
+		opts:   opts,
+		creds:  creds,
+		eng:    eng,
+		host:   host,
+		cenv:   env,
+		locks:  map[string]*sync.Mutex{},
+	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.cache = newCache(p)
+	p.stats = telemetry.NewHub(p.openStats, telemetry.WithBuffer[containerSample](4))
+	return p
+}
+
+// newClient builds an Engine client from the resolver's docker variables,
+// never from the process environment. The API version is negotiated with
+// the Engine on the first request (down to API 1.41 for Docker 20.10)
+// unless DOCKER_API_VERSION pins it.
+func newClient(env map[string]string) (*client.Client, string, error) {
+	var opts []client.Opt
+	host := env["DOCKER_HOST"]
+	if host == "" {
+		host = client.DefaultDockerHost
+	}
+	if certPath := env["DOCKER_CERT_PATH"]; certPath != "" {
+		tlsOpts := tlsconfig.Options{
+			CAFile:             filepath.Join(certPath, "ca.pem"),
+			CertFile:           filepath.Join(certPath, "cert.pem"),
+			KeyFile:            filepath.Join(certPath, "key.pem"),
+			InsecureSkipVerify: env["DOCKER_TLS_VERIFY"] == "",
+			MinVersion:         tls.VersionTLS12,
+		}
+		tc, err := tlsconfig.Client(tlsOpts)
+		if err != nil {
+			return nil, host, workload.Errorf(workload.InvalidArgument, "DOCKER_CERT_PATH=%s: %v", certPath, err)
+		}
+		opts = append(opts, client.WithHTTPClient(&http.Client{
+			Transport:     &http.Transport{TLSClientConfig: tc, MaxIdleConns: 6, IdleConnTimeout: 30 * time.Second},
+			CheckRedirect: client.CheckRedirect,
+		}))
+	}
+	opts = append(opts, client.WithHost(host))
+	if v := env["DOCKER_API_VERSION"]; v != "" {
+		opts = append(opts, client.WithAPIVersion(v))
+	}
+	opts = append(opts, client.WithUserAgent("alphaswarm-controller"))
+	cli, err := client.New(opts...)
+	if err != nil {
+		return nil, host, workload.Errorf(workload.InvalidArgument, "docker client for DOCKER_HOST=%s: %v", host, err)
+	}
+	return cli, host, nil
+}
+
+// ProviderName implements provider.Named.
+func (p *Provider) ProviderName() string { return Name }
+
+// Target returns the target name the provider serves.
+func (p *Provider) Target() string { return p.target }
+
+// Close waits for replaced replicas to finish draining, stops the event
+// watcher and the metric streams and closes the Engine client. The
+// provider is unusable afterwards.
+func (p *Provider) Close() error {
+	p.drains.Wait()
+	p.cancel()
+	p.stats.Close()
+	p.wg.Wait()
+	return p.eng.Close()
+}
+
+// lock serialises mutations of one service. The runtime already does; this
+// keeps the provider correct when used on its own (tests, benchmarks).
+func (p *Provider) lock(name string) func() {
+	p.locksMu.Lock()
+	m := p.locks[name]
+	if m == nil {
+		m = &sync.Mutex{}
+		p.locks[name] = m
+	}
+	p.locksMu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+func (p *Provider) serviceID(name string) string { return workload.ServiceID(p.target, name) }
+
+func (p *Provider) networkName(service string) string { return p.opts.NetworkPrefix + service }
+
+func (p *Provider) projectName(service string) string { return p.opts.NamePrefix + service }
+
+func (p *Provider) stopTimeoutSeconds() int {
+	return int((p.opts.StopTimeout.D() + time.Second - 1) / time.Second)
+}
+
+// checkName refuses a service name that is not a DNS-1123 label.
+func checkName(name string) error {
+	if m := workload.ValidateName(name); m != "" {
+		return workload.Invalid(workload.FieldError{Path: "name", Message: m})
+	}
+	return nil
+}
+
+// errClosed is returned by operations on a closed provider.
+var errClosed = errors.New("docker provider closed")
+
+func (p *Provider) alive() error {
+	if p.ctx.Err() != nil {
+		return p.wrap(errClosed, "")
+	}
+	return nil
+}
+
+// Ping reports whether the Engine answers, negotiating the API version on
+// the way (provider.Pinger).
+func (p *Provider) Ping(ctx context.Context) error {
+	if err := p.alive(); err != nil {
+		return err
+	}
+	_, err := p.eng.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
+	return p.wrap(err, "ping")
+}
