@@ -1,16 +1,13 @@
 package docker
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +17,7 @@ import (
 
 	"github.com/alphaswarm/controller/credentials"
 	"github.com/alphaswarm/controller/provider"
+	"github.com/alphaswarm/controller/provider/docker/dockertest"
 	"github.com/alphaswarm/controller/provider/providertest"
 	"github.com/alphaswarm/controller/workload"
 )
@@ -84,70 +82,11 @@ func requireDocker(t testing.TB) {
 	}
 }
 
-// buildTestImage compiles testdata/workload statically and builds an image
-// FROM scratch holding it, through the Engine API, with an in-memory tar
-// context.
+// buildTestImage builds the test image FROM scratch (see dockertest).
 func buildTestImage() error {
-	dir, err := os.MkdirTemp("", "alphaswarm-workload-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "workload")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./testdata/workload")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build testdata/workload: %v\n%s", err, out)
-	}
-	binary, err := os.ReadFile(bin)
-	if err != nil {
-		return err
-	}
-	dockerfile := "FROM scratch\nCOPY workload /workload\nENTRYPOINT [\"/workload\"]\n"
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {"workload", 0o755, binary}} {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: time.Now()}); err != nil {
-			return err
-		}
-		if _, err := tw.Write(f.data); err != nil {
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	res, err := rawCli.ImageBuild(ctx, &buf, client.ImageBuildOptions{
-		Tags: []string{testImage}, Remove: true, ForceRemove: true,
-		Labels: map[string]string{"alphaswarm.test": testTarget},
-	})
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	dec := json.NewDecoder(res.Body)
-	for {
-		var msg struct {
-			Error string `json:"error"`
-		}
-		if err := dec.Decode(&msg); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			return err
-		}
-		if msg.Error != "" {
-			return errors.New(msg.Error)
-		}
-	}
-	_, err = rawCli.ImageInspect(ctx, testImage)
-	return err
+	return dockertest.BuildImage(ctx, rawCli, testImage, testTarget)
 }
 
 // openProvider opens a docker provider for the test target through the
