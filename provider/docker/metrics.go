@@ -253,3 +253,7 @@ func (p *Provider) StreamMetrics(ctx context.Context, serviceID string) iter.Seq
 		}
 	}
 }
+
+// StatsStreams is the number of Engine stats streams open: one per watched
+// container, however many callers watch it.
+func (p *Provider) StatsStreams() int { return p.stats.Upstreams() }
