@@ -16,6 +16,7 @@ import (
 	"github.com/alphaswarm/controller/credentials"
 	"github.com/alphaswarm/controller/internal/auth"
 	"github.com/alphaswarm/controller/internal/config"
+	"github.com/alphaswarm/controller/internal/dashboard"
 	"github.com/alphaswarm/controller/internal/httpapi"
 	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/provider"
@@ -145,7 +146,8 @@ func serve(ctx context.Context, out, errOut io.Writer, f serveFlags) error {
 	defer rt.Close()
 
 	api := httpapi.New(httpapi.Options{Runtime: rt, Auth: authn, Tokens: tokens, Logger: log, Metrics: metrics,
-		MaxBodyBytes: cfg.MaxBodyBytes, Ready: pingTargets(targets)})
+		MaxBodyBytes: cfg.MaxBodyBytes, Ready: pingTargets(targets),
+		Extra: dashboard.Routes(dashboard.Options{OIDC: cfg.Auth.OIDC, Logger: log})})
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	ln, err := net.Listen("tcp", cfg.Listen)
