@@ -8,26 +8,27 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/alphaswarm/controller/internal/testproc"
 )
 
 // proc is one running component.
 type proc struct {
-	name string
-	log  string // its stdout and stderr
-	cmd  *exec.Cmd
-	done chan struct{} // closed when it has exited
-	werr error         // its exit status, set before done closes
+	name  string
+	log   string // its stdout and stderr
+	cmd   *exec.Cmd
+	child *testproc.Child
+	done  <-chan struct{} // closed when it has exited
 }
 
 // startProc starts bin with args as a child of the test process, its output
 // going to dir/name.log.
 func startProc(dir, name, bin string, args, env []string) (*proc, error) {
-	p := &proc{name: name, log: filepath.Join(dir, name+".log"), done: make(chan struct{})}
+	p := &proc{name: name, log: filepath.Join(dir, name+".log")}
 	logf, err := os.Create(p.log)
 	if err != nil {
 		return nil, err
@@ -37,24 +38,12 @@ func startProc(dir, name, bin string, args, env []string) (*proc, error) {
 	p.cmd.Dir = dir
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.SysProcAttr = procAttr()
-	started := make(chan error, 1)
-	go func() {
-		// The parent-death signal fires when the thread that started the
-		// child exits, so keep this goroutine on its thread for the
-		// component's whole life: the thread dies only with the process.
-		runtime.LockOSThread()
-		if err := p.cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		p.werr = p.cmd.Wait()
-		close(p.done)
-	}()
-	if err := <-started; err != nil {
+	p.cmd.SysProcAttr = testproc.DeathSignal(syscall.SIGKILL, nil)
+	child, err := testproc.Start(p.cmd)
+	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
+	p.child, p.done = child, child.Done
 	return p, nil
 }
 
@@ -63,7 +52,7 @@ func startProc(dir, name, bin string, args, env []string) (*proc, error) {
 func (p *proc) exited() error {
 	select {
 	case <-p.done:
-		return p.failure(fmt.Sprintf("exited (%v)", p.werr))
+		return p.failure(fmt.Sprintf("exited (%v)", p.child.Err()))
 	default:
 		return nil
 	}

@@ -35,7 +35,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -44,6 +43,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/alphaswarm/controller/internal/testproc"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -159,10 +160,10 @@ func unavailable(t testing.TB, err error) {
 
 // cluster is one running server.
 type cluster struct {
-	dir  string // socket directory; the data directory is dir/data
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the server has exited
-	werr error         // the server's exit status, set before done closes
+	dir   string // socket directory; the data directory is dir/data
+	cmd   *exec.Cmd
+	child *testproc.Child
+	done  <-chan struct{} // closed when the server has exited
 
 	stopOnce sync.Once
 	stopErr  error
@@ -294,30 +295,19 @@ func startCluster() (*cluster, error) {
 		return nil, err
 	}
 	defer logf.Close()
-	c := &cluster{dir: dir, done: make(chan struct{})}
+	c := &cluster{dir: dir}
 	c.cmd = exec.Command(postgres, "-D", data, "-k", dir,
 		"-c", "listen_addresses=", "-c", "fsync=on",
 		"-c", "max_connections=300", "-c", "log_min_messages=warning")
 	c.cmd.Dir = dir
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
-	c.cmd.SysProcAttr = serverProcAttr(who.cred)
-	started := make(chan error, 1)
-	go func() {
-		// The parent-death signal fires when the thread that started the
-		// child exits, so keep this goroutine on its thread for the
-		// server's whole life: the thread dies only with the process.
-		runtime.LockOSThread()
-		if err := c.cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		c.werr = c.cmd.Wait()
-		close(c.done)
-	}()
-	if err := <-started; err != nil {
+	// SIGQUIT is PostgreSQL's immediate shutdown.
+	c.cmd.SysProcAttr = testproc.DeathSignal(syscall.SIGQUIT, who.cred)
+	child, err := testproc.Start(c.cmd)
+	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", postgres, err)
 	}
+	c.child, c.done = child, child.Done
 	if err := c.waitReady(ctx, logPath); err != nil {
 		c.stop()
 		return nil, err
@@ -340,7 +330,7 @@ func (c *cluster) waitReady(ctx context.Context, logPath string) error {
 		}
 		select {
 		case <-c.done:
-			return fmt.Errorf("postgres exited during start (%v); log:\n%s", c.werr, tail(logPath))
+			return fmt.Errorf("postgres exited during start (%v); log:\n%s", c.child.Err(), tail(logPath))
 		case <-ctx.Done():
 			return fmt.Errorf("postgres not ready after %v; log:\n%s", startTimeout, tail(logPath))
 		case <-tick.C:
