@@ -183,13 +183,17 @@ func deployCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func stopCmd(g *globals) *cobra.Command {
+// serviceAction builds a command that runs one mutating call on SERVICE,
+// showing progress on a terminal and printing the result.
+func serviceAction(g *globals, use, short string, call func(c *client.Client, ctx context.Context, target, service string) (control.Result, error)) *cobra.Command {
 	return &cobra.Command{
-		Use:   "stop SERVICE",
-		Short: "Stop a service",
+		Use:   use,
+		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: g.run(func(cmd *cobra.Command, args []string, c *client.Client, p printer) error {
-			res, err := withProgress(cmd, c, g.target, args[0], func() (control.Result, error) { return c.Stop(g.ctx(cmd), g.target, args[0]) })
+			res, err := withProgress(cmd, c, g.target, args[0], func() (control.Result, error) {
+				return call(c, g.ctx(cmd), g.target, args[0])
+			})
 			if err != nil {
 				return err
 			}
@@ -198,19 +202,12 @@ func stopCmd(g *globals) *cobra.Command {
 	}
 }
 
+func stopCmd(g *globals) *cobra.Command {
+	return serviceAction(g, "stop SERVICE", "Stop a service", (*client.Client).Stop)
+}
+
 func restartCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "restart SERVICE",
-		Short: "Rolling restart of a service",
-		Args:  cobra.ExactArgs(1),
-		RunE: g.run(func(cmd *cobra.Command, args []string, c *client.Client, p printer) error {
-			res, err := withProgress(cmd, c, g.target, args[0], func() (control.Result, error) { return c.Restart(g.ctx(cmd), g.target, args[0]) })
-			if err != nil {
-				return err
-			}
-			return printResult(p, res)
-		}),
-	}
+	return serviceAction(g, "restart SERVICE", "Rolling restart of a service", (*client.Client).Restart)
 }
 
 func scaleCmd(g *globals) *cobra.Command {
