@@ -44,6 +44,11 @@ type Harness struct {
 	ExecOutput   string
 	ExecFail     []string
 	ExecFailCode int
+	// ExecFailUnobservable, when set, says why the backend under test
+	// cannot report a failing command's exit code (a fake kubelet); the
+	// suite then logs it and leaves ExecFail unchecked. Pin that behaviour
+	// and the real path in the provider's own tests.
+	ExecFailUnobservable string
 	// Timeout bounds each operation; default 2 minutes.
 	Timeout time.Duration
 	// Cleanup removes whatever a service left on the backend; the suite

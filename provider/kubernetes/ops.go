@@ -1,0 +1,381 @@
+package kubernetes
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/alphaswarm/controller/workload"
+)
+
+var dryRunAll = []string{metav1.DryRunAll}
+
+func applyOptions(dryRun bool) metav1.ApplyOptions {
+	o := metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
+	if dryRun {
+		o.DryRun = dryRunAll
+	}
+	return o
+}
+
+// ours reports whether an object carries this target's labels for name.
+func (p *Provider) ours(obj metav1.Object, name string) bool {
+	l := obj.GetLabels()
+	return l[LabelTarget] == p.target && l[LabelService] == name
+}
+
+// Start implements provider.Provider. See the package documentation for
+// what it writes and how it waits.
+func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (workload.DeploymentStatus, error) {
+	var zero workload.DeploymentStatus
+	if err := p.alive(); err != nil {
+		return zero, err
+	}
+	if spec.Target == "" {
+		spec.Target = p.target
+	}
+	if spec.Target != p.target {
+		return zero, workload.Invalid(workload.FieldError{Path: "target", Message: fmt.Sprintf("this provider serves target %q, not %q", p.target, spec.Target)})
+	}
+	objs, err := translate(p.target, p.opts, spec, "")
+	if err != nil {
+		return zero, err
+	}
+	if err := p.cache.waitSynced(ctx); err != nil {
+		return zero, err
+	}
+	name, ns := spec.Name, p.opts.Namespace
+	apps, core := p.kube.AppsV1(), p.kube.CoreV1()
+
+	// Refuse to take over objects that are not this target's.
+	existing, err := apps.Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case classify(err) == workload.NotFound:
+		existing = nil
+	case err != nil:
+		return zero, p.wrap(err, "read deployment "+name)
+	case !p.ours(existing, name):
+		return zero, errorf(workload.AlreadyExists, "deployment %s/%s exists and is not managed by target %s (labels %s=%s, %s=%s are missing); alphaswarm will not take it over",
+			ns, name, p.target, LabelTarget, p.target, LabelService, name)
+	}
+	if cm, err := core.ConfigMaps(ns).Get(ctx, configMapName(name), metav1.GetOptions{}); err == nil && !p.ours(cm, name) {
+		return zero, errorf(workload.AlreadyExists, "configmap %s/%s exists and is not managed by target %s; alphaswarm will not take it over", ns, cm.Name, p.target)
+	} else if err != nil && classify(err) != workload.NotFound {
+		return zero, p.wrap(err, "read configmap "+configMapName(name))
+	}
+	svc, err := core.Services(ns).Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case classify(err) == workload.NotFound:
+		svc = nil
+	case err != nil:
+		return zero, p.wrap(err, "read service "+name)
+	case !p.ours(svc, name) && objs.service != nil:
+		return zero, errorf(workload.AlreadyExists, "service %s/%s exists and is not managed by target %s; alphaswarm will not take it over", ns, name, p.target)
+	case !p.ours(svc, name):
+		svc = nil // someone else's Service of that name: leave it alone
+	}
+	if existing != nil {
+		if objs, err = translate(p.target, p.opts, spec, existing.UID); err != nil {
+			return zero, err
+		}
+	}
+
+	// A server-side dry run of every write first: admission, validation
+	// and RBAC refuse here, before anything changed.
+	if _, err := core.ConfigMaps(ns).Apply(ctx, objs.configMap, applyOptions(true)); err != nil {
+		return zero, p.wrap(err, "apply configmap "+configMapName(name)+" (dry run)")
+	}
+	if _, err := apps.Deployments(ns).Apply(ctx, objs.deployment, applyOptions(true)); err != nil {
+		return zero, p.wrap(err, "apply deployment "+name+" (dry run)")
+	}
+	if objs.service != nil {
+		if _, err := core.Services(ns).Apply(ctx, objs.service, applyOptions(true)); err != nil {
+			return zero, p.wrap(err, "apply service "+name+" (dry run)")
+		}
+	}
+
+	// The writes: the ConfigMap first, so new pods find it.
+	if _, err := core.ConfigMaps(ns).Apply(ctx, objs.configMap, applyOptions(false)); err != nil {
+		return zero, p.wrap(err, "apply configmap "+configMapName(name))
+	}
+	dep, err := apps.Deployments(ns).Apply(ctx, objs.deployment, applyOptions(false))
+	if err != nil {
+		return zero, p.wrapAfterChange(err, "apply deployment "+name, "the configmap was applied")
+	}
+	if existing == nil {
+		// Now that the Deployment has a UID, make it the owner of the
+		// ConfigMap and the Service.
+		if objs, err = translate(p.target, p.opts, spec, dep.UID); err != nil {
+			return zero, err
+		}
+		if _, err := core.ConfigMaps(ns).Apply(ctx, objs.configMap, applyOptions(false)); err != nil {
+			return zero, p.wrapAfterChange(err, "apply configmap "+configMapName(name), "the deployment was applied")
+		}
+	}
+	switch {
+	case objs.service != nil:
+		if _, err := core.Services(ns).Apply(ctx, objs.service, applyOptions(false)); err != nil {
+			return zero, p.wrapAfterChange(err, "apply service "+name, "the deployment was applied")
+		}
+	case svc != nil:
+		// The spec has no ports any more: its Service goes.
+		if err := core.Services(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && classify(err) != workload.NotFound {
+			return zero, p.wrapAfterChange(err, "delete service "+name, "the deployment was applied")
+		}
+	}
+	return p.await(ctx, name, dep.ResourceVersion)
+}
+
+// getOwned reads a service's Deployment from the API server (not the
+// cache: mutations act on the current object). Deployments of other
+// targets, or of nobody, are NotFound.
+func (p *Provider) getOwned(ctx context.Context, name string) (*appsv1.Deployment, error) {
+	dep, err := p.kube.AppsV1().Deployments(p.opts.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		if classify(err) == workload.NotFound {
+			return nil, notFound(name)
+		}
+		return nil, p.wrap(err, "read deployment "+name)
+	}
+	if !p.ours(dep, name) {
+		return nil, notFound(name)
+	}
+	return dep, nil
+}
+
+// scale sets the replica count through the scale subresource and returns
+// the resource version written.
+func (p *Provider) scale(ctx context.Context, name string, n int) (string, error) {
+	sc, err := p.kube.AppsV1().Deployments(p.opts.Namespace).UpdateScale(ctx, name, &autoscalingv1.Scale{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: p.opts.Namespace},
+		Spec:       autoscalingv1.ScaleSpec{Replicas: int32(n)},
+	}, metav1.UpdateOptions{FieldManager: FieldManager})
+	if err != nil {
+		return "", p.wrap(err, fmt.Sprintf("scale deployment %s to %d", name, n))
+	}
+	return sc.ResourceVersion, nil
+}
+
+// Scale implements provider.Provider through the Deployment's scale
+// subresource, as `kubectl scale` does, and waits for the pods.
+func (p *Provider) Scale(ctx context.Context, serviceID string, replicas int) (workload.DeploymentStatus, error) {
+	var zero workload.DeploymentStatus
+	if err := checkName(serviceID); err != nil {
+		return zero, err
+	}
+	if m := workload.ValidateReplicas(replicas); m != "" {
+		return zero, workload.Invalid(workload.FieldError{Path: "replicas", Message: m})
+	}
+	if err := p.cache.waitSynced(ctx); err != nil {
+		return zero, err
+	}
+	if _, err := p.getOwned(ctx, serviceID); err != nil {
+		return zero, err
+	}
+	rv, err := p.scale(ctx, serviceID, replicas)
+	if err != nil {
+		return zero, err
+	}
+	return p.await(ctx, serviceID, rv)
+}
+
+// Stop implements provider.Provider: it scales the Deployment to 0 and
+// keeps it (with its Service and ConfigMap), so the service stays known,
+// Stopped, and Scale or Start brings it back. With the deleteOnStop option
+// it deletes the three instead. Either way it waits until no pod is left.
+func (p *Provider) Stop(ctx context.Context, serviceID string) (workload.DeploymentStatus, error) {
+	var zero workload.DeploymentStatus
+	if err := checkName(serviceID); err != nil {
+		return zero, err
+	}
+	if err := p.cache.waitSynced(ctx); err != nil {
+		return zero, err
+	}
+	dep, err := p.getOwned(ctx, serviceID)
+	if workload.CodeOf(err) == workload.NotFound {
+		return p.stoppedStatus(serviceID), nil
+	}
+	if err != nil {
+		return zero, err
+	}
+	if !p.opts.DeleteOnStop {
+		rv := dep.ResourceVersion
+		if dep.Spec.Replicas == nil || *dep.Spec.Replicas != 0 {
+			if rv, err = p.scale(ctx, serviceID, 0); err != nil {
+				return zero, err
+			}
+		}
+		return p.await(ctx, serviceID, rv)
+	}
+	return p.delete(ctx, dep)
+}
+
+// delete removes a service's Deployment (foreground: its pods go first),
+// Service and ConfigMap, and waits until the cache has no trace of them.
+func (p *Provider) delete(ctx context.Context, dep *appsv1.Deployment) (workload.DeploymentStatus, error) {
+	name, ns := dep.Name, p.opts.Namespace
+	fg := metav1.DeletePropagationForeground
+	uid := dep.UID
+	err := p.kube.AppsV1().Deployments(ns).Delete(ctx, name, metav1.DeleteOptions{
+		PropagationPolicy: &fg, Preconditions: &metav1.Preconditions{UID: &uid}})
+	if err != nil && classify(err) != workload.NotFound {
+		return workload.DeploymentStatus{}, p.wrap(err, "delete deployment "+name)
+	}
+	core := p.kube.CoreV1()
+	if svc, err := core.Services(ns).Get(ctx, name, metav1.GetOptions{}); err == nil && p.ours(svc, name) {
+		if err := core.Services(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && classify(err) != workload.NotFound {
+			return workload.DeploymentStatus{}, p.wrapAfterChange(err, "delete service "+name, "the deployment was deleted")
+		}
+	}
+	if cm, err := core.ConfigMaps(ns).Get(ctx, configMapName(name), metav1.GetOptions{}); err == nil && p.ours(cm, name) {
+		if err := core.ConfigMaps(ns).Delete(ctx, cm.Name, metav1.DeleteOptions{}); err != nil && classify(err) != workload.NotFound {
+			return workload.DeploymentStatus{}, p.wrapAfterChange(err, "delete configmap "+cm.Name, "the deployment was deleted")
+		}
+	}
+	wctx, cancel := p.rolloutContext(ctx)
+	defer cancel()
+	for {
+		ch := p.cache.changedCh(name)
+		_, exists := p.cache.deployment(name)
+		if !exists && len(p.cache.podsOf(name)) == 0 {
+			return p.stoppedStatus(name), nil
+		}
+		select {
+		case <-ch:
+		case <-time.After(time.Second):
+		case <-wctx.Done():
+			st := p.stoppedStatus(name)
+			st.Phase = workload.Progressing
+			st.Message = fmt.Sprintf("deleted; %d pods still terminating at the operation's deadline", len(p.cache.podsOf(name)))
+			return st, nil
+		}
+	}
+}
+
+// Restart implements provider.Restarter as `kubectl rollout restart`
+// does: it stamps the pod template with kubectl.kubernetes.io/restartedAt,
+// so the Deployment replaces every pod by its rolling-update strategy, and
+// waits for the rollout.
+func (p *Provider) Restart(ctx context.Context, serviceID string) (workload.DeploymentStatus, error) {
+	var zero workload.DeploymentStatus
+	if err := checkName(serviceID); err != nil {
+		return zero, err
+	}
+	if err := p.cache.waitSynced(ctx); err != nil {
+		return zero, err
+	}
+	if _, err := p.getOwned(ctx, serviceID); err != nil {
+		return zero, err
+	}
+	rv, err := p.patchTemplateAnnotation(ctx, serviceID, AnnotationRestartedAt, time.Now().UTC().Format(time.RFC3339Nano))
+	if err != nil {
+		return zero, p.wrap(err, "restart deployment "+serviceID)
+	}
+	return p.await(ctx, serviceID, rv)
+}
+
+// patchTemplateAnnotation sets one pod-template annotation with a
+// strategic merge patch, leaving every other field (and its server-side
+// apply owner) alone.
+func (p *Provider) patchTemplateAnnotation(ctx context.Context, name, key, value string) (string, error) {
+	patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"template": map[string]any{
+		"metadata": map[string]any{"annotations": map[string]string{key: value}}}}})
+	dep, err := p.kube.AppsV1().Deployments(p.opts.Namespace).Patch(ctx, name, types.StrategicMergePatchType, patch,
+		metav1.PatchOptions{FieldManager: FieldManager})
+	if err != nil {
+		return "", err
+	}
+	return dep.ResourceVersion, nil
+}
+
+// ApplyConfig implements provider.Provider: it applies the service's
+// ConfigMap and sets the pod template's config checksum, which rolls the
+// pods; it returns when the new pods are ready. The pods read the config
+// as files in Options.ConfigDir. An unchanged config rolls nothing.
+func (p *Provider) ApplyConfig(ctx context.Context, serviceID string, config map[string]string) error {
+	if err := checkName(serviceID); err != nil {
+		return err
+	}
+	if errs := workload.ValidateConfig("config", config); len(errs) > 0 {
+		return workload.Invalid(errs...)
+	}
+	if err := p.cache.waitSynced(ctx); err != nil {
+		return err
+	}
+	dep, err := p.getOwned(ctx, serviceID)
+	if err != nil {
+		return err
+	}
+	cmName := configMapName(serviceID)
+	cm := configMapApply(p.target, p.opts.Namespace, serviceID, config, dep.UID)
+	if _, err := p.kube.CoreV1().ConfigMaps(p.opts.Namespace).Apply(ctx, cm, applyOptions(false)); err != nil {
+		return p.wrap(err, "apply configmap "+cmName)
+	}
+	rv := dep.ResourceVersion
+	sum := configChecksum(config)
+	if dep.Spec.Template.Annotations[AnnotationConfigChecksum] != sum {
+		if rv, err = p.patchTemplateAnnotation(ctx, serviceID, AnnotationConfigChecksum, sum); err != nil {
+			return p.wrapAfterChange(err, "roll deployment "+serviceID, "the configmap was applied")
+		}
+	}
+	st, err := p.await(ctx, serviceID, rv)
+	switch {
+	case err != nil:
+		return err
+	case st.Phase == workload.Failed || st.Phase == workload.Degraded:
+		return errorf(workload.ProviderError, "config of %s applied, but the rollout failed: %s", serviceID, st.Message)
+	case st.Phase != workload.Running && st.Phase != workload.Stopped:
+		return errorf(workload.Timeout, "config of %s applied; the rollout did not finish before the deadline: %s", serviceID, st.Message)
+	}
+	return nil
+}
+
+// rolloutContext bounds a wait by Options.RolloutTimeout.
+func (p *Provider) rolloutContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, p.opts.RolloutTimeout.D())
+}
+
+// await waits until the cache has seen resource version rv of a service's
+// Deployment (or a later one) and the Deployment controller has acted on
+// it, then until the rollout is done (Running, or Stopped at 0 replicas),
+// stuck (Failed or Degraded: an image that does not pull, a crash loop,
+// the progress deadline), or the operation's deadline passes (Progressing,
+// with what it is waiting for). It never returns an error for the rollout
+// itself: the status says how it went.
+func (p *Provider) await(ctx context.Context, name, rv string) (workload.DeploymentStatus, error) {
+	wctx, cancel := p.rolloutContext(ctx)
+	defer cancel()
+	for {
+		ch := p.cache.changedCh(name)
+		d, dep, ok := p.cache.derive(name)
+		if ok && rvAtLeast(dep.ResourceVersion, rv) && d.settled {
+			switch {
+			case d.status.Phase == workload.Running, d.status.Phase == workload.Stopped, d.stuck:
+				return d.status, nil
+			}
+		}
+		select {
+		case <-ch:
+		case <-time.After(time.Second): // conditions that change with time alone
+		case <-wctx.Done():
+			if !ok {
+				st := p.stoppedStatus(name)
+				st.Phase = workload.Progressing
+				st.Message = "the deployment was written but this controller has not seen it yet"
+				return st, nil
+			}
+			st := d.status
+			if st.Phase != workload.Running && st.Phase != workload.Stopped {
+				st.Phase = workload.Progressing
+				st.Message = "the rollout did not finish before the operation's deadline: " + st.Message
+			}
+			return st, nil
+		}
+	}
+}
