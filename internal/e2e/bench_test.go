@@ -81,6 +81,29 @@ func BenchmarkConcurrentRestarts(b *testing.B) {
 		}
 		seq = append(seq, time.Since(t0))
 	}
+	// The peer on the same containers: `docker restart` of one, and of all
+	// 20 at once, shows how much of the concurrency the Engine itself gives.
+	var ids []string
+	for _, n := range names {
+		var got []string
+		waitFor(b, 30*time.Second, "one container of "+n, func() bool { got = dockerPS(b, n); return len(got) == 1 })
+		ids = append(ids, got[0])
+	}
+	t0 := time.Now()
+	if out, err := exec.Command("docker", "restart", ids[0]).CombinedOutput(); err != nil {
+		b.Fatalf("docker restart: %v\n%s", err, out)
+	}
+	peerOne := time.Since(t0)
+	t0 = time.Now()
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Add(1)
+		go func() { defer wg.Done(); exec.Command("docker", "restart", id).Run() }()
+	}
+	wg.Wait()
+	peerConc := time.Since(t0)
+	b.ReportMetric(float64(peerOne.Milliseconds()), "docker-one-ms")
+	b.ReportMetric(float64(peerConc.Milliseconds()), "docker-20-concurrent-ms")
 	b.ReportMetric(float64(median(one).Milliseconds()), "one-ms")
 	b.ReportMetric(float64(median(conc).Milliseconds()), "20-concurrent-ms")
 	b.ReportMetric(float64(median(seq).Milliseconds()), "20-sequential-ms")
