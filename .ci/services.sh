@@ -29,6 +29,10 @@ if ! docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
     sleep 1
   done
 fi
+if ! command -v docker-compose >/dev/null 2>&1; then
+  echo "ci: installing Debian's docker-compose (compose profiles)"
+  apt_install docker-compose
+fi
 echo "ci: docker engine $(docker version --format '{{.Server.Version}} (API {{.Server.APIVersion}})')"
 
 # --- PostgreSQL server binaries ----------------------------------------------
