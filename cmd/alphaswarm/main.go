@@ -7,6 +7,7 @@ import (
 	"github.com/alphaswarm/controller/internal/cli"
 	_ "github.com/alphaswarm/controller/ledger/postgres" // ledger "postgres://"
 	_ "github.com/alphaswarm/controller/ledger/sqlite"   // ledger "sqlite:" (embedded default)
+	_ "github.com/alphaswarm/controller/provider/aws"    // provider "aws" (ECS mode)
 	_ "github.com/alphaswarm/controller/provider/docker" // provider "docker"
 )
 

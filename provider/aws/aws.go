@@ -1,0 +1,214 @@
+package aws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	ascreds "github.com/alphaswarm/controller/credentials"
+	"github.com/alphaswarm/controller/provider"
+	"github.com/alphaswarm/controller/workload"
+)
+
+// Name is the provider's registered name.
+const Name = "aws"
+
+func init() {
+	provider.Register(Name, Open)
+}
+
+// Options are the target options (targets.<name>.options).
+type Options struct {
+	// Mode is "ecs" (default) or "eks" (not implemented yet).
+	Mode string `json:"mode,omitempty"`
+	// Region overrides AWS_REGION / AWS_DEFAULT_REGION.
+	Region string `json:"region,omitempty"`
+	// Cluster is the ECS cluster name or ARN (default "default").
+	Cluster string `json:"cluster,omitempty"`
+	// LaunchType is FARGATE (default), EC2 or EXTERNAL.
+	LaunchType       string   `json:"launchType,omitempty"`
+	Subnets          []string `json:"subnets,omitempty"`
+	SecurityGroups   []string `json:"securityGroups,omitempty"`
+	ExecutionRoleArn string   `json:"executionRoleArn,omitempty"`
+	AssignPublicIP   bool     `json:"assignPublicIp,omitempty"`
+	// LogGroup is the awslogs group (default /alphaswarm/<target>).
+	LogGroup string `json:"logGroup,omitempty"`
+	// MetricsPeriod is the CloudWatch period and poll interval (default 60s).
+	MetricsPeriod workload.Duration `json:"metricsPeriod,omitzero"`
+	// PollInterval is how often Start/Scale/Stop/Restart poll the service
+	// while waiting (default 5s) and how often Logs polls when following
+	// (default 2s, or this value if set).
+	PollInterval workload.Duration `json:"pollInterval,omitzero"`
+	// MaxAttempts bounds the SDK's retries (default: the SDK's, 3).
+	MaxAttempts int `json:"maxAttempts,omitempty"`
+	// BaseEndpoint points every client at one endpoint. For tests (the
+	// in-process fake); never set it against real AWS.
+	BaseEndpoint string `json:"baseEndpoint,omitempty"`
+}
+
+// Provider is the ECS-mode aws provider for one target.
+type Provider struct {
+	target string
+	opts   Options
+	creds  *ascreds.Resolver
+	ecs    *ecs.Client
+	ssm    *ssm.Client
+	cw     *cloudwatch.Client
+	logs   *cloudwatchlogs.Client
+	// now is replaceable in tests.
+	now func() time.Time
+}
+
+// ProviderName implements provider.Named.
+func (p *Provider) ProviderName() string { return Name }
+
+// Open is the provider.Factory. It does not contact AWS.
+func Open(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolver) (provider.Provider, error) {
+	var o Options
+	if err := cfg.DecodeOptions(&o); err != nil {
+		return nil, err
+	}
+	path := "targets." + cfg.Name + ".options."
+	switch strings.ToLower(o.Mode) {
+	case "", "ecs":
+		o.Mode = "ecs"
+	case "eks":
+		return nil, provider.ErrUnsupported(Name, provider.OpStart,
+			"mode eks is not implemented yet (EKS delegation to the kubernetes provider is a later step); use mode ecs")
+	default:
+		return nil, workload.Invalid(workload.FieldError{Path: path + "mode", Message: fmt.Sprintf("must be ecs or eks, not %q", o.Mode)})
+	}
+	if o.Cluster == "" {
+		o.Cluster = "default"
+	}
+	switch o.LaunchType = strings.ToUpper(o.LaunchType); o.LaunchType {
+	case "":
+		o.LaunchType = "FARGATE"
+	case "FARGATE", "EC2", "EXTERNAL":
+	default:
+		return nil, workload.Invalid(workload.FieldError{Path: path + "launchType", Message: "must be FARGATE, EC2 or EXTERNAL"})
+	}
+	if len(o.Subnets) == 0 {
+		return nil, workload.Invalid(workload.FieldError{Path: path + "subnets",
+			Message: "is required: services run with awsvpc networking, which needs at least one subnet"})
+	}
+	if o.LogGroup == "" {
+		o.LogGroup = "/alphaswarm/" + cfg.Name
+	}
+	if o.MetricsPeriod <= 0 {
+		o.MetricsPeriod = workload.Duration(time.Minute)
+	}
+	if creds == nil {
+		creds = ascreds.FromEnv()
+	}
+	awsCfg, err := loadConfig(ctx, o, creds)
+	if err != nil {
+		return nil, err
+	}
+	p := &Provider{target: cfg.Name, opts: o, creds: creds, now: time.Now}
+	p.ecs = ecs.NewFromConfig(awsCfg, func(c *ecs.Options) {
+		if o.BaseEndpoint != "" {
+			c.BaseEndpoint = sdkaws.String(o.BaseEndpoint)
+		}
+	})
+	p.ssm = ssm.NewFromConfig(awsCfg, func(c *ssm.Options) {
+		if o.BaseEndpoint != "" {
+			c.BaseEndpoint = sdkaws.String(o.BaseEndpoint)
+		}
+	})
+	p.cw = cloudwatch.NewFromConfig(awsCfg, func(c *cloudwatch.Options) {
+		if o.BaseEndpoint != "" {
+			c.BaseEndpoint = sdkaws.String(o.BaseEndpoint)
+		}
+	})
+	p.logs = cloudwatchlogs.NewFromConfig(awsCfg, func(c *cloudwatchlogs.Options) {
+		if o.BaseEndpoint != "" {
+			c.BaseEndpoint = sdkaws.String(o.BaseEndpoint)
+		}
+	})
+	return p, nil
+}
+
+// errNoCredentials is what the credentials provider returns when the
+// environment holds none.
+var errNoCredentials = errors.New("no AWS credentials in the controller's environment: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE")
+
+// loadConfig builds the SDK config from the resolver's values only.
+//
+// It deliberately does not call config.LoadDefaultConfig: that function
+// always runs the SDK's environment loader, which reads os.Environ behind
+// our back (AWS_CA_BUNDLE, AWS_ENDPOINT_URL_*, AWS_MAX_ATTEMPTS,
+// AWS_RETRY_MODE, AWS_PROFILE and the shared files...) whatever options
+// are passed; on the machine this was written on an AWS_CA_BUNDLE in the
+// process environment made it fail outright. The config is assembled
+// instead from aws.NewConfig with the region, credentials, HTTP client and
+// standard retryer set explicitly; no shared file, profile or IMDS is read.
+func loadConfig(ctx context.Context, o Options, creds *ascreds.Resolver) (sdkaws.Config, error) {
+	env := creds.Provider(Name)
+	region := o.Region
+	if region == "" {
+		region = env["AWS_REGION"]
+	}
+	if region == "" {
+		region = env["AWS_DEFAULT_REGION"]
+	}
+	if region == "" {
+		return sdkaws.Config{}, workload.Invalid(workload.FieldError{Path: "options.region",
+			Message: "no region: set the target's region option or AWS_REGION"})
+	}
+	base := func(cp sdkaws.CredentialsProvider) sdkaws.Config {
+		cfg := sdkaws.NewConfig()
+		cfg.Region = region
+		cfg.Credentials = cp
+		cfg.HTTPClient = awshttp.NewBuildableClient().WithTimeout(2 * time.Minute)
+		cfg.Retryer = func() sdkaws.Retryer {
+			return retry.NewStandard(func(so *retry.StandardOptions) {
+				if o.MaxAttempts > 0 {
+					so.MaxAttempts = o.MaxAttempts
+				}
+			})
+		}
+		return *cfg
+	}
+	var cp sdkaws.CredentialsProvider
+	switch {
+	case env["AWS_ROLE_ARN"] != "" && env["AWS_WEB_IDENTITY_TOKEN_FILE"] != "":
+		// AssumeRoleWithWebIdentity is called without credentials.
+		stsClient := sts.NewFromConfig(base(sdkaws.AnonymousCredentials{}), func(so *sts.Options) {
+			if o.BaseEndpoint != "" {
+				so.BaseEndpoint = sdkaws.String(o.BaseEndpoint)
+			}
+		})
+		session := env["AWS_ROLE_SESSION_NAME"]
+		if session == "" {
+			session = "alphaswarm"
+		}
+		cp = sdkaws.NewCredentialsCache(stscreds.NewWebIdentityRoleProvider(stsClient, env["AWS_ROLE_ARN"],
+			stscreds.IdentityTokenFile(env["AWS_WEB_IDENTITY_TOKEN_FILE"]),
+			func(wo *stscreds.WebIdentityRoleOptions) { wo.RoleSessionName = session }))
+	case env["AWS_ACCESS_KEY_ID"] != "" && env["AWS_SECRET_ACCESS_KEY"] != "":
+		cp = credentials.NewStaticCredentialsProvider(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], env["AWS_SESSION_TOKEN"])
+	default:
+		cp = sdkaws.CredentialsProviderFunc(func(context.Context) (sdkaws.Credentials, error) {
+			return sdkaws.Credentials{}, errNoCredentials
+		})
+	}
+	_ = ctx
+	return base(cp), nil
+}
+
+// UnsupportedReason implements provider.Explainer.
+func (p *Provider) UnsupportedReason(op provider.Operation) string { return "" }

@@ -1,0 +1,87 @@
+package aws_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/alphaswarm/controller/credentials"
+	"github.com/alphaswarm/controller/provider"
+	_ "github.com/alphaswarm/controller/provider/aws"
+	"github.com/alphaswarm/controller/provider/aws/fakeaws"
+	"github.com/alphaswarm/controller/provider/providertest"
+	"github.com/alphaswarm/controller/workload"
+)
+
+const startupLine = "fake task started"
+
+func testCreds() *credentials.Resolver {
+	return credentials.FromMap(map[string]string{
+		"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+		"AWS_REGION": "us-east-1",
+	})
+}
+
+func openFake(t *testing.T, fopts fakeaws.Options, extra map[string]any) (provider.Provider, *fakeaws.Fake) {
+	t.Helper()
+	if fopts.StartupLine == "" {
+		fopts.StartupLine = startupLine
+	}
+	f := fakeaws.New(fopts)
+	t.Cleanup(f.Close)
+	opts := map[string]any{
+		"mode": "ecs", "cluster": "default", "subnets": []string{"subnet-0abc"}, "securityGroups": []string{"sg-0abc"},
+		"executionRoleArn": "arn:aws:iam::123456789012:role/ecsTaskExecutionRole",
+		"baseEndpoint":     f.URL(), "pollInterval": "20ms", "metricsPeriod": "1s", "maxAttempts": 2,
+	}
+	for k, v := range extra {
+		opts[k] = v
+	}
+	raw := map[string]json.RawMessage{}
+	for k, v := range opts {
+		b, _ := json.Marshal(v)
+		raw[k] = b
+	}
+	p, err := provider.Open(context.Background(), provider.TargetConfig{Name: "prod", Provider: "aws", Options: raw}, testCreds())
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return p, f
+}
+
+func spec(name string, replicas int) workload.DeploymentSpec {
+	return workload.DeploymentSpec{Name: name, Target: "prod", Image: "public.ecr.aws/docker/library/nginx:1.27",
+		Replicas: replicas, Ports: []workload.Port{{Container: 80}},
+		Resources: workload.Resources{CPU: "250m", Memory: "512Mi"}}
+}
+
+// TestConformance runs the providertest suite against the real SDK clients
+// pointed at the fake, observing the fake's own state.
+func TestConformance(t *testing.T) {
+	p, f := openFake(t, fakeaws.Options{}, nil)
+	providertest.Run(t, providertest.Harness{
+		Provider: p,
+		Target:   "prod",
+		Spec:     spec,
+		Observe: func(ctx context.Context, name string) (providertest.Observation, error) {
+			st := f.Service("default", name)
+			return providertest.Observation{Running: len(st.RunningTasks), InstanceIDs: st.RunningTasks}, nil
+		},
+		ReadConfig: func(ctx context.Context, name, key string) (string, bool, error) {
+			envs := f.TaskEnv("default", name)
+			if len(envs) == 0 {
+				return "", false, nil
+			}
+			v, ok := envs[len(envs)-1][key]
+			return v, ok, nil
+		},
+		EmitLog: func(ctx context.Context, name, text string) error {
+			f.EmitLog("default", name, text)
+			return nil
+		},
+		StartupLine: startupLine,
+		Timeout:     20 * time.Second,
+		Cleanup:     func(ctx context.Context, name string) { f.DeleteService("default", name) },
+	})
+}

@@ -1,0 +1,141 @@
+package aws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/smithy-go"
+
+	"github.com/alphaswarm/controller/provider"
+	"github.com/alphaswarm/controller/workload"
+)
+
+// codeFor maps an AWS error code to a workload code. Unknown codes are
+// ProviderError.
+var codeFor = map[string]workload.Code{
+	// ECS
+	"ClusterNotFoundException":                       workload.NotFound,
+	"ServiceNotFoundException":                       workload.NotFound,
+	"ServiceNotActiveException":                      workload.NotFound,
+	"TargetNotFoundException":                        workload.NotFound,
+	"InvalidParameterException":                      workload.InvalidArgument,
+	"ClientException":                                workload.InvalidArgument,
+	"PlatformUnknownException":                       workload.InvalidArgument,
+	"PlatformTaskDefinitionIncompatibilityException": workload.InvalidArgument,
+	"UnsupportedFeatureException":                    workload.Unsupported,
+	"ServerException":                                workload.Unavailable,
+	"LimitExceededException":                         workload.RateLimited,
+	// SSM
+	"ParameterNotFound":                    workload.NotFound,
+	"ParameterAlreadyExists":               workload.AlreadyExists,
+	"ParameterLimitExceeded":               workload.RateLimited,
+	"ParameterMaxVersionLimitExceeded":     workload.RateLimited,
+	"TooManyUpdates":                       workload.RateLimited,
+	"HierarchyLevelLimitExceededException": workload.InvalidArgument,
+	"HierarchyTypeMismatchException":       workload.InvalidArgument,
+	"InvalidKeyId":                         workload.InvalidArgument,
+	"ParameterPatternMismatchException":    workload.InvalidArgument,
+	"UnsupportedParameterType":             workload.InvalidArgument,
+	"InternalServerError":                  workload.Unavailable,
+	// CloudWatch / Logs
+	"ResourceNotFoundException":            workload.NotFound,
+	"InvalidParameterValueException":       workload.InvalidArgument,
+	"InvalidParameterCombinationException": workload.InvalidArgument,
+	"MissingRequiredParameterException":    workload.InvalidArgument,
+	"ServiceUnavailableException":          workload.Unavailable,
+	"InternalServiceFault":                 workload.Unavailable,
+	// Common
+	"ValidationException":                 workload.InvalidArgument,
+	"SerializationException":              workload.Internal,
+	"AccessDeniedException":               workload.PermissionDenied,
+	"AccessDenied":                        workload.PermissionDenied,
+	"UnauthorizedOperation":               workload.PermissionDenied,
+	"UnrecognizedClientException":         workload.Unauthenticated,
+	"InvalidClientTokenId":                workload.Unauthenticated,
+	"InvalidSignatureException":           workload.Unauthenticated,
+	"IncompleteSignature":                 workload.Unauthenticated,
+	"MissingAuthenticationTokenException": workload.Unauthenticated,
+	"ExpiredTokenException":               workload.Unauthenticated,
+	"ExpiredToken":                        workload.Unauthenticated,
+	"InvalidIdentityToken":                workload.Unauthenticated,
+	"ThrottlingException":                 workload.RateLimited,
+	"Throttling":                          workload.RateLimited,
+	"ThrottledException":                  workload.RateLimited,
+	"RequestLimitExceeded":                workload.RateLimited,
+	"TooManyRequestsException":            workload.RateLimited,
+}
+
+// mapErr turns an SDK error into a *workload.Error. what says what was being
+// done ("UpdateService web"). The SDK has already retried throttling and
+// transient errors with its backoff by the time an error reaches here.
+func mapErr(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var we *workload.Error
+	if errors.As(err, &we) {
+		return err
+	}
+	if errors.Is(err, errNoCredentials) {
+		return wrap(workload.Unauthenticated, what, err.Error(), err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return wrap(workload.Timeout, what, "deadline exceeded", err)
+	}
+	if errors.Is(err, context.Canceled) {
+		return wrap(workload.Unavailable, what, "cancelled", err)
+	}
+	var me *retry.MaxAttemptsError
+	attempts := ""
+	if errors.As(err, &me) {
+		attempts = fmt.Sprintf(" (after %d attempts)", me.Attempt)
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		code, ok := codeFor[ae.ErrorCode()]
+		if !ok {
+			code = workload.ProviderError
+		}
+		msg := ae.ErrorCode()
+		if m := ae.ErrorMessage(); m != "" {
+			msg += ": " + m
+		}
+		return wrap(code, what, msg+attempts, err)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return wrap(workload.Unavailable, what, err.Error(), err)
+	}
+	return wrap(workload.ProviderError, what, err.Error(), err)
+}
+
+func wrap(code workload.Code, what, msg string, cause error) *workload.Error {
+	e := workload.Errorf(code, "%s: %s", what, msg)
+	e.Provider = Name
+	e.Err = cause
+	return e
+}
+
+func notFound(serviceID string) *workload.Error {
+	e := workload.Errorf(workload.NotFound, "ECS service %q not found", serviceID)
+	e.Provider = Name
+	return e
+}
+
+// afterChange reclassifies an error that follows an earlier successful
+// mutation (a parameter written, a task-definition revision registered):
+// a refusal code would promise that nothing changed, so it becomes
+// ProviderError, keeping the message and cause.
+func afterChange(err error) error {
+	if !provider.NothingChanged(err) {
+		return err
+	}
+	we := workload.AsError(err)
+	e := workload.Errorf(workload.ProviderError, "%s (earlier changes were applied: check Status)", we.Message)
+	e.Provider = Name
+	e.Err = err
+	return e
+}

@@ -1,0 +1,250 @@
+// Package fakeaws is an in-process fake of the parts of AWS the aws
+// provider uses, served over httptest so that the real SDK clients talk to
+// it through their own serializers:
+//
+//   - ECS and SSM: AWS JSON 1.1, dispatched on X-Amz-Target
+//     (AmazonEC2ContainerServiceV20141113.*, AmazonSSM.*).
+//   - CloudWatch Logs: AWS JSON 1.1 (Logs_20140328.*).
+//   - CloudWatch: Smithy RPC v2 CBOR (POST
+//     /service/GraniteServiceVersion20100801/operation/<Op>), which is what
+//     aws-sdk-go-v2/service/cloudwatch v1.75 sends; older SDKs used awsquery.
+//
+// Every request must carry a SigV4 Authorization header (its form is
+// checked, the signature is not verified); others get 403
+// MissingAuthenticationTokenException.
+//
+// State: clusters, task definitions (families and revisions), services with
+// their deployments and events, tasks, SSM parameters, log groups and
+// events. Deployments move IN_PROGRESS -> COMPLETED over successive
+// DescribeServices calls (one reconcile step per call), or to FAILED with a
+// CannotPullContainerError event when the primary task definition names an
+// image listed in Options.BadImages. Tasks are started (PENDING, then
+// RUNNING) and stopped to match the primary deployment's desired count;
+// each task that reaches RUNNING resolves its environment and secrets
+// (reading SSM at that moment, as the ECS agent does) and writes
+// Options.StartupLine to its awslogs stream.
+package fakeaws
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options configures a fake.
+type Options struct {
+	Region   string   // default us-east-1
+	Account  string   // default 123456789012
+	Clusters []string // clusters that exist; default ["default"]
+	// BadImages fail their deployment with CannotPullContainerError.
+	BadImages []string
+	// StartupLine is logged by every task when it reaches RUNNING.
+	StartupLine string
+	// PendingSteps is how many reconcile steps (DescribeServices calls) a
+	// new task stays PENDING before it runs; default 1.
+	PendingSteps int
+	// Throttle, when > 0, answers that many next requests with
+	// ThrottlingException (to test retry exhaustion).
+	Throttle int
+}
+
+// Fake is the fake AWS. Its methods are safe for concurrent use.
+type Fake struct {
+	opts   Options
+	srv    *httptest.Server
+	mu     sync.Mutex
+	now    func() time.Time
+	seq    int
+	tds    map[string][]*taskDef // family -> revisions (index rev-1)
+	svcs   map[string]*service   // cluster/name
+	tasks  map[string]*task      // arn
+	params map[string]*param     // name
+	logs   map[string][]*logEvent
+	// Requests counts requests per operation, for tests.
+	requests map[string]int
+	// AccessKeys records the access key id of every signed request.
+	accessKeys                    map[string]int
+	stsRole, stsToken, stsSession string
+}
+
+// New starts a fake; Close it when done.
+func New(opts Options) *Fake {
+	if opts.Region == "" {
+		opts.Region = "us-east-1"
+	}
+	if opts.Account == "" {
+		opts.Account = "123456789012"
+	}
+	if len(opts.Clusters) == 0 {
+		opts.Clusters = []string{"default"}
+	}
+	f := &Fake{opts: opts, now: time.Now, tds: map[string][]*taskDef{}, svcs: map[string]*service{},
+		tasks: map[string]*task{}, params: map[string]*param{}, logs: map[string][]*logEvent{}, requests: map[string]int{}, accessKeys: map[string]int{}}
+	f.srv = httptest.NewServer(f)
+	return f
+}
+
+// URL is the endpoint to use as the clients' BaseEndpoint.
+func (f *Fake) URL() string { return f.srv.URL }
+
+// Close stops the server.
+func (f *Fake) Close() { f.srv.Close() }
+
+// Requests returns how many requests op received ("ecs.DescribeServices").
+func (f *Fake) Requests(op string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.requests[op]
+}
+
+// apiError is an error answer.
+type apiError struct {
+	status  int
+	code    string
+	message string
+}
+
+func errf(status int, code, format string, args ...any) *apiError {
+	return &apiError{status, code, fmt.Sprintf(format, args...)}
+}
+
+// ServeHTTP dispatches a request to its service.
+func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	target := r.Header.Get("X-Amz-Target")
+	cbor := strings.HasPrefix(r.URL.Path, "/service/GraniteServiceVersion20100801/operation/")
+	if target == "" && !cbor && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		if form, err := url.ParseQuery(string(body)); err == nil && f.serveSTS(w, form) {
+			return
+		}
+	}
+	if !validAuth(r.Header.Get("Authorization")) {
+		e := errf(http.StatusForbidden, "MissingAuthenticationTokenException", "Missing Authentication Token")
+		if cbor {
+			writeCBORError(w, e)
+		} else {
+			writeJSONError(w, e)
+		}
+		return
+	}
+	f.mu.Lock()
+	f.accessKeys[accessKey(r.Header.Get("Authorization"))]++
+	throttle := f.opts.Throttle > 0
+	if throttle {
+		f.opts.Throttle--
+	}
+	f.mu.Unlock()
+	if cbor {
+		op := strings.TrimPrefix(r.URL.Path, "/service/GraniteServiceVersion20100801/operation/")
+		f.count("cloudwatch." + op)
+		if throttle {
+			writeCBORError(w, errf(400, "ThrottlingException", "Rate exceeded"))
+			return
+		}
+		f.serveCloudWatch(w, r, op, body)
+		return
+	}
+	prefix, op, _ := strings.Cut(target, ".")
+	var handler func(op string, in map[string]any) (any, *apiError)
+	var name string
+	switch prefix {
+	case "AmazonEC2ContainerServiceV20141113":
+		handler, name = f.ecs, "ecs"
+	case "AmazonSSM":
+		handler, name = f.ssm, "ssm"
+	case "Logs_20140328":
+		handler, name = f.cwlogs, "logs"
+	default:
+		writeJSONError(w, errf(400, "UnknownOperationException", "unknown target %q", target))
+		return
+	}
+	f.count(name + "." + op)
+	if ct := r.Header.Get("Content-Type"); ct != "application/x-amz-json-1.1" {
+		writeJSONError(w, errf(400, "SerializationException", "content type %q, want application/x-amz-json-1.1", ct))
+		return
+	}
+	if throttle {
+		writeJSONError(w, errf(400, "ThrottlingException", "Rate exceeded"))
+		return
+	}
+	in := map[string]any{}
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, &in); err != nil {
+			writeJSONError(w, errf(400, "SerializationException", "%v", err))
+			return
+		}
+	}
+	out, aerr := handler(op, in)
+	if aerr != nil {
+		writeJSONError(w, aerr)
+		return
+	}
+	b, _ := json.Marshal(out)
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("X-Amzn-Requestid", "fake-request")
+	_, _ = w.Write(b)
+}
+
+func (f *Fake) count(op string) {
+	f.mu.Lock()
+	f.requests[op]++
+	f.mu.Unlock()
+}
+
+// validAuth checks the form of a SigV4 Authorization header.
+func validAuth(h string) bool {
+	rest, ok := strings.CutPrefix(h, "AWS4-HMAC-SHA256 ")
+	return ok && strings.Contains(rest, "Credential=") && strings.Contains(rest, "SignedHeaders=") &&
+		strings.Contains(rest, "Signature=")
+}
+
+func accessKey(h string) string {
+	_, rest, _ := strings.Cut(h, "Credential=")
+	k, _, _ := strings.Cut(rest, "/")
+	return k
+}
+
+// SignedWith reports how many requests were signed with access key id.
+func (f *Fake) SignedWith(key string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.accessKeys[key]
+}
+
+func writeJSONError(w http.ResponseWriter, e *apiError) {
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("X-Amzn-Errortype", e.code)
+	w.WriteHeader(e.status)
+	b, _ := json.Marshal(map[string]string{"__type": e.code, "message": e.message})
+	_, _ = w.Write(b)
+}
+
+// helpers over decoded JSON
+
+func str(m map[string]any, k string) string { s, _ := m[k].(string); return s }
+
+func num(m map[string]any, k string) (float64, bool) { v, ok := m[k].(float64); return v, ok }
+
+func boolean(m map[string]any, k string) bool { b, _ := m[k].(bool); return b }
+
+func obj(m map[string]any, k string) map[string]any { o, _ := m[k].(map[string]any); return o }
+
+func list(m map[string]any, k string) []any { l, _ := m[k].([]any); return l }
+
+func strs(m map[string]any, k string) []string {
+	var out []string
+	for _, v := range list(m, k) {
+		if s, ok := v.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func epoch(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }

@@ -1,0 +1,181 @@
+package aws
+
+import (
+	"context"
+	"iter"
+	"sort"
+	"strings"
+	"time"
+
+	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	logtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
+
+	"github.com/alphaswarm/controller/provider"
+	"github.com/alphaswarm/controller/workload"
+)
+
+// logCursor remembers where FilterLogEvents polls stand: the newest
+// timestamp seen and the ids of every event seen within lag of it. Each
+// poll starts lag before the newest timestamp (inclusive) and skips the
+// ids already seen, so a line that shares the boundary millisecond, or
+// that CloudWatch ingested late by up to lag, is neither dropped nor
+// repeated. A line ingested later than lag behind the newest one seen is
+// missed (CloudWatch gives no ingestion-ordered cursor for FilterLogEvents).
+type logCursor struct {
+	from int64 // the caller's since, ms; 0 = the beginning
+	max  int64
+	seen map[string]int64
+}
+
+const logLag = 10 * time.Second
+
+func (c *logCursor) start() int64 {
+	if c.max == 0 {
+		return c.from
+	}
+	return max(c.from, c.max-logLag.Milliseconds())
+}
+
+// admit takes events sorted by time and returns those not seen yet.
+func (c *logCursor) admit(evs []logtypes.FilteredLogEvent) []logtypes.FilteredLogEvent {
+	var out []logtypes.FilteredLogEvent
+	for _, e := range evs {
+		ts, id := sdkaws.ToInt64(e.Timestamp), sdkaws.ToString(e.EventId)
+		if ts < c.from {
+			continue
+		}
+		if _, dup := c.seen[id]; dup {
+			continue
+		}
+		c.seen[id] = ts
+		c.max = max(c.max, ts)
+		out = append(out, e)
+	}
+	for id, ts := range c.seen {
+		if ts < c.max-logLag.Milliseconds() {
+			delete(c.seen, id)
+		}
+	}
+	return out
+}
+
+// Logs implements provider.LogTailer over CloudWatch Logs FilterLogEvents
+// on the target's log group and the service's stream prefix.
+func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptions) iter.Seq2[workload.LogLine, error] {
+	return func(yield func(workload.LogLine, error) bool) {
+		if err := p.validName(name); err != nil {
+			yield(workload.LogLine{}, err)
+			return
+		}
+		s, err := p.describe(ctx, name)
+		if err == nil && s == nil {
+			err = notFound(workload.ServiceID(p.target, name))
+		}
+		if err != nil {
+			yield(workload.LogLine{}, err)
+			return
+		}
+		cur := &logCursor{seen: map[string]int64{}}
+		if !opts.Since.IsZero() {
+			cur.from = opts.Since.UnixMilli()
+		}
+		// The first read: everything since Since, cut to Tail per task.
+		evs, err := p.filter(ctx, name, cur)
+		if err != nil {
+			yield(workload.LogLine{}, err)
+			return
+		}
+		if opts.Tail >= 0 {
+			per := map[string]int{}
+			keep := make([]bool, len(evs))
+			for i := len(evs) - 1; i >= 0; i-- {
+				st := sdkaws.ToString(evs[i].LogStreamName)
+				if per[st] < opts.Tail {
+					per[st]++
+					keep[i] = true
+				}
+			}
+			var kept []logtypes.FilteredLogEvent
+			for i, e := range evs {
+				if keep[i] {
+					kept = append(kept, e)
+				}
+			}
+			evs = kept
+		}
+		for _, e := range evs {
+			if !yield(toLine(e), nil) {
+				return
+			}
+		}
+		if !opts.Follow {
+			return
+		}
+		every := 2 * time.Second
+		if p.opts.PollInterval > 0 {
+			every = p.opts.PollInterval.D()
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(every):
+			}
+			evs, err := p.filter(ctx, name, cur)
+			if err != nil {
+				if ctx.Err() == nil {
+					yield(workload.LogLine{}, err)
+				}
+				return
+			}
+			for _, e := range evs {
+				if !yield(toLine(e), nil) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// filter reads every event from the cursor on (all pages), advancing it.
+// A log group that does not exist yet holds no lines.
+func (p *Provider) filter(ctx context.Context, name string, cur *logCursor) ([]logtypes.FilteredLogEvent, error) {
+	in := &cloudwatchlogs.FilterLogEventsInput{
+		LogGroupName:        sdkaws.String(p.opts.LogGroup),
+		LogStreamNamePrefix: sdkaws.String(name + "/"),
+	}
+	if st := cur.start(); st > 0 {
+		in.StartTime = sdkaws.Int64(st)
+	}
+	var out []logtypes.FilteredLogEvent
+	pg := cloudwatchlogs.NewFilterLogEventsPaginator(p.logs, in)
+	for pg.HasMorePages() {
+		page, err := pg.NextPage(ctx)
+		if err != nil {
+			if workload.CodeOf(mapErr("", err)) == workload.NotFound {
+				return nil, nil
+			}
+			return nil, mapErr("FilterLogEvents "+p.opts.LogGroup, err)
+		}
+		out = append(out, page.Events...)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := sdkaws.ToInt64(out[i].Timestamp), sdkaws.ToInt64(out[j].Timestamp)
+		if a != b {
+			return a < b
+		}
+		return sdkaws.ToString(out[i].EventId) < sdkaws.ToString(out[j].EventId)
+	})
+	return cur.admit(out), nil
+}
+
+func toLine(e logtypes.FilteredLogEvent) workload.LogLine {
+	st := sdkaws.ToString(e.LogStreamName)
+	return workload.LogLine{
+		Time:     time.UnixMilli(sdkaws.ToInt64(e.Timestamp)),
+		Instance: st[strings.LastIndex(st, "/")+1:],
+		Stream:   "stdout",
+		Text:     strings.TrimSuffix(sdkaws.ToString(e.Message), "\n"),
+	}
+}
