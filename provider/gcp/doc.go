@@ -1,0 +1,139 @@
+// Package gcp is the provider for Google Cloud in Cloud Run mode: each
+// service is a Cloud Run service (Admin API v2, cloud.google.com/go/run
+// apiv2) in one project and region, its config in Secret Manager, its
+// metrics from Cloud Monitoring and its output from Cloud Logging. It
+// registers itself as "gcp" from init; import it for its side effect.
+//
+// GKE mode (options.mode "gke", delegating to the kubernetes provider) is
+// not implemented yet: Open rejects it with invalid_argument.
+//
+// # Connection
+//
+// Credentials come only from the environment, through the
+// credentials.Resolver (creds.Provider("gcp")): GOOGLE_APPLICATION_CREDENTIALS
+// names a credentials file, a service account key or an external_account
+// (workload identity federation) file alike, passed to the clients with
+// option.WithCredentialsFile. The project is options.project, else
+// GOOGLE_CLOUD_PROJECT, else CLOUDSDK_CORE_PROJECT. Open does not call
+// Google Cloud; a missing credentials file setting is unauthenticated.
+// Tests use OpenWithClientOptions with option.WithGRPCConn (the in-process
+// fakegcp) and option.WithoutAuthentication.
+//
+// Target options (targets.<name>.options, see Options): mode ("run"),
+// project, region (required), metricsPeriod (60s), pollInterval (2s).
+//
+// # Services
+//
+// Service web on target prod is projects/<p>/locations/<region>/services/web,
+// labelled alphaswarm-service=web and alphaswarm-target=prod (plus the
+// spec's labels), with one container "app": image, command, args, env,
+// ports (Cloud Run serves one port, tcp only), limits cpu and memory
+// (the spec's quantities as given), and startup and liveness probes from
+// the health check (http or tcp; exec checks are invalid_argument).
+// Secrets become env vars with a Secret Manager secretKeyRef:
+//
+//	from: "projects/p/secrets/s/versions/v"  → secret projects/p/secrets/s, version v
+//	from: "secret:name:version"               → secret name (this project), version
+//	from: "secret:name"                       → version latest
+//	from: "env:NAME"                          → invalid_argument: Cloud Run reads
+//	                                            secrets from Secret Manager only
+//
+// Start creates the service (CreateService) or, if it differs from the
+// spec, updates it (UpdateService, carrying the etag), waits for the
+// long-running operation, then polls GetService until the newest revision
+// is Ready and serving, or failed. Starting an unchanged spec changes
+// nothing (config env and the restart annotation are carried over).
+//
+// # Scaling
+//
+// Replicas map to Cloud Run's manual scaling mode:
+// scaling.scalingMode = MANUAL and scaling.manualInstanceCount = replicas,
+// so exactly that many instances run regardless of traffic. Automatic
+// scaling (min/max instance count) is not set by this provider; a service
+// found in automatic mode reports minInstanceCount as its desired count
+// (the floor that always runs; maxInstanceCount is a ceiling, not a
+// target). Scale(n) switches the service to manual mode. Stop is
+// Scale(0): the service, its revisions and URL stay, and Scale or Start
+// bring it back. Restart rolls a new revision with the same spec by
+// setting the template annotation alphaswarm.io/restarted-at.
+//
+// # Status
+//
+// Status reads the service's terminal condition ("Ready"), reconciling
+// flag, generation, latest created and latest ready revisions and traffic
+// statuses:
+//
+//	terminal condition / state                            phase        ready
+//	FAILED                                                Failed       0 (message: reason: message)
+//	reconciling, RECONCILING or PENDING,                  Progressing  desired if the previous
+//	  or observedGeneration < generation                                revision serves all traffic
+//	SUCCEEDED, latest ready == latest created and
+//	  serving 100% of traffic, desired > 0                Running      desired
+//	same, desired 0                                       Stopped      0
+//	SUCCEEDED, latest created not serving all traffic     Degraded     desired
+//	no terminal condition                                 Unknown      0
+//
+// Cloud Run's Admin API lists no instances of a service and reports no
+// live instance count. Ready is therefore inferred from the manual
+// instance count of a Ready, serving revision, and Instances holds that
+// many placeholders "<revision>/<n>", state "serving", each saying so in
+// its message: they are not real instance ids (Cloud Monitoring's
+// instance_count, in StreamMetrics, is the measured count).
+//
+// # Config
+//
+// ApplyConfig writes each key to the Secret Manager secret
+// alphaswarm-<service>-<key> (created with automatic replication and the
+// service labels if absent), adding one version per call, and points env
+// var <key> at that exact version; keys no longer present lose their env
+// var. The template annotation is bumped so a new revision rolls, and
+// ApplyConfig waits for it.
+//
+// # Metrics and logs
+//
+// StreamMetrics polls Cloud Monitoring ListTimeSeries every metricsPeriod
+// for resource.type cloud_run_revision and the service name, aligned to
+// metricsPeriod (Resolution): run.googleapis.com/container/instance_count
+// (ALIGN_MAX, summed: Instances), request_count (ALIGN_DELTA, summed:
+// Extra["requests"]), container/cpu/utilizations and
+// container/memory/utilizations (ALIGN_MEAN, averaged; Extra holds the
+// raw fractions, CPUPercent and MemoryBytes scale them by the container's
+// limits, default 1 CPU and 512Mi, and the instance count). A period
+// without an instance_count point yields no sample. Real Cloud Monitoring
+// needs metricsPeriod >= 60s.
+//
+// Logs reads Cloud Logging entries of the service's cloud_run_revision
+// resource (ListLogEntries; Since becomes a timestamp filter; Tail the
+// newest N for the whole service, as Cloud Logging has no per-instance
+// tail). Each line is tagged with the entry's instanceId label. Follow
+// opens TailLogEntries before reading the history; if the endpoint
+// answers Unimplemented it polls ListLogEntries every pollInterval. A
+// cursor (newest timestamp and the insertIds seen at it) keeps either way
+// from dropping or repeating entries.
+//
+// Exec is unsupported: Cloud Run has no exec. The capability matrix says
+// so with that reason.
+//
+// # Errors
+//
+// gRPC status codes (also those of failed long-running operations) map to
+// workload codes:
+//
+//	gRPC code                          workload code
+//	NOT_FOUND                          not_found
+//	ALREADY_EXISTS                     already_exists
+//	PERMISSION_DENIED                  permission_denied
+//	UNAUTHENTICATED                    unauthenticated
+//	RESOURCE_EXHAUSTED                 rate_limited
+//	FAILED_PRECONDITION, ABORTED       conflict
+//	UNAVAILABLE, CANCELLED             unavailable
+//	DEADLINE_EXCEEDED                  timeout
+//	INVALID_ARGUMENT, OUT_OF_RANGE     invalid_argument
+//	UNIMPLEMENTED                      unsupported
+//	INTERNAL, UNKNOWN, others          provider_error
+//
+// An error after an earlier change of the same call (a failed operation
+// after CreateService/UpdateService was accepted, an update after a secret
+// version was added) becomes provider_error, so that it never promises
+// that nothing changed; check Status.
+package gcp

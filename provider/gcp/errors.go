@@ -1,0 +1,87 @@
+package gcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/alphaswarm/controller/provider"
+	"github.com/alphaswarm/controller/workload"
+)
+
+// codeFor maps gRPC status codes to workload codes. Codes not listed are
+// ProviderError.
+var codeFor = map[codes.Code]workload.Code{
+	codes.InvalidArgument:    workload.InvalidArgument,
+	codes.OutOfRange:         workload.InvalidArgument,
+	codes.NotFound:           workload.NotFound,
+	codes.AlreadyExists:      workload.AlreadyExists,
+	codes.PermissionDenied:   workload.PermissionDenied,
+	codes.Unauthenticated:    workload.Unauthenticated,
+	codes.ResourceExhausted:  workload.RateLimited,
+	codes.FailedPrecondition: workload.Conflict,
+	codes.Aborted:            workload.Conflict,
+	codes.Unavailable:        workload.Unavailable,
+	codes.DeadlineExceeded:   workload.Timeout,
+	codes.Unimplemented:      workload.Unsupported,
+	codes.Internal:           workload.ProviderError,
+	codes.Unknown:            workload.ProviderError,
+	codes.Canceled:           workload.Unavailable,
+}
+
+// mapErr turns a client error (a gRPC status, possibly carried by a failed
+// long-running operation) into a *workload.Error. what says what was being
+// done ("UpdateService web").
+func mapErr(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var we *workload.Error
+	if errors.As(err, &we) {
+		return err
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return wrap(workload.Timeout, what, "deadline exceeded", err)
+	}
+	if errors.Is(err, context.Canceled) {
+		return wrap(workload.Unavailable, what, "cancelled", err)
+	}
+	if st, ok := status.FromError(err); ok {
+		code, known := codeFor[st.Code()]
+		if !known {
+			code = workload.ProviderError
+		}
+		return wrap(code, what, fmt.Sprintf("%s: %s", st.Code(), st.Message()), err)
+	}
+	return wrap(workload.ProviderError, what, err.Error(), err)
+}
+
+func wrap(code workload.Code, what, msg string, cause error) *workload.Error {
+	e := workload.Errorf(code, "%s: %s", what, msg)
+	e.Provider = Name
+	e.Err = cause
+	return e
+}
+
+func notFound(serviceID string) *workload.Error {
+	e := workload.Errorf(workload.NotFound, "Cloud Run service %q not found", serviceID)
+	e.Provider = Name
+	return e
+}
+
+// afterChange reclassifies an error that follows an earlier successful
+// mutation (a secret version added, a revision created): a refusal code
+// would promise that nothing changed, so it becomes ProviderError.
+func afterChange(err error) error {
+	if !provider.NothingChanged(err) {
+		return err
+	}
+	we := workload.AsError(err)
+	e := workload.Errorf(workload.ProviderError, "%s (earlier changes were applied: check Status)", we.Message)
+	e.Provider = Name
+	e.Err = err
+	return e
+}

@@ -1,0 +1,926 @@
+// Package fakegcp is an in-process Google Cloud for the gcp provider's
+// tests: gRPC servers on a bufconn listener implementing the generated
+// server interfaces of Cloud Run Admin v2 (Services, Revisions and the
+// long-running Operations), Secret Manager, Cloud Monitoring
+// (ListTimeSeries) and Cloud Logging (ListLogEntries, TailLogEntries,
+// WriteLogEntries). The real client libraries connect to it through
+// option.WithGRPCConn.
+//
+// It keeps its state in memory where tests read it directly (Observe,
+// ReadConfig, EmitLog) instead of through the provider.
+//
+// Behaviour, as documented for the real services and pinned in
+// fakegcp_test.go:
+//
+//   - Create/UpdateService return a completed long-running operation
+//     whose response is the service; the service then reconciles over
+//     successive GetService calls (Steps, default 2): terminalCondition
+//     "Ready" goes CONDITION_RECONCILING → CONDITION_SUCCEEDED,
+//     reconciling true → false, latestReadyRevision catches up with
+//     latestCreatedRevision and trafficStatuses sends 100% to LATEST.
+//   - A template change creates a revision "<service>-<NNNNN>-<xyz>"; a
+//     change of service-level scaling or labels alone does not.
+//   - An image listed in BadImages makes the revision fail: its Ready
+//     condition and the service's terminal condition become
+//     CONDITION_FAILED with reason CONTAINER_MISSING; the previous ready
+//     revision keeps serving.
+//   - Instances: manualInstanceCount instances of the latest ready
+//     revision run (Cloud Run exposes no instance list; the fake keeps
+//     ids for log labels and Observe).
+//   - Errors injected with Fail are returned by the next call of the
+//     named method; FailOperation makes the next Create/UpdateService
+//     operation finish with an error status.
+package fakegcp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"cloud.google.com/go/logging/apiv2/loggingpb"
+	"cloud.google.com/go/longrunning/autogen/longrunningpb"
+	"cloud.google.com/go/monitoring/apiv3/v2/monitoringpb"
+	"cloud.google.com/go/run/apiv2/runpb"
+	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
+	"google.golang.org/genproto/googleapis/api/distribution"
+	"google.golang.org/genproto/googleapis/api/monitoredres"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Server is the fake. Create it with New; Close it when done.
+type Server struct {
+	// Steps is how many GetService calls a new revision spends
+	// reconciling before it settles (default 2).
+	Steps int
+	// StartupLine is logged by every instance when it starts.
+	StartupLine string
+
+	lis  *bufconn.Listener
+	srv  *grpc.Server
+	conn *grpc.ClientConn
+
+	mu        sync.Mutex
+	badImages map[string]string // image → message
+	services  map[string]*service
+	secrets   map[string]*secret
+	ops       map[string]*longrunningpb.Operation
+	logs      []*loggingpb.LogEntry
+	logCond   chan struct{} // closed and replaced on every new entry
+	fail      map[string][]error
+	failOp    *status.Status
+	calls     map[string]int
+	nextOp    int
+	requests  int64
+}
+
+type service struct {
+	svc       *runpb.Service
+	revs      map[string]*revision // short name → revision
+	order     []string
+	pending   string // revision reconciling
+	steps     int
+	instances []string // ids of running instances
+	instRev   string
+}
+
+type revision struct {
+	rev *runpb.Revision
+}
+
+type secret struct {
+	s        *secretmanagerpb.Secret
+	versions [][]byte
+}
+
+// New starts the fake.
+func New() *Server {
+	f := &Server{Steps: 2, StartupLine: "container started", lis: bufconn.Listen(1 << 20), srv: grpc.NewServer(),
+		badImages: map[string]string{}, services: map[string]*service{}, secrets: map[string]*secret{},
+		ops: map[string]*longrunningpb.Operation{}, fail: map[string][]error{}, calls: map[string]int{}, logCond: make(chan struct{})}
+	runpb.RegisterServicesServer(f.srv, &runServices{f: f})
+	runpb.RegisterRevisionsServer(f.srv, &runRevisions{f: f})
+	longrunningpb.RegisterOperationsServer(f.srv, &operations{f: f})
+	secretmanagerpb.RegisterSecretManagerServiceServer(f.srv, &secretManager{f: f})
+	monitoringpb.RegisterMetricServiceServer(f.srv, &metricService{f: f})
+	loggingpb.RegisterLoggingServiceV2Server(f.srv, &loggingService{f: f})
+	go func() { _ = f.srv.Serve(f.lis) }()
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return f.lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		panic(err)
+	}
+	f.conn = conn
+	return f
+}
+
+// Conn is a client connection to the fake, for option.WithGRPCConn.
+func (f *Server) Conn() *grpc.ClientConn { return f.conn }
+
+// Close stops the fake.
+func (f *Server) Close() {
+	_ = f.conn.Close()
+	f.srv.Stop()
+}
+
+// BadImage makes revisions with image fail with message.
+func (f *Server) BadImage(image, message string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.badImages[image] = message
+}
+
+// Fail makes the next call of method ("GetService", "AddSecretVersion"...)
+// return err.
+func (f *Server) Fail(method string, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail[method] = append(f.fail[method], err)
+}
+
+// FailOperation makes the next Create/UpdateService operation complete
+// with st as its error.
+func (f *Server) FailOperation(st *status.Status) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failOp = st
+}
+
+// Calls returns how often method was called.
+func (f *Server) Calls(method string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[method]
+}
+
+// enter counts a call and returns an injected error; f.mu must be held.
+func (f *Server) enter(method string) error {
+	f.calls[method]++
+	if errs := f.fail[method]; len(errs) > 0 {
+		f.fail[method] = errs[1:]
+		return errs[0]
+	}
+	return nil
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func shortName(full string) string {
+	if i := strings.LastIndex(full, "/"); i >= 0 {
+		return full[i+1:]
+	}
+	return full
+}
+
+// Observation is what the fake runs for a service.
+type Observation struct {
+	Running     int
+	Revision    string   // serving revision, short name
+	InstanceIDs []string // the fake's own instance ids
+}
+
+// Observe reports the instances the fake runs for service (short name).
+func (f *Server) Observe(name string) Observation {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, s := range f.services {
+		if shortName(s.svc.Name) == name {
+			return Observation{Running: len(s.instances), Revision: s.instRev, InstanceIDs: append([]string(nil), s.instances...)}
+		}
+	}
+	return Observation{}
+}
+
+// Service returns a copy of the stored service resource, or nil.
+func (f *Server) Service(name string) *runpb.Service {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, s := range f.services {
+		if shortName(s.svc.Name) == name {
+			return proto.Clone(s.svc).(*runpb.Service)
+		}
+	}
+	return nil
+}
+
+// ReadConfig returns the value of env var key as the serving revision's
+// container sees it, resolving Secret Manager references.
+func (f *Server) ReadConfig(name, key string) (string, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var s *service
+	for _, x := range f.services {
+		if shortName(x.svc.Name) == name {
+			s = x
+		}
+	}
+	if s == nil || s.instRev == "" {
+		return "", false, fmt.Errorf("service %s runs no revision", name)
+	}
+	r := s.revs[s.instRev]
+	for _, c := range r.rev.Containers {
+		for _, e := range c.Env {
+			if e.Name != key {
+				continue
+			}
+			if ref := e.GetValueSource().GetSecretKeyRef(); ref != nil {
+				v, err := f.accessLocked(ref.Secret, ref.Version)
+				return string(v), err == nil, err
+			}
+			return e.GetValue(), true, nil
+		}
+	}
+	return "", false, nil
+}
+
+// EmitLog makes every running instance of service print text.
+func (f *Server) EmitLog(name, text string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, s := range f.services {
+		if shortName(s.svc.Name) == name {
+			for _, id := range s.instances {
+				f.logLocked(s, id, text)
+			}
+		}
+	}
+}
+
+func (f *Server) logLocked(s *service, instance, text string) {
+	parts := strings.Split(s.svc.Name, "/") // projects/p/locations/r/services/s
+	f.logs = append(f.logs, &loggingpb.LogEntry{
+		LogName:  "projects/" + parts[1] + "/logs/run.googleapis.com%2Fstdout",
+		InsertId: randHex(8),
+		Resource: &monitoredres.MonitoredResource{Type: "cloud_run_revision", Labels: map[string]string{
+			"project_id": parts[1], "location": parts[3], "service_name": parts[5], "revision_name": s.instRev, "configuration_name": parts[5]}},
+		Timestamp:        timestamppb.Now(),
+		Labels:           map[string]string{"instanceId": instance},
+		Payload:          &loggingpb.LogEntry_TextPayload{TextPayload: text},
+		ReceiveTimestamp: timestamppb.Now(),
+	})
+	close(f.logCond)
+	f.logCond = make(chan struct{})
+}
+
+// settleLocked moves a reconciling service one step; f.mu must be held.
+func (f *Server) settleLocked(s *service) {
+	if s.pending == "" {
+		f.runInstancesLocked(s)
+		return
+	}
+	if s.steps > 0 {
+		s.steps--
+		return
+	}
+	r := s.revs[s.pending]
+	s.pending = ""
+	now := timestamppb.Now()
+	img := r.rev.Containers[0].Image
+	if msg, bad := f.badImages[img]; bad {
+		fc := &runpb.Condition{Type: "Ready", State: runpb.Condition_CONDITION_FAILED, LastTransitionTime: now,
+			Message: msg, Reasons: &runpb.Condition_Reason{Reason: runpb.Condition_CONTAINER_MISSING}}
+		r.rev.Conditions = []*runpb.Condition{fc}
+		r.rev.Reconciling = false
+		s.svc.TerminalCondition = &runpb.Condition{Type: "Ready", State: runpb.Condition_CONDITION_FAILED, LastTransitionTime: now,
+			Message: fmt.Sprintf("Revision '%s' is not ready and cannot serve traffic. %s", r.rev.Name[strings.LastIndex(r.rev.Name, "/")+1:], msg),
+			Reasons: &runpb.Condition_Reason{Reason: runpb.Condition_CONTAINER_MISSING}}
+	} else {
+		r.rev.Conditions = []*runpb.Condition{{Type: "Ready", State: runpb.Condition_CONDITION_SUCCEEDED, LastTransitionTime: now}}
+		r.rev.Reconciling = false
+		s.svc.LatestReadyRevision = r.rev.Name
+		s.svc.TerminalCondition = &runpb.Condition{Type: "Ready", State: runpb.Condition_CONDITION_SUCCEEDED, LastTransitionTime: now}
+		s.svc.TrafficStatuses = []*runpb.TrafficTargetStatus{{Type: runpb.TrafficTargetAllocationType_TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST, Percent: 100, Revision: shortName(r.rev.Name)}}
+	}
+	s.svc.Reconciling = false
+	s.svc.ObservedGeneration = s.svc.Generation
+	f.runInstancesLocked(s)
+}
+
+// runInstancesLocked runs manualInstanceCount instances of the latest
+// ready revision, replacing all of them when the revision changed.
+func (f *Server) runInstancesLocked(s *service) {
+	rev := shortName(s.svc.LatestReadyRevision)
+	want := 0
+	if rev != "" {
+		sc := s.svc.GetScaling()
+		if sc.GetScalingMode() == runpb.ServiceScaling_MANUAL && sc.ManualInstanceCount != nil {
+			want = int(sc.GetManualInstanceCount())
+		} else {
+			want = int(sc.GetMinInstanceCount())
+		}
+	}
+	if rev != s.instRev {
+		s.instances, s.instRev = nil, rev
+	}
+	for len(s.instances) > want {
+		s.instances = s.instances[:len(s.instances)-1]
+	}
+	for len(s.instances) < want {
+		id := "00" + randHex(12)
+		s.instances = append(s.instances, id)
+		if f.StartupLine != "" {
+			f.logLocked(s, id, f.StartupLine)
+		}
+	}
+}
+
+var (
+	reName = regexp.MustCompile(`^projects/[^/]+/locations/[^/]+/services/([a-z]([-a-z0-9]{0,47}[a-z0-9])?)$`)
+)
+
+// applyLocked stores svc as the new desired state of s.
+func (f *Server) applyLocked(s *service, in *runpb.Service) {
+	prev := s.svc
+	in = proto.Clone(in).(*runpb.Service)
+	now := timestamppb.Now()
+	in.Generation = 1
+	in.CreateTime = now
+	if prev != nil {
+		in.Generation = prev.Generation + 1
+		in.CreateTime = prev.CreateTime
+		in.Uid = prev.Uid
+		in.LatestCreatedRevision, in.LatestReadyRevision = prev.LatestCreatedRevision, prev.LatestReadyRevision
+		in.TrafficStatuses, in.TerminalCondition = prev.TrafficStatuses, prev.TerminalCondition
+		in.ObservedGeneration = prev.ObservedGeneration
+	} else {
+		in.Uid = randHex(16)
+	}
+	in.UpdateTime = now
+	in.Etag = strconv.Quote(randHex(6))
+	if len(in.Traffic) == 0 {
+		in.Traffic = []*runpb.TrafficTarget{{Type: runpb.TrafficTargetAllocationType_TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST, Percent: 100}}
+	}
+	templateChanged := prev == nil || !proto.Equal(prev.Template, in.Template)
+	if in.Template != nil {
+		in.Template.Revision = ""
+	}
+	s.svc = in
+	if !templateChanged {
+		s.svc.ObservedGeneration = s.svc.Generation
+		f.runInstancesLocked(s)
+		return
+	}
+	short := fmt.Sprintf("%s-%05d-%s", shortName(in.Name), len(s.order)+1, randHex(2)[:3])
+	revName := strings.Replace(in.Name, "/services/"+shortName(in.Name), "/services/"+shortName(in.Name)+"/revisions/"+short, 1)
+	tmpl := in.GetTemplate()
+	rev := &runpb.Revision{Name: revName, Uid: randHex(16), Generation: 1, Labels: tmpl.GetLabels(), Annotations: tmpl.GetAnnotations(),
+		CreateTime: now, Service: shortName(in.Name), Containers: tmpl.GetContainers(), Scaling: tmpl.GetScaling(), Reconciling: true,
+		Conditions: []*runpb.Condition{{Type: "Ready", State: runpb.Condition_CONDITION_RECONCILING, LastTransitionTime: now}}}
+	s.revs[short] = &revision{rev: rev}
+	s.order = append(s.order, short)
+	s.pending, s.steps = short, f.Steps
+	in.LatestCreatedRevision = revName
+	in.Reconciling = true
+	in.TerminalCondition = &runpb.Condition{Type: "Ready", State: runpb.Condition_CONDITION_RECONCILING, LastTransitionTime: now,
+		Message: "Deploying revision " + short}
+}
+
+func (f *Server) operationLocked(method string, svc *runpb.Service) (*longrunningpb.Operation, error) {
+	f.nextOp++
+	op := &longrunningpb.Operation{Name: fmt.Sprintf("%s/operations/op-%d", svc.Name[:strings.Index(svc.Name, "/services/")], f.nextOp), Done: true}
+	if f.failOp != nil {
+		op.Result = &longrunningpb.Operation_Error{Error: f.failOp.Proto()}
+		f.failOp = nil
+	} else {
+		resp, err := anypb.New(svc)
+		if err != nil {
+			return nil, err
+		}
+		op.Result = &longrunningpb.Operation_Response{Response: resp}
+	}
+	meta, _ := anypb.New(svc)
+	op.Metadata = meta
+	f.ops[op.Name] = op
+	return op, nil
+}
+
+type runServices struct {
+	runpb.UnimplementedServicesServer
+	f *Server
+}
+
+func (r *runServices) CreateService(_ context.Context, req *runpb.CreateServiceRequest) (*longrunningpb.Operation, error) {
+	f := r.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("CreateService"); err != nil {
+		return nil, err
+	}
+	name := req.Parent + "/services/" + req.ServiceId
+	if !reName.MatchString(name) {
+		return nil, status.Errorf(codes.InvalidArgument, "service id %q: must be a DNS label of at most 49 characters", req.ServiceId)
+	}
+	if _, dup := f.services[name]; dup {
+		return nil, status.Errorf(codes.AlreadyExists, "Resource '%s' already exists.", req.ServiceId)
+	}
+	if req.Service == nil {
+		return nil, status.Error(codes.InvalidArgument, "service is required")
+	}
+	// Documented: in CreateServiceRequest, service.name is ignored and
+	// composed from parent and service_id.
+	if err := validateService(req.Service); err != nil {
+		return nil, err
+	}
+	if f.failOp != nil {
+		// The operation fails; the service is not created.
+		svc := proto.Clone(req.Service).(*runpb.Service)
+		svc.Name = name
+		return f.operationLocked("CreateService", svc)
+	}
+	s := &service{revs: map[string]*revision{}}
+	in := proto.Clone(req.Service).(*runpb.Service)
+	in.Name = name
+	f.applyLocked(s, in)
+	f.services[name] = s
+	return f.operationLocked("CreateService", s.svc)
+}
+
+func validateService(svc *runpb.Service) error {
+	cs := svc.GetTemplate().GetContainers()
+	if len(cs) == 0 {
+		return status.Error(codes.InvalidArgument, "template.containers: at least one container is required")
+	}
+	for _, c := range cs {
+		if c.Image == "" {
+			return status.Error(codes.InvalidArgument, "template.containers.image: required")
+		}
+		if len(c.Ports) > 1 {
+			return status.Error(codes.InvalidArgument, "template.containers.ports: at most one port")
+		}
+	}
+	return nil
+}
+
+func (r *runServices) GetService(_ context.Context, req *runpb.GetServiceRequest) (*runpb.Service, error) {
+	f := r.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("GetService"); err != nil {
+		return nil, err
+	}
+	s, ok := f.services[req.Name]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "Resource '%s' of kind 'SERVICE' in region '%s' in project '%s' does not exist.",
+			shortName(req.Name), regionOf(req.Name), projectOf(req.Name))
+	}
+	f.settleLocked(s)
+	return proto.Clone(s.svc).(*runpb.Service), nil
+}
+
+func regionOf(name string) string {
+	p := strings.Split(name, "/")
+	if len(p) > 3 {
+		return p[3]
+	}
+	return ""
+}
+
+func projectOf(name string) string {
+	p := strings.Split(name, "/")
+	if len(p) > 1 {
+		return p[1]
+	}
+	return ""
+}
+
+func (r *runServices) ListServices(_ context.Context, req *runpb.ListServicesRequest) (*runpb.ListServicesResponse, error) {
+	f := r.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("ListServices"); err != nil {
+		return nil, err
+	}
+	out := &runpb.ListServicesResponse{}
+	var names []string
+	for n := range f.services {
+		if strings.HasPrefix(n, req.Parent+"/services/") {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		out.Services = append(out.Services, proto.Clone(f.services[n].svc).(*runpb.Service))
+	}
+	return out, nil
+}
+
+func (r *runServices) UpdateService(_ context.Context, req *runpb.UpdateServiceRequest) (*longrunningpb.Operation, error) {
+	f := r.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("UpdateService"); err != nil {
+		return nil, err
+	}
+	s, ok := f.services[req.GetService().GetName()]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "Resource '%s' of kind 'SERVICE' does not exist.", shortName(req.GetService().GetName()))
+	}
+	if req.Service.Etag != "" && req.Service.Etag != s.svc.Etag {
+		return nil, status.Error(codes.Aborted, "etag mismatch: the service changed since it was read")
+	}
+	if err := validateService(req.Service); err != nil {
+		return nil, err
+	}
+	if f.failOp != nil {
+		return f.operationLocked("UpdateService", s.svc)
+	}
+	f.applyLocked(s, req.Service)
+	return f.operationLocked("UpdateService", s.svc)
+}
+
+func (r *runServices) DeleteService(_ context.Context, req *runpb.DeleteServiceRequest) (*longrunningpb.Operation, error) {
+	f := r.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("DeleteService"); err != nil {
+		return nil, err
+	}
+	s, ok := f.services[req.Name]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "Resource '%s' of kind 'SERVICE' does not exist.", shortName(req.Name))
+	}
+	delete(f.services, req.Name)
+	return f.operationLocked("DeleteService", s.svc)
+}
+
+type runRevisions struct {
+	runpb.UnimplementedRevisionsServer
+	f *Server
+}
+
+func (r *runRevisions) GetRevision(_ context.Context, req *runpb.GetRevisionRequest) (*runpb.Revision, error) {
+	f := r.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("GetRevision"); err != nil {
+		return nil, err
+	}
+	for _, s := range f.services {
+		if rv, ok := s.revs[shortName(req.Name)]; ok && rv.rev.Name == req.Name {
+			return proto.Clone(rv.rev).(*runpb.Revision), nil
+		}
+	}
+	return nil, status.Errorf(codes.NotFound, "Resource '%s' of kind 'REVISION' does not exist.", shortName(req.Name))
+}
+
+func (r *runRevisions) ListRevisions(_ context.Context, req *runpb.ListRevisionsRequest) (*runpb.ListRevisionsResponse, error) {
+	f := r.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("ListRevisions"); err != nil {
+		return nil, err
+	}
+	s, ok := f.services[req.Parent]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "Resource '%s' of kind 'SERVICE' does not exist.", shortName(req.Parent))
+	}
+	out := &runpb.ListRevisionsResponse{}
+	for i := len(s.order) - 1; i >= 0; i-- { // newest first
+		out.Revisions = append(out.Revisions, proto.Clone(s.revs[s.order[i]].rev).(*runpb.Revision))
+	}
+	return out, nil
+}
+
+type operations struct {
+	longrunningpb.UnimplementedOperationsServer
+	f *Server
+}
+
+func (o *operations) GetOperation(_ context.Context, req *longrunningpb.GetOperationRequest) (*longrunningpb.Operation, error) {
+	f := o.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	op, ok := f.ops[req.Name]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "operation %s not found", req.Name)
+	}
+	return proto.Clone(op).(*longrunningpb.Operation), nil
+}
+
+func (o *operations) WaitOperation(ctx context.Context, req *longrunningpb.WaitOperationRequest) (*longrunningpb.Operation, error) {
+	return o.GetOperation(ctx, &longrunningpb.GetOperationRequest{Name: req.Name})
+}
+
+// ---- Secret Manager ----
+
+type secretManager struct {
+	secretmanagerpb.UnimplementedSecretManagerServiceServer
+	f *Server
+}
+
+var reSecretID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
+
+func (m *secretManager) CreateSecret(_ context.Context, req *secretmanagerpb.CreateSecretRequest) (*secretmanagerpb.Secret, error) {
+	f := m.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("CreateSecret"); err != nil {
+		return nil, err
+	}
+	if !reSecretID.MatchString(req.SecretId) {
+		return nil, status.Errorf(codes.InvalidArgument, "secret_id %q: letters, digits, '_' and '-' only, at most 255", req.SecretId)
+	}
+	if req.GetSecret().GetReplication() == nil {
+		return nil, status.Error(codes.InvalidArgument, "secret.replication is required")
+	}
+	name := req.Parent + "/secrets/" + req.SecretId
+	if _, dup := f.secrets[name]; dup {
+		return nil, status.Errorf(codes.AlreadyExists, "Secret [%s] already exists.", name)
+	}
+	s := proto.Clone(req.Secret).(*secretmanagerpb.Secret)
+	s.Name, s.CreateTime = name, timestamppb.Now()
+	f.secrets[name] = &secret{s: s}
+	return proto.Clone(s).(*secretmanagerpb.Secret), nil
+}
+
+func (m *secretManager) GetSecret(_ context.Context, req *secretmanagerpb.GetSecretRequest) (*secretmanagerpb.Secret, error) {
+	f := m.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.secrets[req.Name]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "Secret [%s] not found or has no versions.", req.Name)
+	}
+	return proto.Clone(s.s).(*secretmanagerpb.Secret), nil
+}
+
+func (m *secretManager) AddSecretVersion(_ context.Context, req *secretmanagerpb.AddSecretVersionRequest) (*secretmanagerpb.SecretVersion, error) {
+	f := m.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("AddSecretVersion"); err != nil {
+		return nil, err
+	}
+	s, ok := f.secrets[req.Parent]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "Secret [%s] not found.", req.Parent)
+	}
+	s.versions = append(s.versions, append([]byte(nil), req.GetPayload().GetData()...))
+	return &secretmanagerpb.SecretVersion{Name: fmt.Sprintf("%s/versions/%d", req.Parent, len(s.versions)),
+		CreateTime: timestamppb.Now(), State: secretmanagerpb.SecretVersion_ENABLED}, nil
+}
+
+func (m *secretManager) AccessSecretVersion(_ context.Context, req *secretmanagerpb.AccessSecretVersionRequest) (*secretmanagerpb.AccessSecretVersionResponse, error) {
+	f := m.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := strings.LastIndex(req.Name, "/versions/")
+	if i < 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "name %q: want projects/*/secrets/*/versions/*", req.Name)
+	}
+	secretName, version := req.Name[:i], req.Name[i+len("/versions/"):]
+	v, err := f.accessLocked(secretName, version)
+	if err != nil {
+		return nil, err
+	}
+	n := version
+	if version == "latest" {
+		n = strconv.Itoa(len(f.secrets[secretName].versions))
+	}
+	return &secretmanagerpb.AccessSecretVersionResponse{Name: secretName + "/versions/" + n, Payload: &secretmanagerpb.SecretPayload{Data: v}}, nil
+}
+
+// accessLocked resolves a secret version; secret may be a full name or a
+// bare id (then any project matches, as Cloud Run resolves it in the
+// service's project).
+func (f *Server) accessLocked(secretName, version string) ([]byte, error) {
+	s, ok := f.secrets[secretName]
+	if !ok {
+		for n, x := range f.secrets {
+			if shortName(n) == secretName {
+				s, ok = x, true
+			}
+		}
+	}
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "Secret [%s] not found or has no versions.", secretName)
+	}
+	n := len(s.versions)
+	if version != "latest" {
+		var err error
+		if n, err = strconv.Atoi(version); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "version %q", version)
+		}
+	}
+	if n < 1 || n > len(s.versions) {
+		return nil, status.Errorf(codes.NotFound, "Secret Version [%s/versions/%s] not found.", secretName, version)
+	}
+	return s.versions[n-1], nil
+}
+
+// ---- Cloud Monitoring ----
+
+type metricService struct {
+	monitoringpb.UnimplementedMetricServiceServer
+	f *Server
+}
+
+var (
+	reMetricType  = regexp.MustCompile(`metric\.type\s*=\s*"([^"]+)"`)
+	reServiceName = regexp.MustCompile(`resource\.labels\.service_name\s*=\s*"([^"]+)"`)
+)
+
+// ListTimeSeries serves one aligned point per call for the Cloud Run
+// metrics the provider reads, computed from the fake's state: instance
+// count = running instances, request_count grows by 10 per call, CPU and
+// memory utilisation distributions with means 0.25 and 0.4.
+func (m *metricService) ListTimeSeries(_ context.Context, req *monitoringpb.ListTimeSeriesRequest) (*monitoringpb.ListTimeSeriesResponse, error) {
+	f := m.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("ListTimeSeries"); err != nil {
+		return nil, err
+	}
+	if req.GetInterval().GetEndTime() == nil {
+		return nil, status.Error(codes.InvalidArgument, "interval.end_time is required")
+	}
+	mt := reMetricType.FindStringSubmatch(req.Filter)
+	sn := reServiceName.FindStringSubmatch(req.Filter)
+	if mt == nil {
+		return nil, status.Error(codes.InvalidArgument, "filter must name a metric.type")
+	}
+	var s *service
+	for _, x := range f.services {
+		if sn != nil && shortName(x.svc.Name) == sn[1] {
+			s = x
+		}
+	}
+	if s == nil || len(s.instances) == 0 {
+		return &monitoringpb.ListTimeSeriesResponse{}, nil
+	}
+	end := timestamppb.Now()
+	start := timestamppb.New(end.AsTime().Add(-req.GetAggregation().GetAlignmentPeriod().AsDuration()))
+	var v *monitoringpb.TypedValue
+	switch mt[1] {
+	case "run.googleapis.com/container/instance_count":
+		v = &monitoringpb.TypedValue{Value: &monitoringpb.TypedValue_Int64Value{Int64Value: int64(len(s.instances))}}
+	case "run.googleapis.com/request_count":
+		f.requests += 10
+		v = &monitoringpb.TypedValue{Value: &monitoringpb.TypedValue_Int64Value{Int64Value: 10}}
+	case "run.googleapis.com/container/cpu/utilizations":
+		v = &monitoringpb.TypedValue{Value: &monitoringpb.TypedValue_DistributionValue{DistributionValue: &distribution.Distribution{Count: int64(len(s.instances)), Mean: 0.25}}}
+	case "run.googleapis.com/container/memory/utilizations":
+		v = &monitoringpb.TypedValue{Value: &monitoringpb.TypedValue_DistributionValue{DistributionValue: &distribution.Distribution{Count: int64(len(s.instances)), Mean: 0.4}}}
+	default:
+		return &monitoringpb.ListTimeSeriesResponse{}, nil
+	}
+	if req.GetAggregation().GetPerSeriesAligner() == monitoringpb.Aggregation_ALIGN_MEAN {
+		if d := v.GetDistributionValue(); d != nil {
+			v = &monitoringpb.TypedValue{Value: &monitoringpb.TypedValue_DoubleValue{DoubleValue: d.Mean}}
+		}
+	}
+	return &monitoringpb.ListTimeSeriesResponse{TimeSeries: []*monitoringpb.TimeSeries{{
+		Resource: &monitoredres.MonitoredResource{Type: "cloud_run_revision", Labels: map[string]string{"service_name": shortName(s.svc.Name)}},
+		Points:   []*monitoringpb.Point{{Interval: &monitoringpb.TimeInterval{StartTime: start, EndTime: end}, Value: v}},
+	}}}, nil
+}
+
+// ---- Cloud Logging ----
+
+type loggingService struct {
+	loggingpb.UnimplementedLoggingServiceV2Server
+	f *Server
+}
+
+var reSince = regexp.MustCompile(`timestamp\s*>=\s*"([^"]+)"`)
+
+func matchEntry(filter string, e *loggingpb.LogEntry) bool {
+	if sn := reServiceName.FindStringSubmatch(filter); sn != nil && e.GetResource().GetLabels()["service_name"] != sn[1] {
+		return false
+	}
+	if m := reSince.FindStringSubmatch(filter); m != nil {
+		t, err := time.Parse(time.RFC3339Nano, m[1])
+		if err == nil && e.Timestamp.AsTime().Before(t) {
+			return false
+		}
+	}
+	return true
+}
+
+func (l *loggingService) WriteLogEntries(_ context.Context, req *loggingpb.WriteLogEntriesRequest) (*loggingpb.WriteLogEntriesResponse, error) {
+	f := l.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, e := range req.Entries {
+		e = proto.Clone(e).(*loggingpb.LogEntry)
+		if e.Timestamp == nil {
+			e.Timestamp = timestamppb.Now()
+		}
+		if e.InsertId == "" {
+			e.InsertId = randHex(8)
+		}
+		f.logs = append(f.logs, e)
+	}
+	close(f.logCond)
+	f.logCond = make(chan struct{})
+	return &loggingpb.WriteLogEntriesResponse{}, nil
+}
+
+// ListLogEntries supports the filter terms the provider writes
+// (service_name, timestamp >=), order_by "timestamp asc|desc" and
+// page_size/page_token.
+func (l *loggingService) ListLogEntries(_ context.Context, req *loggingpb.ListLogEntriesRequest) (*loggingpb.ListLogEntriesResponse, error) {
+	f := l.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("ListLogEntries"); err != nil {
+		return nil, err
+	}
+	if len(req.ResourceNames) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "resource_names is required")
+	}
+	var all []*loggingpb.LogEntry
+	for _, e := range f.logs {
+		if matchEntry(req.Filter, e) {
+			all = append(all, e)
+		}
+	}
+	switch req.OrderBy {
+	case "", "timestamp asc":
+		sort.SliceStable(all, func(i, j int) bool { return all[i].Timestamp.AsTime().Before(all[j].Timestamp.AsTime()) })
+	case "timestamp desc":
+		sort.SliceStable(all, func(i, j int) bool { return all[i].Timestamp.AsTime().After(all[j].Timestamp.AsTime()) })
+	default:
+		return nil, status.Errorf(codes.InvalidArgument, "order_by %q", req.OrderBy)
+	}
+	off := 0
+	if req.PageToken != "" {
+		var err error
+		if off, err = strconv.Atoi(req.PageToken); err != nil {
+			return nil, status.Error(codes.InvalidArgument, "bad page_token")
+		}
+	}
+	size := int(req.PageSize)
+	if size <= 0 || size > 1000 {
+		size = 50
+	}
+	out := &loggingpb.ListLogEntriesResponse{}
+	end := min(off+size, len(all))
+	if off < len(all) {
+		for _, e := range all[off:end] {
+			out.Entries = append(out.Entries, proto.Clone(e).(*loggingpb.LogEntry))
+		}
+	}
+	if end < len(all) {
+		out.NextPageToken = strconv.Itoa(end)
+	}
+	return out, nil
+}
+
+// TailLogEntries streams entries written after the first request arrives
+// that match its filter, until the client goes away.
+func (l *loggingService) TailLogEntries(stream loggingpb.LoggingServiceV2_TailLogEntriesServer) error {
+	f := l.f
+	req, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	if err := f.enter("TailLogEntries"); err != nil {
+		f.mu.Unlock()
+		return err
+	}
+	next := len(f.logs)
+	f.mu.Unlock()
+	for {
+		f.mu.Lock()
+		var batch []*loggingpb.LogEntry
+		for _, e := range f.logs[next:] {
+			if matchEntry(req.Filter, e) {
+				batch = append(batch, proto.Clone(e).(*loggingpb.LogEntry))
+			}
+		}
+		next = len(f.logs)
+		wake := f.logCond
+		f.mu.Unlock()
+		if len(batch) > 0 {
+			if err := stream.Send(&loggingpb.TailLogEntriesResponse{Entries: batch}); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-stream.Context().Done():
+			return nil
+		case <-wake:
+		}
+	}
+}

@@ -1,0 +1,191 @@
+package gcp
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	logging "cloud.google.com/go/logging/apiv2"
+	monitoring "cloud.google.com/go/monitoring/apiv3/v2"
+	run "cloud.google.com/go/run/apiv2"
+	secretmanager "cloud.google.com/go/secretmanager/apiv1"
+	"google.golang.org/api/option"
+
+	ascreds "github.com/alphaswarm/controller/credentials"
+	"github.com/alphaswarm/controller/provider"
+	"github.com/alphaswarm/controller/workload"
+)
+
+// Name is the provider's registered name.
+const Name = "gcp"
+
+func init() {
+	provider.Register(Name, Open)
+}
+
+// Options are the target options (targets.<name>.options).
+type Options struct {
+	// Mode is "run" (Cloud Run, default) or "gke" (not implemented yet:
+	// Open rejects it with invalid_argument).
+	Mode string `json:"mode,omitempty"`
+	// Project overrides GOOGLE_CLOUD_PROJECT.
+	Project string `json:"project,omitempty"`
+	// Region is the Cloud Run region (required), e.g. "europe-west1".
+	Region string `json:"region,omitempty"`
+	// MetricsPeriod is the Cloud Monitoring alignment period and the poll
+	// interval of StreamMetrics (default 60s).
+	MetricsPeriod workload.Duration `json:"metricsPeriod,omitzero"`
+	// PollInterval is how often Start/Scale/Stop/Restart poll the service
+	// while waiting, and how often Logs polls when following without
+	// TailLogEntries (default 2s).
+	PollInterval workload.Duration `json:"pollInterval,omitzero"`
+}
+
+// Provider is the Cloud Run-mode gcp provider for one target.
+type Provider struct {
+	target  string
+	opts    Options
+	project string
+	parent  string // projects/<p>/locations/<r>
+
+	services  *run.ServicesClient
+	revisions *run.RevisionsClient
+	secrets   *secretmanager.Client
+	metrics   *monitoring.MetricClient
+	logs      *logging.Client
+
+	now func() time.Time
+}
+
+// ProviderName implements provider.Named.
+func (p *Provider) ProviderName() string { return Name }
+
+// openConfig carries the test seam: clientOpts, when set (tests only,
+// through OpenWithClientOptions), replaces the credential options.
+type openConfig struct {
+	clientOpts []option.ClientOption
+}
+
+// Open is the provider.Factory. It reads GOOGLE_APPLICATION_CREDENTIALS and
+// GOOGLE_CLOUD_PROJECT through creds and builds the clients; it does not
+// call Google Cloud.
+func Open(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolver) (provider.Provider, error) {
+	return open(ctx, cfg, creds, openConfig{})
+}
+
+// OpenWithClientOptions is Open with the given client options instead of
+// credentials from the environment. It exists for tests, which pass
+// option.WithGRPCConn to an in-process fake and
+// option.WithoutAuthentication; never use it against Google Cloud.
+func OpenWithClientOptions(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolver, opts ...option.ClientOption) (*Provider, error) {
+	p, err := open(ctx, cfg, creds, openConfig{clientOpts: opts})
+	if err != nil {
+		return nil, err
+	}
+	return p.(*Provider), nil
+}
+
+func open(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolver, oc openConfig) (provider.Provider, error) {
+	var o Options
+	if err := cfg.DecodeOptions(&o); err != nil {
+		return nil, err
+	}
+	switch o.Mode {
+	case "", "run":
+		o.Mode = "run"
+	case "gke":
+		return nil, invalid("targets.%s.options.mode: gke mode is not implemented yet; use mode \"run\" (Cloud Run) or the kubernetes provider with a GKE kubeconfig", cfg.Name)
+	default:
+		return nil, invalid("targets.%s.options.mode: %q is not one of run, gke", cfg.Name, o.Mode)
+	}
+	if o.MetricsPeriod <= 0 {
+		o.MetricsPeriod = workload.Duration(60 * time.Second)
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = workload.Duration(2 * time.Second)
+	}
+	gc := creds.Provider("gcp")
+	project := o.Project
+	if project == "" {
+		project = gc["GOOGLE_CLOUD_PROJECT"]
+	}
+	if project == "" {
+		project = gc["CLOUDSDK_CORE_PROJECT"]
+	}
+	if project == "" {
+		return nil, invalid("targets.%s: no project: set options.project or GOOGLE_CLOUD_PROJECT", cfg.Name)
+	}
+	if o.Region == "" {
+		return nil, invalid("targets.%s.options.region: required for Cloud Run (e.g. \"europe-west1\")", cfg.Name)
+	}
+	opts := oc.clientOpts
+	if opts == nil {
+		file := gc["GOOGLE_APPLICATION_CREDENTIALS"]
+		if file == "" {
+			return nil, wrap(workload.Unauthenticated, "open", "GOOGLE_APPLICATION_CREDENTIALS is not set (a service-account or external-account credentials file)", nil)
+		}
+		// WithCredentialsFile accepts service_account and external_account
+		// (workload identity federation) files alike.
+		opts = []option.ClientOption{option.WithCredentialsFile(file)}
+	}
+	p := &Provider{target: cfg.Name, opts: o, project: project,
+		parent: "projects/" + project + "/locations/" + o.Region, now: time.Now}
+	var err error
+	if p.services, err = run.NewServicesClient(ctx, opts...); err != nil {
+		return nil, mapErr("run services client", err)
+	}
+	if p.revisions, err = run.NewRevisionsClient(ctx, opts...); err != nil {
+		return nil, mapErr("run revisions client", err)
+	}
+	if p.secrets, err = secretmanager.NewClient(ctx, opts...); err != nil {
+		return nil, mapErr("secret manager client", err)
+	}
+	if p.metrics, err = monitoring.NewMetricClient(ctx, opts...); err != nil {
+		return nil, mapErr("monitoring client", err)
+	}
+	if p.logs, err = logging.NewClient(ctx, opts...); err != nil {
+		return nil, mapErr("logging client", err)
+	}
+	return p, nil
+}
+
+// Close releases the clients' connections.
+func (p *Provider) Close() error {
+	for _, c := range []interface{ Close() error }{p.services, p.revisions, p.secrets, p.metrics, p.logs} {
+		_ = c.Close()
+	}
+	return nil
+}
+
+// UnsupportedReason implements provider.Explainer.
+func (p *Provider) UnsupportedReason(op provider.Operation) string {
+	if op == provider.OpExec {
+		return execReason
+	}
+	return ""
+}
+
+func (p *Provider) serviceName(name string) string { return p.parent + "/services/" + name }
+
+func invalid(format string, args ...any) *workload.Error {
+	e := workload.Errorf(workload.InvalidArgument, format, args...)
+	e.Provider = Name
+	return e
+}
+
+func shortRevision(full string) string {
+	if i := strings.LastIndex(full, "/"); i >= 0 {
+		return full[i+1:]
+	}
+	return full
+}
+
+// execReason is why exec is unsupported.
+const execReason = "Cloud Run has no exec: the Admin API offers no way to run a command inside a running instance"
+
+// Exec implements provider.Execer only so that the capability matrix can
+// carry the specific reason (through UnsupportedReason): it always returns
+// Unsupported and never contacts Google Cloud.
+func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecRequest) (provider.ExecResult, error) {
+	return provider.ExecResult{}, provider.ErrUnsupported(Name, provider.OpExec, execReason)
+}
