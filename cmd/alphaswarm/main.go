@@ -5,10 +5,12 @@ import (
 	"os"
 
 	"github.com/alphaswarm/controller/internal/cli"
-	_ "github.com/alphaswarm/controller/ledger/postgres" // ledger "postgres://"
-	_ "github.com/alphaswarm/controller/ledger/sqlite"   // ledger "sqlite:" (embedded default)
-	_ "github.com/alphaswarm/controller/provider/aws"    // provider "aws" (ECS mode)
-	_ "github.com/alphaswarm/controller/provider/docker" // provider "docker"
+	_ "github.com/alphaswarm/controller/ledger/postgres"     // ledger "postgres://"
+	_ "github.com/alphaswarm/controller/ledger/sqlite"       // ledger "sqlite:" (embedded default)
+	_ "github.com/alphaswarm/controller/provider/aws"        // provider "aws" (ECS mode)
+	_ "github.com/alphaswarm/controller/provider/docker"     // provider "docker"
+	_ "github.com/alphaswarm/controller/provider/gcp"        // provider "gcp" (Cloud Run mode)
+	_ "github.com/alphaswarm/controller/provider/kubernetes" // provider "kubernetes"
 )
 
 func main() { os.Exit(cli.Main(os.Args[1:])) }
