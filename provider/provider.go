@@ -155,6 +155,27 @@ func NothingChanged(err error) bool {
 	return false
 }
 
+// AfterChange reclassifies an error met after the operation's first
+// successful backend change: a code that would promise nothing changed
+// (see NothingChanged) becomes ProviderError, keeping the message and the
+// cause; any other error, and nil, is returned as it is. done says what had
+// already been changed ("a task-definition revision registered"); it may
+// be empty.
+func AfterChange(providerName string, err error, done string) error {
+	if !NothingChanged(err) {
+		return err
+	}
+	we := workload.AsError(err)
+	note := "the backend may have changed: check the service's status"
+	if done != "" {
+		note = "after " + done + ": check the service's status"
+	}
+	e := workload.Errorf(workload.ProviderError, "%s (%s)", we.Message, note)
+	e.Provider = providerName
+	e.Err = err
+	return e
+}
+
 // ErrUnsupported builds the Unsupported error for op on a provider.
 func ErrUnsupported(providerName string, op Operation, reason string) *workload.Error {
 	e := workload.Errorf(workload.Unsupported, "%s: %s", op, reason)

@@ -140,3 +140,23 @@ func TestNothingChanged(t *testing.T) {
 		t.Error("nil error: nothing changed?")
 	}
 }
+
+func TestAfterChange(t *testing.T) {
+	refused := workload.Errorf(workload.NotFound, "no such image")
+	err := provider.AfterChange("docker", refused, "replica 0 replaced")
+	e := workload.AsError(err)
+	if e.Code != workload.ProviderError || e.Provider != "docker" || !errors.Is(err, refused) ||
+		!strings.Contains(e.Message, "no such image") || !strings.Contains(e.Message, "replica 0 replaced") {
+		t.Fatalf("AfterChange = %+v", e)
+	}
+	if provider.NothingChanged(err) {
+		t.Fatal("after a change the error still promises nothing changed")
+	}
+	timeout := workload.Errorf(workload.Timeout, "slow")
+	if got := provider.AfterChange("docker", timeout, ""); got != error(timeout) {
+		t.Fatalf("a code that promises nothing was rewritten: %v", got)
+	}
+	if provider.AfterChange("docker", nil, "") != nil {
+		t.Fatal("nil became an error")
+	}
+}

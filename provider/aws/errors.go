@@ -130,12 +130,5 @@ func notFound(serviceID string) *workload.Error {
 // a refusal code would promise that nothing changed, so it becomes
 // ProviderError, keeping the message and cause.
 func afterChange(err error) error {
-	if !provider.NothingChanged(err) {
-		return err
-	}
-	we := workload.AsError(err)
-	e := workload.Errorf(workload.ProviderError, "%s (earlier changes were applied: check Status)", we.Message)
-	e.Provider = Name
-	e.Err = err
-	return e
+	return provider.AfterChange(Name, err, "earlier changes were applied")
 }

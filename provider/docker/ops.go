@@ -460,15 +460,7 @@ func (p *Provider) apply(ctx context.Context, rec *record, env []string, anchors
 // have been changed, so a code that promises otherwise (NotFound for an
 // image removed meanwhile, AlreadyExists...) becomes ProviderError.
 func (p *Provider) changed(err error) error {
-	if err == nil || !provider.NothingChanged(err) {
-		return err
-	}
-	e := *workload.AsError(err)
-	e.Code, e.Retryable = workload.ProviderError, false
-	e.Message += " (the service may have been changed in part: check its status)"
-	e.Err = err
-	e.Provider = Name
-	return &e
+	return provider.AfterChange(Name, err, "")
 }
 
 // pullPolicy is the pull policy for rec's image.

@@ -76,12 +76,5 @@ func notFound(serviceID string) *workload.Error {
 // mutation (a secret version added, a revision created): a refusal code
 // would promise that nothing changed, so it becomes ProviderError.
 func afterChange(err error) error {
-	if !provider.NothingChanged(err) {
-		return err
-	}
-	we := workload.AsError(err)
-	e := workload.Errorf(workload.ProviderError, "%s (earlier changes were applied: check Status)", we.Message)
-	e.Provider = Name
-	e.Err = err
-	return e
+	return provider.AfterChange(Name, err, "earlier changes were applied")
 }

@@ -145,15 +145,7 @@ func (p *Provider) wrap(err error, what string) error {
 // the same operation: codes that promise nothing changed (see
 // provider.NothingChanged) become provider_error, since something did.
 func (p *Provider) wrapAfterChange(err error, what, done string) error {
-	err = p.wrap(err, what)
-	if err == nil || !provider.NothingChanged(err) {
-		return err
-	}
-	we := workload.AsError(err)
-	e := workload.Errorf(workload.ProviderError, "%s (after %s)", we.Message, done)
-	e.Err = we
-	e.Provider = Name
-	return e
+	return provider.AfterChange(Name, p.wrap(err, what), done)
 }
 
 func errorf(code workload.Code, format string, args ...any) *workload.Error {
