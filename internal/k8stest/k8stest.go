@@ -62,6 +62,7 @@ type Cluster struct {
 	StartupTime time.Duration
 
 	client   *kubernetes.Clientset
+	webhook  *tokenWebhook
 	procs    []*proc
 	logMu    sync.Mutex
 	stopOnce sync.Once

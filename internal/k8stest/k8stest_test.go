@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"sync/atomic"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -15,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/alphaswarm/controller/internal/k8stest"
@@ -296,5 +298,55 @@ func TestInformerSeesChangesPromptly(t *testing.T) {
 		case <-timeout:
 			t.Fatal("informer did not see 2 ready replicas within 10s")
 		}
+	}
+}
+
+// TestTokenWebhook: a token the API server does not know is decided by the
+// registered authenticators, and refused once the authenticator is gone.
+func TestTokenWebhook(t *testing.T) {
+	c := k8stest.Start(t)
+	ns := c.Namespace(t)
+	var asked atomic.Int64
+	sub := t.Run("registered", func(t *testing.T) {
+		c.AddTokenAuthenticator(t, func(_ context.Context, token string) (string, []string, bool) {
+			asked.Add(1)
+			if !strings.HasPrefix(token, "webhook-test-") {
+				return "", nil, false
+			}
+			return "webhook-user", []string{"system:masters"}, true
+		})
+		for _, tc := range []struct {
+			token string
+			ok    bool
+		}{{"webhook-test-a", true}, {"some-other-token", false}, {"webhook-test-b", true}} {
+			cfg := rest.AnonymousClientConfig(c.RESTConfig)
+			cfg.BearerToken = tc.token
+			cs, err := kubernetes.NewForConfig(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = cs.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{})
+			if tc.ok && err != nil {
+				t.Fatalf("token %q: %v, want it accepted", tc.token, err)
+			}
+			if !tc.ok && !apierrors.IsUnauthorized(err) {
+				t.Fatalf("token %q: %v, want Unauthorized", tc.token, err)
+			}
+		}
+		if n := asked.Load(); n != 3 {
+			t.Fatalf("the authenticator was asked %d times, want 3", n)
+		}
+	})
+	if !sub {
+		return
+	}
+	cfg := rest.AnonymousClientConfig(c.RESTConfig)
+	cfg.BearerToken = "webhook-test-c"
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{}); !apierrors.IsUnauthorized(err) {
+		t.Fatalf("after the authenticator's test ended: %v, want Unauthorized", err)
 	}
 }

@@ -254,6 +254,11 @@ func startOnce(bins binaries) (_ *Cluster, err error) {
 	if err := writeTokenFile(tokenFile, ids); err != nil {
 		return nil, err
 	}
+	webhook, webhookConfig, err := startTokenWebhook(pk, dir)
+	if err != nil {
+		return nil, err
+	}
+	c.webhook = webhook
 	c.Kubeconfig = filepath.Join(dir, "admin.kubeconfig")
 	kubeconfigs := []string{c.Kubeconfig, filepath.Join(dir, "controller-manager.kubeconfig"),
 		filepath.Join(dir, "scheduler.kubeconfig"), filepath.Join(dir, "kwok.kubeconfig")}
@@ -309,6 +314,9 @@ func startOnce(bins binaries) (_ *Cluster, err error) {
 		"--tls-cert-file=" + apiCert,
 		"--tls-private-key-file=" + apiKey,
 		"--token-auth-file=" + tokenFile,
+		"--authentication-token-webhook-config-file=" + webhookConfig,
+		"--authentication-token-webhook-version=v1",
+		"--authentication-token-webhook-cache-ttl=0s",
 		"--authorization-mode=RBAC",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file=" + saPub,
@@ -616,6 +624,9 @@ func (c *Cluster) stop() {
 					p.stop(10 * time.Second)
 				}
 			}
+		}
+		if c.webhook != nil {
+			c.webhook.stop()
 		}
 		if c.Dir != "" && os.Getenv("ALPHASWARM_K8S_KEEP") == "1" {
 			fmt.Fprintf(os.Stderr, "k8stest: ALPHASWARM_K8S_KEEP=1: leaving %s in place\n", c.Dir)

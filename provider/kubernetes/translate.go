@@ -82,6 +82,17 @@ var (
 // configMapName is the name of a service's ConfigMap.
 func configMapName(service string) string { return service + "-config" }
 
+// ConfigMapName is the name of the ConfigMap that holds a service's config;
+// the pods mount it as the volume named ConfigVolume. Exported for the
+// harnesses of the providers that delegate to this one (kubetest).
+func ConfigMapName(service string) string { return configMapName(service) }
+
+// ConfigChecksum is the value of AnnotationConfigChecksum for a config.
+func ConfigChecksum(config map[string]string) string { return configChecksum(config) }
+
+// ConfigVolume is the name of the pods' volume made from the ConfigMap.
+const ConfigVolume = configVolume
+
 // configChecksum is the SHA-256 of a config, independent of map order.
 func configChecksum(config map[string]string) string {
 	h := sha256.New()
