@@ -4,8 +4,9 @@
 // metrics from Cloud Monitoring and its output from Cloud Logging. It
 // registers itself as "gcp" from init; import it for its side effect.
 //
-// GKE mode (options.mode "gke", delegating to the kubernetes provider) is
-// not implemented yet: Open rejects it with invalid_argument.
+// In GKE mode (options.mode "gke") it runs services on a GKE cluster
+// instead, delegating every operation to the kubernetes provider: see
+// "GKE mode" below.
 //
 // # Connection
 //
@@ -19,8 +20,9 @@
 // Tests use OpenWithClientOptions with option.WithGRPCConn (the in-process
 // fakegcp) and option.WithoutAuthentication.
 //
-// Target options (targets.<name>.options, see Options): mode ("run"),
-// project, region (required), metricsPeriod (60s), pollInterval (2s).
+// Target options in Cloud Run mode (targets.<name>.options, see Options):
+// mode ("run", the default), project, region (required), metricsPeriod
+// (60s), pollInterval (2s).
 //
 // # Services
 //
@@ -114,6 +116,87 @@
 // Exec is unsupported: Cloud Run has no exec. The capability matrix says
 // so with that reason.
 //
+// # GKE mode
+//
+// With options.mode "gke", Open returns a *GKEProvider for one GKE
+// cluster. Its options (GKEOptions, decoded strictly: Cloud Run's region,
+// metricsPeriod and pollInterval are unknown fields here, as the GKE
+// options are in Cloud Run mode) are project (else GOOGLE_CLOUD_PROJECT,
+// else CLOUDSDK_CORE_PROJECT), location (the cluster's region or zone) and
+// cluster, all three required; endpoint ("default", "private" or "dns",
+// below); and the kubernetes provider's namespace, deleteOnStop,
+// rolloutTimeout, progressDeadline, configDir, metricsInterval, qps and
+// burst, passed through (kubeconfig and context make no sense here and are
+// unknown fields). Missing or malformed options are invalid_argument with
+// every field path at once. The namespace is checked at Open; the other
+// pass-through options are checked by the kubernetes provider when the
+// cluster is first reached, and a bad one makes each operation fail
+// invalid_argument with its field path.
+//
+// The cluster is read with the GKE API's GetCluster
+// (projects/<project>/locations/<location>/clusters/<cluster>, through
+// cloud.google.com/go/container apiv1) and the kubernetes provider is
+// built over it with kubernetes.New. Open does not wait for that: it
+// checks the options, loads the credentials file and starts the first
+// attempt in the background (bounded to 30s), so a controller starting
+// while Google Cloud is unreachable, or before the cluster exists, starts
+// anyway. An operation waits for the attempt in flight (or its own
+// context); when an attempt fails, the operations waiting for it return
+// its error, and the next operation starts a new attempt: failures are
+// never cached. Once an attempt succeeds the cluster is not read again; a
+// control-plane IP or CA rotation needs the target to be reopened
+// (controller restart). Until the cluster is reached the capability
+// matrix declares every operation supported (UnsupportedReason has no
+// kubernetes provider to ask yet); afterwards it is exactly the
+// kubernetes provider's, whose interfaces the GKEProvider implements one
+// for one (Restarter, LogTailer, Execer, Lister, Watcher, Pinger,
+// Explainer). Ping reaches the cluster and asks the API server for its
+// version. Statuses and errors from the kubernetes provider are reported
+// with provider "gcp"; Close closes the kubernetes provider (its
+// informers; an open Watch ends with unavailable) and the GKE API client.
+//
+// The API server is reached at https://<endpoint> and verified with
+// masterAuth.clusterCaCertificate (base64 of a PEM CA). Which endpoint
+// follows options.endpoint, as gcloud container clusters get-credentials
+// chooses it:
+//
+//	endpoint   address used                                        TLS trust
+//	default    endpoint (the public IP; the private one when       cluster CA
+//	           the public endpoint is disabled)
+//	private    controlPlaneEndpointsConfig.ipEndpointsConfig       cluster CA
+//	           .privateEndpoint, else the deprecated
+//	           privateClusterConfig.privateEndpoint
+//	           (like --internal-ip)
+//	dns        controlPlaneEndpointsConfig.dnsEndpointConfig       the host's roots (Google
+//	           .endpoint (like --dns-endpoint)                     serves the DNS endpoint
+//	                                                               with a public certificate)
+//
+// A cluster whose chosen endpoint is empty is unavailable while its status
+// is other than RUNNING, RECONCILING or DEGRADED (PROVISIONING: "has no
+// endpoint yet"), and invalid_argument otherwise (the cluster has no
+// private or DNS endpoint: fix options.endpoint). A CA that is not base64
+// PEM is provider_error.
+//
+// Authentication: every request to the API server carries
+// "Authorization: Bearer <token>", set per request by a
+// rest.Config.WrapTransport (never a fixed BearerToken), with an OAuth 2.0
+// access token for GKEScopes (cloud-platform and userinfo.email, those
+// gke-gcloud-auth-plugin requests) from the same credentials as the Cloud
+// Run clients: the GOOGLE_APPLICATION_CREDENTIALS file, of type
+// service_account (a JWT-bearer grant at the file's token_uri) or
+// external_account (workload identity federation through STS); other
+// types (authorized_user, ...) are refused at Open as unauthenticated.
+// The same credentials authenticate GetCluster. Tokens come from
+// cloud.google.com/go/auth's caching token provider: one token is shared
+// and reused until GKETokenEarlyRefresh (5 minutes) before its expiry;
+// then the request that finds it so fetches a new one while concurrent
+// requests wait (blocking refresh: no background goroutine outlives
+// Close). The cluster maps the token to the account's email for RBAC, so
+// the account needs a Kubernetes role (or roles/container.developer) on
+// the cluster. Tests use OpenGKEWithClientOptions, which points only the
+// GKE API client at the in-process fake; the token still comes from the
+// key file, whose token_uri is fakegcp's OAuth server.
+//
 // # Errors
 //
 // gRPC status codes (also those of failed long-running operations) map to
@@ -131,6 +214,16 @@
 //	INVALID_ARGUMENT, OUT_OF_RANGE     invalid_argument
 //	UNIMPLEMENTED                      unsupported
 //	INTERNAL, UNKNOWN, others          provider_error
+//
+// In GKE mode the same table maps GetCluster's errors (NOT_FOUND: no such
+// cluster in that project and location; PERMISSION_DENIED: the account
+// lacks container.clusters.get), and the kubernetes provider's table maps
+// the API server's. Failing to get an access token is, for the token
+// endpoint's HTTP 400, 401 and 403 (invalid_grant, unauthorized_client,
+// ...) and for credentials that cannot produce a request (a bad key, a
+// missing subject-token file), unauthenticated; HTTP 429 rate_limited;
+// HTTP 5xx or an unreachable endpoint unavailable. No request reaches the
+// API server without a token, so these promise that nothing changed.
 //
 // An error after an earlier change of the same call (a failed operation
 // after CreateService/UpdateService was accepted, an update after a secret

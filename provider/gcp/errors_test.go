@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"strings"
 	"testing"
 
+	"cloud.google.com/go/auth"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -19,6 +23,9 @@ func TestMapErr(t *testing.T) {
 		want workload.Code
 	}{
 		{status.Error(codes.NotFound, "Resource 'web' of kind 'SERVICE' does not exist."), workload.NotFound},
+		// GKE GetCluster, as the GKE API answers it.
+		{status.Error(codes.NotFound, "Not found: projects/demo-project/locations/europe-west1/clusters/prod-cluster."), workload.NotFound},
+		{status.Error(codes.PermissionDenied, "Required \"container.clusters.get\" permission(s) for \"projects/demo-project/locations/europe-west1/clusters/prod-cluster\"."), workload.PermissionDenied},
 		{status.Error(codes.AlreadyExists, "Resource 'web' already exists."), workload.AlreadyExists},
 		{status.Error(codes.PermissionDenied, "Permission 'run.services.update' denied"), workload.PermissionDenied},
 		{status.Error(codes.Unauthenticated, "Request had invalid authentication credentials."), workload.Unauthenticated},
@@ -55,5 +62,41 @@ func TestAfterChange(t *testing.T) {
 	err = afterChange(mapErr("UpdateService", status.Error(codes.Unavailable, "down")))
 	if workload.CodeOf(err) != workload.Unavailable {
 		t.Fatalf("afterChange kept code %s, want unavailable", workload.CodeOf(err))
+	}
+}
+
+func TestMapTokenErr(t *testing.T) {
+	endpoint := func(code int, body string) error {
+		return &auth.Error{Response: &http.Response{StatusCode: code}, Body: []byte(body)}
+	}
+	cases := []struct {
+		name    string
+		err     error
+		want    workload.Code
+		wantMsg string
+	}{
+		{"invalid_grant", endpoint(400, `{"error":"invalid_grant","error_description":"Invalid JWT Signature."}`), workload.Unauthenticated,
+			"the token endpoint answered HTTP 400: invalid_grant: Invalid JWT Signature."},
+		{"unauthorized_client", endpoint(401, `{"error":"unauthorized_client"}`), workload.Unauthenticated, "HTTP 401: unauthorized_client"},
+		{"forbidden", endpoint(403, `{"error":"access_denied","error_description":"disabled"}`), workload.Unauthenticated, "access_denied: disabled"},
+		{"rate limited", endpoint(429, `{"error":"rate_limit_exceeded"}`), workload.RateLimited, "HTTP 429"},
+		{"endpoint down", endpoint(503, `<html>unavailable</html>`), workload.Unavailable, "HTTP 503"},
+		{"endpoint 404", endpoint(404, ``), workload.ProviderError, "HTTP 404"},
+		{"unreachable", fmt.Errorf("auth: cannot fetch token: %w", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}), workload.Unavailable, "unreachable"},
+		{"deadline", fmt.Errorf("auth: %w", context.DeadlineExceeded), workload.Timeout, "deadline exceeded"},
+		{"cancelled", context.Canceled, workload.Unavailable, "cancelled"},
+		{"bad key", errors.New("auth: private key should be a PEM or plain PKCS1 or PKCS8"), workload.Unauthenticated, "private key"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := mapTokenErr(c.err)
+			we := workload.AsError(got)
+			if we.Code != c.want || we.Provider != Name || !strings.Contains(we.Message, c.wantMsg) {
+				t.Fatalf("mapTokenErr = %v (%s, provider %q), want %s containing %q", got, we.Code, we.Provider, c.want, c.wantMsg)
+			}
+			if !errors.Is(got, c.err) {
+				t.Fatal("the cause is not kept")
+			}
+		})
 	}
 }

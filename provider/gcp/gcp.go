@@ -2,6 +2,8 @@ package gcp
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"strings"
 	"time"
 
@@ -23,10 +25,11 @@ func init() {
 	provider.Register(Name, Open)
 }
 
-// Options are the target options (targets.<name>.options).
+// Options are the target options (targets.<name>.options) in Cloud Run
+// mode.
 type Options struct {
-	// Mode is "run" (Cloud Run, default) or "gke" (not implemented yet:
-	// Open rejects it with invalid_argument).
+	// Mode is "run" (Cloud Run, default). Mode "gke" takes GKEOptions
+	// instead, and Open returns a *GKEProvider.
 	Mode string `json:"mode,omitempty"`
 	// Project overrides GOOGLE_CLOUD_PROJECT.
 	Project string `json:"project,omitempty"`
@@ -68,7 +71,9 @@ type openConfig struct {
 
 // Open is the provider.Factory. It reads GOOGLE_APPLICATION_CREDENTIALS and
 // GOOGLE_CLOUD_PROJECT through creds and builds the clients; it does not
-// call Google Cloud.
+// call Google Cloud. In Cloud Run mode it returns a *Provider; in GKE mode
+// (options.mode "gke") a *GKEProvider, which starts reading the cluster in
+// the background (see the package documentation).
 func Open(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolver) (provider.Provider, error) {
 	return open(ctx, cfg, creds, openConfig{})
 }
@@ -82,22 +87,39 @@ func OpenWithClientOptions(ctx context.Context, cfg provider.TargetConfig, creds
 	if err != nil {
 		return nil, err
 	}
-	return p.(*Provider), nil
+	rp, ok := p.(*Provider)
+	if !ok {
+		_ = p.(io.Closer).Close()
+		return nil, invalid("targets.%s.options.mode: OpenWithClientOptions opens Cloud Run targets; use OpenGKEWithClientOptions for gke", cfg.Name)
+	}
+	return rp, nil
 }
 
 func open(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolver, oc openConfig) (provider.Provider, error) {
+	// The mode decides which options exist: each mode decodes strictly
+	// into its own struct.
+	var mode string
+	if raw, ok := cfg.Options["mode"]; ok {
+		if err := json.Unmarshal(raw, &mode); err != nil {
+			return nil, invalid("targets.%s.options.mode: must be a string (run or gke)", cfg.Name)
+		}
+	}
+	switch mode {
+	case "", "run":
+	case "gke":
+		g, err := openGKE(ctx, cfg, creds, oc)
+		if err != nil {
+			return nil, err // not a nil *GKEProvider in a non-nil interface
+		}
+		return g, nil
+	default:
+		return nil, invalid("targets.%s.options.mode: %q is not one of run, gke", cfg.Name, mode)
+	}
 	var o Options
 	if err := cfg.DecodeOptions(&o); err != nil {
 		return nil, err
 	}
-	switch o.Mode {
-	case "", "run":
-		o.Mode = "run"
-	case "gke":
-		return nil, invalid("targets.%s.options.mode: gke mode is not implemented yet; use mode \"run\" (Cloud Run) or the kubernetes provider with a GKE kubeconfig", cfg.Name)
-	default:
-		return nil, invalid("targets.%s.options.mode: %q is not one of run, gke", cfg.Name, o.Mode)
-	}
+	o.Mode = "run"
 	if o.MetricsPeriod <= 0 {
 		o.MetricsPeriod = workload.Duration(60 * time.Second)
 	}

@@ -207,8 +207,10 @@ func TestOpenOptions(t *testing.T) {
 		_, err := provider.Open(context.Background(), cfg, credentials.FromMap(env))
 		return err
 	}
-	if err := open(map[string]string{"mode": "gke", "region": "r", "project": "p"}, nil); workload.CodeOf(err) != workload.InvalidArgument || !strings.Contains(err.Error(), "gke") {
-		t.Errorf("gke mode: %v", err)
+	// gke mode names its region or zone "location" (gke_test.go covers
+	// the mode's options).
+	if err := open(map[string]string{"mode": "gke", "region": "r", "project": "p", "cluster": "c"}, nil); workload.CodeOf(err) != workload.InvalidArgument || !strings.Contains(err.Error(), "options.location") {
+		t.Errorf("gke mode with region instead of location: %v", err)
 	}
 	if err := open(map[string]string{"region": "r"}, nil); workload.CodeOf(err) != workload.InvalidArgument {
 		t.Errorf("no project: %v", err)

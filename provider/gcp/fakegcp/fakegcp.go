@@ -2,9 +2,11 @@
 // tests: gRPC servers on a bufconn listener implementing the generated
 // server interfaces of Cloud Run Admin v2 (Services, Revisions and the
 // long-running Operations), Secret Manager, Cloud Monitoring
-// (ListTimeSeries) and Cloud Logging (ListLogEntries, TailLogEntries,
-// WriteLogEntries). The real client libraries connect to it through
-// option.WithGRPCConn.
+// (ListTimeSeries), Cloud Logging (ListLogEntries, TailLogEntries,
+// WriteLogEntries) and the GKE cluster manager (GetCluster, container.go).
+// The real client libraries connect to it through option.WithGRPCConn.
+// OAuthServer (oauth.go) is a Google OAuth 2.0 token endpoint for the
+// service-account (JWT bearer) flow, over HTTP.
 //
 // It keeps its state in memory where tests read it directly (Observe,
 // ReadConfig, EmitLog) instead of through the provider.
@@ -27,6 +29,9 @@
 //   - Instances: manualInstanceCount instances of the latest ready
 //     revision run (Cloud Run exposes no instance list; the fake keeps
 //     ids for log labels and Observe).
+//   - GetCluster returns the clusters added with AddCluster by their
+//     resource name projects/*/locations/*/clusters/* (NOT_FOUND for
+//     others, INVALID_ARGUMENT for a malformed name).
 //   - Errors injected with Fail are returned by the next call of the
 //     named method; FailOperation makes the next Create/UpdateService
 //     operation finish with an error status.
@@ -45,6 +50,7 @@ import (
 	"sync"
 	"time"
 
+	"cloud.google.com/go/container/apiv1/containerpb"
 	"cloud.google.com/go/logging/apiv2/loggingpb"
 	"cloud.google.com/go/longrunning/autogen/longrunningpb"
 	"cloud.google.com/go/monitoring/apiv3/v2/monitoringpb"
@@ -86,6 +92,7 @@ type Server struct {
 	calls     map[string]int
 	nextOp    int
 	requests  int64
+	clusters  map[string]*containerpb.Cluster // resource name → cluster
 }
 
 type service struct {
@@ -118,6 +125,7 @@ func New() *Server {
 	secretmanagerpb.RegisterSecretManagerServiceServer(f.srv, &secretManager{f: f})
 	monitoringpb.RegisterMetricServiceServer(f.srv, &metricService{f: f})
 	loggingpb.RegisterLoggingServiceV2Server(f.srv, &loggingService{f: f})
+	containerpb.RegisterClusterManagerServer(f.srv, &clusterManager{f: f})
 	go func() { _ = f.srv.Serve(f.lis) }()
 	conn, err := grpc.NewClient("passthrough:///bufnet",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return f.lis.DialContext(ctx) }),

@@ -1,0 +1,651 @@
+package gcp
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"iter"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"cloud.google.com/go/auth"
+	gauthcreds "cloud.google.com/go/auth/credentials"
+	container "cloud.google.com/go/container/apiv1"
+	"cloud.google.com/go/container/apiv1/containerpb"
+	"google.golang.org/api/option"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/rest"
+
+	ascreds "github.com/alphaswarm/controller/credentials"
+	"github.com/alphaswarm/controller/provider"
+	"github.com/alphaswarm/controller/provider/kubernetes"
+	"github.com/alphaswarm/controller/workload"
+)
+
+// Interface guards: in GKE mode the provider offers exactly what the
+// kubernetes provider offers.
+var (
+	_ provider.Provider  = (*GKEProvider)(nil)
+	_ provider.Restarter = (*GKEProvider)(nil)
+	_ provider.LogTailer = (*GKEProvider)(nil)
+	_ provider.Execer    = (*GKEProvider)(nil)
+	_ provider.Lister    = (*GKEProvider)(nil)
+	_ provider.Watcher   = (*GKEProvider)(nil)
+	_ provider.Pinger    = (*GKEProvider)(nil)
+	_ provider.Explainer = (*GKEProvider)(nil)
+	_ provider.Named     = (*GKEProvider)(nil)
+	_ io.Closer          = (*GKEProvider)(nil)
+)
+
+// GKEScopes are the OAuth 2.0 scopes of the access token the provider
+// presents to the cluster (and to the GKE API), those
+// gke-gcloud-auth-plugin asks for: cloud-platform for the API, and
+// userinfo.email so that GKE can map the token to the account's email for
+// Kubernetes RBAC.
+var GKEScopes = []string{
+	"https://www.googleapis.com/auth/cloud-platform",
+	"https://www.googleapis.com/auth/userinfo.email",
+}
+
+// GKETokenEarlyRefresh is how long before its expiry the cluster access
+// token is replaced: a request that finds less than this left waits for a
+// new token (once an hour with Google's one-hour tokens).
+const GKETokenEarlyRefresh = 5 * time.Minute
+
+// resolveTimeout bounds one attempt at reading the cluster from the GKE
+// API.
+const resolveTimeout = 30 * time.Second
+
+// GKEOptions are the target options (targets.<name>.options) in GKE mode.
+// None of them is a secret: the credentials come from
+// GOOGLE_APPLICATION_CREDENTIALS.
+type GKEOptions struct {
+	// Mode is "gke".
+	Mode string `json:"mode"`
+	// Project is the cluster's project. Default: GOOGLE_CLOUD_PROJECT,
+	// else CLOUDSDK_CORE_PROJECT.
+	Project string `json:"project,omitempty"`
+	// Location is the cluster's region (regional cluster,
+	// "europe-west1") or zone (zonal cluster, "europe-west1-b").
+	// Required.
+	Location string `json:"location,omitempty"`
+	// Cluster is the cluster's name. Required.
+	Cluster string `json:"cluster,omitempty"`
+	// Endpoint picks the control-plane endpoint: "" or "default" (the
+	// cluster's endpoint field, as gcloud container clusters
+	// get-credentials uses it), "private" (the private IP endpoint, as
+	// with --internal-ip) or "dns" (the DNS-based endpoint, as with
+	// --dns-endpoint).
+	Endpoint string `json:"endpoint,omitempty"`
+
+	// The kubernetes provider's options (see kubernetes.Options).
+	Namespace        string            `json:"namespace,omitempty"`
+	DeleteOnStop     bool              `json:"deleteOnStop,omitempty"`
+	RolloutTimeout   workload.Duration `json:"rolloutTimeout,omitzero"`
+	ProgressDeadline workload.Duration `json:"progressDeadline,omitzero"`
+	ConfigDir        string            `json:"configDir,omitempty"`
+	MetricsInterval  workload.Duration `json:"metricsInterval,omitzero"`
+	QPS              float32           `json:"qps,omitempty"`
+	Burst            int               `json:"burst,omitempty"`
+}
+
+var (
+	locationRE = regexp.MustCompile(`^[a-z]+(-[a-z]+)+[0-9]+(-[a-z])?$`)
+	clusterRE  = regexp.MustCompile(`^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$`)
+	projectRE  = regexp.MustCompile(`^([a-z0-9.-]+:)?[a-z][-a-z0-9]{4,28}[a-z0-9]$`)
+)
+
+// validate checks the options after the project defaults were applied.
+func (o *GKEOptions) validate(target string) error {
+	path := "targets." + target + ".options."
+	var errs []workload.FieldError
+	add := func(field, msg string) { errs = append(errs, workload.FieldError{Path: path + field, Message: msg}) }
+	switch {
+	case o.Project == "":
+		add("project", "required in gke mode: set options.project or GOOGLE_CLOUD_PROJECT")
+	case !projectRE.MatchString(o.Project):
+		add("project", fmt.Sprintf("%q is not a Google Cloud project id", o.Project))
+	}
+	switch {
+	case o.Location == "":
+		add("location", "required in gke mode: the cluster's region (\"europe-west1\") or zone (\"europe-west1-b\")")
+	case !locationRE.MatchString(o.Location):
+		add("location", fmt.Sprintf("%q is not a Google Cloud region or zone", o.Location))
+	}
+	switch {
+	case o.Cluster == "":
+		add("cluster", "required in gke mode: the GKE cluster's name")
+	case !clusterRE.MatchString(o.Cluster):
+		add("cluster", fmt.Sprintf("%q is not a GKE cluster name (lowercase letters, digits and hyphens, at most 40)", o.Cluster))
+	}
+	switch o.Endpoint {
+	case "", "default", "private", "dns":
+	default:
+		add("endpoint", fmt.Sprintf("%q is not one of default, private, dns", o.Endpoint))
+	}
+	if o.Namespace != "" {
+		if msgs := validation.IsDNS1123Label(o.Namespace); len(msgs) > 0 {
+			add("namespace", "must be a namespace name: "+strings.Join(msgs, "; "))
+		}
+	}
+	if len(errs) > 0 {
+		e := workload.Invalid(errs...)
+		e.Provider = Name
+		return e
+	}
+	return nil
+}
+
+// gkeDecodeHint says, for each option DecodeOptions found unknown, that
+// it is unknown in gke mode, and what to use instead of the usual
+// mistakes.
+func gkeDecodeHint(err error) error {
+	we, ok := err.(*workload.Error)
+	if !ok || len(we.Fields) == 0 {
+		return err
+	}
+	fields := make([]workload.FieldError, len(we.Fields))
+	for i, f := range we.Fields {
+		f.Message += " in gke mode"
+		switch f.Path[strings.LastIndex(f.Path, ".")+1:] {
+		case "region":
+			f.Message += ": the cluster's region or zone is options.location"
+		case "metricsPeriod", "pollInterval":
+			f.Message += ": it is a Cloud Run option"
+		case "kubeconfig", "context":
+			f.Message += ": the cluster's endpoint and credentials come from the GKE API"
+		}
+		fields[i] = f
+	}
+	e := workload.Invalid(fields...)
+	e.Provider = Name
+	return e
+}
+
+func (o *GKEOptions) kubeOptions() kubernetes.Options {
+	return kubernetes.Options{Namespace: o.Namespace, DeleteOnStop: o.DeleteOnStop, RolloutTimeout: o.RolloutTimeout,
+		ProgressDeadline: o.ProgressDeadline, ConfigDir: o.ConfigDir, MetricsInterval: o.MetricsInterval, QPS: o.QPS, Burst: o.Burst}
+}
+
+// GKEProvider is the gcp provider in GKE mode: it reads the cluster's
+// endpoint and CA from the GKE API (GetCluster) and delegates every
+// operation to a kubernetes provider for that cluster, authenticating with
+// OAuth 2.0 access tokens of the target's Google credentials. It reports
+// itself (ProviderName, statuses, errors) as "gcp".
+//
+// The cluster is read in the background from Open on, and again by the
+// next operation whenever an attempt failed; operations wait for it (or
+// their context). Its methods may be called concurrently; Close stops the
+// kubernetes provider.
+type GKEProvider struct {
+	target  string
+	opts    GKEOptions
+	name    string // projects/<p>/locations/<l>/clusters/<c>
+	kopts   kubernetes.Options
+	client  *container.ClusterManagerClient
+	tokens  auth.TokenProvider
+	baseCtx context.Context // the provider's lifetime; cancelled by Close
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+
+	mu      sync.Mutex
+	kube    *kubernetes.Provider // nil until the cluster was reached
+	attempt *resolveAttempt      // the attempt in flight, if any
+	closed  bool
+}
+
+// resolveAttempt is one attempt at building the kubernetes provider;
+// done is closed when kube or err is set.
+type resolveAttempt struct {
+	done chan struct{}
+	kube *kubernetes.Provider
+	err  error
+}
+
+// OpenGKEWithClientOptions is Open for a target in GKE mode, with the
+// given client options for the GKE API client instead of credentials from
+// the environment. The cluster's access tokens still come from
+// GOOGLE_APPLICATION_CREDENTIALS. It exists for tests, which pass
+// option.WithGRPCConn to an in-process fake and
+// option.WithoutAuthentication; never use it against Google Cloud.
+func OpenGKEWithClientOptions(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolver, opts ...option.ClientOption) (*GKEProvider, error) {
+	return openGKE(ctx, cfg, creds, openConfig{clientOpts: opts})
+}
+
+func openGKE(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolver, oc openConfig) (*GKEProvider, error) {
+	var o GKEOptions
+	if err := cfg.DecodeOptions(&o); err != nil {
+		return nil, gkeDecodeHint(err)
+	}
+	if o.Mode != "gke" {
+		return nil, invalid("targets.%s.options.mode: %q, want gke", cfg.Name, o.Mode)
+	}
+	if creds == nil {
+		creds = ascreds.FromEnv()
+	}
+	gc := creds.Provider("gcp")
+	if o.Project == "" {
+		o.Project = gc["GOOGLE_CLOUD_PROJECT"]
+	}
+	if o.Project == "" {
+		o.Project = gc["CLOUDSDK_CORE_PROJECT"]
+	}
+	if err := o.validate(cfg.Name); err != nil {
+		return nil, err
+	}
+	file := gc["GOOGLE_APPLICATION_CREDENTIALS"]
+	if file == "" {
+		return nil, wrap(workload.Unauthenticated, "open", "GOOGLE_APPLICATION_CREDENTIALS is not set (a service-account or external-account credentials file)", nil)
+	}
+	ac, err := gkeCredentials(file)
+	if err != nil {
+		return nil, err
+	}
+	clientOpts := oc.clientOpts
+	if len(clientOpts) == 0 {
+		clientOpts = []option.ClientOption{option.WithAuthCredentials(ac)}
+	}
+	client, err := container.NewClusterManagerClient(ctx, clientOpts...)
+	if err != nil {
+		return nil, mapErr("GKE cluster manager client", err)
+	}
+	g := &GKEProvider{target: cfg.Name, opts: o, name: "projects/" + o.Project + "/locations/" + o.Location + "/clusters/" + o.Cluster,
+		kopts: o.kubeOptions(), client: client, tokens: ac}
+	g.baseCtx, g.cancel = context.WithCancel(context.Background())
+	g.mu.Lock()
+	g.startLocked()
+	g.mu.Unlock()
+	return g, nil
+}
+
+// gkeCredentials loads the credentials file (service_account or
+// external_account) with GKEScopes and a blocking, caching token
+// provider: a token is reused until GKETokenEarlyRefresh before its
+// expiry, then the request that finds it so waits for a new one.
+func gkeCredentials(file string) (*auth.Credentials, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, wrap(workload.Unauthenticated, "open", "read GOOGLE_APPLICATION_CREDENTIALS: "+err.Error(), err)
+	}
+	var head struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(b, &head); err != nil {
+		return nil, wrap(workload.Unauthenticated, "open", "GOOGLE_APPLICATION_CREDENTIALS "+file+" is not a JSON credentials file", err)
+	}
+	var ct gauthcreds.CredType
+	switch gauthcreds.CredType(head.Type) {
+	case gauthcreds.ServiceAccount, gauthcreds.ExternalAccount:
+		ct = gauthcreds.CredType(head.Type)
+	default:
+		return nil, wrap(workload.Unauthenticated, "open", fmt.Sprintf(
+			"GOOGLE_APPLICATION_CREDENTIALS %s holds credentials of type %q; GKE mode takes service_account or external_account", file, head.Type), nil)
+	}
+	ac, err := gauthcreds.NewCredentialsFromJSON(ct, b, &gauthcreds.DetectOptions{
+		Scopes:              GKEScopes,
+		EarlyTokenRefresh:   GKETokenEarlyRefresh,
+		DisableAsyncRefresh: true,
+	})
+	if err != nil {
+		return nil, wrap(workload.Unauthenticated, "open", "GOOGLE_APPLICATION_CREDENTIALS "+file+": "+err.Error(), err)
+	}
+	return ac, nil
+}
+
+// startLocked starts an attempt at reaching the cluster; g.mu is held.
+func (g *GKEProvider) startLocked() *resolveAttempt {
+	a := &resolveAttempt{done: make(chan struct{})}
+	g.attempt = a
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		ctx, cancel := context.WithTimeout(g.baseCtx, resolveTimeout)
+		kp, err := g.resolve(ctx)
+		cancel()
+		var orphan *kubernetes.Provider
+		g.mu.Lock()
+		g.attempt = nil
+		switch {
+		case err == nil && g.closed:
+			orphan, kp, err = kp, nil, g.errClosed()
+		case err == nil:
+			g.kube = kp
+		}
+		g.mu.Unlock()
+		if orphan != nil {
+			_ = orphan.Close()
+		}
+		a.kube, a.err = kp, err
+		close(a.done)
+	}()
+	return a
+}
+
+// cluster returns the kubernetes provider for the cluster, reaching the
+// cluster first if no attempt has succeeded yet: it waits for the attempt
+// in flight, or starts one, until ctx ends.
+func (g *GKEProvider) cluster(ctx context.Context) (*kubernetes.Provider, error) {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil, g.errClosed()
+	}
+	if g.kube != nil {
+		kp := g.kube
+		g.mu.Unlock()
+		return kp, nil
+	}
+	a := g.attempt
+	if a == nil {
+		a = g.startLocked()
+	}
+	g.mu.Unlock()
+	select {
+	case <-a.done:
+		return a.kube, a.err
+	case <-ctx.Done():
+		return nil, mapErr("waiting for GKE cluster "+g.name, ctx.Err())
+	}
+}
+
+// resolve reads the cluster and builds the kubernetes provider for it.
+func (g *GKEProvider) resolve(ctx context.Context) (*kubernetes.Provider, error) {
+	cl, err := g.client.GetCluster(ctx, &containerpb.GetClusterRequest{Name: g.name})
+	if err != nil {
+		return nil, mapErr("GKE cluster "+g.name, err)
+	}
+	rc, err := g.restConfig(cl)
+	if err != nil {
+		return nil, err
+	}
+	kp, err := kubernetes.New(g.baseCtx, g.target, rc, g.kopts)
+	if err != nil {
+		if we := workload.AsError(err); we.Provider == "" || we.Provider == kubernetes.Name {
+			return nil, we.WithProvider(Name)
+		}
+		return nil, err
+	}
+	return kp, nil
+}
+
+// restConfig is the client configuration for the cluster: the chosen
+// endpoint over https, the cluster CA (except for the DNS endpoint) and
+// an access token per request.
+func (g *GKEProvider) restConfig(cl *containerpb.Cluster) (*rest.Config, error) {
+	what := "GKE cluster " + g.name
+	var endpoint string
+	useCA := true
+	switch g.opts.Endpoint {
+	case "", "default":
+		endpoint = cl.GetEndpoint()
+	case "private":
+		endpoint = cl.GetControlPlaneEndpointsConfig().GetIpEndpointsConfig().GetPrivateEndpoint()
+		if endpoint == "" {
+			endpoint = cl.GetPrivateClusterConfig().GetPrivateEndpoint()
+		}
+	case "dns":
+		endpoint = cl.GetControlPlaneEndpointsConfig().GetDnsEndpointConfig().GetEndpoint()
+		useCA = false
+	}
+	if endpoint == "" {
+		if st := cl.GetStatus(); st != containerpb.Cluster_RUNNING && st != containerpb.Cluster_RECONCILING && st != containerpb.Cluster_DEGRADED {
+			return nil, wrap(workload.Unavailable, what, fmt.Sprintf("the cluster is %s and has no endpoint yet", st), nil)
+		}
+		kind := "endpoint"
+		if g.opts.Endpoint != "" && g.opts.Endpoint != "default" {
+			kind = g.opts.Endpoint + " endpoint"
+		}
+		return nil, wrap(workload.InvalidArgument, what, fmt.Sprintf("the cluster has no %s (targets.%s.options.endpoint)", kind, g.target), nil)
+	}
+	host := endpoint
+	if !strings.HasPrefix(host, "https://") {
+		host = "https://" + host
+	}
+	rc := &rest.Config{Host: host}
+	if useCA {
+		ca, err := base64.StdEncoding.DecodeString(cl.GetMasterAuth().GetClusterCaCertificate())
+		if err != nil || len(ca) == 0 {
+			return nil, wrap(workload.ProviderError, what, "masterAuth.clusterCaCertificate is not a base64 PEM certificate", err)
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(ca) {
+			return nil, wrap(workload.ProviderError, what, "masterAuth.clusterCaCertificate holds no PEM certificate", nil)
+		}
+		rc.TLSClientConfig.CAData = ca
+	}
+	tokens := g.tokens
+	rc.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return &tokenTransport{base: rt, tokens: tokens} }
+	return rc, nil
+}
+
+// tokenTransport sets each request's Authorization header from a
+// refreshing token provider.
+type tokenTransport struct {
+	base   http.RoundTripper
+	tokens auth.TokenProvider
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	tok, err := t.tokens.Token(req.Context())
+	if err != nil {
+		if req.Body != nil {
+			_ = req.Body.Close()
+		}
+		return nil, mapTokenErr(err)
+	}
+	r := req.Clone(req.Context())
+	r.Header.Set("Authorization", "Bearer "+tok.Value)
+	return t.base.RoundTrip(r)
+}
+
+// WrappedRoundTripper lets client-go reach the transport underneath.
+func (t *tokenTransport) WrappedRoundTripper() http.RoundTripper { return t.base }
+
+func (g *GKEProvider) errClosed() *workload.Error {
+	e := workload.Errorf(workload.Unavailable, "the gcp provider of target %s is closed", g.target)
+	e.Provider = Name
+	return e
+}
+
+// Close stops the kubernetes provider (its informers and streams) and any
+// attempt at reaching the cluster, and closes the GKE API client.
+// Operations after Close return Unavailable. It is safe to call twice.
+func (g *GKEProvider) Close() error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.closed = true
+	kp := g.kube
+	g.mu.Unlock()
+	g.cancel()
+	g.wg.Wait()
+	if kp != nil {
+		_ = kp.Close()
+	}
+	_ = g.client.Close()
+	return nil
+}
+
+// ProviderName implements provider.Named.
+func (g *GKEProvider) ProviderName() string { return Name }
+
+// Cluster returns the cluster's resource name,
+// projects/<project>/locations/<location>/clusters/<cluster>.
+func (g *GKEProvider) Cluster() string { return g.name }
+
+// Namespace returns the namespace the target's services live in.
+func (g *GKEProvider) Namespace() string {
+	if g.kopts.Namespace == "" {
+		return "default"
+	}
+	return g.kopts.Namespace
+}
+
+// asGCP makes a kubernetes provider's error and status say gcp.
+func asGCP(err error) error {
+	if we, ok := err.(*workload.Error); ok && we.Provider == kubernetes.Name {
+		return we.WithProvider(Name)
+	}
+	return err
+}
+
+func statusAsGCP(st workload.DeploymentStatus) workload.DeploymentStatus {
+	if st.Provider != "" {
+		st.Provider = Name
+	}
+	return st
+}
+
+// Start implements provider.Provider.
+func (g *GKEProvider) Start(ctx context.Context, spec workload.DeploymentSpec) (workload.DeploymentStatus, error) {
+	kp, err := g.cluster(ctx)
+	if err != nil {
+		return workload.DeploymentStatus{}, err
+	}
+	st, err := kp.Start(ctx, spec)
+	return statusAsGCP(st), asGCP(err)
+}
+
+// Stop implements provider.Provider.
+func (g *GKEProvider) Stop(ctx context.Context, serviceID string) (workload.DeploymentStatus, error) {
+	kp, err := g.cluster(ctx)
+	if err != nil {
+		return workload.DeploymentStatus{}, err
+	}
+	st, err := kp.Stop(ctx, serviceID)
+	return statusAsGCP(st), asGCP(err)
+}
+
+// Scale implements provider.Provider.
+func (g *GKEProvider) Scale(ctx context.Context, serviceID string, replicas int) (workload.DeploymentStatus, error) {
+	kp, err := g.cluster(ctx)
+	if err != nil {
+		return workload.DeploymentStatus{}, err
+	}
+	st, err := kp.Scale(ctx, serviceID, replicas)
+	return statusAsGCP(st), asGCP(err)
+}
+
+// Status implements provider.Provider.
+func (g *GKEProvider) Status(ctx context.Context, serviceID string) (workload.DeploymentStatus, error) {
+	kp, err := g.cluster(ctx)
+	if err != nil {
+		return workload.DeploymentStatus{}, err
+	}
+	st, err := kp.Status(ctx, serviceID)
+	return statusAsGCP(st), asGCP(err)
+}
+
+// ApplyConfig implements provider.Provider.
+func (g *GKEProvider) ApplyConfig(ctx context.Context, serviceID string, config map[string]string) error {
+	kp, err := g.cluster(ctx)
+	if err != nil {
+		return err
+	}
+	return asGCP(kp.ApplyConfig(ctx, serviceID, config))
+}
+
+// Restart implements provider.Restarter.
+func (g *GKEProvider) Restart(ctx context.Context, serviceID string) (workload.DeploymentStatus, error) {
+	kp, err := g.cluster(ctx)
+	if err != nil {
+		return workload.DeploymentStatus{}, err
+	}
+	st, err := kp.Restart(ctx, serviceID)
+	return statusAsGCP(st), asGCP(err)
+}
+
+// Exec implements provider.Execer.
+func (g *GKEProvider) Exec(ctx context.Context, serviceID string, req provider.ExecRequest) (provider.ExecResult, error) {
+	kp, err := g.cluster(ctx)
+	if err != nil {
+		return provider.ExecResult{}, err
+	}
+	res, err := kp.Exec(ctx, serviceID, req)
+	return res, asGCP(err)
+}
+
+// List implements provider.Lister.
+func (g *GKEProvider) List(ctx context.Context) ([]workload.DeploymentStatus, error) {
+	kp, err := g.cluster(ctx)
+	if err != nil {
+		return nil, err
+	}
+	list, err := kp.List(ctx)
+	for i := range list {
+		list[i] = statusAsGCP(list[i])
+	}
+	return list, asGCP(err)
+}
+
+// StreamMetrics implements provider.Provider.
+func (g *GKEProvider) StreamMetrics(ctx context.Context, serviceID string) iter.Seq2[workload.MetricSample, error] {
+	return delegateSeq(ctx, g, func(kp *kubernetes.Provider) iter.Seq2[workload.MetricSample, error] {
+		return kp.StreamMetrics(ctx, serviceID)
+	}, func(s workload.MetricSample) workload.MetricSample { return s })
+}
+
+// Logs implements provider.LogTailer.
+func (g *GKEProvider) Logs(ctx context.Context, serviceID string, opts provider.LogOptions) iter.Seq2[workload.LogLine, error] {
+	return delegateSeq(ctx, g, func(kp *kubernetes.Provider) iter.Seq2[workload.LogLine, error] {
+		return kp.Logs(ctx, serviceID, opts)
+	}, func(l workload.LogLine) workload.LogLine { return l })
+}
+
+// Watch implements provider.Watcher.
+func (g *GKEProvider) Watch(ctx context.Context) iter.Seq2[workload.DeploymentStatus, error] {
+	return delegateSeq(ctx, g, func(kp *kubernetes.Provider) iter.Seq2[workload.DeploymentStatus, error] {
+		return kp.Watch(ctx)
+	}, statusAsGCP)
+}
+
+// delegateSeq reaches the cluster when iterated, then passes on the
+// kubernetes provider's stream with fix applied to its values and errors
+// saying gcp.
+func delegateSeq[T any](ctx context.Context, g *GKEProvider, seq func(*kubernetes.Provider) iter.Seq2[T, error], fix func(T) T) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		kp, err := g.cluster(ctx)
+		if err != nil {
+			var zero T
+			yield(zero, err)
+			return
+		}
+		for v, err := range seq(kp) {
+			if !yield(fix(v), asGCP(err)) {
+				return
+			}
+		}
+	}
+}
+
+// Ping implements provider.Pinger: it reaches the cluster (GetCluster the
+// first time) and asks the API server for its version.
+func (g *GKEProvider) Ping(ctx context.Context) error {
+	kp, err := g.cluster(ctx)
+	if err != nil {
+		return err
+	}
+	return asGCP(kp.Ping(ctx))
+}
+
+// UnsupportedReason implements provider.Explainer with the kubernetes
+// provider's answer; before the cluster was reached, every operation is
+// declared supported.
+func (g *GKEProvider) UnsupportedReason(op provider.Operation) string {
+	g.mu.Lock()
+	kp := g.kube
+	g.mu.Unlock()
+	if kp == nil {
+		return ""
+	}
+	return kp.UnsupportedReason(op)
+}
