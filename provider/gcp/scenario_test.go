@@ -198,6 +198,34 @@ func TestFailedOperation(t *testing.T) {
 	}
 }
 
+// TestOperationsArePolled: operations that are not done when the method
+// answers are polled through the Operations service until they are, both
+// the successful and the failed ones.
+func TestOperationsArePolled(t *testing.T) {
+	p, f := openFake(t, nil)
+	f.OperationPolls = 2
+	name := providertest.Name("poll")
+	st, err := p.Start(ctx(t), spec(name, 1))
+	if err != nil {
+		t.Fatalf("Start with pending operations: %v", err)
+	}
+	if st.Phase != workload.Running {
+		t.Errorf("phase %s after Start, want running", st.Phase)
+	}
+	if n := f.Calls("GetOperation"); n < 2 {
+		t.Errorf("%d GetOperation calls, want >= 2: the operation was not polled", n)
+	}
+	f.FailOperation(status.New(codes.PermissionDenied, "Permission 'iam.serviceaccounts.actAs' denied"))
+	before := f.Calls("GetOperation")
+	_, err = p.Restart(ctx(t), name)
+	if workload.CodeOf(err) != workload.ProviderError || !strings.Contains(err.Error(), "actAs") {
+		t.Fatalf("Restart with a pending operation that fails = %v (%s); want provider_error keeping the reason", err, workload.CodeOf(err))
+	}
+	if n := f.Calls("GetOperation") - before; n < 2 {
+		t.Errorf("%d GetOperation calls for the failing operation, want >= 2", n)
+	}
+}
+
 func TestOpenOptions(t *testing.T) {
 	open := func(opts map[string]string, env map[string]string) error {
 		cfg := provider.TargetConfig{Name: "t", Provider: "gcp", Options: map[string]json.RawMessage{}}

@@ -75,6 +75,10 @@ type Server struct {
 	Steps int
 	// StartupLine is logged by every instance when it starts.
 	StartupLine string
+	// OperationPolls is how many GetOperation calls a long-running
+	// operation answers not done before it completes (default 0: done at
+	// once, as the method's own answer).
+	OperationPolls int
 
 	lis  *bufconn.Listener
 	srv  *grpc.Server
@@ -93,6 +97,14 @@ type Server struct {
 	nextOp    int
 	requests  int64
 	clusters  map[string]*containerpb.Cluster // resource name → cluster
+	// opsPending: operations still answering not done, with their
+	// remaining polls and final result.
+	opsPending map[string]*pendingOp
+}
+
+type pendingOp struct {
+	polls int
+	final *longrunningpb.Operation
 }
 
 type service struct {
@@ -418,6 +430,15 @@ func (f *Server) operationLocked(method string, svc *runpb.Service) (*longrunnin
 	meta, _ := anypb.New(svc)
 	op.Metadata = meta
 	f.ops[op.Name] = op
+	if f.OperationPolls > 0 {
+		if f.opsPending == nil {
+			f.opsPending = map[string]*pendingOp{}
+		}
+		f.opsPending[op.Name] = &pendingOp{polls: f.OperationPolls, final: op}
+		running := &longrunningpb.Operation{Name: op.Name, Metadata: meta}
+		f.ops[op.Name] = running
+		return proto.Clone(running).(*longrunningpb.Operation), nil
+	}
 	return op, nil
 }
 
@@ -620,6 +641,14 @@ func (o *operations) GetOperation(_ context.Context, req *longrunningpb.GetOpera
 	op, ok := f.ops[req.Name]
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "operation %s not found", req.Name)
+	}
+	f.calls["GetOperation"]++
+	if p := f.opsPending[req.Name]; p != nil {
+		if p.polls--; p.polls <= 0 {
+			f.ops[req.Name] = p.final
+			op = p.final
+			delete(f.opsPending, req.Name)
+		}
 	}
 	return proto.Clone(op).(*longrunningpb.Operation), nil
 }
