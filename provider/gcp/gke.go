@@ -7,12 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"iter"
 	"net/http"
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"cloud.google.com/go/auth"
@@ -182,31 +180,15 @@ func (o *GKEOptions) kubeOptions() kubernetes.Options {
 //
 // The cluster is read in the background from Open on, and again by the
 // next operation whenever an attempt failed; operations wait for it (or
-// their context). Its methods may be called concurrently; Close stops the
-// kubernetes provider.
+// their context): see kubernetes.Managed, whose methods it has. Close
+// stops the kubernetes provider and closes the GKE API client.
 type GKEProvider struct {
-	target  string
-	opts    GKEOptions
-	name    string // projects/<p>/locations/<l>/clusters/<c>
-	kopts   kubernetes.Options
-	client  *container.ClusterManagerClient
-	tokens  auth.TokenProvider
-	baseCtx context.Context // the provider's lifetime; cancelled by Close
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-
-	mu      sync.Mutex
-	kube    *kubernetes.Provider // nil until the cluster was reached
-	attempt *resolveAttempt      // the attempt in flight, if any
-	closed  bool
-}
-
-// resolveAttempt is one attempt at building the kubernetes provider;
-// done is closed when kube or err is set.
-type resolveAttempt struct {
-	done chan struct{}
-	kube *kubernetes.Provider
-	err  error
+	*kubernetes.Managed
+	target string
+	opts   GKEOptions
+	name   string // projects/<p>/locations/<l>/clusters/<c>
+	client *container.ClusterManagerClient
+	tokens auth.TokenProvider
 }
 
 // OpenGKEWithClientOptions is Open for a target in GKE mode, with the
@@ -257,11 +239,15 @@ func openGKE(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Reso
 		return nil, mapErr("GKE cluster manager client", err)
 	}
 	g := &GKEProvider{target: cfg.Name, opts: o, name: "projects/" + o.Project + "/locations/" + o.Location + "/clusters/" + o.Cluster,
-		kopts: o.kubeOptions(), client: client, tokens: ac}
-	g.baseCtx, g.cancel = context.WithCancel(context.Background())
-	g.mu.Lock()
-	g.startLocked()
-	g.mu.Unlock()
+		client: client, tokens: ac}
+	g.Managed, err = kubernetes.NewManaged(kubernetes.ManagedConfig{
+		Provider: Name, Target: cfg.Name, Cluster: "GKE cluster " + g.name, Options: o.kubeOptions(),
+		Resolve: g.resolve, ResolveTimeout: resolveTimeout, Eager: true, OnClose: client.Close,
+	})
+	if err != nil {
+		_ = client.Close()
+		return nil, err
+	}
 	return g, nil
 }
 
@@ -299,80 +285,14 @@ func gkeCredentials(file string) (*auth.Credentials, error) {
 	return ac, nil
 }
 
-// startLocked starts an attempt at reaching the cluster; g.mu is held.
-func (g *GKEProvider) startLocked() *resolveAttempt {
-	a := &resolveAttempt{done: make(chan struct{})}
-	g.attempt = a
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		ctx, cancel := context.WithTimeout(g.baseCtx, resolveTimeout)
-		kp, err := g.resolve(ctx)
-		cancel()
-		var orphan *kubernetes.Provider
-		g.mu.Lock()
-		g.attempt = nil
-		switch {
-		case err == nil && g.closed:
-			orphan, kp, err = kp, nil, g.errClosed()
-		case err == nil:
-			g.kube = kp
-		}
-		g.mu.Unlock()
-		if orphan != nil {
-			_ = orphan.Close()
-		}
-		a.kube, a.err = kp, err
-		close(a.done)
-	}()
-	return a
-}
-
-// cluster returns the kubernetes provider for the cluster, reaching the
-// cluster first if no attempt has succeeded yet: it waits for the attempt
-// in flight, or starts one, until ctx ends.
-func (g *GKEProvider) cluster(ctx context.Context) (*kubernetes.Provider, error) {
-	g.mu.Lock()
-	if g.closed {
-		g.mu.Unlock()
-		return nil, g.errClosed()
-	}
-	if g.kube != nil {
-		kp := g.kube
-		g.mu.Unlock()
-		return kp, nil
-	}
-	a := g.attempt
-	if a == nil {
-		a = g.startLocked()
-	}
-	g.mu.Unlock()
-	select {
-	case <-a.done:
-		return a.kube, a.err
-	case <-ctx.Done():
-		return nil, mapErr("waiting for GKE cluster "+g.name, ctx.Err())
-	}
-}
-
-// resolve reads the cluster and builds the kubernetes provider for it.
-func (g *GKEProvider) resolve(ctx context.Context) (*kubernetes.Provider, error) {
+// resolve reads the cluster and returns the client configuration of its
+// API server (kubernetes.ManagedConfig.Resolve).
+func (g *GKEProvider) resolve(ctx context.Context) (*rest.Config, error) {
 	cl, err := g.client.GetCluster(ctx, &containerpb.GetClusterRequest{Name: g.name})
 	if err != nil {
 		return nil, mapErr("GKE cluster "+g.name, err)
 	}
-	rc, err := g.restConfig(cl)
-	if err != nil {
-		return nil, err
-	}
-	kp, err := kubernetes.New(g.baseCtx, g.target, rc, g.kopts)
-	if err != nil {
-		if we := workload.AsError(err); we.Provider == "" || we.Provider == kubernetes.Name {
-			return nil, we.WithProvider(Name)
-		}
-		return nil, err
-	}
-	return kp, nil
+	return g.restConfig(cl)
 }
 
 // restConfig is the client configuration for the cluster: the chosen
@@ -448,204 +368,6 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // WrappedRoundTripper lets client-go reach the transport underneath.
 func (t *tokenTransport) WrappedRoundTripper() http.RoundTripper { return t.base }
 
-func (g *GKEProvider) errClosed() *workload.Error {
-	e := workload.Errorf(workload.Unavailable, "the gcp provider of target %s is closed", g.target)
-	e.Provider = Name
-	return e
-}
-
-// Close stops the kubernetes provider (its informers and streams) and any
-// attempt at reaching the cluster, and closes the GKE API client.
-// Operations after Close return Unavailable. It is safe to call twice.
-func (g *GKEProvider) Close() error {
-	g.mu.Lock()
-	if g.closed {
-		g.mu.Unlock()
-		return nil
-	}
-	g.closed = true
-	kp := g.kube
-	g.mu.Unlock()
-	g.cancel()
-	g.wg.Wait()
-	if kp != nil {
-		_ = kp.Close()
-	}
-	_ = g.client.Close()
-	return nil
-}
-
-// ProviderName implements provider.Named.
-func (g *GKEProvider) ProviderName() string { return Name }
-
 // Cluster returns the cluster's resource name,
 // projects/<project>/locations/<location>/clusters/<cluster>.
 func (g *GKEProvider) Cluster() string { return g.name }
-
-// Namespace returns the namespace the target's services live in.
-func (g *GKEProvider) Namespace() string {
-	if g.kopts.Namespace == "" {
-		return "default"
-	}
-	return g.kopts.Namespace
-}
-
-// asGCP makes a kubernetes provider's error and status say gcp.
-func asGCP(err error) error {
-	if we, ok := err.(*workload.Error); ok && we.Provider == kubernetes.Name {
-		return we.WithProvider(Name)
-	}
-	return err
-}
-
-func statusAsGCP(st workload.DeploymentStatus) workload.DeploymentStatus {
-	if st.Provider != "" {
-		st.Provider = Name
-	}
-	return st
-}
-
-// Start implements provider.Provider.
-func (g *GKEProvider) Start(ctx context.Context, spec workload.DeploymentSpec) (workload.DeploymentStatus, error) {
-	kp, err := g.cluster(ctx)
-	if err != nil {
-		return workload.DeploymentStatus{}, err
-	}
-	st, err := kp.Start(ctx, spec)
-	return statusAsGCP(st), asGCP(err)
-}
-
-// Stop implements provider.Provider.
-func (g *GKEProvider) Stop(ctx context.Context, serviceID string) (workload.DeploymentStatus, error) {
-	kp, err := g.cluster(ctx)
-	if err != nil {
-		return workload.DeploymentStatus{}, err
-	}
-	st, err := kp.Stop(ctx, serviceID)
-	return statusAsGCP(st), asGCP(err)
-}
-
-// Scale implements provider.Provider.
-func (g *GKEProvider) Scale(ctx context.Context, serviceID string, replicas int) (workload.DeploymentStatus, error) {
-	kp, err := g.cluster(ctx)
-	if err != nil {
-		return workload.DeploymentStatus{}, err
-	}
-	st, err := kp.Scale(ctx, serviceID, replicas)
-	return statusAsGCP(st), asGCP(err)
-}
-
-// Status implements provider.Provider.
-func (g *GKEProvider) Status(ctx context.Context, serviceID string) (workload.DeploymentStatus, error) {
-	kp, err := g.cluster(ctx)
-	if err != nil {
-		return workload.DeploymentStatus{}, err
-	}
-	st, err := kp.Status(ctx, serviceID)
-	return statusAsGCP(st), asGCP(err)
-}
-
-// ApplyConfig implements provider.Provider.
-func (g *GKEProvider) ApplyConfig(ctx context.Context, serviceID string, config map[string]string) error {
-	kp, err := g.cluster(ctx)
-	if err != nil {
-		return err
-	}
-	return asGCP(kp.ApplyConfig(ctx, serviceID, config))
-}
-
-// Restart implements provider.Restarter.
-func (g *GKEProvider) Restart(ctx context.Context, serviceID string) (workload.DeploymentStatus, error) {
-	kp, err := g.cluster(ctx)
-	if err != nil {
-		return workload.DeploymentStatus{}, err
-	}
-	st, err := kp.Restart(ctx, serviceID)
-	return statusAsGCP(st), asGCP(err)
-}
-
-// Exec implements provider.Execer.
-func (g *GKEProvider) Exec(ctx context.Context, serviceID string, req provider.ExecRequest) (provider.ExecResult, error) {
-	kp, err := g.cluster(ctx)
-	if err != nil {
-		return provider.ExecResult{}, err
-	}
-	res, err := kp.Exec(ctx, serviceID, req)
-	return res, asGCP(err)
-}
-
-// List implements provider.Lister.
-func (g *GKEProvider) List(ctx context.Context) ([]workload.DeploymentStatus, error) {
-	kp, err := g.cluster(ctx)
-	if err != nil {
-		return nil, err
-	}
-	list, err := kp.List(ctx)
-	for i := range list {
-		list[i] = statusAsGCP(list[i])
-	}
-	return list, asGCP(err)
-}
-
-// StreamMetrics implements provider.Provider.
-func (g *GKEProvider) StreamMetrics(ctx context.Context, serviceID string) iter.Seq2[workload.MetricSample, error] {
-	return delegateSeq(ctx, g, func(kp *kubernetes.Provider) iter.Seq2[workload.MetricSample, error] {
-		return kp.StreamMetrics(ctx, serviceID)
-	}, func(s workload.MetricSample) workload.MetricSample { return s })
-}
-
-// Logs implements provider.LogTailer.
-func (g *GKEProvider) Logs(ctx context.Context, serviceID string, opts provider.LogOptions) iter.Seq2[workload.LogLine, error] {
-	return delegateSeq(ctx, g, func(kp *kubernetes.Provider) iter.Seq2[workload.LogLine, error] {
-		return kp.Logs(ctx, serviceID, opts)
-	}, func(l workload.LogLine) workload.LogLine { return l })
-}
-
-// Watch implements provider.Watcher.
-func (g *GKEProvider) Watch(ctx context.Context) iter.Seq2[workload.DeploymentStatus, error] {
-	return delegateSeq(ctx, g, func(kp *kubernetes.Provider) iter.Seq2[workload.DeploymentStatus, error] {
-		return kp.Watch(ctx)
-	}, statusAsGCP)
-}
-
-// delegateSeq reaches the cluster when iterated, then passes on the
-// kubernetes provider's stream with fix applied to its values and errors
-// saying gcp.
-func delegateSeq[T any](ctx context.Context, g *GKEProvider, seq func(*kubernetes.Provider) iter.Seq2[T, error], fix func(T) T) iter.Seq2[T, error] {
-	return func(yield func(T, error) bool) {
-		kp, err := g.cluster(ctx)
-		if err != nil {
-			var zero T
-			yield(zero, err)
-			return
-		}
-		for v, err := range seq(kp) {
-			if !yield(fix(v), asGCP(err)) {
-				return
-			}
-		}
-	}
-}
-
-// Ping implements provider.Pinger: it reaches the cluster (GetCluster the
-// first time) and asks the API server for its version.
-func (g *GKEProvider) Ping(ctx context.Context) error {
-	kp, err := g.cluster(ctx)
-	if err != nil {
-		return err
-	}
-	return asGCP(kp.Ping(ctx))
-}
-
-// UnsupportedReason implements provider.Explainer with the kubernetes
-// provider's answer; before the cluster was reached, every operation is
-// declared supported.
-func (g *GKEProvider) UnsupportedReason(op provider.Operation) string {
-	g.mu.Lock()
-	kp := g.kube
-	g.mu.Unlock()
-	if kp == nil {
-		return ""
-	}
-	return kp.UnsupportedReason(op)
-}
