@@ -5,8 +5,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"testing"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"

@@ -32,11 +32,13 @@ func init() {
 
 // Options are the target options (targets.<name>.options).
 type Options struct {
-	// Mode is "ecs" (default) or "eks" (not implemented yet).
+	// Mode is "ecs" (default) or "eks" (the kubernetes provider on an EKS
+	// cluster; see EKSProvider).
 	Mode string `json:"mode,omitempty"`
 	// Region overrides AWS_REGION / AWS_DEFAULT_REGION.
 	Region string `json:"region,omitempty"`
-	// Cluster is the ECS cluster name or ARN (default "default").
+	// Cluster is the ECS cluster name or ARN (default "default"); in mode
+	// eks, the EKS cluster's name (required).
 	Cluster string `json:"cluster,omitempty"`
 	// LaunchType is FARGATE (default), EC2 or EXTERNAL.
 	LaunchType       string   `json:"launchType,omitempty"`
@@ -44,19 +46,41 @@ type Options struct {
 	SecurityGroups   []string `json:"securityGroups,omitempty"`
 	ExecutionRoleArn string   `json:"executionRoleArn,omitempty"`
 	AssignPublicIP   bool     `json:"assignPublicIp,omitempty"`
+	// TaskRoleArn is the task role: the workload's own AWS identity, set
+	// in every task definition. ECS Exec needs one (allowing
+	// ssmmessages:CreateControlChannel, CreateDataChannel,
+	// OpenControlChannel and OpenDataChannel).
+	TaskRoleArn string `json:"taskRoleArn,omitempty"`
+	// EnableExecuteCommand turns ECS Exec on for the services Start and
+	// Restart roll (default false; needs TaskRoleArn). See "Exec" in the
+	// package doc.
+	EnableExecuteCommand bool `json:"enableExecuteCommand,omitempty"`
 	// LogGroup is the awslogs group (default /alphaswarm/<target>).
 	LogGroup string `json:"logGroup,omitempty"`
-	// MetricsPeriod is the CloudWatch period and poll interval (default 60s).
+	// MetricsPeriod is the CloudWatch period and poll interval (default
+	// 60s); in mode eks, how often metrics.k8s.io is polled (default 5s).
 	MetricsPeriod workload.Duration `json:"metricsPeriod,omitzero"`
 	// PollInterval is how often Start/Scale/Stop/Restart poll the service
 	// while waiting (default 5s) and how often Logs polls when following
 	// (default 2s, or this value if set).
 	PollInterval workload.Duration `json:"pollInterval,omitzero"`
+	// LiveTail, true by default, follows logs through CloudWatch Logs
+	// StartLiveTail sessions; false (or a session CloudWatch refuses or
+	// samples) polls FilterLogEvents every pollInterval instead.
+	LiveTail *bool `json:"liveTail,omitempty"`
 	// MaxAttempts bounds the SDK's retries (default: the SDK's, 3).
 	MaxAttempts int `json:"maxAttempts,omitempty"`
 	// BaseEndpoint points every client at one endpoint. For tests (the
 	// in-process fake); never set it against real AWS.
 	BaseEndpoint string `json:"baseEndpoint,omitempty"`
+
+	// Mode eks only: the kubernetes provider's options of the same names
+	// (see kubernetes.Options). Namespace defaults to "default".
+	Namespace        string            `json:"namespace,omitempty"`
+	DeleteOnStop     bool              `json:"deleteOnStop,omitempty"`
+	RolloutTimeout   workload.Duration `json:"rolloutTimeout,omitzero"`
+	ProgressDeadline workload.Duration `json:"progressDeadline,omitzero"`
+	ConfigDir        string            `json:"configDir,omitempty"`
 }
 
 // Provider is the ECS-mode aws provider for one target.
@@ -68,6 +92,8 @@ type Provider struct {
 	ssm    *ssm.Client
 	cw     *cloudwatch.Client
 	logs   *cloudwatchlogs.Client
+	// liveHTTP carries the StartLiveTail sessions (livetail.go).
+	liveHTTP *awshttp.BuildableClient
 	// now is replaceable in tests.
 	now func() time.Time
 }
@@ -75,7 +101,8 @@ type Provider struct {
 // ProviderName implements provider.Named.
 func (p *Provider) ProviderName() string { return Name }
 
-// Open is the provider.Factory. It does not contact AWS.
+// Open is the provider.Factory. It does not contact AWS. In mode eks it
+// returns an *EKSProvider, otherwise a *Provider.
 func Open(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolver) (provider.Provider, error) {
 	var o Options
 	if err := cfg.DecodeOptions(&o); err != nil {
@@ -85,9 +112,11 @@ func Open(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolve
 	switch strings.ToLower(o.Mode) {
 	case "", "ecs":
 		o.Mode = "ecs"
+		if err := checkModeOptions(cfg, o.Mode); err != nil {
+			return nil, err
+		}
 	case "eks":
-		return nil, provider.ErrUnsupported(Name, provider.OpStart,
-			"mode eks is not implemented yet (EKS delegation to the kubernetes provider is a later step); use mode ecs")
+		return openEKS(ctx, cfg, o, creds)
 	default:
 		return nil, workload.Invalid(workload.FieldError{Path: path + "mode", Message: fmt.Sprintf("must be ecs or eks, not %q", o.Mode)})
 	}
@@ -118,7 +147,7 @@ func Open(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolve
 	if err != nil {
 		return nil, err
 	}
-	p := &Provider{target: cfg.Name, opts: o, creds: creds, now: time.Now}
+	p := &Provider{target: cfg.Name, opts: o, creds: creds, now: time.Now, liveHTTP: newLiveHTTP()}
 	p.ecs = ecs.NewFromConfig(awsCfg, func(c *ecs.Options) {
 		if o.BaseEndpoint != "" {
 			c.BaseEndpoint = sdkaws.String(o.BaseEndpoint)
@@ -211,4 +240,9 @@ func loadConfig(ctx context.Context, o Options, creds *ascreds.Resolver) (sdkaws
 }
 
 // UnsupportedReason implements provider.Explainer.
-func (p *Provider) UnsupportedReason(op provider.Operation) string { return "" }
+func (p *Provider) UnsupportedReason(op provider.Operation) string {
+	if op == provider.OpExec {
+		return p.execUnsupportedReason() // exec.go
+	}
+	return ""
+}

@@ -57,9 +57,12 @@ func spec(name string, replicas int) workload.DeploymentSpec {
 }
 
 // TestConformance runs the providertest suite against the real SDK clients
-// pointed at the fake, observing the fake's own state.
+// pointed at the fake, observing the fake's own state. The target turns
+// ECS Exec on, so the exec scenario runs through ExecuteCommand and the
+// fake's Session Manager agent.
 func TestConformance(t *testing.T) {
-	p, f := openFake(t, fakeaws.Options{}, nil)
+	p, f := openFake(t, fakeaws.Options{}, map[string]any{
+		"enableExecuteCommand": true, "taskRoleArn": "arn:aws:iam::123456789012:role/alphaswarmTaskRole"})
 	providertest.Run(t, providertest.Harness{
 		Provider: p,
 		Target:   "prod",
@@ -81,7 +84,14 @@ func TestConformance(t *testing.T) {
 			return nil
 		},
 		StartupLine: startupLine,
-		Timeout:     20 * time.Second,
-		Cleanup:     func(ctx context.Context, name string) { f.DeleteService("default", name) },
+		ExecCommand: []string{"echo", "hello from exec"},
+		ExecOutput:  "hello from exec",
+		ExecFail:    []string{"sh", "-c", "exit 3"},
+		ExecFailUnobservable: "ECS Exec runs the command in an InteractiveCommands Session Manager session, whose agent " +
+			"never sends the exit code (ExitCode payloads exist only in NonInteractiveCommands sessions with " +
+			"separateOutputStream, which ECS ExecuteCommand cannot start); the fake agent behaves the same. " +
+			"TestExecOneShot pins both paths",
+		Timeout: 20 * time.Second,
+		Cleanup: func(ctx context.Context, name string) { f.DeleteService("default", name) },
 	})
 }

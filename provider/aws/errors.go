@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go"
@@ -28,6 +29,7 @@ var codeFor = map[string]workload.Code{
 	"UnsupportedFeatureException":                    workload.Unsupported,
 	"ServerException":                                workload.Unavailable,
 	"LimitExceededException":                         workload.RateLimited,
+	"TargetNotConnectedException":                    workload.Unavailable, // ECS Exec; see refine
 	// SSM
 	"ParameterNotFound":                    workload.NotFound,
 	"ParameterAlreadyExists":               workload.AlreadyExists,
@@ -40,6 +42,7 @@ var codeFor = map[string]workload.Code{
 	"ParameterPatternMismatchException":    workload.InvalidArgument,
 	"UnsupportedParameterType":             workload.InvalidArgument,
 	"InternalServerError":                  workload.Unavailable,
+	"DoesNotExistException":                workload.NotFound, // TerminateSession
 	// CloudWatch / Logs
 	"ResourceNotFoundException":            workload.NotFound,
 	"InvalidParameterValueException":       workload.InvalidArgument,
@@ -103,6 +106,10 @@ func mapErr(what string, err error) error {
 		if m := ae.ErrorMessage(); m != "" {
 			msg += ": " + m
 		}
+		code, hint := refine(ae.ErrorCode(), ae.ErrorMessage(), code)
+		if hint != "" {
+			msg += " (" + hint + ")"
+		}
 		return wrap(code, what, msg+attempts, err)
 	}
 	var ne net.Error
@@ -110,6 +117,23 @@ func mapErr(what string, err error) error {
 		return wrap(workload.Unavailable, what, err.Error(), err)
 	}
 	return wrap(workload.ProviderError, what, err.Error(), err)
+}
+
+// refine adjusts the code of an AWS error whose meaning depends on its
+// message, and adds what the operator can do about it.
+func refine(awsCode, message string, code workload.Code) (workload.Code, string) {
+	switch {
+	case awsCode == "TargetNotConnectedException":
+		return workload.Unavailable, "ECS Exec: the task's agent is not connected to Session Manager; it may still be starting, " +
+			"or the task role lacks " + ssmMessagesPermissions + ", or the task has no route to ssmmessages " +
+			"(VPC endpoint or NAT); the controller cannot check the last two"
+	case awsCode == "InvalidParameterException" && strings.Contains(message, "execute command was not enabled"):
+		return workload.Unsupported, "ECS Exec: set the target option enableExecuteCommand and start the service again; " +
+			"if the task was launched with it, its agent is not running yet"
+	case awsCode == "InvalidParameterException" && strings.Contains(message, "valid taskRoleArn"):
+		return workload.InvalidArgument, "ECS Exec needs the target option taskRoleArn"
+	}
+	return code, ""
 }
 
 func wrap(code workload.Code, what, msg string, cause error) *workload.Error {

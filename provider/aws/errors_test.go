@@ -8,7 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/alphaswarm/controller/provider"
@@ -39,6 +42,15 @@ func TestMapErr(t *testing.T) {
 		{api("ExpiredTokenException"), workload.Unauthenticated},
 		{api("ServerException"), workload.Unavailable},
 		{api("SomethingNewException"), workload.ProviderError},
+		// EKS DescribeCluster (REST-JSON; the SDK returns typed errors)
+		{&smithy.OperationError{ServiceID: "EKS", OperationName: "DescribeCluster",
+			Err: &ekstypes.ResourceNotFoundException{Message: sdkaws.String("No cluster found for name: x.")}}, workload.NotFound},
+		{&smithy.OperationError{ServiceID: "EKS", OperationName: "DescribeCluster",
+			Err: &ekstypes.ClientException{Message: sdkaws.String("bad")}}, workload.InvalidArgument},
+		{&smithy.OperationError{ServiceID: "EKS", OperationName: "DescribeCluster",
+			Err: &ekstypes.ServerException{Message: sdkaws.String("oops")}}, workload.Unavailable},
+		{&smithy.OperationError{ServiceID: "EKS", OperationName: "DescribeCluster",
+			Err: &ekstypes.ServiceUnavailableException{Message: sdkaws.String("later")}}, workload.Unavailable},
 		{fmt.Errorf("get identity: %w", errNoCredentials), workload.Unauthenticated},
 		{context.DeadlineExceeded, workload.Timeout},
 		{&net.OpError{Op: "dial", Err: errors.New("connection refused")}, workload.Unavailable},
@@ -75,5 +87,50 @@ func TestAfterChange(t *testing.T) {
 	}
 	if other := mapErr("x", context.DeadlineExceeded); afterChange(other) != other {
 		t.Error("afterChange changed a code that already promises nothing")
+	}
+}
+
+// TestMapErrECSExec pins the ECS Exec errors, whose code sometimes depends
+// on the message (ECS answers several conditions with
+// InvalidParameterException), with the SDK's own error types.
+func TestMapErrECSExec(t *testing.T) {
+	op := func(err error) error {
+		return &smithy.OperationError{ServiceID: "ECS", OperationName: "ExecuteCommand", Err: err}
+	}
+	cases := []struct {
+		name    string
+		err     error
+		want    workload.Code
+		mention string
+	}{
+		{"agent not connected", op(&ecstypes.TargetNotConnectedException{
+			Message: sdkaws.String("The execute command failed due to an internal error. Try again later.")}),
+			workload.Unavailable, "ssmmessages:OpenDataChannel"},
+		{"task without exec", op(&ecstypes.InvalidParameterException{Message: sdkaws.String(
+			"The execute command failed because execute command was not enabled when the task was run or the execute command agent isn’t running. Wait and try again or run a new task with execute command enabled and try again.")}),
+			workload.Unsupported, "enableExecuteCommand"},
+		{"service without task role", &smithy.OperationError{ServiceID: "ECS", OperationName: "UpdateService",
+			Err: &ecstypes.InvalidParameterException{Message: sdkaws.String(
+				"The service couldn't be updated because a valid taskRoleArn is not being used. Specify a valid task role in your task definition and try again.")}},
+			workload.InvalidArgument, "taskRoleArn"},
+		{"other invalid parameter", op(&ecstypes.InvalidParameterException{Message: sdkaws.String("task length should be one of [32,36]")}),
+			workload.InvalidArgument, "task length"},
+		{"IAM refuses ecs:ExecuteCommand", op(&ecstypes.AccessDeniedException{Message: sdkaws.String("not authorized to perform: ecs:ExecuteCommand")}),
+			workload.PermissionDenied, "ecs:ExecuteCommand"},
+		{"cluster", op(&ecstypes.ClusterNotFoundException{Message: sdkaws.String("Cluster not found.")}), workload.NotFound, "Cluster not found"},
+		{"SSM TerminateSession of an unknown session", &smithy.OperationError{ServiceID: "SSM", OperationName: "TerminateSession",
+			Err: &smithy.GenericAPIError{Code: "DoesNotExistException", Message: "Session x does not exist."}}, workload.NotFound, "does not exist"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := mapErr("ExecuteCommand in task t", c.err)
+			if workload.CodeOf(got) != c.want || !strings.Contains(got.Error(), c.mention) || !errors.Is(got, c.err) {
+				t.Errorf("mapErr = %v (code %s), want code %s mentioning %q and wrapping the cause", got, workload.CodeOf(got), c.want, c.mention)
+			}
+			// Every ExecuteCommand refusal means no command ran.
+			if c.want != workload.Unavailable && !provider.NothingChanged(got) {
+				t.Errorf("%s does not promise that nothing changed", c.want)
+			}
+		})
 	}
 }

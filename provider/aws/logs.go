@@ -112,29 +112,7 @@ func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptio
 		if !opts.Follow {
 			return
 		}
-		every := 2 * time.Second
-		if p.opts.PollInterval > 0 {
-			every = p.opts.PollInterval.D()
-		}
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(every):
-			}
-			evs, err := p.filter(ctx, name, cur)
-			if err != nil {
-				if ctx.Err() == nil {
-					yield(workload.LogLine{}, err)
-				}
-				return
-			}
-			for _, e := range evs {
-				if !yield(toLine(e), nil) {
-					return
-				}
-			}
-		}
+		p.follow(ctx, name, cur, yield)
 	}
 }
 

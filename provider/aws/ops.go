@@ -57,6 +57,9 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 	if _, _, err := taskSize(spec.Resources, p.opts.LaunchType == "FARGATE"); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
+	if err := p.checkExecOptions(); err != nil { // exec.go
+		return workload.DeploymentStatus{}, err
+	}
 	svc, err := p.describe(ctx, spec.Name)
 	if err != nil {
 		return workload.DeploymentStatus{}, err
@@ -71,7 +74,8 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 		current = td.TaskDefinition
 	}
 	unchanged := current != nil && len(current.ContainerDefinitions) > 0 &&
-		current.ContainerDefinitions[0].DockerLabels[labelSpecHash] == hash
+		current.ContainerDefinitions[0].DockerLabels[labelSpecHash] == hash &&
+		svc.EnableExecuteCommand == p.opts.EnableExecuteCommand && p.matchesExecOptions(current)
 	if unchanged {
 		if int(svc.DesiredCount) != spec.Replicas {
 			if _, err := p.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: sdkaws.String(p.opts.Cluster),
@@ -118,6 +122,7 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 			NetworkConfiguration: p.network(),
 			PropagateTags:        ecstypes.PropagateTagsService,
 			EnableECSManagedTags: true,
+			EnableExecuteCommand: p.opts.EnableExecuteCommand,
 			Tags: []ecstypes.Tag{
 				{Key: sdkaws.String(labelService), Value: sdkaws.String(spec.Name)},
 				{Key: sdkaws.String(labelTarget), Value: sdkaws.String(p.target)},
@@ -133,7 +138,7 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 		_, err = p.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{
 			Cluster: sdkaws.String(p.opts.Cluster), Service: sdkaws.String(spec.Name),
 			TaskDefinition: tdArn, DesiredCount: sdkaws.Int32(int32(spec.Replicas)),
-			NetworkConfiguration: p.network(),
+			NetworkConfiguration: p.network(), EnableExecuteCommand: sdkaws.Bool(p.opts.EnableExecuteCommand),
 		})
 		if err != nil {
 			return workload.DeploymentStatus{}, afterChange(mapErr("UpdateService "+spec.Name, err))

@@ -158,8 +158,10 @@ func TestMetricsSample(t *testing.T) {
 	}
 }
 
+// TestLogsTailSinceAndCursor pins the FilterLogEvents cursor (live tail
+// off: livetail_test.go covers StartLiveTail).
 func TestLogsTailSinceAndCursor(t *testing.T) {
-	p, f := openFake(t, fakeaws.Options{StartupLine: "boot"}, nil)
+	p, f := openFake(t, fakeaws.Options{StartupLine: "boot"}, map[string]any{"liveTail": false})
 	if _, err := p.Start(ctx(t), spec("lg", 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -239,8 +241,8 @@ func TestOpenErrors(t *testing.T) {
 	}
 	_, err := provider.Open(context.Background(), provider.TargetConfig{Name: "x", Provider: "aws",
 		Options: raw(map[string]any{"mode": "eks"})}, testCreds())
-	if workload.CodeOf(err) != workload.Unsupported || !strings.Contains(err.Error(), "eks") {
-		t.Errorf("mode eks: %v", err)
+	if workload.CodeOf(err) != workload.InvalidArgument || !strings.Contains(err.Error(), "targets.x.options.cluster") {
+		t.Errorf("mode eks without a cluster: %v", err)
 	}
 	_, err = provider.Open(context.Background(), provider.TargetConfig{Name: "x", Provider: "aws",
 		Options: raw(map[string]any{"clustr": "a"})}, testCreds())

@@ -205,7 +205,27 @@ func (p *Provider) taskDefinitionInput(spec workload.DeploymentSpec, configSecre
 	if p.opts.ExecutionRoleArn != "" {
 		in.ExecutionRoleArn = sdkaws.String(p.opts.ExecutionRoleArn)
 	}
+	if p.opts.TaskRoleArn != "" {
+		in.TaskRoleArn = sdkaws.String(p.opts.TaskRoleArn)
+	}
+	if p.opts.EnableExecuteCommand {
+		// ECS Exec's recommendation: an init process reaps the processes
+		// exec sessions leave behind.
+		in.ContainerDefinitions[0].LinuxParameters = &ecstypes.LinuxParameters{InitProcessEnabled: sdkaws.Bool(true)}
+	}
 	return in, nil
+}
+
+// matchesExecOptions reports whether a task definition carries what the
+// target's taskRoleArn and enableExecuteCommand options put there, so that
+// Start registers a new revision when they change although the spec did
+// not.
+func (p *Provider) matchesExecOptions(td *ecstypes.TaskDefinition) bool {
+	if sdkaws.ToString(td.TaskRoleArn) != p.opts.TaskRoleArn || len(td.ContainerDefinitions) == 0 {
+		return false
+	}
+	lp := td.ContainerDefinitions[0].LinuxParameters
+	return (lp != nil && sdkaws.ToBool(lp.InitProcessEnabled)) == p.opts.EnableExecuteCommand
 }
 
 func clampSecs(v float64, def, lo, hi int32) int32 {

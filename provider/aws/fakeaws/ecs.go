@@ -39,6 +39,7 @@ type task struct {
 	steps                                          int
 	env                                            map[string]string
 	logGroup, logStream                            string
+	execEnabled                                    bool // launched with the service's enableExecuteCommand
 }
 
 func (f *Fake) arn(svc, res string) string {
@@ -133,6 +134,8 @@ func (f *Fake) ecs(op string, in map[string]any) (any, *apiError) {
 			out = append(out, f.taskJSON(t))
 		}
 		return map[string]any{"tasks": orEmpty(out), "failures": orEmpty(failures)}, nil
+	case "ExecuteCommand":
+		return f.executeCommand(cl, in) // exec.go
 	case "DeleteService":
 		s := f.svcs[cl+"/"+svcName(str(in, "service"))]
 		if s == nil {
@@ -239,6 +242,9 @@ func (f *Fake) createService(cl string, in map[string]any) (any, *apiError) {
 	if e != nil {
 		return nil, errf(400, "InvalidParameterException", "TaskDefinition not found.")
 	}
+	if boolean(in, "enableExecuteCommand") && str(td.raw, "taskRoleArn") == "" {
+		return nil, errf(400, "InvalidParameterException", msgTaskRole, "created")
+	}
 	n, _ := num(in, "desiredCount")
 	now := f.now()
 	s := &service{name: name, cluster: cl, arn: f.arn("ecs", "service/"+cl+"/"+name), status: "ACTIVE",
@@ -267,6 +273,19 @@ func (f *Fake) updateService(cl string, in map[string]any) (any, *apiError) {
 	if s.status != "ACTIVE" {
 		return nil, errf(400, "ServiceNotActiveException", "Service was not ACTIVE.")
 	}
+	tdArn := s.taskDef
+	if ref := str(in, "taskDefinition"); ref != "" {
+		td, e := f.lookupTD(ref)
+		if e != nil {
+			return nil, errf(400, "InvalidParameterException", "TaskDefinition not found.")
+		}
+		tdArn = td.arn
+	}
+	if boolean(in, "enableExecuteCommand") {
+		if td, _ := f.lookupTD(tdArn); td == nil || str(td.raw, "taskRoleArn") == "" {
+			return nil, errf(400, "InvalidParameterException", msgTaskRole, "updated")
+		}
+	}
 	if n, ok := num(in, "desiredCount"); ok {
 		if n < 0 {
 			return nil, errf(400, "InvalidParameterException", "desiredCount must be >= 0.")
@@ -274,14 +293,8 @@ func (f *Fake) updateService(cl string, in map[string]any) (any, *apiError) {
 		s.desired = int(n)
 	}
 	roll := boolean(in, "forceNewDeployment")
-	if ref := str(in, "taskDefinition"); ref != "" {
-		td, e := f.lookupTD(ref)
-		if e != nil {
-			return nil, errf(400, "InvalidParameterException", "TaskDefinition not found.")
-		}
-		if td.arn != s.taskDef {
-			s.taskDef, roll = td.arn, true
-		}
+	if tdArn != s.taskDef {
+		s.taskDef, roll = tdArn, true
 	}
 	if _, ok := in["enableExecuteCommand"]; ok {
 		s.execEnabled = boolean(in, "enableExecuteCommand")
@@ -357,7 +370,7 @@ func (f *Fake) reconcile(s *service) {
 	prim = f.serviceTasks(s, p.id)
 	for i := len(prim); i < s.desired; i++ {
 		t := &task{id: f.id(), cluster: s.cluster, service: s.name, taskDef: p.taskDef, deployment: p.id,
-			lastStatus: "PENDING", desiredStatus: "RUNNING", health: "UNKNOWN", created: now}
+			lastStatus: "PENDING", desiredStatus: "RUNNING", health: "UNKNOWN", created: now, execEnabled: s.execEnabled}
 		t.arn = f.arn("ecs", "task/"+s.cluster+"/"+t.id)
 		f.tasks[t.arn] = t
 		if i == len(prim) {
@@ -471,7 +484,17 @@ func (f *Fake) taskJSON(t *task) map[string]any {
 	out := map[string]any{"taskArn": t.arn, "clusterArn": f.arn("ecs", "cluster/"+t.cluster),
 		"taskDefinitionArn": t.taskDef, "lastStatus": t.lastStatus, "desiredStatus": t.desiredStatus,
 		"healthStatus": t.health, "group": "service:" + t.service, "createdAt": epoch(t.created),
-		"containers": []any{map[string]any{"name": t.service, "lastStatus": t.lastStatus, "healthStatus": t.health}}}
+		"enableExecuteCommand": t.execEnabled}
+	c := map[string]any{"name": t.service, "lastStatus": t.lastStatus, "healthStatus": t.health, "containerArn": f.containerARN(t)}
+	if t.execEnabled {
+		// The ECS Exec agent runs once the task does.
+		agent := map[string]any{"name": "ExecuteCommandAgent", "lastStatus": f.execAgentStatus(t)}
+		if !t.started.IsZero() {
+			agent["lastStartedAt"] = epoch(t.started)
+		}
+		c["managedAgents"] = []any{agent}
+	}
+	out["containers"] = []any{c}
 	if !t.started.IsZero() {
 		out["startedAt"] = epoch(t.started)
 	}

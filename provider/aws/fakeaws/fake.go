@@ -4,10 +4,17 @@
 //
 //   - ECS and SSM: AWS JSON 1.1, dispatched on X-Amz-Target
 //     (AmazonEC2ContainerServiceV20141113.*, AmazonSSM.*).
-//   - CloudWatch Logs: AWS JSON 1.1 (Logs_20140328.*).
+//   - CloudWatch Logs: AWS JSON 1.1 (Logs_20140328.*); StartLiveTail
+//     answers an AWS event stream (initial-response, sessionStart,
+//     sessionUpdate...), see livetail.go.
 //   - CloudWatch: Smithy RPC v2 CBOR (POST
 //     /service/GraniteServiceVersion20100801/operation/<Op>), which is what
 //     aws-sdk-go-v2/service/cloudwatch v1.75 sends; older SDKs used awsquery.
+//   - EKS: REST-JSON, DescribeCluster only (GET /clusters/<name>) of the
+//     clusters registered with AddEKSCluster; see eks.go.
+//   - ECS Exec: ExecuteCommand (above), SSM TerminateSession, and the
+//     Session Manager data channel, a WebSocket at /v1/data-channel/<id>
+//     (unsigned: the session token authenticates it); see exec.go.
 //
 // Every request must carry a SigV4 Authorization header (its form is
 // checked, the signature is not verified); others get 403
@@ -71,6 +78,10 @@ type Fake struct {
 	// AccessKeys records the access key id of every signed request.
 	accessKeys                    map[string]int
 	stsRole, stsToken, stsSession string
+	liveTail                      LiveTailOptions // see livetail.go
+	sessions                      int
+	eks                           map[string]*eksCluster // name; see eks.go
+	exec                          execState              // ECS Exec sessions; see exec.go
 }
 
 // New starts a fake; Close it when done.
@@ -116,6 +127,10 @@ func errf(status int, code, format string, args ...any) *apiError {
 
 // ServeHTTP dispatches a request to its service.
 func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, DataChannelPath) {
+		f.serveDataChannel(w, r) // ECS Exec's Session Manager WebSocket; see exec.go
+		return
+	}
 	body, _ := io.ReadAll(r.Body)
 	target := r.Header.Get("X-Amz-Target")
 	cbor := strings.HasPrefix(r.URL.Path, "/service/GraniteServiceVersion20100801/operation/")
@@ -150,6 +165,10 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.serveCloudWatch(w, r, op, body)
 		return
 	}
+	if target == "" && strings.HasPrefix(r.URL.Path, "/clusters/") {
+		f.serveEKS(w, r, throttle)
+		return
+	}
 	prefix, op, _ := strings.Cut(target, ".")
 	var handler func(op string, in map[string]any) (any, *apiError)
 	var name string
@@ -157,7 +176,7 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "AmazonEC2ContainerServiceV20141113":
 		handler, name = f.ecs, "ecs"
 	case "AmazonSSM":
-		handler, name = f.ssm, "ssm"
+		handler, name = f.ssmWithExec, "ssm"
 	case "Logs_20140328":
 		handler, name = f.cwlogs, "logs"
 	default:
@@ -179,6 +198,10 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSONError(w, errf(400, "SerializationException", "%v", err))
 			return
 		}
+	}
+	if target == "Logs_20140328.StartLiveTail" {
+		f.serveLiveTail(w, r, in)
+		return
 	}
 	out, aerr := handler(op, in)
 	if aerr != nil {

@@ -2,8 +2,10 @@ package fakeaws
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -208,6 +210,17 @@ func (f *Fake) cwlogs(op string, in map[string]any) (any, *apiError) {
 		out["events"] = orEmpty(res)
 		out["searchedLogStreams"] = []any{}
 		return out, nil
+	case "DescribeLogGroups":
+		prefix := str(in, "logGroupNamePrefix")
+		var groups []any
+		for _, g := range slices.Sorted(maps.Keys(f.logs)) {
+			if strings.HasPrefix(g, prefix) {
+				arn := fmt.Sprintf("arn:aws:logs:%s:%s:log-group:%s", f.opts.Region, f.opts.Account, g)
+				groups = append(groups, map[string]any{"logGroupName": g, "arn": arn + ":*", "logGroupArn": arn,
+					"creationTime": f.now().UnixMilli(), "storedBytes": 0})
+			}
+		}
+		return map[string]any{"logGroups": orEmpty(groups)}, nil
 	case "CreateLogGroup":
 		g := str(in, "logGroupName")
 		if _, ok := f.logs[g]; ok {

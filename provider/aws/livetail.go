@@ -1,0 +1,299 @@
+package aws
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/schemas"
+	logtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/aws/smithy-go/transport/http/protocol/awsjson"
+
+	"github.com/alphaswarm/controller/workload"
+)
+
+// lineKey identifies a log line across the two sources that can deliver
+// it, FilterLogEvents (which has event ids) and StartLiveTail (which has
+// none): its stream, timestamp and text.
+func lineKey(stream string, ts int64, msg string) string {
+	return stream + "\x00" + strconv.FormatInt(ts, 10) + "\x00" + msg
+}
+
+// lineDedup remembers, per source, the lines yielded within logLag of the
+// newest one, so that a line the other source delivers again is skipped
+// once. Two identical lines (same stream, millisecond and text) from the
+// two sources count as one; from one source they are both kept.
+type lineDedup struct {
+	live, polled map[string]int64 // key -> lines yielded and not yet matched
+	ts           map[string]int64 // key -> its timestamp, for pruning
+	liveMax      int64            // newest timestamp yielded from live tail
+	max          int64            // newest timestamp yielded
+}
+
+func newLineDedup() *lineDedup {
+	return &lineDedup{live: map[string]int64{}, polled: map[string]int64{}, ts: map[string]int64{}}
+}
+
+func (d *lineDedup) add(m map[string]int64, key string, ts int64) {
+	m[key]++
+	d.ts[key] = ts
+	if ts > d.max {
+		d.max = ts
+		cut := d.max - 2*logLag.Milliseconds()
+		for k, t := range d.ts {
+			if t < cut {
+				delete(d.ts, k)
+				delete(d.live, k)
+				delete(d.polled, k)
+			}
+		}
+	}
+}
+
+// take consumes one occurrence of key from m, reporting whether there was one.
+func take(m map[string]int64, key string) bool {
+	if m[key] == 0 {
+		return false
+	}
+	m[key]--
+	return true
+}
+
+// liveResult says how a live-tail session ended.
+type liveResult int
+
+const (
+	liveStopped     liveResult = iota // the consumer stopped or ctx ended: stop following
+	liveEnded                         // CloudWatch ended the session (its 3 h limit, an idle timeout): start another
+	liveNoGroup                       // the log group does not exist yet: poll, then try again
+	liveUnavailable                   // StartLiveTail refused (permissions, endpoint): poll from now on
+	liveBroken                        // the session's stream failed: start another, poll after maxBroken in a row
+	liveSampled                       // CloudWatch began sampling (> 500 lines/s): poll from now on, nothing dropped
+)
+
+// follow yields the lines that arrive after the first read: through
+// StartLiveTail sessions while CloudWatch serves them, otherwise by polling
+// FilterLogEvents every pollInterval. Each switch between the two re-reads
+// from logLag before the newest line seen and skips what was yielded, so
+// no line is dropped or repeated.
+func (p *Provider) follow(ctx context.Context, name string, cur *logCursor, yield func(workload.LogLine, error) bool) {
+	d := newLineDedup()
+	live := p.opts.LiveTail == nil || *p.opts.LiveTail
+	every := 2 * time.Second
+	if p.opts.PollInterval > 0 {
+		every = p.opts.PollInterval.D()
+	}
+	poll := func() bool {
+		cur.max = max(cur.max, d.liveMax)
+		evs, err := p.filter(ctx, name, cur)
+		if err != nil {
+			if ctx.Err() == nil {
+				yield(workload.LogLine{}, err)
+			}
+			return false
+		}
+		for _, e := range evs {
+			key := lineKey(sdkaws.ToString(e.LogStreamName), sdkaws.ToInt64(e.Timestamp), sdkaws.ToString(e.Message))
+			if take(d.live, key) {
+				continue
+			}
+			d.add(d.polled, key, sdkaws.ToInt64(e.Timestamp))
+			if !yield(toLine(e), nil) {
+				return false
+			}
+		}
+		return true
+	}
+	wait := func() bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(every):
+			return true
+		}
+	}
+	broken := 0
+	for {
+		if live {
+			r := p.liveTail(ctx, name, d, poll, yield)
+			if r == liveBroken {
+				broken++
+			} else {
+				broken = 0
+			}
+			switch {
+			case r == liveStopped:
+				return
+			case r == liveEnded:
+				continue
+			case r == liveBroken && broken < maxBroken:
+				// The next session's catch-up read covers the gap.
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(time.Duration(broken) * 50 * time.Millisecond):
+				}
+				continue
+			case r == liveNoGroup:
+				if !wait() || !poll() {
+					return
+				}
+				continue
+			default: // unavailable, sampled, broken maxBroken times in a row
+				live = false
+			}
+		}
+		if !wait() || !poll() {
+			return
+		}
+	}
+}
+
+// liveTail runs one StartLiveTail session on the target's log group, for
+// the service's streams. Once the session has started it polls once
+// (catchUp), covering what arrived between the last read and the session's
+// start; then it yields the session's lines, skipping those the polls
+// already yielded.
+func (p *Provider) liveTail(ctx context.Context, name string, d *lineDedup, catchUp func() bool,
+	yield func(workload.LogLine, error) bool) liveResult {
+	arn, err := p.logGroupARN(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return liveStopped
+		}
+		if errors.Is(err, errNoLogGroup) {
+			return liveNoGroup
+		}
+		return liveUnavailable
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	out, err := p.logs.StartLiveTail(sctx, &cloudwatchlogs.StartLiveTailInput{
+		LogGroupIdentifiers:   []string{arn},
+		LogStreamNamePrefixes: []string{name + "/"},
+	}, p.liveTailOptions)
+	if err != nil {
+		if ctx.Err() != nil {
+			return liveStopped
+		}
+		if workload.CodeOf(mapErr("", err)) == workload.NotFound {
+			return liveNoGroup
+		}
+		return liveUnavailable
+	}
+	stream := out.GetStream()
+	defer stream.Close()
+	started := false
+	for ev := range stream.Events() {
+		switch v := ev.(type) {
+		case *logtypes.StartLiveTailResponseStreamMemberSessionStart:
+			started = true
+			if !catchUp() {
+				return liveStopped
+			}
+		case *logtypes.StartLiveTailResponseStreamMemberSessionUpdate:
+			for _, r := range v.Value.SessionResults {
+				st, ts, msg := sdkaws.ToString(r.LogStreamName), sdkaws.ToInt64(r.Timestamp), sdkaws.ToString(r.Message)
+				key := lineKey(st, ts, msg)
+				if take(d.polled, key) {
+					continue
+				}
+				d.add(d.live, key, ts)
+				d.liveMax = max(d.liveMax, ts)
+				line := workload.LogLine{Time: time.UnixMilli(ts), Instance: st[strings.LastIndex(st, "/")+1:],
+					Stream: "stdout", Text: strings.TrimSuffix(msg, "\n")}
+				if !yield(line, nil) {
+					return liveStopped
+				}
+			}
+			if m := v.Value.SessionMetadata; m != nil && m.Sampled {
+				return liveSampled
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		return liveStopped
+	}
+	if err := stream.Err(); err != nil || !started {
+		return liveBroken
+	}
+	return liveEnded
+}
+
+// maxBroken is how many live-tail sessions in a row may fail before
+// following falls back to polling. Against the in-process fake, a few per
+// cent of sessions lose their connection a millisecond after their first
+// event (aws-sdk-go-v2 cloudwatchlogs v1.92 with smithy-go v1.28.9; the
+// cause was not pinned down): a new session, whose catch-up read covers
+// the gap, is the cure.
+const maxBroken = 5
+
+var errNoLogGroup = errors.New("the log group does not exist yet")
+
+// logGroupARN finds the ARN of the target's log group (StartLiveTail names
+// log groups by ARN).
+func (p *Provider) logGroupARN(ctx context.Context) (string, error) {
+	pg := cloudwatchlogs.NewDescribeLogGroupsPaginator(p.logs, &cloudwatchlogs.DescribeLogGroupsInput{
+		LogGroupNamePrefix: sdkaws.String(p.opts.LogGroup),
+	})
+	for pg.HasMorePages() {
+		page, err := pg.NextPage(ctx)
+		if err != nil {
+			return "", mapErr("DescribeLogGroups "+p.opts.LogGroup, err)
+		}
+		for _, g := range page.LogGroups {
+			if sdkaws.ToString(g.LogGroupName) != p.opts.LogGroup {
+				continue
+			}
+			if arn := sdkaws.ToString(g.LogGroupArn); arn != "" {
+				return arn, nil
+			}
+			return strings.TrimSuffix(sdkaws.ToString(g.Arn), ":*"), nil
+		}
+	}
+	return "", errNoLogGroup
+}
+
+// liveTailOptions adapt the client for StartLiveTail sessions:
+//
+//   - an HTTP client of their own, without the 2-minute request timeout
+//     of the others (a session lasts up to 3 hours) and without
+//     keep-alive: each session gets its own connection, so that the SDK
+//     closing an ended session's body cannot close a connection a later
+//     request reuses (seen with aws-sdk-go-v2 cloudwatchlogs v1.92);
+//   - a protocol codec of their own: the client's awsjson codec keeps
+//     one event-stream decoder and payload buffer for every stream it
+//     reads (smithy-go v1.28.9), so a session still being torn down
+//     while the next starts would share them;
+//   - with BaseEndpoint set, no "stream-" host prefix, which the SDK
+//     otherwise adds (streaming-logs.<region>.amazonaws.com is the real
+//     endpoint).
+func (p *Provider) liveTailOptions(o *cloudwatchlogs.Options) {
+	o.HTTPClient = p.liveHTTP
+	o.Protocol = awsjson.New11(schemas.Logs_20140328)
+	if p.opts.BaseEndpoint == "" {
+		return
+	}
+	o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+		return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("alphaswarmNoHostPrefix",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				return next.HandleInitialize(smithyhttp.DisableEndpointHostPrefix(ctx, true), in)
+			}), middleware.Before)
+	})
+}
+
+// newLiveHTTP is the HTTP client of live-tail sessions (see liveTailOptions).
+func newLiveHTTP() *awshttp.BuildableClient {
+	return awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.DisableKeepAlives = true
+		tr.ResponseHeaderTimeout = time.Minute
+	})
+}

@@ -1,0 +1,105 @@
+package aws_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/alphaswarm/controller/provider"
+	"github.com/alphaswarm/controller/provider/aws/fakeaws"
+)
+
+// followLines starts a service, follows its logs from now on (Tail 0) and
+// emits n lines in bursts of burst, a few milliseconds apart; it returns
+// the lines the follow yielded once n have arrived (or the test deadline).
+func followLines(t *testing.T, p provider.Provider, f *fakeaws.Fake, name string, n, burst int) []string {
+	t.Helper()
+	if _, err := p.Start(ctx(t), spec(name, 1)); err != nil {
+		t.Fatal(err)
+	}
+	c, cancel := context.WithTimeout(ctx(t), 20*time.Second)
+	defer cancel()
+	go func() {
+		// Give the follow a moment to start, then emit.
+		time.Sleep(50 * time.Millisecond)
+		for i := 0; i < n; {
+			for j := 0; j < burst && i < n; j++ {
+				f.EmitLog("default", name, fmt.Sprintf("line %03d", i))
+				i++
+			}
+			select {
+			case <-c.Done():
+				return
+			case <-time.After(7 * time.Millisecond):
+			}
+		}
+	}()
+	var got []string
+	for l, err := range p.(provider.LogTailer).Logs(c, name, provider.LogOptions{Follow: true, Tail: 0}) {
+		if err != nil {
+			t.Fatalf("after %d lines: %v", len(got), err)
+		}
+		got = append(got, l.Text)
+		if len(got) == n {
+			break
+		}
+	}
+	return got
+}
+
+// exactlyOnceInOrder fails t unless got is "line 000" .. "line n-1".
+func exactlyOnceInOrder(t *testing.T, got []string, n int) {
+	t.Helper()
+	if len(got) != n {
+		t.Fatalf("got %d lines, want %d: %q", len(got), n, got)
+	}
+	for i, l := range got {
+		if want := fmt.Sprintf("line %03d", i); l != want {
+			t.Fatalf("line %d = %q, want %q (dropped, repeated or reordered): %q", i, l, want, got)
+		}
+	}
+}
+
+// TestLogsFollowLiveTail: following goes through StartLiveTail sessions;
+// when CloudWatch ends a session another starts, and the poll that covers
+// each seam neither drops nor repeats a line.
+func TestLogsFollowLiveTail(t *testing.T) {
+	p, f := openFake(t, fakeaws.Options{}, nil)
+	f.SetLiveTail(fakeaws.LiveTailOptions{Interval: 15 * time.Millisecond, MaxUpdates: 4})
+	got := followLines(t, p, f, "lt", 120, 5)
+	exactlyOnceInOrder(t, got, 120)
+	sessions, filters := f.Requests("logs.StartLiveTail"), f.Requests("logs.FilterLogEvents")
+	if sessions < 2 {
+		t.Errorf("%d StartLiveTail sessions, want several (each ends after 4 updates)", sessions)
+	}
+	t.Logf("%d lines over %d live sessions, %d FilterLogEvents calls (first read + one catch-up per session, + polls if it fell back)",
+		len(got), sessions, filters)
+}
+
+// TestLogsFollowFallsBackToPolling: a session that CloudWatch samples (it
+// drops lines above 500/s) or refuses (no logs:StartLiveTail permission)
+// hands over to polling, still without dropping or repeating a line.
+func TestLogsFollowFallsBackToPolling(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		live fakeaws.LiveTailOptions
+	}{
+		{"sampled", fakeaws.LiveTailOptions{Interval: 30 * time.Millisecond, SampleAbove: 3}},
+		{"refused", fakeaws.LiveTailOptions{Disabled: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, f := openFake(t, fakeaws.Options{}, nil)
+			f.SetLiveTail(tc.live)
+			got := followLines(t, p, f, "fb", 60, 20)
+			exactlyOnceInOrder(t, got, 60)
+			// The first read, then at least one poll.
+			if n := f.Requests("logs.FilterLogEvents"); n < 2 {
+				t.Errorf("%d FilterLogEvents calls: the follow did not poll", n)
+			}
+			if n := f.Requests("logs.StartLiveTail"); n < 1 || tc.live.Disabled && n != 1 {
+				t.Errorf("%d StartLiveTail calls, want 1 when refused (then polling for good), >= 1 when sampled", n)
+			}
+		})
+	}
+}
