@@ -11,7 +11,7 @@ import (
 // backend that is built but not imported is unusable from the binary.
 func TestBinaryRegistersEveryBackend(t *testing.T) {
 	got := provider.Providers()
-	for _, want := range []string{"aws", "docker", "gcp", "kubernetes"} {
+	for _, want := range []string{"aws", "azure", "docker", "gcp", "kubernetes"} {
 		if !slices.Contains(got, want) {
 			t.Errorf("provider %q is not registered in the binary (registered: %v)", want, got)
 		}

@@ -1,0 +1,243 @@
+package azure
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/azappconfig"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
+
+	"github.com/alphaswarm/controller/provider"
+	"github.com/alphaswarm/controller/workload"
+)
+
+const (
+	// SecretConfigPrefix marks a config key whose value is a secret: it
+	// is stored in Key Vault, referenced from App Configuration, and
+	// reaches the container as a secure environment variable named
+	// without the prefix.
+	SecretConfigPrefix = "secret."
+	// keyVaultRefContentType is App Configuration's content type of a
+	// Key Vault reference.
+	keyVaultRefContentType = "application/vnd.microsoft.appconfig.keyvaultref+json;charset=utf-8"
+	// configKeyPrefix starts every App Configuration key alphaswarm
+	// writes: "alphaswarm/<service>/<key>", label <target>.
+	configKeyPrefix = "alphaswarm/"
+)
+
+var (
+	kvName    = regexp.MustCompile(`^[0-9A-Za-z-]{1,127}$`)
+	kvNameBad = regexp.MustCompile(`[^0-9A-Za-z-]`)
+)
+
+func configEnvName(key string) string { return strings.TrimPrefix(key, SecretConfigPrefix) }
+
+func settingKey(service, key string) string { return configKeyPrefix + service + "/" + key }
+
+// secretName is the Key Vault secret of a secret config key:
+// "alphaswarm-<target>-<service>-<key>", characters other than letters,
+// digits and '-' replaced by '-'.
+func (p *Provider) secretName(service, key string) string {
+	return kvNameBad.ReplaceAllString("alphaswarm-"+p.target+"-"+service+"-"+configEnvName(key), "-")
+}
+
+// checkConfig validates config against what the target can store.
+func (p *Provider) checkConfig(service string, config map[string]string) error {
+	if errs := workload.ValidateConfig("config", config); len(errs) > 0 {
+		return workload.Invalid(errs...)
+	}
+	var errs []workload.FieldError
+	names := map[string]string{}
+	envs := map[string]string{}
+	for _, k := range slices.Sorted(maps.Keys(config)) {
+		env := configEnvName(k)
+		if other, dup := envs[env]; dup {
+			errs = append(errs, workload.FieldError{Path: "config." + k, Message: "names the same environment variable as " + other})
+		}
+		envs[env] = k
+		if !strings.HasPrefix(k, SecretConfigPrefix) {
+			continue
+		}
+		if p.secrets == nil {
+			errs = append(errs, workload.FieldError{Path: "config." + k, Message: "secret keys are stored in Key Vault: set the target's keyVaultURL option"})
+			continue
+		}
+		n := p.secretName(service, k)
+		if len(n) > 127 {
+			errs = append(errs, workload.FieldError{Path: "config." + k, Message: "too long for a Key Vault secret name (127)"})
+		}
+		if other, dup := names[n]; dup {
+			errs = append(errs, workload.FieldError{Path: "config." + k, Message: "maps to the same Key Vault secret as " + other})
+		}
+		names[n] = k
+	}
+	// The config's env var names are kept in one tag (TagConfigKeys).
+	if n := len(strings.Join(slices.Sorted(maps.Keys(envs)), ",")); n > maxTagValue {
+		errs = append(errs, workload.FieldError{Path: "config", Message: fmt.Sprintf("the key names take %d characters; ACI groups record them in one Azure tag of at most %d", n, maxTagValue)})
+	}
+	if len(errs) > 0 {
+		return workload.Invalid(errs...)
+	}
+	return nil
+}
+
+// storedKeys lists the service's keys in App Configuration.
+func (p *Provider) storedKeys(ctx context.Context, service string) ([]azappconfig.Setting, error) {
+	pager := p.appconfig.NewListSettingsPager(azappconfig.SettingSelector{
+		KeyFilter: to.Ptr(configKeyPrefix + service + "/*"), LabelFilter: to.Ptr(p.target),
+	}, nil)
+	var out []azappconfig.Setting
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return nil, mapErr("list App Configuration settings of "+service, err)
+		}
+		out = append(out, page.Settings...)
+	}
+	return out, nil
+}
+
+// writeConfig replaces the service's config in the store: plain keys as
+// App Configuration settings, secret keys as Key Vault secrets referenced
+// from App Configuration. changed reports whether anything was written
+// before an error.
+func (p *Provider) writeConfig(ctx context.Context, service string, config map[string]string) (changed bool, err error) {
+	old, err := p.storedKeys(ctx, service)
+	if err != nil {
+		return false, err
+	}
+	fail := func(err error) (bool, error) {
+		if changed {
+			return true, afterChange(err)
+		}
+		return false, err
+	}
+	for _, k := range slices.Sorted(maps.Keys(config)) {
+		value, contentType := config[k], ""
+		if strings.HasPrefix(k, SecretConfigPrefix) {
+			name := p.secretName(service, k)
+			resp, err := p.secrets.SetSecret(ctx, name, azsecrets.SetSecretParameters{
+				Value: to.Ptr(config[k]),
+				Tags:  map[string]*string{TagService: to.Ptr(service), TagTarget: to.Ptr(p.target)},
+			}, nil)
+			if err != nil {
+				return fail(mapErr("set Key Vault secret "+name, err))
+			}
+			changed = true
+			if resp.ID == nil {
+				return fail(wrap(workload.ProviderError, "set Key Vault secret "+name, "no secret id in the response", nil))
+			}
+			ref, _ := json.Marshal(map[string]string{"uri": string(*resp.ID)})
+			value, contentType = string(ref), keyVaultRefContentType
+		}
+		opts := &azappconfig.SetSettingOptions{Label: to.Ptr(p.target)}
+		if contentType != "" {
+			opts.ContentType = to.Ptr(contentType)
+		}
+		if _, err := p.appconfig.SetSetting(ctx, settingKey(service, k), to.Ptr(value), opts); err != nil {
+			return fail(mapErr("set App Configuration key "+settingKey(service, k), err))
+		}
+		changed = true
+	}
+	for _, s := range old {
+		k := strings.TrimPrefix(str(s.Key), configKeyPrefix+service+"/")
+		if _, keep := config[k]; keep {
+			continue
+		}
+		if _, err := p.appconfig.DeleteSetting(ctx, str(s.Key), &azappconfig.DeleteSettingOptions{Label: to.Ptr(p.target)}); err != nil {
+			return fail(mapErr("delete App Configuration key "+str(s.Key), err))
+		}
+		changed = true
+	}
+	return changed, nil
+}
+
+// readConfig reads the service's config from the store, resolving Key
+// Vault references. Without an App Configuration store it returns nil.
+func (p *Provider) readConfig(ctx context.Context, service string) ([]configEntry, error) {
+	if p.appconfig == nil {
+		return nil, nil
+	}
+	settings, err := p.storedKeys(ctx, service)
+	if err != nil {
+		return nil, err
+	}
+	var out []configEntry
+	for _, s := range settings {
+		k := strings.TrimPrefix(str(s.Key), configKeyPrefix+service+"/")
+		e := configEntry{env: configEnvName(k), value: str(s.Value), version: str(s.Value)}
+		if strings.HasPrefix(str(s.ContentType), "application/vnd.microsoft.appconfig.keyvaultref+json") {
+			var ref struct {
+				URI string `json:"uri"`
+			}
+			if err := json.Unmarshal([]byte(str(s.Value)), &ref); err != nil || ref.URI == "" {
+				return nil, wrap(workload.ProviderError, "read config "+k, "malformed Key Vault reference", err)
+			}
+			if p.secrets == nil {
+				return nil, invalid("config %s is a Key Vault reference but the target has no keyVaultURL", k)
+			}
+			id := azsecrets.ID(ref.URI)
+			resp, err := p.secrets.GetSecret(ctx, id.Name(), id.Version(), nil)
+			if err != nil {
+				return nil, mapErr("get Key Vault secret "+id.Name(), err)
+			}
+			e.value, e.secure, e.version = str(resp.Value), true, ref.URI
+		}
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, b configEntry) int { return strings.Compare(a.env, b.env) })
+	return out, nil
+}
+
+// ApplyConfig implements provider.Provider: the config replaces the
+// service's keys in App Configuration (and Key Vault for secret keys),
+// then the service's running container groups are recreated with the new
+// values one at a time, because ACI environment variables are immutable.
+func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[string]string) error {
+	if err := validName(name); err != nil {
+		return err
+	}
+	if p.appconfig == nil {
+		return provider.ErrUnsupported(Name, provider.OpApplyConfig, p.UnsupportedReason(provider.OpApplyConfig))
+	}
+	if err := p.checkConfig(name, config); err != nil {
+		return err
+	}
+	groups, err := p.observe(ctx, name)
+	if err != nil {
+		return err
+	}
+	if len(groups) == 0 {
+		return notFound(workload.ServiceID(p.target, name))
+	}
+	if _, err := p.writeConfig(ctx, name, config); err != nil {
+		return err
+	}
+	cfg, err := p.readConfig(ctx, name)
+	if err != nil {
+		return afterChange(err)
+	}
+	bp, err := blueprintFromGroup(groups[0].cg)
+	if err != nil {
+		return afterChange(wrap(workload.ProviderError, "ApplyConfig "+name, err.Error(), err))
+	}
+	digest := configDigest(cfg)
+	for _, g := range groups {
+		if g.stopped() || tag(g.cg, TagConfig) == digest {
+			// Stopped groups get the new config when started again
+			// (Start and Scale compare the digest); groups that carry
+			// it already are left alone.
+			continue
+		}
+		if err := p.recreate(ctx, name, bp, cfg, g.index); err != nil {
+			return afterChange(err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,109 @@
+package azure
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
+
+	"github.com/alphaswarm/controller/provider"
+	"github.com/alphaswarm/controller/provider/azure/aciexec"
+	"github.com/alphaswarm/controller/workload"
+)
+
+// defaultTermSize is the terminal size sent when the request gives none.
+var defaultTermSize = provider.TermSize{Cols: 80, Rows: 24}
+
+// Exec implements provider.Execer with the containers' executeCommand
+// operation and its WebSocket (package aciexec). The command's words are
+// joined with spaces into the one command string ACI takes (the service is
+// reported to refuse arguments: prefer a single binary, or a script in the
+// image). ACI runs it on a pseudo-terminal whose size goes in the request
+// (the first size on req.Resize if one is ready, else 80x24) and cannot be
+// changed during the session: later sizes are read and dropped. Output is
+// one stream (stdout and stderr merged, to req.Stdout). ACI does not
+// report exit codes: ExitCode is always 0.
+func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecRequest) (provider.ExecResult, error) {
+	if err := validName(name); err != nil {
+		return provider.ExecResult{}, err
+	}
+	if len(req.Command) == 0 {
+		return provider.ExecResult{}, workload.Invalid(workload.FieldError{Path: "command", Message: "is required"})
+	}
+	groups, err := p.observe(ctx, name)
+	if err != nil {
+		return provider.ExecResult{}, err
+	}
+	if len(groups) == 0 {
+		return provider.ExecResult{}, notFound(workload.ServiceID(p.target, name))
+	}
+	var g *group
+	for i := range groups {
+		if req.Instance != "" && groups[i].name != groupName(req.Instance) {
+			continue
+		}
+		if groups[i].ready() {
+			g = &groups[i]
+			break
+		}
+	}
+	if g == nil {
+		if req.Instance != "" {
+			e := workload.Errorf(workload.NotFound, "service %s has no running instance %q", workload.ServiceID(p.target, name), req.Instance)
+			e.Provider = Name
+			return provider.ExecResult{}, e
+		}
+		e := workload.Errorf(workload.Conflict, "service %s has no running instance", workload.ServiceID(p.target, name))
+		e.Provider = Name
+		return provider.ExecResult{}, e
+	}
+	size := defaultTermSize
+	if req.Resize != nil {
+		select {
+		case s, ok := <-req.Resize:
+			if ok && s.Cols > 0 && s.Rows > 0 {
+				size = s
+			}
+		default:
+		}
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			for {
+				select {
+				case <-done:
+					return
+				case _, ok := <-req.Resize:
+					if !ok {
+						return
+					}
+				}
+			}
+		}()
+	}
+	resp, err := p.containers.ExecuteCommand(ctx, p.opts.ResourceGroup, g.name, containerName, armcontainerinstance.ContainerExecRequest{
+		Command:      to.Ptr(strings.Join(req.Command, " ")),
+		TerminalSize: &armcontainerinstance.ContainerExecRequestTerminalSize{Rows: to.Ptr(int32(size.Rows)), Cols: to.Ptr(int32(size.Cols))},
+	}, nil)
+	if err != nil {
+		return provider.ExecResult{}, mapErr("execute command in "+g.name, err)
+	}
+	if resp.WebSocketURI == nil || resp.Password == nil {
+		return provider.ExecResult{}, wrap(workload.ProviderError, "execute command in "+g.name, "no WebSocket URI or password in the response", nil)
+	}
+	_, err = aciexec.RunWith(ctx, *resp.WebSocketURI, *resp.Password, req.Stdin, req.Stdout, aciexec.Options{HTTPClient: p.execClient})
+	switch {
+	case err == nil:
+	case errors.Is(err, aciexec.ErrPasswordRefused):
+		return provider.ExecResult{}, wrap(workload.ProviderError, "exec session of "+g.name, err.Error(), err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return provider.ExecResult{}, wrap(workload.Timeout, "exec session of "+g.name, "deadline exceeded", err)
+	case errors.Is(err, context.Canceled):
+		return provider.ExecResult{}, wrap(workload.Unavailable, "exec session of "+g.name, "cancelled", err)
+	default:
+		return provider.ExecResult{}, wrap(workload.Unavailable, "exec session of "+g.name, err.Error(), err)
+	}
+	return provider.ExecResult{Instance: g.instanceID()}, nil
+}

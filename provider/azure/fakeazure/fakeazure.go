@@ -1,0 +1,764 @@
+// Package fakeazure is an in-process Azure for the azure provider's tests:
+// stateful fakes of Container Instances (container groups whose instances
+// go Pending → Running over successive reads, stop/start/restart, logs,
+// exec, images that fail to pull), Azure Monitor metrics and Key Vault
+// secrets, all built on the SDK's own generated fake servers
+// (armcontainerinstance/v2/fake, armmonitor/fake, azsecrets/fake) and
+// plugged in as the clients' transports, so the SDK's serialisation,
+// pipelines and long-running-operation pollers run for real; and an App
+// Configuration store served over TLS (httptest.NewTLSServer) speaking its
+// REST API, Sync-Token included, since the SDK has no fake for it.
+//
+// A Fake's state is observable by tests (Observe, Env, Settings, Secret)
+// independently of the provider. All methods are safe for concurrent use.
+package fakeazure
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	azfake "github.com/Azure/azure-sdk-for-go/sdk/azcore/fake"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
+	acifake "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2/fake"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/monitor/armmonitor"
+	monfake "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/monitor/armmonitor/fake"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
+	kvfake "github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets/fake"
+)
+
+// VaultURL is the Key Vault URL the fake answers for (any host reaches
+// the fake transport; secret ids carry this one).
+const VaultURL = "https://fake-vault.vault.azure.net"
+
+// InstanceTimeFormat formats a container's start time in instance ids
+// ("<group>@<start>"), as the azure provider does.
+const InstanceTimeFormat = "20060102T150405.000000000Z"
+
+// Options configure a Fake.
+type Options struct {
+	// SubscriptionID and ResourceGroup are the ones that exist; others
+	// answer SubscriptionNotFound / ResourceGroupNotFound.
+	SubscriptionID string
+	ResourceGroup  string
+	// PendingReads is how many reads (Get) of a container group it stays
+	// Pending after being created, started or restarted. Default 2.
+	PendingReads int
+	// StartupLine is printed by every container when it starts.
+	StartupLine string
+	// FailingImages fail to pull: their groups end in provisioning state
+	// Failed and the create operation fails.
+	FailingImages []string
+}
+
+// Metrics are the per-group values the fake's Azure Monitor reports.
+type Metrics struct {
+	CPUMillicores, MemoryBytes, RxBytesPerSecond, TxBytesPerSecond float64
+}
+
+// Fake is the in-process Azure.
+type Fake struct {
+	opts Options
+
+	mu        sync.Mutex
+	groups    map[string]*group // by name (one resource group)
+	lastStart time.Time
+	secrets   map[string][]secretVersion
+	kvSeq     int
+	settings  map[settingID]*setting
+	syncSeq   int
+	metrics   Metrics
+	exec      func(group, command string, rows, cols int) (uri, password string, err error)
+	calls     map[string]int
+	aks       map[string]*aksCluster
+	aksFormat string
+
+	app *httptest.Server
+}
+
+type group struct {
+	def      armcontainerinstance.ContainerGroup // as PUT, secure values included
+	state    string                              // Pending, Running, Stopped, Failed
+	pending  int
+	started  time.Time
+	restarts int32
+	logs     []logEntry
+	events   []*armcontainerinstance.Event
+}
+
+type logEntry struct {
+	t    time.Time
+	text string
+}
+
+type secretVersion struct {
+	version, value string
+	tags           map[string]*string
+}
+
+// New starts a Fake (the App Configuration TLS server included); Close
+// stops it.
+func New(opts Options) *Fake {
+	if opts.SubscriptionID == "" {
+		opts.SubscriptionID = "00000000-0000-0000-0000-000000000000"
+	}
+	if opts.ResourceGroup == "" {
+		opts.ResourceGroup = "alphaswarm"
+	}
+	if opts.PendingReads == 0 {
+		opts.PendingReads = 2
+	}
+	f := &Fake{opts: opts, groups: map[string]*group{}, secrets: map[string][]secretVersion{},
+		settings: map[settingID]*setting{}, calls: map[string]int{},
+		metrics: Metrics{CPUMillicores: 250, MemoryBytes: 64 << 20, RxBytesPerSecond: 1000, TxBytesPerSecond: 500}}
+	f.app = httptest.NewTLSServer(http.HandlerFunc(f.serveAppConfig))
+	return f
+}
+
+// Close stops the App Configuration server.
+func (f *Fake) Close() { f.app.Close() }
+
+// Options returns the fake's options with defaults applied.
+func (f *Fake) Options() Options { return f.opts }
+
+// ACITransport is the Container Instances transport (container groups and
+// containers clients).
+func (f *Fake) ACITransport() policy.Transporter {
+	return rgGuard{f: f, next: acifake.NewServerFactoryTransport(&acifake.ServerFactory{
+		ContainerGroupsServer: f.containerGroupsServer(),
+		ContainersServer:      f.containersServer(),
+	})}
+}
+
+// rgGuard answers requests for a resource group other than the fake's
+// with ARM's ResourceGroupNotFound response itself. (The generated fake
+// keeps a pager whose first page was an error and answers the next list
+// of the same URL with "fake paged response is empty".)
+type rgGuard struct {
+	f    *Fake
+	next policy.Transporter
+}
+
+var rgPath = regexp.MustCompile(`(?i)/resourceGroups/([^/]+)/providers/`)
+
+func (g rgGuard) Do(req *http.Request) (*http.Response, error) {
+	if m := rgPath.FindStringSubmatch(req.URL.Path); m != nil && !strings.EqualFold(m[1], g.f.opts.ResourceGroup) {
+		body, _ := json.Marshal(map[string]any{"error": map[string]string{
+			"code": "ResourceGroupNotFound", "message": fmt.Sprintf("Resource group '%s' could not be found.", m[1])}})
+		return &http.Response{StatusCode: http.StatusNotFound, Status: "404 Not Found", Request: req,
+			Header: http.Header{"Content-Type": {"application/json; charset=utf-8"}, "X-Ms-Error-Code": {"ResourceGroupNotFound"}},
+			Body:   io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body))}, nil
+	}
+	return g.next.Do(req)
+}
+
+// MonitorTransport is the Azure Monitor metrics transport.
+func (f *Fake) MonitorTransport() policy.Transporter {
+	return monfake.NewMetricsServerTransport(&monfake.MetricsServer{List: f.listMetrics})
+}
+
+// KeyVaultTransport is the Key Vault secrets transport.
+func (f *Fake) KeyVaultTransport() policy.Transporter {
+	return kvfake.NewServerTransport(&kvfake.Server{SetSecret: f.setSecret, GetSecret: f.getSecret})
+}
+
+// AppConfigURL is the App Configuration store's endpoint (https).
+func (f *Fake) AppConfigURL() string { return f.app.URL }
+
+// AppConfigTransport is an HTTP client that trusts the store's
+// certificate.
+func (f *Fake) AppConfigTransport() policy.Transporter { return f.app.Client() }
+
+// SetMetrics sets what Azure Monitor reports for every running group.
+func (f *Fake) SetMetrics(m Metrics) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.metrics = m
+}
+
+// SetExec makes executeCommand answer with handler's WebSocket URI and
+// password.
+func (f *Fake) SetExec(handler func(group, command string, rows, cols int) (uri, password string, err error)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.exec = handler
+}
+
+// Calls returns how many times an operation ("Stop", "BeginRestart",
+// "BeginCreateOrUpdate", ...) was called.
+func (f *Fake) Calls(op string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[op]
+}
+
+func (f *Fake) rgOK(rg string, e *azfake.ErrorResponder) bool {
+	if !strings.EqualFold(rg, f.opts.ResourceGroup) {
+		e.SetResponseError(http.StatusNotFound, "ResourceGroupNotFound")
+		return false
+	}
+	return true
+}
+
+func (f *Fake) groupID(name string) string {
+	return "/subscriptions/" + f.opts.SubscriptionID + "/resourceGroups/" + f.opts.ResourceGroup +
+		"/providers/Microsoft.ContainerInstance/containerGroups/" + name
+}
+
+// nextStart returns a start time after every earlier one, so that run ids
+// differ even within a clock tick.
+func (f *Fake) nextStart() time.Time {
+	t := time.Now().UTC()
+	if !t.After(f.lastStart) {
+		t = f.lastStart.Add(time.Microsecond)
+	}
+	f.lastStart = t
+	return t
+}
+
+func (f *Fake) image(g *group) string {
+	if p := g.def.Properties; p != nil && len(p.Containers) > 0 && p.Containers[0].Properties != nil {
+		return str(p.Containers[0].Properties.Image)
+	}
+	return ""
+}
+
+// launch (re)starts a group's container: Pending for PendingReads reads.
+func (f *Fake) launch(g *group) {
+	g.logs = nil
+	g.started = time.Time{}
+	if slices.Contains(f.opts.FailingImages, f.image(g)) {
+		g.state = "Failed"
+		now := time.Now().UTC()
+		g.events = append(g.events, &armcontainerinstance.Event{Type: to.Ptr("Warning"), Name: to.Ptr("Failed"),
+			Message: to.Ptr("Failed to pull image \"" + f.image(g) + "\""), Count: to.Ptr[int32](1), FirstTimestamp: &now, LastTimestamp: &now})
+		return
+	}
+	g.state, g.pending = "Pending", f.opts.PendingReads
+}
+
+// read advances a group by one observation.
+func (f *Fake) read(g *group) {
+	if g.state != "Pending" {
+		return
+	}
+	if g.pending--; g.pending > 0 {
+		return
+	}
+	g.state = "Running"
+	g.started = f.nextStart()
+	if f.opts.StartupLine != "" {
+		g.logs = append(g.logs, logEntry{t: g.started, text: f.opts.StartupLine})
+	}
+	now := time.Now().UTC()
+	g.events = append(g.events, &armcontainerinstance.Event{Type: to.Ptr("Normal"), Name: to.Ptr("Started"),
+		Message: to.Ptr("Started container"), Count: to.Ptr[int32](1), FirstTimestamp: &now, LastTimestamp: &now})
+}
+
+// view renders a group as Get returns it: secure values removed, instance
+// view added when withView.
+func (f *Fake) view(name string, g *group, withView bool) armcontainerinstance.ContainerGroup {
+	cg := clone(g.def)
+	cg.ID, cg.Name = to.Ptr(f.groupID(name)), to.Ptr(name)
+	cg.Type = to.Ptr("Microsoft.ContainerInstance/containerGroups")
+	ps := "Succeeded"
+	switch g.state {
+	case "Pending":
+		ps = "Creating"
+	case "Failed":
+		ps = "Failed"
+	}
+	cg.Properties.ProvisioningState = to.Ptr(ps)
+	for _, c := range cg.Properties.Containers {
+		if c.Properties == nil {
+			continue
+		}
+		for _, e := range c.Properties.EnvironmentVariables {
+			e.SecureValue = nil
+		}
+		if !withView {
+			continue
+		}
+		cs := &armcontainerinstance.ContainerState{}
+		switch g.state {
+		case "Running":
+			cs.State, cs.DetailStatus, cs.StartTime = to.Ptr("Running"), to.Ptr(""), to.Ptr(g.started)
+		case "Stopped":
+			cs.State, cs.DetailStatus = to.Ptr("Terminated"), to.Ptr("Stopped")
+			if !g.started.IsZero() {
+				cs.StartTime = to.Ptr(g.started)
+			}
+		case "Failed":
+			cs.State, cs.DetailStatus = to.Ptr("Waiting"), to.Ptr("ErrImagePull")
+		default:
+			cs.State, cs.DetailStatus = to.Ptr("Waiting"), to.Ptr("ContainerCreating")
+		}
+		c.Properties.InstanceView = &armcontainerinstance.ContainerPropertiesInstanceView{
+			CurrentState: cs, RestartCount: to.Ptr(g.restarts), Events: slices.Clone(g.events)}
+	}
+	if withView {
+		cg.Properties.InstanceView = &armcontainerinstance.ContainerGroupPropertiesInstanceView{State: to.Ptr(g.state)}
+	}
+	return cg
+}
+
+func clone(cg armcontainerinstance.ContainerGroup) armcontainerinstance.ContainerGroup {
+	b, _ := cg.MarshalJSON()
+	var out armcontainerinstance.ContainerGroup
+	_ = out.UnmarshalJSON(b)
+	return out
+}
+
+func (f *Fake) containerGroupsServer() acifake.ContainerGroupsServer {
+	return acifake.ContainerGroupsServer{
+		BeginCreateOrUpdate: func(_ context.Context, rg, name string, cg armcontainerinstance.ContainerGroup, _ *armcontainerinstance.ContainerGroupsClientBeginCreateOrUpdateOptions) (resp azfake.PollerResponder[armcontainerinstance.ContainerGroupsClientCreateOrUpdateResponse], e azfake.ErrorResponder) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.calls["BeginCreateOrUpdate"]++
+			if !f.rgOK(rg, &e) {
+				return
+			}
+			if cg.Location == nil || cg.Properties == nil || len(cg.Properties.Containers) == 0 {
+				e.SetResponseError(http.StatusBadRequest, "InvalidRequestContent")
+				return
+			}
+			g := f.groups[name]
+			status := http.StatusOK
+			if g == nil {
+				g = &group{}
+				f.groups[name] = g
+				status = http.StatusCreated
+			}
+			g.def = clone(cg)
+			f.launch(g)
+			resp.AddNonTerminalResponse(status, nil)
+			if g.state == "Failed" {
+				resp.SetTerminalError(http.StatusBadRequest, "InaccessibleImage")
+				return
+			}
+			resp.SetTerminalResponse(http.StatusOK, armcontainerinstance.ContainerGroupsClientCreateOrUpdateResponse{ContainerGroup: f.view(name, g, false)}, nil)
+			return
+		},
+		BeginDelete: func(_ context.Context, rg, name string, _ *armcontainerinstance.ContainerGroupsClientBeginDeleteOptions) (resp azfake.PollerResponder[armcontainerinstance.ContainerGroupsClientDeleteResponse], e azfake.ErrorResponder) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.calls["BeginDelete"]++
+			if !f.rgOK(rg, &e) {
+				return
+			}
+			g := f.groups[name]
+			if g == nil {
+				resp.SetTerminalResponse(http.StatusNoContent, armcontainerinstance.ContainerGroupsClientDeleteResponse{}, nil)
+				return
+			}
+			v := f.view(name, g, false)
+			delete(f.groups, name)
+			resp.AddNonTerminalResponse(http.StatusAccepted, nil)
+			resp.SetTerminalResponse(http.StatusOK, armcontainerinstance.ContainerGroupsClientDeleteResponse{ContainerGroup: v}, nil)
+			return
+		},
+		Get: func(_ context.Context, rg, name string, _ *armcontainerinstance.ContainerGroupsClientGetOptions) (resp azfake.Responder[armcontainerinstance.ContainerGroupsClientGetResponse], e azfake.ErrorResponder) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if !f.rgOK(rg, &e) {
+				return
+			}
+			g := f.groups[name]
+			if g == nil {
+				e.SetResponseError(http.StatusNotFound, "ResourceNotFound")
+				return
+			}
+			f.read(g)
+			resp.SetResponse(http.StatusOK, armcontainerinstance.ContainerGroupsClientGetResponse{ContainerGroup: f.view(name, g, true)}, nil)
+			return
+		},
+		NewListByResourceGroupPager: func(rg string, _ *armcontainerinstance.ContainerGroupsClientListByResourceGroupOptions) (resp azfake.PagerResponder[armcontainerinstance.ContainerGroupsClientListByResourceGroupResponse]) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if !strings.EqualFold(rg, f.opts.ResourceGroup) {
+				resp.AddResponseError(http.StatusNotFound, "ResourceGroupNotFound")
+				return
+			}
+			var page []*armcontainerinstance.ContainerGroup
+			for _, name := range sortedKeys(f.groups) {
+				v := f.view(name, f.groups[name], false)
+				page = append(page, &v)
+			}
+			// Two pages when there is more than one group, to exercise
+			// nextLink.
+			half := len(page) / 2
+			if half > 0 {
+				resp.AddPage(http.StatusOK, armcontainerinstance.ContainerGroupsClientListByResourceGroupResponse{ContainerGroupListResult: armcontainerinstance.ContainerGroupListResult{Value: page[:half]}}, nil)
+			}
+			resp.AddPage(http.StatusOK, armcontainerinstance.ContainerGroupsClientListByResourceGroupResponse{ContainerGroupListResult: armcontainerinstance.ContainerGroupListResult{Value: page[half:]}}, nil)
+			return
+		},
+		BeginRestart: func(_ context.Context, rg, name string, _ *armcontainerinstance.ContainerGroupsClientBeginRestartOptions) (resp azfake.PollerResponder[armcontainerinstance.ContainerGroupsClientRestartResponse], e azfake.ErrorResponder) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.calls["BeginRestart"]++
+			if !f.rgOK(rg, &e) {
+				return
+			}
+			g := f.groups[name]
+			if g == nil {
+				e.SetResponseError(http.StatusNotFound, "ResourceNotFound")
+				return
+			}
+			f.launch(g)
+			// The restart operation answers 204 only (no polling).
+			resp.SetTerminalResponse(http.StatusNoContent, armcontainerinstance.ContainerGroupsClientRestartResponse{}, nil)
+			return
+		},
+		BeginStart: func(_ context.Context, rg, name string, _ *armcontainerinstance.ContainerGroupsClientBeginStartOptions) (resp azfake.PollerResponder[armcontainerinstance.ContainerGroupsClientStartResponse], e azfake.ErrorResponder) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.calls["BeginStart"]++
+			if !f.rgOK(rg, &e) {
+				return
+			}
+			g := f.groups[name]
+			if g == nil {
+				e.SetResponseError(http.StatusNotFound, "ResourceNotFound")
+				return
+			}
+			f.launch(g)
+			resp.AddNonTerminalResponse(http.StatusAccepted, nil)
+			resp.SetTerminalResponse(http.StatusNoContent, armcontainerinstance.ContainerGroupsClientStartResponse{}, nil)
+			return
+		},
+		Stop: func(_ context.Context, rg, name string, _ *armcontainerinstance.ContainerGroupsClientStopOptions) (resp azfake.Responder[armcontainerinstance.ContainerGroupsClientStopResponse], e azfake.ErrorResponder) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.calls["Stop"]++
+			if !f.rgOK(rg, &e) {
+				return
+			}
+			g := f.groups[name]
+			if g == nil {
+				e.SetResponseError(http.StatusNotFound, "ResourceNotFound")
+				return
+			}
+			g.state = "Stopped"
+			resp.SetResponse(http.StatusNoContent, armcontainerinstance.ContainerGroupsClientStopResponse{}, nil)
+			return
+		},
+	}
+}
+
+func (f *Fake) containersServer() acifake.ContainersServer {
+	return acifake.ContainersServer{
+		ListLogs: func(_ context.Context, rg, name, container string, o *armcontainerinstance.ContainersClientListLogsOptions) (resp azfake.Responder[armcontainerinstance.ContainersClientListLogsResponse], e azfake.ErrorResponder) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if !f.rgOK(rg, &e) {
+				return
+			}
+			g := f.groups[name]
+			if g == nil || !f.hasContainer(g, container) {
+				e.SetResponseError(http.StatusNotFound, "ResourceNotFound")
+				return
+			}
+			lines := g.logs
+			if o != nil && o.Tail != nil && int(*o.Tail) < len(lines) {
+				lines = lines[len(lines)-int(*o.Tail):]
+			}
+			var b strings.Builder
+			for _, l := range lines {
+				if o != nil && o.Timestamps != nil && *o.Timestamps {
+					b.WriteString(l.t.Format(time.RFC3339Nano) + " ")
+				}
+				b.WriteString(l.text + "\n")
+			}
+			resp.SetResponse(http.StatusOK, armcontainerinstance.ContainersClientListLogsResponse{Logs: armcontainerinstance.Logs{Content: to.Ptr(b.String())}}, nil)
+			return
+		},
+		ExecuteCommand: func(_ context.Context, rg, name, container string, req armcontainerinstance.ContainerExecRequest, _ *armcontainerinstance.ContainersClientExecuteCommandOptions) (resp azfake.Responder[armcontainerinstance.ContainersClientExecuteCommandResponse], e azfake.ErrorResponder) {
+			f.mu.Lock()
+			f.calls["ExecuteCommand"]++
+			exec := f.exec
+			ok := f.rgOK(rg, &e)
+			g := f.groups[name]
+			running := g != nil && g.state == "Running" && f.hasContainer(g, container)
+			f.mu.Unlock()
+			switch {
+			case !ok:
+				return
+			case g == nil:
+				e.SetResponseError(http.StatusNotFound, "ResourceNotFound")
+				return
+			case !running:
+				e.SetResponseError(http.StatusConflict, "ContainerGroupTransitioning")
+				return
+			case exec == nil:
+				e.SetResponseError(http.StatusBadRequest, "ExecNotConfigured")
+				return
+			}
+			rows, cols := 0, 0
+			if ts := req.TerminalSize; ts != nil {
+				rows, cols = int(deref(ts.Rows)), int(deref(ts.Cols))
+			}
+			uri, pw, err := exec(name, str(req.Command), rows, cols)
+			if err != nil {
+				e.SetError(err)
+				return
+			}
+			resp.SetResponse(http.StatusOK, armcontainerinstance.ContainersClientExecuteCommandResponse{
+				ContainerExecResponse: armcontainerinstance.ContainerExecResponse{WebSocketURI: to.Ptr(uri), Password: to.Ptr(pw)}}, nil)
+			return
+		},
+	}
+}
+
+func (f *Fake) hasContainer(g *group, name string) bool {
+	for _, c := range g.def.Properties.Containers {
+		if str(c.Name) == name {
+			return true
+		}
+	}
+	return false
+}
+
+func deref[T any](v *T) T {
+	var zero T
+	if v == nil {
+		return zero
+	}
+	return *v
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// parseISODuration parses the PT…H/M/S durations Azure Monitor takes.
+func parseISODuration(s string) (time.Duration, bool) {
+	rest, ok := strings.CutPrefix(s, "PT")
+	if !ok {
+		return 0, false
+	}
+	var d time.Duration
+	for rest != "" {
+		i := strings.IndexAny(rest, "HMS")
+		if i <= 0 {
+			return 0, false
+		}
+		v, err := strconv.ParseFloat(rest[:i], 64)
+		if err != nil {
+			return 0, false
+		}
+		unit := map[byte]time.Duration{'H': time.Hour, 'M': time.Minute, 'S': time.Second}[rest[i]]
+		d += time.Duration(v * float64(unit))
+		rest = rest[i+1:]
+	}
+	return d, d > 0
+}
+
+func (f *Fake) listMetrics(_ context.Context, resourceURI string, o *armmonitor.MetricsClientListOptions) (resp azfake.Responder[armmonitor.MetricsClientListResponse], e azfake.ErrorResponder) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["MetricsList"]++
+	prefix := strings.TrimPrefix(f.groupID(""), "/")
+	name, ok := strings.CutPrefix(strings.TrimPrefix(resourceURI, "/"), prefix)
+	g := f.groups[name]
+	if !ok || g == nil {
+		e.SetResponseError(http.StatusNotFound, "ResourceNotFound")
+		return
+	}
+	if o == nil || o.Interval == nil || o.Metricnames == nil {
+		e.SetResponseError(http.StatusBadRequest, "BadRequest")
+		return
+	}
+	every, ok := parseISODuration(*o.Interval)
+	if !ok {
+		e.SetResponseError(http.StatusBadRequest, "BadRequest")
+		return
+	}
+	now := time.Now().UTC().Truncate(every)
+	values := map[string]float64{
+		"CpuUsage": f.metrics.CPUMillicores, "MemoryUsage": f.metrics.MemoryBytes,
+		"NetworkBytesReceivedPerSecond": f.metrics.RxBytesPerSecond, "NetworkBytesTransmittedPerSecond": f.metrics.TxBytesPerSecond,
+	}
+	units := map[string]armmonitor.MetricUnit{"CpuUsage": armmonitor.MetricUnitCount, "MemoryUsage": armmonitor.MetricUnitBytes,
+		"NetworkBytesReceivedPerSecond": armmonitor.MetricUnitBytesPerSecond, "NetworkBytesTransmittedPerSecond": armmonitor.MetricUnitBytesPerSecond}
+	out := armmonitor.Response{Timespan: o.Timespan, Interval: o.Interval, Namespace: to.Ptr("Microsoft.ContainerInstance/containerGroups")}
+	for _, m := range strings.Split(*o.Metricnames, ",") {
+		v, known := values[m]
+		if !known {
+			e.SetResponseError(http.StatusBadRequest, "BadRequest")
+			return
+		}
+		var data []*armmonitor.MetricValue
+		for i := 2; i >= 0; i-- {
+			t := now.Add(-time.Duration(i) * every)
+			mv := &armmonitor.MetricValue{TimeStamp: to.Ptr(t)}
+			// Points exist only while the container runs.
+			if g.state == "Running" && !t.Before(g.started.Truncate(every)) {
+				mv.Average = to.Ptr(v)
+			}
+			data = append(data, mv)
+		}
+		out.Value = append(out.Value, &armmonitor.Metric{ID: to.Ptr(resourceURI + "/providers/Microsoft.Insights/metrics/" + m),
+			Name: &armmonitor.LocalizableString{Value: to.Ptr(m), LocalizedValue: to.Ptr(m)}, Type: to.Ptr("Microsoft.Insights/metrics"),
+			Unit: to.Ptr(units[m]), Timeseries: []*armmonitor.TimeSeriesElement{{Data: data}}})
+	}
+	resp.SetResponse(http.StatusOK, armmonitor.MetricsClientListResponse{Response: out}, nil)
+	return
+}
+
+func (f *Fake) setSecret(_ context.Context, name string, p azsecrets.SetSecretParameters, _ *azsecrets.SetSecretOptions) (resp azfake.Responder[azsecrets.SetSecretResponse], e azfake.ErrorResponder) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.kvSeq++
+	v := secretVersion{version: fmt.Sprintf("%032x", f.kvSeq), value: str(p.Value), tags: p.Tags}
+	f.secrets[name] = append(f.secrets[name], v)
+	resp.SetResponse(http.StatusOK, azsecrets.SetSecretResponse{Secret: f.secretOf(name, v)}, nil)
+	return
+}
+
+func (f *Fake) secretOf(name string, v secretVersion) azsecrets.Secret {
+	return azsecrets.Secret{ID: to.Ptr(azsecrets.ID(VaultURL + "/secrets/" + name + "/" + v.version)),
+		Value: to.Ptr(v.value), Tags: v.tags, Attributes: &azsecrets.SecretAttributes{Enabled: to.Ptr(true)}}
+}
+
+func (f *Fake) getSecret(_ context.Context, name, version string, _ *azsecrets.GetSecretOptions) (resp azfake.Responder[azsecrets.GetSecretResponse], e azfake.ErrorResponder) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	vs := f.secrets[name]
+	for i := len(vs) - 1; i >= 0; i-- {
+		if version == "" || vs[i].version == version {
+			resp.SetResponse(http.StatusOK, azsecrets.GetSecretResponse{Secret: f.secretOf(name, vs[i])}, nil)
+			return
+		}
+	}
+	e.SetResponseError(http.StatusNotFound, "SecretNotFound")
+	return
+}
+
+// Observation is the fake's own account of a service's groups.
+type Observation struct {
+	// Groups are the service's container groups (any state).
+	Groups []string
+	// Running are the ids of the running container runs,
+	// "<group>@<start>".
+	Running []string
+}
+
+// Observe reports the container groups tagged with service and target.
+func (f *Fake) Observe(target, service string) Observation {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var o Observation
+	for _, name := range sortedKeys(f.groups) {
+		g := f.groups[name]
+		if str(g.def.Tags["alphaswarm.service"]) != service || str(g.def.Tags["alphaswarm.target"]) != target {
+			continue
+		}
+		o.Groups = append(o.Groups, name)
+		if g.state == "Running" {
+			o.Running = append(o.Running, name+"@"+g.started.Format(InstanceTimeFormat))
+		}
+	}
+	return o
+}
+
+// Env returns the environment (secure values included) of the service's
+// running group with the lowest name, as the workload sees it; nil if
+// none runs.
+func (f *Fake) Env(target, service string) map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, name := range sortedKeys(f.groups) {
+		g := f.groups[name]
+		if str(g.def.Tags["alphaswarm.service"]) != service || str(g.def.Tags["alphaswarm.target"]) != target || g.state != "Running" {
+			continue
+		}
+		env := map[string]string{}
+		for _, e := range g.def.Properties.Containers[0].Properties.EnvironmentVariables {
+			v := e.Value
+			if e.SecureValue != nil {
+				v = e.SecureValue
+			}
+			env[str(e.Name)] = str(v)
+		}
+		return env
+	}
+	return nil
+}
+
+// Group returns a group's definition as stored (secure values included).
+func (f *Fake) Group(name string) (armcontainerinstance.ContainerGroup, string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	g, ok := f.groups[name]
+	if !ok {
+		return armcontainerinstance.ContainerGroup{}, "", false
+	}
+	return clone(g.def), g.state, true
+}
+
+// EmitLog makes every running container of the service print text.
+func (f *Fake) EmitLog(target, service, text string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, g := range f.groups {
+		if str(g.def.Tags["alphaswarm.service"]) == service && str(g.def.Tags["alphaswarm.target"]) == target && g.state == "Running" {
+			g.logs = append(g.logs, logEntry{t: time.Now().UTC(), text: text})
+		}
+	}
+}
+
+// AppendLog appends a line with a given time to a group's log.
+func (f *Fake) AppendLog(group string, t time.Time, text string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if g := f.groups[group]; g != nil {
+		g.logs = append(g.logs, logEntry{t: t.UTC(), text: text})
+	}
+}
+
+// Delete removes every group of the service.
+func (f *Fake) Delete(target, service string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for name, g := range f.groups {
+		if str(g.def.Tags["alphaswarm.service"]) == service && str(g.def.Tags["alphaswarm.target"]) == target {
+			delete(f.groups, name)
+		}
+	}
+}
+
+// Secret returns the latest value of a Key Vault secret.
+func (f *Fake) Secret(name string) (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	vs := f.secrets[name]
+	if len(vs) == 0 {
+		return "", false
+	}
+	return vs[len(vs)-1].value, true
+}
+
+func str(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
