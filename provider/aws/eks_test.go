@@ -59,7 +59,7 @@ func rawOptions(opts map[string]any) map[string]json.RawMessage {
 
 // openEKSTarget opens target prod through the registry and closes it when
 // t ends.
-func openEKSTarget(t *testing.T, opts map[string]any, creds *credentials.Resolver) *EKSProvider {
+func openEKSTarget(t testing.TB, opts map[string]any, creds *credentials.Resolver) *EKSProvider {
 	t.Helper()
 	pr, err := provider.Open(context.Background(), provider.TargetConfig{Name: "prod", Provider: Name, Options: rawOptions(opts)}, creds)
 	if err != nil {
@@ -545,7 +545,7 @@ type eksEnv struct {
 	refused  atomic.Int64
 }
 
-func newEKSEnv(t *testing.T, cluster, tokenCluster string) *eksEnv {
+func newEKSEnv(t testing.TB, cluster, tokenCluster string) *eksEnv {
 	t.Helper()
 	c := k8stest.Start(t)
 	e := &eksEnv{c: c, ns: c.Namespace(t), clock: &fakeClock{}, accepted: map[string]int{}}
