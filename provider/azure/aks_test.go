@@ -85,7 +85,7 @@ users:
 `, c.Server, base64.StdEncoding.EncodeToString(c.CAData), AKSServerAppID)
 }
 
-func openAKSFake(t *testing.T, c *k8stest.Cluster, cred *scopedCredential, admin bool) (provider.Provider, *fakeazure.Fake, string) {
+func openAKSFake(t testing.TB, c *k8stest.Cluster, cred *scopedCredential, admin bool) (provider.Provider, *fakeazure.Fake, string) {
 	t.Helper()
 	f := fakeazure.New(fakeazure.Options{SubscriptionID: testSub, ResourceGroup: testRG})
 	t.Cleanup(f.Close)
@@ -203,4 +203,18 @@ func settleCapabilities(t *testing.T, p provider.Provider) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// BenchmarkAKSScale: scale and status through the azure provider in mode
+// aks (ListClusterUserCredentials once, then Entra ID tokens for the AKS
+// server application checked by the API server's webhook) against the
+// kubernetes provider on the same cluster, in the same run.
+func BenchmarkAKSScale(b *testing.B) {
+	c := k8stest.Start(b)
+	cred := newScopedCredential()
+	c.AddTokenAuthenticator(b, func(_ context.Context, token string) (string, []string, bool) {
+		return "aks-user@example.com", []string{"system:masters"}, token == cred.token(AKSServerAppID+"/.default")
+	})
+	p, _, ns := openAKSFake(b, c, cred, false)
+	kubetest.CompareScale(b, c, ns, p)
 }

@@ -58,7 +58,7 @@ type gkeFakes struct {
 	keyFile string
 }
 
-func newGKEFakes(t *testing.T, tokenLifetime time.Duration) *gkeFakes {
+func newGKEFakes(t testing.TB, tokenLifetime time.Duration) *gkeFakes {
 	t.Helper()
 	api := fakegcp.New()
 	t.Cleanup(api.Close)
@@ -103,7 +103,7 @@ func gkeConfig(extra map[string]any) provider.TargetConfig {
 
 // open opens the target in GKE mode: the GKE API client talks to the fake
 // over bufconn, the cluster token comes from the key file.
-func (g *gkeFakes) open(t *testing.T, extra map[string]any) *gcp.GKEProvider {
+func (g *gkeFakes) open(t testing.TB, extra map[string]any) *gcp.GKEProvider {
 	t.Helper()
 	creds := credentials.FromMap(map[string]string{"GOOGLE_APPLICATION_CREDENTIALS": g.keyFile})
 	p, err := gcp.OpenGKEWithClientOptions(context.Background(), gkeConfig(extra), creds,
@@ -137,7 +137,7 @@ func (l *tokenLog) rejections() []string {
 // trustTokens makes the API server accept exactly the unexpired tokens
 // the fake token endpoint issued with the cloud-platform scope, as the
 // service account, in group system:masters; it logs every decision.
-func (g *gkeFakes) trustTokens(t *testing.T, c *k8stest.Cluster) *tokenLog {
+func (g *gkeFakes) trustTokens(t testing.TB, c *k8stest.Cluster) *tokenLog {
 	l := &tokenLog{accepted: map[string]int{}}
 	c.AddTokenAuthenticator(t, func(_ context.Context, token string) (string, []string, bool) {
 		it, ok := g.oauth.Valid(token)
@@ -773,4 +773,17 @@ func TestFakeOAuthDocumented(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkGKEScale: scale and status through the gcp provider in mode gke
+// (GetCluster once, then OAuth2 access tokens checked by the API server's
+// webhook) against the kubernetes provider on the same cluster, in the
+// same run.
+func BenchmarkGKEScale(b *testing.B) {
+	c := k8stest.Start(b)
+	ns := c.Namespace(b)
+	g := newGKEFakes(b, time.Hour)
+	g.api.AddCluster(gkeProject, clusterOf(c))
+	g.trustTokens(b, c)
+	kubetest.CompareScale(b, c, ns, g.open(b, map[string]any{"namespace": ns}))
 }
