@@ -146,8 +146,9 @@
 // covers what arrived since the last read; lines that read and the session
 // both deliver are recognised by stream, timestamp and text and yielded
 // once. A session CloudWatch ends (its 3-hour limit) is replaced by a new
-// one the same way; a session whose stream breaks is replaced too, up to 5
-// times in a row. Following falls back to polling, for good, when
+// one the same way; a session that fails to start (throttled, a dropped
+// connection) or whose stream breaks is replaced too, up to 5 times in a
+// row. Following falls back to polling, for good, when
 // StartLiveTail is refused (no logs:StartLiveTail permission, a VPC
 // endpoint without the streaming-logs host) or when a session reports it is
 // sampled (above 500 lines a second CloudWatch drops lines from live tail;

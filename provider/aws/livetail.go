@@ -77,7 +77,7 @@ const (
 	liveEnded                         // CloudWatch ended the session (its 3 h limit, an idle timeout): start another
 	liveNoGroup                       // the log group does not exist yet: poll, then try again
 	liveUnavailable                   // StartLiveTail refused (permissions, endpoint): poll from now on
-	liveBroken                        // the session's stream failed: start another, poll after maxBroken in a row
+	liveBroken                        // the session failed to start or its stream broke: start another, poll after maxBroken in a row
 	liveSampled                       // CloudWatch began sampling (> 500 lines/s): poll from now on, nothing dropped
 )
 
@@ -174,7 +174,7 @@ func (p *Provider) liveTail(ctx context.Context, name string, d *lineDedup, catc
 		if errors.Is(err, errNoLogGroup) {
 			return liveNoGroup
 		}
-		return liveUnavailable
+		return liveFailure(err)
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -186,10 +186,7 @@ func (p *Provider) liveTail(ctx context.Context, name string, d *lineDedup, catc
 		if ctx.Err() != nil {
 			return liveStopped
 		}
-		if workload.CodeOf(mapErr("", err)) == workload.NotFound {
-			return liveNoGroup
-		}
-		return liveUnavailable
+		return liveFailure(err)
 	}
 	stream := out.GetStream()
 	defer stream.Close()
@@ -234,6 +231,20 @@ func (p *Provider) liveTail(ctx context.Context, name string, d *lineDedup, catc
 // following falls back to polling: a new session, whose catch-up read
 // covers the gap, is the cure for a dropped connection.
 const maxBroken = 5
+
+// liveFailure classifies a failed DescribeLogGroups or StartLiveTail: a
+// refusal (permissions, an endpoint without live tail) is for good, a
+// log group not there yet is polled for, anything else (throttling, a
+// dropped connection, a timeout) is retried like a broken session.
+func liveFailure(err error) liveResult {
+	switch workload.CodeOf(mapErr("", err)) {
+	case workload.NotFound:
+		return liveNoGroup
+	case workload.PermissionDenied, workload.Unauthenticated, workload.Unsupported, workload.InvalidArgument:
+		return liveUnavailable
+	}
+	return liveBroken
+}
 
 var errNoLogGroup = errors.New("the log group does not exist yet")
 

@@ -1,10 +1,14 @@
 package aws
 
 import (
+	"errors"
+
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/aws/smithy-go"
 )
 
 type closeCounter struct {
@@ -45,5 +49,25 @@ func TestDetachedBody(t *testing.T) {
 	}
 	if orig.closed != 0 {
 		t.Errorf("the SDK's body was closed %d times by detachedBody", orig.closed)
+	}
+}
+
+// TestLiveFailure: a refused live tail is given up for good, a missing
+// log group is polled for, anything else is retried.
+func TestLiveFailure(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want liveResult
+	}{
+		{&smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not authorized to perform logs:StartLiveTail"}, liveUnavailable},
+		{&smithy.GenericAPIError{Code: "ResourceNotFoundException", Message: "The specified log group does not exist."}, liveNoGroup},
+		{&smithy.GenericAPIError{Code: "InvalidParameterException", Message: "bad"}, liveUnavailable},
+		{&smithy.GenericAPIError{Code: "ThrottlingException", Message: "Rate exceeded"}, liveBroken},
+		{&smithy.GenericAPIError{Code: "ServiceUnavailableException", Message: "try again"}, liveBroken},
+		{errors.New("read tcp: connection reset by peer"), liveBroken},
+	} {
+		if got := liveFailure(tc.err); got != tc.want {
+			t.Errorf("liveFailure(%v) = %d, want %d", tc.err, got, tc.want)
+		}
 	}
 }
