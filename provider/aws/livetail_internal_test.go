@@ -2,7 +2,6 @@ package aws
 
 import (
 	"errors"
-
 	"io"
 	"net/http"
 	"strings"
