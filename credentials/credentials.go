@@ -129,10 +129,18 @@ func IsSecretName(name string) bool {
 	return false
 }
 
+// SecretEnvPrefix starts the name of every environment variable a spec
+// may reference with "env:NAME". The controller's other variables (its
+// cloud credentials, KUBECONFIG, a ledger password...) are not for
+// workloads: anyone allowed to deploy could otherwise copy them into a
+// container of theirs.
+const SecretEnvPrefix = "ALPHASWARM_SECRET_"
+
 // Secret resolves a workload.SecretRef's From reference of the form
-// "env:NAME" to its value and registers it for redaction. Other schemes
-// belong to a provider's backend (a Kubernetes secret, an SSM ARN) and are
-// refused here with InvalidArgument so the provider can pass them through.
+// "env:NAME", NAME starting with SecretEnvPrefix, to its value and
+// registers it for redaction. Other schemes belong to a provider's backend
+// (a Kubernetes secret, an SSM ARN) and are refused here with
+// InvalidArgument so the provider can pass them through.
 func (r *Resolver) Secret(from string) (string, error) {
 	name, ok := strings.CutPrefix(from, "env:")
 	if !ok {
@@ -143,6 +151,11 @@ func (r *Resolver) Secret(from string) (string, error) {
 		}
 		return "", workload.Invalid(workload.FieldError{Path: "secrets.from",
 			Message: fmt.Sprintf("reference with %s: this provider resolves only env:NAME references", scheme)})
+	}
+	if !strings.HasPrefix(name, SecretEnvPrefix) || name == SecretEnvPrefix {
+		return "", workload.Invalid(workload.FieldError{Path: "secrets.from",
+			Message: fmt.Sprintf("env:%s: specs may reference only the controller's %s* variables, not its own configuration or credentials",
+				name, SecretEnvPrefix)})
 	}
 	v, found := r.lookup(name)
 	if !found {

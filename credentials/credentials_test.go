@@ -19,13 +19,31 @@ func TestSecretResolvesEnvReferences(t *testing.T) {
 	if got := r.Redact("password is hunter2-long!"); got != "password is [REDACTED]!" {
 		t.Fatalf("Redact = %q", got)
 	}
-	for _, ref := range []string{"env:MISSING", "arn:aws:ssm:eu-west-1:1:parameter/x", "hunter2-long"} {
+	for _, ref := range []string{"env:ALPHASWARM_SECRET_MISSING", "arn:aws:ssm:eu-west-1:1:parameter/x", "hunter2-long"} {
 		_, err := r.Secret(ref)
 		if workload.CodeOf(err) != workload.InvalidArgument {
 			t.Errorf("Secret(%q) = %v, want invalid_argument", ref, err)
 		}
 		if err != nil && strings.Contains(err.Error(), "hunter2-long") {
 			t.Errorf("error repeats the value: %v", err)
+		}
+	}
+}
+
+// TestSecretRefusesTheControllersOwnVariables: a spec cannot copy the
+// controller's credentials or configuration into a workload.
+func TestSecretRefusesTheControllersOwnVariables(t *testing.T) {
+	r := FromMap(map[string]string{"AWS_SECRET_ACCESS_KEY": "abcd1234efgh", "AZURE_CLIENT_SECRET": "azsecret-1234",
+		"KUBECONFIG": "/root/.kube/config", "ALPHASWARM_SECRET_": "empty-suffix-1234"})
+	for _, ref := range []string{"env:AWS_SECRET_ACCESS_KEY", "env:AZURE_CLIENT_SECRET", "env:KUBECONFIG", "env:ALPHASWARM_SECRET_"} {
+		v, err := r.Secret(ref)
+		we := workload.AsError(err)
+		if we == nil || we.Code != workload.InvalidArgument || len(we.Fields) != 1 || we.Fields[0].Path != "secrets.from" || v != "" {
+			t.Errorf("Secret(%q) = %q, %v; want invalid_argument at secrets.from", ref, v, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), "ALPHASWARM_SECRET_") {
+			t.Errorf("Secret(%q): the error does not say what may be referenced: %v", ref, err)
 		}
 	}
 }

@@ -34,8 +34,8 @@
 //	alphaswarm.replica=<i>  alphaswarm.spec-hash=<hash of the spec>
 //
 // plus the spec's own labels. Env is the spec's env, its secrets resolved
-// through the resolver (env:NAME; the values are registered for
-// redaction), ALPHASWARM_SERVICE, ALPHASWARM_TARGET, ALPHASWARM_REPLICA and
+// through the resolver (env:ALPHASWARM_SECRET_NAME only; the values are
+// registered for redaction), ALPHASWARM_SERVICE, ALPHASWARM_TARGET, ALPHASWARM_REPLICA and
 // ALPHASWARM_CONFIG_DIR. Ports are published on an Engine-chosen host port
 // unless Host is set. CPU and memory become NanoCpus and Memory. A health
 // check becomes a Docker health check: exec as CMD; http and tcp as

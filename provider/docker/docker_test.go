@@ -236,9 +236,9 @@ func TestSurvivesControllerRestart(t *testing.T) {
 	t.Cleanup(func() { sweep(context.Background(), name) })
 	ctx := testCtx(t, 2*time.Minute)
 	spec := testSpec(name, 1, false)
-	spec.Secrets = []workload.SecretRef{{Env: "API_TOKEN", From: "env:TEST_PERSIST_TOKEN"}}
+	spec.Secrets = []workload.SecretRef{{Env: "API_TOKEN", From: "env:ALPHASWARM_SECRET_TEST_PERSIST_TOKEN"}}
 	secret := "s3cret-" + randHex(8)
-	creds := credentials.FromMap(map[string]string{"TEST_PERSIST_TOKEN": secret, "PATH": "/usr/bin:/bin"})
+	creds := credentials.FromMap(map[string]string{"ALPHASWARM_SECRET_TEST_PERSIST_TOKEN": secret, "PATH": "/usr/bin:/bin"})
 	p1.creds = creds
 	if _, err := p1.Start(ctx, spec); err != nil {
 		t.Fatal(err)
@@ -284,7 +284,7 @@ func TestSurvivesControllerRestart(t *testing.T) {
 	if strings.Contains(out, secret) {
 		t.Errorf("a label holds the secret value: %s", out)
 	}
-	if !strings.Contains(out, "env:TEST_PERSIST_TOKEN") {
+	if !strings.Contains(out, "env:ALPHASWARM_SECRET_TEST_PERSIST_TOKEN") {
 		t.Errorf("the anchor does not hold the secret reference: %s", out)
 	}
 	if !creds.Contains("x " + secret + " y") {
@@ -378,9 +378,9 @@ func TestSpecToContainer(t *testing.T) {
 	cleanupService(t, p, name)
 	ctx := testCtx(t, 2*time.Minute)
 	secret := "tok-" + randHex(8)
-	p.creds = credentials.FromMap(map[string]string{"TEST_SPEC_SECRET": secret})
+	p.creds = credentials.FromMap(map[string]string{"ALPHASWARM_SECRET_TEST_SPEC_SECRET": secret})
 	spec := testSpec(name, 1, true)
-	spec.Secrets = []workload.SecretRef{{Env: "API_TOKEN", From: "env:TEST_SPEC_SECRET"}}
+	spec.Secrets = []workload.SecretRef{{Env: "API_TOKEN", From: "env:ALPHASWARM_SECRET_TEST_SPEC_SECRET"}}
 	spec.Ports = []workload.Port{{Container: 8080}}
 	spec.Resources = workload.Resources{CPU: "500m", Memory: "64Mi"}
 	spec.Labels = map[string]string{"team": "core"}
@@ -444,7 +444,7 @@ func TestSpecToContainer(t *testing.T) {
 		t.Errorf("/env through the published port: %s", body)
 	}
 	// Unresolvable secrets are refused before anything changes.
-	spec.Secrets = []workload.SecretRef{{Env: "API_TOKEN", From: "env:TEST_NO_SUCH_SECRET"}}
+	spec.Secrets = []workload.SecretRef{{Env: "API_TOKEN", From: "env:ALPHASWARM_SECRET_TEST_NO_SUCH_SECRET"}}
 	_, err = p.Start(ctx, spec)
 	if workload.CodeOf(err) != workload.InvalidArgument || !provider.NothingChanged(err) {
 		t.Errorf("Start with a missing secret: %v", err)
