@@ -30,6 +30,12 @@ func openFake(t *testing.T, fopts fakeaws.Options, extra map[string]any) (provid
 	}
 	f := fakeaws.New(fopts)
 	t.Cleanup(f.Close)
+	return openOn(t, f, extra), f
+}
+
+// openOn opens target prod of the aws provider on fake f.
+func openOn(t *testing.T, f *fakeaws.Fake, extra map[string]any) provider.Provider {
+	t.Helper()
 	opts := map[string]any{
 		"mode": "ecs", "cluster": "default", "subnets": []string{"subnet-0abc"}, "securityGroups": []string{"sg-0abc"},
 		"executionRoleArn": "arn:aws:iam::123456789012:role/ecsTaskExecutionRole",
@@ -47,7 +53,7 @@ func openFake(t *testing.T, fopts fakeaws.Options, extra map[string]any) (provid
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	return p, f
+	return p
 }
 
 func spec(name string, replicas int) workload.DeploymentSpec {

@@ -38,6 +38,7 @@ type lineDedup struct {
 	ts           map[string]int64 // key -> its timestamp, for pruning
 	liveMax      int64            // newest timestamp yielded from live tail
 	max          int64            // newest timestamp yielded
+	pruned       int64            // max at the last prune
 }
 
 func newLineDedup() *lineDedup {
@@ -47,8 +48,11 @@ func newLineDedup() *lineDedup {
 func (d *lineDedup) add(m map[string]int64, key string, ts int64) {
 	m[key]++
 	d.ts[key] = ts
-	if ts > d.max {
-		d.max = ts
+	d.max = max(d.max, ts)
+	// Prune once the newest line is a second past the last prune, not on
+	// every new millisecond (at 500 lines/s the window holds ~10k keys).
+	if d.max-d.pruned >= 1000 {
+		d.pruned = d.max
 		cut := d.max - 2*logLag.Milliseconds()
 		for k, t := range d.ts {
 			if t < cut {
@@ -93,15 +97,26 @@ func (p *Provider) follow(ctx context.Context, name string, cur *logCursor, yiel
 	if p.opts.PollInterval > 0 {
 		every = p.opts.PollInterval.D()
 	}
+	failures := 0
 	poll := func() bool {
 		cur.max = max(cur.max, d.liveMax)
 		evs, err := p.filter(ctx, name, cur)
 		if err != nil {
-			if ctx.Err() == nil {
-				yield(workload.LogLine{}, err)
+			if ctx.Err() != nil {
+				return false
 			}
+			// A throttled or failed read is read again next time (the
+			// cursor did not move); only a run of them ends the follow.
+			switch workload.CodeOf(err) {
+			case workload.RateLimited, workload.Unavailable, workload.Timeout:
+				if failures++; failures < maxPollFailures {
+					return true
+				}
+			}
+			yield(workload.LogLine{}, err)
 			return false
 		}
+		failures = 0
 		for _, e := range evs {
 			key := lineKey(sdkaws.ToString(e.LogStreamName), sdkaws.ToInt64(e.Timestamp), sdkaws.ToString(e.Message))
 			if take(d.live, key) {
@@ -125,7 +140,7 @@ func (p *Provider) follow(ctx context.Context, name string, cur *logCursor, yiel
 	broken := 0
 	for {
 		if live {
-			r := p.liveTail(ctx, name, d, poll, yield)
+			r := p.liveTail(ctx, name, d, every, poll, yield)
 			if r == liveBroken {
 				broken++
 			} else {
@@ -160,11 +175,15 @@ func (p *Provider) follow(ctx context.Context, name string, cur *logCursor, yiel
 }
 
 // liveTail runs one StartLiveTail session on the target's log group, for
-// the service's streams. Once the session has started it polls once
-// (catchUp), covering what arrived between the last read and the session's
-// start; then it yields the session's lines, skipping those the polls
-// already yielded.
-func (p *Provider) liveTail(ctx context.Context, name string, d *lineDedup, catchUp func() bool,
+// the service's streams. Once the session has started it polls (catchUp),
+// covering what arrived between the last read and the session's start,
+// and polls again every `every` while the session is younger than logLag:
+// FilterLogEvents finds a line only some time after CloudWatch ingested
+// it, so a line ingested just before the session started may be neither
+// in the first catch-up read nor in the session. It yields the session's
+// lines, skipping those the polls already yielded (and the polls skip the
+// session's).
+func (p *Provider) liveTail(ctx context.Context, name string, d *lineDedup, every time.Duration, catchUp func() bool,
 	yield func(workload.LogLine, error) bool) liveResult {
 	arn, err := p.logGroupARN(ctx)
 	if err != nil {
@@ -190,14 +209,46 @@ func (p *Provider) liveTail(ctx context.Context, name string, d *lineDedup, catc
 	}
 	stream := out.GetStream()
 	defer stream.Close()
-	started := false
-	for ev := range stream.Events() {
-		switch v := ev.(type) {
-		case *logtypes.StartLiveTailResponseStreamMemberSessionStart:
-			started = true
+	var (
+		started    time.Time
+		young      <-chan time.Time // ticks while the session is younger than logLag
+		youngTimer *time.Ticker
+		events     = stream.Events()
+	)
+	defer func() {
+		if youngTimer != nil {
+			youngTimer.Stop()
+		}
+	}()
+loop:
+	for {
+		var ev logtypes.StartLiveTailResponseStream
+		select {
+		case <-ctx.Done():
+			return liveStopped
+		case <-young:
 			if !catchUp() {
 				return liveStopped
 			}
+			if time.Since(started) > logLag {
+				youngTimer.Stop()
+				young = nil
+			}
+			continue
+		case e, ok := <-events:
+			if !ok {
+				break loop
+			}
+			ev = e
+		}
+		switch v := ev.(type) {
+		case *logtypes.StartLiveTailResponseStreamMemberSessionStart:
+			started = time.Now()
+			if !catchUp() {
+				return liveStopped
+			}
+			youngTimer = time.NewTicker(every)
+			young = youngTimer.C
 		case *logtypes.StartLiveTailResponseStreamMemberSessionUpdate:
 			for _, r := range v.Value.SessionResults {
 				st, ts, msg := sdkaws.ToString(r.LogStreamName), sdkaws.ToInt64(r.Timestamp), sdkaws.ToString(r.Message)
@@ -221,11 +272,23 @@ func (p *Provider) liveTail(ctx context.Context, name string, d *lineDedup, catc
 	if ctx.Err() != nil {
 		return liveStopped
 	}
-	if err := stream.Err(); err != nil || !started {
+	// A session that failed, never started, or ended at once is broken:
+	// it is retried with a backoff, and polling takes over if it goes on.
+	if err := stream.Err(); err != nil || started.IsZero() || time.Since(started) < minSession {
 		return liveBroken
 	}
 	return liveEnded
 }
+
+// minSession: a session that CloudWatch ends sooner than this after it
+// started counts as broken, so that sessions ending at once cannot make
+// a hot loop.
+const minSession = 50 * time.Millisecond
+
+// maxPollFailures is how many FilterLogEvents reads in a row may be
+// throttled or fail transiently (after the SDK's own retries) before the
+// follow ends with the error.
+const maxPollFailures = 5
 
 // maxBroken is how many live-tail sessions in a row may fail before
 // following falls back to polling: a new session, whose catch-up read

@@ -3,6 +3,7 @@ package aws_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,13 +11,17 @@ import (
 	"github.com/alphaswarm/controller/provider/aws/fakeaws"
 )
 
-// followLines starts a service, follows its logs from now on (Tail 0) and
-// emits n lines in bursts of burst, a few milliseconds apart; it returns
-// the lines the follow yielded once n have arrived (or the test deadline).
-func followLines(t *testing.T, p provider.Provider, f *fakeaws.Fake, name string, n, burst int) []string {
+// followLines starts a service with p, follows its logs from now on (Tail
+// 0) with follower (p if nil) and emits n lines in bursts of burst, a few
+// milliseconds apart; it returns the lines the follow yielded once n have
+// arrived (or the test deadline).
+func followLines(t *testing.T, p, follower provider.Provider, f *fakeaws.Fake, name string, n, burst int) []string {
 	t.Helper()
 	if _, err := p.Start(ctx(t), spec(name, 1)); err != nil {
 		t.Fatal(err)
+	}
+	if follower == nil {
+		follower = p
 	}
 	c, cancel := context.WithTimeout(ctx(t), 20*time.Second)
 	defer cancel()
@@ -36,9 +41,14 @@ func followLines(t *testing.T, p provider.Provider, f *fakeaws.Fake, name string
 		}
 	}()
 	var got []string
-	for l, err := range p.(provider.LogTailer).Logs(c, name, provider.LogOptions{Follow: true, Tail: 0}) {
+	for l, err := range follower.(provider.LogTailer).Logs(c, name, provider.LogOptions{Follow: true, Tail: 0}) {
 		if err != nil {
 			t.Fatalf("after %d lines: %v", len(got), err)
+		}
+		if !strings.HasPrefix(l.Text, "line ") {
+			// The task's startup line, when FilterLogEvents found it only
+			// after the first read (SearchDelay).
+			continue
 		}
 		got = append(got, l.Text)
 		if len(got) == n {
@@ -67,7 +77,11 @@ func exactlyOnceInOrder(t *testing.T, got []string, n int) {
 func TestLogsFollowLiveTail(t *testing.T) {
 	p, f := openFake(t, fakeaws.Options{}, nil)
 	f.SetLiveTail(fakeaws.LiveTailOptions{Interval: 15 * time.Millisecond, MaxUpdates: 4})
-	got := followLines(t, p, f, "lt", 120, 5)
+	// The follower polls once an hour: every line comes from live tail or
+	// a session's first catch-up read, and a fallback to polling would
+	// show as missing lines.
+	follower := openOn(t, f, map[string]any{"pollInterval": "1h"})
+	got := followLines(t, p, follower, f, "lt", 120, 5)
 	exactlyOnceInOrder(t, got, 120)
 	sessions, filters := f.Requests("logs.StartLiveTail"), f.Requests("logs.FilterLogEvents")
 	if sessions < 2 {
@@ -94,7 +108,7 @@ func TestLogsFollowFallsBackToPolling(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p, f := openFake(t, fakeaws.Options{}, nil)
 			f.SetLiveTail(tc.live)
-			got := followLines(t, p, f, "fb", 60, 20)
+			got := followLines(t, p, nil, f, "fb", 60, 20)
 			exactlyOnceInOrder(t, got, 60)
 			// The first read, then at least one poll.
 			if n := f.Requests("logs.FilterLogEvents"); n < 2 {
@@ -104,5 +118,29 @@ func TestLogsFollowFallsBackToPolling(t *testing.T) {
 				t.Errorf("%d StartLiveTail calls, want 1 (then polling for good)", n)
 			}
 		})
+	}
+}
+
+// TestLogsFollowLiveTailSearchDelay: FilterLogEvents finds a line only a
+// while after CloudWatch ingested it, and a session starts a while after
+// it was asked for; the lines ingested just before a session started are
+// in neither its live stream nor its first catch-up read. The polls while
+// the session is young recover them: every line arrives exactly once.
+func TestLogsFollowLiveTailSearchDelay(t *testing.T) {
+	p, f := openFake(t, fakeaws.Options{SearchDelay: 300 * time.Millisecond}, nil)
+	f.SetLiveTail(fakeaws.LiveTailOptions{Interval: 15 * time.Millisecond, StartDelay: 100 * time.Millisecond})
+	follower := openOn(t, f, map[string]any{"pollInterval": "50ms"})
+	got := followLines(t, p, follower, f, "sd", 120, 5)
+	seen := map[string]int{}
+	for _, l := range got {
+		seen[l]++
+	}
+	for i := range 120 {
+		if l := fmt.Sprintf("line %03d", i); seen[l] != 1 {
+			t.Errorf("%s arrived %d times, want once", l, seen[l])
+		}
+	}
+	if n := f.Requests("logs.StartLiveTail"); n != 1 {
+		t.Errorf("%d StartLiveTail sessions, want 1 (the session does not end)", n)
 	}
 }

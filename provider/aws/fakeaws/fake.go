@@ -49,6 +49,10 @@ type Options struct {
 	Region   string   // default us-east-1
 	Account  string   // default 123456789012
 	Clusters []string // clusters that exist; default ["default"]
+	// SearchDelay hides a log event from FilterLogEvents until that long
+	// after its ingestion, as CloudWatch Logs indexes events a little
+	// after it takes them (live tail delivers them at once).
+	SearchDelay time.Duration
 	// BadImages fail their deployment with CannotPullContainerError.
 	BadImages []string
 	// StartupLine is logged by every task when it reaches RUNNING.

@@ -22,6 +22,9 @@ type LiveTailOptions struct {
 	// MaxUpdates ends a session (the stream closes cleanly, as CloudWatch
 	// ends one after three hours) after that many updates; 0 = never.
 	MaxUpdates int
+	// StartDelay is how long a session takes to start: events ingested
+	// meanwhile are not part of it (they precede its sessionStart).
+	StartDelay time.Duration
 	// SampleAbove marks an update sampled and drops all but its first
 	// SampleAbove events when it would carry more (CloudWatch samples
 	// above 500 events a second); 0 = never.
@@ -79,13 +82,22 @@ func (f *Fake) serveLiveTail(w http.ResponseWriter, r *http.Request, in map[stri
 			return
 		}
 	}
-	// The session sees what is ingested from now on.
+	f.sessions++
+	session := fmt.Sprintf("fake-session-%d", f.sessions)
+	f.mu.Unlock()
+	if o.StartDelay > 0 {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(o.StartDelay):
+		}
+	}
+	// The session sees what is ingested from its start on.
 	cursor := make(map[string]int, len(names))
+	f.mu.Lock()
 	for _, n := range names {
 		cursor[n] = len(f.logs[n])
 	}
-	f.sessions++
-	session := fmt.Sprintf("fake-session-%d", f.sessions)
 	f.mu.Unlock()
 
 	interval := o.Interval

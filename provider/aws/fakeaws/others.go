@@ -182,8 +182,12 @@ func (f *Fake) cwlogs(op string, in map[string]any) (any, *apiError) {
 		start, hasStart := num(in, "startTime")
 		end, hasEnd := num(in, "endTime")
 		var sel []*logEvent
+		searchable := f.now().Add(-f.opts.SearchDelay).UnixMilli()
 		for _, e := range evs {
 			if !strings.HasPrefix(e.stream, prefix) || (hasStart && float64(e.ts) < start) || (hasEnd && float64(e.ts) > end) {
+				continue
+			}
+			if f.opts.SearchDelay > 0 && e.ingested > searchable {
 				continue
 			}
 			sel = append(sel, e)
