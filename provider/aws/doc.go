@@ -142,10 +142,14 @@
 //
 // Follow goes through CloudWatch Logs StartLiveTail sessions (option
 // liveTail, default true) on the log group's ARN (DescribeLogGroups) with
-// the stream prefix. When a session has started, one FilterLogEvents read
-// covers what arrived since the last read; lines that read and the session
-// both deliver are recognised by stream, timestamp and text and yielded
-// once. A session CloudWatch ends (its 3-hour limit) is replaced by a new
+// the stream prefix. When a session has started, FilterLogEvents reads
+// cover what arrived since the last read: one at once, then one every
+// pollInterval for the session's first 10 s (CloudWatch finds a line with
+// FilterLogEvents only a while after ingesting it, so a line ingested just
+// before the session started is in neither the session nor the first
+// read). Lines a read and the session both deliver are recognised by
+// stream, timestamp and text and yielded once. A throttled read is
+// retried at the next one; five in a row end the follow with the error. A session CloudWatch ends (its 3-hour limit) is replaced by a new
 // one the same way; a session that fails to start (throttled, a dropped
 // connection) or whose stream breaks is replaced too, up to 5 times in a
 // row. Following falls back to polling, for good, when
