@@ -243,7 +243,8 @@ type tokenSource struct {
 
 	mu      sync.Mutex
 	token   string
-	refresh time.Time // when token is to be replaced
+	refresh time.Time     // when token is to be replaced
+	sem     chan struct{} // held by the one caller making a new token
 }
 
 func newTokenSource(cluster string, pc *sts.PresignClient, creds sdkaws.CredentialsProvider) *tokenSource {
@@ -268,16 +269,37 @@ func newTokenSource(cluster string, pc *sts.PresignClient, creds sdkaws.Credenti
 	}
 }
 
-// Token returns a token EKS accepts for at least another minute.
+// Token returns a token EKS accepts for at least another minute. One
+// caller at a time makes a new token (retrieving credentials may be a
+// network call); the others wait for it, or for their own ctx, without
+// holding up callers that find a valid token.
 func (s *tokenSource) Token(ctx context.Context) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	if s.token != "" && now.Before(s.refresh) {
-		return s.token, nil
+	current := func() (string, chan struct{}) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.sem == nil {
+			s.sem = make(chan struct{}, 1)
+		}
+		if s.token != "" && s.now().Before(s.refresh) {
+			return s.token, nil
+		}
+		return "", s.sem
 	}
 	what := "make the EKS token of cluster " + s.cluster
-	refresh := now.Add(tokenRefresh)
+	tok, sem := current()
+	if tok != "" {
+		return tok, nil
+	}
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return "", mapErr(what, ctx.Err())
+	}
+	defer func() { <-sem }()
+	if tok, _ := current(); tok != "" {
+		return tok, nil // made by the caller before us
+	}
+	refresh := s.now().Add(tokenRefresh)
 	if s.creds != nil {
 		// Short-lived credentials (web identity) bound the token: STS
 		// refuses a URL signed with credentials that have expired.
@@ -293,9 +315,11 @@ func (s *tokenSource) Token(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", mapErr(what+": presign STS GetCallerIdentity", err)
 	}
-	s.token = tokenPrefix + base64.RawURLEncoding.EncodeToString([]byte(u))
-	s.refresh = refresh
-	return s.token, nil
+	tok = tokenPrefix + base64.RawURLEncoding.EncodeToString([]byte(u))
+	s.mu.Lock()
+	s.token, s.refresh = tok, refresh
+	s.mu.Unlock()
+	return tok, nil
 }
 
 // forget drops token if it is the current one, so that the next request

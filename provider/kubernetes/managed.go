@@ -161,7 +161,9 @@ func (m *Managed) startLocked() *managedAttempt {
 		m.mu.Lock()
 		m.attempt = nil
 		switch {
-		case err == nil && m.closed:
+		case m.closed:
+			// Close cancelled the attempt, or it succeeded too late:
+			// either way its waiters learn that the target is closed.
 			orphan, kube, err = kube, nil, m.errClosed()
 		case err == nil:
 			m.kube = kube
@@ -179,6 +181,10 @@ func (m *Managed) startLocked() *managedAttempt {
 // resolve asks the cloud for the cluster and builds its kubernetes provider.
 func (m *Managed) resolve(ctx context.Context) (*Provider, error) {
 	rc, err := m.cfg.Resolve(ctx)
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		// The attempt's own deadline: say what was being waited for.
+		err = workload.Errorf(workload.Timeout, "resolving %s took longer than %v: %w", m.cfg.Cluster, m.cfg.ResolveTimeout, err)
+	}
 	if err != nil {
 		if we := workload.AsError(err); we.Provider == "" {
 			return nil, we.WithProvider(m.cfg.Provider)

@@ -3,6 +3,7 @@ package kubernetes
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -133,8 +134,8 @@ func TestManagedClose(t *testing.T) {
 	}
 	select {
 	case err := <-done:
-		if err == nil {
-			t.Error("List waiting for a closed provider's attempt succeeded")
+		if workload.CodeOf(err) != workload.Unavailable || !strings.Contains(err.Error(), "closed") {
+			t.Errorf("List waiting for the attempt Close cancelled = %v, want unavailable: closed", err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("List still waits after Close")
@@ -158,5 +159,31 @@ func TestNewManagedChecksOptions(t *testing.T) {
 	we := workload.AsError(err)
 	if we.Code != workload.InvalidArgument || len(we.Fields) == 0 || we.Fields[0].Path != "targets.mt.options.namespace" {
 		t.Errorf("NewManaged with a bad namespace = %v, want invalid_argument at targets.mt.options.namespace", err)
+	}
+}
+
+// TestManagedResolveTimeout: an attempt that outlives ResolveTimeout fails
+// as a timeout naming the cluster, and the next operation tries again.
+func TestManagedResolveTimeout(t *testing.T) {
+	var calls atomic.Int64
+	m, err := NewManaged(ManagedConfig{Provider: "cloud", Target: "mt", Cluster: `test cluster "slow"`,
+		ResolveTimeout: 50 * time.Millisecond,
+		Resolve: func(ctx context.Context) (*rest.Config, error) {
+			calls.Add(1)
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	for range 2 {
+		err := m.Ping(t.Context())
+		if we := workload.AsError(err); we.Code != workload.Timeout || we.Provider != "cloud" || !strings.Contains(err.Error(), `test cluster "slow"`) {
+			t.Errorf("Ping = %v, want timeout (cloud) naming the cluster", err)
+		}
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("Resolve called %d times, want 2", n)
 	}
 }
