@@ -46,17 +46,38 @@ func (g group) provisioningState() string {
 // operation (Stop, Scale 0): it counts as not desired.
 func (g group) stopped() bool { return strings.EqualFold(g.instanceState(), "Stopped") }
 
+// container returns the group's app container, or nil when the group has
+// none (a group alphaswarm made always has one; see checkShape).
 func (g group) container() *armcontainerinstance.ContainerProperties {
-	if g.cg.Properties == nil {
+	if g.cg == nil {
 		return nil
 	}
-	for _, c := range g.cg.Properties.Containers {
-		if str(c.Name) == containerName && c.Properties != nil {
+	return appContainer(g.cg)
+}
+
+// appContainer returns the properties of a group's container named
+// containerName, or nil. Nil slice elements are skipped.
+func appContainer(cg *armcontainerinstance.ContainerGroup) *armcontainerinstance.ContainerProperties {
+	if cg.Properties == nil {
+		return nil
+	}
+	for _, c := range cg.Properties.Containers {
+		if c != nil && str(c.Name) == containerName && c.Properties != nil {
 			return c.Properties
 		}
 	}
-	if len(g.cg.Properties.Containers) > 0 {
-		return g.cg.Properties.Containers[0].Properties
+	return nil
+}
+
+// checkShape refuses groups without the app container: they cannot be
+// recreated, scaled or given config, and would otherwise look Pending
+// forever.
+func checkShape(groups []group) error {
+	for _, g := range groups {
+		if g.container() == nil {
+			return wrap(workload.ProviderError, "container group "+g.name,
+				"has no container named "+containerName+" (every group alphaswarm makes has one): delete the group and start the service again", nil)
+		}
 	}
 	return nil
 }
@@ -77,6 +98,23 @@ func (g group) ready() bool {
 
 func (g group) failed() bool {
 	return strings.EqualFold(g.provisioningState(), "Failed") || strings.EqualFold(g.instanceState(), "Failed")
+}
+
+// crashing reports a container that will not become ready without a
+// change: ACI says CrashLoopBackOff, or the container is Waiting or
+// Terminated after having restarted (restart policy Always keeps it
+// crash-looping). It maps like the kubernetes provider's CrashLoopBackOff.
+func (g group) crashing() bool {
+	c := g.container()
+	if c == nil || c.InstanceView == nil || c.InstanceView.CurrentState == nil || g.stopped() {
+		return false
+	}
+	cs := c.InstanceView.CurrentState
+	if strings.EqualFold(str(cs.DetailStatus), "CrashLoopBackOff") {
+		return true
+	}
+	st := str(cs.State)
+	return (strings.EqualFold(st, "Waiting") || strings.EqualFold(st, "Terminated")) && deref(c.InstanceView.RestartCount) > 0
 }
 
 // instanceID names the current run of the group's container:
@@ -119,7 +157,7 @@ func (g group) message() string {
 	}
 	var last *armcontainerinstance.Event
 	for _, e := range events {
-		if !strings.EqualFold(str(e.Type), "Warning") {
+		if e == nil || !strings.EqualFold(str(e.Type), "Warning") {
 			continue
 		}
 		if last == nil || (e.LastTimestamp != nil && last.LastTimestamp != nil && e.LastTimestamp.After(*last.LastTimestamp)) {
@@ -279,7 +317,7 @@ func (p *Provider) statusOf(name string, groups []group) workload.DeploymentStat
 	if c := ref.container(); c != nil {
 		st.Image = str(c.Image)
 	}
-	var failed, msgs []string
+	var failed, crashing, msgs []string
 	running := 0
 	for _, g := range groups {
 		if g.stopped() {
@@ -308,8 +346,11 @@ func (p *Provider) statusOf(name string, groups []group) workload.DeploymentStat
 			in.Message = g.message()
 			msgs = append(msgs, g.name+": "+in.Message)
 		}
-		if g.failed() {
+		switch {
+		case g.failed():
 			failed = append(failed, g.name+": "+g.message())
+		case !ok && g.crashing():
+			crashing = append(crashing, g.name+": "+g.message())
 		}
 		st.Instances = append(st.Instances, in)
 	}
@@ -317,6 +358,12 @@ func (p *Provider) statusOf(name string, groups []group) workload.DeploymentStat
 	case len(failed) > 0 && st.Replicas.Ready < st.Replicas.Desired:
 		st.Phase = workload.Failed
 		st.Message = strings.Join(failed, "; ")
+	case len(crashing) > 0 && st.Replicas.Ready == 0:
+		st.Phase = workload.Failed
+		st.Message = strings.Join(crashing, "; ")
+	case len(crashing) > 0:
+		st.Phase = workload.Degraded
+		st.Message = strings.Join(msgs, "; ")
 	default:
 		st.Phase = workload.PhaseFromReplicas(st.Replicas, running)
 		st.Message = strings.Join(msgs, "; ")
@@ -344,8 +391,10 @@ func (p *Provider) wait(ctx context.Context, name string) (workload.DeploymentSt
 	}
 }
 
-// waitGroup polls one group until it is ready or failed.
-func (p *Provider) waitGroup(ctx context.Context, name string) error {
+// waitGroup polls one group until it is ready or failed. With notID set
+// (the instance id before a restart), a ready view of that same run does
+// not count: ACI may still report the old run right after the restart.
+func (p *Provider) waitGroup(ctx context.Context, name, notID string) error {
 	for {
 		cg, err := p.get(ctx, name)
 		if err != nil {
@@ -353,10 +402,10 @@ func (p *Provider) waitGroup(ctx context.Context, name string) error {
 		}
 		if cg != nil {
 			g := group{name: name, cg: cg}
-			if g.ready() {
+			if g.ready() && (notID == "" || g.instanceID() != notID) {
 				return nil
 			}
-			if g.failed() {
+			if g.failed() || g.crashing() {
 				return wrap(workload.ProviderError, "container group "+name, "failed: "+g.message(), nil)
 			}
 		}
@@ -389,17 +438,12 @@ func pollDone[T any](ctx context.Context, poller *runtime.Poller[T], every time.
 	return poller.Result(ctx)
 }
 
-// put creates or replaces group index of the service and waits for the
-// operation.
-func (p *Provider) put(ctx context.Context, service string, bp *blueprint, cfg []configEntry, index int) error {
-	cg, err := p.materialize(ctx, service, bp, cfg, index)
-	if err != nil {
-		return err
-	}
+// checkFree refuses (already_exists) when group index of the service
+// exists but alphaswarm did not make it for this service and target
+// (another target's service of the same name, or a group made by hand):
+// such a group is never overwritten.
+func (p *Provider) checkFree(ctx context.Context, service string, index int) error {
 	name := fmt.Sprintf("%s-%d", service, index)
-	// Never overwrite a group alphaswarm did not make for this service
-	// and target (another target's service of the same name, or a group
-	// made by hand).
 	cur, err := p.get(ctx, name)
 	if err != nil {
 		return err
@@ -409,6 +453,21 @@ func (p *Provider) put(ctx context.Context, service string, bp *blueprint, cfg [
 			name, p.opts.ResourceGroup, workload.ServiceID(p.target, service), tag(cur, TagService), tag(cur, TagTarget))
 		e.Provider = Name
 		return e
+	}
+	return nil
+}
+
+// put creates or replaces group index of the service and waits for the
+// operation. An error after the create-or-update was accepted is
+// afterChange.
+func (p *Provider) put(ctx context.Context, service string, bp *blueprint, cfg []configEntry, index int) error {
+	cg, err := p.materialize(ctx, service, bp, cfg, index)
+	if err != nil {
+		return err
+	}
+	name := fmt.Sprintf("%s-%d", service, index)
+	if err := p.checkFree(ctx, service, index); err != nil {
+		return err
 	}
 	poller, err := p.groups.BeginCreateOrUpdate(ctx, p.opts.ResourceGroup, name, cg, nil)
 	if err != nil {
@@ -420,13 +479,92 @@ func (p *Provider) put(ctx context.Context, service string, bp *blueprint, cfg [
 	return nil
 }
 
-// recreate replaces a group with new values and waits until it runs
-// (rolling: the caller does one group at a time).
-func (p *Provider) recreate(ctx context.Context, service string, bp *blueprint, cfg []configEntry, index int) error {
+// recreate replaces a group with new values and, with wait, waits until
+// it runs (rolling: the caller does one group at a time). cur is the live
+// group (nil if none): when a property ACI cannot update in place differs
+// (see fixedProps), the group is deleted and created again instead of
+// updated. Every error after the first accepted change is afterChange.
+func (p *Provider) recreate(ctx context.Context, service string, bp *blueprint, cfg []configEntry, index int, cur *armcontainerinstance.ContainerGroup, wait bool) error {
+	name := fmt.Sprintf("%s-%d", service, index)
+	changed := false
+	if cur != nil && fixedProps(cur) != fixedProps(&bp.cg) {
+		// Resolve everything that can refuse before deleting.
+		if _, err := p.materialize(ctx, service, bp, cfg, index); err != nil {
+			return err
+		}
+		if err := p.deleteGroup(ctx, name); err != nil {
+			return err
+		}
+		changed = true
+	}
 	if err := p.put(ctx, service, bp, cfg, index); err != nil {
+		if changed {
+			err = afterChange(err)
+		}
 		return err
 	}
-	return p.waitGroup(ctx, fmt.Sprintf("%s-%d", service, index))
+	if !wait {
+		return nil
+	}
+	if err := p.waitGroup(ctx, name, ""); err != nil {
+		return afterChange(err)
+	}
+	return nil
+}
+
+// fixedProps digests the properties ACI does not update in place (a PUT
+// changing them is refused: "delete it first and then create a new one"):
+// OS type, restart policy, subnets, IP address type and ports, and the
+// containers' CPU, memory and ports. Defaults are normalised so that a
+// live group (Get) and the blueprint it was made from agree.
+func fixedProps(cg *armcontainerinstance.ContainerGroup) string {
+	if cg == nil || cg.Properties == nil {
+		return ""
+	}
+	pr := cg.Properties
+	lower := func(s string) string { return strings.ToLower(s) }
+	proto := func(s string) string {
+		if s == "" {
+			return "tcp"
+		}
+		return lower(s)
+	}
+	parts := []string{"os=" + lower(string(deref(pr.OSType))), "restart=" + lower(string(deref(pr.RestartPolicy)))}
+	for _, s := range pr.SubnetIDs {
+		if s != nil {
+			parts = append(parts, "subnet="+lower(str(s.ID)))
+		}
+	}
+	if ip := pr.IPAddress; ip != nil {
+		parts = append(parts, "ip="+lower(string(deref(ip.Type))))
+		var ports []string
+		for _, pt := range ip.Ports {
+			if pt != nil {
+				ports = append(ports, fmt.Sprintf("%d/%s", deref(pt.Port), proto(string(deref(pt.Protocol)))))
+			}
+		}
+		slices.Sort(ports)
+		parts = append(parts, "ipports="+strings.Join(ports, ","))
+	}
+	for _, c := range pr.Containers {
+		if c == nil || c.Properties == nil {
+			continue
+		}
+		cp := c.Properties
+		var cpu, mem float64
+		if r := cp.Resources; r != nil && r.Requests != nil {
+			cpu, mem = deref(r.Requests.CPU), deref(r.Requests.MemoryInGB)
+		}
+		var ports []string
+		for _, pt := range cp.Ports {
+			if pt != nil {
+				ports = append(ports, fmt.Sprintf("%d/%s", deref(pt.Port), proto(string(deref(pt.Protocol)))))
+			}
+		}
+		slices.Sort(ports)
+		parts = append(parts, fmt.Sprintf("container=%s cpu=%g mem=%g ports=%s", str(c.Name), cpu, mem, strings.Join(ports, ",")))
+	}
+	return digest(parts)
 }
 
 func (p *Provider) startGroup(ctx context.Context, name string) error {
@@ -455,8 +593,11 @@ func (p *Provider) deleteGroup(ctx context.Context, name string) error {
 }
 
 // Start implements provider.Provider. Groups whose spec or config digest
-// differs from the spec's are replaced one at a time; missing ones are
-// created, stopped ones started, extra ones deleted.
+// differs from the spec's are replaced one at a time (deleted and created
+// again when a property ACI cannot update in place changes); missing ones
+// are created, stopped ones started, extra ones deleted. Everything that
+// can refuse (a foreign group in the way, a secret reference that does
+// not resolve) is checked before the first write.
 func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (workload.DeploymentStatus, error) {
 	if err := spec.Validate(); err != nil {
 		return workload.DeploymentStatus{}, err
@@ -496,6 +637,27 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 	if err != nil {
 		return workload.DeploymentStatus{}, err
 	}
+	if err := checkShape(groups); err != nil {
+		return workload.DeploymentStatus{}, err
+	}
+	byIndex := map[int]group{}
+	for _, g := range groups {
+		byIndex[g.index] = g
+	}
+	keep := max(spec.Replicas, 1)
+	// Refusals before the first write (config included).
+	for i := range keep {
+		if _, ok := byIndex[i]; !ok {
+			if err := p.checkFree(ctx, spec.Name, i); err != nil {
+				return workload.DeploymentStatus{}, err
+			}
+		}
+	}
+	for _, env := range slices.Sorted(maps.Keys(bp.secrets)) {
+		if _, err := p.resolveSecret(ctx, bp.secrets[env]); err != nil {
+			return workload.DeploymentStatus{}, err
+		}
+	}
 	changed := false
 	fail := func(err error) (workload.DeploymentStatus, error) {
 		if changed {
@@ -522,35 +684,22 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 		return fail(err)
 	}
 	cfgTag := configDigest(cfg)
-	byIndex := map[int]group{}
-	for _, g := range groups {
-		byIndex[g.index] = g
-	}
-	keep := max(spec.Replicas, 1)
 	for i := range keep {
 		g, ok := byIndex[i]
 		switch {
 		case !ok:
-			if err := p.put(ctx, spec.Name, bp, cfg, i); err != nil {
-				return fail(err)
-			}
-			changed = true
+			err = p.put(ctx, spec.Name, bp, cfg, i)
 		case tag(g.cg, TagSpec) != bp.specTag || tag(g.cg, TagConfig) != cfgTag:
-			if g.stopped() || spec.Replicas == 0 {
-				err = p.put(ctx, spec.Name, bp, cfg, i)
-			} else {
-				err = p.recreate(ctx, spec.Name, bp, cfg, i)
-			}
-			if err != nil {
-				return fail(err)
-			}
-			changed = true
+			err = p.recreate(ctx, spec.Name, bp, cfg, i, g.cg, !g.stopped() && spec.Replicas > 0)
 		case g.stopped() && spec.Replicas > 0:
-			if err := p.startGroup(ctx, g.name); err != nil {
-				return fail(err)
-			}
-			changed = true
+			err = p.startGroup(ctx, g.name)
+		default:
+			continue
 		}
+		if err != nil {
+			return fail(err)
+		}
+		changed = true
 	}
 	for _, g := range groups {
 		if g.index >= keep {
@@ -560,10 +709,16 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 			changed = true
 		}
 	}
+	var st workload.DeploymentStatus
 	if spec.Replicas == 0 {
-		return p.Stop(ctx, spec.Name)
+		st, err = p.Stop(ctx, spec.Name)
+	} else {
+		st, err = p.wait(ctx, spec.Name)
 	}
-	return p.wait(ctx, spec.Name)
+	if err != nil {
+		return fail(err)
+	}
+	return st, nil
 }
 
 // Scale implements provider.Provider: groups <name>-0 … <name>-(n-1)
@@ -577,7 +732,8 @@ func (p *Provider) Scale(ctx context.Context, name string, replicas int) (worklo
 		return workload.DeploymentStatus{}, workload.Invalid(workload.FieldError{Path: "replicas", Message: msg})
 	}
 	if len(name)+1+len(strconv.Itoa(max(replicas-1, 0))) > maxGroupName {
-		return workload.DeploymentStatus{}, invalid("replicas: group names %s-<index> would exceed %d characters", name, maxGroupName)
+		return workload.DeploymentStatus{}, workload.Invalid(workload.FieldError{Path: "replicas",
+			Message: fmt.Sprintf("group names %s-<index> would exceed ACI's %d characters", name, maxGroupName)})
 	}
 	groups, err := p.observe(ctx, name)
 	if err != nil {
@@ -585,6 +741,9 @@ func (p *Provider) Scale(ctx context.Context, name string, replicas int) (worklo
 	}
 	if len(groups) == 0 {
 		return workload.DeploymentStatus{}, notFound(workload.ServiceID(p.target, name))
+	}
+	if err := checkShape(groups); err != nil {
+		return workload.DeploymentStatus{}, err
 	}
 	if replicas == 0 {
 		return p.stopGroups(ctx, name, groups)
@@ -599,16 +758,23 @@ func (p *Provider) Scale(ctx context.Context, name string, replicas int) (worklo
 			return workload.DeploymentStatus{}, err
 		}
 	}
+	byIndex := map[int]group{}
+	for _, g := range groups {
+		byIndex[g.index] = g
+	}
+	for i := range replicas {
+		if _, ok := byIndex[i]; !ok {
+			if err := p.checkFree(ctx, name, i); err != nil {
+				return workload.DeploymentStatus{}, err
+			}
+		}
+	}
 	changed := false
 	fail := func(err error) (workload.DeploymentStatus, error) {
 		if changed {
 			return workload.DeploymentStatus{}, afterChange(err)
 		}
 		return workload.DeploymentStatus{}, err
-	}
-	byIndex := map[int]group{}
-	for _, g := range groups {
-		byIndex[g.index] = g
 	}
 	for i := range replicas {
 		g, ok := byIndex[i]
@@ -619,7 +785,7 @@ func (p *Provider) Scale(ctx context.Context, name string, replicas int) (worklo
 			// A stopped group may predate an ApplyConfig: bring it to
 			// the current config.
 			if tag(g.cg, TagConfig) != configDigest(cfg) && p.appconfig != nil {
-				err = p.put(ctx, name, bp, cfg, i)
+				err = p.recreate(ctx, name, bp, cfg, i, g.cg, false)
 			} else {
 				err = p.startGroup(ctx, g.name)
 			}
@@ -639,7 +805,11 @@ func (p *Provider) Scale(ctx context.Context, name string, replicas int) (worklo
 			changed = true
 		}
 	}
-	return p.wait(ctx, name)
+	st, err := p.wait(ctx, name)
+	if err != nil {
+		return fail(err)
+	}
+	return st, nil
 }
 
 // Stop implements provider.Provider: every group is stopped with the
@@ -682,12 +852,16 @@ func (p *Provider) stopGroups(ctx context.Context, name string, groups []group) 
 	if workload.CodeOf(err) == workload.NotFound {
 		return p.stoppedStatus(name), nil
 	}
+	if err != nil && changed {
+		err = afterChange(err)
+	}
 	return st, err
 }
 
 // Restart implements provider.Restarter: the running groups are
 // restarted with the container groups' restart operation, one at a time,
-// each waited for until its container runs again.
+// each waited for until a new run of its container (a new start time) is
+// ready.
 func (p *Provider) Restart(ctx context.Context, name string) (workload.DeploymentStatus, error) {
 	if err := validName(name); err != nil {
 		return workload.DeploymentStatus{}, err
@@ -699,26 +873,31 @@ func (p *Provider) Restart(ctx context.Context, name string) (workload.Deploymen
 	if len(groups) == 0 {
 		return workload.DeploymentStatus{}, notFound(workload.ServiceID(p.target, name))
 	}
-	for i, g := range groups {
+	changed := false
+	for _, g := range groups {
 		if g.stopped() {
 			continue
 		}
-		err := func() error {
-			poller, err := p.groups.BeginRestart(ctx, p.opts.ResourceGroup, g.name, nil)
-			if err != nil {
-				return mapErr("restart container group "+g.name, err)
-			}
-			if _, err := pollDone(ctx, poller, p.opts.PollInterval.D()); err != nil {
-				return afterChange(mapErr("restart container group "+g.name+" (operation)", err))
-			}
-			return p.waitGroup(ctx, g.name)
-		}()
+		old := g.instanceID()
+		poller, err := p.groups.BeginRestart(ctx, p.opts.ResourceGroup, g.name, nil)
 		if err != nil {
-			if i > 0 {
+			err = mapErr("restart container group "+g.name, err)
+			if changed {
 				err = afterChange(err)
 			}
 			return workload.DeploymentStatus{}, err
 		}
+		changed = true
+		if _, err := pollDone(ctx, poller, p.opts.PollInterval.D()); err != nil {
+			return workload.DeploymentStatus{}, afterChange(mapErr("restart container group "+g.name+" (operation)", err))
+		}
+		if err := p.waitGroup(ctx, g.name, old); err != nil {
+			return workload.DeploymentStatus{}, afterChange(err)
+		}
 	}
-	return p.wait(ctx, name)
+	st, err := p.wait(ctx, name)
+	if err != nil && changed {
+		err = afterChange(err)
+	}
+	return st, err
 }

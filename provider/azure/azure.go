@@ -119,7 +119,16 @@ type deps struct {
 	aci, aks, monitor, keyVault, appConfig policy.Transporter
 	// exec dials the exec WebSockets.
 	exec *http.Client
+	// anyMetricsInterval lets tests use sub-minute metric intervals
+	// (the fake Azure Monitor takes any); real targets are held to
+	// metricsIntervals.
+	anyMetricsInterval bool
 }
+
+// metricsIntervals are the granularities Azure Monitor accepts (PT1M,
+// PT5M, PT15M, PT30M, PT1H, PT6H, PT12H, P1D).
+var metricsIntervals = []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, 30 * time.Minute,
+	time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour}
 
 // Open is the provider.Factory. It builds the credential from the
 // resolver's AZURE_* variables and the clients; it does not call Azure.
@@ -187,8 +196,13 @@ func open(_ context.Context, cfg provider.TargetConfig, creds *ascreds.Resolver,
 	if o.PollInterval == 0 {
 		o.PollInterval = workload.Duration(2 * time.Second)
 	}
-	if o.MetricsInterval < workload.Duration(10*time.Millisecond) || o.PollInterval < workload.Duration(time.Millisecond) {
-		errs = append(errs, workload.FieldError{Path: path + "metricsInterval", Message: "metricsInterval and pollInterval must be positive"})
+	if o.Mode == "aci" {
+		if !slices.Contains(metricsIntervals, o.MetricsInterval.D()) && !(d.anyMetricsInterval && o.MetricsInterval > 0) {
+			errs = append(errs, workload.FieldError{Path: path + "metricsInterval", Message: "must be one of Azure Monitor's granularities: 1m, 5m, 15m, 30m, 1h, 6h, 12h, 24h"})
+		}
+		if o.PollInterval < workload.Duration(time.Millisecond) {
+			errs = append(errs, workload.FieldError{Path: path + "pollInterval", Message: "must be positive"})
+		}
 	}
 	if len(errs) > 0 {
 		return nil, workload.Invalid(errs...)

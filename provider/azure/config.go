@@ -2,13 +2,17 @@ package azure
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"regexp"
 	"slices"
 	"strings"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/azappconfig"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
@@ -118,23 +122,40 @@ func (p *Provider) writeConfig(ctx context.Context, service string, config map[s
 		}
 		return false, err
 	}
+	prefix := configKeyPrefix + service + "/"
+	oldByKey := map[string]azappconfig.Setting{}
+	for _, s := range old {
+		oldByKey[strings.TrimPrefix(str(s.Key), prefix)] = s
+	}
 	for _, k := range slices.Sorted(maps.Keys(config)) {
 		value, contentType := config[k], ""
 		if strings.HasPrefix(k, SecretConfigPrefix) {
 			name := p.secretName(service, k)
-			resp, err := p.secrets.SetSecret(ctx, name, azsecrets.SetSecretParameters{
-				Value: to.Ptr(config[k]),
-				Tags:  map[string]*string{TagService: to.Ptr(service), TagTarget: to.Ptr(p.target)},
-			}, nil)
+			// An unchanged value keeps its version, so that the
+			// reference, and the config digest, stay the same.
+			id, err := p.currentSecret(ctx, name, config[k])
 			if err != nil {
-				return fail(mapErr("set Key Vault secret "+name, err))
+				return fail(err)
 			}
-			changed = true
-			if resp.ID == nil {
-				return fail(wrap(workload.ProviderError, "set Key Vault secret "+name, "no secret id in the response", nil))
+			if id == "" {
+				resp, err := p.secrets.SetSecret(ctx, name, azsecrets.SetSecretParameters{
+					Value: to.Ptr(config[k]),
+					Tags:  map[string]*string{TagService: to.Ptr(service), TagTarget: to.Ptr(p.target)},
+				}, nil)
+				if err != nil {
+					return fail(mapErr("set Key Vault secret "+name, err))
+				}
+				changed = true
+				if resp.ID == nil {
+					return fail(wrap(workload.ProviderError, "set Key Vault secret "+name, "no secret id in the response", nil))
+				}
+				id = string(*resp.ID)
 			}
-			ref, _ := json.Marshal(map[string]string{"uri": string(*resp.ID)})
+			ref, _ := json.Marshal(map[string]string{"uri": id})
 			value, contentType = string(ref), keyVaultRefContentType
+		}
+		if o, ok := oldByKey[k]; ok && str(o.Value) == value && str(o.ContentType) == contentType {
+			continue // unchanged
 		}
 		opts := &azappconfig.SetSettingOptions{Label: to.Ptr(p.target)}
 		if contentType != "" {
@@ -154,8 +175,56 @@ func (p *Provider) writeConfig(ctx context.Context, service string, config map[s
 			return fail(mapErr("delete App Configuration key "+str(s.Key), err))
 		}
 		changed = true
+		if uri, ok := keyVaultRef(s); ok && p.secrets != nil {
+			// The Key Vault secret goes too: its referenced version is
+			// disabled (not deleted: a soft-deleted name could not be
+			// set again until purged).
+			id := azsecrets.ID(uri)
+			_, err := p.secrets.UpdateSecretProperties(ctx, id.Name(), id.Version(), azsecrets.UpdateSecretPropertiesParameters{
+				SecretAttributes: &azsecrets.SecretAttributes{Enabled: to.Ptr(false)}}, nil)
+			if err != nil && !isNotFound(err) {
+				return fail(mapErr("disable Key Vault secret "+id.Name(), err))
+			}
+		}
 	}
 	return changed, nil
+}
+
+// keyVaultRef returns the secret URI of a Key Vault reference setting.
+func keyVaultRef(s azappconfig.Setting) (string, bool) {
+	if !strings.HasPrefix(str(s.ContentType), "application/vnd.microsoft.appconfig.keyvaultref+json") {
+		return "", false
+	}
+	var ref struct {
+		URI string `json:"uri"`
+	}
+	if err := json.Unmarshal([]byte(str(s.Value)), &ref); err != nil || ref.URI == "" {
+		return "", false
+	}
+	return ref.URI, true
+}
+
+// currentSecret returns the id of the current version of a Key Vault
+// secret when it is enabled and holds value, else "". The values are
+// compared, never logged.
+func (p *Provider) currentSecret(ctx context.Context, name, value string) (string, error) {
+	resp, err := p.secrets.GetSecret(ctx, name, "", nil)
+	var re *azcore.ResponseError
+	if isNotFound(err) || (errors.As(err, &re) && re.StatusCode == http.StatusForbidden && strings.Contains(re.Error(), "SecretDisabled")) {
+		// No secret yet, or its current version disabled (a removed
+		// key): set a new version.
+		return "", nil
+	}
+	if err != nil {
+		return "", mapErr("get Key Vault secret "+name, err)
+	}
+	if resp.ID == nil || resp.Value == nil || (resp.Attributes != nil && resp.Attributes.Enabled != nil && !*resp.Attributes.Enabled) {
+		return "", nil
+	}
+	if subtle.ConstantTimeCompare([]byte(*resp.Value), []byte(value)) != 1 {
+		return "", nil
+	}
+	return string(*resp.ID), nil
 }
 
 // readConfig reads the service's config from the store, resolving Key
@@ -188,6 +257,7 @@ func (p *Provider) readConfig(ctx context.Context, service string) ([]configEntr
 				return nil, mapErr("get Key Vault secret "+id.Name(), err)
 			}
 			e.value, e.secure, e.version = str(resp.Value), true, ref.URI
+			p.creds.Register(e.value)
 		}
 		out = append(out, e)
 	}
@@ -216,16 +286,26 @@ func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[stri
 	if len(groups) == 0 {
 		return notFound(workload.ServiceID(p.target, name))
 	}
-	if _, err := p.writeConfig(ctx, name, config); err != nil {
+	if err := checkShape(groups); err != nil {
+		return err
+	}
+	bp, err := blueprintFromGroup(groups[0].cg)
+	if err != nil {
+		return wrap(workload.ProviderError, "ApplyConfig "+name, err.Error(), err)
+	}
+	changed, err := p.writeConfig(ctx, name, config)
+	if err != nil {
+		return err
+	}
+	after := func(err error) error {
+		if changed {
+			return afterChange(err)
+		}
 		return err
 	}
 	cfg, err := p.readConfig(ctx, name)
 	if err != nil {
-		return afterChange(err)
-	}
-	bp, err := blueprintFromGroup(groups[0].cg)
-	if err != nil {
-		return afterChange(wrap(workload.ProviderError, "ApplyConfig "+name, err.Error(), err))
+		return after(err)
 	}
 	digest := configDigest(cfg)
 	for _, g := range groups {
@@ -235,9 +315,10 @@ func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[stri
 			// it already are left alone.
 			continue
 		}
-		if err := p.recreate(ctx, name, bp, cfg, g.index); err != nil {
-			return afterChange(err)
+		if err := p.recreate(ctx, name, bp, cfg, g.index, g.cg, true); err != nil {
+			return after(err)
 		}
+		changed = true
 	}
 	return nil
 }

@@ -33,8 +33,9 @@
 // Target options (targets.<name>.options, see Options): mode ("aci"),
 // subscriptionId, resourceGroup and location (required), subnet (a
 // delegated subnet's resource id: private IPs instead of a public one),
-// appConfigEndpoint, keyVaultURL, metricsInterval (1m), pollInterval (2s),
-// maxRetries.
+// appConfigEndpoint, keyVaultURL, metricsInterval (1m; one of Azure
+// Monitor's granularities 1m, 5m, 15m, 30m, 1h, 6h, 12h, 24h, anything
+// else is invalid_argument), pollInterval (2s), maxRetries.
 //
 // # Services and container groups
 //
@@ -82,13 +83,24 @@
 // config digest differs one at a time (each waited for until its
 // container runs: a rolling update), starts stopped ones, deletes groups
 // with an index >= replicas, and then waits until the service is Running
-// or Failed. Starting an unchanged spec changes nothing. Stop uses the
+// or Failed. Starting an unchanged spec changes nothing. ACI refuses to
+// update some properties of an existing group in place (CPU, memory,
+// ports and IP address type, subnet, restart policy, OS type): when one of
+// them changes, the group is deleted and created again instead, still one
+// group at a time. Everything that can refuse Start (a group in the way
+// that belongs to another service or target, a keyvault: reference that
+// does not resolve) is checked before anything is written, config
+// included, so such a refusal changes nothing. A group of the service
+// without its "app" container (changed by hand) makes Start, Scale and
+// ApplyConfig fail with provider_error. Stop uses the
 // container groups' stop operation: the containers end and compute
 // billing stops, while the groups and their definitions are kept, so
 // Start and Scale bring them back. Scale(n) creates groups from group 0's
 // definition, starts stopped ones and deletes the ones above n; Scale(0)
 // is Stop. Restart uses the container groups' restart operation, one
-// group at a time, each waited for. Restart keeps the groups: an
+// group at a time, each waited for until a new run of its container (a
+// new start time, not the run seen before the restart, which ACI may
+// still report for a moment) is ready. Restart keeps the groups: an
 // instance id is "<group>@<start time of its container>" (for example
 // web-0@20261127T024500.123456789Z), so every run of a container has its
 // own id.
@@ -102,6 +114,8 @@
 //	Stopped (stop operation)                                  not desired
 //	provisioning Failed or instance view Failed               failed
 //	provisioning Succeeded, Running, container Running        ready
+//	container CrashLoopBackOff, or Waiting/Terminated
+//	  with restart count > 0 (crash-looping)                  crashing
 //	anything else (Creating, Pending, Waiting, Repairing...)  not ready
 //
 // desired = groups not stopped, ready = ready groups, updated = groups
@@ -110,6 +124,8 @@
 //
 //	condition                                  phase
 //	a failed group and ready < desired         Failed (message: container state, last Warning event)
+//	a crashing group and none ready            Failed (as the kubernetes provider's CrashLoopBackOff)
+//	a crashing group, some ready               Degraded
 //	desired 0 (every group stopped)            Stopped
 //	ready = updated = desired                  Running
 //	updated < desired, some ready              Progressing
@@ -130,10 +146,17 @@
 // "alphaswarm/<service>/<key>", label <target>. Keys starting with
 // "secret." are stored as the Key Vault secret
 // "alphaswarm-<target>-<service>-<key>" (options.keyVaultURL; a new
-// version per call) and the App Configuration key holds a Key Vault
+// version only when the value differs from the current version's, so that
+// repeating Start or ApplyConfig keeps the reference and the config digest
+// and recreates nothing) and the App Configuration key holds a Key Vault
 // reference to that version (content type
-// application/vnd.microsoft.appconfig.keyvaultref+json). Keys no longer in
-// the config are deleted. The workload sees each key as an environment
+// application/vnd.microsoft.appconfig.keyvaultref+json); settings whose
+// value is unchanged are not written again. Keys no longer in the config
+// are deleted, and for a secret key the referenced Key Vault version is
+// disabled (not deleted: a soft-deleted name could not be set again until
+// purged). Values read from Key Vault (secret keys and keyvault:
+// references) are registered with the credentials resolver, so they are
+// redacted like env: secrets. The workload sees each key as an environment
 // variable (secret.X as secure variable X). ACI environment variables are
 // immutable: the running container groups are recreated with the new
 // values (create-or-update of the same group), one at a time, each waited
@@ -148,9 +171,8 @@
 // # Metrics, logs, exec
 //
 // StreamMetrics polls Azure Monitor (Microsoft.Insights/metrics of each
-// running group) every metricsInterval, at that granularity (Azure
-// Monitor's finest is PT1M; shorter intervals are for the in-process
-// fake), aggregation Average, over the last five intervals, and yields a
+// running group) every metricsInterval, at that granularity (PT1M …
+// P1D), aggregation Average, over the last five intervals, and yields a
 // sample whenever a newer point exists: CpuUsage (millicores; CPUPercent =
 // millicores / 10, summed), MemoryUsage (bytes, summed),
 // NetworkBytesReceivedPerSecond and NetworkBytesTransmittedPerSecond
@@ -165,7 +187,9 @@
 // emitting only the lines after a per-group cursor (the newest timestamp
 // emitted and how many lines at exactly that timestamp were emitted), so
 // that no line is repeated or dropped, lines sharing a timestamp
-// included. Groups that appear while following are read from their start.
+// included. Following with Tail 0 emits none of the history: the first
+// read of each log only seeds its cursor. Groups that appear while
+// following are read from their start.
 // ACI merges stdout and stderr (stream "stdout") and keeps only the
 // current run's log.
 //

@@ -108,7 +108,12 @@ func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptio
 					cursors[g.name] = c
 				}
 				o := &armcontainerinstance.ContainersClientListLogsOptions{Timestamps: to.Ptr(true)}
-				if !c.seen && round == 0 && opts.Tail >= 0 {
+				// Following with Tail 0: the history is read in full
+				// only to seed the cursor, and nothing of it is emitted
+				// (a tail=0 read would leave the cursor at zero and the
+				// next round would emit the whole history).
+				seed := !c.seen && round == 0 && opts.Follow && opts.Tail == 0
+				if !c.seen && round == 0 && opts.Tail >= 0 && !seed {
 					o.Tail = to.Ptr(int32(opts.Tail))
 				}
 				resp, err := p.containers.ListLogs(ctx, p.opts.ResourceGroup, g.name, containerName, o)
@@ -123,6 +128,10 @@ func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptio
 					return
 				}
 				c.seen = true
+				if seed {
+					c.fresh(parseLogs(str(resp.Content)))
+					continue
+				}
 				id := g.instanceID()
 				for _, l := range c.fresh(parseLogs(str(resp.Content))) {
 					if !opts.Since.IsZero() && l.t.Before(opts.Since) {

@@ -56,6 +56,11 @@ func TestOpenOptions(t *testing.T) {
 		{"certificate missing", with(), map[string]string{"AZURE_CLIENT_SECRET": "", "AZURE_CLIENT_CERTIFICATE_PATH": "/nonexistent/cert.pem"}, workload.Unauthenticated, "AZURE_CLIENT_CERTIFICATE_PATH"},
 		{"aks option in aci mode", with("cluster", "prod"), nil, workload.InvalidArgument, "cluster: does not apply to mode aci"},
 		{"aci option in aks mode", with("mode", "aks", "cluster", "prod", "appConfigEndpoint", "https://s.azconfig.io"), nil, workload.InvalidArgument, "appConfigEndpoint: does not apply to mode aks"},
+		{"metrics interval 5m", with("metricsInterval", "5m"), nil, "", ""},
+		{"metrics interval 1d", with("metricsInterval", "24h"), nil, "", ""},
+		{"metrics interval 2m", with("metricsInterval", "2m"), nil, workload.InvalidArgument, "options.metricsInterval: must be one of"},
+		{"metrics interval sub-minute", with("metricsInterval", "50ms"), nil, workload.InvalidArgument, "options.metricsInterval: must be one of"},
+		{"bad poll interval", with("pollInterval", "-1s"), nil, workload.InvalidArgument, "options.pollInterval: must be positive"},
 		{"workload identity", with(), map[string]string{"AZURE_CLIENT_SECRET": "", "AZURE_FEDERATED_TOKEN_FILE": "/var/run/secrets/azure/tokens/azure-identity-token"}, "", ""},
 	}
 	for _, c := range cases {
@@ -175,7 +180,7 @@ func TestStreamOutlivesToken(t *testing.T) {
 	cred := &shortLivedCredential{}
 	pp, err := open(context.Background(), provider.TargetConfig{Name: testTarget, Provider: Name, Options: rawOptions(map[string]any{
 		"resourceGroup": testRG, "location": "westeurope", "pollInterval": "5ms", "metricsInterval": "20ms"})},
-		testCreds(), deps{cred: cred, aci: f.ACITransport(), monitor: f.MonitorTransport()})
+		testCreds(), deps{cred: cred, aci: f.ACITransport(), monitor: f.MonitorTransport(), anyMetricsInterval: true})
 	if err != nil {
 		t.Fatal(err)
 	}

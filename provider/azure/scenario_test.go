@@ -419,6 +419,25 @@ func TestLogsNoRepeatNoDrop(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("followed lines = %q, want %q", got, want)
 	}
+	// Follow with Tail 0: none of the history, only what is written
+	// after several polls.
+	fctx, cancel = context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		f.AppendLog("lg-0", time.Now().UTC().Add(2*time.Second), "new")
+	}()
+	got = nil
+	for l, err := range p.Logs(fctx, "lg", provider.LogOptions{Follow: true, Tail: 0}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, l.Text)
+		cancel()
+	}
+	if !slices.Equal(got, []string{"new"}) {
+		t.Fatalf("followed lines with tail 0 = %q, want [new]", got)
+	}
 }
 
 func TestLogCursor(t *testing.T) {
@@ -516,6 +535,15 @@ func TestStatusPhases(t *testing.T) {
 		cg.Tags = map[string]*string{TagSpec: to.Ptr(rev), TagConfig: to.Ptr("c")}
 		return group{name: name, cg: cg}
 	}
+	// crashed: the container Waiting or Terminated after restarts, or
+	// with ACI's CrashLoopBackOff detail.
+	crashed := func(name, cstate, detail string, restarts int32) group {
+		g := mk(name, "Succeeded", "Running", cstate, "a")
+		iv := g.cg.Properties.Containers[0].Properties.InstanceView
+		iv.RestartCount = to.Ptr(restarts)
+		iv.CurrentState.DetailStatus = to.Ptr(detail)
+		return g
+	}
 	cases := []struct {
 		name   string
 		groups []group
@@ -528,7 +556,11 @@ func TestStatusPhases(t *testing.T) {
 		{"rolling", []group{mk("w-0", "Succeeded", "Running", "Running", "b"), mk("w-1", "Succeeded", "Running", "Running", "a")}, workload.Progressing, workload.Replicas{Desired: 2, Ready: 2, Updated: 1}},
 		{"stopped", []group{mk("w-0", "Succeeded", "Stopped", "Terminated", "a")}, workload.Stopped, workload.Replicas{}},
 		{"failed", []group{mk("w-0", "Failed", "Failed", "Waiting", "a"), mk("w-1", "Succeeded", "Running", "Running", "a")}, workload.Failed, workload.Replicas{Desired: 2, Ready: 1, Updated: 2}},
-		{"container crashed", []group{mk("w-0", "Succeeded", "Running", "Terminated", "a")}, workload.Pending, workload.Replicas{Desired: 1, Ready: 0, Updated: 1}},
+		{"container terminated, no restart yet", []group{mk("w-0", "Succeeded", "Running", "Terminated", "a")}, workload.Pending, workload.Replicas{Desired: 1, Ready: 0, Updated: 1}},
+		{"container crashed and restarted", []group{crashed("w-0", "Terminated", "Error", 3)}, workload.Failed, workload.Replicas{Desired: 1, Ready: 0, Updated: 1}},
+		{"container waiting after restarts", []group{crashed("w-0", "Waiting", "", 1)}, workload.Failed, workload.Replicas{Desired: 1, Ready: 0, Updated: 1}},
+		{"crash loop back-off", []group{crashed("w-0", "Waiting", "CrashLoopBackOff", 0)}, workload.Failed, workload.Replicas{Desired: 1, Ready: 0, Updated: 1}},
+		{"one of two crash-looping", []group{mk("w-0", "Succeeded", "Running", "Running", "a"), crashed("w-1", "Waiting", "CrashLoopBackOff", 4)}, workload.Degraded, workload.Replicas{Desired: 2, Ready: 1, Updated: 2}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -211,6 +211,10 @@ func blueprintFromGroup(cg *armcontainerinstance.ContainerGroup) (*blueprint, er
 	if cp.Properties == nil {
 		return nil, fmt.Errorf("container group has no properties")
 	}
+	if appContainer(&cp) == nil {
+		return nil, fmt.Errorf("container group has no container named %s", containerName)
+	}
+	cp.Properties.Containers = slices.DeleteFunc(cp.Properties.Containers, func(c *armcontainerinstance.Container) bool { return c == nil })
 	cp.Properties.InstanceView, cp.Properties.ProvisioningState = nil, nil
 	if ip := cp.Properties.IPAddress; ip != nil {
 		ip.IP, ip.Fqdn = nil, nil
@@ -269,7 +273,11 @@ func (p *Provider) materialize(ctx context.Context, service string, bp *blueprin
 	if len(keys) > 0 {
 		cg.Tags[TagConfigKeys] = to.Ptr(strings.Join(keys, ","))
 	}
-	c := cg.Properties.Containers[0].Properties
+	c := appContainer(&cg)
+	if c == nil {
+		return armcontainerinstance.ContainerGroup{}, wrap(workload.ProviderError, "container group "+service,
+			"the definition has no container named "+containerName, nil)
+	}
 	for _, env := range slices.Sorted(maps.Keys(bp.secrets)) {
 		from := bp.secrets[env]
 		cg.Tags[TagSecretPrefix+env] = to.Ptr(from)
@@ -310,6 +318,8 @@ func (p *Provider) resolveSecret(ctx context.Context, from string) (string, erro
 		if err != nil {
 			return "", mapErr("get Key Vault secret "+name, err)
 		}
+		// Redacted from everything the system writes, like env: values.
+		p.creds.Register(str(resp.Value))
 		return str(resp.Value), nil
 	}
 	return p.creds.Secret(from)

@@ -94,8 +94,13 @@ type group struct {
 	pending  int
 	started  time.Time
 	restarts int32
-	logs     []logEntry
-	events   []*armcontainerinstance.Event
+	// stale is how many reads after a restart still report the previous
+	// run as Running (ACI's instance view lags the restart operation);
+	// staleView is set while they do.
+	stale     int
+	staleView bool
+	logs      []logEntry
+	events    []*armcontainerinstance.Event
 }
 
 type logEntry struct {
@@ -106,6 +111,7 @@ type logEntry struct {
 type secretVersion struct {
 	version, value string
 	tags           map[string]*string
+	disabled       bool
 }
 
 // New starts a Fake (the App Configuration TLS server included); Close
@@ -171,7 +177,7 @@ func (f *Fake) MonitorTransport() policy.Transporter {
 
 // KeyVaultTransport is the Key Vault secrets transport.
 func (f *Fake) KeyVaultTransport() policy.Transporter {
-	return kvfake.NewServerTransport(&kvfake.Server{SetSecret: f.setSecret, GetSecret: f.getSecret})
+	return kvfake.NewServerTransport(&kvfake.Server{SetSecret: f.setSecret, GetSecret: f.getSecret, UpdateSecretProperties: f.updateSecretProperties})
 }
 
 // AppConfigURL is the App Configuration store's endpoint (https).
@@ -251,6 +257,12 @@ func (f *Fake) launch(g *group) {
 
 // read advances a group by one observation.
 func (f *Fake) read(g *group) {
+	g.staleView = false
+	if g.stale > 0 {
+		g.stale--
+		g.staleView = true
+		return
+	}
 	if g.state != "Pending" {
 		return
 	}
@@ -274,7 +286,11 @@ func (f *Fake) view(name string, g *group, withView bool) armcontainerinstance.C
 	cg.ID, cg.Name = to.Ptr(f.groupID(name)), to.Ptr(name)
 	cg.Type = to.Ptr("Microsoft.ContainerInstance/containerGroups")
 	ps := "Succeeded"
-	switch g.state {
+	state := g.state
+	if g.staleView {
+		state = "Running"
+	}
+	switch state {
 	case "Pending":
 		ps = "Creating"
 	case "Failed":
@@ -292,7 +308,7 @@ func (f *Fake) view(name string, g *group, withView bool) armcontainerinstance.C
 			continue
 		}
 		cs := &armcontainerinstance.ContainerState{}
-		switch g.state {
+		switch state {
 		case "Running":
 			cs.State, cs.DetailStatus, cs.StartTime = to.Ptr("Running"), to.Ptr(""), to.Ptr(g.started)
 		case "Stopped":
@@ -309,9 +325,38 @@ func (f *Fake) view(name string, g *group, withView bool) armcontainerinstance.C
 			CurrentState: cs, RestartCount: to.Ptr(g.restarts), Events: slices.Clone(g.events)}
 	}
 	if withView {
-		cg.Properties.InstanceView = &armcontainerinstance.ContainerGroupPropertiesInstanceView{State: to.Ptr(g.state)}
+		cg.Properties.InstanceView = &armcontainerinstance.ContainerGroupPropertiesInstanceView{State: to.Ptr(state)}
 	}
 	return cg
+}
+
+// fixedProps renders what ACI cannot update in place.
+func fixedProps(cg armcontainerinstance.ContainerGroup) string {
+	p := cg.Properties
+	if p == nil {
+		return ""
+	}
+	type ctr struct {
+		Name      string
+		Resources *armcontainerinstance.ResourceRequirements
+		Ports     []*armcontainerinstance.ContainerPort
+	}
+	v := struct {
+		OS, Restart string
+		Subnets     []*armcontainerinstance.ContainerGroupSubnetID
+		IP          *armcontainerinstance.IPAddress
+		Containers  []ctr
+	}{OS: string(deref(p.OSType)), Restart: string(deref(p.RestartPolicy)), Subnets: p.SubnetIDs}
+	if p.IPAddress != nil {
+		v.IP = &armcontainerinstance.IPAddress{Type: p.IPAddress.Type, Ports: p.IPAddress.Ports}
+	}
+	for _, c := range p.Containers {
+		if c != nil && c.Properties != nil {
+			v.Containers = append(v.Containers, ctr{str(c.Name), c.Properties.Resources, c.Properties.Ports})
+		}
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 func clone(cg armcontainerinstance.ContainerGroup) armcontainerinstance.ContainerGroup {
@@ -335,6 +380,14 @@ func (f *Fake) containerGroupsServer() acifake.ContainerGroupsServer {
 				return
 			}
 			g := f.groups[name]
+			if g != nil && fixedProps(g.def) != fixedProps(cg) {
+				// Modelled on ACI, which refuses an update of the OS
+				// type, restart policy, network (IP address type, ports,
+				// subnet), CPU or memory of an existing group ("...you
+				// must delete it first and then create a new one").
+				e.SetResponseError(http.StatusConflict, "InvalidContainerGroupUpdate")
+				return
+			}
 			status := http.StatusOK
 			if g == nil {
 				g = &group{}
@@ -417,7 +470,15 @@ func (f *Fake) containerGroupsServer() acifake.ContainerGroupsServer {
 				e.SetResponseError(http.StatusNotFound, "ResourceNotFound")
 				return
 			}
+			// A running group's previous run stays visible (Running)
+			// for one read after the operation, then the new run is Pending
+			// (Waiting) for PendingReads reads and Running with a new
+			// start time.
+			prev, wasRunning := g.started, g.state == "Running"
 			f.launch(g)
+			if wasRunning && g.state == "Pending" {
+				g.started, g.stale = prev, 1
+			}
 			// The restart operation answers 204 only (no polling).
 			resp.SetTerminalResponse(http.StatusNoContent, armcontainerinstance.ContainerGroupsClientRestartResponse{}, nil)
 			return
@@ -635,7 +696,7 @@ func (f *Fake) setSecret(_ context.Context, name string, p azsecrets.SetSecretPa
 
 func (f *Fake) secretOf(name string, v secretVersion) azsecrets.Secret {
 	return azsecrets.Secret{ID: to.Ptr(azsecrets.ID(VaultURL + "/secrets/" + name + "/" + v.version)),
-		Value: to.Ptr(v.value), Tags: v.tags, Attributes: &azsecrets.SecretAttributes{Enabled: to.Ptr(true)}}
+		Value: to.Ptr(v.value), Tags: v.tags, Attributes: &azsecrets.SecretAttributes{Enabled: to.Ptr(!v.disabled)}}
 }
 
 func (f *Fake) getSecret(_ context.Context, name, version string, _ *azsecrets.GetSecretOptions) (resp azfake.Responder[azsecrets.GetSecretResponse], e azfake.ErrorResponder) {
@@ -644,12 +705,49 @@ func (f *Fake) getSecret(_ context.Context, name, version string, _ *azsecrets.G
 	vs := f.secrets[name]
 	for i := len(vs) - 1; i >= 0; i-- {
 		if version == "" || vs[i].version == version {
+			if vs[i].disabled {
+				// Key Vault: 403, "Operation get is not allowed on a
+				// disabled secret" (inner error SecretDisabled).
+				e.SetResponseError(http.StatusForbidden, "SecretDisabled")
+				return
+			}
 			resp.SetResponse(http.StatusOK, azsecrets.GetSecretResponse{Secret: f.secretOf(name, vs[i])}, nil)
 			return
 		}
 	}
 	e.SetResponseError(http.StatusNotFound, "SecretNotFound")
 	return
+}
+
+func (f *Fake) updateSecretProperties(_ context.Context, name, version string, p azsecrets.UpdateSecretPropertiesParameters, _ *azsecrets.UpdateSecretPropertiesOptions) (resp azfake.Responder[azsecrets.UpdateSecretPropertiesResponse], e azfake.ErrorResponder) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["UpdateSecretProperties"]++
+	vs := f.secrets[name]
+	for i := len(vs) - 1; i >= 0; i-- {
+		if version == "" || vs[i].version == version {
+			if a := p.SecretAttributes; a != nil && a.Enabled != nil {
+				vs[i].disabled = !*a.Enabled
+			}
+			s := f.secretOf(name, vs[i])
+			resp.SetResponse(http.StatusOK, azsecrets.UpdateSecretPropertiesResponse{Secret: azsecrets.Secret{ID: s.ID, Tags: s.Tags, Attributes: s.Attributes}}, nil)
+			return
+		}
+	}
+	e.SetResponseError(http.StatusNotFound, "SecretNotFound")
+	return
+}
+
+// SecretVersions returns how many versions of a Key Vault secret exist
+// and whether the latest is enabled.
+func (f *Fake) SecretVersions(name string) (n int, latestEnabled bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	vs := f.secrets[name]
+	if len(vs) == 0 {
+		return 0, false
+	}
+	return len(vs), !vs[len(vs)-1].disabled
 }
 
 // Observation is the fake's own account of a service's groups.
