@@ -123,6 +123,12 @@ func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecReque
 			normalized, opts.Stderr = append(normalized, w), w
 		}
 		opts.EOFSendsEOT = true
+		if req.Stdin == nil {
+			// No input is an empty one: its end (Ctrl-D) still goes out
+			// after the handshake, or a command reading the terminal
+			// (cat) would wait until ctx ends.
+			opts.Stdin = strings.NewReader("")
+		}
 	}
 	r, err := ssmsession.Run(ctx, sdkaws.ToString(out.Session.StreamUrl), sdkaws.ToString(out.Session.TokenValue), opts)
 	for _, w := range normalized {
@@ -167,15 +173,20 @@ func (p *Provider) terminateSession(ctx context.Context, id string) {
 
 // execTask picks the task to exec in.
 func (p *Provider) execTask(ctx context.Context, name, instance string) (*ecstypes.Task, error) {
-	list, err := p.ecs.ListTasks(ctx, &ecs.ListTasksInput{Cluster: sdkaws.String(p.opts.Cluster),
+	var arns []string // every page: ListTasks answers at most 100 a call
+	pages := ecs.NewListTasksPaginator(p.ecs, &ecs.ListTasksInput{Cluster: sdkaws.String(p.opts.Cluster),
 		ServiceName: sdkaws.String(name), DesiredStatus: ecstypes.DesiredStatusRunning})
-	if err != nil {
-		return nil, mapErr("ListTasks "+name, err)
+	for pages.HasMorePages() {
+		list, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, mapErr("ListTasks "+name, err)
+		}
+		arns = append(arns, list.TaskArns...)
 	}
 	var tasks []ecstypes.Task
-	for i := 0; i < len(list.TaskArns); i += 100 {
+	for i := 0; i < len(arns); i += 100 {
 		out, err := p.ecs.DescribeTasks(ctx, &ecs.DescribeTasksInput{Cluster: sdkaws.String(p.opts.Cluster),
-			Tasks: list.TaskArns[i:min(i+100, len(list.TaskArns))]})
+			Tasks: arns[i:min(i+100, len(arns))]})
 		if err != nil {
 			return nil, mapErr("DescribeTasks "+name, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -398,11 +399,66 @@ func TestExecChannelDrop(t *testing.T) {
 	if workload.CodeOf(err) != workload.Unavailable || !errors.Is(err, ssmsession.ErrChannelClosed) {
 		t.Fatalf("Exec = %v (code %s), want unavailable: channel closed", err, workload.CodeOf(err))
 	}
-	if !strings.HasPrefix("one\n", out.String()) { // the drop may lose what was in flight
-		t.Errorf("output before the drop %q", out.String())
+	// The fake drops the channel once "one" is acknowledged: it was
+	// received, so it is written, and nothing after it.
+	if out.String() != "one\n" {
+		t.Errorf("output before the drop %q, want %q", out.String(), "one\n")
 	}
 	if ss := f.ExecSessions()[0]; !ss.Terminated || f.Requests("ssm.TerminateSession") != 1 {
 		t.Errorf("session %+v, %d TerminateSession calls", ss, f.Requests("ssm.TerminateSession"))
+	}
+}
+
+// TestExecNilStdin: without a terminal, no Stdin is an empty input: its
+// end reaches the command, which does not wait for more.
+func TestExecNilStdin(t *testing.T) {
+	p, f := execTarget(t, nil)
+	startWeb(t, p, f)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	start := time.Now()
+	res, err := p.Exec(ctx, "web", provider.ExecRequest{Command: []string{"sh", "-c", "cat; echo done"}, Stdout: &out})
+	if err != nil {
+		t.Fatalf("Exec = %v after %s", err, time.Since(start))
+	}
+	if out.String() != "done\n" || res.ExitCode != 0 {
+		t.Errorf("output %q exit %d", out.String(), res.ExitCode)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Exec took %s", d)
+	}
+	if ss := f.ExecSessions(); len(ss) != 1 || string(ss[0].Input) != "\x04" || !ss[0].Ended {
+		t.Errorf("fake sessions %+v, want input Ctrl-D only", ss)
+	}
+}
+
+// TestExecManyTasks: the task asked for is found beyond ListTasks's
+// first page (100 tasks).
+func TestExecManyTasks(t *testing.T) {
+	p, f := execTarget(t, nil)
+	spec := workload.DeploymentSpec{Name: "web", Target: "prod", Image: "public.ecr.aws/docker/library/nginx:1.27",
+		Replicas: 105, Resources: workload.Resources{CPU: "250m", Memory: "512Mi"}}
+	// Start's status is not checked: Status reads ListTasks's first page
+	// only (ops.go), so it counts 100 of the 105 tasks ready.
+	if _, err := p.Start(execCtx(t), spec); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	tasks := f.Service("default", "web").RunningTasks
+	if len(tasks) != 105 {
+		t.Fatalf("%d running tasks", len(tasks))
+	}
+	// The fake lists tasks by ARN, which ends with the id: the greatest
+	// id is on the second page.
+	last := slices.Max(tasks)
+	lists := f.Requests("ecs.ListTasks")
+	var out bytes.Buffer
+	res, err := p.Exec(execCtx(t), "web", provider.ExecRequest{Instance: last, Command: []string{"echo", "hi"}, Stdout: &out})
+	if err != nil || res.Instance != last || out.String() != "hi\n" {
+		t.Fatalf("Exec in %s: %+v %q %v", last, res, out.String(), err)
+	}
+	if n := f.Requests("ecs.ListTasks") - lists; n != 2 {
+		t.Errorf("%d ListTasks calls, want 2 pages", n)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -115,7 +116,19 @@ func (f *Fake) ecs(op string, in map[string]any) (any, *apiError) {
 			}
 		}
 		sort.Strings(arns)
-		return map[string]any{"taskArns": orEmptyS(arns)}, nil
+		off, limit := 0, 100 // ECS's default and most
+		if tok := str(in, "nextToken"); tok != "" {
+			off, _ = strconv.Atoi(strings.TrimPrefix(tok, "fake-"))
+			off = min(max(off, 0), len(arns))
+		}
+		if m, ok := num(in, "maxResults"); ok && m > 0 {
+			limit = min(int(m), 100)
+		}
+		out := map[string]any{"taskArns": orEmptyS(arns[off:min(off+limit, len(arns))])}
+		if off+limit < len(arns) {
+			out["nextToken"] = "fake-" + strconv.Itoa(off+limit)
+		}
+		return out, nil
 	case "DescribeTasks":
 		var out, failures []any
 		for _, a := range strs(in, "tasks") {

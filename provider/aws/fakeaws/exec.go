@@ -94,8 +94,9 @@ type ExecOptions struct {
 	// ResendAfter is the agent's retransmission timeout; default 100ms.
 	ResendAfter time.Duration
 	// HangUpAfter, when > 0, drops the WebSocket (no channel_closed)
-	// right after output message HangUpAfter is sent, as a network
-	// failure would.
+	// once output message HangUpAfter is acknowledged (or after 2s), as
+	// a network failure would: the client has that message, and none
+	// after it.
 	HangUpAfter int64
 }
 
@@ -399,6 +400,14 @@ func (a *agent) emit(ctx context.Context, pt ssmsession.PayloadType, data []byte
 		}
 		a.held = nil
 		if a.opts.HangUpAfter > 0 && seq == a.opts.HangUpAfter {
+			for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil; time.Sleep(5 * time.Millisecond) {
+				a.mu.Lock()
+				_, unacked := a.unacked[seq]
+				a.mu.Unlock()
+				if !unacked {
+					break
+				}
+			}
 			_ = a.conn.CloseNow()
 			return
 		}

@@ -11,13 +11,22 @@
 // the session then fails with ErrKMSEncryption), and starts sending input
 // and terminal sizes once the agent's HandshakeComplete arrives (or, from
 // an agent too old to shake hands, its first output). Input is sent as
-// input_stream_data with sequence numbers from 0, kept until acknowledged
-// and resent when unacknowledged for the retransmission timeout, which
-// adapts to the measured round trip as the plugin's does (200ms at first,
-// at most 1s). Every output_stream_data message is acknowledged (a
-// duplicate too, so the agent stops resending it); output is delivered in
-// sequence order, messages that arrive early are held until the gap is
-// filled, and duplicates are dropped. channel_closed ends the session.
+// input_stream_data with sequence numbers from 0, kept until acknowledged.
+// At most maxInFlight messages (and maxInFlightBytes) are unacknowledged
+// at a time: input waits for acknowledgements beyond that, so Stdin is
+// read no faster than the agent takes it. As the plugin does, only the
+// oldest unacknowledged message is resent, when it has been
+// unacknowledged for the retransmission timeout, which adapts to the
+// measured round trip (200ms at first, at most 1s) and doubles with each
+// resend of the same message (up to maxResendInterval). Every
+// output_stream_data message is acknowledged (a duplicate too, so the
+// agent stops resending it); output is delivered in sequence order,
+// messages that arrive early are held (at most maxBuffered messages and
+// maxBufferedBytes: beyond that one is left unacknowledged, and the agent
+// sends it again later) until the gap is filled, and duplicates are
+// dropped. channel_closed ends the session. The WebSocket is pinged every
+// PingInterval; a ping unanswered for PingTimeout fails the session with
+// ErrChannelClosed (a half-open connection is not otherwise noticed).
 //
 // # Exit codes
 //
@@ -80,9 +89,19 @@ const (
 	clockGranularity  = 10 * time.Millisecond
 	defaultResendTick = 100 * time.Millisecond
 	defaultGiveUp     = 5 * time.Minute
-	pingInterval      = 5 * time.Minute
-	streamChunk       = 1024 // bytes of input per message
-	maxBuffered       = 10000
+	maxResendInterval = 2 * maxRTO // the cap of a resent message's backoff
+	// The plugin pings every 5 minutes.
+	defaultPingInterval = 5 * time.Minute
+	defaultPingTimeout  = 30 * time.Second
+	streamChunk         = 1024 // bytes of input per message
+	// Input in flight (sent, not yet acknowledged): beyond either bound,
+	// sending waits for acknowledgements.
+	maxInFlight      = 256
+	maxInFlightBytes = maxInFlight * (offPayload + streamChunk)
+	// Early output held until the gap before it is filled: beyond either
+	// bound a message is not acknowledged (the agent resends it).
+	maxBuffered      = 10000
+	maxBufferedBytes = 8 << 20
 )
 
 // ErrKMSEncryption is returned when the agent requires KMS encryption of
@@ -133,6 +152,10 @@ type Options struct {
 	// GiveUp is how long an input message may stay unacknowledged before
 	// the session fails (default 5 minutes: the plugin's 3000 resends).
 	GiveUp time.Duration
+	// PingInterval is how often the WebSocket is pinged (default 5
+	// minutes, as the plugin does); PingTimeout is how long a pong may
+	// take before the channel is deemed dead (default 30s).
+	PingInterval, PingTimeout time.Duration
 }
 
 // Result describes a finished session.
@@ -171,6 +194,12 @@ func Run(ctx context.Context, streamURL, token string, opts Options) (Result, er
 	if opts.GiveUp <= 0 {
 		opts.GiveUp = defaultGiveUp
 	}
+	if opts.PingInterval <= 0 {
+		opts.PingInterval = defaultPingInterval
+	}
+	if opts.PingTimeout <= 0 {
+		opts.PingTimeout = defaultPingTimeout
+	}
 	if opts.Stdout == nil {
 		opts.Stdout = io.Discard
 	}
@@ -188,7 +217,7 @@ func Run(ctx context.Context, streamURL, token string, opts Options) (Result, er
 	conn.SetReadLimit(offPayload + MaxPayload)
 
 	s := &session{conn: conn, opts: opts, rto: initialRTO, srtt: float64(initialRTT),
-		pending: map[int64]*Message{}, ready: make(chan struct{})}
+		pending: map[int64]*Message{}, ready: make(chan struct{}), room: make(chan struct{})}
 	open, _ := json.Marshal(OpenDataChannelInput{MessageSchemaVersion: "1.0", RequestID: NewUUID().String(),
 		TokenValue: token, ClientID: NewUUID().String(), ClientVersion: opts.ClientVersion})
 	if err := conn.Write(ctx, websocket.MessageText, open); err != nil {
@@ -212,7 +241,7 @@ func Run(ctx context.Context, streamURL, token string, opts Options) (Result, er
 	}
 	start(s.pumpResize)
 	start(s.resendLoop)
-	start(s.keepAlive)
+	start(func(ctx context.Context) error { return keepAlive(ctx, conn, opts.PingInterval, opts.PingTimeout) })
 
 	readErr := s.readLoop(sctx)
 	cancel(errSessionOver)
@@ -244,20 +273,23 @@ type session struct {
 
 	sendMu sync.Mutex // orders sequence assignment and first write
 
-	mu         sync.Mutex // guards the fields below
-	nextSeq    int64
-	unacked    []*outgoing
-	srtt       float64 // ns
-	rttvar     float64 // ns
-	rto        time.Duration
-	res        Result
-	lastInput  byte
-	readyOnce  sync.Once
-	handshaken bool // a HandshakeRequest arrived
+	mu            sync.Mutex // guards the fields below
+	nextSeq       int64
+	unacked       []*outgoing   // in sequence order, so oldest first
+	inFlightBytes int           // of unacked
+	room          chan struct{} // closed (and replaced) when an acknowledgement frees room
+	srtt          float64       // ns
+	rttvar        float64       // ns
+	rto           time.Duration
+	res           Result
+	lastInput     byte
+	readyOnce     sync.Once
+	handshaken    bool // a HandshakeRequest arrived
 
 	// read loop only
-	expected int64
-	pending  map[int64]*Message
+	expected     int64
+	pending      map[int64]*Message
+	pendingBytes int // payload bytes in pending
 
 	ready chan struct{} // closed when input may flow
 }
@@ -265,6 +297,7 @@ type session struct {
 type outgoing struct {
 	seq         int64
 	raw         []byte
+	size        int // counted in inFlightBytes
 	first, last time.Time
 	resent      int
 }
@@ -278,26 +311,60 @@ func (s *session) result() Result {
 func (s *session) markReady() { s.readyOnce.Do(func() { close(s.ready) }) }
 
 // send sends one sequenced input_stream_data message and keeps it until
-// it is acknowledged.
+// it is acknowledged. It first waits, while ctx lasts, for room in the
+// window of messages in flight (a message is always let through when none
+// is in flight).
 func (s *session) send(ctx context.Context, pt PayloadType, payload []byte) error {
+	for {
+		room, err := s.trySend(ctx, pt, payload, true)
+		if room == nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-room:
+		}
+	}
+}
+
+// sendNow is send without waiting for room in the window: for the read
+// loop (the handshake response), which must not wait for the
+// acknowledgements it is the one to receive.
+func (s *session) sendNow(ctx context.Context, pt PayloadType, payload []byte) error {
+	_, err := s.trySend(ctx, pt, payload, false)
+	return err
+}
+
+// trySend sends the message, unless window is set and the window is
+// full: it then returns the channel closed when an acknowledgement frees
+// room.
+func (s *session) trySend(ctx context.Context, pt PayloadType, payload []byte, window bool) (chan struct{}, error) {
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
 	s.mu.Lock()
+	if n := len(s.unacked); window && n > 0 &&
+		(n >= maxInFlight || s.inFlightBytes+offPayload+len(payload) > maxInFlightBytes) {
+		room := s.room
+		s.mu.Unlock()
+		return room, nil
+	}
 	m := Message{Type: TypeInputStreamData, SchemaVersion: 1, CreatedDate: nowMillis(),
 		SequenceNumber: s.nextSeq, MessageID: NewUUID(), PayloadType: pt, Payload: payload}
 	raw, err := m.Marshal()
 	if err != nil {
 		s.mu.Unlock()
-		return err
+		return nil, err
 	}
 	now := time.Now()
-	s.unacked = append(s.unacked, &outgoing{seq: s.nextSeq, raw: raw, first: now, last: now})
+	s.unacked = append(s.unacked, &outgoing{seq: s.nextSeq, raw: raw, size: len(raw), first: now, last: now})
+	s.inFlightBytes += len(raw)
 	s.nextSeq++
 	s.mu.Unlock()
 	if err := s.conn.Write(ctx, websocket.MessageBinary, raw); err != nil {
-		return channelErr("send", err)
+		return nil, channelErr("send", err)
 	}
-	return nil
+	return nil, nil
 }
 
 // ack acknowledges a received stream message.
@@ -327,6 +394,9 @@ func (s *session) acknowledged(seq int64) {
 	}
 	o := s.unacked[i]
 	s.unacked = slices.Delete(s.unacked, i, i+1)
+	s.inFlightBytes -= o.size
+	close(s.room) // wake a sender waiting for room
+	s.room = make(chan struct{})
 	if o.resent > 0 {
 		return
 	}
@@ -336,8 +406,11 @@ func (s *session) acknowledged(seq int64) {
 	s.rto = min(time.Duration(s.srtt+math.Max(float64(clockGranularity), 4*s.rttvar)), maxRTO)
 }
 
-// resendLoop resends input unacknowledged for the retransmission timeout
-// and fails the session when one stays unacknowledged for GiveUp.
+// resendLoop resends the oldest unacknowledged input message (only that
+// one, as the plugin does: the agent holds later ones that arrive early)
+// when it has been unacknowledged for the retransmission timeout, doubled
+// for each time it was already resent, and fails the session when it
+// stays unacknowledged for GiveUp.
 func (s *session) resendLoop(ctx context.Context) error {
 	t := time.NewTicker(s.opts.ResendTick)
 	defer t.Stop()
@@ -348,45 +421,75 @@ func (s *session) resendLoop(ctx context.Context) error {
 		case <-t.C:
 		}
 		now := time.Now()
-		var due [][]byte
+		var due []byte
 		s.mu.Lock()
-		for _, o := range s.unacked {
+		if len(s.unacked) > 0 {
+			o := s.unacked[0]
 			if now.Sub(o.first) > s.opts.GiveUp {
 				s.mu.Unlock()
 				return fmt.Errorf("ssmsession: input message %d not acknowledged after %s (%d resends)", o.seq, s.opts.GiveUp, o.resent)
 			}
-			if now.Sub(o.last) >= s.rto {
+			if now.Sub(o.last) >= resendAfter(s.rto, o.resent) {
 				o.last = now
 				o.resent++
 				s.res.Resent++
-				due = append(due, o.raw)
+				due = o.raw
 			}
 		}
 		s.mu.Unlock()
-		for _, raw := range due {
-			if err := s.conn.Write(ctx, websocket.MessageBinary, raw); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return channelErr("resend", err)
+		if due == nil {
+			continue
+		}
+		if err := s.conn.Write(ctx, websocket.MessageBinary, due); err != nil {
+			if ctx.Err() != nil {
+				return nil
 			}
+			return channelErr("resend", err)
 		}
 	}
 }
 
-// keepAlive pings the service as the plugin does, so that an idle session
-// is not dropped by intermediaries.
-func (s *session) keepAlive(ctx context.Context) error {
-	t := time.NewTicker(pingInterval)
+// resendAfter is how long a message already resent n times waits for an
+// acknowledgement before it is sent again: rto, doubled per resend, at
+// most maxResendInterval (or rto if that is more).
+func resendAfter(rto time.Duration, n int) time.Duration {
+	d := rto
+	for range n {
+		if d >= maxResendInterval {
+			break
+		}
+		d *= 2
+	}
+	return max(rto, min(d, maxResendInterval))
+}
+
+// pinger is what keepAlive needs of the WebSocket.
+type pinger interface {
+	Ping(context.Context) error
+}
+
+// keepAlive pings the service every interval, as the plugin does, so
+// that an idle session is not dropped by intermediaries, and fails the
+// session when a pong does not come within timeout: the WebSocket library
+// does not close the connection then, and a half-open connection would
+// otherwise go unnoticed until ctx ends.
+func keepAlive(ctx context.Context, conn pinger, interval, timeout time.Duration) error {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			_ = s.conn.Ping(pctx) // a dead channel fails the read loop
-			cancel()
+		}
+		pctx, cancel := context.WithTimeout(ctx, timeout)
+		err := conn.Ping(pctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return channelErr(fmt.Sprintf("ping (no answer within %s)", timeout), err)
 		}
 	}
 }
@@ -552,10 +655,11 @@ func (s *session) stream(ctx context.Context, m *Message) error {
 			s.mu.Lock()
 			s.res.Duplicates++
 			s.mu.Unlock()
-		} else if len(s.pending) >= maxBuffered {
+		} else if len(s.pending) >= maxBuffered || s.pendingBytes+len(m.Payload) > maxBufferedBytes {
 			return nil // no acknowledgement: the agent sends it again later
 		} else {
 			s.pending[m.SequenceNumber] = m
+			s.pendingBytes += len(m.Payload)
 		}
 		return s.ack(ctx, m)
 	}
@@ -572,6 +676,7 @@ func (s *session) stream(ctx context.Context, m *Message) error {
 			return nil
 		}
 		delete(s.pending, s.expected)
+		s.pendingBytes -= len(next.Payload)
 		m = next
 	}
 }
@@ -665,7 +770,7 @@ func (s *session) handshake(ctx context.Context, payload []byte) error {
 		resp.ProcessedClientActions = append(resp.ProcessedClientActions, pa)
 	}
 	b, _ := json.Marshal(resp)
-	if err := s.send(ctx, PayloadHandshakeResponse, b); err != nil {
+	if err := s.sendNow(ctx, PayloadHandshakeResponse, b); err != nil {
 		return err
 	}
 	return fail

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -443,4 +444,207 @@ func TestSessionEnds(t *testing.T) {
 			t.Error("Run without a URL succeeded")
 		}
 	})
+}
+
+// TestSessionFlowControl: with an agent that acknowledges late, input is
+// not all sent at once (at most maxInFlight messages are unacknowledged),
+// only the oldest message is resent, so the amplification stays small,
+// and all the input arrives once, in order.
+func TestSessionFlowControl(t *testing.T) {
+	const n = 3 * maxInFlight
+	const ackDelay = 300 * time.Millisecond
+	input := make([]byte, n*streamChunk)
+	for i := range input {
+		input[i] = byte('a' + i%26)
+	}
+	var got bytes.Buffer
+	var received, peak int
+	url := serve(t, func(a *agent) {
+		a.open("tok")
+		a.handshake()
+		a.complete()
+		type due struct {
+			m  *Message
+			at time.Time
+		}
+		acks := make(chan due, 8*n)
+		var mu sync.Mutex
+		inFlight := map[int64]bool{} // received, acknowledgement not yet sent
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for d := range acks {
+				time.Sleep(time.Until(d.at))
+				mu.Lock()
+				delete(inFlight, d.m.SequenceNumber) // before the client can see the ack
+				mu.Unlock()
+				a.ack(d.m)
+			}
+		}()
+		next := int64(1) // 0 was the handshake response
+		for got.Len() < len(input) {
+			m := a.next()
+			received++
+			if m.SequenceNumber == next {
+				if m.PayloadType != PayloadOutput {
+					a.fatalf("agent: input %d is type %d", m.SequenceNumber, m.PayloadType)
+				}
+				got.Write(m.Payload)
+				next++
+				mu.Lock()
+				inFlight[m.SequenceNumber] = true
+				peak = max(peak, len(inFlight))
+				mu.Unlock()
+			} else if m.SequenceNumber > next {
+				a.fatalf("agent: input %d before %d", m.SequenceNumber, next)
+			}
+			acks <- due{m, time.Now().Add(ackDelay)}
+		}
+		close(acks)
+		wg.Wait()
+		a.close("")
+	})
+	start := time.Now()
+	res, err := Run(runCtx(t), url, "tok", Options{Stdin: bytes.NewReader(input)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), input) {
+		t.Errorf("the agent got %d bytes of input, not the %d sent in order", got.Len(), len(input))
+	}
+	if peak > maxInFlight || peak < maxInFlight/2 {
+		t.Errorf("at most %d input messages were unacknowledged at once, want up to %d", peak, maxInFlight)
+	}
+	// The plugin's way: one resend (of the oldest) per tick at most, so
+	// about the session's length / ResendTick resends, whatever the
+	// amount of input.
+	limit := int(time.Since(start)/defaultResendTick) + 2
+	if res.Resent > limit || received-n != res.Resent {
+		t.Errorf("%d input messages received for %d, %d resent; want at most %d resends", received, n, res.Resent, limit)
+	}
+	t.Logf("%d messages in %s: %d resent, at most %d in flight", n, time.Since(start), res.Resent, peak)
+}
+
+func TestResendAfter(t *testing.T) {
+	rto := 200 * time.Millisecond
+	for n, want := range []time.Duration{rto, 2 * rto, 4 * rto, 8 * rto, maxResendInterval, maxResendInterval} {
+		if got := resendAfter(rto, n); got != want {
+			t.Errorf("resendAfter(%s, %d) = %s, want %s", rto, n, got, want)
+		}
+	}
+	if got := resendAfter(maxRTO, 100); got != maxResendInterval {
+		t.Errorf("resendAfter(%s, 100) = %s", maxRTO, got)
+	}
+}
+
+// TestSessionPing: a channel whose pings go unanswered (a half-open
+// connection: the agent end stops reading) fails the session with
+// ErrChannelClosed; answered pings do not disturb a session.
+func TestSessionPing(t *testing.T) {
+	t.Run("unanswered", func(t *testing.T) {
+		stop := make(chan struct{})
+		url := serve(t, func(a *agent) {
+			a.open("tok")
+			a.handshake()
+			a.complete()
+			<-stop // no Read: pings are not answered
+			a.drain()
+		})
+		start := time.Now()
+		_, err := Run(runCtx(t), url, "tok", Options{PingInterval: 50 * time.Millisecond, PingTimeout: 200 * time.Millisecond})
+		close(stop)
+		if !errors.Is(err, ErrChannelClosed) || !strings.Contains(err.Error(), "ping") {
+			t.Fatalf("Run = %v, want ErrChannelClosed from the ping", err)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("Run took %s to notice the dead channel", d)
+		}
+	})
+	t.Run("answered", func(t *testing.T) {
+		stdin, typist := io.Pipe()
+		go func() {
+			for range 5 {
+				time.Sleep(40 * time.Millisecond)
+				if _, err := typist.Write([]byte("x")); err != nil {
+					return
+				}
+			}
+			typist.Close()
+		}()
+		url := serve(t, func(a *agent) {
+			a.open("tok")
+			a.handshake()
+			a.complete()
+			for range 5 {
+				a.ack(a.next())
+			}
+			a.close("")
+		})
+		if _, err := Run(runCtx(t), url, "tok", Options{Stdin: stdin, PingInterval: 10 * time.Millisecond, PingTimeout: time.Second}); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+type fakePinger struct {
+	err   error
+	pings int
+}
+
+func (p *fakePinger) Ping(context.Context) error { p.pings++; return p.err }
+
+func TestKeepAlive(t *testing.T) {
+	p := &fakePinger{err: context.DeadlineExceeded}
+	err := keepAlive(context.Background(), p, time.Millisecond, time.Second)
+	if !errors.Is(err, ErrChannelClosed) || p.pings != 1 {
+		t.Errorf("keepAlive = %v after %d pings, want ErrChannelClosed after 1", err, p.pings)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	p = &fakePinger{}
+	if err := keepAlive(ctx, p, time.Millisecond, time.Second); err != nil || p.pings == 0 {
+		t.Errorf("keepAlive = %v after %d pings, want nil when ctx ends", err, p.pings)
+	}
+}
+
+// TestSessionEarlyOutputBounded: early output is held up to
+// maxBufferedBytes; a message beyond is left unacknowledged, and taken
+// when the agent sends it again.
+func TestSessionEarlyOutputBounded(t *testing.T) {
+	const early = maxBufferedBytes/MaxPayload + 2 // the last two do not fit
+	payload := func(seq int64) []byte { return bytes.Repeat([]byte{byte('A' + seq)}, MaxPayload) }
+	var want bytes.Buffer
+	want.WriteString("first ")
+	for seq := int64(3); seq < 3+early; seq++ {
+		want.Write(payload(seq))
+	}
+	url := serve(t, func(a *agent) {
+		a.open("tok")
+		a.handshake()
+		a.complete()
+		for seq := int64(3); seq < 3+early; seq++ {
+			a.out(seq, PayloadOutput, payload(seq))
+		}
+		a.out(2, PayloadOutput, []byte("first "))
+		for len(a.acks[2]) == 0 { // the client handled 3... before 2
+			a.read()
+		}
+		for seq := int64(3); seq < 3+early; seq++ {
+			if acked, fits := len(a.acks[seq]) > 0, seq < 3+early-2; acked != fits {
+				t.Errorf("early message %d acknowledged: %v, want %v", seq, acked, fits)
+			}
+		}
+		a.out(3+early-2, PayloadOutput, payload(3+early-2))
+		a.out(3+early-1, PayloadOutput, payload(3+early-1))
+		a.waitAcks(3+early, nil)
+		a.close("")
+	})
+	var out bytes.Buffer
+	if _, err := Run(runCtx(t), url, "tok", Options{Stdout: &out}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), want.Bytes()) {
+		t.Errorf("output of %d bytes, want %d in order", out.Len(), want.Len())
+	}
 }
