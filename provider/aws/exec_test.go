@@ -439,10 +439,13 @@ func TestExecManyTasks(t *testing.T) {
 	p, f := execTarget(t, nil)
 	spec := workload.DeploymentSpec{Name: "web", Target: "prod", Image: "public.ecr.aws/docker/library/nginx:1.27",
 		Replicas: 105, Resources: workload.Resources{CPU: "250m", Memory: "512Mi"}}
-	// Start's status is not checked: Status reads ListTasks's first page
-	// only (ops.go), so it counts 100 of the 105 tasks ready.
-	if _, err := p.Start(execCtx(t), spec); err != nil {
+	// Status reads every ListTasks page: all 105 tasks are ready.
+	st, err := p.Start(execCtx(t), spec)
+	if err != nil {
 		t.Fatalf("Start: %v", err)
+	}
+	if st.Phase != workload.Running || st.Replicas.Ready != 105 {
+		t.Errorf("Start = %s with %d ready, want Running with 105", st.Phase, st.Replicas.Ready)
 	}
 	tasks := f.Service("default", "web").RunningTasks
 	if len(tasks) != 105 {

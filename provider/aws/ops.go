@@ -294,15 +294,21 @@ func (p *Provider) Status(ctx context.Context, name string) (workload.Deployment
 	if s == nil {
 		return workload.DeploymentStatus{}, notFound(workload.ServiceID(p.target, name))
 	}
-	list, err := p.ecs.ListTasks(ctx, &ecs.ListTasksInput{Cluster: sdkaws.String(p.opts.Cluster),
+	// ListTasks answers 100 tasks a page.
+	var arns []string
+	pages := ecs.NewListTasksPaginator(p.ecs, &ecs.ListTasksInput{Cluster: sdkaws.String(p.opts.Cluster),
 		ServiceName: sdkaws.String(name), DesiredStatus: ecstypes.DesiredStatusRunning})
-	if err != nil {
-		return workload.DeploymentStatus{}, mapErr("ListTasks "+name, err)
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return workload.DeploymentStatus{}, mapErr("ListTasks "+name, err)
+		}
+		arns = append(arns, page.TaskArns...)
 	}
 	var tasks []ecstypes.Task
-	for i := 0; i < len(list.TaskArns); i += 100 {
+	for i := 0; i < len(arns); i += 100 {
 		out, err := p.ecs.DescribeTasks(ctx, &ecs.DescribeTasksInput{Cluster: sdkaws.String(p.opts.Cluster),
-			Tasks: list.TaskArns[i:min(i+100, len(list.TaskArns))]})
+			Tasks: arns[i:min(i+100, len(arns))]})
 		if err != nil {
 			return workload.DeploymentStatus{}, mapErr("DescribeTasks "+name, err)
 		}
