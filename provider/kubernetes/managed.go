@@ -50,8 +50,13 @@ type ManagedConfig struct {
 // controller from starting. Operations wait for the attempt in flight, or
 // their context; an attempt runs under its own deadline, so one caller's
 // short context does not fail it for the others. A failed attempt is
-// retried by the next operation; a successful one is kept for the
-// provider's lifetime.
+// retried by the next operation; a successful one is kept until the
+// cluster turns out to have changed under it: when an operation fails
+// because the API server's certificate no longer verifies (a CA
+// rotation), its address no longer answers (a new endpoint) or it refuses
+// the credentials (rotated client certificates), the kubernetes provider
+// is dropped and the next operation resolves the cluster again (at most
+// every 30 s).
 //
 // A bad service name or spec is refused before the cluster is resolved,
 // so InvalidArgument never depends on the cloud answering. Until the
@@ -70,7 +75,11 @@ type Managed struct {
 	kube    *Provider       // nil until resolved
 	attempt *managedAttempt // the attempt in flight, if any
 	closed  bool
+	dropped time.Time // when a stale kube was last dropped
 }
+
+// staleEvery bounds how often a cluster found stale is resolved again.
+const staleEvery = 30 * time.Second
 
 // managedAttempt is one attempt at resolving the cluster; done is closed
 // when kube or err is set.
@@ -249,6 +258,29 @@ func (m *Managed) Close() error {
 	return errors.Join(errs...)
 }
 
+// stale reports whether err says the cluster changed under the resolved
+// configuration: its certificate no longer verifies, its address no
+// longer answers, or it refuses the credentials.
+func stale(err error) bool {
+	return err != nil && (isCertError(err) || isDialError(err) || workload.CodeOf(err) == workload.Unauthenticated)
+}
+
+// after is what every delegated operation returns: err under the cloud
+// provider's name, the kubernetes provider dropped first if err says the
+// cluster changed (the next operation resolves it again).
+func (m *Managed) after(kube *Provider, err error) error {
+	if stale(err) {
+		m.mu.Lock()
+		if m.kube == kube && !m.closed && time.Since(m.dropped) >= staleEvery {
+			m.kube, m.dropped = nil, time.Now()
+			m.wg.Add(1)
+			go func() { defer m.wg.Done(); _ = kube.Close() }()
+		}
+		m.mu.Unlock()
+	}
+	return m.own(err)
+}
+
 // own makes an error of the kubernetes provider name the cloud provider.
 func (m *Managed) own(err error) error {
 	var we *workload.Error
@@ -282,7 +314,7 @@ func (m *Managed) Start(ctx context.Context, spec workload.DeploymentSpec) (work
 		return workload.DeploymentStatus{}, err
 	}
 	st, err := kube.Start(ctx, spec)
-	return m.ownStatus(st), m.own(err)
+	return m.ownStatus(st), m.after(kube, err)
 }
 
 // statusOp runs one of the operations on a service that return a status.
@@ -295,7 +327,7 @@ func (m *Managed) statusOp(ctx context.Context, name string, op func(*Provider) 
 		return workload.DeploymentStatus{}, err
 	}
 	st, err := op(kube)
-	return m.ownStatus(st), m.own(err)
+	return m.ownStatus(st), m.after(kube, err)
 }
 
 // Stop implements provider.Provider.
@@ -327,7 +359,7 @@ func (m *Managed) ApplyConfig(ctx context.Context, name string, config map[strin
 	if err != nil {
 		return err
 	}
-	return m.own(kube.ApplyConfig(ctx, name, config))
+	return m.after(kube, kube.ApplyConfig(ctx, name, config))
 }
 
 // delegateSeq yields the sequence of the kubernetes provider, or the error
@@ -347,7 +379,7 @@ func delegateSeq[T any](ctx context.Context, m *Managed, name string, seq func(*
 			return
 		}
 		for v, err := range seq(kube) {
-			if !yield(v, m.own(err)) {
+			if !yield(v, m.after(kube, err)) {
 				return
 			}
 		}
@@ -374,7 +406,7 @@ func (m *Managed) Exec(ctx context.Context, name string, req provider.ExecReques
 		return provider.ExecResult{}, err
 	}
 	res, err := kube.Exec(ctx, name, req)
-	return res, m.own(err)
+	return res, m.after(kube, err)
 }
 
 // List implements provider.Lister.
@@ -387,7 +419,7 @@ func (m *Managed) List(ctx context.Context) ([]workload.DeploymentStatus, error)
 	for i := range list {
 		list[i] = m.ownStatus(list[i])
 	}
-	return list, m.own(err)
+	return list, m.after(kube, err)
 }
 
 // Watch implements provider.Watcher.
@@ -408,7 +440,7 @@ func (m *Managed) Ping(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return m.own(kube.Ping(ctx))
+	return m.after(kube, kube.Ping(ctx))
 }
 
 // UnsupportedReason implements provider.Explainer with the kubernetes

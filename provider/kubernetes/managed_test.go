@@ -2,7 +2,14 @@ package kubernetes
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -186,4 +193,56 @@ func TestManagedResolveTimeout(t *testing.T) {
 	if n := calls.Load(); n != 2 {
 		t.Errorf("Resolve called %d times, want 2", n)
 	}
+}
+
+// TestManagedReresolvesAfterRotation: a cluster whose CA changed under the
+// resolved configuration (a GKE/AKS CA rotation) fails with unavailable
+// once; the next operation resolves the cluster again and works.
+func TestManagedReresolvesAfterRotation(t *testing.T) {
+	c := k8stest.Start(t)
+	ns := c.Namespace(t)
+	stale := rest.CopyConfig(c.RESTConfig)
+	stale.TLSClientConfig.CAData = otherCA(t)
+	var calls atomic.Int64
+	m, err := NewManaged(ManagedConfig{Provider: "cloud", Target: "mt", Cluster: "rotating cluster", Options: Options{Namespace: ns},
+		Resolve: func(context.Context) (*rest.Config, error) {
+			if calls.Add(1) == 1 {
+				return stale, nil // the configuration from before the rotation
+			}
+			return c.RESTConfig, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	err = m.Ping(t.Context())
+	if we := workload.AsError(err); we.Code != workload.Unavailable || we.Provider != "cloud" {
+		t.Fatalf("Ping with the old CA = %v, want unavailable (cloud)", err)
+	}
+	if err := m.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping after the cluster was resolved again: %v", err)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("Resolve called %d times, want 2", n)
+	}
+	if !m.Resolved() {
+		t.Fatal("not resolved after a successful Ping")
+	}
+}
+
+// otherCA is the PEM of a CA that signed nothing the API server serves.
+func otherCA(t *testing.T) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "old-ca"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
