@@ -29,7 +29,10 @@
 // Service web on target prod is projects/<p>/locations/<region>/services/web,
 // labelled alphaswarm-service=web and alphaswarm-target=prod (plus the
 // spec's labels), with one container "app": image, command, args, env,
-// ports (Cloud Run serves one port, tcp only), limits cpu and memory
+// ports (Cloud Run serves one port, tcp only; its name must be http1 or
+// h2c, with http → http1 and http2, grpc → h2c as aliases and "" left to
+// Cloud Run's default http1; other names are invalid_argument at
+// ports[i].name before any call), limits cpu and memory
 // (the spec's quantities as given), and startup and liveness probes from
 // the health check (http or tcp; exec checks are invalid_argument).
 // Secrets become env vars with a Secret Manager secretKeyRef:
@@ -43,8 +46,31 @@
 // Start creates the service (CreateService) or, if it differs from the
 // spec, updates it (UpdateService, carrying the etag), waits for the
 // long-running operation, then polls GetService until the newest revision
-// is Ready and serving, or failed. Starting an unchanged spec changes
-// nothing (config env and the restart annotation are carried over).
+// is Ready and serving, or failed. When the operation itself fails (Cloud
+// Run fails it when the new revision cannot become ready), Start reads
+// the service and, if it is Failed, returns that status with the
+// condition's reason, as for a revision found failed by polling; other
+// operation failures are errors.
+//
+// Whether the service differs from the spec is decided without comparing
+// the live template, which Cloud Run fills with defaults (cpu "1" becomes
+// "1000m", the port gets name http1...): the template translated from the
+// spec is hashed (sha256 of its deterministic protobuf encoding, 32 hex
+// digits) into the template annotation alphaswarm.io/spec-hash, and Start
+// updates only when that hash, the config env, the service labels or the
+// manual scaling differ. Starting an unchanged spec therefore changes
+// nothing (the restart annotation and, without spec.Config, the config
+// env are carried over); a change made outside alphaswarm to the
+// template is not undone by an unchanged Start. The annotation keys are
+// in alphaswarm's own alphaswarm.io/ namespace (Cloud Run v2 refuses only
+// its system namespaces run.googleapis.com, cloud.googleapis.com,
+// serving.knative.dev and autoscaling.knative.dev). A service written by
+// an older version (no hash) rolls one revision on its next Start.
+//
+// spec.Config, when set, is written before the service is created or
+// updated, through the same per-key path as ApplyConfig (see Config), and
+// replaces the service's config env; when nil, the current config env is
+// kept.
 //
 // # Scaling
 //
@@ -57,7 +83,10 @@
 // target). Scale(n) switches the service to manual mode. Stop is
 // Scale(0): the service, its revisions and URL stay, and Scale or Start
 // bring it back. Restart rolls a new revision with the same spec by
-// setting the template annotation alphaswarm.io/restarted-at.
+// setting the template annotation alphaswarm.io/restarted-at; if Cloud
+// Run fails the operation because that revision cannot become ready,
+// Restart returns the Failed status and a provider_error with the
+// condition's reason.
 //
 // # Status
 //
@@ -84,16 +113,43 @@
 //
 // # Config
 //
-// ApplyConfig writes each key to the Secret Manager secret
-// alphaswarm-<service>-<key> (created with automatic replication and the
-// service labels if absent), adding one version per call, and points env
+// ApplyConfig writes each key to a Secret Manager secret (created with
+// automatic replication and the service labels if absent) and points env
 // var <key> at that exact version; keys no longer present lose their env
-// var. The template annotation is bumped so a new revision rolls, and
-// ApplyConfig waits for it.
+// var. Key k of service s on target t is the secret
+//
+//	alphaswarm-<t>--<s>--<k>
+//
+// when t, s and k contain no "--", k has only letters, digits, '_' and
+// '-', and the id fits Secret Manager's 255 characters; otherwise
+//
+//	alphaswarm-<t>--<s>--<k with '.' as '_', truncated>--<16 hex digits of sha256(t, s, k)>
+//
+// The first form splits into exactly three parts at "--" and the second
+// into at least four, so no two (target, service, key) share a secret.
+// An env var is config env only if it refers to exactly its key's secret
+// of this service (in any project, as Secret Manager names versions by
+// project number), or to alphaswarm-<s>-<k>, the id older versions used;
+// a user's own secret such as alphaswarm-db is never touched. The keys
+// are also listed in the template annotation alphaswarm.io/config-keys.
+//
+// A key whose current version (the one the live template refers to, else
+// the secret's latest) already holds the value (AccessSecretVersion;
+// values are compared, never logged) is not written again; only changed
+// keys get a new version. When the resulting env equals the live one,
+// ApplyConfig changes nothing and rolls no revision; otherwise the
+// restart annotation is bumped so a new revision rolls, and ApplyConfig
+// waits for it; a revision that fails (found by polling or as a failed
+// operation) is provider_error with the condition's reason.
+//
+// Before the first write, ApplyConfig and Start check what Secret
+// Manager would refuse halfway through: a value over 64 KiB (one secret
+// version's limit) is invalid_argument at config.<key>.
 //
 // # Metrics and logs
 //
-// StreamMetrics polls Cloud Monitoring ListTimeSeries every metricsPeriod
+// StreamMetrics (after checking the name: invalid_argument before any
+// call) polls Cloud Monitoring ListTimeSeries every metricsPeriod
 // for resource.type cloud_run_revision and the service name, aligned to
 // metricsPeriod (Resolution): run.googleapis.com/container/instance_count
 // (ALIGN_MAX, summed: Instances), request_count (ALIGN_DELTA, summed:
@@ -108,10 +164,23 @@
 // resource (ListLogEntries; Since becomes a timestamp filter; Tail the
 // newest N for the whole service, as Cloud Logging has no per-instance
 // tail). Each line is tagged with the entry's instanceId label. Follow
-// opens TailLogEntries before reading the history; if the endpoint
-// answers Unimplemented it polls ListLogEntries every pollInterval. A
-// cursor (newest timestamp and the insertIds seen at it) keeps either way
-// from dropping or repeating entries.
+// reads the history, then opens TailLogEntries. Once the stream has
+// answered (or after 2s of silence) one catch-up ListLogEntries from two
+// minutes before the newest entry seen reads what was written between
+// the history read and the stream's start. A stream that ends (EOF) or
+// fails with UNAVAILABLE, INTERNAL, DEADLINE_EXCEEDED or
+// RESOURCE_EXHAUSTED is reopened with backoff (pollInterval doubling to
+// 30s; after 9 consecutive reopenings without a response Logs ends with
+// an error), its filter and a catch-up again starting two minutes before
+// the newest entry; a response reporting suppressed entries triggers a
+// catch-up too. If the endpoint answers Unimplemented, Logs polls
+// ListLogEntries every pollInterval from two minutes before the newest
+// entry. Entries are deduplicated by insertId and timestamp, remembered
+// for four minutes of log time, never dropped for being older than the
+// newest: late and out-of-order entries are yielded (possibly after
+// newer ones), and overlapping reads repeat nothing. Re-reads never
+// start before Since, nor, with Tail n > 0, before the oldest of the n
+// history entries, nor, with Tail 0, before Logs was called.
 //
 // Exec is unsupported: Cloud Run has no exec. The capability matrix says
 // so with that reason.
@@ -143,9 +212,10 @@
 // anyway. An operation waits for the attempt in flight (or its own
 // context); when an attempt fails, the operations waiting for it return
 // its error, and the next operation starts a new attempt: failures are
-// never cached. Once an attempt succeeds the cluster is not read again; a
-// control-plane IP or CA rotation needs the target to be reopened
-// (controller restart). Until the cluster is reached the capability
+// never cached. Once an attempt succeeds the cluster is not read again
+// until it turns out to have changed (kubernetes.Managed): after a
+// control-plane IP or CA rotation the first failing operation drops the
+// connection and the next one reads the cluster again. Until the cluster is reached the capability
 // matrix declares every operation supported (UnsupportedReason has no
 // kubernetes provider to ask yet); afterwards it is exactly the
 // kubernetes provider's, whose interfaces the GKEProvider implements one
@@ -226,7 +296,8 @@
 // API server without a token, so these promise that nothing changed.
 //
 // An error after an earlier change of the same call (a failed operation
-// after CreateService/UpdateService was accepted, an update after a secret
-// version was added) becomes provider_error, so that it never promises
-// that nothing changed; check Status.
+// after CreateService/UpdateService was accepted, any error after a
+// secret was created or a secret version added, by ApplyConfig or by
+// Start with spec.Config) becomes provider_error, so that it never
+// promises that nothing changed; check Status.
 package gcp

@@ -39,8 +39,9 @@ type Options struct {
 	// interval of StreamMetrics (default 60s).
 	MetricsPeriod workload.Duration `json:"metricsPeriod,omitzero"`
 	// PollInterval is how often Start/Scale/Stop/Restart poll the service
-	// while waiting, and how often Logs polls when following without
-	// TailLogEntries (default 2s).
+	// while waiting, how often Logs polls when following without
+	// TailLogEntries, and the first delay before Logs reopens a broken
+	// TailLogEntries stream (default 2s).
 	PollInterval workload.Duration `json:"pollInterval,omitzero"`
 }
 

@@ -29,31 +29,57 @@ func (p *Provider) logFilter(name string, since time.Time) string {
 	return f
 }
 
-// cursor remembers what was yielded so that a following stream (tail or
-// polling) neither drops nor repeats entries: entries older than the
-// newest timestamp are dropped, entries at that timestamp are deduplicated
-// by insertId.
+// logOverlap is how far before the newest entry yielded a re-read
+// (reconnected tail, catch-up, polling) starts, so that entries that
+// arrive late or out of order are not lost; the cursor remembers what it
+// yielded for twice as long.
+const logOverlap = 2 * time.Minute
+
+// cursor remembers what was yielded so that overlapping reads (history,
+// tail, catch-up, polling) neither drop nor repeat entries: an entry is
+// new unless its insertId and timestamp were seen, whatever its age.
 type cursor struct {
-	last time.Time
-	seen map[string]bool // insertIds at last
+	floor   time.Time            // re-reads never start before this
+	last    time.Time            // newest timestamp yielded
+	seen    map[string]time.Time // insertId@timestamp → timestamp
+	evicted time.Time            // last eviction's horizon
 }
 
 func (c *cursor) admit(e *loggingpb.LogEntry) bool {
 	t := e.GetTimestamp().AsTime()
-	switch {
-	case t.Before(c.last):
-		return false
-	case t.After(c.last):
-		c.last, c.seen = t, map[string]bool{}
-	}
+	key := e.InsertId + "@" + t.UTC().Format(time.RFC3339Nano)
 	if c.seen == nil {
-		c.seen = map[string]bool{}
+		c.seen = map[string]time.Time{}
 	}
-	if c.seen[e.InsertId] {
+	if _, ok := c.seen[key]; ok {
 		return false
 	}
-	c.seen[e.InsertId] = true
+	c.seen[key] = t
+	if t.After(c.last) {
+		c.last = t
+		if horizon := t.Add(-2 * logOverlap); horizon.Sub(c.evicted) > logOverlap/4 {
+			c.evicted = horizon
+			for k, v := range c.seen {
+				if v.Before(horizon) {
+					delete(c.seen, k)
+				}
+			}
+		}
+	}
 	return true
+}
+
+// since is where a re-read starts: logOverlap before the newest entry,
+// not before floor.
+func (c *cursor) since() time.Time {
+	if c.last.IsZero() {
+		return c.floor
+	}
+	s := c.last.Add(-logOverlap)
+	if s.Before(c.floor) {
+		return c.floor
+	}
+	return s
 }
 
 func toLine(e *loggingpb.LogEntry) workload.LogLine {
@@ -80,9 +106,15 @@ func toLine(e *loggingpb.LogEntry) workload.LogLine {
 
 // Logs implements provider.LogTailer. Tail applies to the service as a
 // whole (Cloud Logging has no per-instance tail). Following uses
-// TailLogEntries, opened before the history is read so nothing falls in
-// between; if the endpoint refuses it (Unimplemented), Logs polls
-// ListLogEntries every PollInterval with a cursor instead.
+// TailLogEntries; once the stream answers (or after catchUpDelay) one
+// ListLogEntries from logOverlap before the newest entry catches up with
+// what was written between the history read and the stream's start. A
+// stream that ends (EOF) or fails with a retryable code is reopened with
+// backoff, followed by the same catch-up; reported suppression triggers
+// a catch-up too. If the endpoint refuses TailLogEntries (Unimplemented),
+// Logs polls ListLogEntries every PollInterval from logOverlap before the
+// newest entry instead. A cursor of insertIds keeps all of these from
+// dropping or repeating entries.
 func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptions) iter.Seq2[workload.LogLine, error] {
 	return func(yield func(workload.LogLine, error) bool) {
 		if err := p.validName(name); err != nil {
@@ -100,49 +132,62 @@ func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptio
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		resources := []string{"projects/" + p.project}
-		var tail loggingpb.LoggingServiceV2_TailLogEntriesClient
-		if opts.Follow {
-			tail, err = p.logs.TailLogEntries(ctx)
-			if err == nil {
-				err = tail.Send(&loggingpb.TailLogEntriesRequest{ResourceNames: resources, Filter: p.logFilter(name, opts.Since), BufferWindow: durationpb.New(time.Second)})
-			}
-			if err != nil {
-				tail = nil
-			}
+		cur := &cursor{floor: opts.Since}
+		if opts.Tail == 0 && opts.Follow && p.now().After(cur.floor) {
+			cur.floor = p.now() // only new entries
 		}
-		var cur cursor
 		hist, err := p.history(ctx, resources, name, opts)
 		if err != nil {
 			yield(workload.LogLine{}, err)
 			return
 		}
-		for _, e := range hist {
+		if opts.Tail > 0 && len(hist) > 0 {
+			// Only the newest Tail entries: re-reads start at the oldest.
+			cur.floor = hist[0].GetTimestamp().AsTime()
+		}
+		stopped := false
+		emit := func(e *loggingpb.LogEntry) bool {
 			if cur.admit(e) && !yield(toLine(e), nil) {
+				stopped = true
+			}
+			return !stopped
+		}
+		for _, e := range hist {
+			if !emit(e) {
 				return
 			}
 		}
 		if !opts.Follow {
 			return
 		}
-		if tail != nil {
-			for {
-				resp, err := tail.Recv()
-				if err == io.EOF || ctx.Err() != nil {
-					return
-				}
-				if status.Code(err) == codes.Unimplemented {
-					break // fall back to polling
-				}
-				if err != nil {
-					yield(workload.LogLine{}, mapErr("TailLogEntries "+name, err))
-					return
-				}
-				for _, e := range resp.Entries {
-					if cur.admit(e) && !yield(toLine(e), nil) {
-						return
-					}
-				}
+		base := max(p.opts.PollInterval.D(), 10*time.Millisecond)
+		delay, failures := base, 0
+		for {
+			end, progressed, err := p.tail(ctx, resources, name, cur, emit)
+			if stopped || ctx.Err() != nil {
+				return
 			}
+			if end == tailUnsupported {
+				break
+			}
+			if end == tailFailed {
+				yield(workload.LogLine{}, err)
+				return
+			}
+			// tailBroken: reopen with backoff.
+			if progressed {
+				delay, failures = base, 0
+			}
+			if failures++; failures > maxTailFailures {
+				yield(workload.LogLine{}, afterTailRetries(name, err))
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+			delay = min(2*delay, 30*time.Second)
 		}
 		for {
 			select {
@@ -150,11 +195,7 @@ func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptio
 				return
 			case <-time.After(p.opts.PollInterval.D()):
 			}
-			since := cur.last
-			if since.IsZero() {
-				since = opts.Since
-			}
-			entries, err := p.list(ctx, resources, p.logFilter(name, since), "timestamp asc", 0)
+			entries, err := p.list(ctx, resources, p.logFilter(name, cur.since()), "timestamp asc", 0)
 			if err != nil {
 				if ctx.Err() == nil {
 					yield(workload.LogLine{}, err)
@@ -162,9 +203,145 @@ func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptio
 				return
 			}
 			for _, e := range entries {
-				if cur.admit(e) && !yield(toLine(e), nil) {
+				if !emit(e) {
 					return
 				}
+			}
+		}
+	}
+}
+
+// maxTailFailures bounds consecutive TailLogEntries reopenings that
+// yield nothing before Logs gives up.
+const maxTailFailures = 8
+
+// catchUpDelay is how long a new tail stream may stay silent before the
+// catch-up read runs anyway.
+const catchUpDelay = 2 * time.Second
+
+type tailEnd int
+
+const (
+	tailBroken      tailEnd = iota // EOF or a retryable error: reopen
+	tailUnsupported                // Unimplemented: poll instead
+	tailFailed                     // any other error: report it
+)
+
+func afterTailRetries(name string, err error) error {
+	if err == nil || errors.Is(err, io.EOF) {
+		return wrap(workload.Unavailable, "TailLogEntries "+name, fmt.Sprintf("the stream ended %d times in a row", maxTailFailures+1), err)
+	}
+	return mapErr("TailLogEntries "+name, err)
+}
+
+// retryableTail reports whether a tail stream ending with err is reopened.
+func retryableTail(err error) bool {
+	if errors.Is(err, io.EOF) {
+		return true
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.Internal, codes.DeadlineExceeded, codes.ResourceExhausted:
+		return true
+	}
+	return false
+}
+
+// tail runs one TailLogEntries stream from cur.since(), emitting entries
+// until the stream ends, ctx ends or emit returns false. progressed says
+// whether the stream delivered a response.
+func (p *Provider) tail(ctx context.Context, resources []string, name string, cur *cursor, emit func(*loggingpb.LogEntry) bool) (end tailEnd, progressed bool, err error) {
+	classify := func(err error) (tailEnd, bool, error) {
+		switch {
+		case ctx.Err() != nil:
+			return tailBroken, progressed, ctx.Err()
+		case status.Code(err) == codes.Unimplemented:
+			return tailUnsupported, progressed, err
+		case retryableTail(err):
+			return tailBroken, progressed, err
+		}
+		return tailFailed, progressed, mapErr("TailLogEntries "+name, err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	from := cur.since()
+	stream, err := p.logs.TailLogEntries(sctx)
+	if err == nil {
+		err = stream.Send(&loggingpb.TailLogEntriesRequest{ResourceNames: resources, Filter: p.logFilter(name, from), BufferWindow: durationpb.New(time.Second)})
+	}
+	if err != nil {
+		return classify(err)
+	}
+	type recv struct {
+		resp *loggingpb.TailLogEntriesResponse
+		err  error
+	}
+	ch := make(chan recv)
+	go func() {
+		for {
+			resp, err := stream.Recv()
+			select {
+			case ch <- recv{resp, err}:
+			case <-sctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	catchUp := func(since time.Time) (tailEnd, bool, error, bool) {
+		entries, err := p.list(ctx, resources, p.logFilter(name, since), "timestamp asc", 0)
+		if err != nil {
+			var we *workload.Error
+			if errors.As(err, &we) && we.Err != nil {
+				err = we.Err // classify the gRPC status
+			}
+			e, pr, err := classify(err)
+			return e, pr, err, true
+		}
+		for _, e := range entries {
+			if !emit(e) {
+				return tailBroken, progressed, nil, true
+			}
+		}
+		return 0, false, nil, false
+	}
+	timer := time.NewTimer(catchUpDelay)
+	defer timer.Stop()
+	caughtUp := false
+	for {
+		select {
+		case <-ctx.Done():
+			return tailBroken, progressed, ctx.Err()
+		case <-timer.C:
+			if !caughtUp {
+				caughtUp = true
+				if e, pr, err, stop := catchUp(from); stop {
+					return e, pr, err
+				}
+			}
+		case r := <-ch:
+			if r.err != nil {
+				return classify(r.err)
+			}
+			progressed = true
+			for _, e := range r.resp.Entries {
+				if !emit(e) {
+					return tailBroken, progressed, nil
+				}
+			}
+			since := time.Time{}
+			switch {
+			case !caughtUp:
+				caughtUp, since = true, from
+			case len(r.resp.SuppressionInfo) > 0:
+				// Entries were dropped by the service: read them back.
+				since = cur.since()
+			default:
+				continue
+			}
+			if e, pr, err, stop := catchUp(since); stop {
+				return e, pr, err
 			}
 		}
 	}

@@ -37,6 +37,10 @@ const (
 // instance_count point yield nothing.
 func (p *Provider) StreamMetrics(ctx context.Context, name string) iter.Seq2[workload.MetricSample, error] {
 	return func(yield func(workload.MetricSample, error) bool) {
+		if err := p.validName(name); err != nil {
+			yield(workload.MetricSample{}, err)
+			return
+		}
 		svc, err := p.get(ctx, name)
 		if err == nil && svc == nil {
 			err = notFound(workload.ServiceID(p.target, name))

@@ -2,6 +2,9 @@ package gcp
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
 	"fmt"
 	"maps"
 	"regexp"
@@ -26,7 +29,15 @@ const (
 	// AnnotationRestart on the revision template forces a new revision
 	// with an otherwise identical spec (Restart, ApplyConfig).
 	AnnotationRestart = "alphaswarm.io/restarted-at"
-	containerName     = "app"
+	// AnnotationSpecHash on the revision template holds a hash of the
+	// template alphaswarm translated from the spec: Start compares it,
+	// not the live template, which Cloud Run fills with defaults.
+	AnnotationSpecHash = "alphaswarm.io/spec-hash"
+	// AnnotationConfigKeys on the revision template lists the config
+	// keys (comma-separated, sorted) whose env vars ApplyConfig or Start
+	// manage.
+	AnnotationConfigKeys = "alphaswarm.io/config-keys"
+	containerName        = "app"
 )
 
 func (p *Provider) validName(name string) error {
@@ -57,78 +68,170 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 	if err != nil {
 		return workload.DeploymentStatus{}, err
 	}
+	if spec.Config != nil {
+		if err := p.checkConfig(spec.Name, spec.Config); err != nil {
+			return workload.DeploymentStatus{}, err
+		}
+	}
 	cur, err := p.get(ctx, spec.Name)
 	if err != nil {
 		return workload.DeploymentStatus{}, err
 	}
+	hash := specHash(tmpl)
+	tmpl.Annotations = map[string]string{AnnotationSpecHash: hash}
 	want := &runpb.Service{
 		Labels:   p.labels(spec),
 		Template: tmpl,
 		Scaling:  manualScaling(spec.Replicas),
 	}
+	// Config given with the spec is written first, through the same
+	// per-key path as ApplyConfig; without it the current config env is
+	// kept.
+	changed := false
+	if spec.Config != nil {
+		refs, wrote, err := p.writeConfigs(ctx, spec.Name, cur, spec.Config)
+		changed = wrote
+		if err != nil {
+			return workload.DeploymentStatus{}, afterIf(changed, err)
+		}
+		setConfigEnv(p, spec.Name, tmpl, tmpl.Containers[0].Env, refs)
+	}
 	if cur == nil {
 		op, err := p.services.CreateService(ctx, &runpb.CreateServiceRequest{Parent: p.parent, ServiceId: spec.Name, Service: want})
 		if err != nil {
-			return workload.DeploymentStatus{}, mapErr("CreateService "+spec.Name, err)
+			return workload.DeploymentStatus{}, afterIf(changed, mapErr("CreateService "+spec.Name, err))
 		}
 		if _, err := op.Wait(ctx); err != nil {
-			return workload.DeploymentStatus{}, afterChange(mapErr("CreateService "+spec.Name+" (operation)", err))
+			return p.opFailed(ctx, spec.Name, afterChange(mapErr("CreateService "+spec.Name+" (operation)", err)))
 		}
-	} else {
-		// Keep config env (ApplyConfig's secret refs) and the restart
-		// annotation when the rest of the spec is unchanged, so that
-		// starting the same spec twice does not roll a revision.
-		carryOver(cur.GetTemplate(), want.Template)
-		want.Name = cur.Name
-		want.Etag = cur.Etag
-		if proto.Equal(cur.GetTemplate(), want.Template) && maps.Equal(cur.Labels, want.Labels) &&
-			proto.Equal(cur.GetScaling(), want.Scaling) {
-			return p.wait(ctx, spec.Name)
-		}
-		if err := p.update(ctx, want, spec.Name); err != nil {
-			return workload.DeploymentStatus{}, err
-		}
+		return p.wait(ctx, spec.Name)
+	}
+	// Keep the restart annotation and, without spec.Config, the config
+	// env, so that starting the same spec twice does not roll a revision.
+	carryOver(p, spec.Name, cur.GetTemplate(), want.Template, spec.Config == nil)
+	want.Name = cur.Name
+	want.Etag = cur.Etag
+	if cur.GetTemplate().GetAnnotations()[AnnotationSpecHash] == hash &&
+		sameConfigEnv(p, spec.Name, cur.GetTemplate(), want.Template) &&
+		maps.Equal(cur.Labels, want.Labels) && sameScaling(cur.GetScaling(), want.Scaling) {
+		return p.wait(ctx, spec.Name)
+	}
+	if st, err := p.update(ctx, want, spec.Name); err != nil || st.Phase == workload.Failed {
+		return st, afterIf(changed, err)
 	}
 	return p.wait(ctx, spec.Name)
 }
 
-func (p *Provider) update(ctx context.Context, svc *runpb.Service, name string) error {
+// afterIf is afterChange when changed, else err as it is.
+func afterIf(changed bool, err error) error {
+	if changed {
+		return afterChange(err)
+	}
+	return err
+}
+
+// specHash identifies the template translated from a spec (before config
+// env and annotations are added).
+func specHash(t *runpb.RevisionTemplate) string {
+	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(t)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
+
+func sameScaling(cur, want *runpb.ServiceScaling) bool {
+	return cur.GetScalingMode() == want.GetScalingMode() && cur.GetManualInstanceCount() == want.GetManualInstanceCount()
+}
+
+// sameConfigEnv reports whether both templates refer to the same config
+// secret versions under the same names.
+func sameConfigEnv(p *Provider, service string, cur, want *runpb.RevisionTemplate) bool {
+	pick := func(t *runpb.RevisionTemplate) map[string]string {
+		m := map[string]string{}
+		if cs := t.GetContainers(); len(cs) > 0 {
+			for _, e := range cs[0].Env {
+				if p.isConfigEnv(service, e) {
+					r := e.GetValueSource().GetSecretKeyRef()
+					m[e.Name] = r.Secret + "@" + r.Version
+				}
+			}
+		}
+		return m
+	}
+	return maps.Equal(pick(cur), pick(want))
+}
+
+// update sends svc and waits for the operation. When the operation fails
+// and the service's newest revision failed, it returns that Failed status
+// and no error.
+func (p *Provider) update(ctx context.Context, svc *runpb.Service, name string) (workload.DeploymentStatus, error) {
 	op, err := p.services.UpdateService(ctx, &runpb.UpdateServiceRequest{Service: svc})
 	if err != nil {
-		return mapErr("UpdateService "+name, err)
+		return workload.DeploymentStatus{}, mapErr("UpdateService "+name, err)
 	}
 	if _, err := op.Wait(ctx); err != nil {
-		return afterChange(mapErr("UpdateService "+name+" (operation)", err))
+		return p.opFailed(ctx, name, afterChange(mapErr("UpdateService "+name+" (operation)", err)))
 	}
-	return nil
+	return workload.DeploymentStatus{}, nil
+}
+
+// opFailed handles a failed long-running operation: Cloud Run fails the
+// operation when the new revision cannot become ready, and the service
+// then reports the revision's condition. If the service's status is
+// Failed, that status is returned with no error; otherwise err.
+func (p *Provider) opFailed(ctx context.Context, name string, err error) (workload.DeploymentStatus, error) {
+	st, serr := p.Status(ctx, name)
+	if serr == nil && st.Phase == workload.Failed {
+		return st, nil
+	}
+	return workload.DeploymentStatus{}, err
 }
 
 // carryOver copies into want what alphaswarm itself added to the live
-// template outside the spec: config env vars and the restart annotation.
-func carryOver(cur, want *runpb.RevisionTemplate) {
+// template outside the spec: the restart annotation and, when config is
+// set, the config env vars and their key list.
+func carryOver(p *Provider, service string, cur, want *runpb.RevisionTemplate, config bool) {
 	if cur == nil || len(cur.Containers) == 0 || len(want.Containers) == 0 {
 		return
 	}
+	if want.Annotations == nil {
+		want.Annotations = map[string]string{}
+	}
 	if v, ok := cur.Annotations[AnnotationRestart]; ok {
-		if want.Annotations == nil {
-			want.Annotations = map[string]string{}
-		}
 		want.Annotations[AnnotationRestart] = v
+	}
+	if !config {
+		return
+	}
+	if v, ok := cur.Annotations[AnnotationConfigKeys]; ok {
+		want.Annotations[AnnotationConfigKeys] = v
 	}
 	have := map[string]bool{}
 	for _, e := range want.Containers[0].Env {
 		have[e.Name] = true
 	}
 	for _, e := range cur.Containers[0].Env {
-		if isConfigEnv(e) && !have[e.Name] {
+		if p.isConfigEnv(service, e) && !have[e.Name] {
 			want.Containers[0].Env = append(want.Containers[0].Env, e)
 		}
 	}
 }
 
-func isConfigEnv(e *runpb.EnvVar) bool {
+// isConfigEnv reports whether e is a config env var of service: a
+// reference to exactly the secret configSecretID(service, e.Name) of this
+// project (or the id used before that mapping, alphaswarm-<service>-<key>).
+func (p *Provider) isConfigEnv(service string, e *runpb.EnvVar) bool {
 	ref := e.GetValueSource().GetSecretKeyRef()
-	return ref != nil && strings.Contains(ref.Secret, "/secrets/"+configSecretPrefix)
+	if ref == nil {
+		return false
+	}
+	// Secret Manager names versions by project number, so any project
+	// prefix is accepted; the id itself must match exactly.
+	m := secretName.FindStringSubmatch(ref.Secret)
+	if m == nil {
+		return false
+	}
+	id := m[1]
+	return id == p.configSecretID(service, e.Name) || id == legacyConfigSecretID(service, e.Name)
 }
 
 func (p *Provider) labels(spec workload.DeploymentSpec) map[string]string {
@@ -184,12 +287,17 @@ func (p *Provider) template(spec workload.DeploymentSpec) (*runpb.RevisionTempla
 	if len(spec.Ports) > 1 {
 		errs = append(errs, workload.FieldError{Path: "ports", Message: "Cloud Run serves one container port per service"})
 	}
-	for _, pt := range spec.Ports {
+	for i, pt := range spec.Ports {
 		if pt.Protocol != "" && pt.Protocol != "tcp" {
 			errs = append(errs, workload.FieldError{Path: "ports", Message: "Cloud Run serves tcp (HTTP/gRPC) only"})
 			continue
 		}
-		c.Ports = append(c.Ports, &runpb.ContainerPort{Name: pt.Name, ContainerPort: int32(pt.Container)})
+		name, ok := portNames[pt.Name]
+		if !ok {
+			errs = append(errs, workload.FieldError{Path: fmt.Sprintf("ports[%d].name", i), Message: "Cloud Run port names are http1 (HTTP/1) or h2c (end-to-end HTTP/2, gRPC); http, http2 and grpc are accepted as aliases"})
+			continue
+		}
+		c.Ports = append(c.Ports, &runpb.ContainerPort{Name: name, ContainerPort: int32(pt.Container)})
 	}
 	limits := map[string]string{}
 	if spec.Resources.CPU != "" {
@@ -221,6 +329,10 @@ func (p *Provider) template(spec workload.DeploymentSpec) (*runpb.RevisionTempla
 	}, nil
 }
 
+// portNames maps spec port names onto the two Cloud Run accepts ("" lets
+// Cloud Run choose http1).
+var portNames = map[string]string{"": "", "http1": "http1", "http": "http1", "h2c": "h2c", "http2": "h2c", "grpc": "h2c"}
+
 func probe(hc *workload.HealthCheck) *runpb.Probe {
 	pr := &runpb.Probe{
 		PeriodSeconds:    int32(hc.Interval.D() / time.Second),
@@ -235,6 +347,8 @@ func probe(hc *workload.HealthCheck) *runpb.Probe {
 	}
 	return pr
 }
+
+var secretName = regexp.MustCompile(`^projects/[^/]+/secrets/([^/]+)$`)
 
 var secretVersionPath = regexp.MustCompile(`^projects/([^/]+)/secrets/([^/]+)/versions/([^/]+)$`)
 
@@ -406,8 +520,8 @@ func (p *Provider) Scale(ctx context.Context, name string, replicas int) (worklo
 	}
 	if desiredOf(svc) != replicas || svc.GetScaling().GetScalingMode() != runpb.ServiceScaling_MANUAL {
 		svc.Scaling = manualScaling(replicas)
-		if err := p.update(ctx, svc, name); err != nil {
-			return workload.DeploymentStatus{}, err
+		if st, err := p.update(ctx, svc, name); err != nil || st.Phase == workload.Failed {
+			return st, err
 		}
 	}
 	return p.wait(ctx, name)
@@ -437,8 +551,12 @@ func (p *Provider) Restart(ctx context.Context, name string) (workload.Deploymen
 		return workload.DeploymentStatus{}, notFound(workload.ServiceID(p.target, name))
 	}
 	bump(svc)
-	if err := p.update(ctx, svc, name); err != nil {
-		return workload.DeploymentStatus{}, err
+	st, err := p.update(ctx, svc, name)
+	if err != nil {
+		return st, err
+	}
+	if st.Phase == workload.Failed {
+		return st, wrap(workload.ProviderError, "Restart "+name, "new revision failed: "+st.Message, nil)
 	}
 	return p.wait(ctx, name)
 }
@@ -460,26 +578,85 @@ func bump(svc *runpb.Service) {
 	svc.Template.Revision = "" // let Cloud Run name the new revision
 }
 
-// configSecretPrefix starts the Secret Manager secret id of every config
-// key: "alphaswarm-<service>-<key>".
-const configSecretPrefix = "alphaswarm-"
+// Config secrets. Key k of service s on target t is the Secret Manager
+// secret configSecretID(s, k):
+//
+//	alphaswarm-<t>--<s>--<k>
+//
+// when t, s and k contain no "--", k only letters, digits, '_' and '-',
+// and the id fits Secret Manager's 255 characters; otherwise
+//
+//	alphaswarm-<t>--<s>--<k, '.' as '_', truncated>--<16 hex of sha256(t, s, k)>
+//
+// The first form splits into exactly three parts at "--", the second into
+// at least four, so ids of different (target, service, key) never
+// collide.
+const (
+	configSecretPrefix = "alphaswarm-"
+	maxSecretID        = 255
+	// maxSecretValue is Secret Manager's limit on a version's payload.
+	maxSecretValue = 64 << 10
+)
 
-var secretIDBad = regexp.MustCompile(`[^A-Za-z0-9_-]`)
+var (
+	secretIDBad    = regexp.MustCompile(`[^A-Za-z0-9_-]`)
+	secretIDSimple = regexp.MustCompile(`^[A-Za-z0-9_]+(-[A-Za-z0-9_]+)*$`)
+)
 
-func configSecretID(service, key string) string {
+func (p *Provider) configSecretID(service, key string) string {
+	target := labelValue(p.target)
+	plain := configSecretPrefix + target + "--" + service + "--" + key
+	if len(plain) <= maxSecretID && !strings.Contains(target, "--") && !strings.Contains(service, "--") && secretIDSimple.MatchString(key) {
+		return plain
+	}
+	sum := sha256.Sum256([]byte(p.target + "\x00" + service + "\x00" + key))
+	tail := "--" + hex.EncodeToString(sum[:8])
+	head := configSecretPrefix + target + "--" + service + "--" + secretIDBad.ReplaceAllString(key, "_")
+	if len(head) > maxSecretID-len(tail) {
+		head = head[:maxSecretID-len(tail)]
+	}
+	return head + tail
+}
+
+// legacyConfigSecretID is the id used before configSecretID: still
+// recognised in a live template so that older config env vars are
+// replaced, not kept.
+func legacyConfigSecretID(service, key string) string {
 	return configSecretPrefix + service + "-" + secretIDBad.ReplaceAllString(key, "_")
 }
 
-// ApplyConfig implements provider.Provider: each key becomes a Secret
-// Manager secret "alphaswarm-<service>-<key>" with a new version per
-// change; the container's env var <key> refers to that version; a new
-// revision rolls.
+// checkConfig refuses, before anything changes, what Secret Manager would
+// refuse halfway through: ids it cannot hold, values over 64 KiB.
+func (p *Provider) checkConfig(service string, config map[string]string) error {
+	if errs := workload.ValidateConfig("config", config); len(errs) > 0 {
+		return workload.Invalid(errs...)
+	}
+	var errs []workload.FieldError
+	for _, k := range slices.Sorted(maps.Keys(config)) {
+		if id := p.configSecretID(service, k); len(id) > maxSecretID || secretIDBad.MatchString(id) {
+			errs = append(errs, workload.FieldError{Path: "config." + k, Message: fmt.Sprintf("Secret Manager secret id %q is not valid (letters, digits, '_' and '-', at most %d)", id, maxSecretID)})
+		}
+		if n := len(config[k]); n > maxSecretValue {
+			errs = append(errs, workload.FieldError{Path: "config." + k, Message: fmt.Sprintf("value is %d bytes; Secret Manager holds at most 64 KiB per version", n)})
+		}
+	}
+	if len(errs) > 0 {
+		return workload.Invalid(errs...)
+	}
+	return nil
+}
+
+// ApplyConfig implements provider.Provider: each key is a Secret Manager
+// secret (see configSecretID) with a new version per changed value; the
+// container's env var <key> refers to that exact version; when the env
+// changed, a new revision rolls. Applying the same config again changes
+// nothing.
 func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[string]string) error {
 	if err := p.validName(name); err != nil {
 		return err
 	}
-	if errs := workload.ValidateConfig("config", config); len(errs) > 0 {
-		return workload.Invalid(errs...)
+	if err := p.checkConfig(name, config); err != nil {
+		return err
 	}
 	svc, err := p.get(ctx, name)
 	if err != nil {
@@ -491,37 +668,23 @@ func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[stri
 	if len(svc.GetTemplate().GetContainers()) == 0 {
 		return wrap(workload.ProviderError, "ApplyConfig "+name, "service has no container", nil)
 	}
+	refs, changed, err := p.writeConfigs(ctx, name, svc, config)
+	if err != nil {
+		return afterIf(changed, err)
+	}
 	c := svc.Template.Containers[0]
-	refs := map[string]*runpb.SecretKeySelector{}
-	changed := false
-	for _, key := range slices.Sorted(maps.Keys(config)) {
-		ref, err := p.writeConfig(ctx, name, key, config[key])
-		if err != nil {
-			if changed {
-				return afterChange(err)
-			}
-			return err
-		}
-		changed = true
-		refs[key] = ref
+	before := slices.Clone(c.Env)
+	keysBefore := svc.Template.GetAnnotations()[AnnotationConfigKeys]
+	setConfigEnv(p, name, svc.Template, c.Env, refs)
+	if slices.EqualFunc(before, c.Env, func(a, b *runpb.EnvVar) bool { return proto.Equal(a, b) }) &&
+		keysBefore == svc.Template.Annotations[AnnotationConfigKeys] {
+		return nil // nothing to roll
 	}
-	// Drop config env vars for keys no longer present, replace the rest.
-	var env []*runpb.EnvVar
-	for _, e := range c.Env {
-		if isConfigEnv(e) || refs[e.Name] != nil {
-			continue
-		}
-		env = append(env, e)
-	}
-	for _, key := range slices.Sorted(maps.Keys(refs)) {
-		env = append(env, &runpb.EnvVar{Name: key, Values: &runpb.EnvVar_ValueSource{ValueSource: &runpb.EnvVarSource{SecretKeyRef: refs[key]}}})
-	}
-	c.Env = env
 	bump(svc)
-	if err := p.update(ctx, svc, name); err != nil {
-		return afterChange(err)
+	st, err := p.update(ctx, svc, name)
+	if err == nil && st.Phase != workload.Failed {
+		st, err = p.wait(ctx, name)
 	}
-	st, err := p.wait(ctx, name)
 	if err != nil {
 		return afterChange(err)
 	}
@@ -531,11 +694,88 @@ func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[stri
 	return nil
 }
 
+// setConfigEnv sets t's container env to the non-config vars of env
+// followed by refs (sorted by key), and records the keys in
+// AnnotationConfigKeys.
+func setConfigEnv(p *Provider, service string, t *runpb.RevisionTemplate, env []*runpb.EnvVar, refs map[string]*runpb.SecretKeySelector) {
+	var out []*runpb.EnvVar
+	for _, e := range env {
+		if p.isConfigEnv(service, e) || refs[e.Name] != nil {
+			continue
+		}
+		out = append(out, e)
+	}
+	keys := slices.Sorted(maps.Keys(refs))
+	for _, key := range keys {
+		out = append(out, &runpb.EnvVar{Name: key, Values: &runpb.EnvVar_ValueSource{ValueSource: &runpb.EnvVarSource{SecretKeyRef: refs[key]}}})
+	}
+	t.Containers[0].Env = out
+	if t.Annotations == nil {
+		t.Annotations = map[string]string{}
+	}
+	if len(keys) > 0 {
+		t.Annotations[AnnotationConfigKeys] = strings.Join(keys, ",")
+	} else {
+		delete(t.Annotations, AnnotationConfigKeys)
+	}
+}
+
+// writeConfigs writes every key of config and returns the references to
+// use, and whether anything was created or added (then a later error must
+// go through afterChange). A key whose current version (the one the live
+// template refers to, else the secret's latest) holds the same value is
+// not written again.
+func (p *Provider) writeConfigs(ctx context.Context, service string, svc *runpb.Service, config map[string]string) (map[string]*runpb.SecretKeySelector, bool, error) {
+	current := map[string]*runpb.SecretKeySelector{}
+	if cs := svc.GetTemplate().GetContainers(); len(cs) > 0 {
+		for _, e := range cs[0].Env {
+			if p.isConfigEnv(service, e) {
+				current[e.Name] = e.GetValueSource().GetSecretKeyRef()
+			}
+		}
+	}
+	refs := map[string]*runpb.SecretKeySelector{}
+	changed := false
+	for _, key := range slices.Sorted(maps.Keys(config)) {
+		if ref := p.sameVersion(ctx, service, key, current[key], config[key]); ref != nil {
+			refs[key] = ref
+			continue
+		}
+		ref, wrote, err := p.writeConfig(ctx, service, key, config[key])
+		changed = changed || wrote
+		if err != nil {
+			return nil, changed, err
+		}
+		refs[key] = ref
+	}
+	return refs, changed, nil
+}
+
+// sameVersion returns a reference to the current version of key's secret
+// if it holds value, else nil. Values are compared, never logged.
+func (p *Provider) sameVersion(ctx context.Context, service, key string, cur *runpb.SecretKeySelector, value string) *runpb.SecretKeySelector {
+	name := "projects/" + p.project + "/secrets/" + p.configSecretID(service, key) + "/versions/latest"
+	if cur != nil && cur.Version != "" && cur.Version != "latest" {
+		name = cur.Secret + "/versions/" + cur.Version
+	}
+	v, err := p.secrets.AccessSecretVersion(ctx, &secretmanagerpb.AccessSecretVersionRequest{Name: name})
+	if err != nil || subtle.ConstantTimeCompare(v.GetPayload().GetData(), []byte(value)) != 1 {
+		return nil
+	}
+	m := secretVersionPath.FindStringSubmatch(v.Name)
+	if m == nil {
+		return nil
+	}
+	return &runpb.SecretKeySelector{Secret: "projects/" + m[1] + "/secrets/" + m[2], Version: m[3]}
+}
+
 // writeConfig ensures the key's secret exists and adds a version with
-// value, returning a reference to that exact version.
-func (p *Provider) writeConfig(ctx context.Context, service, key, value string) (*runpb.SecretKeySelector, error) {
+// value, returning a reference to that exact version, and whether
+// anything was created or added.
+func (p *Provider) writeConfig(ctx context.Context, service, key, value string) (*runpb.SecretKeySelector, bool, error) {
 	parent := "projects/" + p.project
-	id := configSecretID(service, key)
+	id := p.configSecretID(service, key)
+	wrote := false
 	_, err := p.secrets.CreateSecret(ctx, &secretmanagerpb.CreateSecretRequest{
 		Parent: parent, SecretId: id,
 		Secret: &secretmanagerpb.Secret{
@@ -543,18 +783,21 @@ func (p *Provider) writeConfig(ctx context.Context, service, key, value string) 
 			Labels:      map[string]string{LabelService: service, LabelTarget: labelValue(p.target)},
 		},
 	})
-	if err != nil && status.Code(err) != codes.AlreadyExists {
-		return nil, mapErr("CreateSecret "+id, err)
+	switch {
+	case err == nil:
+		wrote = true
+	case status.Code(err) != codes.AlreadyExists:
+		return nil, false, mapErr("CreateSecret "+id, err)
 	}
 	v, err := p.secrets.AddSecretVersion(ctx, &secretmanagerpb.AddSecretVersionRequest{
 		Parent: parent + "/secrets/" + id, Payload: &secretmanagerpb.SecretPayload{Data: []byte(value)},
 	})
 	if err != nil {
-		return nil, mapErr("AddSecretVersion "+id, err)
+		return nil, wrote, mapErr("AddSecretVersion "+id, err)
 	}
 	m := secretVersionPath.FindStringSubmatch(v.Name)
 	if m == nil {
-		return nil, wrap(workload.ProviderError, "AddSecretVersion "+id, "unexpected version name "+v.Name, nil)
+		return nil, true, wrap(workload.ProviderError, "AddSecretVersion "+id, "unexpected version name "+v.Name, nil)
 	}
-	return &runpb.SecretKeySelector{Secret: "projects/" + m[1] + "/secrets/" + m[2], Version: m[3]}, nil
+	return &runpb.SecretKeySelector{Secret: "projects/" + m[1] + "/secrets/" + m[2], Version: m[3]}, true, nil
 }

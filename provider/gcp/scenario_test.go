@@ -78,7 +78,7 @@ func TestServiceTranslation(t *testing.T) {
 		t.Errorf("scaling = %v, want MANUAL 3", svc.GetScaling())
 	}
 	c := svc.Template.Containers[0]
-	if c.Image != sp.Image || c.Ports[0].ContainerPort != 8080 || c.Resources.Limits["cpu"] != "1" || c.Resources.Limits["memory"] != "512Mi" {
+	if c.Image != sp.Image || c.Ports[0].ContainerPort != 8080 || c.Resources.Limits["cpu"] != "1000m" || c.Resources.Limits["memory"] != "512Mi" {
 		t.Errorf("container = %v", c)
 	}
 	if c.StartupProbe.GetHttpGet().GetPath() != "/healthz" || c.LivenessProbe.GetPeriodSeconds() != 10 {
@@ -154,7 +154,7 @@ func TestApplyConfigSecretVersions(t *testing.T) {
 	}
 	c := f.Service(sp.Name).Template.Containers[0]
 	for _, e := range c.Env {
-		if e.Name == "greeting" && !strings.HasSuffix(e.GetValueSource().GetSecretKeyRef().GetSecret(), "/secrets/alphaswarm-"+sp.Name+"-greeting") {
+		if e.Name == "greeting" && !strings.HasSuffix(e.GetValueSource().GetSecretKeyRef().GetSecret(), "/secrets/alphaswarm-prod--"+sp.Name+"--greeting") {
 			t.Fatalf("env ref = %v", e)
 		}
 		if e.Name == "greeting" && e.GetValueSource().GetSecretKeyRef().GetVersion() != "2" {

@@ -33,8 +33,16 @@
 //     resource name projects/*/locations/*/clusters/* (NOT_FOUND for
 //     others, INVALID_ARGUMENT for a malformed name).
 //   - Errors injected with Fail are returned by the next call of the
-//     named method; FailOperation makes the next Create/UpdateService
-//     operation finish with an error status.
+//     named method (a queued nil lets that call through); FailOperation
+//     makes the next Create/UpdateService operation finish with an error
+//     status; with BadImageFailsOperation a bad image fails the
+//     operation too, the service keeping the failed condition.
+//   - Stored templates get Cloud Run's defaults filled in: port name
+//     http1, CPU limits in millicores ("1" → "1000m"); port names other
+//     than http1 and h2c are INVALID_ARGUMENT.
+//   - BreakTails ends open TailLogEntries streams (EOF or an error);
+//     SuppressTail replaces the next tail batch by SuppressionInfo;
+//     BeforeTail runs a hook as a tail stream starts.
 package fakegcp
 
 import (
@@ -75,6 +83,15 @@ type Server struct {
 	Steps int
 	// StartupLine is logged by every instance when it starts.
 	StartupLine string
+	// BadImageFailsOperation makes Create/UpdateService with a bad image
+	// (BadImage) settle at once and finish the long-running operation
+	// with an error, as Cloud Run does when the new revision cannot
+	// become ready; the service keeps the failed terminal condition.
+	BadImageFailsOperation bool
+	// BeforeTail, if set, runs when a TailLogEntries stream starts,
+	// before the stream takes its starting position (tests use it to
+	// write entries in the gap between a history read and the tail).
+	BeforeTail func()
 	// OperationPolls is how many GetOperation calls a long-running
 	// operation answers not done before it completes (default 0: done at
 	// once, as the method's own answer).
@@ -97,6 +114,9 @@ type Server struct {
 	nextOp    int
 	requests  int64
 	clusters  map[string]*containerpb.Cluster // resource name → cluster
+	tailGen   int                             // bumped by BreakTails
+	suppress  bool                            // SuppressTail
+	tailErr   error
 	// opsPending: operations still answering not done, with their
 	// remaining polls and final result.
 	opsPending map[string]*pendingOp
@@ -179,6 +199,26 @@ func (f *Server) FailOperation(st *status.Status) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.failOp = st
+}
+
+// BreakTails ends every open TailLogEntries stream with err (nil: a clean
+// end, io.EOF at the client).
+func (f *Server) BreakTails(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tailGen++
+	f.tailErr = err
+	close(f.logCond)
+	f.logCond = make(chan struct{})
+}
+
+// SuppressTail makes the next TailLogEntries batch (of any stream) be
+// dropped and reported only as SuppressionInfo (reason RATE_LIMIT), as
+// Cloud Logging does when a tail exceeds its rate.
+func (f *Server) SuppressTail() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.suppress = true
 }
 
 // Calls returns how often method was called.
@@ -389,6 +429,7 @@ func (f *Server) applyLocked(s *service, in *runpb.Service) {
 	if len(in.Traffic) == 0 {
 		in.Traffic = []*runpb.TrafficTarget{{Type: runpb.TrafficTargetAllocationType_TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST, Percent: 100}}
 	}
+	fillDefaults(in.Template)
 	templateChanged := prev == nil || !proto.Equal(prev.Template, in.Template)
 	if in.Template != nil {
 		in.Template.Revision = ""
@@ -412,6 +453,39 @@ func (f *Server) applyLocked(s *service, in *runpb.Service) {
 	in.Reconciling = true
 	in.TerminalCondition = &runpb.Condition{Type: "Ready", State: runpb.Condition_CONDITION_RECONCILING, LastTransitionTime: now,
 		Message: "Deploying revision " + short}
+}
+
+// fillDefaults fills in what Cloud Run fills in on a stored template:
+// the default port name http1 and CPU limits in millicores ("1" →
+// "1000m").
+func fillDefaults(t *runpb.RevisionTemplate) {
+	for _, c := range t.GetContainers() {
+		for _, p := range c.Ports {
+			if p.Name == "" {
+				p.Name = "http1"
+			}
+		}
+		if cpu, ok := c.GetResources().GetLimits()["cpu"]; ok && !strings.HasSuffix(cpu, "m") {
+			if n, err := strconv.ParseFloat(cpu, 64); err == nil {
+				c.Resources.Limits["cpu"] = strconv.Itoa(int(n*1000)) + "m"
+			}
+		}
+	}
+}
+
+// failBadImageLocked settles s at once when its pending revision has a
+// bad image and BadImageFailsOperation is set, and makes the operation
+// about to be created fail.
+func (f *Server) failBadImageLocked(s *service) {
+	if !f.BadImageFailsOperation || s.pending == "" {
+		return
+	}
+	if _, bad := f.badImages[s.revs[s.pending].rev.Containers[0].Image]; !bad {
+		return
+	}
+	s.steps = 0
+	f.settleLocked(s)
+	f.failOp = status.New(codes.FailedPrecondition, s.svc.TerminalCondition.GetMessage())
 }
 
 func (f *Server) operationLocked(method string, svc *runpb.Service) (*longrunningpb.Operation, error) {
@@ -480,6 +554,7 @@ func (r *runServices) CreateService(_ context.Context, req *runpb.CreateServiceR
 	in.Name = name
 	f.applyLocked(s, in)
 	f.services[name] = s
+	f.failBadImageLocked(s)
 	return f.operationLocked("CreateService", s.svc)
 }
 
@@ -494,6 +569,11 @@ func validateService(svc *runpb.Service) error {
 		}
 		if len(c.Ports) > 1 {
 			return status.Error(codes.InvalidArgument, "template.containers.ports: at most one port")
+		}
+		for _, p := range c.Ports {
+			if p.Name != "" && p.Name != "http1" && p.Name != "h2c" {
+				return status.Errorf(codes.InvalidArgument, "template.containers.ports.name %q: must be http1 or h2c", p.Name)
+			}
 		}
 	}
 	return nil
@@ -573,6 +653,7 @@ func (r *runServices) UpdateService(_ context.Context, req *runpb.UpdateServiceR
 		return f.operationLocked("UpdateService", s.svc)
 	}
 	f.applyLocked(s, req.Service)
+	f.failBadImageLocked(s)
 	return f.operationLocked("UpdateService", s.svc)
 }
 
@@ -720,6 +801,9 @@ func (m *secretManager) AccessSecretVersion(_ context.Context, req *secretmanage
 	f := m.f
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.enter("AccessSecretVersion"); err != nil {
+		return nil, err
+	}
 	i := strings.LastIndex(req.Name, "/versions/")
 	if i < 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "name %q: want projects/*/secrets/*/versions/*", req.Name)
@@ -936,10 +1020,22 @@ func (l *loggingService) TailLogEntries(stream loggingpb.LoggingServiceV2_TailLo
 		f.mu.Unlock()
 		return err
 	}
+	before := f.BeforeTail
+	f.mu.Unlock()
+	if before != nil {
+		before()
+	}
+	f.mu.Lock()
 	next := len(f.logs)
+	gen := f.tailGen
 	f.mu.Unlock()
 	for {
 		f.mu.Lock()
+		if f.tailGen != gen {
+			err := f.tailErr
+			f.mu.Unlock()
+			return err
+		}
 		var batch []*loggingpb.LogEntry
 		for _, e := range f.logs[next:] {
 			if matchEntry(req.Filter, e) {
@@ -948,9 +1044,15 @@ func (l *loggingService) TailLogEntries(stream loggingpb.LoggingServiceV2_TailLo
 		}
 		next = len(f.logs)
 		wake := f.logCond
+		resp := &loggingpb.TailLogEntriesResponse{Entries: batch}
+		if f.suppress && len(batch) > 0 {
+			f.suppress = false
+			resp = &loggingpb.TailLogEntriesResponse{SuppressionInfo: []*loggingpb.TailLogEntriesResponse_SuppressionInfo{{
+				Reason: loggingpb.TailLogEntriesResponse_SuppressionInfo_RATE_LIMIT, SuppressedCount: int32(len(batch))}}}
+		}
 		f.mu.Unlock()
 		if len(batch) > 0 {
-			if err := stream.Send(&loggingpb.TailLogEntriesResponse{Entries: batch}); err != nil {
+			if err := stream.Send(resp); err != nil {
 				return err
 			}
 		}
