@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/provider"
@@ -182,7 +183,13 @@ func (rt *Runtime) detail(r *Request) string {
 	case workload.ActionApplyConfig:
 		m["configKeys"] = slices.Sorted(maps.Keys(r.Config))
 	case workload.ActionExec:
-		m["command"] = r.Exec.Command
+		// Arguments are free text (--password=...) that every viewer could
+		// read: the intent keeps the program, the argument count and a
+		// digest of the whole command, never the arguments.
+		m["argv0"] = argv0(r.Exec.Command)
+		m["argc"] = len(r.Exec.Command)
+		sum := sha256.Sum256(commandBytes(r.Exec.Command))
+		m["commandSha256"] = hex.EncodeToString(sum[:])
 		m["tty"] = r.Exec.TTY
 		m["instance"] = r.Exec.Instance
 	case workload.ActionHalt:
@@ -197,4 +204,30 @@ func (rt *Runtime) encode(v any) string {
 		return "{}"
 	}
 	return rt.creds.Redact(string(b))
+}
+
+// argv0 is the program of an exec command as the ledger shows it: a path
+// of ordinary characters, else "?" (an argv[0] can be free text too, e.g.
+// "PASSWORD=x sh" given as one word).
+func argv0(cmd []string) string {
+	if len(cmd) == 0 {
+		return ""
+	}
+	p := cmd[0]
+	if len(p) > 256 {
+		return "?"
+	}
+	for _, c := range p {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("/._+-", c)) {
+			return "?"
+		}
+	}
+	return p
+}
+
+// commandBytes is the command as it is digested: the JSON array of its
+// arguments, so that ["a b"] and ["a","b"] differ.
+func commandBytes(cmd []string) []byte {
+	b, _ := json.Marshal(cmd)
+	return b
 }

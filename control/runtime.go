@@ -37,6 +37,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"log/slog"
 	"maps"
@@ -488,7 +489,17 @@ func (rt *Runtime) call(ctx context.Context, r *Request, runID string) (Result, 
 			st, err = p.Status(ctx, r.Service)
 		}
 	case workload.ActionExec:
-		res, err := provider.Exec(ctx, p, r.Service, *r.Exec)
+		req := *r.Exec
+		// Command output is redacted like everything else the system
+		// writes, interactive streams included (see credentials.StreamWriter).
+		for _, w := range []*io.Writer{&req.Stdout, &req.Stderr} {
+			if *w != nil {
+				sw := rt.creds.Writer(*w, execOutputHold)
+				defer sw.Close()
+				*w = sw
+			}
+		}
+		res, err := provider.Exec(ctx, p, r.Service, req)
 		if err != nil {
 			return Result{}, timeoutErr(ctx, err)
 		}
@@ -696,7 +707,7 @@ func (rt *Runtime) StreamMetrics(ctx context.Context, target, service string) it
 // MetricsUpstreams is the number of provider metric streams open.
 func (rt *Runtime) MetricsUpstreams() int { return rt.metrics.Upstreams() }
 
-// Logs streams a service's output.
+// Logs streams a service's output, every registered secret redacted.
 func (rt *Runtime) Logs(ctx context.Context, target, service string, opts provider.LogOptions) iter.Seq2[workload.LogLine, error] {
 	t, err := rt.target(target)
 	if err == nil {
@@ -707,7 +718,33 @@ func (rt *Runtime) Logs(ctx context.Context, target, service string, opts provid
 	if err != nil {
 		return func(yield func(workload.LogLine, error) bool) { yield(workload.LogLine{}, err) }
 	}
-	return provider.Logs(ctx, t.Provider, service, opts)
+	return redactLogs(rt.creds, provider.Logs(ctx, t.Provider, service, opts))
+}
+
+// execOutputHold is how long exec output that may begin a secret is held
+// back waiting for the rest (credentials.StreamWriter).
+const execOutputHold = 250 * time.Millisecond
+
+// redactLogs scrubs every registered secret from each line's text and from
+// errors. A line is redacted whole: a secret is caught unless the provider
+// itself split it across two lines (Docker splits lines longer than 16 KiB).
+func redactLogs(creds *credentials.Resolver, seq iter.Seq2[workload.LogLine, error]) iter.Seq2[workload.LogLine, error] {
+	return func(yield func(workload.LogLine, error) bool) {
+		for l, err := range seq {
+			l.Text = creds.Redact(l.Text)
+			if err != nil {
+				e := workload.AsError(err)
+				if red := creds.Redact(e.Message); red != e.Message {
+					c := *e
+					c.Message, c.Err = red, nil
+					err = &c
+				}
+			}
+			if !yield(l, err) {
+				return
+			}
+		}
+	}
 }
 
 // Runs queries the ledger.

@@ -34,6 +34,16 @@ type Resolver struct {
 	secrets []string // values handed out, longest first
 }
 
+// maxLen is the length of the longest registered secret (0 when none).
+func (r *Resolver) maxLen() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if len(r.secrets) == 0 {
+		return 0
+	}
+	return len(r.secrets[0])
+}
+
 // FromEnv returns a Resolver over the process environment.
 func FromEnv() *Resolver {
 	r := New(os.LookupEnv)
@@ -45,6 +55,7 @@ func FromEnv() *Resolver {
 		}
 		return out
 	}
+	r.registerManaged()
 	return r
 }
 
@@ -58,7 +69,27 @@ func FromMap(m map[string]string) *Resolver {
 		}
 		return out
 	}
+	r.registerManaged()
 	return r
+}
+
+// registerManaged registers the value of every SecretEnvPrefix variable,
+// the only secrets a spec can reference (see Secret). It runs when the
+// Resolver is built, so that redaction does not depend on which secrets
+// this process happens to have resolved: after a controller restart a
+// workload that prints a secret it was given by an earlier process is
+// redacted from the first byte.
+func (r *Resolver) registerManaged() {
+	if r.names == nil {
+		return
+	}
+	for _, k := range r.names() {
+		if strings.HasPrefix(k, SecretEnvPrefix) {
+			if v, ok := r.lookup(k); ok {
+				r.Register(v)
+			}
+		}
+	}
 }
 
 // New returns a Resolver over an arbitrary lookup function. Values of

@@ -228,9 +228,9 @@ func (s *Server) execOnce(w http.ResponseWriter, r *http.Request, p control.Prin
 		writeError(w, err)
 		return
 	}
-	// Known secret values are scrubbed from output too: a response never
-	// carries one, even when the workload prints it. (The interactive
-	// WebSocket stream is passed through as the terminal's bytes.)
+	// The runtime redacts command output as it streams, before the output
+	// cap cuts it (interactive WebSocket exec too); a secret registered
+	// while the command ran is caught by redacting the whole buffer again.
 	out := api.ExecResponse{RunID: res.RunID, Stdout: s.rt.Redact(stdout.String()), Stderr: s.rt.Redact(stderr.String()),
 		Truncated: stdout.truncated || stderr.truncated}
 	if res.Exec != nil {
