@@ -187,6 +187,11 @@ func (l *Ledger) commit(batch []*appendReq) {
 		recs[i] = r.rec
 	}
 	sealed, err := l.appendTx(recs)
+	if err != nil {
+		l.head.Failed(err)
+	} else {
+		l.head.Observe(sealed[len(sealed)-1].Seq, sealed[len(sealed)-1].Hash)
+	}
 	var ie *insertError
 	if err != nil && len(batch) > 1 && errors.As(err, &ie) {
 		for _, r := range batch {
@@ -194,6 +199,7 @@ func (l *Ledger) commit(batch []*appendReq) {
 			res := appendRes{err: err}
 			if err == nil {
 				res.rec = one[0]
+				l.head.Observe(one[0].Seq, one[0].Hash)
 			}
 			r.res <- res
 		}
@@ -227,7 +233,7 @@ func (l *Ledger) appendTx(recs []ledger.Record) ([]ledger.Record, error) {
 	}
 	// A new statement, so a new snapshot: it sees every append committed
 	// before the lock was granted.
-	var head ledger.Record
+	head := ledger.Record{Hash: ledger.GenesisHash}
 	var prev *ledger.Record
 	switch err := tx.QueryRow(ctx, "SELECT seq, hash FROM workload_runs ORDER BY seq DESC LIMIT 1").Scan(&head.Seq, &head.Hash); {
 	case err == nil:
@@ -235,6 +241,16 @@ func (l *Ledger) appendTx(recs []ledger.Record) ([]ledger.Record, error) {
 	case errors.Is(err, pgx.ErrNoRows):
 	default:
 		return nil, fmt.Errorf("ledger/postgres: append: read head: %w", err)
+	}
+	if err := l.head.Check(head.Seq, head.Hash, func(seq int64) (string, bool, error) {
+		var h string
+		err := tx.QueryRow(ctx, "SELECT hash FROM workload_runs WHERE seq = $1", seq).Scan(&h)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return "", false, nil
+		}
+		return h, err == nil, err
+	}); err != nil {
+		return nil, err
 	}
 	sealed := make([]ledger.Record, len(recs))
 	for i, r := range recs {

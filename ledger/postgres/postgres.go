@@ -110,12 +110,20 @@ type Ledger struct {
 	locksMu sync.Mutex
 	locks   map[*heldLock]struct{}
 	closed  bool
+
+	head ledger.HeadWatch
 }
 
 var (
 	_ ledger.Ledger        = (*Ledger)(nil)
 	_ ledger.ServiceLocker = (*Ledger)(nil)
+	_ ledger.Guarded       = (*Ledger)(nil)
 )
+
+// HeadWatch implements ledger.Guarded: the head guard checked inside every
+// append transaction (after the append lock, so other processes' appends
+// are seen as the head moving forward, which is legitimate).
+func (l *Ledger) HeadWatch() *ledger.HeadWatch { return &l.head }
 
 // Open connects to the database dsn names (a pgx connection string or
 // URL), applies the schema migrations and starts the group-commit writer.
@@ -174,6 +182,15 @@ func Open(ctx context.Context, dsn string) (*Ledger, error) {
 		done:         make(chan struct{}),
 		writerExited: make(chan struct{}),
 		locks:        map[*heldLock]struct{}{},
+	}
+	head := ledger.Record{Hash: ledger.GenesisHash}
+	switch err := pool.QueryRow(ctx, "SELECT seq, hash FROM workload_runs ORDER BY seq DESC LIMIT 1").Scan(&head.Seq, &head.Hash); {
+	case err == nil, errors.Is(err, pgx.ErrNoRows):
+		l.head.Observe(head.Seq, head.Hash)
+	default:
+		lockPool.Close()
+		pool.Close()
+		return nil, fmt.Errorf("ledger/postgres: reading the head: %w", err)
 	}
 	go l.writer()
 	return l, nil

@@ -61,9 +61,18 @@ type Ledger struct {
 
 	closeMu sync.RWMutex // held shared while queueing, exclusively by Close
 	closed  bool
+
+	head ledger.HeadWatch
 }
 
-var _ ledger.Ledger = (*Ledger)(nil)
+var (
+	_ ledger.Ledger  = (*Ledger)(nil)
+	_ ledger.Guarded = (*Ledger)(nil)
+)
+
+// HeadWatch implements ledger.Guarded: the head guard checked inside every
+// append transaction.
+func (l *Ledger) HeadWatch() *ledger.HeadWatch { return &l.head }
 
 type appendReq struct {
 	ctx   context.Context
@@ -101,6 +110,12 @@ func Open(ctx context.Context, path string) (*Ledger, error) {
 		return nil, err
 	}
 	l := &Ledger{db: db, path: path, reqs: make(chan appendReq, maxBatch), done: make(chan struct{}), stopped: make(chan struct{})}
+	seq, hash, err := readHead(ctx, db)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite ledger: reading the head: %w", err)
+	}
+	l.head.Observe(seq, hash)
 	go l.writer()
 	return l, nil
 }
@@ -218,6 +233,12 @@ func (l *Ledger) commit(batch []appendReq) {
 		return
 	}
 	sealed, err := l.writeBatch(live)
+	if err != nil {
+		l.head.Failed(err)
+	} else {
+		last := sealed[len(sealed)-1]
+		l.head.Observe(last.Seq, last.Hash)
+	}
 	for i, req := range live {
 		if err != nil {
 			req.reply <- appendReply{err: fmt.Errorf("sqlite ledger append: %w", err)}
@@ -236,7 +257,7 @@ func (l *Ledger) writeBatch(batch []appendReq) ([]ledger.Record, error) {
 	}
 	defer tx.Rollback()
 	var prev *ledger.Record
-	var head ledger.Record
+	head := ledger.Record{Hash: ledger.GenesisHash}
 	err = tx.QueryRowContext(ctx, `SELECT seq, hash FROM workload_runs ORDER BY seq DESC LIMIT 1`).Scan(&head.Seq, &head.Hash)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -244,6 +265,16 @@ func (l *Ledger) writeBatch(batch []appendReq) ([]ledger.Record, error) {
 		return nil, err
 	default:
 		prev = &head
+	}
+	if err := l.head.Check(head.Seq, head.Hash, func(seq int64) (string, bool, error) {
+		var h string
+		err := tx.QueryRowContext(ctx, `SELECT hash FROM workload_runs WHERE seq = ?`, seq).Scan(&h)
+		if errors.Is(err, sql.ErrNoRows) {
+			return "", false, nil
+		}
+		return h, err == nil, err
+	}); err != nil {
+		return nil, err
 	}
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO workload_runs (seq, run_id, kind, user_id, action, target, service, provider,
 		request_digest, idempotency_key, outcome, error_code, message, detail, duration_ns, time_ns, prev_hash, hash)
@@ -267,6 +298,17 @@ func (l *Ledger) writeBatch(batch []appendReq) ([]ledger.Record, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// readHead reads the last row's seq and hash (0 and GenesisHash when empty).
+func readHead(ctx context.Context, db *sql.DB) (int64, string, error) {
+	var seq int64
+	var hash string
+	err := db.QueryRowContext(ctx, `SELECT seq, hash FROM workload_runs ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, ledger.GenesisHash, nil
+	}
+	return seq, hash, err
 }
 
 const columns = `seq, run_id, kind, user_id, action, target, service, provider, request_digest, idempotency_key,

@@ -1,0 +1,464 @@
+package checkpoint
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/alphaswarm/controller/ledger"
+)
+
+// Defaults of Options. A checkpoint costs one signature (tens of µs) and one
+// fsync of the checkpoint file: at one per 1000 rows that is well under 1 %
+// of what the same 1000 appends cost (each group commit is an fsync too).
+const (
+	DefaultEvery    = 1000
+	DefaultInterval = 10 * time.Second
+	// DefaultFlushDelay is how long the signer and the exporters gather
+	// commits before reading them, so a busy ledger is read in pages, not
+	// row by row.
+	DefaultFlushDelay = 100 * time.Millisecond
+)
+
+// AcceptAction is the Action of the rows written when an admin starts the
+// controller on a ledger that does not verify (Options.AcceptBroken).
+const AcceptAction = "ledger_accept"
+
+// Options configures Open.
+type Options struct {
+	// Key signs the checkpoints. Required.
+	Key ed25519.PrivateKey
+	// File is the checkpoint file, best kept in a directory other than
+	// the ledger's (another disk, another owner). Required.
+	File string
+	// Every and Interval: a checkpoint is signed when Every rows were
+	// appended since the last one, or Interval passed and rows were
+	// appended. Defaults DefaultEvery and DefaultInterval.
+	Every    int
+	Interval time.Duration
+	// FlushDelay: see DefaultFlushDelay.
+	FlushDelay time.Duration
+	// Sinks receive rows and checkpoints (see SinkConfig).
+	Sinks []Sink
+	// StateDir keeps the sinks' cursors; default the directory of File.
+	StateDir string
+	// AcceptBroken, when not empty, lets the controller append to a
+	// ledger that does not verify at Open. The acceptance is recorded in
+	// the ledger (action ledger_accept) with this text as the user and
+	// the verification report as the message.
+	AcceptBroken string
+	Logger       *slog.Logger
+}
+
+// Ledger is a ledger.Ledger that publishes signed checkpoints of the
+// ledger it wraps and exports its rows. It implements ledger.Guarded (the
+// backend's head guard, or one of its own) and ledger.ServiceLocker
+// (passed through; a no-op when the backend has no cross-process locks).
+// It is safe for concurrent use; Close stops it and closes the backend.
+type Ledger struct {
+	inner ledger.Ledger
+	guard *ledger.HeadWatch
+	key   ed25519.PrivateKey
+	file  *File
+	o     Options
+	log   *slog.Logger
+
+	appends atomic.Int64 // appends since Open
+	wake    chan struct{}
+	stop    chan struct{}
+	done    sync.WaitGroup
+	once    sync.Once
+
+	stepMu sync.Mutex // one step at a time
+	mu     sync.Mutex
+	st     *state // the signer's fold; written by the signer only, under mu
+	// pins are the halt scopes a checkpoint or a row seen by this process
+	// put on, with the seq after which only a halt result may lift them.
+	pins     map[string]int64
+	haltSeen map[string]int64 // per scope, the seq of the latest halt row applied
+	last     *Checkpoint
+	report   Report
+	stats    Stats
+
+	exporters []*exporter
+}
+
+// Stats are counters for metrics.
+type Stats struct {
+	Checkpoints      int64 `json:"checkpoints"`
+	CheckpointErrors int64 `json:"checkpointErrors"`
+	LastSeq          int64 `json:"lastSeq"`
+	Sinks            []SinkStats
+}
+
+var (
+	_ ledger.Ledger        = (*Ledger)(nil)
+	_ ledger.Guarded       = (*Ledger)(nil)
+	_ ledger.ServiceLocker = (*Ledger)(nil)
+)
+
+// Open verifies inner against the checkpoints in o.File and wraps it. When
+// the ledger does not verify (a checkpointed head is gone or different, a
+// checkpointed halt is missing, or the chain is broken), the returned
+// Ledger is read-only — every append fails with ledger.ErrReadOnly — unless
+// o.AcceptBroken says otherwise; the Report says why. Halts in the last
+// checkpoint that the ledger no longer shows stay in force either way.
+func Open(ctx context.Context, inner ledger.Ledger, o Options) (*Ledger, Report, error) {
+	if o.Key == nil || o.File == "" {
+		return nil, Report{}, errors.New("checkpoint: a key and a file are required")
+	}
+	if o.Every <= 0 {
+		o.Every = DefaultEvery
+	}
+	if o.Interval <= 0 {
+		o.Interval = DefaultInterval
+	}
+	if o.FlushDelay <= 0 {
+		o.FlushDelay = DefaultFlushDelay
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	cps, err := ReadFile(o.File)
+	if err != nil {
+		return nil, Report{}, fmt.Errorf("checkpoint file %s: %w", o.File, err)
+	}
+	pub := o.Key.Public().(ed25519.PublicKey)
+	rep, err := VerifyLedger(ctx, inner, cps, pub)
+	if err != nil {
+		return nil, Report{}, fmt.Errorf("checkpoint: verifying the ledger: %w", err)
+	}
+	f, err := OpenFile(o.File)
+	if err != nil {
+		return nil, rep, err
+	}
+	l := &Ledger{inner: inner, key: o.Key, file: f, o: o, log: o.Logger, wake: make(chan struct{}, 1),
+		stop: make(chan struct{}), st: rep.final, pins: map[string]int64{}, haltSeen: map[string]int64{}, report: rep}
+	if g, ok := inner.(ledger.Guarded); ok && g.HeadWatch() != nil {
+		l.guard = g.HeadWatch()
+	} else {
+		l.guard = new(ledger.HeadWatch)
+	}
+	for scope := range l.st.halts {
+		l.pins[scope] = l.st.haltSeq[scope]
+	}
+	maps.Copy(l.haltSeen, l.st.haltSeq)
+	if rep.Last != nil {
+		l.last = rep.Last
+		for _, scope := range rep.Last.Halts {
+			if l.st.halts[scope] || l.st.haltSeq[scope] > rep.Last.Seq {
+				continue // on in the ledger, or lifted by a later row
+			}
+			// Signed as on, and nothing after the checkpoint lifted it:
+			// its rows are gone. It stays on until a halt row lifts it.
+			l.pins[scope], l.haltSeen[scope] = l.st.seq, l.st.seq
+			l.log.Error("ledger: a halt switch signed in the last checkpoint is missing from the ledger; it stays on",
+				"scope", scope, "checkpoint_seq", rep.Last.Seq)
+		}
+	}
+	if !rep.OK {
+		if o.AcceptBroken == "" {
+			l.guard.Refuse("the ledger does not verify against its chain and checkpoints (" + rep.Reason +
+				"); it is read-only until an admin restarts the controller with --ledger-accept-broken")
+			l.log.Error("LEDGER DOES NOT VERIFY: refusing every mutating operation", "reason", rep.Reason)
+		} else if err := l.accept(ctx, rep); err != nil {
+			f.Close()
+			return nil, rep, err
+		}
+	}
+	for _, s := range o.Sinks {
+		e, err := newExporter(l, s)
+		if err != nil {
+			f.Close()
+			return nil, rep, err
+		}
+		l.exporters = append(l.exporters, e)
+	}
+	l.done.Add(1 + len(l.exporters))
+	go l.signer()
+	for _, e := range l.exporters {
+		go e.run()
+	}
+	return l, rep, nil
+}
+
+// accept records an admin's decision to append to a ledger that does not
+// verify: an intent and a result, action ledger_accept, whose message is the
+// verification report.
+func (l *Ledger) accept(ctx context.Context, rep Report) error {
+	detail, _ := json.Marshal(map[string]any{"rows": rep.Rows, "firstBroken": rep.Chain.FirstBroken, "firstBadCheckpoint": rep.FirstBad})
+	r := ledger.Record{RunID: "accept_" + time.Now().UTC().Format("20060102T150405.000000000"), Kind: ledger.KindIntent,
+		UserID: l.o.AcceptBroken, Action: AcceptAction, Target: ledger.GlobalScope, Message: truncate(rep.Reason, 1024), Detail: string(detail)}
+	in, err := l.inner.Append(ctx, r)
+	if err != nil {
+		return fmt.Errorf("checkpoint: recording the acceptance of a broken ledger: %w", err)
+	}
+	r.Kind, r.Outcome = ledger.KindResult, ledger.OutcomeOK
+	if _, err := l.inner.Append(ctx, r); err != nil {
+		return fmt.Errorf("checkpoint: recording the acceptance of a broken ledger: %w", err)
+	}
+	l.log.Warn("ledger: started on a ledger that does not verify, as an admin asked; recorded in the ledger",
+		"by", l.o.AcceptBroken, "seq", in.Seq, "reason", rep.Reason)
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// Report is what Open found when it verified the ledger.
+func (l *Ledger) Report() Report { return l.report }
+
+// PublicKey is the verification key of the checkpoints.
+func (l *Ledger) PublicKey() ed25519.PublicKey { return l.key.Public().(ed25519.PublicKey) }
+
+// LastCheckpoint is the newest checkpoint written or read at Open (nil:
+// none).
+func (l *Ledger) LastCheckpoint() *Checkpoint {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.last
+}
+
+// Stats returns counters.
+func (l *Ledger) Stats() Stats {
+	l.mu.Lock()
+	s := l.stats
+	l.mu.Unlock()
+	for _, e := range l.exporters {
+		s.Sinks = append(s.Sinks, e.stats())
+	}
+	return s
+}
+
+// HeadWatch implements ledger.Guarded.
+func (l *Ledger) HeadWatch() *ledger.HeadWatch { return l.guard }
+
+// Health is nil while the ledger takes appends (see ledger.HeadWatch).
+func (l *Ledger) Health() error { return l.guard.Health() }
+
+// Append implements ledger.Ledger: the backend's append, then a signal to
+// the signer and the exporters, which never waits.
+func (l *Ledger) Append(ctx context.Context, r ledger.Record) (ledger.Record, error) {
+	if err := l.guard.Tampered(); err != nil {
+		return ledger.Record{}, err
+	}
+	out, err := l.inner.Append(ctx, r)
+	if err != nil {
+		return out, err
+	}
+	if _, _, ok := haltOf(out); ok {
+		l.mu.Lock()
+		l.applyHalt(out)
+		l.mu.Unlock()
+	}
+	l.appends.Add(1)
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	for _, e := range l.exporters {
+		e.poke()
+	}
+	return out, nil
+}
+
+// applyHalt updates the pins from a halt row, newest row wins. l.mu held.
+func (l *Ledger) applyHalt(r ledger.Record) {
+	scope, on, ok := haltOf(r)
+	if !ok || r.Seq <= l.haltSeen[scope] {
+		return
+	}
+	l.haltSeen[scope] = r.Seq
+	if on {
+		l.pins[scope] = r.Seq
+	} else {
+		delete(l.pins, scope)
+	}
+}
+
+// Halts implements ledger.Ledger. A scope this process saw halted (in a
+// checkpoint or a row) that the backend no longer reports as halted stays
+// halted unless a halt result lifting it follows: the row that halted it
+// was removed. That is tampering, and the ledger becomes read-only.
+func (l *Ledger) Halts(ctx context.Context) (map[string]bool, error) {
+	h, err := l.inner.Halts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	pins := maps.Clone(l.pins)
+	l.mu.Unlock()
+	for _, scope := range slices.Sorted(maps.Keys(pins)) {
+		if h[scope] {
+			continue
+		}
+		after := pins[scope]
+		page, err := l.inner.Query(ctx, ledger.Filter{Action: "halt", Kind: ledger.KindResult, Outcome: ledger.OutcomeOK,
+			Target: scope, Descending: true, Limit: 1})
+		if err != nil {
+			return nil, err
+		}
+		if len(page.Records) == 1 && page.Records[0].Seq > after {
+			if _, on, ok := haltOf(page.Records[0]); ok && !on {
+				l.mu.Lock()
+				l.applyHalt(page.Records[0])
+				l.mu.Unlock()
+				continue
+			}
+		}
+		h[scope] = true
+		l.tampered(fmt.Sprintf("the halt switch %q was on at row %d but the ledger no longer says so: its rows were removed; the switch stays on", scope, after))
+	}
+	return h, nil
+}
+
+func (l *Ledger) tampered(reason string) {
+	if l.guard.Tampered() == nil {
+		l.log.Error("LEDGER TAMPERING DETECTED: refusing every mutating operation", "reason", reason)
+	}
+	l.guard.Refuse("tampering detected: " + reason)
+}
+
+// Query implements ledger.Ledger.
+func (l *Ledger) Query(ctx context.Context, f ledger.Filter) (ledger.Page, error) { return l.inner.Query(ctx, f) }
+
+// Verify implements ledger.Ledger: the chain walk of the backend.
+func (l *Ledger) Verify(ctx context.Context) (ledger.VerifyResult, error) { return l.inner.Verify(ctx) }
+
+// Unfinished implements ledger.Ledger.
+func (l *Ledger) Unfinished(ctx context.Context) ([]ledger.Record, error) { return l.inner.Unfinished(ctx) }
+
+// LockService implements ledger.ServiceLocker when the backend does; else
+// it holds nothing (the runtime's in-process lock still serialises).
+func (l *Ledger) LockService(ctx context.Context, key string) (func(), error) {
+	if sl, ok := l.inner.(ledger.ServiceLocker); ok {
+		return sl.LockService(ctx, key)
+	}
+	return func() {}, nil
+}
+
+// Inner is the wrapped backend.
+func (l *Ledger) Inner() ledger.Ledger { return l.inner }
+
+// Close signs a last checkpoint of what was appended, stops the exporters
+// (after one last delivery attempt, bounded) and closes the backend.
+func (l *Ledger) Close() error {
+	l.once.Do(func() { close(l.stop) })
+	l.done.Wait()
+	l.file.Close()
+	for _, e := range l.exporters {
+		e.sink.Close()
+	}
+	return l.inner.Close()
+}
+
+// signer folds new rows and signs checkpoints.
+func (l *Ledger) signer() {
+	defer l.done.Done()
+	tick := time.NewTicker(l.o.Interval)
+	defer tick.Stop()
+	var signedAt int64 // l.appends at the last checkpoint
+	for {
+		select {
+		case <-l.stop:
+			l.step()
+			return
+		case <-l.wake:
+			if l.appends.Load()-signedAt < int64(l.o.Every) {
+				continue
+			}
+			select { // gather a little more
+			case <-time.After(l.o.FlushDelay):
+			case <-l.stop:
+			}
+		case <-tick.C:
+		}
+		signedAt = l.appends.Load()
+		l.step()
+	}
+}
+
+// Sync reads what was appended and signs a checkpoint now if the head
+// moved since the last one (tests and shutdown).
+func (l *Ledger) Sync() { l.step() }
+
+// step reads the rows after the last folded one, checks that they extend
+// it, and signs and publishes a checkpoint of the new head.
+func (l *Ledger) step() {
+	l.stepMu.Lock()
+	defer l.stepMu.Unlock()
+	if l.guard.Tampered() != nil {
+		return // never sign a ledger found tampered with
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l.mu.Lock()
+	st := l.st
+	seq, head := st.seq, st.head
+	l.mu.Unlock()
+	// The row last folded must still be there, unchanged.
+	if seq > 0 {
+		page, err := l.inner.Query(ctx, ledger.Filter{Cursor: fmt.Sprintf("s%d", seq-1), Limit: 1})
+		if err != nil {
+			l.log.Warn("ledger checkpoint: reading the head failed", "err", err)
+			return
+		}
+		switch {
+		case len(page.Records) == 0 || page.Records[0].Seq != seq:
+			l.tampered(fmt.Sprintf("row %d, which this controller read, is gone: rows were removed from the tail", seq))
+			return
+		case page.Records[0].Hash != head:
+			l.tampered(fmt.Sprintf("row %d no longer holds the hash this controller read: the ledger was rewritten", seq))
+			return
+		}
+	}
+	for r, err := range rowsAfter(ctx, l.inner, seq) {
+		if err != nil {
+			l.log.Warn("ledger checkpoint: reading rows failed", "err", err)
+			return
+		}
+		l.mu.Lock()
+		ok := r.Seq == st.seq+1 && r.PrevHash == st.head && r.ComputeHash() == r.Hash
+		if ok {
+			st.fold(r)
+			l.applyHalt(r)
+		}
+		l.mu.Unlock()
+		if !ok {
+			l.tampered(fmt.Sprintf("row %d does not extend the chain this controller read up to row %d", r.Seq, st.seq))
+			return
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last != nil && l.last.Seq == st.seq && l.last.Head == st.head {
+		return
+	}
+	if st.seq == 0 {
+		return
+	}
+	cp := Sign(Checkpoint{Seq: st.seq, Head: st.head, Halts: st.haltList(), Time: time.Now()}, l.key)
+	if err := l.file.Append(cp); err != nil {
+		l.stats.CheckpointErrors++
+		l.log.Error("ledger checkpoint: writing the checkpoint file failed", "file", l.o.File, "err", err)
+		return
+	}
+	l.last = &cp
+	l.stats.Checkpoints++
+	l.stats.LastSeq = cp.Seq
+	for _, e := range l.exporters {
+		e.poke()
+	}
+}
