@@ -213,8 +213,8 @@ func ParsePublicKey(s string) (ed25519.PublicKey, error) {
 // Line is one line of a checkpoint file or an export sink: a checkpoint or
 // a ledger row.
 type Line struct {
-	Type       string      `json:"type"` // "checkpoint" or "row"
-	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
+	Type       string         `json:"type"` // "checkpoint" or "row"
+	Checkpoint *Checkpoint    `json:"checkpoint,omitempty"`
 	Row        *ledger.Record `json:"row,omitempty"`
 }
 

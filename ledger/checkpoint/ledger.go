@@ -332,13 +332,17 @@ func (l *Ledger) tampered(reason string) {
 }
 
 // Query implements ledger.Ledger.
-func (l *Ledger) Query(ctx context.Context, f ledger.Filter) (ledger.Page, error) { return l.inner.Query(ctx, f) }
+func (l *Ledger) Query(ctx context.Context, f ledger.Filter) (ledger.Page, error) {
+	return l.inner.Query(ctx, f)
+}
 
 // Verify implements ledger.Ledger: the chain walk of the backend.
 func (l *Ledger) Verify(ctx context.Context) (ledger.VerifyResult, error) { return l.inner.Verify(ctx) }
 
 // Unfinished implements ledger.Ledger.
-func (l *Ledger) Unfinished(ctx context.Context) ([]ledger.Record, error) { return l.inner.Unfinished(ctx) }
+func (l *Ledger) Unfinished(ctx context.Context) ([]ledger.Record, error) {
+	return l.inner.Unfinished(ctx)
+}
 
 // LockService implements ledger.ServiceLocker when the backend does; else
 // it holds nothing (the runtime's in-process lock still serialises).
