@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -14,8 +15,9 @@ import (
 const MaxSpecBytes = 1 << 20
 
 // DecodeSpecJSON decodes a DeploymentSpec from JSON. Unknown fields are
-// errors, each named by its path; Replicas is 1 when absent. The spec is not
-// validated: call Validate. Every failure is an InvalidArgument *Error.
+// errors, each named by its path, and so are keys that differ from a
+// field's name only in case and keys repeated in one object; Replicas is 1
+// when absent. The spec is not validated: call Validate. Every failure is an InvalidArgument *Error.
 func DecodeSpecJSON(b []byte) (DeploymentSpec, error) {
 	spec := DeploymentSpec{Replicas: 1}
 	if len(b) > MaxSpecBytes {
@@ -28,7 +30,8 @@ func DecodeSpecJSON(b []byte) (DeploymentSpec, error) {
 	if _, ok := generic.(map[string]any); !ok {
 		return spec, Invalid(FieldError{"spec", "must be an object"})
 	}
-	if unknown := UnknownFields(reflect.TypeFor[DeploymentSpec](), generic, ""); len(unknown) > 0 {
+	unknown := UnknownFields(reflect.TypeFor[DeploymentSpec](), generic, "")
+	if unknown = append(unknown, DuplicateKeys(b, "")...); len(unknown) > 0 {
 		return spec, Invalid(unknown...)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -80,8 +83,10 @@ var unmarshaler = reflect.TypeFor[json.Unmarshaler]()
 
 // UnknownFields walks a generically decoded JSON value v against the Go type
 // t (following json tags) and returns one FieldError for every key that t
-// does not have, with its full path ("ports[1].contianer"). It is exported
-// for the API's other request decoders.
+// does not have, with its full path ("ports[1].contianer"). Keys must match
+// a field's name exactly (encoding/json alone ignores case). It is exported
+// for the API's other request decoders; DuplicateKeys checks what a
+// generic decode cannot see.
 func UnknownFields(t reflect.Type, v any, path string) []FieldError {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -111,17 +116,16 @@ func UnknownFields(t reflect.Type, v any, path string) []FieldError {
 		for _, k := range keys {
 			ft, ok := fields[k]
 			if !ok {
-				// encoding/json matches keys case-insensitively; so do we,
-				// but say so rather than accept a misspelling silently.
-				for name, f := range fields {
+				// encoding/json would match the key case-insensitively;
+				// keys are exact here, so "Replicas" is not "replicas".
+				msg := "unknown field"
+				for _, name := range slices.Sorted(maps.Keys(fields)) {
 					if strings.EqualFold(name, k) {
-						ft, ok = f, true
+						msg = fmt.Sprintf("unknown field (keys are case-sensitive: did you mean %q?)", name)
 						break
 					}
 				}
-			}
-			if !ok {
-				errs = append(errs, FieldError{join(k), "unknown field"})
+				errs = append(errs, FieldError{join(k), msg})
 				continue
 			}
 			errs = append(errs, UnknownFields(ft, obj[k], join(k))...)

@@ -71,6 +71,14 @@ func TestDecodeRejects(t *testing.T) {
 		{"not json", `{"name":`, []string{"spec"}},
 		{"trailing", `{"name":"a","image":"x"} {}`, []string{"spec"}},
 		{"bad duration", `{"name":"a","image":"x","healthCheck":{"tcp":{"port":1},"interval":"soon"}}`, []string{"spec"}},
+		{"case variant", `{"name":"a","image":"x","replicas":1,"Replicas":7}`, []string{"Replicas"}},
+		{"case variant alone", `{"name":"a","Image":"x"}`, []string{"Image"}},
+		{"case variant nested", `{"name":"a","image":"x","ports":[{"Container":1}]}`, []string{"ports[0].Container"}},
+		{"duplicate", `{"name":"a","image":"x","replicas":1,"replicas":7}`, []string{"replicas"}},
+		{"duplicate escaped", `{"name":"a","image":"x","replicas":1,"repl\u0069cas":7}`, []string{"replicas"}},
+		{"duplicate in map", `{"name":"a","image":"x","env":{"A":"1","A":"2","a":"3"}}`, []string{"env.A"}},
+		{"duplicate in list item", `{"name":"a","image":"x","ports":[{"container":1},{"container":1,"container":2}]}`, []string{"ports[1].container"}},
+		{"duplicate in extension", `{"name":"a","image":"x","extensions":{"docker":{"x":1,"x":2}}}`, []string{"extensions.docker.x"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -128,6 +128,7 @@ func Parse(b []byte, defaultDataDir string) (Config, error) {
 		return Config{}, workload.Invalid(workload.FieldError{Path: "config", Message: "must be a mapping"})
 	}
 	errs := workload.UnknownFields(reflect.TypeFor[Config](), generic, "")
+	errs = append(errs, workload.DuplicateKeys(j, "")...)
 	errs = append(errs, secretKeys(generic, "")...)
 	if len(errs) > 0 {
 		return Config{}, workload.Invalid(errs...)

@@ -57,6 +57,9 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"http issuer", "auth:\n  oidc:\n    issuer: http://evil.example\n    audience: a\n", []string{"auth.oidc.issuer"}},
 		{"not a mapping", "- a\n- b\n", []string{"config"}},
 		{"duplicate key", "listen: a:1\nlisten: b:2\n", []string{"config"}},
+		{"case variant", "listen: 127.0.0.1:1\nListen: 0.0.0.0:2\n", []string{"Listen"}},
+		{"case variant nested", "auth:\n  oidc:\n    Issuer: https://x\n    audience: a\n", []string{"auth.oidc.Issuer"}},
+		{"duplicate in options", "targets:\n  k:\n    provider: kubernetes\n    options: {\"namespace\": \"a\", \"namespace\": \"b\"}\n", []string{"config"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

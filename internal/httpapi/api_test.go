@@ -350,6 +350,11 @@ func TestErrorsAreEnvelopes(t *testing.T) {
 		{"no route", "GET", "/v1/nothing", "", 404, workload.NotFound, ""},
 		{"body too large", "POST", "/v1/targets/local/services", `{"name":"web","image":"` + strings.Repeat("x", 70<<10) + `"}`, 400, workload.InvalidArgument, "body"},
 		{"bad logs tail", "GET", "/v1/targets/local/services/web/logs?tail=x", "", 400, workload.InvalidArgument, "tail"},
+		{"scale case variant", "POST", "/v1/targets/local/services/web/scale", `{"replicas":1,"Replicas":7}`, 400, workload.InvalidArgument, "Replicas"},
+		{"scale duplicate", "POST", "/v1/targets/local/services/web/scale", `{"replicas":1,"replicas":7}`, 400, workload.InvalidArgument, "replicas"},
+		{"halt case variant", "PUT", "/v1/halt", `{"ON":true}`, 400, workload.InvalidArgument, "ON"},
+		{"config duplicate", "PUT", "/v1/targets/local/services/web/config", `{"config":{"a":"1","a":"2"}}`, 400, workload.InvalidArgument, "config.a"},
+		{"spec case variant", "POST", "/v1/targets/local/services", `{"name":"web","image":"x","replicas":1,"Replicas":7}`, 400, workload.InvalidArgument, "Replicas"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,8 +10,9 @@ import (
 	"github.com/alphaswarm/controller/workload"
 )
 
-// DecodeStrict decodes a JSON request body into T: unknown fields, wrong
-// types and trailing data are InvalidArgument errors with field paths.
+// DecodeStrict decodes a JSON request body into T: unknown fields (keys
+// are case-sensitive), keys repeated in one object, wrong types and
+// trailing data are InvalidArgument errors with field paths.
 func DecodeStrict[T any](b []byte) (T, error) {
 	var v T
 	if len(bytes.TrimSpace(b)) == 0 {
@@ -24,7 +25,8 @@ func DecodeStrict[T any](b []byte) (T, error) {
 	if _, ok := generic.(map[string]any); !ok {
 		return v, workload.Invalid(workload.FieldError{Path: "body", Message: "must be a JSON object"})
 	}
-	if unknown := workload.UnknownFields(reflect.TypeFor[T](), generic, ""); len(unknown) > 0 {
+	unknown := workload.UnknownFields(reflect.TypeFor[T](), generic, "")
+	if unknown = append(unknown, workload.DuplicateKeys(b, "")...); len(unknown) > 0 {
 		return v, workload.Invalid(unknown...)
 	}
 	if err := json.Unmarshal(b, &v); err != nil {

@@ -103,9 +103,9 @@ func (s *Server) execWS(w http.ResponseWriter, r *http.Request, p control.Princi
 				}
 				continue
 			}
-			var ctl api.ExecControl
-			if json.Unmarshal(b, &ctl) != nil {
-				continue
+			ctl, err := DecodeStrict[api.ExecControl](b)
+			if err != nil {
+				continue // a control message we do not understand is ignored
 			}
 			if ctl.Resize != nil {
 				select {

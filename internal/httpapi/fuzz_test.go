@@ -37,3 +37,11 @@ func FuzzDecodeExec(f *testing.F) {
 func FuzzDecodeHalt(f *testing.F) {
 	fuzzDecoder[api.HaltRequest](f, `{"on":true}`, `{"on":"yes","target":"x"}`)
 }
+
+func FuzzDecodeToken(f *testing.F) {
+	fuzzDecoder[api.TokenRequest](f, `{"user":"a","role":"viewer","ttl":"1h"}`, `{"user":"a","role":"viewer","Role":"admin"}`, `{"ttl":-1}`)
+}
+
+func FuzzDecodeExecControl(f *testing.F) {
+	fuzzDecoder[api.ExecControl](f, `{"resize":{"cols":80,"rows":24}}`, `{"eof":true,"eof":false}`, `{"Resize":{}}`)
+}

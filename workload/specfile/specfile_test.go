@@ -34,6 +34,9 @@ func TestDecode(t *testing.T) {
 		{"yaml duplicate key", "name: a\nname: b\nimage: x\n", YAML, []string{"spec"}},
 		{"yaml type", "name: a\nimage: x\nreplicas: many\n", YAML, []string{"replicas"}},
 		{"yaml broken", "name: [a\n", YAML, []string{"spec"}},
+		{"yaml case variant", "name: a\nimage: x\nreplicas: 1\nReplicas: 7\n", YAML, []string{"Replicas"}},
+		{"json case variant", `{"name":"a","image":"x","replicas":1,"Replicas":7}`, JSON, []string{"Replicas"}},
+		{"json duplicate", `{"name":"a","image":"x","replicas":1,"replicas":7}`, Auto, []string{"replicas"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -71,6 +74,8 @@ func TestFormatOf(t *testing.T) {
 func FuzzDecodeYAML(f *testing.F) {
 	f.Add([]byte("name: a\nimage: x\n"))
 	f.Add([]byte("name: a\nports:\n- container: 1\n  host: 2\n"))
+	f.Add([]byte("name: a\nimage: x\nreplicas: 1\nReplicas: 7\n"))
+	f.Add([]byte(`{"name":"a","image":"x","env":{"A":"1","A":"2"}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		spec, err := Decode(b, YAML)
 		if err != nil {
