@@ -19,14 +19,23 @@ import (
 
 const startupLine = "fake instance started"
 
+// testServiceAccount is the revisions' service account in tests: the
+// provider grants it access to the config secrets it writes.
+const testServiceAccount = "run-app@demo-project.iam.gserviceaccount.com"
+
 func openFake(t *testing.T, extra map[string]any) (*gcp.Provider, *fakegcp.Server) {
 	t.Helper()
 	f := fakegcp.New()
 	f.StartupLine = startupLine
 	t.Cleanup(f.Close)
-	opts := map[string]any{"mode": "run", "region": "europe-west1", "pollInterval": "20ms", "metricsPeriod": "200ms"}
+	opts := map[string]any{"mode": "run", "region": "europe-west1", "pollInterval": "20ms", "metricsPeriod": "200ms",
+		"serviceAccount": testServiceAccount}
 	for k, v := range extra {
-		opts[k] = v
+		if v == nil {
+			delete(opts, k)
+		} else {
+			opts[k] = v
+		}
 	}
 	raw := map[string]json.RawMessage{}
 	for k, v := range opts {

@@ -43,6 +43,14 @@ type Options struct {
 	// TailLogEntries, and the first delay before Logs reopens a broken
 	// TailLogEntries stream (default 2s).
 	PollInterval workload.Duration `json:"pollInterval,omitzero"`
+	// ServiceAccount is the email of the service account revisions run
+	// as (template.serviceAccount). When set, the provider grants it
+	// roles/secretmanager.secretAccessor on every config secret it
+	// writes, which Cloud Run needs to resolve the secret env vars. When
+	// empty, revisions run as the project's default compute service
+	// account and the provider grants nothing: that account must already
+	// be able to read the secrets (see the package doc).
+	ServiceAccount string `json:"serviceAccount,omitempty"`
 }
 
 // Provider is the Cloud Run-mode gcp provider for one target.
@@ -140,6 +148,9 @@ func open(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolve
 	}
 	if o.Region == "" {
 		return nil, invalid("targets.%s.options.region: required for Cloud Run (e.g. \"europe-west1\")", cfg.Name)
+	}
+	if o.ServiceAccount != "" && !serviceAccountEmail.MatchString(o.ServiceAccount) {
+		return nil, invalid("targets.%s.options.serviceAccount: want a service account email (name@project.iam.gserviceaccount.com)", cfg.Name)
 	}
 	opts := oc.clientOpts
 	if opts == nil {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"cloud.google.com/go/iam/apiv1/iampb"
 	"cloud.google.com/go/run/apiv2/runpb"
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
 	"google.golang.org/grpc/codes"
@@ -312,21 +313,114 @@ func (p *Provider) template(spec workload.DeploymentSpec) (*runpb.RevisionTempla
 	if hc := spec.HealthCheck; hc != nil {
 		if len(hc.Exec) > 0 {
 			errs = append(errs, workload.FieldError{Path: "healthCheck.exec", Message: "Cloud Run probes are HTTP, TCP or gRPC; exec checks are not supported"})
+		} else if perrs := checkProbe(hc); len(perrs) > 0 {
+			errs = append(errs, perrs...)
 		} else {
 			c.StartupProbe = probe(hc)
-			c.LivenessProbe = probe(hc)
 			if hc.StartPeriod > 0 {
 				c.StartupProbe.InitialDelaySeconds = int32(hc.StartPeriod.D() / time.Second)
 			}
+			// "You can configure HTTP, TCP, and gRPC startup probes,
+			// along with HTTP and gRPC liveness probes"
+			// (cloud.google.com/run/docs/configuring/healthchecks): a TCP
+			// check is a startup probe only.
+			if hc.TCP == nil {
+				c.LivenessProbe = probe(hc)
+			}
 		}
 	}
+	errs = append(errs, checkLabels(spec.Labels)...)
 	if len(errs) > 0 {
 		return nil, workload.Invalid(errs...)
 	}
-	return &runpb.RevisionTemplate{
+	tmpl := &runpb.RevisionTemplate{
 		Labels:     map[string]string{LabelService: spec.Name, LabelTarget: labelValue(p.target)},
 		Containers: []*runpb.Container{c},
-	}, nil
+	}
+	if p.opts.ServiceAccount != "" {
+		tmpl.ServiceAccount = p.opts.ServiceAccount
+	}
+	return tmpl, nil
+}
+
+// Probe limits of Cloud Run Admin v2 (google/cloud/run/v2/k8s.min.proto,
+// message Probe): period_seconds and initial_delay_seconds are at most
+// 240 for a startup probe and 3600 for a liveness probe; timeout_seconds
+// is 1..3600 and may not exceed period_seconds ("Must be greater or equal
+// than timeout_seconds"; the healthchecks page: timeout "can't exceed
+// periodSeconds"); failure_threshold is at least 1. Zero means the
+// service default (period 10 s, timeout 1 s, threshold 3).
+const (
+	maxStartupProbeSeconds = 240
+	maxProbeSeconds        = 3600
+)
+
+// checkProbe refuses a health check Cloud Run would refuse, before
+// anything is written: durations that are not whole seconds (the probe
+// fields are int32 seconds), and the limits above. The startup probe
+// carries the check's interval and start period, so the startup maxima
+// apply to both.
+func checkProbe(hc *workload.HealthCheck) []workload.FieldError {
+	var errs []workload.FieldError
+	secs := func(path string, d workload.Duration, lo, hi int) int {
+		if d == 0 {
+			return 0
+		}
+		v := time.Duration(d)
+		if v%time.Second != 0 || v < time.Duration(lo)*time.Second || v > time.Duration(hi)*time.Second {
+			errs = append(errs, workload.FieldError{Path: path, Message: fmt.Sprintf("Cloud Run probes take whole seconds from %d to %d here (the startup probe allows at most %d s)", lo, hi, maxStartupProbeSeconds)})
+			return 0
+		}
+		return int(v / time.Second)
+	}
+	period := secs("healthCheck.interval", hc.Interval, 1, maxStartupProbeSeconds)
+	timeout := secs("healthCheck.timeout", hc.Timeout, 1, maxProbeSeconds)
+	secs("healthCheck.startPeriod", hc.StartPeriod, 0, maxStartupProbeSeconds)
+	if period == 0 && hc.Interval == 0 {
+		period = 10
+	}
+	if timeout == 0 && hc.Timeout == 0 {
+		timeout = 1
+	}
+	if period > 0 && timeout > period {
+		errs = append(errs, workload.FieldError{Path: "healthCheck.timeout", Message: fmt.Sprintf("Cloud Run refuses a probe timeout (%d s) longer than its period (%d s)", timeout, period)})
+	}
+	if hc.Retries < 0 {
+		errs = append(errs, workload.FieldError{Path: "healthCheck.retries", Message: "must be at least 1 (0 means Cloud Run's default, 3)"})
+	}
+	return errs
+}
+
+// Google Cloud label rules, which Cloud Run applies to service labels
+// ("Only valid Google Cloud labels can be used on Cloud Run",
+// cloud.google.com/run/docs/configuring/labels; the rules on
+// cloud.google.com/resource-manager/docs/labels-overview: keys start with
+// a lowercase letter, keys and values use lowercase letters, digits, '_'
+// and '-', at most 63 characters each). The Run v2 Service.labels comment
+// also reserves the run.googleapis.com, cloud.googleapis.com,
+// serving.knative.dev and autoscaling.knative.dev namespaces, which these
+// rules already exclude ('.' and '/' are not allowed).
+var (
+	gcpLabelKey   = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
+	gcpLabelValue = regexp.MustCompile(`^[a-z0-9_-]{0,63}$`)
+)
+
+// checkLabels refuses spec labels Cloud Run cannot hold. They are not
+// rewritten: a silently changed key would no longer match what the user
+// selects on.
+func checkLabels(labels map[string]string) []workload.FieldError {
+	var errs []workload.FieldError
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		switch {
+		case !gcpLabelKey.MatchString(k):
+			errs = append(errs, workload.FieldError{Path: "labels." + k, Message: "Cloud Run accepts only Google Cloud label keys: a lowercase letter, then lowercase letters, digits, '_' or '-', at most 63 characters (no '.' or '/')"})
+		case !gcpLabelValue.MatchString(labels[k]):
+			errs = append(errs, workload.FieldError{Path: "labels." + k, Message: "Cloud Run accepts only Google Cloud label values: lowercase letters, digits, '_' or '-', at most 63 characters"})
+		case k == LabelService || k == LabelTarget:
+			errs = append(errs, workload.FieldError{Path: "labels." + k, Message: "is set by alphaswarm"})
+		}
+	}
+	return errs
 }
 
 // portNames maps spec port names onto the two Cloud Run accepts ("" lets
@@ -737,12 +831,18 @@ func (p *Provider) writeConfigs(ctx context.Context, service string, svc *runpb.
 	refs := map[string]*runpb.SecretKeySelector{}
 	changed := false
 	for _, key := range slices.Sorted(maps.Keys(config)) {
-		if ref := p.sameVersion(ctx, service, key, current[key], config[key]); ref != nil {
-			refs[key] = ref
-			continue
+		ref := p.sameVersion(ctx, service, key, current[key], config[key])
+		if ref == nil {
+			var wrote bool
+			var err error
+			ref, wrote, err = p.writeConfig(ctx, service, key, config[key])
+			changed = changed || wrote
+			if err != nil {
+				return nil, changed, err
+			}
 		}
-		ref, wrote, err := p.writeConfig(ctx, service, key, config[key])
-		changed = changed || wrote
+		granted, err := p.grantAccess(ctx, ref.Secret)
+		changed = changed || granted
 		if err != nil {
 			return nil, changed, err
 		}
@@ -800,4 +900,51 @@ func (p *Provider) writeConfig(ctx context.Context, service, key, value string) 
 		return nil, true, wrap(workload.ProviderError, "AddSecretVersion "+id, "unexpected version name "+v.Name, nil)
 	}
 	return &runpb.SecretKeySelector{Secret: "projects/" + m[1] + "/secrets/" + m[2], Version: m[3]}, true, nil
+}
+
+// serviceAccountEmail is the shape of a service account email.
+var serviceAccountEmail = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*@[a-z0-9.-]+\.[a-z]+$`)
+
+// secretAccessorRole lets a member read a secret's versions
+// (cloud.google.com/secret-manager/docs/access-control).
+const secretAccessorRole = "roles/secretmanager.secretAccessor"
+
+// grantAccess gives the revisions' service account (Options.ServiceAccount)
+// roles/secretmanager.secretAccessor on the secret, unless it already has
+// it. Cloud Run resolves a secretKeyRef as the revision's service account;
+// without access the revision fails ("Permission denied on secret ... for
+// Revision service account ...", cloud.google.com/run/docs/configuring/
+// services/secrets#access-secret). It reports whether the policy changed.
+func (p *Provider) grantAccess(ctx context.Context, secret string) (bool, error) {
+	if p.opts.ServiceAccount == "" {
+		return false, nil
+	}
+	member := "serviceAccount:" + p.opts.ServiceAccount
+	pol, err := p.secrets.GetIamPolicy(ctx, &iampb.GetIamPolicyRequest{Resource: secret})
+	if err != nil {
+		return false, mapErr("GetIamPolicy "+secret, err)
+	}
+	for _, b := range pol.Bindings {
+		if b.Role == secretAccessorRole && b.Condition == nil && slices.Contains(b.Members, member) {
+			return false, nil
+		}
+	}
+	added := false
+	for _, b := range pol.Bindings {
+		if b.Role == secretAccessorRole && b.Condition == nil {
+			b.Members = append(b.Members, member)
+			added = true
+			break
+		}
+	}
+	if !added {
+		pol.Bindings = append(pol.Bindings, &iampb.Binding{Role: secretAccessorRole, Members: []string{member}})
+	}
+	// The policy carries the etag read above: a concurrent change makes
+	// SetIamPolicy fail with ABORTED rather than lose it
+	// (google/iam/v1/policy.proto, Policy.etag).
+	if _, err := p.secrets.SetIamPolicy(ctx, &iampb.SetIamPolicyRequest{Resource: secret, Policy: pol}); err != nil {
+		return false, mapErr("SetIamPolicy "+secret, err)
+	}
+	return true, nil
 }

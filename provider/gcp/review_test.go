@@ -272,6 +272,8 @@ func mustStart(t *testing.T, p *gcp.Provider, sp workload.DeploymentSpec) {
 // are config env; a user's own secret alphaswarm-db stays.
 func TestUserSecretsNamedLikeConfigKept(t *testing.T) {
 	p, f := openFake(t, nil)
+	f.AddSecret("projects/demo-project/secrets/alphaswarm-db", []byte("pw"))
+	f.ProjectSecretAccessors = []string{"serviceAccount:" + testServiceAccount}
 	sp := spec(providertest.Name("own"), 1)
 	sp.Secrets = []workload.SecretRef{{Env: "DB", From: "projects/demo-project/secrets/alphaswarm-db/versions/1"}}
 	mustStart(t, p, sp)

@@ -52,6 +52,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -59,6 +60,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/container/apiv1/containerpb"
+	"cloud.google.com/go/iam/apiv1/iampb"
 	"cloud.google.com/go/logging/apiv2/loggingpb"
 	"cloud.google.com/go/longrunning/autogen/longrunningpb"
 	"cloud.google.com/go/monitoring/apiv3/v2/monitoringpb"
@@ -96,6 +98,16 @@ type Server struct {
 	// operation answers not done before it completes (default 0: done at
 	// once, as the method's own answer).
 	OperationPolls int
+	// DefaultServiceAccount is the identity of revisions whose template
+	// names no service account: on Cloud Run, the project's Compute
+	// Engine default service account (cloud.google.com/run/docs/
+	// securing/service-identity). Default
+	// "123456789012-compute@developer.gserviceaccount.com".
+	DefaultServiceAccount string
+	// ProjectSecretAccessors are IAM members ("serviceAccount:<email>")
+	// holding roles/secretmanager.secretAccessor on the whole project;
+	// others need it on each secret (SetIamPolicy).
+	ProjectSecretAccessors []string
 
 	lis  *bufconn.Listener
 	srv  *grpc.Server
@@ -144,11 +156,12 @@ type revision struct {
 type secret struct {
 	s        *secretmanagerpb.Secret
 	versions [][]byte
+	policy   *iampb.Policy
 }
 
 // New starts the fake.
 func New() *Server {
-	f := &Server{Steps: 2, StartupLine: "container started", lis: bufconn.Listen(1 << 20), srv: grpc.NewServer(),
+	f := &Server{Steps: 2, StartupLine: "container started", DefaultServiceAccount: "123456789012-compute@developer.gserviceaccount.com", lis: bufconn.Listen(1 << 20), srv: grpc.NewServer(),
 		badImages: map[string]string{}, services: map[string]*service{}, secrets: map[string]*secret{},
 		ops: map[string]*longrunningpb.Operation{}, fail: map[string][]error{}, calls: map[string]int{}, logCond: make(chan struct{})}
 	runpb.RegisterServicesServer(f.srv, &runServices{f: f})
@@ -355,14 +368,21 @@ func (f *Server) settleLocked(s *service) {
 	s.pending = ""
 	now := timestamppb.Now()
 	img := r.rev.Containers[0].Image
-	if msg, bad := f.badImages[img]; bad {
+	msg, bad := f.badImages[img]
+	reason := runpb.Condition_CONTAINER_MISSING
+	if !bad {
+		if denied := f.secretDeniedLocked(r.rev); denied != "" {
+			msg, bad, reason = denied, true, runpb.Condition_COMMON_REASON_UNDEFINED
+		}
+	}
+	if bad {
 		fc := &runpb.Condition{Type: "Ready", State: runpb.Condition_CONDITION_FAILED, LastTransitionTime: now,
-			Message: msg, Reasons: &runpb.Condition_Reason{Reason: runpb.Condition_CONTAINER_MISSING}}
+			Message: msg, Reasons: &runpb.Condition_Reason{Reason: reason}}
 		r.rev.Conditions = []*runpb.Condition{fc}
 		r.rev.Reconciling = false
 		s.svc.TerminalCondition = &runpb.Condition{Type: "Ready", State: runpb.Condition_CONDITION_FAILED, LastTransitionTime: now,
 			Message: fmt.Sprintf("Revision '%s' is not ready and cannot serve traffic. %s", r.rev.Name[strings.LastIndex(r.rev.Name, "/")+1:], msg),
-			Reasons: &runpb.Condition_Reason{Reason: runpb.Condition_CONTAINER_MISSING}}
+			Reasons: &runpb.Condition_Reason{Reason: reason}}
 	} else {
 		r.rev.Conditions = []*runpb.Condition{{Type: "Ready", State: runpb.Condition_CONDITION_SUCCEEDED, LastTransitionTime: now}}
 		r.rev.Reconciling = false
@@ -373,6 +393,60 @@ func (f *Server) settleLocked(s *service) {
 	s.svc.Reconciling = false
 	s.svc.ObservedGeneration = s.svc.Generation
 	f.runInstancesLocked(s)
+}
+
+// secretDeniedLocked returns why rev cannot start when its service
+// account may not read a secret its env refers to, else "". Cloud Run
+// resolves secretKeyRef as the revision's service account and fails the
+// revision without roles/secretmanager.secretAccessor on the secret or
+// the project (cloud.google.com/run/docs/configuring/services/secrets,
+// "Grant the service identity access to the secret"; the message follows
+// the one Cloud Run reports).
+func (f *Server) secretDeniedLocked(rev *runpb.Revision) string {
+	sa := rev.ServiceAccount
+	if sa == "" {
+		sa = f.DefaultServiceAccount
+	}
+	member := "serviceAccount:" + sa
+	if slices.Contains(f.ProjectSecretAccessors, member) {
+		return ""
+	}
+	for _, c := range rev.Containers {
+		for _, e := range c.Env {
+			ref := e.GetValueSource().GetSecretKeyRef()
+			if ref == nil {
+				continue
+			}
+			s := f.findSecretLocked(ref.Secret)
+			if s == nil || !s.grants(member) {
+				return fmt.Sprintf("spec.template.spec.containers[0].env.valueFrom.secretKeyRef.name: Permission denied on secret: %s/versions/%s for Revision service account %s. The service account used must be granted the 'Secret Manager Secret Accessor' role (roles/secretmanager.secretAccessor) at the secret, project or higher level.", ref.Secret, ref.Version, sa)
+			}
+		}
+	}
+	return ""
+}
+
+// grants reports whether the secret's policy gives member the accessor role.
+func (s *secret) grants(member string) bool {
+	for _, b := range s.policy.GetBindings() {
+		if (b.Role == "roles/secretmanager.secretAccessor" || b.Role == "roles/owner") && slices.Contains(b.Members, member) {
+			return true
+		}
+	}
+	return false
+}
+
+// findSecretLocked finds a secret by full name or bare id.
+func (f *Server) findSecretLocked(name string) *secret {
+	if s, ok := f.secrets[name]; ok {
+		return s
+	}
+	for n, x := range f.secrets {
+		if shortName(n) == name {
+			return x
+		}
+	}
+	return nil
 }
 
 // runInstancesLocked runs manualInstanceCount instances of the latest
@@ -443,7 +517,7 @@ func (f *Server) applyLocked(s *service, in *runpb.Service) {
 	short := fmt.Sprintf("%s-%05d-%s", shortName(in.Name), len(s.order)+1, randHex(2)[:3])
 	revName := strings.Replace(in.Name, "/services/"+shortName(in.Name), "/services/"+shortName(in.Name)+"/revisions/"+short, 1)
 	tmpl := in.GetTemplate()
-	rev := &runpb.Revision{Name: revName, Uid: randHex(16), Generation: 1, Labels: tmpl.GetLabels(), Annotations: tmpl.GetAnnotations(),
+	rev := &runpb.Revision{Name: revName, Uid: randHex(16), Generation: 1, Labels: tmpl.GetLabels(), Annotations: tmpl.GetAnnotations(), ServiceAccount: tmpl.GetServiceAccount(),
 		CreateTime: now, Service: shortName(in.Name), Containers: tmpl.GetContainers(), Scaling: tmpl.GetScaling(), Reconciling: true,
 		Conditions: []*runpb.Condition{{Type: "Ready", State: runpb.Condition_CONDITION_RECONCILING, LastTransitionTime: now}}}
 	s.revs[short] = &revision{rev: rev}
@@ -558,12 +632,84 @@ func (r *runServices) CreateService(_ context.Context, req *runpb.CreateServiceR
 	return f.operationLocked("CreateService", s.svc)
 }
 
+// Google Cloud labels (cloud.google.com/run/docs/configuring/labels: "Only
+// valid Google Cloud labels can be used on Cloud Run"; the rules on
+// cloud.google.com/resource-manager/docs/labels-overview: keys start with
+// a lowercase letter; keys and values hold lowercase letters, digits, '_'
+// and '-', at most 63 characters).
+var (
+	reLabelKey   = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
+	reLabelValue = regexp.MustCompile(`^[a-z0-9_-]{0,63}$`)
+)
+
+func validateLabels(path string, labels map[string]string) error {
+	for k, v := range labels {
+		if !reLabelKey.MatchString(k) || !reLabelValue.MatchString(v) {
+			return status.Errorf(codes.InvalidArgument, "%s: %q=%q is not a valid Google Cloud label (keys [a-z][a-z0-9_-]{0,62}, values [a-z0-9_-]{0,63})", path, k, v)
+		}
+	}
+	return nil
+}
+
+// validateProbe applies the limits of google/cloud/run/v2/k8s.min.proto,
+// message Probe: initial_delay_seconds and period_seconds at most 240 for
+// a startup probe and 3600 for a liveness probe; timeout_seconds 1..3600
+// and not above period_seconds ("Must be greater or equal than
+// timeout_seconds"); defaults period 10, timeout 1. Liveness probes are
+// HTTP or gRPC only ("You can configure HTTP, TCP, and gRPC startup
+// probes, along with HTTP and gRPC liveness probes",
+// cloud.google.com/run/docs/configuring/healthchecks).
+func validateProbe(path string, p *runpb.Probe, startup bool) error {
+	if p == nil {
+		return nil
+	}
+	maxi := int32(3600)
+	if startup {
+		maxi = 240
+	}
+	if !startup && p.GetTcpSocket() != nil {
+		return status.Errorf(codes.InvalidArgument, "%s.tcpSocket: liveness probes support HTTP and gRPC only", path)
+	}
+	period, timeout := p.PeriodSeconds, p.TimeoutSeconds
+	if period == 0 {
+		period = 10
+	}
+	if timeout == 0 {
+		timeout = 1
+	}
+	switch {
+	case p.InitialDelaySeconds < 0 || p.InitialDelaySeconds > maxi:
+		return status.Errorf(codes.InvalidArgument, "%s.initialDelaySeconds: must be between 0 and %d", path, maxi)
+	case period < 1 || period > maxi:
+		return status.Errorf(codes.InvalidArgument, "%s.periodSeconds: must be between 1 and %d", path, maxi)
+	case timeout < 1 || timeout > 3600:
+		return status.Errorf(codes.InvalidArgument, "%s.timeoutSeconds: must be between 1 and 3600", path)
+	case timeout > period:
+		return status.Errorf(codes.InvalidArgument, "%s.timeoutSeconds: must not exceed periodSeconds", path)
+	case p.FailureThreshold < 0:
+		return status.Errorf(codes.InvalidArgument, "%s.failureThreshold: must be at least 1", path)
+	}
+	return nil
+}
+
 func validateService(svc *runpb.Service) error {
+	if err := validateLabels("service.labels", svc.Labels); err != nil {
+		return err
+	}
+	if err := validateLabels("service.template.labels", svc.GetTemplate().GetLabels()); err != nil {
+		return err
+	}
 	cs := svc.GetTemplate().GetContainers()
 	if len(cs) == 0 {
 		return status.Error(codes.InvalidArgument, "template.containers: at least one container is required")
 	}
 	for _, c := range cs {
+		if err := validateProbe("template.containers.startupProbe", c.StartupProbe, true); err != nil {
+			return err
+		}
+		if err := validateProbe("template.containers.livenessProbe", c.LivenessProbe, false); err != nil {
+			return err
+		}
 		if c.Image == "" {
 			return status.Error(codes.InvalidArgument, "template.containers.image: required")
 		}
@@ -818,6 +964,60 @@ func (m *secretManager) AccessSecretVersion(_ context.Context, req *secretmanage
 		n = strconv.Itoa(len(f.secrets[secretName].versions))
 	}
 	return &secretmanagerpb.AccessSecretVersionResponse{Name: secretName + "/versions/" + n, Payload: &secretmanagerpb.SecretPayload{Data: v}}, nil
+}
+
+// AddSecret stores a secret with one version holding value, as a user
+// would create it outside alphaswarm; name is projects/<p>/secrets/<id>.
+func (f *Server) AddSecret(name string, value []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.secrets[name] = &secret{s: &secretmanagerpb.Secret{Name: name, CreateTime: timestamppb.Now()}, versions: [][]byte{value}}
+}
+
+// GetIamPolicy returns the secret's policy (empty with an etag when none
+// was set), as google.iam.v1.IAMPolicy.GetIamPolicy does.
+func (m *secretManager) GetIamPolicy(_ context.Context, req *iampb.GetIamPolicyRequest) (*iampb.Policy, error) {
+	f := m.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("GetIamPolicy"); err != nil {
+		return nil, err
+	}
+	s, ok := f.secrets[req.Resource]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "Secret [%s] not found.", req.Resource)
+	}
+	if s.policy == nil {
+		s.policy = &iampb.Policy{Version: 1, Etag: []byte(randHex(4))}
+	}
+	return proto.Clone(s.policy).(*iampb.Policy), nil
+}
+
+// SetIamPolicy replaces the secret's policy. A policy carrying an etag
+// that no longer matches is ABORTED (google/iam/v1/policy.proto,
+// Policy.etag: "If no etag is provided ... the existing policy is
+// overwritten"; a stale one fails the call).
+func (m *secretManager) SetIamPolicy(_ context.Context, req *iampb.SetIamPolicyRequest) (*iampb.Policy, error) {
+	f := m.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("SetIamPolicy"); err != nil {
+		return nil, err
+	}
+	s, ok := f.secrets[req.Resource]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "Secret [%s] not found.", req.Resource)
+	}
+	if req.Policy == nil {
+		return nil, status.Error(codes.InvalidArgument, "policy is required")
+	}
+	if len(req.Policy.Etag) > 0 && s.policy != nil && string(req.Policy.Etag) != string(s.policy.Etag) {
+		return nil, status.Error(codes.Aborted, "There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff.")
+	}
+	p := proto.Clone(req.Policy).(*iampb.Policy)
+	p.Etag = []byte(randHex(4))
+	s.policy = p
+	return proto.Clone(p).(*iampb.Policy), nil
 }
 
 // accessLocked resolves a secret version; secret may be a full name or a
