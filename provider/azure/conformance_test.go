@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 	"testing"
 	"time"
 
@@ -87,20 +86,21 @@ func spec(name string, replicas int) workload.DeploymentSpec {
 		Resources: workload.Resources{CPU: "500m", Memory: "512Mi"}}
 }
 
-// runExec plays the container's side of an exec session: "echo ARGS"
-// prints ARGS, "readline" copies one line of stdin (ACI has no end of
-// input, so a command that read to EOF would never end); anything else
-// prints "<cmd>: not found".
+// runExec plays the container's side of an exec session. ACI runs the
+// command string as one executable path (Azure/azure-cli#10039), so it is
+// never split: "/bin/hello" prints "hello", "readline" copies one line of
+// stdin (ACI has no end of input, so a command that read to EOF would
+// never end); anything else, "echo hi" included, is not found, as the
+// container runtime reports it on the socket.
 func runExec(command string, stdin io.Reader, stdout io.Writer) {
-	word, rest, _ := strings.Cut(command, " ")
-	switch word {
-	case "echo":
-		fmt.Fprintln(stdout, rest)
+	switch command {
+	case "/bin/hello":
+		fmt.Fprintln(stdout, "hello")
 	case "readline":
 		line, _ := bufio.NewReader(stdin).ReadString('\n')
 		fmt.Fprint(stdout, line)
 	default:
-		fmt.Fprintf(stdout, "%s: not found\n", word)
+		fmt.Fprintf(stdout, "OCI runtime exec failed: exec failed: unable to start container process: exec: %q: executable file not found in $PATH: unknown\n", command)
 	}
 }
 
@@ -122,7 +122,7 @@ func harness(p *Provider, f *fakeazure.Fake) providertest.Harness {
 			return nil
 		},
 		StartupLine:          startupLine,
-		ExecCommand:          []string{"echo", "hello"},
+		ExecCommand:          []string{"/bin/hello"},
 		ExecOutput:           "hello",
 		ExecFailUnobservable: "ACI's exec channel reports no exit status (the socket just closes); the provider returns exit code 0",
 		Timeout:              20 * time.Second,

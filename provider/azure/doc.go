@@ -196,8 +196,12 @@
 // Exec calls executeCommand on a ready group (req.Instance picks it by
 // instance id or group name) and runs the session over the returned
 // WebSocket URI and password (package aciexec). ACI takes one command
-// string (the words are joined with spaces; the service is reported to
-// refuse arguments), runs it on a pseudo-terminal whose size is sent in
+// string and runs it as a single executable path with no arguments
+// (Azure/azure-cli#10039: "ls /" is looked up as an executable named
+// "ls /", and the failure only shows as text on the socket), so a
+// command of more than one word, or a word holding white space, is
+// invalid_argument before anything is sent: exec a script in the image
+// instead. ACI runs it on a pseudo-terminal whose size is sent in
 // the request and cannot change during the session, merges stdout and
 // stderr, and reports no exit status: ExitCode is always 0.
 //

@@ -17,10 +17,14 @@ import (
 var defaultTermSize = provider.TermSize{Cols: 80, Rows: 24}
 
 // Exec implements provider.Execer with the containers' executeCommand
-// operation and its WebSocket (package aciexec). The command's words are
-// joined with spaces into the one command string ACI takes (the service is
-// reported to refuse arguments: prefer a single binary, or a script in the
-// image). ACI runs it on a pseudo-terminal whose size goes in the request
+// operation and its WebSocket (package aciexec). ACI takes one command
+// string and runs it as a single executable path, without arguments: "ls /"
+// is looked up as an executable named "ls /" and the failure only shows as
+// text on the socket (Azure/azure-cli#10039; docker/compose-cli's ACI
+// backend refuses arguments for the same reason). A command of more than
+// one word, or a word containing white space, is therefore invalid_argument
+// before anything is sent: put the command line in a script in the image
+// and exec the script. ACI runs it on a pseudo-terminal whose size goes in the request
 // (the first size on req.Resize if one is ready, else 80x24) and cannot be
 // changed during the session: later sizes are read and dropped. Output is
 // one stream (stdout and stderr merged, to req.Stdout). ACI does not
@@ -31,6 +35,9 @@ func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecReque
 	}
 	if len(req.Command) == 0 {
 		return provider.ExecResult{}, workload.Invalid(workload.FieldError{Path: "command", Message: "is required"})
+	}
+	if len(req.Command) > 1 || strings.ContainsAny(req.Command[0], " \t\r\n") {
+		return provider.ExecResult{}, workload.Invalid(workload.FieldError{Path: "command", Message: "Azure Container Instances runs one executable without arguments (the whole command string is taken as the executable path); exec a script in the image instead"})
 	}
 	groups, err := p.observe(ctx, name)
 	if err != nil {
@@ -84,7 +91,7 @@ func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecReque
 		}()
 	}
 	resp, err := p.containers.ExecuteCommand(ctx, p.opts.ResourceGroup, g.name, containerName, armcontainerinstance.ContainerExecRequest{
-		Command:      to.Ptr(strings.Join(req.Command, " ")),
+		Command:      to.Ptr(req.Command[0]),
 		TerminalSize: &armcontainerinstance.ContainerExecRequestTerminalSize{Rows: to.Ptr(int32(size.Rows)), Cols: to.Ptr(int32(size.Cols))},
 	}, nil)
 	if err != nil {

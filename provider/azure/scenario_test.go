@@ -507,11 +507,23 @@ func TestExecDetails(t *testing.T) {
 		t.Errorf("executeCommand got group %s command %q size %dx%d; want sh-1 readline 43x132", gotGroup, gotCommand, gotRows, gotCols)
 	}
 	// Default terminal size without a resize channel.
-	if _, err := p.Exec(ctx, "sh", provider.ExecRequest{Command: []string{"echo", "hi"}, Stdout: &out}); err != nil {
+	out.Reset()
+	if _, err := p.Exec(ctx, "sh", provider.ExecRequest{Command: []string{"/bin/hello"}, Stdout: &out}); err != nil {
 		t.Fatal(err)
 	}
-	if gotRows != 24 || gotCols != 80 || gotCommand != "echo hi" {
-		t.Errorf("default exec: command %q size %dx%d", gotCommand, gotRows, gotCols)
+	if gotRows != 24 || gotCols != 80 || gotCommand != "/bin/hello" || out.String() != "hello\n" {
+		t.Errorf("default exec: command %q size %dx%d output %q", gotCommand, gotRows, gotCols, out.String())
+	}
+	// ACI takes no arguments (review Z1): refused before executeCommand.
+	calls := f.Calls("ExecuteCommand")
+	for _, cmd := range [][]string{{"echo", "hi"}, {"echo hi"}, {"sh", "-c", "ls"}} {
+		_, err := p.Exec(ctx, "sh", provider.ExecRequest{Command: cmd, Stdout: &out})
+		if workload.CodeOf(err) != workload.InvalidArgument || !strings.Contains(err.Error(), "command") {
+			t.Errorf("Exec(%q) = %v; want invalid_argument at command", cmd, err)
+		}
+	}
+	if f.Calls("ExecuteCommand") != calls {
+		t.Error("a refused command reached executeCommand")
 	}
 	_, err = p.Exec(ctx, "sh", provider.ExecRequest{Instance: "sh-7@20260101T000000.000000000Z", Command: []string{"cat"}})
 	if workload.CodeOf(err) != workload.NotFound {

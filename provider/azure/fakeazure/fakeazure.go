@@ -195,7 +195,11 @@ func (f *Fake) SetMetrics(m Metrics) {
 }
 
 // SetExec makes executeCommand answer with handler's WebSocket URI and
-// password.
+// password. command is the request's command string exactly as sent: ACI
+// runs it as one executable path, never split into arguments ("ls /" is an
+// executable named "ls /"; Azure/azure-cli#10039), and the request itself
+// is accepted, the failure showing only on the socket, so a handler
+// playing the container must not split it either.
 func (f *Fake) SetExec(handler func(group, command string, rows, cols int) (uri, password string, err error)) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
