@@ -256,6 +256,9 @@ func (rt *Runtime) Do(ctx context.Context, r Request) (Result, error) {
 		return Result{}, rt.redactErr(err)
 	}
 	digest := rt.digest(&r)
+	if err := rt.mayAppend(); err != nil {
+		return Result{}, err
+	}
 
 	// 2. Halt switch (fail closed if it cannot be read).
 	if r.Action != workload.ActionHalt {

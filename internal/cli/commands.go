@@ -455,15 +455,18 @@ func durStr(d time.Duration) string {
 }
 
 func ledgerVerifyCmd(g *globals) *cobra.Command {
-	var url string
+	var url, cpFile, pubKey string
 	cmd := &cobra.Command{
 		Use:   "verify",
-		Short: "Check the ledger's hash chain (through the server, or directly with --ledger)",
+		Short: "Check the ledger's hash chain (through the server, or directly with --ledger), and its signed checkpoints",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := g.printer(cmd)
 			if err != nil {
 				return err
+			}
+			if cpFile != "" || pubKey != "" {
+				return verifyCheckpoints(cmd.Context(), p, url, cpFile, pubKey)
 			}
 			var res ledger.VerifyResult
 			if url != "" {
@@ -500,6 +503,8 @@ func ledgerVerifyCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&url, "ledger", "", "verify this ledger URL directly (sqlite:PATH or postgres://...) instead of asking the server")
+	cmd.Flags().StringVar(&cpFile, "checkpoints", "", "also check every checkpoint in this file (checkpoints.jsonl or a JSON-lines export); needs --ledger")
+	cmd.Flags().StringVar(&pubKey, "public-key", "", "the checkpoints' public key: ed25519:BASE64, a PEM, or a file holding either (printed by serve at start)")
 	return cmd
 }
 

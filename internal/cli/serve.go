@@ -32,6 +32,7 @@ func envOr(name, def string) string {
 
 type serveFlags struct {
 	config, ledger, listen, logFormat string
+	acceptBroken                      bool
 }
 
 func newServeCmd() *cobra.Command {
@@ -55,6 +56,8 @@ and on first start writes an admin token to <data dir>/admin.token (mode 0600).`
 	fl.StringVar(&f.ledger, "ledger", os.Getenv("ALPHASWARM_LEDGER"), "ledger URL, overriding the config (sqlite:PATH or postgres://...)")
 	fl.StringVar(&f.listen, "listen", os.Getenv("ALPHASWARM_LISTEN"), "listen address, overriding the config (default 127.0.0.1:7070)")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fl.BoolVar(&f.acceptBroken, "ledger-accept-broken", false,
+		"start read-write on a ledger that does not verify (chain or checkpoints); the decision is recorded in the ledger")
 	return cmd
 }
 
@@ -93,21 +96,17 @@ func serve(ctx context.Context, out, errOut io.Writer, f serveFlags) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return err
 	}
-	led, err := ledger.Open(ctx, cfg.Ledger)
+	backend, err := ledger.Open(ctx, cfg.Ledger)
 	if err != nil {
 		return fmt.Errorf("opening ledger: %w", err)
 	}
-	defer led.Close()
-	res, err := led.Verify(ctx)
+	led, cpl, err := openCheckpoints(ctx, out, log, cfg, backend, f.acceptBroken)
 	if err != nil {
-		return fmt.Errorf("verifying ledger: %w", err)
+		backend.Close()
+		return err
 	}
-	chain := "chain OK"
-	if !res.OK {
-		chain = fmt.Sprintf("CHAIN BROKEN at row %d: %s", res.FirstBroken, res.Reason)
-		log.Error("ledger chain broken", "row", res.FirstBroken, "reason", res.Reason)
-	}
-	fmt.Fprintf(out, "ledger: %s (%d records, %s)\n", redactURL(cfg.Ledger), res.Count, chain)
+	defer led.Close()
+	warnPrivileges(ctx, out, log, led)
 	fmt.Fprintf(out, "providers registered: %s\n", strings.Join(provider.Providers(), ", "))
 
 	tokens, err := auth.OpenTokenStore(cfg.Auth.TokenFile)
@@ -138,6 +137,7 @@ func serve(ctx context.Context, out, errOut io.Writer, f serveFlags) error {
 		return err
 	}
 	metrics := httpapi.NewMetrics()
+	registerLedgerMetrics(metrics.Registry(), led, cpl)
 	rt, err := control.New(ctx, control.Options{Ledger: led, Targets: targets, Credentials: creds, Logger: log,
 		Timeouts: cfg.ActionTimeouts(), Observer: metrics})
 	if err != nil {
@@ -145,9 +145,14 @@ func serve(ctx context.Context, out, errOut io.Writer, f serveFlags) error {
 	}
 	defer rt.Close()
 
+	extra := dashboard.Routes(dashboard.Options{OIDC: cfg.Auth.OIDC, Logger: log})
+	if cpl != nil {
+		extra["GET /v1/ledger/checkpoint-key"] = checkpointKeyHandler(cpl)
+	}
+	ping := pingTargets(targets)
 	api := httpapi.New(httpapi.Options{Runtime: rt, Auth: authn, Tokens: tokens, Logger: log, Metrics: metrics,
-		MaxBodyBytes: cfg.MaxBodyBytes, Ready: pingTargets(targets),
-		Extra: dashboard.Routes(dashboard.Options{OIDC: cfg.Auth.OIDC, Logger: log})})
+		MaxBodyBytes: cfg.MaxBodyBytes, Ready: func(ctx context.Context) []string { return append(ledgerReady(led)(ctx), ping(ctx)...) },
+		Extra: extra})
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	ln, err := net.Listen("tcp", cfg.Listen)

@@ -43,6 +43,9 @@ type Config struct {
 	ShutdownGrace workload.Duration `json:"shutdownGrace,omitzero"`
 	// NoLocalTarget turns off the automatic `local` docker target.
 	NoLocalTarget bool `json:"noLocalTarget,omitempty"`
+	// Checkpoints configures the ledger's signed checkpoints and export
+	// sinks (see checkpoints.go).
+	Checkpoints Checkpoints `json:"checkpoints,omitzero"`
 }
 
 // Target configures one target.
@@ -94,6 +97,7 @@ func (c *Config) fill() {
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = workload.Duration(30 * time.Second)
 	}
+	c.Checkpoints.fill(c.DataDir)
 }
 
 // Load reads a config file; defaultDataDir applies when the file names
@@ -219,6 +223,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, workload.FieldError{Path: "auth.oidc.audience", Message: "is required"})
 		}
 	}
+	errs = append(errs, c.Checkpoints.validate()...)
 	if len(errs) > 0 {
 		return workload.Invalid(errs...)
 	}

@@ -84,9 +84,12 @@ type Ledger struct {
 	// put on, with the seq after which only a halt result may lift them.
 	pins     map[string]int64
 	haltSeen map[string]int64 // per scope, the seq of the latest halt row applied
-	last     *Checkpoint
-	report   Report
-	stats    Stats
+	// missing are the pinned scopes whose rows were already gone at Open
+	// (reported then; not reported again by Halts).
+	missing map[string]bool
+	last    *Checkpoint
+	report  Report
+	stats   Stats
 
 	exporters []*exporter
 }
@@ -141,7 +144,7 @@ func Open(ctx context.Context, inner ledger.Ledger, o Options) (*Ledger, Report,
 		return nil, rep, err
 	}
 	l := &Ledger{inner: inner, key: o.Key, file: f, o: o, log: o.Logger, wake: make(chan struct{}, 1),
-		stop: make(chan struct{}), st: rep.final, pins: map[string]int64{}, haltSeen: map[string]int64{}, report: rep}
+		stop: make(chan struct{}), st: rep.final, pins: map[string]int64{}, haltSeen: map[string]int64{}, missing: map[string]bool{}, report: rep}
 	if g, ok := inner.(ledger.Guarded); ok && g.HeadWatch() != nil {
 		l.guard = g.HeadWatch()
 	} else {
@@ -160,6 +163,7 @@ func Open(ctx context.Context, inner ledger.Ledger, o Options) (*Ledger, Report,
 			// Signed as on, and nothing after the checkpoint lifted it:
 			// its rows are gone. It stays on until a halt row lifts it.
 			l.pins[scope], l.haltSeen[scope] = l.st.seq, l.st.seq
+			l.missing[scope] = true
 			l.log.Error("ledger: a halt switch signed in the last checkpoint is missing from the ledger; it stays on",
 				"scope", scope, "checkpoint_seq", rep.Last.Seq)
 		}
@@ -281,6 +285,7 @@ func (l *Ledger) applyHalt(r ledger.Record) {
 		return
 	}
 	l.haltSeen[scope] = r.Seq
+	delete(l.missing, scope)
 	if on {
 		l.pins[scope] = r.Seq
 	} else {
@@ -298,7 +303,7 @@ func (l *Ledger) Halts(ctx context.Context) (map[string]bool, error) {
 		return nil, err
 	}
 	l.mu.Lock()
-	pins := maps.Clone(l.pins)
+	pins, missing := maps.Clone(l.pins), maps.Clone(l.missing)
 	l.mu.Unlock()
 	for _, scope := range slices.Sorted(maps.Keys(pins)) {
 		if h[scope] {
@@ -319,6 +324,9 @@ func (l *Ledger) Halts(ctx context.Context) (map[string]bool, error) {
 			}
 		}
 		h[scope] = true
+		if missing[scope] {
+			continue // known since Open
+		}
 		l.tampered(fmt.Sprintf("the halt switch %q was on at row %d but the ledger no longer says so: its rows were removed; the switch stays on", scope, after))
 	}
 	return h, nil

@@ -60,6 +60,11 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	if err != nil {
 		return err
 	}
+	if applied(ctx, pool, ms) {
+		// Nothing to do: a runtime role with only SELECT and INSERT
+		// (see Migrate) must not need CREATE to start.
+		return nil
+	}
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", lockClass, lockMigrate); err != nil {
 			return fmt.Errorf("migration lock: %w", err)
@@ -100,4 +105,26 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 		return fmt.Errorf("ledger/postgres: migrate: %w", err)
 	}
 	return nil
+}
+
+// applied reports whether every migration in ms is recorded (reading only).
+func applied(ctx context.Context, pool *pgxpool.Pool, ms []migration) bool {
+	rows, err := pool.Query(ctx, "SELECT version FROM schema_migrations")
+	if err != nil {
+		return false
+	}
+	have, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return false
+	}
+	set := map[int]bool{}
+	for _, v := range have {
+		set[int(v)] = true
+	}
+	for _, m := range ms {
+		if !set[m.version] {
+			return false
+		}
+	}
+	return true
 }
