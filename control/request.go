@@ -14,11 +14,24 @@ import (
 	"github.com/alphaswarm/controller/workload"
 )
 
-// Principal is the authenticated caller. The ledger's user_id comes from
-// here and nowhere else.
+// Principal is the authenticated caller. The ledger's user_id, auth and
+// user_name come from here and nowhere else.
 type Principal struct {
+	// User names the caller unambiguously across authentication methods:
+	// a local token's user name (which holds neither ':' nor '@'), or
+	// "oidc:<issuer>#<subject>" for an OIDC identity.
 	User string `json:"user"`
+	// Name is the display name: the local user name, or an OIDC identity's
+	// email or name claim (its subject when it has neither).
+	Name string `json:"name,omitempty"`
+	// Auth is how the caller authenticated: "token:<token id>" or
+	// "oidc:<issuer>".
+	Auth string `json:"auth,omitempty"`
+	// Role is the caller's role on every target ("" for none).
 	Role string `json:"role,omitempty"`
+	// TargetRoles grants roles on single targets, on top of Role (an OIDC
+	// grant such as "this CI repository may operate target prod").
+	TargetRoles map[string]string `json:"targetRoles,omitempty"`
 }
 
 // Request is one mutating operation.

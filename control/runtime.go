@@ -209,7 +209,7 @@ func (rt *Runtime) reject(ctx context.Context, r *Request, digest string, cause 
 		outcome = ledger.OutcomeHalted
 	}
 	rec := ledger.Record{
-		RunID: newRunID(), Kind: ledger.KindRejected, UserID: r.Principal.User, Action: string(r.Action),
+		RunID: newRunID(), Kind: ledger.KindRejected, UserID: r.Principal.User, Auth: r.Principal.Auth, UserName: r.Principal.Name, Action: string(r.Action),
 		Target: truncate(r.Target, 253), Service: truncate(r.Service, 253), Provider: rt.providerName(r.Target),
 		RequestDigest: digest, IdempotencyKey: truncate(r.IdempotencyKey, 255), Outcome: outcome, ErrorCode: string(e.Code),
 		Message: truncate(rt.creds.Redact(e.Message), 1024),
@@ -295,7 +295,7 @@ func (rt *Runtime) Do(ctx context.Context, r Request) (Result, error) {
 	// 5. Durable intent.
 	p := rt.providerName(r.Target)
 	intent := ledger.Record{
-		RunID: newRunID(), Kind: ledger.KindIntent, UserID: r.Principal.User, Action: string(r.Action),
+		RunID: newRunID(), Kind: ledger.KindIntent, UserID: r.Principal.User, Auth: r.Principal.Auth, UserName: r.Principal.Name, Action: string(r.Action),
 		Target: r.scope(), Service: r.Service, Provider: p, RequestDigest: digest,
 		IdempotencyKey: r.IdempotencyKey, Detail: rt.detail(&r),
 	}
@@ -315,7 +315,7 @@ func (rt *Runtime) Do(ctx context.Context, r Request) (Result, error) {
 
 	// 7. Result, written even if the caller has gone.
 	result := ledger.Record{
-		RunID: intent.RunID, Kind: ledger.KindResult, UserID: intent.UserID, Action: intent.Action,
+		RunID: intent.RunID, Kind: ledger.KindResult, UserID: intent.UserID, Auth: intent.Auth, UserName: intent.UserName, Action: intent.Action,
 		Target: intent.Target, Service: intent.Service, Provider: p, RequestDigest: digest,
 		IdempotencyKey: r.IdempotencyKey, Outcome: ledger.OutcomeOK, Duration: elapsed,
 		Detail: rt.resultDetail(res),
@@ -595,7 +595,7 @@ func (rt *Runtime) closeInterrupted(ctx context.Context, in ledger.Record) error
 		msg += "; target " + in.Target + " is no longer configured, so its status was not probed"
 	}
 	_, err = rt.append(ctx, ledger.Record{
-		RunID: in.RunID, Kind: ledger.KindResult, UserID: in.UserID, Action: in.Action, Target: in.Target,
+		RunID: in.RunID, Kind: ledger.KindResult, UserID: in.UserID, Auth: in.Auth, UserName: in.UserName, Action: in.Action, Target: in.Target,
 		Service: in.Service, Provider: in.Provider, RequestDigest: in.RequestDigest, IdempotencyKey: in.IdempotencyKey,
 		Outcome: ledger.OutcomeInterrupted, ErrorCode: string(workload.Unavailable), Message: rt.creds.Redact(msg),
 		Detail: detail, Duration: time.Since(in.Time),

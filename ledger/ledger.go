@@ -56,10 +56,21 @@ var GenesisHash = strings.Repeat("0", 64)
 
 // Record is one row of workload_runs.
 type Record struct {
-	Seq            int64   `json:"seq"`
-	RunID          string  `json:"runId"`
-	Kind           Kind    `json:"kind"`
-	UserID         string  `json:"userId"`
+	Seq   int64  `json:"seq"`
+	RunID string `json:"runId"`
+	Kind  Kind   `json:"kind"`
+	// UserID names the principal unambiguously: a local token's user name
+	// (which can hold neither ':' nor '@'), or "oidc:<issuer>#<subject>"
+	// for an OIDC identity. On version-1 rows it is whatever the
+	// authenticator called the caller (an OIDC subject was stored bare).
+	UserID string `json:"userId"`
+	// Auth is how the principal authenticated: "token:<token id>" or
+	// "oidc:<issuer>". Empty on version-1 rows.
+	Auth string `json:"auth,omitempty"`
+	// UserName is the principal's display name: a local token's user, an
+	// OIDC identity's email or name claim (its subject when it has
+	// neither). Empty on version-1 rows.
+	UserName       string  `json:"userName,omitempty"`
 	Action         string  `json:"action"`
 	Target         string  `json:"target"`
 	Service        string  `json:"service"`
@@ -78,14 +89,38 @@ type Record struct {
 	Time     time.Time     `json:"time"`
 	PrevHash string        `json:"prevHash"`
 	Hash     string        `json:"hash"`
+	// Version is the canonical encoding the row was sealed with (stored in
+	// its own column): 1 for rows written before Auth and UserName
+	// existed, CurrentVersion for new rows. Seal sets it; 0 means
+	// CurrentVersion.
+	Version int `json:"version"`
 }
 
+// CurrentVersion is the canonical encoding Seal uses.
+const CurrentVersion = 2
+
 // Canonical is the byte string a record's hash covers: every column but
-// Hash, in a fixed order, as a JSON array, versioned.
+// Hash, in a fixed order, as a JSON array, versioned. Version 1
+// ("workload_runs/v1") is the encoding of rows written before Auth and
+// UserName existed, kept so that those rows keep verifying; version 2
+// adds Auth and UserName after UserID. An unknown version is encoded
+// under its own tag, so it never matches a hash sealed as another.
 func (r Record) Canonical() []byte {
+	if r.Version == 1 {
+		b, _ := json.Marshal([]any{
+			"workload_runs/v1", r.Seq, r.RunID, string(r.Kind), r.UserID, r.Action, r.Target,
+			r.Service, r.Provider, r.RequestDigest, r.IdempotencyKey, string(r.Outcome),
+			r.ErrorCode, r.Message, r.Detail, int64(r.Duration), r.Time.UnixNano(), r.PrevHash,
+		})
+		return b
+	}
+	v := r.Version
+	if v == 0 {
+		v = CurrentVersion
+	}
 	b, _ := json.Marshal([]any{
-		"workload_runs/v1", r.Seq, r.RunID, string(r.Kind), r.UserID, r.Action, r.Target,
-		r.Service, r.Provider, r.RequestDigest, r.IdempotencyKey, string(r.Outcome),
+		fmt.Sprintf("workload_runs/v%d", v), r.Seq, r.RunID, string(r.Kind), r.UserID, r.Auth, r.UserName,
+		r.Action, r.Target, r.Service, r.Provider, r.RequestDigest, r.IdempotencyKey, string(r.Outcome),
 		r.ErrorCode, r.Message, r.Detail, int64(r.Duration), r.Time.UnixNano(), r.PrevHash,
 	})
 	return b
@@ -109,6 +144,9 @@ func Seal(r Record, prev *Record) Record {
 	if r.Time.IsZero() {
 		r.Time = time.Now()
 	}
+	if r.Version == 0 {
+		r.Version = CurrentVersion
+	}
 	r.Time = time.Unix(0, r.Time.UnixNano()).UTC()
 	r.Hash = r.ComputeHash()
 	return r
@@ -116,8 +154,10 @@ func Seal(r Record, prev *Record) Record {
 
 // Filter selects records for Query. Zero fields match everything.
 type Filter struct {
-	Service        string
-	Target         string
+	Service string
+	Target  string
+	// UserID matches a record's UserID or its UserName (the display
+	// name), so either form of a principal finds its rows.
 	UserID         string
 	Action         string
 	Kind           Kind
@@ -206,6 +246,10 @@ func VerifyChain(rows iter.Seq2[Record, error]) (VerifyResult, error) {
 			return fail(fmt.Sprintf("sequence %d is missing (next row found is %d)", want, r.Seq))
 		case r.PrevHash != res.Head:
 			return fail(fmt.Sprintf("row %d: prev_hash does not match the hash of row %d", r.Seq, r.Seq-1))
+		case r.Version == 1 && (r.Auth != "" || r.UserName != ""):
+			// Version 1 does not hash these columns: set on such a row they
+			// were written afterwards.
+			return fail(fmt.Sprintf("row %d: a version-1 row carries auth or user_name, which that version does not cover", r.Seq))
 		case r.ComputeHash() != r.Hash:
 			return fail(fmt.Sprintf("row %d: contents do not match its hash", r.Seq))
 		}

@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -16,10 +18,15 @@ const QueryTokenParam = "access_token"
 
 // Authenticator identifies the caller of an HTTP request from a bearer
 // token: an "asw_" token is looked up in Tokens, a JWT (three dot-separated
-// parts) is verified by OIDC. Either may be nil to disable that kind.
+// parts) is verified by the OIDC issuer its "iss" claim names (OIDC or one
+// of Issuers). Tokens may be nil, and OIDC and Issuers empty, to disable
+// that kind.
 type Authenticator struct {
 	Tokens *TokenStore
 	OIDC   *OIDC
+	// Issuers are further OIDC issuers (CI providers, other identity
+	// providers), each with its own audience and role mapping.
+	Issuers []*OIDC
 	// AllowQueryToken also accepts the token in the access_token query
 	// parameter of GET requests, for browser EventSource and WebSocket
 	// clients, which cannot set headers. Off by default: URLs end up in
@@ -29,8 +36,10 @@ type Authenticator struct {
 }
 
 // Authenticate returns the caller of r. Every failure is an
-// Unauthenticated error (except an OIDC identity without a role:
-// PermissionDenied, see OIDC.Authenticate); no error contains the token.
+// Unauthenticated error, or Unavailable when an OIDC issuer's keys cannot
+// be fetched (see OIDC.Authenticate); no error contains the token. A
+// verified identity without a role is returned with Role "" for the
+// caller's role check to refuse.
 func (a *Authenticator) Authenticate(r *http.Request) (control.Principal, error) {
 	token, err := a.bearer(r)
 	if err != nil {
@@ -43,10 +52,11 @@ func (a *Authenticator) Authenticate(r *http.Request) (control.Principal, error)
 		}
 		return a.Tokens.Authenticate(token)
 	case strings.Count(token, ".") == 2:
-		if a.OIDC == nil {
-			return control.Principal{}, workload.Errorf(workload.Unauthenticated, "OIDC tokens are not accepted by this server")
+		o, err := a.issuerOf(token)
+		if err != nil {
+			return control.Principal{}, err
 		}
-		return a.OIDC.Authenticate(r.Context(), token)
+		return o.Authenticate(r.Context(), token)
 	}
 	return control.Principal{}, workload.Errorf(workload.Unauthenticated, "bearer token is neither an API token (asw_…) nor a JWT")
 }
@@ -90,8 +100,8 @@ func (a *Authenticator) how() string {
 	if a.Tokens != nil {
 		kinds = append(kinds, "an API token (asw_…)")
 	}
-	if a.OIDC != nil {
-		kinds = append(kinds, "an OIDC access token from "+a.OIDC.cfg.Issuer)
+	for _, o := range a.AllIssuers() {
+		kinds = append(kinds, "an OIDC access token from "+o.cfg.Issuer)
 	}
 	if len(kinds) == 0 {
 		return "this server has no authentication method configured"
@@ -101,6 +111,45 @@ func (a *Authenticator) how() string {
 		s += " (browser streams may use ?" + QueryTokenParam + "=<token> instead)"
 	}
 	return s
+}
+
+// AllIssuers returns OIDC and Issuers.
+func (a *Authenticator) AllIssuers() []*OIDC {
+	var out []*OIDC
+	if a.OIDC != nil {
+		out = append(out, a.OIDC)
+	}
+	for _, o := range a.Issuers {
+		if o != nil {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// issuerOf picks the verifier for a JWT by its "iss" claim. The claim is
+// read before any verification, only to choose the verifier; that
+// verifier then checks the signature and the issuer again.
+func (a *Authenticator) issuerOf(token string) (*OIDC, error) {
+	all := a.AllIssuers()
+	if len(all) == 0 {
+		return nil, workload.Errorf(workload.Unauthenticated, "OIDC tokens are not accepted by this server")
+	}
+	_, rest, _ := strings.Cut(token, ".")
+	payload, _, _ := strings.Cut(rest, ".")
+	b, err := base64.RawURLEncoding.DecodeString(payload)
+	var claims struct {
+		Iss string `json:"iss"`
+	}
+	if err != nil || json.Unmarshal(b, &claims) != nil {
+		return nil, workload.Errorf(workload.Unauthenticated, "OIDC token is malformed")
+	}
+	for _, o := range all {
+		if o.cfg.Issuer == claims.Iss {
+			return o, nil
+		}
+	}
+	return nil, workload.Errorf(workload.Unauthenticated, "OIDC token is from an issuer this server does not accept")
 }
 
 // RedactURL returns u as a string with the access_token query parameter's

@@ -28,8 +28,8 @@ func TestAuthenticator(t *testing.T) {
 	oidcOnly := &Authenticator{OIDC: o}
 	none := &Authenticator{}
 
-	apiUser := control.Principal{User: "ci-bot", Role: "operator"}
-	oidcUser := control.Principal{User: "auth0|alice", Role: "admin"}
+	apiUser := control.Principal{User: "ci-bot", Name: "ci-bot", Role: "operator"}
+	oidcUser := control.Principal{User: PrincipalID(is.srv.URL, "auth0|alice"), Auth: "oidc:" + is.srv.URL, Role: "admin"}
 
 	tests := []struct {
 		name    string
@@ -91,7 +91,7 @@ func TestAuthenticator(t *testing.T) {
 				}
 				return
 			}
-			if p != tt.want {
+			if !principalIs(p, tt.want) {
 				t.Fatalf("principal %+v; want %+v", p, tt.want)
 			}
 		})

@@ -2,11 +2,13 @@ package auth
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
 
+	"github.com/alphaswarm/controller/control"
 	"github.com/alphaswarm/controller/workload"
 )
 
@@ -34,6 +36,15 @@ func wantCode(t *testing.T, err error, want workload.Code) {
 	if we.Code != want {
 		t.Fatalf("code %s (%v); want %s", we.Code, err, want)
 	}
+}
+
+// principalIs compares a principal with want: every field, except Auth
+// when want leaves it empty.
+func principalIs(p, want control.Principal) bool {
+	if want.Auth == "" {
+		p.Auth = ""
+	}
+	return reflect.DeepEqual(p, want)
 }
 
 // noSecret fails if s contains secret or its random part.

@@ -6,7 +6,9 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -44,6 +46,10 @@ type issuer struct {
 	keys      map[string]*rsa.PrivateKey // kid → key, published in the JWKS
 	claimed   string                     // issuer in the discovery document; "" = srv.URL
 	jwksCalls atomic.Int32
+	discCalls atomic.Int32
+	// jwksMode: 0 serves the keys, 1 answers 500, 2 hangs until the
+	// request ends.
+	jwksMode atomic.Int32
 }
 
 func newIssuer(t *testing.T, kids ...string) *issuer {
@@ -52,6 +58,7 @@ func newIssuer(t *testing.T, kids ...string) *issuer {
 	is.publish(kids...)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		is.discCalls.Add(1)
 		is.mu.Lock()
 		iss := is.claimed
 		is.mu.Unlock()
@@ -69,6 +76,14 @@ func newIssuer(t *testing.T, kids ...string) *issuer {
 	})
 	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
 		is.jwksCalls.Add(1)
+		switch is.jwksMode.Load() {
+		case 1:
+			http.Error(w, "down", http.StatusInternalServerError)
+			return
+		case 2:
+			<-r.Context().Done()
+			return
+		}
 		is.mu.Lock()
 		var set jose.JSONWebKeySet
 		for kid, k := range is.keys {
@@ -106,6 +121,7 @@ func (is *issuer) oidc(t *testing.T, cfg OIDCConfig) *OIDC {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(o.Close)
 	return o
 }
 
@@ -169,7 +185,12 @@ func TestOIDCAuthenticate(t *testing.T) {
 	is := newIssuer(t, "k1")
 	plain := is.oidc(t, OIDCConfig{})
 	namespaced := is.oidc(t, OIDCConfig{RolesClaim: "https://alphaswarm.io/roles"})
-	nested := is.oidc(t, OIDCConfig{RolesClaim: "realm_access.roles"})
+	nested := is.oidc(t, OIDCConfig{RolesClaimPath: []string{"realm_access", "roles"}})
+	dotted := is.oidc(t, OIDCConfig{RolesClaim: "realm_access.roles"})
+	short := is.oidc(t, OIDCConfig{MaxTokenLifetime: 2 * time.Hour})
+	alice := func(role string) control.Principal {
+		return control.Principal{User: PrincipalID(is.srv.URL, "auth0|alice"), Auth: "oidc:" + is.srv.URL, Role: role}
+	}
 	byEmail := is.oidc(t, OIDCConfig{UserClaim: "email"})
 	withDefault := is.oidc(t, OIDCConfig{DefaultRole: RoleViewer})
 
@@ -195,49 +216,70 @@ func TestOIDCAuthenticate(t *testing.T) {
 	}{
 		{name: "roles array", o: plain,
 			token: sign(t, "k1", is.claims(map[string]any{"roles": []string{"viewer", "operator"}})),
-			want:  control.Principal{User: "auth0|alice", Role: "operator"}},
+			want:  alice("operator")},
 		{name: "roles string", o: plain,
 			token: sign(t, "k1", is.claims(map[string]any{"roles": "admin"})),
-			want:  control.Principal{User: "auth0|alice", Role: "admin"}},
+			want:  alice("admin")},
 		{name: "namespaced array, highest wins, unknown ignored", o: namespaced,
 			token: sign(t, "k1", is.claims(map[string]any{"https://alphaswarm.io/roles": []any{"viewer", "billing", 7, "Admin", "operator"}})),
-			want:  control.Principal{User: "auth0|alice", Role: "admin"}},
+			want:  alice("admin")},
 		{name: "namespaced string", o: namespaced,
 			token: sign(t, "k1", is.claims(map[string]any{"https://alphaswarm.io/roles": "operator"})),
-			want:  control.Principal{User: "auth0|alice", Role: "operator"}},
+			want:  alice("operator")},
 		{name: "namespaced config ignores plain roles", o: namespaced,
 			token: sign(t, "k1", is.claims(map[string]any{"roles": []string{"admin"}})),
-			code:  workload.PermissionDenied, msg: "https://alphaswarm.io/roles"},
+			want:  alice("")},
+		// Issue 21.6: a claim name is matched exactly, never as a path.
+		{name: "namespaced name is not a path", o: namespaced,
+			token: sign(t, "k1", is.claims(map[string]any{"https://alphaswarm": map[string]any{"io/roles": "admin"}})),
+			want:  alice("")},
+		{name: "dotted rolesClaim is one name", o: dotted,
+			token: sign(t, "k1", is.claims(map[string]any{"realm_access": map[string]any{"roles": []string{"admin"}}})),
+			want:  alice("")},
+		{name: "dotted rolesClaim matches the literal name", o: dotted,
+			token: sign(t, "k1", is.claims(map[string]any{"realm_access.roles": "operator"})),
+			want:  alice("operator")},
+		{name: "path ignores a literal dotted name", o: nested,
+			token: sign(t, "k1", is.claims(map[string]any{"realm_access.roles": "admin"})),
+			want:  alice("")},
+		{name: "display name from email", o: plain,
+			token: sign(t, "k1", is.claims(map[string]any{"email": "alice@example.com", "roles": "viewer"})),
+			want:  control.Principal{User: PrincipalID(is.srv.URL, "auth0|alice"), Name: "alice@example.com", Role: "viewer"}},
+		{name: "display name from name", o: plain,
+			token: sign(t, "k1", is.claims(map[string]any{"name": "Alice Smith", "email": "alice@example.com", "email_verified": false, "roles": "viewer"})),
+			want:  control.Principal{User: PrincipalID(is.srv.URL, "auth0|alice"), Name: "Alice Smith", Role: "viewer"}},
 		{name: "nested claim path", o: nested,
 			token: sign(t, "k1", is.claims(map[string]any{"realm_access": map[string]any{"roles": []string{"offline_access", "operator"}}})),
-			want:  control.Principal{User: "auth0|alice", Role: "operator"}},
+			want:  alice("operator")},
 		{name: "audience array", o: plain,
 			token: sign(t, "k1", is.claims(map[string]any{"aud": []string{"other", testAudience}, "roles": "viewer"})),
-			want:  control.Principal{User: "auth0|alice", Role: "viewer"}},
+			want:  alice("viewer")},
 		{name: "user from email", o: byEmail,
 			token: sign(t, "k1", is.claims(map[string]any{"email": "alice@example.com", "email_verified": true, "roles": "viewer"})),
-			want:  control.Principal{User: "alice@example.com", Role: "viewer"}},
+			want:  control.Principal{User: PrincipalID(is.srv.URL, "alice@example.com"), Name: "alice@example.com", Role: "viewer"}},
 		{name: "email not verified", o: byEmail,
 			token: sign(t, "k1", is.claims(map[string]any{"email": "alice@example.com", "email_verified": false, "roles": "viewer"})),
 			code:  workload.Unauthenticated, msg: "not verified"},
 		{name: "email missing", o: byEmail,
 			token: sign(t, "k1", is.claims(map[string]any{"roles": "viewer"})),
 			code:  workload.Unauthenticated, msg: `"email"`},
+		// Issue 21.2: no role is a principal without a role (the route's role
+		// check refuses and audits it), not an error here.
 		{name: "no role", o: plain,
 			token: sign(t, "k1", is.claims(nil)),
-			code:  workload.PermissionDenied, msg: "no role"},
+			want:  alice("")},
 		{name: "only unknown roles", o: plain,
 			token: sign(t, "k1", is.claims(map[string]any{"roles": []string{"root", "superuser"}})),
-			code:  workload.PermissionDenied},
+			want:  alice("")},
 		{name: "roles of the wrong type", o: plain,
 			token: sign(t, "k1", is.claims(map[string]any{"roles": map[string]any{"admin": true}})),
-			code:  workload.PermissionDenied},
+			want:  alice("")},
 		{name: "default role", o: withDefault,
 			token: sign(t, "k1", is.claims(nil)),
-			want:  control.Principal{User: "auth0|alice", Role: "viewer"}},
+			want:  alice("viewer")},
 		{name: "default role does not cap a higher role", o: withDefault,
 			token: sign(t, "k1", is.claims(map[string]any{"roles": "admin"})),
-			want:  control.Principal{User: "auth0|alice", Role: "admin"}},
+			want:  alice("admin")},
 		{name: "no sub", o: plain,
 			token: sign(t, "k1", is.claims(map[string]any{"sub": nil, "roles": "admin"})),
 			code:  workload.Unauthenticated, msg: `"sub"`},
@@ -247,9 +289,43 @@ func TestOIDCAuthenticate(t *testing.T) {
 		{name: "expired", o: plain,
 			token: sign(t, "k1", is.claims(map[string]any{"exp": time.Now().Add(-time.Minute).Unix(), "roles": "admin"})),
 			code:  workload.Unauthenticated, msg: "expired"},
+		// Issue 21.3: dates.
 		{name: "no exp", o: plain,
 			token: sign(t, "k1", is.claims(map[string]any{"exp": nil, "roles": "admin"})),
-			code:  workload.Unauthenticated},
+			code:  workload.Unauthenticated, msg: "no exp"},
+		{name: "exp as a string", o: plain,
+			token: sign(t, "k1", is.claims(map[string]any{"exp": "9999999999", "roles": "admin"})),
+			code:  workload.Unauthenticated, msg: `"exp" is not a NumericDate`},
+		{name: "iat as a string", o: plain,
+			token: sign(t, "k1", is.claims(map[string]any{"iat": fmt.Sprint(time.Now().Unix()), "roles": "admin"})),
+			code:  workload.Unauthenticated, msg: `"iat" is not a NumericDate`},
+		{name: "nbf as a string", o: plain,
+			token: sign(t, "k1", is.claims(map[string]any{"nbf": fmt.Sprint(time.Now().Unix()), "roles": "admin"})),
+			code:  workload.Unauthenticated, msg: `"nbf" is not a NumericDate`},
+		{name: "iat an hour ahead", o: plain,
+			token: sign(t, "k1", is.claims(map[string]any{"iat": time.Now().Add(time.Hour).Unix(), "roles": "admin"})),
+			code:  workload.Unauthenticated, msg: "issued in the future"},
+		{name: "iat ten years ahead", o: plain,
+			token: sign(t, "k1", is.claims(map[string]any{"iat": time.Now().AddDate(10, 0, 0).Unix(), "exp": time.Now().Add(10 * time.Minute).Unix(), "roles": "admin"})),
+			code:  workload.Unauthenticated, msg: "issued in the future"},
+		{name: "iat within the skew", o: plain,
+			token: sign(t, "k1", is.claims(map[string]any{"iat": time.Now().Add(2 * time.Minute).Unix(), "roles": "admin"})),
+			want:  alice("admin")},
+		{name: "nbf within the skew", o: plain,
+			token: sign(t, "k1", is.claims(map[string]any{"nbf": time.Now().Add(2 * time.Minute).Unix(), "roles": "admin"})),
+			want:  alice("admin")},
+		{name: "exp in 2100 (default lifetime 24h)", o: plain,
+			token: sign(t, "k1", is.claims(map[string]any{"exp": time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC).Unix(), "roles": "admin"})),
+			code:  workload.Unauthenticated, msg: "lives longer"},
+		{name: "lifetime over the configured maximum", o: short,
+			token: sign(t, "k1", is.claims(map[string]any{"exp": time.Now().Add(3 * time.Hour).Unix(), "roles": "admin"})),
+			code:  workload.Unauthenticated, msg: "at most 2h0m0s"},
+		{name: "lifetime over the maximum, no iat", o: short,
+			token: sign(t, "k1", is.claims(map[string]any{"iat": nil, "exp": time.Now().Add(3 * time.Hour).Unix(), "roles": "admin"})),
+			code:  workload.Unauthenticated, msg: "lives longer"},
+		{name: "lifetime within the configured maximum", o: short,
+			token: sign(t, "k1", is.claims(map[string]any{"exp": time.Now().Add(time.Hour).Unix(), "roles": "admin"})),
+			want:  alice("admin")},
 		{name: "not yet valid", o: plain,
 			token: sign(t, "k1", is.claims(map[string]any{"nbf": time.Now().Add(time.Hour).Unix(), "roles": "admin"})),
 			code:  workload.Unauthenticated, msg: "not valid yet"},
@@ -270,7 +346,7 @@ func TestOIDCAuthenticate(t *testing.T) {
 			code:  workload.Unauthenticated},
 		{name: "unknown key, unknown kid", o: plain,
 			token: sign(t, "rogue", is.claims(map[string]any{"roles": "admin"})),
-			code:  workload.Unauthenticated, msg: "signature"},
+			code:  workload.Unauthenticated, msg: "does not publish"},
 		{name: "unknown key posing as a known kid", o: plain,
 			token: signWith(t, jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: testKeys()["rogue"], KeyID: "k1"}}, is.claims(map[string]any{"roles": "admin"})),
 			code:  workload.Unauthenticated, msg: "signature"},
@@ -296,16 +372,19 @@ func TestOIDCAuthenticate(t *testing.T) {
 				}
 				return
 			}
-			if p != tt.want {
+			if !principalIs(p, tt.want) {
 				t.Fatalf("principal %+v; want %+v", p, tt.want)
 			}
 		})
 	}
 }
 
+// TestOIDCKeyRotation: a new key verifies at once; a withdrawn key stops
+// verifying once the keys are older than KeyRefresh, without any token
+// forcing a fetch (issue 21.4).
 func TestOIDCKeyRotation(t *testing.T) {
 	is := newIssuer(t, "k1")
-	o := is.oidc(t, OIDCConfig{KeyMaxAge: time.Hour})
+	o := is.oidc(t, OIDCConfig{KeyRefresh: 5 * time.Minute, MinRefetch: time.Second})
 	clock := time.Now()
 	o.now = func() time.Time { return clock }
 	ctx := context.Background()
@@ -323,46 +402,215 @@ func TestOIDCKeyRotation(t *testing.T) {
 	}
 
 	// The issuer rotates: k2 is published, k1 is withdrawn. A token signed
-	// by k2 verifies without restarting anything: go-oidc re-fetches the
-	// JWKS when a token names a key id it has not seen.
-	//
-	// go-oidc hands a verification that arrives while a key fetch is just
-	// finishing that fetch's result, so a token with the new kid can fail
-	// once right after a fetch; the next attempt fetches again. Hence the
-	// retry.
+	// by k2 verifies at once: its unknown kid causes a fetch.
 	is.publish("k2")
-	p, err := eventually(o, sign(t, "k2", claims))
+	clock = clock.Add(2 * time.Second) // past MinRefetch
+	p, err := o.Authenticate(ctx, sign(t, "k2", claims))
 	if err != nil {
 		t.Fatalf("token signed with the rotated key: %v", err)
 	}
 	if p.Role != "operator" {
 		t.Fatalf("principal %+v", p)
 	}
-	if is.jwksCalls.Load() <= calls {
-		t.Fatal("JWKS was not re-fetched")
-	}
 
-	// The withdrawn key stops verifying at the latest after KeyMaxAge.
-	clock = clock.Add(time.Hour)
+	// Withdrawn while cached (no token with an unknown kid comes): k1
+	// verifies until the keys are KeyRefresh old, then no longer.
+	is.publish("k1")
+	clock = clock.Add(2 * time.Second)
+	if _, err := o.Authenticate(ctx, old); err != nil {
+		t.Fatal(err) // k1 is fetched again (unknown kid in the cache)
+	}
+	is.publish("k2")
+	clock = clock.Add(4 * time.Minute)
+	if _, err := o.Authenticate(ctx, old); err != nil {
+		t.Fatalf("within KeyRefresh the cached key still verifies: %v", err)
+	}
+	clock = clock.Add(time.Minute)
 	_, err = o.Authenticate(ctx, old)
 	wantCode(t, err, workload.Unauthenticated)
 
 	// Overlap: both keys published, both verify.
 	is.publish("k1", "k2")
+	clock = clock.Add(5 * time.Minute)
 	for _, kid := range []string{"k1", "k2"} {
-		if _, err := eventually(o, sign(t, kid, claims)); err != nil {
+		if _, err := o.Authenticate(ctx, sign(t, kid, claims)); err != nil {
 			t.Fatalf("%s during overlap: %v", kid, err)
 		}
 	}
 }
 
-// eventually authenticates tok, retrying for a while: see the comment in
-// TestOIDCKeyRotation.
-func eventually(o *OIDC, tok string) (p control.Principal, err error) {
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if p, err = o.Authenticate(context.Background(), tok); err == nil || time.Now().After(deadline) {
-			return p, err
-		}
+// TestOIDCUnknownKidRateLimited: tokens naming unknown key ids, sequential
+// or concurrent, cost the issuer at most one JWKS fetch per MinRefetch
+// (issue 21.4; main fetched once per token).
+func TestOIDCUnknownKidRateLimited(t *testing.T) {
+	is := newIssuer(t, "k1")
+	o := is.oidc(t, OIDCConfig{})
+	ctx := context.Background()
+	if _, err := o.Authenticate(ctx, sign(t, "k1", is.claims(map[string]any{"roles": "viewer"}))); err != nil {
+		t.Fatal(err)
+	}
+	before := is.jwksCalls.Load()
+	for i := range 20 {
+		tok := signWith(t, jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: testKeys()["rogue"], KeyID: fmt.Sprintf("unknown-%d", i)}},
+			is.claims(map[string]any{"roles": "admin"}))
+		_, err := o.Authenticate(ctx, tok)
+		wantCode(t, err, workload.Unauthenticated)
+	}
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Go(func() {
+			tok := signWith(t, jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: testKeys()["rogue"], KeyID: fmt.Sprintf("c-%d", i)}},
+				is.claims(map[string]any{"roles": "admin"}))
+			o.Authenticate(ctx, tok)
+		})
+	}
+	wg.Wait()
+	if n := is.jwksCalls.Load() - before; n > 1 {
+		t.Fatalf("70 tokens with unknown kids caused %d JWKS fetches; want at most 1", n)
+	}
+}
+
+// freeAddr returns a loopback address nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// TestOIDCIssuerDown: an issuer that cannot be reached at start is not an
+// error; its tokens are Unavailable (503, retryable) until background
+// discovery succeeds; then they verify (issue 21.5).
+func TestOIDCIssuerDown(t *testing.T) {
+	addr := freeAddr(t)
+	o, err := NewOIDC(context.Background(), OIDCConfig{Issuer: "http://" + addr, Audience: testAudience,
+		FetchTimeout: 500 * time.Millisecond, DiscoveryRetry: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("NewOIDC with the issuer down: %v", err)
+	}
+	t.Cleanup(o.Close)
+	if st := o.Status(); st.State != "discovering" || st.Error == "" {
+		t.Fatalf("status %+v; want discovering with an error", st)
+	}
+	claims := map[string]any{"iss": "http://" + addr, "aud": testAudience, "sub": "alice", "roles": "viewer",
+		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}
+	_, err = o.Authenticate(context.Background(), sign(t, "k1", claims))
+	wantCode(t, err, workload.Unavailable)
+
+	// The issuer comes up on that address: a test issuer's handler,
+	// served there instead of on its own listener.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("address %s taken meanwhile: %v", addr, err)
+	}
+	up := newIssuer(t, "k1")
+	up.srv.Close()
+	up.srv.URL = "http://" + addr
+	srv := &http.Server{Handler: up.srv.Config.Handler}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	deadline := time.Now().Add(10 * time.Second)
+	for o.Status().State == "discovering" && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := o.Status(); st.State == "discovering" {
+		t.Fatalf("background discovery did not succeed: %+v", st)
+	}
+	if _, err := o.Authenticate(context.Background(), sign(t, "k1", claims)); err != nil {
+		t.Fatalf("after the issuer came up: %v", err)
+	}
+}
+
+// TestOIDCKeysUnavailable: a token that needs keys the controller cannot
+// fetch (JWKS answers 500, or hangs) is Unavailable, within FetchTimeout;
+// cached keys keep working (issue 21.5; main answered 401 after 10 s).
+func TestOIDCKeysUnavailable(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		v    int32
+	}{{"500", 1}, {"hang", 2}} {
+		t.Run(mode.name, func(t *testing.T) {
+			is := newIssuer(t, "k1")
+			o := is.oidc(t, OIDCConfig{FetchTimeout: 300 * time.Millisecond, MinRefetch: time.Nanosecond})
+			ctx := context.Background()
+			// No keys fetched yet.
+			is.jwksMode.Store(mode.v)
+			start := time.Now()
+			_, err := o.Authenticate(ctx, sign(t, "k1", is.claims(map[string]any{"roles": "viewer"})))
+			wantCode(t, err, workload.Unavailable)
+			if d := time.Since(start); d > 3*time.Second {
+				t.Fatalf("took %s; the fetch is bounded by 300ms", d)
+			}
+			if st := o.Status(); st.State != "keys_unavailable" {
+				t.Fatalf("status %+v", st)
+			}
+			// Keys fetched, then the issuer fails: cached keys verify, a new
+			// kid is Unavailable.
+			is.jwksMode.Store(0)
+			if _, err := o.Authenticate(ctx, sign(t, "k1", is.claims(map[string]any{"roles": "viewer"}))); err != nil {
+				t.Fatal(err)
+			}
+			is.jwksMode.Store(mode.v)
+			if _, err := o.Authenticate(ctx, sign(t, "k1", is.claims(map[string]any{"roles": "viewer"}))); err != nil {
+				t.Fatalf("cached key while the issuer fails: %v", err)
+			}
+			_, err = o.Authenticate(ctx, sign(t, "k2", is.claims(map[string]any{"roles": "viewer"})))
+			wantCode(t, err, workload.Unavailable)
+			// The caller's deadline bounds the wait too.
+			if mode.v == 2 {
+				cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+				defer cancel()
+				start := time.Now()
+				_, err = o.Authenticate(cctx, sign(t, "rogue", is.claims(map[string]any{"roles": "viewer"})))
+				if err != nil && time.Since(start) > time.Second {
+					t.Fatalf("waited %s past a 50ms deadline", time.Since(start))
+				}
+			}
+			time.Sleep(400 * time.Millisecond) // let the hanging fetch end (goleak)
+		})
+	}
+}
+
+// TestOIDCGrants: grants match claims and give roles on every target or on
+// some (issue 21.7).
+func TestOIDCGrants(t *testing.T) {
+	is := newIssuer(t, "k1")
+	o := is.oidc(t, OIDCConfig{RolesClaim: "roles", Grants: []Grant{
+		{Claims: map[string]string{"repository": "acme/shop", "environment": "production"}, Role: RoleOperator, Targets: []string{"prod"}},
+		{Claims: map[string]string{"repository": "acme/shop"}, Role: RoleViewer, Targets: []string{"prod", "staging"}},
+		{Claims: map[string]string{"groups": "sre"}, Role: RoleOperator},
+	}})
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		claims  map[string]any
+		role    string
+		targets map[string]string
+	}{
+		{"repository and environment", map[string]any{"repository": "acme/shop", "environment": "production"}, "",
+			map[string]string{"prod": "operator", "staging": "viewer"}},
+		{"other environment", map[string]any{"repository": "acme/shop", "environment": "staging"}, "",
+			map[string]string{"prod": "viewer", "staging": "viewer"}},
+		{"other repository", map[string]any{"repository": "acme/shop-fork", "environment": "production"}, "", nil},
+		{"array claim holds the value", map[string]any{"groups": []any{"dev", "sre"}}, "operator", nil},
+		{"roles claim and grant, highest wins", map[string]any{"roles": "viewer", "groups": "sre"}, "operator", nil},
+		{"value of the wrong type", map[string]any{"repository": []any{"acme/shop"}, "environment": true}, "",
+			map[string]string{"prod": "viewer", "staging": "viewer"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := o.Authenticate(ctx, sign(t, "k1", is.claims(tt.claims)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Role != tt.role || !maps.Equal(p.TargetRoles, tt.targets) {
+				t.Fatalf("role %q targets %v; want %q %v", p.Role, p.TargetRoles, tt.role, tt.targets)
+			}
+		})
 	}
 }
 
@@ -382,24 +630,34 @@ func TestOIDCConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	if n := is.jwksCalls.Load(); n != 1 {
+		t.Errorf("16 concurrent first verifications fetched the JWKS %d times; want 1", n)
+	}
 }
 
 func TestNewOIDC(t *testing.T) {
 	is := newIssuer(t, "k1")
 	tests := []struct {
-		name string
-		cfg  OIDCConfig
-		code workload.Code
-		msg  string
+		name  string
+		cfg   OIDCConfig
+		code  workload.Code
+		msg   string
+		state string
 	}{
-		{"ok", OIDCConfig{Issuer: is.srv.URL, Audience: testAudience}, "", ""},
-		{"no issuer", OIDCConfig{Audience: testAudience}, workload.InvalidArgument, "issuer"},
-		{"no audience", OIDCConfig{Issuer: is.srv.URL}, workload.InvalidArgument, "audience"},
-		{"relative issuer", OIDCConfig{Issuer: "issuer.example", Audience: "a"}, workload.InvalidArgument, "issuer"},
-		{"plain http issuer", OIDCConfig{Issuer: "http://idp.example.com", Audience: "a"}, workload.InvalidArgument, "https"},
-		{"bad default role", OIDCConfig{Issuer: is.srv.URL, Audience: "a", DefaultRole: "root"}, workload.InvalidArgument, "defaultRole"},
-		{"issuer mismatch (trailing slash)", OIDCConfig{Issuer: is.srv.URL + "/", Audience: "a"}, workload.Unavailable, "did not match"},
-		{"no discovery document", OIDCConfig{Issuer: is.srv.URL + "/tenant", Audience: "a"}, workload.Unavailable, "404"},
+		{"ok", OIDCConfig{Issuer: is.srv.URL, Audience: testAudience}, "", "", "ok"},
+		{"no issuer", OIDCConfig{Audience: testAudience}, workload.InvalidArgument, "issuer", ""},
+		{"no audience", OIDCConfig{Issuer: is.srv.URL}, workload.InvalidArgument, "audience", ""},
+		{"relative issuer", OIDCConfig{Issuer: "issuer.example", Audience: "a"}, workload.InvalidArgument, "issuer", ""},
+		{"plain http issuer", OIDCConfig{Issuer: "http://idp.example.com", Audience: "a"}, workload.InvalidArgument, "https", ""},
+		{"issuer with a fragment", OIDCConfig{Issuer: "https://idp.example.com/#x", Audience: "a"}, workload.InvalidArgument, "fragment", ""},
+		{"bad default role", OIDCConfig{Issuer: is.srv.URL, Audience: "a", DefaultRole: "root"}, workload.InvalidArgument, "defaultRole", ""},
+		{"claim and path", OIDCConfig{Issuer: is.srv.URL, Audience: "a", RolesClaim: "roles", RolesClaimPath: []string{"a", "b"}}, workload.InvalidArgument, "rolesClaimPath", ""},
+		{"grant without claims", OIDCConfig{Issuer: is.srv.URL, Audience: "a", Grants: []Grant{{Role: RoleViewer}}}, workload.InvalidArgument, "grants[0].claims", ""},
+		{"grant with a bad target", OIDCConfig{Issuer: is.srv.URL, Audience: "a", Grants: []Grant{{Claims: map[string]string{"x": "y"}, Role: RoleViewer, Targets: []string{"Bad Name"}}}}, workload.InvalidArgument, "grants[0].targets[0]", ""},
+		{"negative refresh", OIDCConfig{Issuer: is.srv.URL, Audience: "a", KeyRefresh: -1}, workload.InvalidArgument, "keyRefresh", ""},
+		// Discovery failures are not errors: the issuer is retried.
+		{"issuer mismatch (trailing slash)", OIDCConfig{Issuer: is.srv.URL + "/", Audience: "a"}, "", "", "discovering"},
+		{"no discovery document", OIDCConfig{Issuer: is.srv.URL + "/tenant", Audience: "a"}, "", "", "discovering"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -412,16 +670,14 @@ func TestNewOIDC(t *testing.T) {
 				}
 				return
 			}
-			if c := o.Config(); c.RolesClaim != "roles" || c.UserClaim != "sub" || c.KeyMaxAge != time.Hour {
+			defer o.Close()
+			if st := o.Status(); st.State != tt.state && !(tt.state == "ok" && st.State == "ok") {
+				t.Fatalf("status %+v; want %s", st, tt.state)
+			}
+			if c := o.Config(); c.RolesClaim != "roles" || c.UserClaim != "sub" || c.KeyRefresh != 5*time.Minute ||
+				c.MinRefetch != 10*time.Second || c.MaxTokenLifetime != 24*time.Hour || c.FetchTimeout != 5*time.Second {
 				t.Fatalf("defaults not filled in: %+v", c)
 			}
 		})
 	}
-
-	// The discovery document names another issuer.
-	is.mu.Lock()
-	is.claimed = "https://evil.example"
-	is.mu.Unlock()
-	_, err := NewOIDC(context.Background(), OIDCConfig{Issuer: is.srv.URL, Audience: "a", HTTPClient: is.srv.Client()})
-	wantCode(t, err, workload.Unavailable)
 }

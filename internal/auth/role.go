@@ -3,6 +3,7 @@ package auth
 import (
 	"strings"
 
+	"github.com/alphaswarm/controller/control"
 	"github.com/alphaswarm/controller/workload"
 )
 
@@ -66,4 +67,30 @@ func highest(names []string) (Role, bool) {
 		}
 	}
 	return best, best != ""
+}
+
+// RoleOn returns p's role on target: the higher of its role on every
+// target and the role a grant gives it on this one. An empty target (a
+// route that names none) gets the role on every target.
+func RoleOn(p control.Principal, target string) Role {
+	r := Role(p.Role)
+	if !r.Valid() {
+		r = ""
+	}
+	if t := Role(p.TargetRoles[target]); target != "" && t.rank() > r.rank() {
+		r = t
+	}
+	return r
+}
+
+// Denied is the PermissionDenied error for p, which lacks need on target.
+func Denied(p control.Principal, need Role, target string) error {
+	has := RoleOn(p, target)
+	switch {
+	case has == "" && len(p.TargetRoles) > 0 && target == "":
+		return workload.Errorf(workload.PermissionDenied, "%s has roles on some targets only; this needs role %q on every target", p.User, need)
+	case has == "":
+		return workload.Errorf(workload.PermissionDenied, "%s has no role (viewer, operator or admin) here; this needs %q", p.User, need)
+	}
+	return workload.Errorf(workload.PermissionDenied, "role %q may not do this; it needs %q", has, need)
 }

@@ -389,7 +389,7 @@ func newToken() (token, sum string, err error) {
 // The token is returned once and never stored; only its hash is.
 func (s *TokenStore) Create(user string, role Role, ttl time.Duration) (token string, info TokenInfo, err error) {
 	var fields []workload.FieldError
-	if m := userProblem(user); m != "" {
+	if m := localUserProblem(user); m != "" {
 		fields = append(fields, workload.FieldError{Path: "user", Message: m})
 	}
 	if !role.Valid() {
@@ -510,7 +510,7 @@ func (s *TokenStore) Authenticate(token string) (control.Principal, error) {
 	if t.Expired(s.now()) {
 		return control.Principal{}, workload.Errorf(workload.Unauthenticated, "bearer token %s expired at %s", t.ID, t.Expires.Format(time.RFC3339))
 	}
-	return control.Principal{User: t.User, Role: string(t.Role)}, nil
+	return control.Principal{User: t.User, Name: t.User, Auth: "token:" + t.ID, Role: string(t.Role)}, nil
 }
 
 // AdminTokenFile returns the file EnsureAdmin writes the first admin token

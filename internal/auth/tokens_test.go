@@ -65,7 +65,7 @@ func TestTokenCreateAuthenticateRevoke(t *testing.T) {
 		}
 		p, err := s.Authenticate(tok)
 		wantCode(t, err, "")
-		if want := (control.Principal{User: user, Role: string(role)}); p != want {
+		if want := (control.Principal{User: user, Name: user, Auth: "token:" + info.ID, Role: string(role)}); !principalIs(p, want) {
 			t.Fatalf("principal %+v; want %+v", p, want)
 		}
 		wantCode(t, s.Revoke(info.ID), "")
@@ -87,7 +87,11 @@ func TestTokenCreateValidation(t *testing.T) {
 		ttl    time.Duration
 		fields []string
 	}{
-		{"ok", "alice@example.com", RoleViewer, time.Hour, nil},
+		{"ok", "alice.example-1_x", RoleViewer, time.Hour, nil},
+		// Issue 21.1: a local name cannot look like another method's.
+		{"oidc form", "oidc:https://idp.example#alice", RoleAdmin, 0, []string{"user"}},
+		{"colon", "a:b", RoleAdmin, 0, []string{"user"}},
+		{"email form", "alice@example.com", RoleViewer, time.Hour, []string{"user"}},
 		{"ok unicode", "zoë", RoleOperator, 0, nil},
 		{"ok 128 bytes", strings.Repeat("a", 128), RoleAdmin, 0, nil},
 		{"empty user", "", RoleViewer, 0, []string{"user"}},
@@ -327,7 +331,7 @@ func TestTokenStoreTestdata(t *testing.T) {
 	}
 	p, err := s.Authenticate(TestdataToken)
 	wantCode(t, err, "")
-	if p != (control.Principal{User: "ci-bot", Role: "operator"}) {
+	if !principalIs(p, control.Principal{User: "ci-bot", Name: "ci-bot", Role: "operator"}) {
 		t.Fatalf("principal %+v", p)
 	}
 	l := s.List()
@@ -501,7 +505,7 @@ func TestEnsureAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, err := s.Authenticate(tok)
-	if err != nil || p != (control.Principal{User: AdminUser, Role: "admin"}) {
+	if err != nil || !principalIs(p, control.Principal{User: AdminUser, Name: AdminUser, Role: "admin"}) {
 		t.Fatalf("admin token: %+v, %v", p, err)
 	}
 	store, _ := os.ReadFile(path)

@@ -161,8 +161,8 @@ func (s *Server) wrap(rt route) http.Handler {
 				writeError(sw, err)
 				return
 			}
-			if !auth.Role(p.Role).Allows(rt.need) {
-				err := workload.Errorf(workload.PermissionDenied, "role %q may not do this; it needs %q", p.Role, rt.need)
+			if !auth.RoleOn(p, r.PathValue("target")).Allows(rt.need) {
+				err := auth.Denied(p, rt.need, r.PathValue("target"))
 				if rt.action != "" {
 					_ = s.rt.Reject(r.Context(), p, workload.Action(rt.action), r.PathValue("target"), r.PathValue("service"), err)
 				}

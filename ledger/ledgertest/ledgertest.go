@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Ledger, opts ...Option) {
 	t.Run("Query", func(t *testing.T) { testQuery(t, open(t)) })
 	t.Run("Unfinished", func(t *testing.T) { testUnfinished(t, open(t)) })
 	t.Run("Halts", func(t *testing.T) { testHalts(t, open(t)) })
+	t.Run("MixedVersions", func(t *testing.T) { testMixedVersions(t, open(t)) })
 	t.Run("VisibleToSecondConnection", func(t *testing.T) {
 		if c.reopen == nil {
 			t.Fatal("ledgertest: WithReopen is required: durability across connections must be checked")
@@ -75,6 +76,8 @@ func rec(i int, kind ledger.Kind) ledger.Record {
 		RunID:         fmt.Sprintf("run-%04d", i),
 		Kind:          kind,
 		UserID:        fmt.Sprintf("user-%d", i%3),
+		Auth:          fmt.Sprintf("token:tok%d", i%3),
+		UserName:      fmt.Sprintf("name-%d", i%3),
 		Action:        []string{"start", "scale", "restart", "stop"}[i%4],
 		Target:        "local",
 		Service:       fmt.Sprintf("svc-%d", i%5),
@@ -211,6 +214,7 @@ func testQuery(t *testing.T, l ledger.Ledger) {
 		{"all", ledger.Filter{Limit: 1000}, len(all)},
 		{"service", ledger.Filter{Service: "svc-2"}, count(func(r ledger.Record) bool { return r.Service == "svc-2" })},
 		{"user", ledger.Filter{UserID: "user-1"}, count(func(r ledger.Record) bool { return r.UserID == "user-1" })},
+		{"user by display name", ledger.Filter{UserID: "name-2"}, count(func(r ledger.Record) bool { return r.UserName == "name-2" })},
 		{"action", ledger.Filter{Action: "scale"}, count(func(r ledger.Record) bool { return r.Action == "scale" })},
 		{"kind", ledger.Filter{Kind: ledger.KindResult}, 30},
 		{"outcome", ledger.Filter{Outcome: ledger.OutcomeError}, count(func(r ledger.Record) bool { return r.Outcome == ledger.OutcomeError })},
@@ -383,6 +387,9 @@ var tamperColumns = []struct {
 	{"time_ns", func(r ledger.Record) any { return r.Time.UnixNano() + 1 }},
 	{"prev_hash", func(r ledger.Record) any { return ledger.GenesisHash }},
 	{"hash", func(r ledger.Record) any { return ledger.GenesisHash }},
+	{"auth", func(r ledger.Record) any { return "oidc:https://evil.example" }},
+	{"user_name", func(r ledger.Record) any { return "someone-else" }},
+	{"version", func(r ledger.Record) any { return 1 }},
 }
 
 func testTamper(t *testing.T, open func(t *testing.T) ledger.Ledger,
@@ -457,6 +464,50 @@ func originalValue(r ledger.Record, column string) any {
 		return r.PrevHash
 	case "hash":
 		return r.Hash
+	case "auth":
+		return r.Auth
+	case "user_name":
+		return r.UserName
+	case "version":
+		return r.Version
 	}
 	panic("ledgertest: unknown column " + column)
+}
+
+// testMixedVersions: rows sealed with the version-1 encoding (before auth
+// and user_name existed) keep verifying among version-2 rows, and each row
+// reads back with the version it was sealed with.
+func testMixedVersions(t *testing.T, l ledger.Ledger) {
+	var want []ledger.Record
+	for i := range 6 {
+		r := rec(i, ledger.KindIntent)
+		if i%2 == 0 {
+			r.Version, r.Auth, r.UserName = 1, "", ""
+		}
+		wantV := ledger.CurrentVersion
+		if i%2 == 0 {
+			wantV = 1
+		}
+		got := mustAppend(t, l, r)
+		if got.Version != wantV {
+			t.Fatalf("row %d sealed as version %d, want %d", got.Seq, got.Version, wantV)
+		}
+		want = append(want, got)
+	}
+	if res := mustVerify(t, l); !res.OK || res.Count != 6 {
+		t.Fatalf("Verify = %+v, want 6 rows OK", res)
+	}
+	got := collect(t, l, ledger.Filter{})
+	for i := range want {
+		if got[i].Version != want[i].Version || got[i].Auth != want[i].Auth || got[i].UserName != want[i].UserName {
+			t.Errorf("row %d read back as version %d auth %q name %q, sealed as %d %q %q", i+1,
+				got[i].Version, got[i].Auth, got[i].UserName, want[i].Version, want[i].Auth, want[i].UserName)
+		}
+	}
+	// A version-1 row claiming an auth method was written outside Seal.
+	bad := ledger.Seal(ledger.Record{RunID: "x", Kind: ledger.KindIntent, UserID: "u", Auth: "token:t", Version: 1}, nil)
+	res, err := ledger.VerifyChain(func(yield func(ledger.Record, error) bool) { yield(bad, nil) })
+	if err != nil || res.OK {
+		t.Errorf("a version-1 row with auth set verified: %+v %v", res, err)
+	}
 }

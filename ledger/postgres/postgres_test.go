@@ -523,7 +523,7 @@ func TestTamper(t *testing.T) {
 		switch col {
 		case "seq":
 			change = "seq = 1000"
-		case "duration_ns", "time_ns":
+		case "duration_ns", "time_ns", "version":
 			change = col + " = " + col + " + 1"
 		}
 		exec(fmt.Sprintf("UPDATE workload_runs SET %s WHERE seq = %d", change, victim))

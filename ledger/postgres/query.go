@@ -18,9 +18,11 @@ func scanRecord(rows pgx.Rows) (ledger.Record, error) {
 	var r ledger.Record
 	var kind, outcome string
 	var durNS, timeNS int64
+	var version int32
 	err := rows.Scan(&r.Seq, &r.RunID, &kind, &r.UserID, &r.Action, &r.Target, &r.Service,
 		&r.Provider, &r.RequestDigest, &r.IdempotencyKey, &outcome, &r.ErrorCode, &r.Message,
-		&r.Detail, &durNS, &timeNS, &r.PrevHash, &r.Hash)
+		&r.Detail, &durNS, &timeNS, &r.PrevHash, &r.Hash, &r.Auth, &r.UserName, &version)
+	r.Version = int(version)
 	if err != nil {
 		return ledger.Record{}, fmt.Errorf("ledger/postgres: scan: %w", err)
 	}
@@ -70,7 +72,11 @@ func (l *Ledger) Query(ctx context.Context, f ledger.Filter) (ledger.Page, error
 	}
 	eq("service", f.Service)
 	eq("target", f.Target)
-	eq("user_id", f.UserID)
+	if f.UserID != "" {
+		// Either form of the principal: its id or its display name.
+		a := arg(f.UserID)
+		where = append(where, "(user_id = "+a+" OR user_name = "+a+")")
+	}
 	eq("action", f.Action)
 	eq("kind", string(f.Kind))
 	eq("outcome", string(f.Outcome))

@@ -277,8 +277,9 @@ func (l *Ledger) writeBatch(batch []appendReq) ([]ledger.Record, error) {
 		return nil, err
 	}
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO workload_runs (seq, run_id, kind, user_id, action, target, service, provider,
-		request_digest, idempotency_key, outcome, error_code, message, detail, duration_ns, time_ns, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		request_digest, idempotency_key, outcome, error_code, message, detail, duration_ns, time_ns, prev_hash, hash,
+		auth, user_name, version)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +289,7 @@ func (l *Ledger) writeBatch(batch []appendReq) ([]ledger.Record, error) {
 		r := ledger.Seal(req.rec, prev)
 		if _, err := stmt.ExecContext(ctx, r.Seq, r.RunID, string(r.Kind), r.UserID, r.Action, r.Target, r.Service, r.Provider,
 			r.RequestDigest, r.IdempotencyKey, string(r.Outcome), r.ErrorCode, r.Message, r.Detail, int64(r.Duration),
-			r.Time.UnixNano(), r.PrevHash, r.Hash); err != nil {
+			r.Time.UnixNano(), r.PrevHash, r.Hash, r.Auth, r.UserName, r.Version); err != nil {
 			return nil, err
 		}
 		out[i] = r
@@ -312,7 +313,7 @@ func readHead(ctx context.Context, db *sql.DB) (int64, string, error) {
 }
 
 const columns = `seq, run_id, kind, user_id, action, target, service, provider, request_digest, idempotency_key,
-	outcome, error_code, message, detail, duration_ns, time_ns, prev_hash, hash`
+	outcome, error_code, message, detail, duration_ns, time_ns, prev_hash, hash, auth, user_name, version`
 
 type scanner interface{ Scan(...any) error }
 
@@ -321,7 +322,8 @@ func scanRecord(s scanner) (ledger.Record, error) {
 	var kind, outcome string
 	var dur, tns int64
 	err := s.Scan(&r.Seq, &r.RunID, &kind, &r.UserID, &r.Action, &r.Target, &r.Service, &r.Provider, &r.RequestDigest,
-		&r.IdempotencyKey, &outcome, &r.ErrorCode, &r.Message, &r.Detail, &dur, &tns, &r.PrevHash, &r.Hash)
+		&r.IdempotencyKey, &outcome, &r.ErrorCode, &r.Message, &r.Detail, &dur, &tns, &r.PrevHash, &r.Hash,
+		&r.Auth, &r.UserName, &r.Version)
 	r.Kind, r.Outcome, r.Duration, r.Time = ledger.Kind(kind), ledger.Outcome(outcome), time.Duration(dur), time.Unix(0, tns).UTC()
 	return r, err
 }
@@ -342,7 +344,11 @@ func (l *Ledger) Query(ctx context.Context, f ledger.Filter) (ledger.Page, error
 	}
 	eq("service", f.Service)
 	eq("target", f.Target)
-	eq("user_id", f.UserID)
+	if f.UserID != "" {
+		// Either form of the principal: its id or its display name.
+		where = append(where, "(user_id = ? OR user_name = ?)")
+		args = append(args, f.UserID, f.UserID)
+	}
 	eq("action", f.Action)
 	eq("kind", string(f.Kind))
 	eq("outcome", string(f.Outcome))

@@ -1,0 +1,51 @@
+package ledger_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/alphaswarm/controller/ledger"
+)
+
+func sample() ledger.Record {
+	return ledger.Record{Seq: 7, RunID: "r1", Kind: ledger.KindResult, UserID: "oidc:https://idp.example#u1",
+		Auth: "oidc:https://idp.example", UserName: "ann@example.com", Action: "scale", Target: "t", Service: "s",
+		Provider: "docker", RequestDigest: "d", IdempotencyKey: "k", Outcome: ledger.OutcomeOK, ErrorCode: "",
+		Message: "m", Detail: "{}", Duration: 5, Time: time.Unix(0, 42).UTC(), PrevHash: "p"}
+}
+
+// TestCanonicalV1Unchanged pins the version-1 encoding byte for byte: rows
+// sealed before version 2 existed must hash as they did.
+func TestCanonicalV1Unchanged(t *testing.T) {
+	r := sample()
+	r.Version, r.Auth, r.UserName = 1, "", ""
+	want := `["workload_runs/v1",7,"r1","result","oidc:https://idp.example#u1","scale","t","s","docker","d","k","ok","","m","{}",5,42,"p"]`
+	if got := string(r.Canonical()); got != want {
+		t.Fatalf("v1 canonical =\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestCanonicalV2CoversPrincipal: version 2 hashes auth and user_name, so
+// changing either breaks the row; a sealed row is version 2.
+func TestCanonicalV2CoversPrincipal(t *testing.T) {
+	r := ledger.Seal(sample(), nil)
+	if r.Version != ledger.CurrentVersion || ledger.CurrentVersion != 2 {
+		t.Fatalf("sealed version %d (current %d), want 2", r.Version, ledger.CurrentVersion)
+	}
+	want := `["workload_runs/v2",1,"r1","result","oidc:https://idp.example#u1","oidc:https://idp.example","ann@example.com","scale","t","s","docker","d","k","ok","","m","{}",5,42,"` + ledger.GenesisHash + `"]`
+	if got := string(r.Canonical()); got != want {
+		t.Fatalf("v2 canonical =\n%s\nwant\n%s", got, want)
+	}
+	for name, change := range map[string]func(*ledger.Record){
+		"auth":      func(r *ledger.Record) { r.Auth = "token:abc" },
+		"user_name": func(r *ledger.Record) { r.UserName = "bob@example.com" },
+		"user_id":   func(r *ledger.Record) { r.UserID = "ann" },
+		"version":   func(r *ledger.Record) { r.Version = 3 },
+	} {
+		c := r
+		change(&c)
+		if c.ComputeHash() == r.Hash {
+			t.Errorf("changing %s keeps the hash", name)
+		}
+	}
+}
