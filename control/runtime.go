@@ -80,6 +80,10 @@ type Options struct {
 	// RecoverLockWait is how long recovery waits for a service lock before
 	// deciding that another live process owns the intent; default 2s.
 	RecoverLockWait time.Duration
+	// RecoverSettle bounds how long recovery re-probes, in all, waiting
+	// for backends to finish what interrupted runs started; default
+	// DefaultRecoverSettle (see recover.go).
+	RecoverSettle time.Duration
 }
 
 // DefaultTimeouts are the per-action provider timeouts.
@@ -105,6 +109,7 @@ type Runtime struct {
 	locks    *keyedMutex
 	metrics  *telemetry.Hub[workload.MetricSample]
 	recWait  time.Duration
+	settle   time.Duration
 }
 
 // New builds a Runtime and closes intents that an earlier process left
@@ -122,6 +127,10 @@ func New(ctx context.Context, o Options) (*Runtime, error) {
 		obs:      o.Observer,
 		locks:    newKeyedMutex(),
 		recWait:  o.RecoverLockWait,
+		settle:   o.RecoverSettle,
+	}
+	if rt.settle <= 0 {
+		rt.settle = DefaultRecoverSettle
 	}
 	if rt.creds == nil {
 		rt.creds = credentials.FromEnv()
@@ -277,7 +286,13 @@ func (rt *Runtime) Do(ctx context.Context, r Request) (Result, error) {
 		}
 	}
 
-	// 3. Per-service lock, in process and (when the ledger offers it) across processes.
+	// 3. Per-service lock, in process and (when the ledger offers it) across
+	// processes; before it, the idempotency key's lock (idempotency.go).
+	unlockKey, err := rt.lockIdempotencyKey(ctx, &r)
+	if err != nil {
+		return Result{}, err
+	}
+	defer unlockKey()
 	unlock, err := rt.lock(ctx, r.key())
 	if err != nil {
 		return Result{}, err
@@ -397,18 +412,22 @@ func (rt *Runtime) replay(ctx context.Context, r *Request, digest string) (Resul
 	if err != nil {
 		return Result{}, false, workload.Errorf(workload.Unavailable, "ledger unavailable, refusing to operate: %w", err)
 	}
-	var found *ledger.Record
+	var found, started *ledger.Record
 	for i, rec := range page.Records {
 		if rec.Kind == ledger.KindRejected {
 			continue
 		}
 		if rec.RequestDigest != digest {
-			return Result{}, true, workload.Errorf(workload.Conflict,
-				"idempotency key %q was used for a different request (run %s)", r.IdempotencyKey, rec.RunID)
+			return Result{}, true, keyConflict(r.IdempotencyKey, rec.RunID)
 		}
 		if rec.Kind == ledger.KindResult {
 			found = &page.Records[i]
+		} else if started == nil {
+			started = &page.Records[i]
 		}
+	}
+	if found == nil && started != nil {
+		return Result{RunID: started.RunID, Replayed: true}, true, unfinishedRun(started)
 	}
 	if found == nil {
 		return Result{}, false, nil
@@ -548,6 +567,7 @@ func (rt *Runtime) Recover(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	closed := 0
+	deadline := time.Now().Add(rt.settle)
 	for _, in := range open {
 		key := workload.ServiceID(in.Target, in.Service)
 		if in.Action == string(workload.ActionHalt) {
@@ -560,7 +580,7 @@ func (rt *Runtime) Recover(ctx context.Context) (int, error) {
 			rt.log.Info("recovery: run is held by a live controller; leaving it", "run", in.RunID, "service", key)
 			continue
 		}
-		err = rt.closeInterrupted(ctx, in)
+		err = rt.closeInterrupted(ctx, in, deadline)
 		unlock()
 		if err != nil {
 			return closed, err
@@ -570,7 +590,7 @@ func (rt *Runtime) Recover(ctx context.Context) (int, error) {
 	return closed, nil
 }
 
-func (rt *Runtime) closeInterrupted(ctx context.Context, in ledger.Record) error {
+func (rt *Runtime) closeInterrupted(ctx context.Context, in ledger.Record, deadline time.Time) error {
 	// Another recovery (another process) may have closed it meanwhile.
 	page, err := rt.ledger.Query(ctx, ledger.Filter{RunID: in.RunID, Kind: ledger.KindResult})
 	if err != nil {
@@ -582,13 +602,11 @@ func (rt *Runtime) closeInterrupted(ctx context.Context, in ledger.Record) error
 	msg := "the controller stopped before the result was recorded"
 	var detail string
 	if t, ok := rt.targets[in.Target]; ok && in.Service != "" {
-		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		st, err := t.Provider.Status(pctx, in.Service)
-		cancel()
+		st, ok, waited, err := rt.probeSettled(ctx, t.Provider, in, deadline)
 		if err != nil {
 			msg += "; status probe failed: " + workload.AsError(err).Message
 		} else {
-			msg += fmt.Sprintf("; status probe: %s, %d/%d ready", st.Phase, st.Replicas.Ready, st.Replicas.Desired)
+			msg += "; " + probeMessage(st, ok, waited)
 			detail = rt.resultDetail(Result{Status: rt.normalise(in.Target, st)})
 		}
 	} else if in.Service != "" {

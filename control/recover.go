@@ -1,0 +1,87 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/alphaswarm/controller/ledger"
+	"github.com/alphaswarm/controller/provider"
+	"github.com/alphaswarm/controller/workload"
+)
+
+// DefaultRecoverSettle bounds how long recovery waits, in all, for the
+// backends to finish what interrupted runs started (Options.RecoverSettle).
+const DefaultRecoverSettle = 30 * time.Second
+
+// settleInterval is the pause between two status probes of recovery.
+const settleInterval = 500 * time.Millisecond
+
+// settled reports whether st shows the backend done with what an intent of
+// action asked for. A backend keeps working after the controller dies —
+// dockerd finishes a stop after its stop timeout, a Deployment keeps
+// rolling — so a probe made at once can record a state about to change.
+//   - stop: nothing ready and nothing running or starting;
+//   - scale: not Pending/Progressing, desired is the replicas asked for, and
+//     that many are ready (or the service Failed);
+//   - start, restart, apply_config: not Pending/Progressing;
+//   - anything else (exec, halt): at once.
+func settled(action string, detail string, st workload.DeploymentStatus) bool {
+	moving := st.Phase == workload.Pending || st.Phase == workload.Progressing
+	switch workload.Action(action) {
+	case workload.ActionStop:
+		return st.Replicas.Ready == 0 && !moving && st.Phase != workload.Running && st.Phase != workload.Degraded
+	case workload.ActionScale:
+		var d struct {
+			Replicas *int `json:"replicas"`
+		}
+		if json.Unmarshal([]byte(detail), &d) != nil || d.Replicas == nil {
+			return !moving
+		}
+		n := *d.Replicas
+		return !moving && st.Replicas.Desired == n && (st.Replicas.Ready == n || st.Phase == workload.Failed)
+	case workload.ActionStart, workload.ActionRestart, workload.ActionApplyConfig:
+		return !moving
+	}
+	return true
+}
+
+// probeSettled probes the service of an interrupted intent until settled
+// says the backend is done, or deadline passes. It returns the last status
+// (or the probe's error, which ends the wait: a service that is gone has
+// settled), whether it settled, and how long it waited.
+func (rt *Runtime) probeSettled(ctx context.Context, p provider.Provider, in ledger.Record, deadline time.Time) (workload.DeploymentStatus, bool, time.Duration, error) {
+	start := time.Now()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		st, err := p.Status(pctx, in.Service)
+		cancel()
+		if err != nil {
+			return st, true, time.Since(start), err
+		}
+		if settled(in.Action, in.Detail, st) {
+			return st, true, time.Since(start), nil
+		}
+		if time.Now().Add(settleInterval).After(deadline) {
+			return st, false, time.Since(start), nil
+		}
+		select {
+		case <-ctx.Done():
+			return st, false, time.Since(start), nil
+		case <-time.After(settleInterval):
+		}
+	}
+}
+
+// probeMessage describes a recovery probe for the interrupted result.
+func probeMessage(st workload.DeploymentStatus, ok bool, waited time.Duration) string {
+	msg := fmt.Sprintf("status probe: %s, %d/%d ready", st.Phase, st.Replicas.Ready, st.Replicas.Desired)
+	switch {
+	case !ok:
+		msg += fmt.Sprintf(" (still changing after %s of waiting for the backend to settle)", waited.Round(100*time.Millisecond))
+	case waited >= settleInterval:
+		msg += fmt.Sprintf(" (after %s waiting for the backend to settle)", waited.Round(100*time.Millisecond))
+	}
+	return msg
+}
