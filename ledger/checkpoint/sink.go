@@ -286,9 +286,12 @@ func (e *exporter) run() {
 	defer e.l.done.Done()
 	backoff := time.Duration(0)
 	for {
+		wake := e.wake
 		var retry <-chan time.Time
 		if backoff > 0 {
-			retry = time.After(backoff)
+			// A sink that is down is retried on its own schedule, not
+			// at every commit.
+			retry, wake = time.After(backoff), nil
 		}
 		select {
 		case <-e.l.stop:
@@ -296,7 +299,7 @@ func (e *exporter) run() {
 			e.deliver(ctx)
 			cancel()
 			return
-		case <-e.wake:
+		case <-wake:
 			select { // gather commits for a moment
 			case <-time.After(e.l.o.FlushDelay):
 			case <-e.l.stop:
