@@ -26,6 +26,13 @@ const crashEnv = "ALPHASWARM_TEST_CRASH_CHILD"
 // helperMain runs the child side of the crash test when the environment
 // asks for it, and reports whether it did.
 func helperMain() bool {
+	if dir := os.Getenv(soakEnv); dir != "" {
+		if err := soakChild(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "soak child:", err)
+			os.Exit(2)
+		}
+		os.Exit(0)
+	}
 	mode := os.Getenv(crashEnv)
 	if mode == "" {
 		return false

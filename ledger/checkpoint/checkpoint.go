@@ -230,9 +230,20 @@ func OpenFile(path string) (*File, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("checkpoint file: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint file: %w", err)
+	}
+	// A crash during a write can leave a torn last line: end it, so the
+	// next checkpoint starts a line of its own (Read skips the torn one).
+	if fi, err := f.Stat(); err == nil && fi.Size() > 0 {
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, fi.Size()-1); err == nil && last[0] != '\n' {
+			if _, err := f.Write([]byte("\n")); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("checkpoint file: %w", err)
+			}
+		}
 	}
 	return &File{f: f}, nil
 }
@@ -256,8 +267,9 @@ func (f *File) Append(c Checkpoint) error {
 func (f *File) Close() error { return f.f.Close() }
 
 // ReadFile reads the checkpoints of a checkpoint file or of a JSON-lines
-// export (lines of other types are skipped; so is a torn last line, which a
-// crash during a write can leave). A missing file holds no checkpoints.
+// export. Lines of other types are skipped, and so are lines that do not
+// parse: a crash during a write leaves a torn line, which OpenFile ends
+// before appending. A missing file holds no checkpoints.
 func ReadFile(path string) ([]Checkpoint, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -274,16 +286,13 @@ func ReadFile(path string) ([]Checkpoint, error) {
 func Read(r io.Reader) ([]Checkpoint, error) {
 	var out []Checkpoint
 	br := bufio.NewReader(r)
-	for n := 1; ; n++ {
+	for {
 		line, err := br.ReadBytes('\n')
 		if len(line) > 0 && line[len(line)-1] == '\n' {
 			line = bytes.TrimSpace(line)
 			if len(line) > 0 {
 				var l Line
-				if jerr := json.Unmarshal(line, &l); jerr != nil {
-					return out, fmt.Errorf("checkpoint line %d: %w", n, jerr)
-				}
-				if l.Type == "checkpoint" && l.Checkpoint != nil {
+				if jerr := json.Unmarshal(line, &l); jerr == nil && l.Type == "checkpoint" && l.Checkpoint != nil {
 					out = append(out, *l.Checkpoint)
 				}
 			}
