@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/schemas"
 	logtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
+	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/aws/smithy-go/transport/http/protocol/awsjson"
@@ -274,7 +275,20 @@ loop:
 	}
 	// A session that failed, never started, or ended at once is broken:
 	// it is retried with a backoff, and polling takes over if it goes on.
-	if err := stream.Err(); err != nil || started.IsZero() || time.Since(started) < minSession {
+	// CloudWatch ends every session after three hours with a
+	// SessionTimeoutException event ("A SessionTimeoutException object is
+	// returned when the session times out, after it has been kept open
+	// for three hours", StartLiveTail API reference): that is a normal
+	// end, not a failure.
+	// The SDK surfaces the exception frame as the stream's error: the
+	// modeled *types.SessionTimeoutException, or (aws-sdk-go-v2 with
+	// schema-based serde) a smithy API error carrying its code.
+	err = stream.Err()
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "SessionTimeoutException" {
+		err = nil
+	}
+	if err != nil || started.IsZero() || time.Since(started) < minSession {
 		return liveBroken
 	}
 	return liveEnded

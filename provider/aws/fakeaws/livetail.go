@@ -19,8 +19,13 @@ type LiveTailOptions struct {
 	// Interval is how often a session sends a sessionUpdate; default
 	// 100ms (CloudWatch sends about one a second).
 	Interval time.Duration
-	// MaxUpdates ends a session (the stream closes cleanly, as CloudWatch
-	// ends one after three hours) after that many updates; 0 = never.
+	// MaxUpdates stands for the session time limit: after that many
+	// updates the session ends with a SessionTimeoutException exception
+	// frame, as CloudWatch ends every session after three hours ("A
+	// SessionTimeoutException object is returned when the session times
+	// out, after it has been kept open for three hours", StartLiveTail,
+	// CloudWatch Logs API reference; aws-sdk-go-v2
+	// service/cloudwatchlogs/api_op_StartLiveTail.go); 0 = never.
 	MaxUpdates int
 	// StartDelay is how long a session takes to start: events ingested
 	// meanwhile are not part of it (they precede its sessionStart).
@@ -164,6 +169,21 @@ func (f *Fake) serveLiveTail(w http.ResponseWriter, r *http.Request, in map[stri
 		if !send("sessionUpdate", map[string]any{"sessionMetadata": map[string]any{"sampled": sampled},
 			"sessionResults": orEmpty(results)}) {
 			return
+		}
+	}
+	// The time limit: an exception message (":message-type" exception,
+	// ":exception-type" the modeled error's name, the AWS event stream
+	// encoding the SDK's eventstream reader turns into the stream's error).
+	var msg eventstream.Message
+	msg.Headers.Set(eventstream.MessageTypeHeader, eventstream.StringValue(eventstream.ExceptionMessageType))
+	msg.Headers.Set(eventstream.ExceptionTypeHeader, eventstream.StringValue("SessionTimeoutException"))
+	msg.Headers.Set(eventstream.ContentTypeHeader, eventstream.StringValue("application/json"))
+	msg.Payload = []byte(`{"message":"Live Tail session has ended as the maximum session duration of 3 hours has been reached."}`)
+	var buf bytes.Buffer
+	if err := enc.Encode(&buf, msg); err == nil {
+		_, _ = w.Write(buf.Bytes())
+		if flusher != nil {
+			flusher.Flush()
 		}
 	}
 }
