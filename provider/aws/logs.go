@@ -10,6 +10,7 @@ import (
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	logtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
+	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
@@ -77,11 +78,23 @@ func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptio
 			return
 		}
 		cur := &logCursor{seen: map[string]int64{}}
-		if !opts.Since.IsZero() {
+		var evs []logtypes.FilteredLogEvent
+		switch {
+		case !opts.Since.IsZero():
+			// Everything since Since, cut to Tail per task.
 			cur.from = opts.Since.UnixMilli()
+			evs, err = p.filter(ctx, name, cur)
+		case opts.Tail == 0:
+			// No history: the follow starts now. Reading the group's
+			// whole history only to drop it costs a page per 1 MB or
+			// 10,000 events of everything the service ever logged
+			// (FilterLogEvents, CloudWatch Logs API reference).
+			cur.from = p.now().UnixMilli()
+		case opts.Tail > 0:
+			evs, err = p.tailHistory(ctx, name, s, opts.Tail, cur)
+		default:
+			evs, err = p.filter(ctx, name, cur)
 		}
-		// The first read: everything since Since, cut to Tail per task.
-		evs, err := p.filter(ctx, name, cur)
 		if err != nil {
 			yield(workload.LogLine{}, err)
 			return
@@ -116,6 +129,110 @@ func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptio
 	}
 }
 
+// tailHistory reads, without a Since, enough recent history for the last
+// tail lines of each task: windows going back from now, each twice as
+// long as the one before, until every stream seen and every running
+// task's stream holds tail events, the window passed the task's creation,
+// or it passed the service's creation (nothing older belongs to it). It
+// replaces reading the log group's entire history, which for a
+// long-lived service is gigabytes and thousands of calls.
+func (p *Provider) tailHistory(ctx context.Context, name string, s *ecstypes.Service, tail int, cur *logCursor) ([]logtypes.FilteredLogEvent, error) {
+	// The running tasks' streams (<prefix>/<container>/<task id>, the
+	// awslogs driver's naming; prefix and container are the service name)
+	// and when each task was created.
+	need := map[string]int64{}
+	tasks, err := p.tasks(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tasks {
+		var created int64
+		if t.CreatedAt != nil {
+			created = t.CreatedAt.UnixMilli()
+		}
+		need[name+"/"+name+"/"+taskID(sdkaws.ToString(t.TaskArn))] = created
+	}
+	var floor int64
+	if s.CreatedAt != nil {
+		floor = s.CreatedAt.UnixMilli()
+	}
+	now := p.now().UnixMilli()
+	end, span := now, time.Minute.Milliseconds()
+	count := map[string]int{}
+	var all []logtypes.FilteredLogEvent
+	for first := true; ; first = false {
+		start := max(end-span, floor)
+		stop := end
+		if first {
+			stop = -1 // the newest window is open-ended (clock skew)
+		}
+		evs, err := p.filterRange(ctx, name, start, stop)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, evs...)
+		for _, e := range evs {
+			count[sdkaws.ToString(e.LogStreamName)]++
+		}
+		done := start <= floor
+		if !done {
+			done = true
+			for _, n := range count {
+				if n < tail {
+					done = false
+				}
+			}
+			for st, created := range need {
+				if count[st] < tail && start > created {
+					done = false
+				}
+			}
+		}
+		if done {
+			break
+		}
+		end, span = start-1, span*2
+	}
+	sortEvents(all)
+	return cur.admit(all), nil
+}
+
+// filterRange reads every event of the service's streams with a
+// timestamp in [start, end] ms, end < 0 meaning no end (all pages).
+func (p *Provider) filterRange(ctx context.Context, name string, start, end int64) ([]logtypes.FilteredLogEvent, error) {
+	in := &cloudwatchlogs.FilterLogEventsInput{
+		LogGroupName:        sdkaws.String(p.opts.LogGroup),
+		LogStreamNamePrefix: sdkaws.String(name + "/"),
+		StartTime:           sdkaws.Int64(start),
+	}
+	if end >= 0 {
+		in.EndTime = sdkaws.Int64(end)
+	}
+	var out []logtypes.FilteredLogEvent
+	pg := cloudwatchlogs.NewFilterLogEventsPaginator(p.logs, in)
+	for pg.HasMorePages() {
+		page, err := pg.NextPage(ctx)
+		if err != nil {
+			if workload.CodeOf(mapErr("", err)) == workload.NotFound {
+				return nil, nil
+			}
+			return nil, mapErr("FilterLogEvents "+p.opts.LogGroup, err)
+		}
+		out = append(out, page.Events...)
+	}
+	return out, nil
+}
+
+func sortEvents(out []logtypes.FilteredLogEvent) {
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := sdkaws.ToInt64(out[i].Timestamp), sdkaws.ToInt64(out[j].Timestamp)
+		if a != b {
+			return a < b
+		}
+		return sdkaws.ToString(out[i].EventId) < sdkaws.ToString(out[j].EventId)
+	})
+}
+
 // filter reads every event from the cursor on (all pages), advancing it.
 // A log group that does not exist yet holds no lines.
 func (p *Provider) filter(ctx context.Context, name string, cur *logCursor) ([]logtypes.FilteredLogEvent, error) {
@@ -138,13 +255,7 @@ func (p *Provider) filter(ctx context.Context, name string, cur *logCursor) ([]l
 		}
 		out = append(out, page.Events...)
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		a, b := sdkaws.ToInt64(out[i].Timestamp), sdkaws.ToInt64(out[j].Timestamp)
-		if a != b {
-			return a < b
-		}
-		return sdkaws.ToString(out[i].EventId) < sdkaws.ToString(out[j].EventId)
-	})
+	sortEvents(out)
 	return cur.admit(out), nil
 }
 

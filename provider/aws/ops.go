@@ -294,6 +294,15 @@ func (p *Provider) Status(ctx context.Context, name string) (workload.Deployment
 	if s == nil {
 		return workload.DeploymentStatus{}, notFound(workload.ServiceID(p.target, name))
 	}
+	tasks, err := p.tasks(ctx, name)
+	if err != nil {
+		return workload.DeploymentStatus{}, err
+	}
+	return p.toStatus(s, tasks), nil
+}
+
+// tasks describes the service's tasks whose desired status is RUNNING.
+func (p *Provider) tasks(ctx context.Context, name string) ([]ecstypes.Task, error) {
 	// ListTasks answers 100 tasks a page.
 	var arns []string
 	pages := ecs.NewListTasksPaginator(p.ecs, &ecs.ListTasksInput{Cluster: sdkaws.String(p.opts.Cluster),
@@ -301,7 +310,7 @@ func (p *Provider) Status(ctx context.Context, name string) (workload.Deployment
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			return workload.DeploymentStatus{}, mapErr("ListTasks "+name, err)
+			return nil, mapErr("ListTasks "+name, err)
 		}
 		arns = append(arns, page.TaskArns...)
 	}
@@ -310,11 +319,11 @@ func (p *Provider) Status(ctx context.Context, name string) (workload.Deployment
 		out, err := p.ecs.DescribeTasks(ctx, &ecs.DescribeTasksInput{Cluster: sdkaws.String(p.opts.Cluster),
 			Tasks: arns[i:min(i+100, len(arns))]})
 		if err != nil {
-			return workload.DeploymentStatus{}, mapErr("DescribeTasks "+name, err)
+			return nil, mapErr("DescribeTasks "+name, err)
 		}
 		tasks = append(tasks, out.Tasks...)
 	}
-	return p.toStatus(s, tasks), nil
+	return tasks, nil
 }
 
 // toStatus maps a service and its tasks (see the phase table in doc.go).

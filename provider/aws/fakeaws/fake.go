@@ -53,6 +53,12 @@ type Options struct {
 	// after its ingestion, as CloudWatch Logs indexes events a little
 	// after it takes them (live tail delivers them at once).
 	SearchDelay time.Duration
+	// EmptyPages makes every FilterLogEvents query answer that many pages
+	// without events, each with a nextToken, before its first events:
+	// FilterLogEvents "can return empty results while there are more log
+	// events available through the token" (CloudWatch Logs API reference,
+	// FilterLogEvents; aws-sdk-go-v2 api_op_FilterLogEvents.go).
+	EmptyPages int
 	// BadImages fail their deployment with CannotPullContainerError.
 	BadImages []string
 	// StartupLine is logged by every task when it reaches RUNNING.
@@ -67,16 +73,18 @@ type Options struct {
 
 // Fake is the fake AWS. Its methods are safe for concurrent use.
 type Fake struct {
-	opts   Options
-	srv    *httptest.Server
-	mu     sync.Mutex
-	now    func() time.Time
-	seq    int
-	tds    map[string][]*taskDef // family -> revisions (index rev-1)
-	svcs   map[string]*service   // cluster/name
-	tasks  map[string]*task      // arn
-	params map[string]*param     // name
-	logs   map[string][]*logEvent
+	opts Options
+	srv  *httptest.Server
+	mu   sync.Mutex
+	now  func() time.Time
+	// filtered counts the events FilterLogEvents returned.
+	filtered int
+	seq      int
+	tds      map[string][]*taskDef // family -> revisions (index rev-1)
+	svcs     map[string]*service   // cluster/name
+	tasks    map[string]*task      // arn
+	params   map[string]*param     // name
+	logs     map[string][]*logEvent
 	// Requests counts requests per operation, for tests.
 	requests map[string]int
 	// AccessKeys records the access key id of every signed request.

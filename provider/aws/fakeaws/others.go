@@ -159,6 +159,24 @@ func (f *Fake) appendLog(group, stream, msg string) {
 		id: fmt.Sprintf("%056d", f.seq)})
 }
 
+// SetClock replaces the fake's clock (creation times of services and
+// tasks, ingestion times); nil restores time.Now.
+func (f *Fake) SetClock(now func() time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if now == nil {
+		now = time.Now
+	}
+	f.now = now
+}
+
+// FilteredEvents is how many events FilterLogEvents has returned in all.
+func (f *Fake) FilteredEvents() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.filtered
+}
+
 // PutLogEvent adds an event with an explicit timestamp (ms), for cursor tests.
 func (f *Fake) PutLogEvent(group, stream string, ts int64, msg string) {
 	f.mu.Lock()
@@ -193,15 +211,31 @@ func (f *Fake) cwlogs(op string, in map[string]any) (any, *apiError) {
 			sel = append(sel, e)
 		}
 		sort.SliceStable(sel, func(i, j int) bool { return sel[i].ts < sel[j].ts })
-		off := 0
+		off, empty := 0, 0
 		if tok := str(in, "nextToken"); tok != "" {
-			off, _ = strconv.Atoi(strings.TrimPrefix(tok, "fake-"))
-		}
-		limit := 10000
-		if l, ok := num(in, "limit"); ok && l > 0 {
-			limit = int(l)
+			rest := strings.TrimPrefix(tok, "fake-")
+			if e, o, ok := strings.Cut(rest, "-"); ok {
+				empty, _ = strconv.Atoi(e)
+				rest = o
+			}
+			off, _ = strconv.Atoi(rest)
 		}
 		out := map[string]any{}
+		if empty < f.opts.EmptyPages {
+			out["events"] = []any{}
+			out["searchedLogStreams"] = []any{}
+			out["nextToken"] = fmt.Sprintf("fake-%d-%d", empty+1, off)
+			return out, nil
+		}
+		// At most 10,000 events a page, the default and the maximum
+		// (FilterLogEventsInput.Limit, CloudWatch Logs API reference).
+		limit := 10000
+		if l, ok := num(in, "limit"); ok && l > 0 {
+			if l > 10000 {
+				return nil, errf(400, "InvalidParameterException", "1 validation error detected: Value at 'limit' failed to satisfy constraint: Member must have value less than or equal to 10000")
+			}
+			limit = int(l)
+		}
 		var res []any
 		for i := off; i < len(sel) && i < off+limit; i++ {
 			e := sel[i]
@@ -209,8 +243,9 @@ func (f *Fake) cwlogs(op string, in map[string]any) (any, *apiError) {
 				"ingestionTime": e.ingested, "eventId": e.id})
 		}
 		if off+limit < len(sel) {
-			out["nextToken"] = "fake-" + strconv.Itoa(off+limit)
+			out["nextToken"] = fmt.Sprintf("fake-%d-%d", empty, off+limit)
 		}
+		f.filtered += len(res)
 		out["events"] = orEmpty(res)
 		out["searchedLogStreams"] = []any{}
 		return out, nil

@@ -520,7 +520,9 @@ func TestSessionFlowControl(t *testing.T) {
 	// about the session's length / ResendTick resends, whatever the
 	// amount of input.
 	limit := int(time.Since(start)/defaultResendTick) + 2
-	if res.Resent > limit || received-n != res.Resent {
+	// A resend still in flight when the session closes may never reach
+	// the agent: it receives at most n+Resent messages.
+	if res.Resent > limit || received-n > res.Resent {
 		t.Errorf("%d input messages received for %d, %d resent; want at most %d resends", received, n, res.Resent, limit)
 	}
 	t.Logf("%d messages in %s: %d resent, at most %d in flight", n, time.Since(start), res.Resent, peak)
