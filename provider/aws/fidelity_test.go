@@ -2,11 +2,13 @@ package aws_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/provider/aws/fakeaws"
+	"github.com/alphaswarm/controller/workload"
 )
 
 // TestLogsTailReadsRecentHistoryOnly (review A2): `logs --tail N` without
@@ -59,5 +61,32 @@ func TestLogsTailReadsRecentHistoryOnly(t *testing.T) {
 	}
 	if n := f.Requests("logs.FilterLogEvents") - before; n != 0 {
 		t.Errorf("tail 0 sent %d FilterLogEvents requests", n)
+	}
+}
+
+// TestConfigValueLimit (review #9, SSM): a value over the Standard tier's
+// 4 KB is invalid_argument naming the key, before any parameter is
+// written; the fake refuses such a PutParameter as SSM does.
+func TestConfigValueLimit(t *testing.T) {
+	p, f := openFake(t, fakeaws.Options{}, nil)
+	sp := spec("big", 1)
+	sp.Config = map[string]string{"A": "small", "B": strings.Repeat("x", 4097)}
+	_, err := p.Start(ctx(t), sp)
+	if workload.CodeOf(err) != workload.InvalidArgument || !strings.Contains(err.Error(), "config.B") || !provider.NothingChanged(err) {
+		t.Fatalf("Start = %v; want invalid_argument at config.B", err)
+	}
+	if n := f.Requests("ssm.PutParameter") + f.Requests("ecs.RegisterTaskDefinition"); n != 0 {
+		t.Fatalf("%d writes before the refusal", n)
+	}
+	sp.Config = nil
+	if _, err := p.Start(ctx(t), sp); err != nil {
+		t.Fatal(err)
+	}
+	err = p.ApplyConfig(ctx(t), "big", map[string]string{"A": "small", "B": strings.Repeat("x", 4097)})
+	if workload.CodeOf(err) != workload.InvalidArgument || f.Requests("ssm.PutParameter") != 0 {
+		t.Fatalf("ApplyConfig = %v after %d PutParameter", err, f.Requests("ssm.PutParameter"))
+	}
+	if err := p.ApplyConfig(ctx(t), "big", map[string]string{"B": strings.Repeat("x", 4096)}); err != nil {
+		t.Fatalf("4096 bytes: %v", err)
 	}
 }

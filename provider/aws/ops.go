@@ -2,6 +2,7 @@ package aws
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -58,6 +59,17 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 		return workload.DeploymentStatus{}, err
 	}
 	if err := p.checkExecOptions(); err != nil { // exec.go
+		return workload.DeploymentStatus{}, err
+	}
+	// What can be refused is refused before the first write: the config
+	// values and the task definition (built again with the config's
+	// references once they are written).
+	if spec.Config != nil {
+		if err := checkConfig(spec.Config); err != nil {
+			return workload.DeploymentStatus{}, err
+		}
+	}
+	if _, err := p.taskDefinitionInput(spec, map[string]string{}); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
 	svc, err := p.describe(ctx, spec.Name)
@@ -410,19 +422,40 @@ func revision(tdArn string) string {
 	return tdArn
 }
 
+// maxParamValue is the value limit of a Standard-tier SSM parameter, the
+// tier PutParameter uses when none is given: "Standard parameters have a
+// value limit of 4 KB. Advanced parameters have a value limit of 8 KB"
+// (PutParameterInput.Value, AWS Systems Manager API reference).
+const maxParamValue = 4096
+
+// checkConfig refuses, before anything is written, what SSM would refuse
+// halfway through the keys.
+func checkConfig(config map[string]string) error {
+	if errs := workload.ValidateConfig("config", config); len(errs) > 0 {
+		return workload.Invalid(errs...)
+	}
+	var errs []workload.FieldError
+	for _, k := range sortedKeys(config) {
+		switch {
+		case configEnvName(k) == "":
+			errs = append(errs, workload.FieldError{Path: "config." + k, Message: "names no variable after the secret. prefix"})
+		case config[k] == "":
+			errs = append(errs, workload.FieldError{Path: "config." + k, Message: "SSM parameters cannot be empty"})
+		case len(config[k]) > maxParamValue:
+			errs = append(errs, workload.FieldError{Path: "config." + k, Message: fmt.Sprintf("value is %d bytes; a Standard-tier SSM parameter holds at most 4 KB (%d bytes)", len(config[k]), maxParamValue)})
+		}
+	}
+	if len(errs) > 0 {
+		return workload.Invalid(errs...)
+	}
+	return nil
+}
+
 // writeConfig stores config under the service's SSM path, deletes keys no
 // longer present, and returns the secrets to reference (env -> name).
 func (p *Provider) writeConfig(ctx context.Context, service string, config map[string]string) (map[string]string, error) {
-	if errs := workload.ValidateConfig("config", config); len(errs) > 0 {
-		return nil, workload.Invalid(errs...)
-	}
-	for k := range config {
-		if configEnvName(k) == "" {
-			return nil, workload.Invalid(workload.FieldError{Path: "config." + k, Message: "names no variable after the secret. prefix"})
-		}
-		if config[k] == "" {
-			return nil, workload.Invalid(workload.FieldError{Path: "config." + k, Message: "SSM parameters cannot be empty"})
-		}
+	if err := checkConfig(config); err != nil {
+		return nil, err
 	}
 	path := p.paramPath(service)
 	refs := map[string]string{}
@@ -471,8 +504,8 @@ func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[stri
 	if err := p.validName(name); err != nil {
 		return err
 	}
-	if errs := workload.ValidateConfig("config", config); len(errs) > 0 {
-		return workload.Invalid(errs...)
+	if err := checkConfig(config); err != nil {
+		return err
 	}
 	s, err := p.describe(ctx, name)
 	if err != nil {

@@ -125,10 +125,13 @@ type deps struct {
 	anyMetricsInterval bool
 }
 
-// metricsIntervals are the granularities Azure Monitor accepts (PT1M,
-// PT5M, PT15M, PT30M, PT1H, PT6H, PT12H, P1D).
+// metricsIntervals are the time grains Azure Monitor supports for
+// Microsoft.ContainerInstance/containerGroups metrics: PT1M, PT5M, PT15M,
+// PT30M, PT1H, PT6H, PT12H ("Supported metrics for
+// Microsoft.ContainerInstance/containerGroups", learn.microsoft.com; P1D,
+// which other resource types have, is not among them).
 var metricsIntervals = []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, 30 * time.Minute,
-	time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour}
+	time.Hour, 6 * time.Hour, 12 * time.Hour}
 
 // Open is the provider.Factory. It builds the credential from the
 // resolver's AZURE_* variables and the clients; it does not call Azure.
@@ -198,7 +201,7 @@ func open(_ context.Context, cfg provider.TargetConfig, creds *ascreds.Resolver,
 	}
 	if o.Mode == "aci" {
 		if !slices.Contains(metricsIntervals, o.MetricsInterval.D()) && !(d.anyMetricsInterval && o.MetricsInterval > 0) {
-			errs = append(errs, workload.FieldError{Path: path + "metricsInterval", Message: "must be one of Azure Monitor's granularities: 1m, 5m, 15m, 30m, 1h, 6h, 12h, 24h"})
+			errs = append(errs, workload.FieldError{Path: path + "metricsInterval", Message: "must be one of Azure Monitor's granularities: 1m, 5m, 15m, 30m, 1h, 6h, 12h (ACI metrics have no 1-day grain)"})
 		}
 		if o.PollInterval < workload.Duration(time.Millisecond) {
 			errs = append(errs, workload.FieldError{Path: path + "pollInterval", Message: "must be positive"})

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
@@ -51,7 +52,14 @@ func (p *Provider) secretName(service, key string) string {
 	return kvNameBad.ReplaceAllString("alphaswarm-"+p.target+"-"+service+"-"+configEnvName(key), "-")
 }
 
-// checkConfig validates config against what the target can store.
+// Per-value limits of the config stores (see checkConfig).
+const (
+	maxKeyValueChars = 10000
+	maxSecretBytes   = 25000
+)
+
+// checkConfig validates config against what the target can store, so
+// that nothing is written when a value would be refused halfway.
 func (p *Provider) checkConfig(service string, config map[string]string) error {
 	if errs := workload.ValidateConfig("config", config); len(errs) > 0 {
 		return workload.Invalid(errs...)
@@ -66,7 +74,19 @@ func (p *Provider) checkConfig(service string, config map[string]string) error {
 		}
 		envs[env] = k
 		if !strings.HasPrefix(k, SecretConfigPrefix) {
+			// App Configuration: "a combined size limit of 10,000
+			// characters on a key-value", key, value and attributes
+			// (here the label, the target) together ("Keys and values",
+			// learn.microsoft.com).
+			if n := utf8.RuneCountInString(settingKey(service, k)) + utf8.RuneCountInString(config[k]) + utf8.RuneCountInString(p.target); n > maxKeyValueChars {
+				errs = append(errs, workload.FieldError{Path: "config." + k, Message: fmt.Sprintf("key, value and label take %d characters; an App Configuration key-value holds at most %d", n, maxKeyValueChars)})
+			}
 			continue
+		}
+		// Key Vault: "Secret value size: 25k bytes" (Azure Key Vault
+		// service limits); 25,000, the lower reading.
+		if n := len(config[k]); n > maxSecretBytes {
+			errs = append(errs, workload.FieldError{Path: "config." + k, Message: fmt.Sprintf("value is %d bytes; a Key Vault secret holds at most 25k (%d bytes)", n, maxSecretBytes)})
 		}
 		if p.secrets == nil {
 			errs = append(errs, workload.FieldError{Path: "config." + k, Message: "secret keys are stored in Key Vault: set the target's keyVaultURL option"})

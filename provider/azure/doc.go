@@ -34,7 +34,7 @@
 // subscriptionId, resourceGroup and location (required), subnet (a
 // delegated subnet's resource id: private IPs instead of a public one),
 // appConfigEndpoint, keyVaultURL, metricsInterval (1m; one of Azure
-// Monitor's granularities 1m, 5m, 15m, 30m, 1h, 6h, 12h, 24h, anything
+// Monitor's granularities for ACI 1m, 5m, 15m, 30m, 1h, 6h, 12h, anything
 // else is invalid_argument), pollInterval (2s), maxRetries.
 //
 // # Services and container groups
@@ -172,7 +172,7 @@
 //
 // StreamMetrics polls Azure Monitor (Microsoft.Insights/metrics of each
 // running group) every metricsInterval, at that granularity (PT1M …
-// P1D), aggregation Average, over the last five intervals, and yields a
+// PT12H), aggregation Average, over the last five intervals, and yields a
 // sample whenever a newer point exists: CpuUsage (millicores; CPUPercent =
 // millicores / 10, summed), MemoryUsage (bytes, summed),
 // NetworkBytesReceivedPerSecond and NetworkBytesTransmittedPerSecond

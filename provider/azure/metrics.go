@@ -26,8 +26,6 @@ const (
 // ("PT1M"; fractions of seconds only for the in-process fake).
 func isoDuration(d time.Duration) string {
 	switch {
-	case d == 24*time.Hour:
-		return "P1D"
 	case d%time.Hour == 0:
 		return fmt.Sprintf("PT%dH", d/time.Hour)
 	case d%time.Minute == 0:

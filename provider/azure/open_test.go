@@ -57,7 +57,8 @@ func TestOpenOptions(t *testing.T) {
 		{"aks option in aci mode", with("cluster", "prod"), nil, workload.InvalidArgument, "cluster: does not apply to mode aci"},
 		{"aci option in aks mode", with("mode", "aks", "cluster", "prod", "appConfigEndpoint", "https://s.azconfig.io"), nil, workload.InvalidArgument, "appConfigEndpoint: does not apply to mode aks"},
 		{"metrics interval 5m", with("metricsInterval", "5m"), nil, "", ""},
-		{"metrics interval 1d", with("metricsInterval", "24h"), nil, "", ""},
+		// ACI metrics have no P1D grain (review Z5).
+		{"metrics interval 1d", with("metricsInterval", "24h"), nil, workload.InvalidArgument, "options.metricsInterval: must be one of"},
 		{"metrics interval 2m", with("metricsInterval", "2m"), nil, workload.InvalidArgument, "options.metricsInterval: must be one of"},
 		{"metrics interval sub-minute", with("metricsInterval", "50ms"), nil, workload.InvalidArgument, "options.metricsInterval: must be one of"},
 		{"bad poll interval", with("pollInterval", "-1s"), nil, workload.InvalidArgument, "options.pollInterval: must be positive"},

@@ -63,6 +63,17 @@ func (f *Fake) ssm(op string, in map[string]any) (any, *apiError) {
 		if _, ok := in["Value"]; !ok {
 			return nil, errf(400, "ValidationException", "1 validation error detected: Value null at 'value' failed to satisfy constraint: Member must not be null")
 		}
+		// "Standard parameters have a value limit of 4 KB. Advanced
+		// parameters have a value limit of 8 KB" (PutParameterInput.Value,
+		// AWS Systems Manager API reference); without Tier the account's
+		// default tier, Standard, applies.
+		limit := 4096
+		if t := str(in, "Tier"); t == "Advanced" || t == "Intelligent-Tiering" {
+			limit = 8192
+		}
+		if n := len(str(in, "Value")); n > limit {
+			return nil, errf(400, "ValidationException", "1 validation error detected: Value at 'value' failed to satisfy constraint: Member must have length less than or equal to %d", limit)
+		}
 		p := f.params[name]
 		if p != nil && !boolean(in, "Overwrite") {
 			return nil, errf(400, "ParameterAlreadyExists", "The parameter already exists. To overwrite this value, set the overwrite option in the request to true.")

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 type settingID struct{ key, label string }
@@ -109,6 +110,25 @@ func (f *Fake) serveAppConfig(w http.ResponseWriter, r *http.Request) {
 				problem(w, http.StatusBadRequest, "InvalidRequest", err.Error())
 				return
 			}
+			// "a combined size limit of 10,000 characters on a key-value.
+			// This limit includes all characters in the key, its value,
+			// and all associated optional attributes" (App Configuration,
+			// "Keys and values", learn.microsoft.com); the service answers
+			// 413 Payload Too Large.
+			n := utf8.RuneCountInString(key) + utf8.RuneCountInString(label)
+			if body.Value != nil {
+				n += utf8.RuneCountInString(*body.Value)
+			}
+			if body.ContentType != nil {
+				n += utf8.RuneCountInString(*body.ContentType)
+			}
+			for k, v := range body.Tags {
+				n += utf8.RuneCountInString(k) + utf8.RuneCountInString(v)
+			}
+			if n > MaxKeyValueChars {
+				problem(w, http.StatusRequestEntityTooLarge, "PayloadTooLarge", fmt.Sprintf("the key-value takes %d characters, over the limit of %d", n, MaxKeyValueChars))
+				return
+			}
 			f.syncSeq++
 			s := &setting{Key: key, Value: body.Value, ContentType: body.ContentType, Tags: body.Tags,
 				ETag: fmt.Sprintf("etag-%d", f.syncSeq), LastModified: time.Now().UTC().Format(time.RFC3339)}
@@ -200,3 +220,7 @@ func problem(w http.ResponseWriter, status int, typ, detail string) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"type": "https://azconfig.io/errors/" + typ, "title": typ, "detail": detail, "status": status})
 }
+
+// MaxKeyValueChars is App Configuration's limit on one key-value: key,
+// value, label, content type and tags together.
+const MaxKeyValueChars = 10000

@@ -652,7 +652,12 @@ func (f *Fake) listMetrics(_ context.Context, resourceURI string, o *armmonitor.
 		return
 	}
 	every, ok := parseISODuration(*o.Interval)
-	if !ok {
+	// Time grains of Microsoft.ContainerInstance/containerGroups metrics:
+	// PT1M, PT5M, PT15M, PT30M, PT1H, PT6H, PT12H ("Supported metrics for
+	// Microsoft.ContainerInstance/containerGroups", learn.microsoft.com).
+	// Sub-minute grains stay accepted: the tests run at millisecond
+	// intervals (the provider holds real targets to the list).
+	if !ok || (every >= time.Minute && !slices.Contains(aciTimeGrains, every)) {
 		e.SetResponseError(http.StatusBadRequest, "BadRequest")
 		return
 	}
@@ -691,6 +696,14 @@ func (f *Fake) listMetrics(_ context.Context, resourceURI string, o *armmonitor.
 func (f *Fake) setSecret(_ context.Context, name string, p azsecrets.SetSecretParameters, _ *azsecrets.SetSecretOptions) (resp azfake.Responder[azsecrets.SetSecretResponse], e azfake.ErrorResponder) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.calls["SetSecret"]++
+	// Key Vault service limits: "Secret value size: 25k bytes"
+	// (learn.microsoft.com, Azure Key Vault service limits); the fake
+	// takes 25,000 bytes, the lower reading of "25k".
+	if len(str(p.Value)) > MaxSecretBytes {
+		e.SetResponseError(http.StatusBadRequest, "BadParameter")
+		return
+	}
 	f.kvSeq++
 	v := secretVersion{version: fmt.Sprintf("%032x", f.kvSeq), value: str(p.Value), tags: p.Tags}
 	f.secrets[name] = append(f.secrets[name], v)
@@ -864,3 +877,8 @@ func str(s *string) string {
 	}
 	return *s
 }
+
+// MaxSecretBytes is the Key Vault secret value limit the fake enforces.
+const MaxSecretBytes = 25000
+
+var aciTimeGrains = []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, 30 * time.Minute, time.Hour, 6 * time.Hour, 12 * time.Hour}
