@@ -2,7 +2,7 @@
 // WorkloadRuntime): the one path from a request to a provider. For a
 // mutating action it runs, in order:
 //
-//	validate → halt switch → per-service lock → idempotency key →
+//	validate → halt switch → admission (target policy) → per-service lock → idempotency key →
 //	durable intent → provider call (with timeout) → result → answer
 //
 // If the intent cannot be written the provider is not called (fail closed,
@@ -56,6 +56,9 @@ import (
 type Target struct {
 	Name     string
 	Provider provider.Provider
+	// Policy is the target's static admission policy (see admit); the
+	// zero value is the default policy.
+	Policy provider.Policy
 }
 
 // Observer receives measurements; all methods may be called concurrently.
@@ -283,6 +286,14 @@ func (rt *Runtime) Do(ctx context.Context, r Request) (Result, error) {
 			herr := workload.Errorf(workload.Halted, "workload operations are halted %s; an admin can lift it with `alphaswarm halt off`", scope)
 			rt.reject(ctx, &r, digest, herr)
 			return Result{}, herr
+		}
+	}
+
+	// 2b. Admission: the target's static policy (admission.go).
+	if r.Action != workload.ActionHalt {
+		if err := admit(rt.targets[r.Target], &r); err != nil {
+			rt.reject(ctx, &r, digest, err)
+			return Result{}, rt.redactErr(err)
 		}
 	}
 

@@ -20,6 +20,14 @@ type TargetConfig struct {
 	Name     string                     `json:"name"`
 	Provider string                     `json:"provider"`
 	Options  map[string]json.RawMessage `json:"options,omitempty"`
+	// Policy is the target's admission policy (targets.<name>.policy). The
+	// runtime enforces it; a provider reads the parts only it can check,
+	// such as the contents of a Compose file.
+	Policy Policy `json:"policy,omitzero"`
+	// Instance identifies the controller that opens the target, so that a
+	// backend shared by several controllers keeps their services apart
+	// (the docker provider labels and filters by it). Empty: no scoping.
+	Instance string `json:"instance,omitempty"`
 }
 
 // DecodeOptions decodes the target's options into v, rejecting unknown keys

@@ -53,7 +53,11 @@ type Port struct {
 	Container int    `json:"container"`
 	// Host is the port on the host (docker) or the Service port
 	// (kubernetes); 0 lets the backend choose or mirrors Container.
-	Host     int    `json:"host,omitempty"`
+	Host int `json:"host,omitempty"`
+	// HostIP is the host address a published port listens on (docker).
+	// Empty means the target policy's default bind address (127.0.0.1
+	// unless the admin says otherwise).
+	HostIP   string `json:"hostIP,omitempty"`
 	Protocol string `json:"protocol,omitempty"` // tcp (default) or udp
 }
 

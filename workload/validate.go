@@ -2,6 +2,7 @@ package workload
 
 import (
 	"fmt"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
@@ -29,6 +30,30 @@ func ValidateName(name string) string {
 		return "must be at most 63 characters"
 	case !dns1123Label.MatchString(name):
 		return "must be a DNS-1123 label: lower-case letters, digits and '-', starting and ending with a letter or digit"
+	}
+	return ""
+}
+
+// ValidateComposeFile checks a compose.file reference: a name relative to
+// the target's Compose directory, in slash form, with no "..", "." or empty
+// element, no leading "/" and no backslash or control character. The
+// provider still resolves it without leaving the directory; this refuses
+// the obvious escapes early, naming the field.
+func ValidateComposeFile(f string) string {
+	switch {
+	case f == "":
+		return "is required: a file name relative to the target's Compose directory"
+	case len(f) > 255:
+		return "must be at most 255 characters"
+	case strings.HasPrefix(f, "/"):
+		return "must be a name relative to the target's Compose directory, not an absolute path"
+	case strings.ContainsAny(f, "\\\x00:") || strings.IndexFunc(f, func(r rune) bool { return r < 0x20 || r == 0x7f }) >= 0:
+		return "must not contain backslashes, colons or control characters"
+	}
+	for _, el := range strings.Split(f, "/") {
+		if el == "" || el == "." || el == ".." {
+			return "must not contain empty, \".\" or \"..\" path elements"
+		}
 	}
 	return ""
 }
@@ -81,8 +106,8 @@ func (s *DeploymentSpec) Validate() error {
 			add("image", "is required (or give compose.file)")
 		}
 	} else {
-		if s.Compose.File == "" {
-			add("compose.file", "is required")
+		if m := ValidateComposeFile(s.Compose.File); m != "" {
+			add("compose.file", "%s", m)
 		}
 		for i, p := range s.Compose.Profiles {
 			if p == "" {
@@ -125,6 +150,11 @@ func (s *DeploymentSpec) Validate() error {
 		}
 		if p.Host < 0 || p.Host > 65535 {
 			add(path+".host", "must be between 0 and 65535")
+		}
+		if p.HostIP != "" {
+			if _, err := netip.ParseAddr(p.HostIP); err != nil {
+				add(path+".hostIP", "must be an IP address such as 127.0.0.1")
+			}
 		}
 		proto := p.Protocol
 		if proto == "" {

@@ -7,25 +7,27 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/moby/moby/client"
 
 	"github.com/alphaswarm/controller/workload"
 )
 
-// composeProjectFile is a Compose profile loaded and validated with
-// compose-go.
+// composeProjectFile is a Compose profile read from the target's Compose
+// directory, loaded and checked with compose-go. The CLI runs exactly the
+// bytes that were checked (content), never the file again by its path.
 type composeProjectFile struct {
-	path     string
-	dir      string
+	name     string // the spec's compose.file, relative to dir
+	dir      string // the target's Compose directory: the project directory
+	content  []byte
 	version  string // the file's legacy top-level version, if any
 	services []string
 	hash     string
@@ -33,34 +35,40 @@ type composeProjectFile struct {
 
 var composeVersionRE = regexp.MustCompile(`(?m)^version:\s*["']?([0-9.]+)["']?\s*$`)
 
-// loadCompose loads and validates the spec's Compose file with compose-go.
-// Interpolation sees the spec's env and resolved secrets, never the
-// controller's own environment. Every failure is InvalidArgument.
+// composeOff is the answer for a Compose spec on a target whose policy
+// names no Compose directory.
+func composeOff(target string) error {
+	return workload.Errorf(workload.PermissionDenied,
+		"compose is off for target %s (rule compose.dir): an admin turns it on by naming a directory in targets.%s.policy.compose.dir, and specs then name a file inside it", target, target)
+}
+
+// loadCompose reads the spec's Compose file from the target's Compose
+// directory (never outside it: see readComposeFile), loads it with
+// compose-go as the Compose CLI will see it (interpolation sees the spec's
+// env and resolved secrets and the CLI's few variables, never the rest of
+// the controller's environment), and refuses what the target's policy does
+// not admit. Every failure leaves the Engine unchanged; no message quotes
+// the file's content.
 func (p *Provider) loadCompose(ctx context.Context, spec *workload.DeploymentSpec, env []string) (*composeProjectFile, error) {
-	file, err := filepath.Abs(spec.Compose.File)
-	if err != nil {
-		return nil, workload.Invalid(workload.FieldError{Path: "compose.file", Message: err.Error()})
+	dir := p.policy.Compose.Dir
+	if dir == "" {
+		return nil, composeOff(p.target)
 	}
-	content, err := os.ReadFile(file)
+	name := spec.Compose.File
+	content, err := readComposeFile(dir, name)
 	if err != nil {
-		return nil, workload.Invalid(workload.FieldError{Path: "compose.file", Message: fmt.Sprintf("cannot read %s: %v", file, err)})
+		return nil, err
 	}
-	opts, err := cli.NewProjectOptions([]string{file},
-		cli.WithName(p.projectName(spec.Name)),
-		cli.WithWorkingDirectory(filepath.Dir(file)),
-		cli.WithEnv(env),
-		cli.WithProfiles(spec.Compose.Profiles),
-	)
+	proj, err := loadComposeProject(ctx, dir, name, p.projectName(spec.Name), content, p.composeEnv(env), spec.Compose.Profiles)
 	if err != nil {
-		return nil, workload.Invalid(workload.FieldError{Path: "compose", Message: err.Error()})
+		return nil, err
 	}
-	proj, err := opts.LoadProject(ctx)
-	if err != nil {
-		return nil, workload.Invalid(workload.FieldError{Path: "compose.file", Message: fmt.Sprintf("%s: %v", file, err)})
+	if err := p.checkComposeProject(dir, name, proj); err != nil {
+		return nil, err
 	}
-	cf := &composeProjectFile{path: file, dir: filepath.Dir(file), services: proj.ServiceNames()}
+	cf := &composeProjectFile{name: name, dir: dir, content: content, services: proj.ServiceNames()}
 	if len(cf.services) == 0 {
-		return nil, workload.Invalid(workload.FieldError{Path: "compose.profiles", Message: fmt.Sprintf("%s: the selected profiles run no service", file)})
+		return nil, workload.Invalid(workload.FieldError{Path: "compose.profiles", Message: fmt.Sprintf("%s: the selected profiles run no service", name)})
 	}
 	if m := composeVersionRE.FindSubmatch(content); m != nil {
 		cf.version = string(m[1])
@@ -72,21 +80,60 @@ func (p *Provider) loadCompose(ctx context.Context, spec *workload.DeploymentSpe
 	return cf, nil
 }
 
-// composeRun runs the Compose CLI for rec's project with the label
-// override file, so every container it creates carries the provider's
-// labels besides Compose's own.
+// composeRun runs the Compose CLI for rec's project on the checked content
+// (written to a private temporary file; the project directory stays the
+// target's Compose directory, so relative paths mean what was checked),
+// with the label override file, so every container it creates carries the
+// provider's labels besides Compose's own. An empty --env-file keeps a .env
+// file in the directory from changing interpolation after the check.
 func (p *Provider) composeRun(ctx context.Context, rec *record, cf *composeProjectFile, env []string, args ...string) error {
 	override, err := p.writeOverride(rec, cf)
 	if err != nil {
 		return err
 	}
 	defer os.Remove(override)
-	full := []string{"-p", p.projectName(rec.Spec.Name), "-f", cf.path, "-f", override}
+	main, err := writeTemp(cf.content)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(main)
+	noEnv, err := writeTemp(nil)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(noEnv)
+	full := []string{"-p", p.projectName(rec.Spec.Name), "--project-directory", cf.dir, "--env-file", noEnv, "-f", main, "-f", override}
 	for _, pr := range rec.Spec.Compose.Profiles {
 		full = append(full, "--profile", pr)
 	}
 	full = append(full, args...)
 	return p.composeExec(ctx, cf.dir, env, full...)
+}
+
+// writeTemp writes b to a new private temporary file and returns its name.
+func writeTemp(b []byte) (string, error) {
+	f, err := os.CreateTemp("", "alphaswarm-compose-*.yml")
+	if err != nil {
+		return "", workload.Errorf(workload.Internal, "compose file: %v", err)
+	}
+	defer f.Close()
+	if _, err := f.Write(b); err != nil {
+		os.Remove(f.Name())
+		return "", workload.Errorf(workload.Internal, "compose file: %v", err)
+	}
+	return f.Name(), nil
+}
+
+// composeEnv is the Compose CLI's whole environment: PATH and HOME, the
+// resolver's docker variables (DOCKER_HOST...) and env (the spec's env and
+// secrets). compose-go interpolates with the same list, so the check and
+// the CLI see the same file.
+func (p *Provider) composeEnv(env []string) []string {
+	out := []string{"PATH=" + p.creds.Get("PATH"), "HOME=" + p.creds.Get("HOME")}
+	for _, k := range slices.Sorted(maps.Keys(p.cenv)) {
+		out = append(out, k+"="+p.cenv[k])
+	}
+	return append(out, env...)
 }
 
 func (p *Provider) composeExec(ctx context.Context, dir string, env []string, args ...string) error {
@@ -95,11 +142,7 @@ func (p *Provider) composeExec(ctx context.Context, dir string, env []string, ar
 	cmd.Dir = dir
 	// The child sees the resolver's docker variables (DOCKER_HOST...), the
 	// spec's env for interpolation, and nothing else of ours.
-	cmd.Env = []string{"PATH=" + p.creds.Get("PATH"), "HOME=" + p.creds.Get("HOME")}
-	for k, v := range p.cenv {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	cmd.Env = append(cmd.Env, env...)
+	cmd.Env = p.composeEnv(env)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.WaitDelay = 5 * time.Second
@@ -143,15 +186,7 @@ func (p *Provider) writeOverride(rec *record, cf *composeProjectFile) (string, e
 	if err != nil {
 		return "", workload.Errorf(workload.Internal, "compose override: %v", err)
 	}
-	f, err := os.CreateTemp("", "alphaswarm-compose-*.yml")
-	if err != nil {
-		return "", workload.Errorf(workload.Internal, "compose override: %v", err)
-	}
-	defer f.Close()
-	if _, err := f.Write(b); err != nil {
-		return "", workload.Errorf(workload.Internal, "compose override: %v", err)
-	}
-	return f.Name(), nil
+	return writeTemp(b)
 }
 
 func scaleArgs(rec *record) []string {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alphaswarm/controller/credentials"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
@@ -19,6 +20,7 @@ const composeFile = `version: "3.8"
 services:
   web:
     image: %[1]s
+    env_file: web.env
     environment:
       ROLE: web
   worker:
@@ -40,11 +42,12 @@ func TestCompose(t *testing.T) {
 		t.Skipf("SKIPPING: docker-compose is not installed: %v", err)
 	}
 	t.Parallel()
-	p := openProvider(t, nil)
+	dir := t.TempDir()
+	p := openProviderConfig(t, provider.TargetConfig{Name: testTarget, Provider: Name,
+		Policy: provider.Policy{Compose: provider.ComposePolicy{Dir: dir}}}, nil, credentials.FromEnv())
 	name := uniqueName("compose")
 	cleanupService(t, p, name)
 	ctx := testCtx(t, 3*time.Minute)
-	dir := t.TempDir()
 	file := filepath.Join(dir, "compose.yml")
 	if err := os.WriteFile(file, []byte(fmt.Sprintf(composeFile, testImage)), 0o644); err != nil {
 		t.Fatal(err)
@@ -52,14 +55,31 @@ func TestCompose(t *testing.T) {
 	spec := workload.DeploymentSpec{
 		Name: name, Target: testTarget, Replicas: 1,
 		Env:     map[string]string{"WORKER_ROLE": "bg"},
-		Compose: &workload.ComposeProfile{File: file, Profiles: []string{"extra"}},
+		Compose: &workload.ComposeProfile{File: "compose.yml", Profiles: []string{"extra"}},
+	}
+
+	if err := os.WriteFile(filepath.Join(dir, "web.env"), []byte("FROM_ENV_FILE=yes\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A file that escapes its containers is refused before anything runs
+	// (the audit's payload: host root, the Docker socket, host network).
+	pwn := filepath.Join(dir, "pwn.yml")
+	_ = os.WriteFile(pwn, []byte(fmt.Sprintf("services:\n  pwn:\n    image: %s\n    network_mode: host\n    volumes: [\"/:/host\", \"/var/run/docker.sock:/var/run/docker.sock\"]\n", testImage)), 0o644)
+	pwnSpec := spec
+	pwnSpec.Compose = &workload.ComposeProfile{File: "pwn.yml"}
+	if _, err := p.Start(ctx, pwnSpec); workload.CodeOf(err) != workload.InvalidArgument || !provider.NothingChanged(err) ||
+		!strings.Contains(err.Error(), "service pwn: network_mode is refused") || !strings.Contains(err.Error(), "docker_socket is refused") {
+		t.Fatalf("Start with an escaping Compose file: %v", err)
+	}
+	if out, _ := dockerCLI(ctx, "ps", "-aq", "--filter", "label="+labelService+"="+name); strings.TrimSpace(out) != "" {
+		t.Fatalf("a refused Compose file created containers: %q", out)
 	}
 
 	// Invalid files are refused before anything runs.
 	bad := filepath.Join(dir, "bad.yml")
 	_ = os.WriteFile(bad, []byte("services:\n  web:\n    image: x\n    ports: 12\n"), 0o644)
 	badSpec := spec
-	badSpec.Compose = &workload.ComposeProfile{File: bad}
+	badSpec.Compose = &workload.ComposeProfile{File: "bad.yml"}
 	if _, err := p.Start(ctx, badSpec); workload.CodeOf(err) != workload.InvalidArgument || !provider.NothingChanged(err) {
 		t.Fatalf("Start with an invalid Compose file: %v", err)
 	}
@@ -73,13 +93,18 @@ func TestCompose(t *testing.T) {
 		t.Fatalf("docker ps: %v", ids)
 	}
 	roles := map[string]bool{}
+	envFile := false
 	for _, id := range ids {
 		out, _, _ := dockerExec(ctx, id, "/workload", "env")
+		envFile = envFile || strings.Contains(out, "FROM_ENV_FILE=yes")
 		for _, l := range strings.Split(out, "\n") {
 			if r, ok := strings.CutPrefix(l, "ROLE="); ok {
 				roles[r] = true
 			}
 		}
+	}
+	if !envFile {
+		t.Errorf("env_file web.env (relative to the Compose directory) did not reach the web service")
 	}
 	if !roles["web"] || !roles["bg"] {
 		t.Errorf("roles %v: want web and bg (interpolated from the spec's env)", roles)

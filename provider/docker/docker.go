@@ -158,6 +158,7 @@ func (o *Options) defaults(target string) error {
 type Provider struct {
 	target string
 	opts   Options
+	policy provider.Policy // the target's admission policy: Compose directory and escapes, images, ports
 	creds  *credentials.Resolver
 	eng    engine
 	host   string            // the Engine address, for messages
@@ -194,7 +195,9 @@ func Factory(ctx context.Context, cfg provider.TargetConfig, creds *credentials.
 	if err != nil {
 		return nil, err
 	}
-	return newProvider(cfg.Name, opts, creds, cli, host, env), nil
+	p := newProvider(cfg.Name, opts, creds, cli, host, env)
+	p.policy = cfg.Policy
+	return p, nil
 }
 
 func newProvider(target string, opts Options, creds *credentials.Resolver, eng engine, host string, env map[string]string) *Provider {

@@ -429,6 +429,10 @@ func TestSpecToContainer(t *testing.T) {
 			if pb.HostPort != "" && !pb.HostIP.Is6() {
 				hostPort = pb.HostPort
 			}
+			// The default bind address is loopback, not every interface.
+			if pb.HostIP.String() != "127.0.0.1" {
+				t.Errorf("port published on %s, want 127.0.0.1 (the default bind address)", pb.HostIP)
+			}
 		}
 	}
 	if hostPort == "" {

@@ -98,7 +98,16 @@ func openProvider(t testing.TB, opts map[string]any) *Provider {
 
 func openProviderWith(t testing.TB, opts map[string]any, creds *credentials.Resolver) *Provider {
 	t.Helper()
-	cfg := provider.TargetConfig{Name: testTarget, Provider: Name, Options: map[string]json.RawMessage{}}
+	return openProviderConfig(t, provider.TargetConfig{Name: testTarget, Provider: Name, Options: map[string]json.RawMessage{}}, opts, creds)
+}
+
+// openProviderConfig opens a docker provider for cfg (its name, policy and
+// instance), with opts as its options.
+func openProviderConfig(t testing.TB, cfg provider.TargetConfig, opts map[string]any, creds *credentials.Resolver) *Provider {
+	t.Helper()
+	if cfg.Options == nil {
+		cfg.Options = map[string]json.RawMessage{}
+	}
 	if opts == nil {
 		opts = map[string]any{"stopTimeout": "5s", "pull": "never"}
 	}

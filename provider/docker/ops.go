@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"path"
 	"reflect"
 	"slices"
@@ -597,7 +598,13 @@ func (p *Provider) runReplica(ctx context.Context, rec *record, env []string, ne
 			if pt.Host > 0 {
 				hp = strconv.Itoa(pt.Host)
 			}
-			host.PortBindings[port] = append(host.PortBindings[port], network.PortBinding{HostPort: hp})
+			// The bind address: the spec's, else the target policy's
+			// default (loopback unless the admin says otherwise).
+			addr, err := netip.ParseAddr(p.policy.BindAddress(pt.HostIP))
+			if err != nil {
+				return "", workload.Invalid(workload.FieldError{Path: "ports.hostIP", Message: "must be an IP address"})
+			}
+			host.PortBindings[port] = append(host.PortBindings[port], network.PortBinding{HostIP: addr, HostPort: hp})
 		}
 	}
 	if m, _ := spec.Resources.MilliCPU(); m > 0 {

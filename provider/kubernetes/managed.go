@@ -135,6 +135,10 @@ func NewManaged(cfg ManagedConfig) (*Managed, error) {
 // ProviderName implements provider.Named: the cloud provider's name.
 func (m *Managed) ProviderName() string { return m.cfg.Provider }
 
+// ExtensionNames says which spec.extensions block a managed cluster reads:
+// the kubernetes provider's, not the cloud provider's.
+func (m *Managed) ExtensionNames() []string { return []string{Name} }
+
 // Namespace returns the namespace the target's services live in.
 func (m *Managed) Namespace() string {
 	if m.cfg.Options.Namespace == "" {
