@@ -15,7 +15,8 @@
 //   - A mutating request that passes validation and the halt switch writes
 //     an intent before the provider call and a result after it.
 //   - A request refused before any provider call — invalid input, a halted
-//     target, a denied role (reported by the API through Reject) — writes one
+//     target, a request outside the target's policy (admission.go), a
+//     denied role (reported by the API through Reject) — writes one
 //     rejected record: who, what action, which target and service, the
 //     request digest and the error code; never the request body. This is what
 //     the Kubernetes audit log does for refused requests, and it means a

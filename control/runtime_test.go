@@ -84,7 +84,8 @@ func newEnv(t testing.TB, mem *providertest.Memory, creds *credentials.Resolver)
 }
 
 // newEnvOn builds a runtime over any ledger; the caller closes the ledger.
-func newEnvOn(t testing.TB, led ledger.Ledger, mem *providertest.Memory, creds *credentials.Resolver) *env {
+// The target has the default policy, or pol[0].
+func newEnvOn(t testing.TB, led ledger.Ledger, mem *providertest.Memory, creds *credentials.Resolver, pol ...provider.Policy) *env {
 	t.Helper()
 	if mem == nil {
 		mem = providertest.NewMemory("local")
@@ -95,7 +96,7 @@ func newEnvOn(t testing.TB, led ledger.Ledger, mem *providertest.Memory, creds *
 	logs := &syncBuffer{}
 	log := slog.New(credentials.NewHandler(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}), creds))
 	rt, err := control.New(context.Background(), control.Options{
-		Ledger: led, Targets: []control.Target{{Name: "local", Provider: mem}}, Credentials: creds, Logger: log,
+		Ledger: led, Targets: []control.Target{{Name: "local", Provider: mem, Policy: policyOf(pol)}}, Credentials: creds, Logger: log,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -584,7 +585,7 @@ func TestPlantedSecretNeverWritten(t *testing.T) {
 		}
 		return nil
 	}
-	e := newEnv(t, mem, creds)
+	e := newEnvOn(t, openLedger(t), mem, creds, provider.Policy{Secrets: []provider.SecretGrant{{Secret: "ALPHASWARM_SECRET_DB"}}})
 	s := spec("web", 1)
 	s.Secrets = []workload.SecretRef{{Env: "DB_PASSWORD", From: "env:ALPHASWARM_SECRET_DB"}}
 	s.Env = map[string]string{"LEAKY": secret} // a careless user pastes it in plain env too

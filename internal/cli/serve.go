@@ -127,7 +127,12 @@ func serve(ctx context.Context, out, errOut io.Writer, f serveFlags) error {
 		authn.OIDC = oidc
 	}
 
-	targets, closers, err := openTargets(ctx, cfg, creds, out)
+	instance, err := instanceID(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("controller instance id: %w", err)
+	}
+	fmt.Fprintf(out, "instance: %s\n", instance)
+	targets, closers, err := openTargets(ctx, cfg, creds, out, instance)
 	defer func() {
 		for _, c := range closers {
 			c.Close()
@@ -181,25 +186,28 @@ func serve(ctx context.Context, out, errOut io.Writer, f serveFlags) error {
 
 // openTargets opens the configured targets and, unless turned off, a
 // `local` docker target when a Docker Engine answers.
-func openTargets(ctx context.Context, cfg config.Config, creds *credentials.Resolver, out io.Writer) ([]control.Target, []io.Closer, error) {
+// Each target is opened with the controller's instance id and gets its
+// policy from the config (the defaults for the automatic `local`).
+func openTargets(ctx context.Context, cfg config.Config, creds *credentials.Resolver, out io.Writer, instance string) ([]control.Target, []io.Closer, error) {
 	var targets []control.Target
 	var closers []io.Closer
-	add := func(name string, p provider.Provider) {
-		targets = append(targets, control.Target{Name: name, Provider: p})
+	add := func(name string, p provider.Provider, pol provider.Policy) {
+		targets = append(targets, control.Target{Name: name, Provider: p, Policy: pol})
 		if c, ok := p.(io.Closer); ok {
 			closers = append(closers, c)
 		}
 	}
 	for _, tc := range cfg.TargetConfigs() {
+		tc.Instance = instance
 		p, err := provider.Open(ctx, tc, creds)
 		if err != nil {
 			return targets, closers, fmt.Errorf("target %s: %w", tc.Name, err)
 		}
-		add(tc.Name, p)
+		add(tc.Name, p, tc.Policy)
 		fmt.Fprintf(out, "target %s: %s\n", tc.Name, tc.Provider)
 	}
 	if _, configured := cfg.Targets["local"]; !configured && !cfg.NoLocalTarget {
-		p, err := provider.Open(ctx, provider.TargetConfig{Name: "local", Provider: "docker"}, creds)
+		p, err := provider.Open(ctx, provider.TargetConfig{Name: "local", Provider: "docker", Instance: instance}, creds)
 		if err == nil {
 			pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 			if pg, ok := p.(provider.Pinger); ok {
@@ -215,7 +223,7 @@ func openTargets(ctx context.Context, cfg config.Config, creds *credentials.Reso
 		if err != nil {
 			fmt.Fprintf(out, "no local docker target: %v\n", err)
 		} else {
-			add("local", p)
+			add("local", p, provider.Policy{})
 			fmt.Fprintln(out, "target local: docker (embedded default)")
 		}
 	}

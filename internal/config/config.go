@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -52,6 +53,9 @@ type Config struct {
 type Target struct {
 	Provider string                     `json:"provider"`
 	Options  map[string]json.RawMessage `json:"options,omitempty"`
+	// Policy is the target's admission policy (provider.Policy): images,
+	// replicas, host ports, secret grants, Compose. Absent: the defaults.
+	Policy provider.Policy `json:"policy,omitzero"`
 }
 
 // Auth configures authentication.
@@ -155,6 +159,10 @@ func Parse(b []byte, defaultDataDir string) (Config, error) {
 	return c, nil
 }
 
+// policySecretPath matches the keys of a target policy's secret grants,
+// which name secrets and never hold them.
+var policySecretPath = regexp.MustCompile(`^targets\.[^.]+\.policy\.secrets(\[\d+\]\.secret)?$`)
+
 // secretKeys refuses keys that look like they hold secrets.
 func secretKeys(v any, path string) []workload.FieldError {
 	var errs []workload.FieldError
@@ -170,8 +178,9 @@ func secretKeys(v any, path string) []workload.FieldError {
 			if path != "" {
 				p = path + "." + k
 			}
-			if p == "auth.tokenFile" || p == "auth.queryToken" {
-				// a path to hashed tokens and a switch, not secrets
+			if p == "auth.tokenFile" || p == "auth.queryToken" || policySecretPath.MatchString(p) {
+				// a path to hashed tokens, a switch, and grants naming
+				// secrets (never their values), not secrets
 			} else if credentials.IsSecretName(strings.ReplaceAll(k, "-", "_")) || strings.EqualFold(k, "key") {
 				errs = append(errs, workload.FieldError{Path: p, Message: "looks like a secret: secrets come only from environment variables, never from the config file"})
 				continue
@@ -203,6 +212,7 @@ func (c *Config) Validate() error {
 		if t.Provider == "" {
 			errs = append(errs, workload.FieldError{Path: "targets." + name + ".provider", Message: "is required"})
 		}
+		errs = append(errs, t.Policy.Validate("targets."+name+".policy")...)
 	}
 	for _, a := range slices.Sorted(maps.Keys(c.Timeouts)) {
 		act, err := workload.ParseAction(a)
@@ -235,7 +245,7 @@ func (c *Config) TargetConfigs() []provider.TargetConfig {
 	out := make([]provider.TargetConfig, 0, len(c.Targets))
 	for _, name := range slices.Sorted(maps.Keys(c.Targets)) {
 		t := c.Targets[name]
-		out = append(out, provider.TargetConfig{Name: name, Provider: t.Provider, Options: t.Options})
+		out = append(out, provider.TargetConfig{Name: name, Provider: t.Provider, Options: t.Options, Policy: t.Policy})
 	}
 	return out
 }

@@ -1,10 +1,12 @@
 package config
 
 import (
+	"reflect"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
 
@@ -19,6 +21,22 @@ func TestLoadFull(t *testing.T) {
 	tc := c.TargetConfigs()
 	if len(tc) != 2 || tc[0].Name != "local" || tc[1].Provider != "aws" || string(tc[1].Options["cluster"]) != `"prod"` {
 		t.Fatalf("targets = %+v", tc)
+	}
+	want := provider.Policy{
+		Images:      []string{"registry.example.com/team/", "alphaswarm-test-workload:"},
+		MaxReplicas: 8,
+		Ports:       provider.PortPolicy{HostPorts: []string{"8000-8999", "443"}, BindAddresses: []string{"127.0.0.1", "0.0.0.0"}},
+		Secrets: []provider.SecretGrant{
+			{Secret: "ALPHASWARM_SECRET_DB", Services: []string{"web", "api-*"}},
+			{Secret: "ALPHASWARM_SECRET_SHARED_*"},
+		},
+		Compose: provider.ComposePolicy{Dir: "/srv/alphaswarm/compose", Allow: []string{"cap_add"}, BindPaths: []string{"/srv/data"}},
+	}
+	if !reflect.DeepEqual(tc[0].Policy, want) {
+		t.Fatalf("local policy = %+v, want %+v", tc[0].Policy, want)
+	}
+	if !reflect.DeepEqual(tc[1].Policy, provider.Policy{}) {
+		t.Fatalf("prod-eks policy = %+v, want the defaults", tc[1].Policy)
 	}
 	if c.ActionTimeouts()[workload.ActionStart] != 10*time.Minute {
 		t.Fatalf("timeouts = %v", c.ActionTimeouts())
@@ -60,6 +78,14 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"case variant", "listen: 127.0.0.1:1\nListen: 0.0.0.0:2\n", []string{"Listen"}},
 		{"case variant nested", "auth:\n  oidc:\n    Issuer: https://x\n    audience: a\n", []string{"auth.oidc.Issuer"}},
 		{"duplicate in options", "targets:\n  k:\n    provider: kubernetes\n    options: {\"namespace\": \"a\", \"namespace\": \"b\"}\n", []string{"config"}},
+		{"unknown policy key", "targets:\n  l:\n    provider: docker\n    policy:\n      imagez: [x]\n", []string{"targets.l.policy.imagez"}},
+		{"unknown nested policy key", "targets:\n  l:\n    provider: docker\n    policy:\n      ports:\n        bindAddress: 0.0.0.0\n", []string{"targets.l.policy.ports.bindAddress"}},
+		{"unknown grant key", "targets:\n  l:\n    provider: docker\n    policy:\n      secrets:\n        - secret: ALPHASWARM_SECRET_A\n          service: web\n", []string{"targets.l.policy.secrets[0].service"}},
+		{"bad policy values", "targets:\n  l:\n    provider: docker\n    policy:\n      maxReplicas: -1\n      images: ['']\n      ports:\n        hostPorts: [80-70, '0', x]\n        bindAddresses: [everywhere]\n      secrets:\n        - secret: '*'\n          services: ['[']\n      compose:\n        dir: compose\n        allow: [everything]\n        bindPaths: [data, /srv/../etc]\n",
+			[]string{"targets.l.policy.images[0]", "targets.l.policy.maxReplicas", "targets.l.policy.ports.hostPorts[0]", "targets.l.policy.ports.hostPorts[1]", "targets.l.policy.ports.hostPorts[2]",
+				"targets.l.policy.ports.bindAddresses[0]", "targets.l.policy.secrets[0].secret", "targets.l.policy.secrets[0].services[0]", "targets.l.policy.compose.dir",
+				"targets.l.policy.compose.allow[0]", "targets.l.policy.compose.bindPaths[0]", "targets.l.policy.compose.bindPaths[1]"}},
+		{"a secret value is still refused", "targets:\n  l:\n    provider: docker\n    policy:\n      secrets:\n        - secret: ALPHASWARM_SECRET_A\n          password: x\n", []string{"targets.l.policy.secrets[0].password", "targets.l.policy.secrets[0].password"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -211,7 +211,7 @@ func (c *cache) run() {
 func (c *cache) session() error {
 	ctx, cancel := context.WithCancel(c.p.ctx)
 	defer cancel()
-	f := make(client.Filters).Add("type", "container").Add("label", labelTarget+"="+c.p.target)
+	f := c.p.scopeFilter().Add("type", "container")
 	ev := c.p.eng.Events(ctx, client.EventsListOptions{Filters: f})
 	if err := c.resync(ctx, ""); err != nil {
 		return err
@@ -222,6 +222,7 @@ func (c *cache) session() error {
 	default:
 	}
 	c.setConn(true, nil)
+	c.p.warnUnscoped(ctx)
 	for {
 		select {
 		case m := <-ev.Messages:
@@ -243,7 +244,7 @@ func (c *cache) resync(ctx context.Context, service string) error {
 	c.mu.RLock()
 	startSeq := c.seq
 	c.mu.RUnlock()
-	f := make(client.Filters).Add("label", labelTarget+"="+c.p.target)
+	f := c.p.scopeFilter()
 	if service != "" {
 		f.Add("label", labelService+"="+service)
 	} else {
@@ -369,7 +370,7 @@ func (c *cache) applyInspectLocked(r *container.InspectResponse, seq uint64) {
 	}
 	labels := r.Config.Labels
 	name := labels[labelService]
-	if name == "" || labels[labelTarget] != c.p.target {
+	if name == "" || !c.p.ours(labels) {
 		return
 	}
 	if _, gone := c.gone[r.ID]; gone {
@@ -435,7 +436,7 @@ func (c *cache) onEvent(m events.Message) {
 	id := m.Actor.ID
 	attrs := m.Actor.Attributes
 	name := attrs[labelService]
-	if id == "" || name == "" || attrs[labelTarget] != c.p.target {
+	if id == "" || name == "" || !c.p.ours(attrs) {
 		return
 	}
 	when := time.Unix(0, m.TimeNano)

@@ -306,13 +306,13 @@ func (p *Provider) composeDown(ctx context.Context, rec *record) error {
 // composeImage returns the image of one of the project's containers: the
 // anchor must be created from an image the Engine has.
 func (p *Provider) composeImage(ctx context.Context, name string) string {
-	f := make(client.Filters).Add("label", labelTarget+"="+p.target, labelService+"="+name, labelRole+"="+roleReplica)
+	f := p.scopeFilter().Add("label", labelService+"="+name, labelRole+"="+roleReplica)
 	list, err := p.eng.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {
 		return ""
 	}
 	for _, c := range list.Items {
-		if c.ImageID != "" {
+		if c.ImageID != "" && p.ours(c.Labels) {
 			return c.ImageID
 		}
 	}

@@ -48,8 +48,19 @@ type Options struct {
 	// StopTimeout is how long a replica gets between SIGTERM and SIGKILL
 	// when it is stopped or replaced. Default 10s.
 	StopTimeout workload.Duration `json:"stopTimeout,omitzero"`
-	// NamePrefix starts every container name and Compose project name.
-	// Default "as-<target>-".
+	// Instance scopes the target to one controller: everything the
+	// provider creates is labelled alphaswarm.instance=<Instance>, and it
+	// sees, lists, watches and changes only containers with that label.
+	// Default: the controller's own instance id (serve keeps it in
+	// <dataDir>/instance), so two controllers on one Engine never see each
+	// other's services. Controllers that set the same Instance share the
+	// target's services deliberately (and should share a ledger, whose
+	// locks serialise them). Lower-case letters, digits and '-', at most
+	// 32.
+	Instance string `json:"instance,omitempty"`
+	// NamePrefix starts every container name, network name and Compose
+	// project name. Default "as-<target>-", or "as-<instance>-<target>-"
+	// when the target is scoped to an instance.
 	NamePrefix string `json:"namePrefix,omitempty"`
 	// NetworkPrefix starts the name of each service's network. Default
 	// NamePrefix.
@@ -83,7 +94,10 @@ type Options struct {
 	MinReady *workload.Duration `json:"minReady,omitempty"`
 }
 
-var namePrefixRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+var (
+	namePrefixRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	instanceRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+)
 
 func (o *Options) defaults(target string) error {
 	var errs []workload.FieldError
@@ -94,8 +108,14 @@ func (o *Options) defaults(target string) error {
 	if o.StopTimeout < 0 {
 		errs = append(errs, workload.FieldError{Path: path + "stopTimeout", Message: "must be >= 0"})
 	}
+	if o.Instance != "" && (len(o.Instance) > 32 || !instanceRE.MatchString(o.Instance)) {
+		errs = append(errs, workload.FieldError{Path: path + "instance", Message: "must be lower-case letters, digits or '-' (at most 32), starting with a letter or digit"})
+	}
 	if o.NamePrefix == "" {
 		o.NamePrefix = "as-" + target + "-"
+		if o.Instance != "" {
+			o.NamePrefix = "as-" + o.Instance + "-" + target + "-"
+		}
 	}
 	if !namePrefixRE.MatchString(o.NamePrefix) {
 		errs = append(errs, workload.FieldError{Path: path + "namePrefix", Message: "must be lower-case letters, digits, '_' or '-', starting with a letter or digit"})
@@ -156,13 +176,14 @@ func (o *Options) defaults(target string) error {
 // Provider runs services as containers of one Docker Engine. See the
 // package documentation.
 type Provider struct {
-	target string
-	opts   Options
-	policy provider.Policy // the target's admission policy: Compose directory and escapes, images, ports
-	creds  *credentials.Resolver
-	eng    engine
-	host   string            // the Engine address, for messages
-	cenv   map[string]string // the resolver's docker variables, for Compose
+	target   string
+	instance string // opts.Instance: "" for an unscoped provider
+	opts     Options
+	policy   provider.Policy // the target's admission policy: Compose directory and escapes, images, ports
+	creds    *credentials.Resolver
+	eng      engine
+	host     string            // the Engine address, for messages
+	cenv     map[string]string // the resolver's docker variables, for Compose
 
 	ctx    context.Context // the provider's lifetime; cancelled by Close
 	cancel context.CancelFunc
@@ -174,6 +195,8 @@ type Provider struct {
 
 	locksMu sync.Mutex
 	locks   map[string]*sync.Mutex
+
+	unscopedOnce sync.Once // warnUnscoped
 }
 
 // Factory builds a docker provider for cfg. It does not contact the Engine:
@@ -183,6 +206,9 @@ func Factory(ctx context.Context, cfg provider.TargetConfig, creds *credentials.
 	var opts Options
 	if err := cfg.DecodeOptions(&opts); err != nil {
 		return nil, err
+	}
+	if opts.Instance == "" {
+		opts.Instance = cfg.Instance
 	}
 	if err := opts.defaults(cfg.Name); err != nil {
 		return nil, err
@@ -202,13 +228,14 @@ func Factory(ctx context.Context, cfg provider.TargetConfig, creds *credentials.
 
 func newProvider(target string, opts Options, creds *credentials.Resolver, eng engine, host string, env map[string]string) *Provider {
 	p := &Provider{
-		target: target,
-		opts:   opts,
-		creds:  creds,
-		eng:    eng,
-		host:   host,
-		cenv:   env,
-		locks:  map[string]*sync.Mutex{},
+		target:   target,
+		instance: opts.Instance,
+		opts:     opts,
+		creds:    creds,
+		eng:      eng,
+		host:     host,
+		cenv:     env,
+		locks:    map[string]*sync.Mutex{},
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.cache = newCache(p)

@@ -287,7 +287,8 @@ func sweep(ctx context.Context, name string) int {
 	}
 	if nets, err := rawCli.NetworkList(ctx, client.NetworkListOptions{}); err == nil {
 		for _, n := range nets.Items {
-			if strings.HasPrefix(n.Name, prefix) {
+			// By name, or by label (instance-scoped names start otherwise).
+			if strings.HasPrefix(n.Name, prefix) || n.Labels[labelTarget] == testTarget && (name == "" || n.Labels[labelService] == name) {
 				_, _ = rawCli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{})
 			}
 		}

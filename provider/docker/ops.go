@@ -209,7 +209,7 @@ func kindOf(r *record) string {
 // straight from the Engine. It returns nil if the service has no anchor,
 // and the ids of every anchor found.
 func (p *Provider) readRecord(ctx context.Context, name string) (*record, []string, error) {
-	f := make(client.Filters).Add("label", labelTarget+"="+p.target, labelService+"="+name, labelRole+"="+roleAnchor)
+	f := p.scopeFilter().Add("label", labelService+"="+name, labelRole+"="+roleAnchor)
 	list, err := p.eng.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {
 		return nil, nil, p.wrap(err, "list anchors of "+name)
@@ -217,6 +217,9 @@ func (p *Provider) readRecord(ctx context.Context, name string) (*record, []stri
 	var best *anchorEntry
 	var ids []string
 	for _, c := range list.Items {
+		if !p.ours(c.Labels) {
+			continue
+		}
 		ids = append(ids, c.ID)
 		a := parseAnchor(c.ID, c.Labels, 0)
 		if a.rec != nil && (best == nil || a.gen > best.gen) {
@@ -300,13 +303,16 @@ type replica struct {
 }
 
 func (p *Provider) listReplicas(ctx context.Context, service string) ([]replica, error) {
-	f := make(client.Filters).Add("label", labelTarget+"="+p.target, labelService+"="+service, labelRole+"="+roleReplica)
+	f := p.scopeFilter().Add("label", labelService+"="+service, labelRole+"="+roleReplica)
 	list, err := p.eng.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {
 		return nil, p.wrap(err, "list replicas of "+service)
 	}
 	out := make([]replica, 0, len(list.Items))
 	for _, c := range list.Items {
+		if !p.ours(c.Labels) {
+			continue
+		}
 		name := ""
 		if len(c.Names) > 0 {
 			name = strings.TrimPrefix(c.Names[0], "/")
