@@ -119,13 +119,10 @@ func serve(ctx context.Context, out, errOut io.Writer, f serveFlags) error {
 		fmt.Fprintf(out, "first start: admin token written to %s (mode 0600)\n", auth.AdminTokenFile(cfg.Auth.TokenFile))
 	}
 	authn := &auth.Authenticator{Tokens: tokens, AllowQueryToken: cfg.Auth.QueryToken}
-	if o := cfg.Auth.OIDC; o != nil {
-		oidc, err := auth.NewOIDC(ctx, auth.OIDCConfig{Issuer: o.Issuer, Audience: o.Audience, RolesClaim: o.RolesClaim, UserClaim: o.UserClaim})
-		if err != nil {
-			return fmt.Errorf("auth.oidc: %w", err)
-		}
-		authn.OIDC = oidc
+	if err := openIssuers(ctx, authn, cfg.Auth, log); err != nil {
+		return err
 	}
+	defer authn.Close()
 
 	instance, err := instanceID(cfg.DataDir)
 	if err != nil {
@@ -155,7 +152,9 @@ func serve(ctx context.Context, out, errOut io.Writer, f serveFlags) error {
 		extra["GET /v1/ledger/checkpoint-key"] = checkpointKeyHandler(cpl)
 	}
 	ping := pingTargets(targets)
-	api := httpapi.New(httpapi.Options{Runtime: rt, Auth: authn, Tokens: tokens, Logger: log, Metrics: metrics,
+	metrics.Registry().MustRegister(authn.Collector())
+	api := httpapi.New(httpapi.Options{Runtime: rt, Auth: authn, Tokens: auth.TokenPolicy{TokenStore: tokens, MaxTTL: cfg.Auth.TokenMaxTTL.D()},
+		Logger: log, Metrics: metrics, AuthStatus: authn.Statuses,
 		MaxBodyBytes: cfg.MaxBodyBytes, Ready: func(ctx context.Context) []string { return append(ledgerReady(led)(ctx), ping(ctx)...) },
 		Extra: extra})
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
@@ -166,7 +165,7 @@ func serve(ctx context.Context, out, errOut io.Writer, f serveFlags) error {
 	}
 	fmt.Fprintf(out, "listening on http://%s\n", ln.Addr())
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(httpapi.EnvelopeListener(ln)) }()
 	select {
 	case err := <-errc:
 		return err

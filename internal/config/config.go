@@ -63,19 +63,60 @@ type Auth struct {
 	// TokenFile is the hashed bearer-token store; default
 	// <dataDir>/tokens.json.
 	TokenFile string `json:"tokenFile,omitempty"`
-	OIDC      *OIDC  `json:"oidc,omitempty"`
+	// OIDC is the issuer people sign in with (the dashboard uses its
+	// clientId).
+	OIDC *OIDC `json:"oidc,omitempty"`
+	// Issuers are further OIDC issuers whose tokens are accepted, each with
+	// its own audience and role mapping (CI providers, other identity
+	// providers). No clientId there: only auth.oidc signs people in.
+	Issuers []OIDC `json:"issuers,omitempty"`
 	// QueryToken allows ?access_token= for browsers' EventSource and
 	// WebSocket, which cannot set headers.
 	QueryToken bool `json:"queryToken,omitempty"`
+	// TokenMaxTTL is the longest life of an API token created through
+	// POST /v1/tokens; default 2160h (90 days). A request without a ttl
+	// gets it.
+	TokenMaxTTL workload.Duration `json:"tokenMaxTTL,omitzero"`
 }
 
-// OIDC configures JWT bearer authentication.
+// OIDC configures JWT bearer authentication by one issuer.
 type OIDC struct {
-	Issuer     string `json:"issuer"`
-	Audience   string `json:"audience"`
-	RolesClaim string `json:"rolesClaim,omitempty"`
-	UserClaim  string `json:"userClaim,omitempty"`
-	ClientID   string `json:"clientId,omitempty"`
+	Issuer   string `json:"issuer"`
+	Audience string `json:"audience"`
+	// RolesClaim is the exact name of the top-level claim holding roles
+	// (default "roles"); RolesClaimPath, instead, is a path into nested
+	// objects, one exact key per element (["realm_access", "roles"]).
+	RolesClaim     string   `json:"rolesClaim,omitempty"`
+	RolesClaimPath []string `json:"rolesClaimPath,omitempty"`
+	UserClaim      string   `json:"userClaim,omitempty"`
+	ClientID       string   `json:"clientId,omitempty"`
+	// DefaultRole is given to identities with no known role; default none.
+	DefaultRole string `json:"defaultRole,omitempty"`
+	// Grants give roles to tokens whose claims match, on every target or
+	// on the targets listed.
+	Grants []OIDCGrant `json:"grants,omitempty"`
+	// MaxLifetime refuses tokens living longer (exp − iat); default 24h.
+	MaxLifetime workload.Duration `json:"maxLifetime,omitzero"`
+	// ClockSkew tolerates nbf/iat this far in the future; default 5m.
+	ClockSkew workload.Duration `json:"clockSkew,omitzero"`
+	// JWKSRefresh bounds how long fetched signing keys are used before
+	// the JWKS is fetched again (how long a withdrawn key keeps
+	// verifying); default 5m.
+	JWKSRefresh workload.Duration `json:"jwksRefresh,omitzero"`
+	// JWKSMinRefetch is the least time between fetches caused by unknown
+	// key ids; default 10s.
+	JWKSMinRefetch workload.Duration `json:"jwksMinRefetch,omitzero"`
+	// FetchTimeout bounds each discovery or JWKS fetch; default 5s.
+	FetchTimeout workload.Duration `json:"fetchTimeout,omitzero"`
+}
+
+// OIDCGrant gives Role to tokens whose claims all equal Claims (a string
+// claim equal to the value, or an array claim holding it), on Targets
+// (every target when empty).
+type OIDCGrant struct {
+	Claims  map[string]string `json:"claims"`
+	Role    string            `json:"role"`
+	Targets []string          `json:"targets,omitempty"`
 }
 
 // Default returns the embedded defaults for dataDir.
@@ -178,9 +219,9 @@ func secretKeys(v any, path string) []workload.FieldError {
 			if path != "" {
 				p = path + "." + k
 			}
-			if p == "auth.tokenFile" || p == "auth.queryToken" || policySecretPath.MatchString(p) {
-				// a path to hashed tokens, a switch, and grants naming
-				// secrets (never their values), not secrets
+			if p == "auth.tokenFile" || p == "auth.queryToken" || p == "auth.tokenMaxTTL" || policySecretPath.MatchString(p) {
+				// a path to hashed tokens, a switch, a duration, and grants
+				// naming secrets (never their values), not secrets
 			} else if credentials.IsSecretName(strings.ReplaceAll(k, "-", "_")) || strings.EqualFold(k, "key") {
 				errs = append(errs, workload.FieldError{Path: p, Message: "looks like a secret: secrets come only from environment variables, never from the config file"})
 				continue
@@ -226,18 +267,72 @@ func (c *Config) Validate() error {
 		errs = append(errs, workload.FieldError{Path: "maxBodyBytes", Message: "must be >= 1024"})
 	}
 	if o := c.Auth.OIDC; o != nil {
-		if !strings.HasPrefix(o.Issuer, "https://") && !strings.HasPrefix(o.Issuer, "http://127.0.0.1") && !strings.HasPrefix(o.Issuer, "http://localhost") {
-			errs = append(errs, workload.FieldError{Path: "auth.oidc.issuer", Message: "must be an https URL"})
+		errs = append(errs, o.validate("auth.oidc")...)
+	}
+	seen := map[string]bool{}
+	if c.Auth.OIDC != nil {
+		seen[c.Auth.OIDC.Issuer] = true
+	}
+	for i, o := range c.Auth.Issuers {
+		p := fmt.Sprintf("auth.issuers[%d]", i)
+		errs = append(errs, o.validate(p)...)
+		if o.ClientID != "" {
+			errs = append(errs, workload.FieldError{Path: p + ".clientId", Message: "only auth.oidc signs people in to the dashboard"})
 		}
-		if o.Audience == "" {
-			errs = append(errs, workload.FieldError{Path: "auth.oidc.audience", Message: "is required"})
+		if seen[o.Issuer] {
+			errs = append(errs, workload.FieldError{Path: p + ".issuer", Message: "is configured twice"})
 		}
+		seen[o.Issuer] = true
+	}
+	if c.Auth.TokenMaxTTL < 0 {
+		errs = append(errs, workload.FieldError{Path: "auth.tokenMaxTTL", Message: "must be > 0"})
 	}
 	errs = append(errs, c.Checkpoints.validate()...)
 	if len(errs) > 0 {
 		return workload.Invalid(errs...)
 	}
 	return nil
+}
+
+var roleNames = []string{"viewer", "operator", "admin"}
+
+// validate checks one issuer's settings; p is its path.
+func (o *OIDC) validate(p string) []workload.FieldError {
+	var errs []workload.FieldError
+	if !strings.HasPrefix(o.Issuer, "https://") && !strings.HasPrefix(o.Issuer, "http://127.0.0.1") && !strings.HasPrefix(o.Issuer, "http://localhost") {
+		errs = append(errs, workload.FieldError{Path: p + ".issuer", Message: "must be an https URL"})
+	}
+	if o.Audience == "" {
+		errs = append(errs, workload.FieldError{Path: p + ".audience", Message: "is required"})
+	}
+	if o.RolesClaim != "" && len(o.RolesClaimPath) > 0 {
+		errs = append(errs, workload.FieldError{Path: p + ".rolesClaimPath", Message: "set rolesClaim or rolesClaimPath, not both"})
+	}
+	if o.DefaultRole != "" && !slices.Contains(roleNames, o.DefaultRole) {
+		errs = append(errs, workload.FieldError{Path: p + ".defaultRole", Message: "must be one of viewer, operator, admin"})
+	}
+	for i, g := range o.Grants {
+		gp := fmt.Sprintf("%s.grants[%d]", p, i)
+		if len(g.Claims) == 0 {
+			errs = append(errs, workload.FieldError{Path: gp + ".claims", Message: "must name at least one claim"})
+		}
+		if !slices.Contains(roleNames, g.Role) {
+			errs = append(errs, workload.FieldError{Path: gp + ".role", Message: "must be one of viewer, operator, admin"})
+		}
+		for j, t := range g.Targets {
+			if m := workload.ValidateName(t); m != "" {
+				errs = append(errs, workload.FieldError{Path: fmt.Sprintf("%s.targets[%d]", gp, j), Message: m})
+			}
+		}
+	}
+	for name, d := range map[string]workload.Duration{"maxLifetime": o.MaxLifetime, "clockSkew": o.ClockSkew,
+		"jwksRefresh": o.JWKSRefresh, "jwksMinRefetch": o.JWKSMinRefetch, "fetchTimeout": o.FetchTimeout} {
+		if d < 0 {
+			errs = append(errs, workload.FieldError{Path: p + "." + name, Message: "must be > 0"})
+		}
+	}
+	slices.SortFunc(errs, func(a, b workload.FieldError) int { return strings.Compare(a.Path, b.Path) })
+	return errs
 }
 
 // TargetConfigs returns the targets in name order, for provider.Open.

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -68,11 +69,26 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ control.Princi
 	if s.ready != nil {
 		problems = append(problems, s.ready(ctx)...)
 	}
+	// OIDC issuers are reported, never a reason to be unready: local
+	// tokens work while an issuer is down.
+	var issuers []auth.Status
+	if s.authStatus != nil {
+		issuers = s.authStatus()
+	}
 	if len(problems) > 0 {
+		for _, st := range issuers {
+			if st.State != "ok" {
+				problems = append(problems, fmt.Sprintf("(not counted) OIDC issuer %s: %s", st.Issuer, st.State))
+			}
+		}
 		writeError(w, workload.Errorf(workload.Unavailable, "not ready: %s", strings.Join(problems, "; ")))
 		return
 	}
-	writeJSON(w, 200, map[string]string{"status": "ready"})
+	body := map[string]any{"status": "ready"}
+	if issuers != nil {
+		body["oidc"] = issuers
+	}
+	writeJSON(w, 200, body)
 }
 
 func (s *Server) whoami(w http.ResponseWriter, _ *http.Request, p control.Principal) {

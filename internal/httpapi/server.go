@@ -47,6 +47,9 @@ type Options struct {
 	MaxBodyBytes int64
 	// Ready reports extra readiness problems (targets that do not answer).
 	Ready func(ctx context.Context) []string
+	// AuthStatus reports the OIDC issuers' state for /readyz (shown, never
+	// making the server unready).
+	AuthStatus func() []auth.Status
 	// WriteTimeout bounds each write to a client, so a slow client cannot
 	// pin a handler; default 10s.
 	WriteTimeout time.Duration
@@ -68,6 +71,8 @@ type Server struct {
 	mux      *http.ServeMux
 	routes   []route
 
+	authStatus func() []auth.Status // OIDC issuers for /readyz
+
 	streamsCtx    context.Context
 	cancelStreams context.CancelFunc
 	inflight      sync.WaitGroup
@@ -84,7 +89,7 @@ type route struct {
 // New builds the server and its routes.
 func New(o Options) *Server {
 	s := &Server{rt: o.Runtime, auth: o.Auth, tokens: o.Tokens, log: o.Logger, metrics: o.Metrics,
-		maxBody: o.MaxBodyBytes, ready: o.Ready, wtimeout: o.WriteTimeout, mux: http.NewServeMux()}
+		maxBody: o.MaxBodyBytes, ready: o.Ready, authStatus: o.AuthStatus, wtimeout: o.WriteTimeout, mux: http.NewServeMux()}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
