@@ -156,9 +156,12 @@
 // Extra["requests"]), container/cpu/utilizations and
 // container/memory/utilizations (ALIGN_MEAN, averaged; Extra holds the
 // raw fractions, CPUPercent and MemoryBytes scale them by the container's
-// limits, default 1 CPU and 512Mi, and the instance count). A period
-// without an instance_count point yields no sample. Real Cloud Monitoring
-// needs metricsPeriod >= 60s.
+// limits, default 1 CPU and 512Mi, and the instance count). Each read
+// covers the last 240 s plus two periods (at least five periods), since
+// Cloud Run's points become visible up to 180-240 s after sampling, and
+// the newest aligned point makes the sample: samples trail real time by
+// that delay. A read without an instance_count point yields no sample.
+// Real Cloud Monitoring needs metricsPeriod >= 60s.
 //
 // Logs reads Cloud Logging entries of the service's cloud_run_revision
 // resource (ListLogEntries; Since becomes a timestamp filter; Tail the

@@ -29,8 +29,21 @@ const (
 	defaultMemoryBytes = 512 << 20
 )
 
+// metricsLag is how late Cloud Monitoring shows Cloud Run's points: "data
+// is not visible for up to 180 seconds" after sampling, up to 240 for some
+// Google Cloud metrics (cloud.google.com/monitoring/api/metrics_gcp;
+// "Retention and latency of metric data").
+const metricsLag = 240 * time.Second
+
+// metricsWindow is how far back a sample looks: the visibility delay plus
+// two periods, and at least five periods.
+func metricsWindow(period time.Duration) time.Duration {
+	return max(metricsLag+2*period, 5*period)
+}
+
 // StreamMetrics implements provider.Provider. Every MetricsPeriod it asks
-// Cloud Monitoring for the last two alignment periods of each series,
+// Cloud Monitoring for each series over metricsWindow (the visibility
+// delay of Cloud Monitoring plus two periods),
 // aligned to MetricsPeriod and summed (instances, requests) or averaged
 // (utilisations) across the service's revisions and instances, and yields
 // one sample built from the newest aligned point. Periods without an
@@ -120,7 +133,7 @@ func (p *Provider) latest(ctx context.Context, name, metric string, now time.Tim
 		Name: "projects/" + p.project,
 		Filter: fmt.Sprintf(`metric.type = %q AND resource.type = "cloud_run_revision" AND resource.labels.service_name = %q AND resource.labels.location = %q`,
 			metric, name, p.opts.Region),
-		Interval: &monitoringpb.TimeInterval{StartTime: timestamppb.New(now.Add(-2 * period)), EndTime: timestamppb.New(now)},
+		Interval: &monitoringpb.TimeInterval{StartTime: timestamppb.New(now.Add(-metricsWindow(period))), EndTime: timestamppb.New(now)},
 		Aggregation: &monitoringpb.Aggregation{
 			AlignmentPeriod: durationpb.New(period), PerSeriesAligner: align, CrossSeriesReducer: reduce,
 		},

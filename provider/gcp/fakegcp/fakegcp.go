@@ -98,6 +98,10 @@ type Server struct {
 	// operation answers not done before it completes (default 0: done at
 	// once, as the method's own answer).
 	OperationPolls int
+	// MetricLatency is how old the newest Cloud Monitoring point is
+	// (default 180s, the documented visibility delay of Cloud Run's
+	// metrics; see ListTimeSeries).
+	MetricLatency time.Duration
 	// DefaultServiceAccount is the identity of revisions whose template
 	// names no service account: on Cloud Run, the project's Compute
 	// Engine default service account (cloud.google.com/run/docs/
@@ -161,7 +165,7 @@ type secret struct {
 
 // New starts the fake.
 func New() *Server {
-	f := &Server{Steps: 2, StartupLine: "container started", DefaultServiceAccount: "123456789012-compute@developer.gserviceaccount.com", lis: bufconn.Listen(1 << 20), srv: grpc.NewServer(),
+	f := &Server{Steps: 2, StartupLine: "container started", MetricLatency: 180 * time.Second, DefaultServiceAccount: "123456789012-compute@developer.gserviceaccount.com", lis: bufconn.Listen(1 << 20), srv: grpc.NewServer(),
 		badImages: map[string]string{}, services: map[string]*service{}, secrets: map[string]*secret{},
 		ops: map[string]*longrunningpb.Operation{}, fail: map[string][]error{}, calls: map[string]int{}, logCond: make(chan struct{})}
 	runpb.RegisterServicesServer(f.srv, &runServices{f: f})
@@ -1088,7 +1092,17 @@ func (m *metricService) ListTimeSeries(_ context.Context, req *monitoringpb.List
 	if s == nil || len(s.instances) == 0 {
 		return &monitoringpb.ListTimeSeriesResponse{}, nil
 	}
-	end := timestamppb.Now()
+	// Points arrive late: Cloud Run's metrics are "Sampled every 60
+	// seconds. After sampling, data is not visible for up to 180 seconds"
+	// (cloud.google.com/monitoring/api/metrics_gcp, run.googleapis.com;
+	// "Retention and latency of metric data",
+	// cloud.google.com/monitoring/quotas). The newest point ends
+	// MetricLatency ago, and only a point inside the requested interval
+	// is returned.
+	end := timestamppb.New(time.Now().Add(-f.MetricLatency))
+	if iv := req.GetInterval(); end.AsTime().After(iv.GetEndTime().AsTime()) || (iv.GetStartTime() != nil && end.AsTime().Before(iv.GetStartTime().AsTime())) {
+		return &monitoringpb.ListTimeSeriesResponse{}, nil
+	}
 	start := timestamppb.New(end.AsTime().Add(-req.GetAggregation().GetAlignmentPeriod().AsDuration()))
 	var v *monitoringpb.TypedValue
 	switch mt[1] {
