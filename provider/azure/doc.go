@@ -92,7 +92,11 @@
 // does not resolve) is checked before anything is written, config
 // included, so such a refusal changes nothing. A group of the service
 // without its "app" container (changed by hand) makes Start, Scale and
-// ApplyConfig fail with provider_error. Stop uses the
+// ApplyConfig fail with provider_error. ACI refuses an image it cannot
+// pull on the create request itself (400 InaccessibleImage): Start is
+// invalid_argument, the group is not created, and during a rolling update
+// the running groups are left as they are (with config written first,
+// the error is provider_error: the config changed). Stop uses the
 // container groups' stop operation: the containers end and compute
 // billing stops, while the groups and their definitions are kept, so
 // Start and Scale bring them back. Scale(n) creates groups from group 0's

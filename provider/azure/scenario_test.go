@@ -23,20 +23,34 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-func TestFailingImageIsFailedStatus(t *testing.T) {
-	p, _ := openFake(t, fakeazure.Options{FailingImages: []string{"example.azurecr.io/missing:1"}}, nil)
+// TestInaccessibleImageRefusedAtOnce (review Z2): ACI refuses an image it
+// cannot pull on the create request itself (400 InaccessibleImage), so
+// Start is invalid_argument and no group exists; a rolling update to such
+// an image leaves the running groups alone.
+func TestInaccessibleImageRefusedAtOnce(t *testing.T) {
+	p, f := openFake(t, fakeazure.Options{FailingImages: []string{"example.azurecr.io/missing:1"}}, nil)
 	sp := spec("broken", 1)
 	sp.Image = "example.azurecr.io/missing:1"
-	st, err := p.Start(ctxT(t), sp)
-	if err != nil {
-		t.Fatalf("Start: %v (a group that fails to pull is a Failed status, not an error)", err)
+	_, err := p.Start(ctxT(t), sp)
+	if workload.CodeOf(err) != workload.InvalidArgument || !strings.Contains(err.Error(), "InaccessibleImage") || !provider.NothingChanged(err) {
+		t.Fatalf("Start = %v; want invalid_argument InaccessibleImage that changed nothing", err)
 	}
-	if st.Phase != workload.Failed || !strings.Contains(st.Message, "Failed to pull image") {
-		t.Fatalf("status = %s %q, want Failed with the pull failure", st.Phase, st.Message)
+	if _, err := p.Status(ctxT(t), "broken"); workload.CodeOf(err) != workload.NotFound {
+		t.Fatalf("Status = %v; want not_found (no group was created)", err)
 	}
-	st, err = p.Status(ctxT(t), "broken")
-	if err != nil || st.Phase != workload.Failed || st.Replicas.Desired != 1 || st.Replicas.Ready != 0 {
-		t.Fatalf("Status = %+v, %v; want Failed 0/1", st, err)
+	// A running service keeps running when the new image is refused.
+	if _, err := p.Start(ctxT(t), spec("web", 2)); err != nil {
+		t.Fatal(err)
+	}
+	before := f.Observe(testTarget, "web").Running
+	bad := spec("web", 2)
+	bad.Image = "example.azurecr.io/missing:1"
+	if _, err := p.Start(ctxT(t), bad); workload.CodeOf(err) != workload.InvalidArgument {
+		t.Fatalf("rolling to an inaccessible image = %v; want invalid_argument", err)
+	}
+	st, err := p.Status(ctxT(t), "web")
+	if err != nil || st.Phase != workload.Running || !slices.Equal(f.Observe(testTarget, "web").Running, before) {
+		t.Fatalf("after the refused update: %s %v, running %v (was %v)", st.Phase, err, f.Observe(testTarget, "web").Running, before)
 	}
 }
 

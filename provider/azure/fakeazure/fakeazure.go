@@ -58,8 +58,12 @@ type Options struct {
 	PendingReads int
 	// StartupLine is printed by every container when it starts.
 	StartupLine string
-	// FailingImages fail to pull: their groups end in provisioning state
-	// Failed and the create operation fails.
+	// FailingImages cannot be pulled. ACI checks the image on the
+	// request itself: create/update, start and restart answer 400
+	// InaccessibleImage at once ("The image '...' in container group '...'
+	// is not accessible. Please check the image and registry
+	// credential."; Azure/azure-cli#18596, Azure/azure-sdk-for-python#16731,
+	// Azure/docker-login#65), and no group is created or changed.
 	FailingImages []string
 }
 
@@ -249,13 +253,6 @@ func (f *Fake) image(g *group) string {
 func (f *Fake) launch(g *group) {
 	g.logs = nil
 	g.started = time.Time{}
-	if slices.Contains(f.opts.FailingImages, f.image(g)) {
-		g.state = "Failed"
-		now := time.Now().UTC()
-		g.events = append(g.events, &armcontainerinstance.Event{Type: to.Ptr("Warning"), Name: to.Ptr("Failed"),
-			Message: to.Ptr("Failed to pull image \"" + f.image(g) + "\""), Count: to.Ptr[int32](1), FirstTimestamp: &now, LastTimestamp: &now})
-		return
-	}
 	g.state, g.pending = "Pending", f.opts.PendingReads
 }
 
@@ -383,6 +380,10 @@ func (f *Fake) containerGroupsServer() acifake.ContainerGroupsServer {
 				e.SetResponseError(http.StatusBadRequest, "InvalidRequestContent")
 				return
 			}
+			if cp := cg.Properties.Containers[0].Properties; cp != nil && slices.Contains(f.opts.FailingImages, str(cp.Image)) {
+				e.SetResponseError(http.StatusBadRequest, "InaccessibleImage")
+				return
+			}
 			g := f.groups[name]
 			if g != nil && fixedProps(g.def) != fixedProps(cg) {
 				// Modelled on ACI, which refuses an update of the OS
@@ -401,10 +402,6 @@ func (f *Fake) containerGroupsServer() acifake.ContainerGroupsServer {
 			g.def = clone(cg)
 			f.launch(g)
 			resp.AddNonTerminalResponse(status, nil)
-			if g.state == "Failed" {
-				resp.SetTerminalError(http.StatusBadRequest, "InaccessibleImage")
-				return
-			}
 			resp.SetTerminalResponse(http.StatusOK, armcontainerinstance.ContainerGroupsClientCreateOrUpdateResponse{ContainerGroup: f.view(name, g, false)}, nil)
 			return
 		},
@@ -474,6 +471,10 @@ func (f *Fake) containerGroupsServer() acifake.ContainerGroupsServer {
 				e.SetResponseError(http.StatusNotFound, "ResourceNotFound")
 				return
 			}
+			if slices.Contains(f.opts.FailingImages, f.image(g)) {
+				e.SetResponseError(http.StatusBadRequest, "InaccessibleImage")
+				return
+			}
 			// A running group's previous run stays visible (Running)
 			// for one read after the operation, then the new run is Pending
 			// (Waiting) for PendingReads reads and Running with a new
@@ -497,6 +498,10 @@ func (f *Fake) containerGroupsServer() acifake.ContainerGroupsServer {
 			g := f.groups[name]
 			if g == nil {
 				e.SetResponseError(http.StatusNotFound, "ResourceNotFound")
+				return
+			}
+			if slices.Contains(f.opts.FailingImages, f.image(g)) {
+				e.SetResponseError(http.StatusBadRequest, "InaccessibleImage")
 				return
 			}
 			f.launch(g)

@@ -215,21 +215,15 @@ func TestContainerGroupLifecycle(t *testing.T) {
 	if _, err := time.Parse(time.RFC3339Nano, strings.Fields(lines[1])[0]); err != nil {
 		t.Errorf("log line %q has no RFC 3339 timestamp", lines[1])
 	}
-	// An image that cannot be pulled fails the operation and the group.
-	bp, err := groups.BeginCreateOrUpdate(ctx, "rg", "web-1", def("bad:1"), nil)
-	if err != nil {
-		t.Fatal(err)
+	// An image that cannot be pulled is refused on the request itself
+	// (400 InaccessibleImage) and no group is created.
+	_, err = groups.BeginCreateOrUpdate(ctx, "rg", "web-1", def("bad:1"), nil)
+	var ie *azcore.ResponseError
+	if !asResponseError(err, &ie) || ie.ErrorCode != "InaccessibleImage" || ie.StatusCode != 400 {
+		t.Fatalf("creating a group with a failing image = %v; want a synchronous 400 InaccessibleImage", err)
 	}
-	for !bp.Done() {
-		if _, err = bp.Poll(ctx); err != nil {
-			break
-		}
-	}
-	if _, rerr := bp.Result(ctx); err == nil && rerr == nil {
-		t.Fatal("creating a group with a failing image succeeded")
-	}
-	if g, c := state("web-1"); g != "Failed" || c != "Waiting" {
-		t.Errorf("failing image: %s %s", g, c)
+	if _, err := groups.Get(ctx, "rg", "web-1", nil); err == nil {
+		t.Error("the refused group exists")
 	}
 	// Unknown groups and resource groups answer with ARM's codes.
 	_, err = groups.Get(ctx, "rg", "nope", nil)
@@ -246,7 +240,7 @@ func TestContainerGroupLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	pollDone(t, dp)
-	if o := f.Observe("t", "web"); len(o.Groups) != 1 || o.Groups[0] != "web-1" {
+	if o := f.Observe("t", "web"); len(o.Groups) != 0 {
 		t.Errorf("after delete: %v", o.Groups)
 	}
 }
