@@ -20,6 +20,17 @@ type deployment struct {
 	id, status, taskDef, rollout, reason string
 	created, updated                     time.Time
 	steps                                int
+	failed                               int // tasks that failed to start
+}
+
+// circuitBreakerThreshold is how many tasks of a deployment must fail
+// before the deployment circuit breaker marks it FAILED: "0.5 * desired
+// task count", with "a minimum threshold of 3 and a maximum threshold of
+// 200" (Amazon ECS API reference, DeploymentCircuitBreaker; "How the
+// Amazon ECS deployment circuit breaker detects failures", ECS developer
+// guide).
+func circuitBreakerThreshold(desired int) int {
+	return min(200, max(3, (desired+1)/2))
 }
 
 type service struct {
@@ -347,11 +358,18 @@ func (f *Fake) reconcile(s *service) {
 		return
 	}
 	if img := f.badImage(p.taskDef); img != "" {
+		// Each task spends a step on the pull (the agent retries it)
+		// before it stops with CannotPullContainerError; the breaker
+		// trips once circuitBreakerThreshold tasks have failed.
 		p.steps++
-		if p.steps >= 2 {
+		if p.steps%2 == 0 {
+			p.failed++
+			p.updated = now
+			f.event(s, fmt.Sprintf("(service %s) failed to launch a task: CannotPullContainerError: pull image manifest has been retried 5 time(s): %s: not found", s.name, img))
+		}
+		if p.failed >= circuitBreakerThreshold(s.desired) {
 			p.rollout, p.updated = "FAILED", now
 			p.reason = "ECS deployment circuit breaker: tasks failed to start."
-			f.event(s, fmt.Sprintf("(service %s) failed to launch a task: CannotPullContainerError: pull image manifest has been retried 5 time(s): %s: not found", s.name, img))
 		}
 		return
 	}
@@ -475,7 +493,7 @@ func (f *Fake) svcJSON(s *service, tags bool) map[string]any {
 			want = s.desired
 		}
 		deps = append(deps, map[string]any{"id": d.id, "status": d.status, "taskDefinition": d.taskDef,
-			"desiredCount": want, "runningCount": dr, "pendingCount": dp, "failedTasks": 0,
+			"desiredCount": want, "runningCount": dr, "pendingCount": dp, "failedTasks": d.failed,
 			"createdAt": epoch(d.created), "updatedAt": epoch(d.updated), "launchType": s.launchType,
 			"rolloutState": d.rollout, "rolloutStateReason": d.reason})
 	}

@@ -276,8 +276,22 @@ func TestDeploymentLifecycle(t *testing.T) {
 	if len(after) != 2 || after[0] == before[0] || after[1] == before[1] || after[0] == before[1] {
 		t.Errorf("forced deployment: before %v after %v", before, after)
 	}
-	rollout("bad")
+	// The circuit breaker trips after 3 failed tasks (its minimum), each
+	// taking two describes: IN_PROGRESS for 5, FAILED on the 6th.
+	for i := 1; i < 6; i++ {
+		if r := rollout("bad"); r != "IN_PROGRESS" {
+			t.Fatalf("bad image, describe %d: %s; want IN_PROGRESS until 3 tasks failed", i, r)
+		}
+	}
 	if r := rollout("bad"); r != "FAILED" {
 		t.Fatalf("bad image: %s", r)
+	}
+}
+
+func TestCircuitBreakerThreshold(t *testing.T) {
+	for desired, want := range map[int]int{0: 3, 1: 3, 6: 3, 7: 4, 10: 5, 1000: 200} {
+		if got := circuitBreakerThreshold(desired); got != want {
+			t.Errorf("threshold(%d) = %d, want %d", desired, got, want)
+		}
 	}
 }
