@@ -47,6 +47,7 @@ type keySet struct {
 	doc      *discoveryDoc // nil until discovered
 	algs     []jose.SignatureAlgorithm
 	discErr  error
+	discTry  time.Time // last discovery attempt
 	keys     []jose.JSONWebKey
 	fetched  time.Time // last successful JWKS fetch
 	tried    time.Time // last JWKS fetch attempt
@@ -74,7 +75,11 @@ func (k *keySet) discovered() bool {
 
 // discover fetches the discovery document once (if not done yet).
 func (k *keySet) discover(ctx context.Context) error {
-	if k.discovered() {
+	k.mu.Lock()
+	done := k.doc != nil
+	k.discTry = k.now()
+	k.mu.Unlock()
+	if done {
 		return nil
 	}
 	d, err := fetchDiscovery(ctx, k.cfg)
@@ -134,6 +139,16 @@ func unavailable(cause error, format string, args ...any) error {
 
 // verify checks rawJWT's signature and returns its payload.
 func (k *keySet) verify(ctx context.Context, rawJWT string) ([]byte, error) {
+	// While the issuer cannot be discovered, requests try again at most
+	// every MinRefetch (the background loop keeps trying too): a caller
+	// cannot make the controller call a failing issuer per request.
+	k.mu.Lock()
+	failing := k.doc == nil && !k.discTry.IsZero() && k.now().Sub(k.discTry) < k.cfg.MinRefetch
+	discErr := k.discErr
+	k.mu.Unlock()
+	if failing {
+		return nil, unavailable(discErr, "OIDC issuer %s cannot be discovered right now; retry later", k.cfg.Issuer)
+	}
 	if err := k.discover(ctx); err != nil {
 		return nil, unavailable(err, "OIDC issuer %s cannot be discovered right now; retry later", k.cfg.Issuer)
 	}
@@ -189,13 +204,23 @@ func tryKeys(jws *jose.JSONWebSignature, keys []jose.JSONWebKey, kid string) (pa
 
 // current returns the keys, fetching them first when none were fetched
 // yet or they are older than KeyRefresh.
+//
+// A fetch that failed less than MinRefetch ago is not repeated: the keys
+// fetched last are used (Unavailable when there are none), so a failing
+// issuer is not called once per request.
 func (k *keySet) current(ctx context.Context) ([]jose.JSONWebKey, error) {
 	k.mu.Lock()
 	stale := k.fetched.IsZero() || k.now().Sub(k.fetched) >= k.cfg.KeyRefresh
-	keys := k.keys
+	recent := k.flight == nil && !k.tried.IsZero() && k.now().Sub(k.tried) < k.cfg.MinRefetch
+	keys, have, lastErr := k.keys, !k.fetched.IsZero(), k.fetchErr
 	k.mu.Unlock()
-	if !stale {
+	switch {
+	case !stale:
 		return keys, nil
+	case recent && have:
+		return keys, nil
+	case recent:
+		return nil, unavailable(lastErr, "OIDC issuer %s: signing keys cannot be fetched right now; retry later", k.cfg.Issuer)
 	}
 	err := k.fetch(ctx)
 	k.mu.Lock()

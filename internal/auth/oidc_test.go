@@ -93,6 +93,12 @@ func newIssuer(t *testing.T, kids ...string) *issuer {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(set)
 	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/openid-configuration") {
+			is.discCalls.Add(1) // a discovery attempt at another path
+		}
+		http.NotFound(w, r)
+	})
 	is.srv = httptest.NewServer(mux)
 	t.Cleanup(is.srv.Close)
 	return is
@@ -679,5 +685,57 @@ func TestNewOIDC(t *testing.T) {
 				t.Fatalf("defaults not filled in: %+v", c)
 			}
 		})
+	}
+}
+
+// TestOIDCFailingIssuerNotHammered: while discovery or the JWKS fails,
+// requests do not each call the issuer (at most one attempt per
+// MinRefetch), and cached keys keep verifying after KeyRefresh when the
+// refresh fails.
+func TestOIDCFailingIssuerNotHammered(t *testing.T) {
+	is := newIssuer(t, "k1")
+	o := is.oidc(t, OIDCConfig{KeyRefresh: time.Minute, MinRefetch: time.Minute})
+	clock := time.Now()
+	o.now = func() time.Time { return clock }
+	ctx := context.Background()
+	tok := sign(t, "k1", is.claims(map[string]any{"roles": "viewer"}))
+	if _, err := o.Authenticate(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	is.jwksMode.Store(1) // the JWKS answers 500 from now on
+	clock = clock.Add(2 * time.Minute)
+	before := is.jwksCalls.Load()
+	for range 20 {
+		if _, err := o.Authenticate(ctx, tok); err != nil {
+			t.Fatalf("cached key after a failed refresh: %v", err)
+		}
+		_, err := o.Authenticate(ctx, sign(t, "k2", is.claims(map[string]any{"roles": "viewer"})))
+		if c := workload.CodeOf(err); c != workload.Unavailable && c != workload.Unauthenticated {
+			t.Fatalf("unknown kid while the JWKS fails: %v", err)
+		}
+	}
+	if n := is.jwksCalls.Load() - before; n > 1 {
+		t.Fatalf("40 requests while the JWKS fails made %d fetches; want at most 1", n)
+	}
+	if st := o.Status(); st.State != "keys_unavailable" {
+		t.Fatalf("status %+v", st)
+	}
+
+	// Discovery failing: requests answer unavailable without calling the
+	// issuer each time.
+	down := newIssuer(t, "k1")
+	d, err := NewOIDC(context.Background(), OIDCConfig{Issuer: down.srv.URL + "/nowhere", Audience: testAudience,
+		HTTPClient: down.srv.Client(), MinRefetch: time.Minute, DiscoveryRetry: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	calls := down.discCalls.Load()
+	for range 20 {
+		_, err := d.Authenticate(ctx, sign(t, "k1", down.claims(map[string]any{"iss": down.srv.URL + "/nowhere"})))
+		wantCode(t, err, workload.Unavailable)
+	}
+	if n := down.discCalls.Load() - calls; n > 1 {
+		t.Fatalf("20 requests while discovery fails made %d discovery calls", n)
 	}
 }

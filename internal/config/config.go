@@ -299,7 +299,7 @@ var roleNames = []string{"viewer", "operator", "admin"}
 // validate checks one issuer's settings; p is its path.
 func (o *OIDC) validate(p string) []workload.FieldError {
 	var errs []workload.FieldError
-	if !strings.HasPrefix(o.Issuer, "https://") && !strings.HasPrefix(o.Issuer, "http://127.0.0.1") && !strings.HasPrefix(o.Issuer, "http://localhost") {
+	if !strings.HasPrefix(o.Issuer, "https://") && !strings.HasPrefix(o.Issuer, "http://127.0.0.1") && !strings.HasPrefix(o.Issuer, "http://localhost") && !strings.HasPrefix(o.Issuer, "http://[::1]") {
 		errs = append(errs, workload.FieldError{Path: p + ".issuer", Message: "must be an https URL"})
 	}
 	if o.Audience == "" {
