@@ -15,6 +15,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -87,13 +88,15 @@ type tokenSet struct {
 // current reports whether the snapshot still reflects the file described by
 // fi/err (the result of os.Stat). Writers replace the file by rename, so a
 // change shows as a different file; an in-place edit shows as a different
-// mtime or size.
+// mtime or size, and a chmod as a different mode (which the re-read then
+// checks).
 func (ts *tokenSet) current(fi os.FileInfo, err error) bool {
 	if err != nil {
 		return ts.stamp == nil && errors.Is(err, fs.ErrNotExist)
 	}
 	return ts.stamp != nil && os.SameFile(ts.stamp, fi) &&
-		ts.stamp.ModTime().Equal(fi.ModTime()) && ts.stamp.Size() == fi.Size()
+		ts.stamp.ModTime().Equal(fi.ModTime()) && ts.stamp.Size() == fi.Size() &&
+		ts.stamp.Mode() == fi.Mode() // a chmod alone changes no mtime
 }
 
 // TokenStore is the file-backed store of bearer tokens. The file holds only
@@ -115,10 +118,8 @@ type TokenStore struct {
 }
 
 // OpenTokenStore opens the store at path, creating it (and its directory,
-// 0700) when missing. The file must be mode 0600: a file readable by others
-// is fixed to 0600 (it holds only hashes, so nothing was disclosed that
-// could be used); a file writable by others is refused, because someone
-// else could have added a token to it.
+// 0700) when missing. The file must be mode 0600 (or stricter): a file that
+// group or others may read or write is refused, now and at every reload.
 func OpenTokenStore(path string) (*TokenStore, error) {
 	if path == "" {
 		return nil, workload.Invalid(workload.FieldError{Path: "path", Message: "is required"})
@@ -196,7 +197,7 @@ func (s *TokenStore) read() (*tokenSet, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, s.internal(fmt.Errorf("not a regular file"))
 	}
-	if err := checkMode(f, fi); err != nil {
+	if err := checkMode(fi); err != nil {
 		return nil, s.internal(err)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxStoreSize+1))
@@ -205,6 +206,14 @@ func (s *TokenStore) read() (*tokenSet, error) {
 	}
 	if len(data) > maxStoreSize {
 		return nil, s.internal(fmt.Errorf("larger than %d bytes", maxStoreSize))
+	}
+	var generic any
+	if err := json.Unmarshal(data, &generic); err != nil {
+		return nil, s.internal(fmt.Errorf("decoding: %w", err))
+	}
+	keys := workload.UnknownFields(reflect.TypeFor[storeFile](), generic, "")
+	if keys = append(keys, workload.DuplicateKeys(data, "")...); len(keys) > 0 {
+		return nil, s.internal(fmt.Errorf("decoding: %s", workload.Invalid(keys...).Message))
 	}
 	var sf storeFile
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -222,9 +231,13 @@ func (s *TokenStore) read() (*tokenSet, error) {
 	return ts, nil
 }
 
-// checkMode enforces 0600: group/other write is refused, group/other read
-// is removed. Windows has no such mode bits (access is by ACL): skipped.
-func checkMode(f *os.File, fi os.FileInfo) error {
+// checkMode refuses a file that group or others may read or write: a
+// writable one could have had a token added, a readable one says that
+// someone loosened it, and the admin should look before it is trusted (the
+// same rule as ssh's private keys). It is checked at every (re)load, which
+// a chmod alone triggers. Windows has no such mode bits (access is by
+// ACL): skipped.
+func checkMode(fi os.FileInfo) error {
 	if runtime.GOOS == "windows" {
 		return nil
 	}
@@ -232,12 +245,41 @@ func checkMode(f *os.File, fi os.FileInfo) error {
 	if perm&0o022 != 0 {
 		return fmt.Errorf("mode %#o is writable by group or others; refusing to trust it (chmod 600 after checking its content)", perm)
 	}
-	if perm&0o077 != 0 {
-		if err := f.Chmod(storeMode); err != nil {
-			return fmt.Errorf("mode %#o is too open and could not be fixed: %w", perm, err)
-		}
+	if perm&0o044 != 0 {
+		return fmt.Errorf("mode %#o is readable by group or others; refusing to load it (chmod 600 after checking who read it)", perm)
 	}
 	return nil
+}
+
+// ReadAdminToken reads the admin token file that EnsureAdmin wrote. Like
+// the store, it is refused when group or others may read or write it, or
+// when it is not a regular file.
+func ReadAdminToken(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if err := CheckAdminTokenFile(f); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// CheckAdminTokenFile checks an open admin token file's type and mode.
+func CheckAdminTokenFile(f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("not a regular file")
+	}
+	return checkMode(fi)
 }
 
 // newTokenSet indexes tokens, refusing an inconsistent set.
@@ -388,6 +430,20 @@ func newToken() (token, sum string, err error) {
 // Create issues a token for user with role, expiring after ttl (0: never).
 // The token is returned once and never stored; only its hash is.
 func (s *TokenStore) Create(user string, role Role, ttl time.Duration) (token string, info TokenInfo, err error) {
+	if err := ValidateTokenRequest(user, role, ttl); err != nil {
+		return "", TokenInfo{}, err
+	}
+	token, info, err = s.create(user, role, ttl, nil)
+	if err != nil {
+		return "", TokenInfo{}, err
+	}
+	return token, info, nil
+}
+
+// ValidateTokenRequest checks what Create checks before it writes: a
+// well-formed user, a known role, a TTL that is not negative. Every problem
+// is a field of one InvalidArgument error.
+func ValidateTokenRequest(user string, role Role, ttl time.Duration) error {
 	var fields []workload.FieldError
 	if m := localUserProblem(user); m != "" {
 		fields = append(fields, workload.FieldError{Path: "user", Message: m})
@@ -399,13 +455,9 @@ func (s *TokenStore) Create(user string, role Role, ttl time.Duration) (token st
 		fields = append(fields, workload.FieldError{Path: "ttl", Message: "must not be negative"})
 	}
 	if len(fields) > 0 {
-		return "", TokenInfo{}, workload.Invalid(fields...)
+		return workload.Invalid(fields...)
 	}
-	token, info, err = s.create(user, role, ttl, nil)
-	if err != nil {
-		return "", TokenInfo{}, err
-	}
-	return token, info, nil
+	return nil
 }
 
 // create inserts a new token. If guard is non-nil it runs, under the

@@ -268,13 +268,13 @@ func TestTokenFileMode(t *testing.T) {
 
 	tests := []struct {
 		mode os.FileMode
-		code workload.Code // "" = opened and fixed to 0600
+		code workload.Code // "" = opened
 	}{
 		{0o600, ""},
 		{0o400, ""},
-		{0o640, ""},
-		{0o644, ""},
-		{0o604, ""},
+		{0o640, workload.Internal},
+		{0o644, workload.Internal},
+		{0o604, workload.Internal},
 		{0o620, workload.Internal},
 		{0o602, workload.Internal},
 		{0o666, workload.Internal},
@@ -288,13 +288,13 @@ func TestTokenFileMode(t *testing.T) {
 			s, err := OpenTokenStore(path)
 			wantCode(t, err, tt.code)
 			if err != nil {
-				if !strings.Contains(err.Error(), "writable") {
+				if !strings.Contains(err.Error(), "writable") && !strings.Contains(err.Error(), "readable") {
 					t.Fatalf("error %q does not say why", err)
 				}
 				return
 			}
-			if want := tt.mode &^ 0o077; mode(t, path) != want {
-				t.Fatalf("mode %#o; want %#o", mode(t, path), want)
+			if mode(t, path) != tt.mode {
+				t.Fatalf("mode %#o changed to %#o", tt.mode, mode(t, path))
 			}
 			if _, err := s.Authenticate(TestdataToken); err != nil {
 				t.Fatal(err)
@@ -309,6 +309,74 @@ func TestTokenFileMode(t *testing.T) {
 	touch(t, s.Path())
 	_, err := s.Authenticate(TestdataToken)
 	wantCode(t, err, workload.Internal)
+}
+
+// TestChmodAloneIsNoticed: making the store world-readable, without any
+// change to its content or mtime, stops it from being used at the next
+// request; restoring 0600 restores service.
+func TestChmodAloneIsNoticed(t *testing.T) {
+	path := copyTestdata(t, "store_v1.json")
+	s, err := OpenTokenStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(TestdataToken); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(path)
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(path, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Authenticate(TestdataToken)
+	wantCode(t, err, workload.Internal)
+	if err == nil || !strings.Contains(err.Error(), "readable by group or others") {
+		t.Fatalf("err = %v, want it to say the file is readable by others", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(TestdataToken); err != nil {
+		t.Fatalf("after chmod 600: %v", err)
+	}
+}
+
+// TestStoreKeysExact: a store file with a key in the wrong case or twice
+// is refused, not read with the last one winning.
+func TestStoreKeysExact(t *testing.T) {
+	for name, body := range map[string]string{
+		"case":      `{"version":1,"Tokens":[]}`,
+		"duplicate": `{"version":1,"tokens":[],"tokens":[]}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "tokens.json")
+			if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := OpenTokenStore(path)
+			wantCode(t, err, workload.Internal)
+		})
+	}
+}
+
+// TestReadAdminTokenMode: the admin token file is refused when group or
+// others may read it.
+func TestReadAdminTokenMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), AdminTokenFileName)
+	if err := os.WriteFile(path, []byte("asw_x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := ReadAdminToken(path); err != nil || tok != "asw_x" {
+		t.Fatalf("ReadAdminToken = %q, %v", tok, err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := ReadAdminToken(path); err == nil || tok != "" || !strings.Contains(err.Error(), "readable by group or others") {
+		t.Fatalf("ReadAdminToken of a 0644 file = %q, %v; want a refusal", tok, err)
+	}
 }
 
 // touch bumps path's mtime so that stores re-read it.

@@ -64,7 +64,7 @@ func newFixture(t *testing.T) *fixture {
 	return newFixtureWith(t, credentials.FromMap(nil), slog.New(slog.DiscardHandler))
 }
 
-func newFixtureWith(t *testing.T, creds *credentials.Resolver, log *slog.Logger) *fixture {
+func newFixtureWith(t *testing.T, creds *credentials.Resolver, log *slog.Logger, opts ...func(*httpapi.Options)) *fixture {
 	t.Helper()
 	led, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "l.db"))
 	if err != nil {
@@ -82,7 +82,11 @@ func newFixtureWith(t *testing.T, creds *credentials.Resolver, log *slog.Logger)
 	for role, tok := range tokens {
 		auth[tok] = control.Principal{User: role + "-user", Role: role}
 	}
-	api := httpapi.New(httpapi.Options{Runtime: rt, Auth: auth, Logger: log, Metrics: metrics, MaxBodyBytes: 64 << 10})
+	o := httpapi.Options{Runtime: rt, Auth: auth, Logger: log, Metrics: metrics, MaxBodyBytes: 64 << 10}
+	for _, fn := range opts {
+		fn(&o)
+	}
+	api := httpapi.New(o)
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

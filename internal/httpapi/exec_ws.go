@@ -66,6 +66,12 @@ func (s *Server) execWS(w http.ResponseWriter, r *http.Request, p control.Princi
 		s.rejectBody(w, r, p, workload.ActionExec, workload.Invalid(errs...))
 		return
 	}
+	done, err := s.openStream(w, p)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	defer done()
 	c, err := websocket.Accept(w, r, nil)
 	if err != nil {
 		return // Accept wrote the HTTP error

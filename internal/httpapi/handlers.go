@@ -47,8 +47,8 @@ func (s *Server) table() []route {
 		{"GET", "/v1/halt", auth.RoleViewer, "", s.haltGet},
 		{"PUT", "/v1/halt", auth.RoleAdmin, "halt", s.haltSet},
 		{"GET", "/v1/tokens", auth.RoleAdmin, "", s.tokenList},
-		{"POST", "/v1/tokens", auth.RoleAdmin, "", s.tokenCreate},
-		{"DELETE", "/v1/tokens/{id}", auth.RoleAdmin, "", s.tokenRevoke},
+		{"POST", "/v1/tokens", auth.RoleAdmin, string(control.ActionTokenCreate), s.tokenCreate},
+		{"DELETE", "/v1/tokens/{id}", auth.RoleAdmin, string(control.ActionTokenRevoke), s.tokenRevoke},
 		{"GET", "/v1/whoami", auth.RoleViewer, "", s.whoami},
 	}
 }
@@ -365,11 +365,27 @@ func (s *Server) tokenCreate(w http.ResponseWriter, r *http.Request, p control.P
 	if err == nil && body.TTL < 0 {
 		err = workload.Invalid(workload.FieldError{Path: "ttl", Message: "must be >= 0"})
 	}
+	if err == nil {
+		err = auth.ValidateTokenRequest(body.User, role, body.TTL.D())
+	}
 	if err != nil {
-		writeError(w, err)
+		s.rejectBody(w, r, p, control.ActionTokenCreate, err)
 		return
 	}
-	tok, info, err := s.tokens.Create(body.User, role, body.TTL.D())
+	// One intent and one result row: who created a token for whom, with
+	// which role; never the token.
+	var tok string
+	var info auth.TokenInfo
+	_, err = s.rt.Administer(r.Context(), p, control.ActionTokenCreate,
+		map[string]any{"user": body.User, "role": role, "ttl": body.TTL},
+		func() (any, error) {
+			var err error
+			tok, info, err = s.tokens.Create(body.User, role, body.TTL.D())
+			if err != nil {
+				return nil, err
+			}
+			return tokenInfo(info), nil
+		})
 	if err != nil {
 		writeError(w, err)
 		return
@@ -383,7 +399,9 @@ func (s *Server) tokenRevoke(w http.ResponseWriter, r *http.Request, p control.P
 		writeError(w, workload.Errorf(workload.Unsupported, "this server has no token store"))
 		return
 	}
-	if err := s.tokens.Revoke(r.PathValue("id")); err != nil {
+	id := r.PathValue("id")
+	if _, err := s.rt.Administer(r.Context(), p, control.ActionTokenRevoke, map[string]string{"tokenId": id},
+		func() (any, error) { return nil, s.tokens.Revoke(id) }); err != nil {
 		writeError(w, err)
 		return
 	}

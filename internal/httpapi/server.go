@@ -53,6 +53,15 @@ type Options struct {
 	// WriteTimeout bounds each write to a client, so a slow client cannot
 	// pin a handler; default 10s.
 	WriteTimeout time.Duration
+	// ReadTimeout bounds reading a request's body (and discarding what a
+	// handler did not read), counted from when its headers were read, on
+	// every route but the streams (SSE, WebSocket), which clear it; default
+	// 10s. The http.Server's ReadHeaderTimeout bounds the headers.
+	ReadTimeout time.Duration
+	// MaxStreamsPerPrincipal caps the SSE and WebSocket streams one user
+	// holds open at once; more are refused with rate_limited (429).
+	// Default 32.
+	MaxStreamsPerPrincipal int
 	// Extra routes registered on the same mux (the dashboard), served
 	// without authentication: they must authenticate through the API.
 	Extra map[string]http.Handler
@@ -68,7 +77,9 @@ type Server struct {
 	maxBody  int64
 	ready    func(ctx context.Context) []string
 	wtimeout time.Duration
+	rtimeout time.Duration
 	mux      *http.ServeMux
+	root     http.Handler
 	routes   []route
 
 	authStatus func() []auth.Status // OIDC issuers for /readyz
@@ -77,6 +88,10 @@ type Server struct {
 	cancelStreams context.CancelFunc
 	inflight      sync.WaitGroup
 	draining      atomic.Bool
+
+	maxStreams int
+	streamsMu  sync.Mutex
+	streams    map[string]int // open streams per user
 }
 
 type route struct {
@@ -89,7 +104,8 @@ type route struct {
 // New builds the server and its routes.
 func New(o Options) *Server {
 	s := &Server{rt: o.Runtime, auth: o.Auth, tokens: o.Tokens, log: o.Logger, metrics: o.Metrics,
-		maxBody: o.MaxBodyBytes, ready: o.Ready, authStatus: o.AuthStatus, wtimeout: o.WriteTimeout, mux: http.NewServeMux()}
+		maxBody: o.MaxBodyBytes, ready: o.Ready, authStatus: o.AuthStatus, wtimeout: o.WriteTimeout, rtimeout: o.ReadTimeout,
+		mux: http.NewServeMux(), maxStreams: o.MaxStreamsPerPrincipal, streams: map[string]int{}}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -99,22 +115,69 @@ func New(o Options) *Server {
 	if s.wtimeout == 0 {
 		s.wtimeout = 10 * time.Second
 	}
+	if s.rtimeout == 0 {
+		s.rtimeout = 10 * time.Second
+	}
+	if s.maxStreams == 0 {
+		s.maxStreams = 32
+	}
 	s.streamsCtx, s.cancelStreams = context.WithCancel(context.Background())
 	s.routes = s.table()
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.method+" "+rt.pattern, s.wrap(rt))
 	}
 	s.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		closeUnreadBody(w, r)
 		writeError(w, workload.Errorf(workload.NotFound, "no route %s %s (see /v1/openapi.json)", r.Method, r.URL.Path))
 	})
 	for pattern, h := range o.Extra {
 		s.mux.Handle(pattern, h)
 	}
+	s.root = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Every request body is read against a deadline, so a client
+		// trickling one (authenticated or not) is answered or cut off
+		// instead of holding a goroutine and a socket; streams clear it.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.rtimeout))
+		s.mux.ServeHTTP(w, r)
+	})
 	return s
 }
 
 // Handler returns the root handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return s.root }
+
+// closeUnreadBody marks the connection to close after a response that is
+// sent before (or instead of) reading the request's body: net/http would
+// otherwise read up to 256 KiB of it before sending the answer.
+func closeUnreadBody(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
+	}
+}
+
+// openStream counts a stream of p's and clears the request's read
+// deadline (a stream reads nothing more, or reads WebSocket frames for as
+// long as it lasts). It refuses with rate_limited when p already holds
+// MaxStreamsPerPrincipal streams. Call the returned function when the
+// stream ends.
+func (s *Server) openStream(w http.ResponseWriter, p control.Principal) (func(), error) {
+	s.streamsMu.Lock()
+	if s.streams[p.User] >= s.maxStreams {
+		s.streamsMu.Unlock()
+		return nil, workload.Errorf(workload.RateLimited,
+			"user %q already has %d streams open (the most allowed); close one and retry", p.User, s.maxStreams)
+	}
+	s.streams[p.User]++
+	s.streamsMu.Unlock()
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+	return func() {
+		s.streamsMu.Lock()
+		defer s.streamsMu.Unlock()
+		if s.streams[p.User]--; s.streams[p.User] <= 0 {
+			delete(s.streams, p.User)
+		}
+	}, nil
+}
 
 // Routes lists "METHOD pattern" of every API route (for the OpenAPI test).
 func (s *Server) Routes() []string {
@@ -163,10 +226,12 @@ func (s *Server) wrap(rt route) http.Handler {
 			var err error
 			p, err = s.auth.Authenticate(r)
 			if err != nil {
+				closeUnreadBody(sw, r)
 				writeError(sw, err)
 				return
 			}
 			if !auth.RoleOn(p, r.PathValue("target")).Allows(rt.need) {
+				closeUnreadBody(sw, r)
 				err := auth.Denied(p, rt.need, r.PathValue("target"))
 				if rt.action != "" {
 					_ = s.rt.Reject(r.Context(), p, workload.Action(rt.action), r.PathValue("target"), r.PathValue("service"), err)

@@ -91,8 +91,14 @@ type item[T any] struct {
 	err error
 }
 
-func serveStream[T any](s *Server, w http.ResponseWriter, r *http.Request, kind, event string,
+func serveStream[T any](s *Server, w http.ResponseWriter, r *http.Request, p control.Principal, kind, event string,
 	open func(ctx context.Context) func(yield func(T, error) bool)) {
+	done, err := s.openStream(w, p)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	defer done()
 	ctx, cancel := s.streamCtx(r)
 	defer cancel()
 	defer s.metrics.streamOpened(kind)()
@@ -149,14 +155,14 @@ func serveStream[T any](s *Server, w http.ResponseWriter, r *http.Request, kind,
 	}
 }
 
-func (s *Server) metricsSSE(w http.ResponseWriter, r *http.Request, _ control.Principal) {
+func (s *Server) metricsSSE(w http.ResponseWriter, r *http.Request, p control.Principal) {
 	target, service := r.PathValue("target"), r.PathValue("service")
-	serveStream(s, w, r, "metrics", "sample", func(ctx context.Context) func(yield func(workload.MetricSample, error) bool) {
+	serveStream(s, w, r, p, "metrics", "sample", func(ctx context.Context) func(yield func(workload.MetricSample, error) bool) {
 		return s.rt.StreamMetrics(ctx, target, service)
 	})
 }
 
-func (s *Server) logsSSE(w http.ResponseWriter, r *http.Request, _ control.Principal) {
+func (s *Server) logsSSE(w http.ResponseWriter, r *http.Request, p control.Principal) {
 	q := r.URL.Query()
 	opts := provider.LogOptions{Tail: 100}
 	var errs []workload.FieldError
@@ -188,7 +194,7 @@ func (s *Server) logsSSE(w http.ResponseWriter, r *http.Request, _ control.Princ
 		return
 	}
 	target, service := r.PathValue("target"), r.PathValue("service")
-	serveStream(s, w, r, "logs", "line", func(ctx context.Context) func(yield func(workload.LogLine, error) bool) {
+	serveStream(s, w, r, p, "logs", "line", func(ctx context.Context) func(yield func(workload.LogLine, error) bool) {
 		return s.rt.Logs(ctx, target, service, opts)
 	})
 }
@@ -196,7 +202,13 @@ func (s *Server) logsSSE(w http.ResponseWriter, r *http.Request, _ control.Princ
 // servicesSSE streams every service's status, then each change, over one
 // connection (event "status"; "error" events report a target that failed
 // and do not end the stream).
-func (s *Server) servicesSSE(w http.ResponseWriter, r *http.Request, _ control.Principal) {
+func (s *Server) servicesSSE(w http.ResponseWriter, r *http.Request, p control.Principal) {
+	done, err := s.openStream(w, p)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	defer done()
 	ctx, cancel := s.streamCtx(r)
 	defer cancel()
 	defer s.metrics.streamOpened("services")()
