@@ -2,8 +2,12 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +17,7 @@ import (
 
 	"github.com/alphaswarm/controller/client"
 	"github.com/alphaswarm/controller/control"
+	"github.com/alphaswarm/controller/internal/auth"
 	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
@@ -25,6 +30,7 @@ import (
 type globals struct {
 	server, token, output, target string
 	idempotencyKey                string
+	insecure                      bool
 }
 
 func (g *globals) register(cmd *cobra.Command) {
@@ -34,22 +40,47 @@ func (g *globals) register(cmd *cobra.Command) {
 	f.StringVarP(&g.output, "output", "o", "table", "output format: table, json or yaml")
 	f.StringVar(&g.target, "target", envOr("ALPHASWARM_TARGET", "local"), "target ($ALPHASWARM_TARGET)")
 	f.StringVar(&g.idempotencyKey, "idempotency-key", "", "make a retried mutating command return the first one's result")
+	f.BoolVar(&g.insecure, "insecure", false, "allow sending a bearer token over plain http:// to a server that is not on this machine")
 }
 
 // client builds the API client. Without a token it falls back to
-// $ALPHASWARM_TOKEN, then to the admin token that `serve` wrote on its
-// first start (readable only by its owner).
+// $ALPHASWARM_TOKEN, then, for a server on this machine only, to the admin
+// token that `serve` wrote on its first start (refused unless only its
+// owner can read it). A token is never sent over plain http:// to another
+// machine unless --insecure says the network is trusted.
 func (g *globals) client() (*client.Client, error) {
+	u, err := url.Parse(g.server)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, workload.Invalid(workload.FieldError{Path: "server", Message: "must be an http:// or https:// URL"})
+	}
+	local := isLoopback(u.Hostname())
 	tok := g.token
 	if tok == "" {
 		tok = os.Getenv("ALPHASWARM_TOKEN")
 	}
-	if tok == "" {
-		if b, err := os.ReadFile(filepath.Join(dataDir(), "admin.token")); err == nil {
-			tok = strings.TrimSpace(string(b))
+	if tok == "" && local {
+		t, err := auth.ReadAdminToken(filepath.Join(dataDir(), auth.AdminTokenFileName))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("local admin token: %w", err)
 		}
+		tok = t
+	}
+	if tok != "" && u.Scheme == "http" && !local && !g.insecure {
+		return nil, workload.Errorf(workload.InvalidArgument,
+			"refusing to send a bearer token over plain http:// to %s, which is not this machine: use https://, or pass --insecure if the network to it is trusted", u.Host)
 	}
 	return client.New(g.server, tok)
+}
+
+// isLoopback reports whether host names this machine: localhost or a
+// loopback address (not resolved: a name that resolves to loopback is not
+// trusted to keep doing so).
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (g *globals) printer(cmd *cobra.Command) (printer, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -118,6 +119,9 @@ func serve(ctx context.Context, out, errOut io.Writer, f serveFlags) error {
 	} else if created {
 		fmt.Fprintf(out, "first start: admin token written to %s (mode 0600)\n", auth.AdminTokenFile(cfg.Auth.TokenFile))
 	}
+	if err := checkAdminTokenFile(auth.AdminTokenFile(cfg.Auth.TokenFile)); err != nil {
+		return err
+	}
 	authn := &auth.Authenticator{Tokens: tokens, AllowQueryToken: cfg.Auth.QueryToken}
 	if err := openIssuers(ctx, authn, cfg.Auth, log); err != nil {
 		return err
@@ -156,16 +160,36 @@ func serve(ctx context.Context, out, errOut io.Writer, f serveFlags) error {
 	api := httpapi.New(httpapi.Options{Runtime: rt, Auth: authn, Tokens: auth.TokenPolicy{TokenStore: tokens, MaxTTL: cfg.Auth.TokenMaxTTL.D()},
 		Logger: log, Metrics: metrics, AuthStatus: authn.Statuses,
 		MaxBodyBytes: cfg.MaxBodyBytes, Ready: func(ctx context.Context) []string { return append(ledgerReady(led)(ctx), ping(ctx)...) },
+		ReadTimeout: cfg.ReadTimeout.D(), MaxStreamsPerPrincipal: cfg.MaxStreamsPerUser,
 		Extra: extra})
 	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	scheme := "http"
+	if cfg.TLS != nil {
+		certs, err := newCertReloader(cfg.TLS.Cert, cfg.TLS.Key, log)
+		if err != nil {
+			return err
+		}
+		srv.TLSConfig, scheme = certs.tlsConfig(), "https"
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "listening on http://%s\n", ln.Addr())
+	if host, _, _ := net.SplitHostPort(ln.Addr().String()); scheme == "http" && !isLoopback(host) {
+		log.Warn("serving plain HTTP on a non-loopback address: bearer tokens cross the network in clear; configure tls, or put a TLS-terminating proxy in front and listen on loopback", "listen", ln.Addr().String())
+	}
+	fmt.Fprintf(out, "listening on %s://%s\n", scheme, ln.Addr())
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(httpapi.EnvelopeListener(ln)) }()
+	go func() {
+		if scheme == "https" {
+			// net/http's own 431 answer stays plain text over TLS: the
+			// connection it writes to is the TLS one (see EnvelopeListener).
+			errc <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- srv.Serve(httpapi.EnvelopeListener(ln))
+	}()
 	select {
 	case err := <-errc:
 		return err
@@ -254,4 +278,21 @@ func redactURL(s string) string {
 		}
 	}
 	return s
+}
+
+// checkAdminTokenFile refuses to start when the admin token file exists
+// and group or others may read it.
+func checkAdminTokenFile(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := auth.CheckAdminTokenFile(f); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
 }

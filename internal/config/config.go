@@ -47,6 +47,22 @@ type Config struct {
 	// Checkpoints configures the ledger's signed checkpoints and export
 	// sinks (see checkpoints.go).
 	Checkpoints Checkpoints `json:"checkpoints,omitzero"`
+	// TLS serves HTTPS; nil serves plain HTTP (loopback, or behind a
+	// proxy that terminates TLS).
+	TLS *TLS `json:"tls,omitempty"`
+	// ReadTimeout bounds reading a request body; default 10s.
+	ReadTimeout workload.Duration `json:"readTimeout,omitzero"`
+	// MaxStreamsPerUser caps the SSE and WebSocket streams one user holds
+	// open; default 32.
+	MaxStreamsPerUser int `json:"maxStreamsPerUser,omitempty"`
+}
+
+// TLS names the PEM certificate (chain) and private key files. Both are
+// re-read when either changes, so a renewed certificate is served without
+// a restart.
+type TLS struct {
+	Cert string `json:"cert"`
+	Key  string `json:"key"`
 }
 
 // Target configures one target.
@@ -143,6 +159,12 @@ func (c *Config) fill() {
 		c.ShutdownGrace = workload.Duration(30 * time.Second)
 	}
 	c.Checkpoints.fill(c.DataDir)
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = workload.Duration(10 * time.Second)
+	}
+	if c.MaxStreamsPerUser == 0 {
+		c.MaxStreamsPerUser = 32
+	}
 }
 
 // Load reads a config file; defaultDataDir applies when the file names
@@ -219,9 +241,10 @@ func secretKeys(v any, path string) []workload.FieldError {
 			if path != "" {
 				p = path + "." + k
 			}
-			if p == "auth.tokenFile" || p == "auth.queryToken" || p == "auth.tokenMaxTTL" || policySecretPath.MatchString(p) {
-				// a path to hashed tokens, a switch, a duration, and grants
-				// naming secrets (never their values), not secrets
+			if p == "auth.tokenFile" || p == "auth.queryToken" || p == "auth.tokenMaxTTL" || p == "tls.key" || policySecretPath.MatchString(p) {
+				// a path to hashed tokens, a switch, a duration, a path to
+				// a key file, and grants naming secrets (never their
+				// values): not secrets
 			} else if credentials.IsSecretName(strings.ReplaceAll(k, "-", "_")) || strings.EqualFold(k, "key") {
 				errs = append(errs, workload.FieldError{Path: p, Message: "looks like a secret: secrets come only from environment variables, never from the config file"})
 				continue
@@ -265,6 +288,20 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, workload.FieldError{Path: "maxBodyBytes", Message: "must be >= 1024"})
+	}
+	if c.TLS != nil {
+		if c.TLS.Cert == "" {
+			errs = append(errs, workload.FieldError{Path: "tls.cert", Message: "is required (a PEM certificate file)"})
+		}
+		if c.TLS.Key == "" {
+			errs = append(errs, workload.FieldError{Path: "tls.key", Message: "is required (a PEM private key file)"})
+		}
+	}
+	if c.ReadTimeout < 0 {
+		errs = append(errs, workload.FieldError{Path: "readTimeout", Message: "must be > 0"})
+	}
+	if c.MaxStreamsPerUser < 0 {
+		errs = append(errs, workload.FieldError{Path: "maxStreamsPerUser", Message: "must be > 0"})
 	}
 	if o := c.Auth.OIDC; o != nil {
 		errs = append(errs, o.validate("auth.oidc")...)

@@ -38,6 +38,9 @@ func TestLoadFull(t *testing.T) {
 	if !reflect.DeepEqual(tc[1].Policy, provider.Policy{}) {
 		t.Fatalf("prod-eks policy = %+v, want the defaults", tc[1].Policy)
 	}
+	if c.TLS == nil || c.TLS.Key != "/etc/alphaswarm/tls.key" || c.MaxStreamsPerUser != 8 || c.ReadTimeout.D() != 10*time.Second {
+		t.Fatalf("tls/limits = %+v %d %v", c.TLS, c.MaxStreamsPerUser, c.ReadTimeout)
+	}
 	if c.ActionTimeouts()[workload.ActionStart] != 10*time.Minute {
 		t.Fatalf("timeouts = %v", c.ActionTimeouts())
 	}
@@ -75,6 +78,9 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"http issuer", "auth:\n  oidc:\n    issuer: http://evil.example\n    audience: a\n", []string{"auth.oidc.issuer"}},
 		{"not a mapping", "- a\n- b\n", []string{"config"}},
 		{"duplicate key", "listen: a:1\nlisten: b:2\n", []string{"config"}},
+		{"tls without key", "tls:\n  cert: /c.pem\n", []string{"tls.key"}},
+		{"tls secret-looking key", "tls:\n  cert: /c.pem\n  key: /k.pem\n  password: x\n", []string{"tls.password", "tls.password"}},
+		{"negative streams", "maxStreamsPerUser: -1\n", []string{"maxStreamsPerUser"}},
 		{"case variant", "listen: 127.0.0.1:1\nListen: 0.0.0.0:2\n", []string{"Listen"}},
 		{"case variant nested", "auth:\n  oidc:\n    Issuer: https://x\n    audience: a\n", []string{"auth.oidc.Issuer"}},
 		{"duplicate in options", "targets:\n  k:\n    provider: kubernetes\n    options: {\"namespace\": \"a\", \"namespace\": \"b\"}\n", []string{"config"}},

@@ -1,0 +1,4 @@
+package cli
+
+// WriteTestCert is writeCert for the external tests.
+var WriteTestCert = writeCert
