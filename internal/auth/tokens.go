@@ -207,28 +207,38 @@ func (s *TokenStore) read() (*tokenSet, error) {
 	if len(data) > maxStoreSize {
 		return nil, s.internal(fmt.Errorf("larger than %d bytes", maxStoreSize))
 	}
-	var generic any
-	if err := json.Unmarshal(data, &generic); err != nil {
-		return nil, s.internal(fmt.Errorf("decoding: %w", err))
-	}
-	keys := workload.UnknownFields(reflect.TypeFor[storeFile](), generic, "")
-	if keys = append(keys, workload.DuplicateKeys(data, "")...); len(keys) > 0 {
-		return nil, s.internal(fmt.Errorf("decoding: %s", workload.Invalid(keys...).Message))
-	}
-	var sf storeFile
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&sf); err != nil {
-		return nil, s.internal(fmt.Errorf("decoding: %w", err))
-	}
-	if sf.Version != storeVersion {
-		return nil, s.internal(fmt.Errorf("unsupported version %d", sf.Version))
+	sf, err := parseStore(data)
+	if err != nil {
+		return nil, s.internal(err)
 	}
 	ts, err := newTokenSet(fi, sf.Tokens)
 	if err != nil {
 		return nil, s.internal(err)
 	}
 	return ts, nil
+}
+
+// parseStore decodes the store file: exact-case keys, no key twice, no
+// unknown field, the supported version.
+func parseStore(data []byte) (storeFile, error) {
+	var sf storeFile
+	var generic any
+	if err := json.Unmarshal(data, &generic); err != nil {
+		return sf, fmt.Errorf("decoding: %w", err)
+	}
+	keys := workload.UnknownFields(reflect.TypeFor[storeFile](), generic, "")
+	if keys = append(keys, workload.DuplicateKeys(data, "")...); len(keys) > 0 {
+		return sf, fmt.Errorf("decoding: %s", workload.Invalid(keys...).Message)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&sf); err != nil {
+		return sf, fmt.Errorf("decoding: %w", err)
+	}
+	if sf.Version != storeVersion {
+		return sf, fmt.Errorf("unsupported version %d", sf.Version)
+	}
+	return sf, nil
 }
 
 // checkMode refuses a file that group or others may read or write: a
