@@ -37,7 +37,7 @@ func (rt *Runtime) Administer(ctx context.Context, p Principal, action workload.
 	canon, _ := json.Marshal(map[string]any{"action": action, "user": p.User, "detail": json.RawMessage(d)})
 	sum := sha256.Sum256(canon)
 	digest := hex.EncodeToString(sum[:])
-	intent, err := rt.append(ctx, ledger.Record{RunID: newRunID(), Kind: ledger.KindIntent, UserID: p.User,
+	intent, err := rt.append(ctx, ledger.Record{RunID: newRunID(), Kind: ledger.KindIntent, UserID: p.User, Auth: p.Auth, UserName: p.Name,
 		Action: string(action), RequestDigest: digest, Detail: d})
 	if err != nil {
 		rt.log.Error("ledger: intent not written; administrative change not made", "action", action, "err", err)
@@ -45,7 +45,7 @@ func (rt *Runtime) Administer(ctx context.Context, p Principal, action workload.
 	}
 	start := time.Now()
 	out, callErr := fn()
-	result := ledger.Record{RunID: intent.RunID, Kind: ledger.KindResult, UserID: p.User, Action: string(action),
+	result := ledger.Record{RunID: intent.RunID, Kind: ledger.KindResult, UserID: p.User, Auth: p.Auth, UserName: p.Name, Action: string(action),
 		RequestDigest: digest, Outcome: ledger.OutcomeOK, Duration: time.Since(start)}
 	if callErr != nil {
 		e := workload.AsError(callErr)
