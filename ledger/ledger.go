@@ -91,8 +91,8 @@ type Record struct {
 	Hash     string        `json:"hash"`
 	// Version is the canonical encoding the row was sealed with (stored in
 	// its own column): 1 for rows written before Auth and UserName
-	// existed, CurrentVersion for new rows. Seal sets it; 0 means
-	// CurrentVersion.
+	// existed, CurrentVersion for new rows. Seal sets it. 0 (a row from
+	// before the column, e.g. decoded from an old JSON export) means 1.
 	Version int `json:"version"`
 }
 
@@ -106,7 +106,7 @@ const CurrentVersion = 2
 // adds Auth and UserName after UserID. An unknown version is encoded
 // under its own tag, so it never matches a hash sealed as another.
 func (r Record) Canonical() []byte {
-	if r.Version == 1 {
+	if r.Version <= 1 {
 		b, _ := json.Marshal([]any{
 			"workload_runs/v1", r.Seq, r.RunID, string(r.Kind), r.UserID, r.Action, r.Target,
 			r.Service, r.Provider, r.RequestDigest, r.IdempotencyKey, string(r.Outcome),
@@ -114,12 +114,8 @@ func (r Record) Canonical() []byte {
 		})
 		return b
 	}
-	v := r.Version
-	if v == 0 {
-		v = CurrentVersion
-	}
 	b, _ := json.Marshal([]any{
-		fmt.Sprintf("workload_runs/v%d", v), r.Seq, r.RunID, string(r.Kind), r.UserID, r.Auth, r.UserName,
+		fmt.Sprintf("workload_runs/v%d", r.Version), r.Seq, r.RunID, string(r.Kind), r.UserID, r.Auth, r.UserName,
 		r.Action, r.Target, r.Service, r.Provider, r.RequestDigest, r.IdempotencyKey, string(r.Outcome),
 		r.ErrorCode, r.Message, r.Detail, int64(r.Duration), r.Time.UnixNano(), r.PrevHash,
 	})
@@ -246,7 +242,7 @@ func VerifyChain(rows iter.Seq2[Record, error]) (VerifyResult, error) {
 			return fail(fmt.Sprintf("sequence %d is missing (next row found is %d)", want, r.Seq))
 		case r.PrevHash != res.Head:
 			return fail(fmt.Sprintf("row %d: prev_hash does not match the hash of row %d", r.Seq, r.Seq-1))
-		case r.Version == 1 && (r.Auth != "" || r.UserName != ""):
+		case r.Version <= 1 && (r.Auth != "" || r.UserName != ""):
 			// Version 1 does not hash these columns: set on such a row they
 			// were written afterwards.
 			return fail(fmt.Sprintf("row %d: a version-1 row carries auth or user_name, which that version does not cover", r.Seq))

@@ -49,3 +49,15 @@ func TestCanonicalV2CoversPrincipal(t *testing.T) {
 		}
 	}
 }
+
+// TestVersionZeroIsV1: a record without a version (decoded from JSON
+// written before the field existed) hashes as version 1.
+func TestVersionZeroIsV1(t *testing.T) {
+	r := sample()
+	r.Auth, r.UserName = "", ""
+	v1 := r
+	v1.Version = 1
+	if string(r.Canonical()) != string(v1.Canonical()) {
+		t.Fatal("version 0 does not encode as version 1")
+	}
+}

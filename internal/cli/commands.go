@@ -468,7 +468,7 @@ func runsCmd(g *globals) *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.Service, "service", "", "only this service")
-	fl.StringVar(&f.UserID, "user", "", "only this user")
+	fl.StringVar(&f.UserID, "user", "", "only this principal: its id (local user name, oidc:<issuer>#<subject>) or display name")
 	fl.StringVar(&f.Action, "action", "", "only this action")
 	fl.StringVar(&kind, "kind", "", "intent, result or rejected")
 	fl.StringVar(&outcome, "outcome", "", "ok, error, interrupted, invalid, denied or halted")
