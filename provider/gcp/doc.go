@@ -176,7 +176,13 @@
 // 30s; after 9 consecutive reopenings without a response Logs ends with
 // an error), its filter and a catch-up again starting two minutes before
 // the newest entry; a response reporting suppressed entries triggers a
-// catch-up too. If the endpoint answers Unimplemented, Logs polls
+// catch-up too, at most once per five poll intervals (a chatty service
+// reports suppression in every response). Cloud Logging allows a project
+// 60 read requests a minute and 10 open live-tailing sessions
+// (cloud.google.com/logging/quotas): reads use 1000-entry pages and wait
+// for a turn within options.logReadsPerMinute (default 60) across the
+// target, and a follow beyond options.maxTailSessions (default 10) open
+// on the target is rate_limited. If the endpoint answers Unimplemented, Logs polls
 // ListLogEntries every pollInterval from two minutes before the newest
 // entry. Entries are deduplicated by insertId and timestamp, remembered
 // for four minutes of log time, never dropped for being older than the

@@ -1,10 +1,13 @@
 package gcp_test
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/provider/providertest"
 	"github.com/alphaswarm/controller/workload"
 )
@@ -156,5 +159,73 @@ func TestConfigSecretsReadableByRevision(t *testing.T) {
 		sp := spec(providertest.Name("iam"), 1)
 		sp.Config = map[string]string{"K": "v"}
 		mustStart(t, p, sp)
+	})
+}
+
+// TestLogsFollowWithinCloudLoggingQuotas (review G3): a chatty service's
+// tail reports suppressed entries in every response; the catch-up reads
+// that brings are spaced (at most one per five poll intervals) so that
+// the project's 60 read requests a minute (enforced by the fake) are not
+// spent; reads use 1000-entry pages; a follow beyond the project's 10
+// live-tailing sessions is rate_limited instead of retrying against the
+// quota.
+func TestLogsFollowWithinCloudLoggingQuotas(t *testing.T) {
+	t.Run("suppression storm", func(t *testing.T) {
+		p, f := openFake(t, map[string]any{"pollInterval": "200ms"})
+		sp := spec(providertest.Name("storm"), 1)
+		mustStart(t, p, sp)
+		for i := range 120 {
+			f.EmitLog(sp.Name, fmt.Sprintf("old %03d", i))
+		}
+		f.SuppressEvery = true
+		sent := 0
+		seen := followLogs(t, p, sp.Name, func(seen map[string]int) bool {
+			if seen["old 119"] == 1 && sent == 0 {
+				go func() {
+					for i := range 100 {
+						f.EmitLog(sp.Name, fmt.Sprintf("new %03d", i))
+						time.Sleep(10 * time.Millisecond)
+					}
+				}()
+				sent = 1
+			}
+			return seen["new 099"] == 1
+		})
+		for i := range 100 {
+			if seen[fmt.Sprintf("new %03d", i)] != 1 {
+				t.Fatalf("new %03d missing", i)
+			}
+		}
+		// The history (one 1000-entry page for 120+ entries), the
+		// catch-up after the first response, then at most one per
+		// second (5 x 200ms) of suppression over about a second.
+		if n := f.Calls("ListLogEntries"); n > 5 {
+			t.Errorf("%d ListLogEntries calls for a one-second suppression storm; want at most 5", n)
+		}
+	})
+	t.Run("sessions", func(t *testing.T) {
+		p, f := openFake(t, map[string]any{"maxTailSessions": 2})
+		sp := spec(providertest.Name("tails"), 1)
+		mustStart(t, p, sp)
+		c, cancel := context.WithCancel(ctx(t))
+		defer cancel()
+		for range 2 {
+			go func() {
+				for range p.Logs(c, sp.Name, provider.LogOptions{Follow: true}) {
+				}
+			}()
+		}
+		for f.OpenTails() < 2 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		for _, err := range p.Logs(c, sp.Name, provider.LogOptions{Follow: true}) {
+			if workload.CodeOf(err) != workload.RateLimited || !strings.Contains(err.Error(), "live-tailing sessions") {
+				t.Fatalf("third follow = %v; want rate_limited naming the session limit", err)
+			}
+			break
+		}
+		if f.Calls("TailLogEntries") != 2 {
+			t.Errorf("%d TailLogEntries streams opened; want 2", f.Calls("TailLogEntries"))
+		}
 	})
 }

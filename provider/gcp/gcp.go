@@ -11,6 +11,7 @@ import (
 	monitoring "cloud.google.com/go/monitoring/apiv3/v2"
 	run "cloud.google.com/go/run/apiv2"
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
+	"golang.org/x/time/rate"
 	"google.golang.org/api/option"
 
 	ascreds "github.com/alphaswarm/controller/credentials"
@@ -51,6 +52,16 @@ type Options struct {
 	// account and the provider grants nothing: that account must already
 	// be able to read the secrets (see the package doc).
 	ServiceAccount string `json:"serviceAccount,omitempty"`
+	// LogReadsPerMinute caps this target's Cloud Logging reads
+	// (ListLogEntries pages) across all Logs calls (default 60, the
+	// project's default "Read requests per minute" quota, which every
+	// reader of the project shares): reads wait for their turn instead of
+	// running into RESOURCE_EXHAUSTED.
+	LogReadsPerMinute int `json:"logReadsPerMinute,omitempty"`
+	// MaxTailSessions caps the TailLogEntries streams this target keeps
+	// open (default 10, the project's "Number of open live-tailing
+	// sessions"); a follow beyond it is rate_limited.
+	MaxTailSessions int `json:"maxTailSessions,omitempty"`
 }
 
 // Provider is the Cloud Run-mode gcp provider for one target.
@@ -65,6 +76,12 @@ type Provider struct {
 	secrets   *secretmanager.Client
 	metrics   *monitoring.MetricClient
 	logs      *logging.Client
+
+	// logReads paces Cloud Logging reads (Options.LogReadsPerMinute);
+	// tailSlots holds one token per open TailLogEntries stream
+	// (Options.MaxTailSessions).
+	logReads  *rate.Limiter
+	tailSlots chan struct{}
 
 	now func() time.Time
 }
@@ -135,6 +152,15 @@ func open(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolve
 	if o.PollInterval <= 0 {
 		o.PollInterval = workload.Duration(2 * time.Second)
 	}
+	if o.LogReadsPerMinute < 0 || o.MaxTailSessions < 0 {
+		return nil, invalid("targets.%s.options: logReadsPerMinute and maxTailSessions must not be negative", cfg.Name)
+	}
+	if o.LogReadsPerMinute == 0 {
+		o.LogReadsPerMinute = 60
+	}
+	if o.MaxTailSessions == 0 {
+		o.MaxTailSessions = 10
+	}
 	gc := creds.Provider("gcp")
 	project := o.Project
 	if project == "" {
@@ -163,7 +189,11 @@ func open(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolve
 		opts = []option.ClientOption{option.WithCredentialsFile(file)}
 	}
 	p := &Provider{target: cfg.Name, opts: o, project: project,
-		parent: "projects/" + project + "/locations/" + o.Region, now: time.Now}
+		parent: "projects/" + project + "/locations/" + o.Region, now: time.Now,
+		// A sixth of the minute's reads may go at once; the rest at the
+		// per-minute rate.
+		logReads:  rate.NewLimiter(rate.Limit(float64(o.LogReadsPerMinute)/60), max(1, o.LogReadsPerMinute/6)),
+		tailSlots: make(chan struct{}, o.MaxTailSessions)}
 	var err error
 	if p.services, err = run.NewServicesClient(ctx, opts...); err != nil {
 		return nil, mapErr("run services client", err)

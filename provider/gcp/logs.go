@@ -160,6 +160,18 @@ func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptio
 		if !opts.Follow {
 			return
 		}
+		// "Number of open live-tailing sessions: 10 per Google Cloud
+		// project" (cloud.google.com/logging/quotas): this target keeps
+		// at most MaxTailSessions open and refuses further follows.
+		select {
+		case p.tailSlots <- struct{}{}:
+			defer func() { <-p.tailSlots }()
+		default:
+			e := workload.Errorf(workload.RateLimited, "logs %s: %d follows are open on target %s, the most it keeps (Cloud Logging allows 10 live-tailing sessions per project; options.maxTailSessions)", workload.ServiceID(p.target, name), cap(p.tailSlots), p.target)
+			e.Provider = Name
+			yield(workload.LogLine{}, e)
+			return
+		}
 		base := max(p.opts.PollInterval.D(), 10*time.Millisecond)
 		delay, failures := base, 0
 		for {
@@ -214,6 +226,11 @@ func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptio
 // maxTailFailures bounds consecutive TailLogEntries reopenings that
 // yield nothing before Logs gives up.
 const maxTailFailures = 8
+
+// catchUpGap is the least time between two catch-up reads of one tail
+// stream triggered by suppressed entries: five poll intervals (10 s by
+// default, six reads a minute per follower).
+func (p *Provider) catchUpGap() time.Duration { return 5 * p.opts.PollInterval.D() }
 
 // catchUpDelay is how long a new tail stream may stay silent before the
 // catch-up read runs anyway.
@@ -309,14 +326,27 @@ func (p *Provider) tail(ctx context.Context, resources []string, name string, cu
 	timer := time.NewTimer(catchUpDelay)
 	defer timer.Stop()
 	caughtUp := false
+	// Suppression catch-ups run at most every catchUpGap: a chatty
+	// service reports suppression in every response, and a read per
+	// response would spend the project's 60 reads a minute in seconds.
+	var lastCatchUp time.Time
+	pending := false
 	for {
 		select {
 		case <-ctx.Done():
 			return tailBroken, progressed, ctx.Err()
 		case <-timer.C:
-			if !caughtUp {
+			switch {
+			case !caughtUp:
 				caughtUp = true
+				lastCatchUp = time.Now()
 				if e, pr, err, stop := catchUp(from); stop {
+					return e, pr, err
+				}
+			case pending:
+				pending = false
+				lastCatchUp = time.Now()
+				if e, pr, err, stop := catchUp(cur.since()); stop {
 					return e, pr, err
 				}
 			}
@@ -334,12 +364,20 @@ func (p *Provider) tail(ctx context.Context, resources []string, name string, cu
 			switch {
 			case !caughtUp:
 				caughtUp, since = true, from
+			case len(r.resp.SuppressionInfo) > 0 && time.Since(lastCatchUp) < p.catchUpGap():
+				// Entries were dropped by the service: read them back
+				// once the gap since the last catch-up has passed.
+				if !pending {
+					pending = true
+					timer.Reset(p.catchUpGap() - time.Since(lastCatchUp))
+				}
+				continue
 			case len(r.resp.SuppressionInfo) > 0:
-				// Entries were dropped by the service: read them back.
 				since = cur.since()
 			default:
 				continue
 			}
+			lastCatchUp = time.Now()
 			if e, pr, err, stop := catchUp(since); stop {
 				return e, pr, err
 			}
@@ -361,14 +399,27 @@ func (p *Provider) history(ctx context.Context, resources []string, name string,
 	return es, err
 }
 
+// maxLogPage is ListLogEntries' largest page ("Default is 50. If the value
+// is negative or exceeds 1000, the request is rejected", logging.proto,
+// ListLogEntriesRequest.page_size). Reads use it (or the limit): at the
+// default of 50 a read costs twenty times the requests, against a quota
+// of 60 read requests a minute per project.
+const maxLogPage = 1000
+
 func (p *Provider) list(ctx context.Context, resources []string, filter, order string, limit int) ([]*loggingpb.LogEntry, error) {
-	req := &loggingpb.ListLogEntriesRequest{ResourceNames: resources, Filter: filter, OrderBy: order}
-	if limit > 0 && limit < 1000 {
+	req := &loggingpb.ListLogEntriesRequest{ResourceNames: resources, Filter: filter, OrderBy: order, PageSize: maxLogPage}
+	if limit > 0 && limit < maxLogPage {
 		req.PageSize = int32(limit)
 	}
 	it := p.logs.ListLogEntries(ctx, req)
 	var out []*loggingpb.LogEntry
-	for limit <= 0 || len(out) < limit {
+	for first := true; limit <= 0 || len(out) < limit; first = false {
+		// Each page is one read request: take a turn before it.
+		if pi := it.PageInfo(); pi.Remaining() == 0 && (first || pi.Token != "") {
+			if err := p.logReads.Wait(ctx); err != nil {
+				return nil, wrap(workload.Timeout, "ListLogEntries", "waiting for a turn within logReadsPerMinute: "+err.Error(), err)
+			}
+		}
 		e, err := it.Next()
 		if errors.Is(err, iterator.Done) {
 			break

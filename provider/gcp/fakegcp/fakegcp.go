@@ -98,6 +98,20 @@ type Server struct {
 	// operation answers not done before it completes (default 0: done at
 	// once, as the method's own answer).
 	OperationPolls int
+	// SuppressEvery makes every TailLogEntries response that carries
+	// entries also report suppressed entries (RATE_LIMIT), as a chatty
+	// service's tail does.
+	SuppressEvery bool
+	// LogReadQuota is how many ListLogEntries calls a project may make in
+	// a minute (default 60: "Read requests per minute" of Cloud Logging,
+	// cloud.google.com/logging/quotas, the quota_limit_value "60" in
+	// RESOURCE_EXHAUSTED errors); more are RESOURCE_EXHAUSTED.
+	LogReadQuota int
+	// MaxTailSessions is how many TailLogEntries streams may be open at
+	// once (default 10: "Number of open live-tailing sessions: 10 per
+	// Google Cloud project", cloud.google.com/logging/quotas); another is
+	// RESOURCE_EXHAUSTED.
+	MaxTailSessions int
 	// MetricLatency is how old the newest Cloud Monitoring point is
 	// (default 180s, the documented visibility delay of Cloud Run's
 	// metrics; see ListTimeSeries).
@@ -136,6 +150,8 @@ type Server struct {
 	// opsPending: operations still answering not done, with their
 	// remaining polls and final result.
 	opsPending map[string]*pendingOp
+	logReads   []time.Time // ListLogEntries calls of the last minute
+	tails      int         // open TailLogEntries streams
 }
 
 type pendingOp struct {
@@ -165,7 +181,7 @@ type secret struct {
 
 // New starts the fake.
 func New() *Server {
-	f := &Server{Steps: 2, StartupLine: "container started", MetricLatency: 180 * time.Second, DefaultServiceAccount: "123456789012-compute@developer.gserviceaccount.com", lis: bufconn.Listen(1 << 20), srv: grpc.NewServer(),
+	f := &Server{Steps: 2, StartupLine: "container started", MetricLatency: 180 * time.Second, LogReadQuota: 60, MaxTailSessions: 10, DefaultServiceAccount: "123456789012-compute@developer.gserviceaccount.com", lis: bufconn.Listen(1 << 20), srv: grpc.NewServer(),
 		badImages: map[string]string{}, services: map[string]*service{}, secrets: map[string]*secret{},
 		ops: map[string]*longrunningpb.Operation{}, fail: map[string][]error{}, calls: map[string]int{}, logCond: make(chan struct{})}
 	runpb.RegisterServicesServer(f.srv, &runServices{f: f})
@@ -236,6 +252,13 @@ func (f *Server) SuppressTail() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.suppress = true
+}
+
+// OpenTails is how many TailLogEntries streams are open.
+func (f *Server) OpenTails() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.tails
 }
 
 // Calls returns how often method was called.
@@ -1183,6 +1206,19 @@ func (l *loggingService) ListLogEntries(_ context.Context, req *loggingpb.ListLo
 	if len(req.ResourceNames) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "resource_names is required")
 	}
+	// ListLogEntriesRequest.page_size: "Default is 50. If the value is
+	// negative or exceeds 1000, the request is rejected."
+	if req.PageSize < 0 || req.PageSize > 1000 {
+		return nil, status.Errorf(codes.InvalidArgument, "page_size %d: must be 0 to 1000", req.PageSize)
+	}
+	now := time.Now()
+	for len(f.logReads) > 0 && now.Sub(f.logReads[0]) >= time.Minute {
+		f.logReads = f.logReads[1:]
+	}
+	if f.LogReadQuota > 0 && len(f.logReads) >= f.LogReadQuota {
+		return nil, status.Errorf(codes.ResourceExhausted, "Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute' of service 'logging.googleapis.com' (quota_limit_value %d)", f.LogReadQuota)
+	}
+	f.logReads = append(f.logReads, now)
 	var all []*loggingpb.LogEntry
 	for _, e := range f.logs {
 		if matchEntry(req.Filter, e) {
@@ -1205,7 +1241,7 @@ func (l *loggingService) ListLogEntries(_ context.Context, req *loggingpb.ListLo
 		}
 	}
 	size := int(req.PageSize)
-	if size <= 0 || size > 1000 {
+	if size == 0 {
 		size = 50
 	}
 	out := &loggingpb.ListLogEntriesResponse{}
@@ -1234,6 +1270,16 @@ func (l *loggingService) TailLogEntries(stream loggingpb.LoggingServiceV2_TailLo
 		f.mu.Unlock()
 		return err
 	}
+	if f.MaxTailSessions > 0 && f.tails >= f.MaxTailSessions {
+		f.mu.Unlock()
+		return status.Errorf(codes.ResourceExhausted, "Quota exceeded: at most %d open live-tailing sessions per project", f.MaxTailSessions)
+	}
+	f.tails++
+	defer func() {
+		f.mu.Lock()
+		f.tails--
+		f.mu.Unlock()
+	}()
 	before := f.BeforeTail
 	f.mu.Unlock()
 	if before != nil {
@@ -1259,6 +1305,15 @@ func (l *loggingService) TailLogEntries(stream loggingpb.LoggingServiceV2_TailLo
 		next = len(f.logs)
 		wake := f.logCond
 		resp := &loggingpb.TailLogEntriesResponse{Entries: batch}
+		if f.SuppressEvery && len(batch) > 0 {
+			// A tail over its rate: entries and, in the same response,
+			// how many were left out (TailLogEntriesResponse: "entries"
+			// and "suppression_info" are both set when some entries were
+			// suppressed, reason RATE_LIMIT: "entries being received in
+			// excess of rate limits").
+			resp.SuppressionInfo = []*loggingpb.TailLogEntriesResponse_SuppressionInfo{{
+				Reason: loggingpb.TailLogEntriesResponse_SuppressionInfo_RATE_LIMIT, SuppressedCount: 1}}
+		}
 		if f.suppress && len(batch) > 0 {
 			f.suppress = false
 			resp = &loggingpb.TailLogEntriesResponse{SuppressionInfo: []*loggingpb.TailLogEntriesResponse_SuppressionInfo{{
