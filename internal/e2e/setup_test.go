@@ -104,6 +104,12 @@ type stack struct {
 
 func newStack(t testing.TB) *stack {
 	t.Helper()
+	return newStackWith(t, provider.Policy{}, io.Discard)
+}
+
+// newStackWith is newStack with a target policy, logging (JSON) to logs.
+func newStackWith(t testing.TB, pol provider.Policy, logs io.Writer) *stack {
+	t.Helper()
 	requireDocker(t)
 	dir := t.TempDir()
 	led, err := sqlite.Open(context.Background(), filepath.Join(dir, "ledger.db"))
@@ -112,13 +118,13 @@ func newStack(t testing.TB) *stack {
 	}
 	creds := credentials.FromEnv()
 	p, err := provider.Open(context.Background(), provider.TargetConfig{Name: target, Provider: "docker",
-		Options: map[string]json.RawMessage{"stopTimeout": json.RawMessage(`"2s"`)}}, creds)
+		Options: map[string]json.RawMessage{"stopTimeout": json.RawMessage(`"2s"`)}, Policy: pol}, creds)
 	if err != nil {
 		t.Fatal(err)
 	}
 	metrics := httpapi.NewMetrics()
 	rt, err := control.New(context.Background(), control.Options{Ledger: led, Credentials: creds,
-		Targets: []control.Target{{Name: target, Provider: p}}, Logger: slog.New(slog.DiscardHandler), Observer: metrics})
+		Targets: []control.Target{{Name: target, Provider: p, Policy: pol}}, Logger: slog.New(credentials.NewHandler(slog.NewJSONHandler(logs, nil), creds)), Observer: metrics})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +141,7 @@ func newStack(t testing.TB) *stack {
 		s.tokens[string(role)] = tok
 	}
 	s.api = httpapi.New(httpapi.Options{Runtime: rt, Auth: &auth.Authenticator{Tokens: store}, Tokens: store,
-		Logger: slog.New(slog.DiscardHandler), Metrics: metrics})
+		Logger: slog.New(slog.NewJSONHandler(logs, nil)), Metrics: metrics})
 	hs := httptest.NewServer(s.api.Handler())
 	s.url = hs.URL
 	t.Cleanup(func() {
