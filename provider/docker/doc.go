@@ -15,8 +15,10 @@
 // pins it. The factory does not contact the Engine; an Engine that does not
 // answer makes every operation return Unavailable.
 //
-// Target options (targets.<name>.options, see Options): stopTimeout (10s),
-// namePrefix ("as-<target>-"), networkPrefix (namePrefix), pull ("missing",
+// Target options (targets.<name>.options, see Options): instance (the
+// controller's instance id), stopTimeout (10s), namePrefix
+// ("as-<target>-", "as-<instance>-<target>-" when scoped), networkPrefix
+// (namePrefix), pull ("missing",
 // "never", "always"), restartPolicy ("no"), configDir
 // (/etc/alphaswarm/config), composeCommand (["docker-compose"]), parallel
 // (4), minReady (500ms), init (true: replicas run under the Engine's init,
@@ -33,11 +35,20 @@
 //	alphaswarm.service=web  alphaswarm.target=local  alphaswarm.role=replica
 //	alphaswarm.replica=<i>  alphaswarm.spec-hash=<hash of the spec>
 //
-// plus the spec's own labels. Env is the spec's env, its secrets resolved
+// plus alphaswarm.instance=<id> when the target is scoped to a controller
+// instance (TargetConfig.Instance or the instance option: serve always
+// scopes), plus the spec's own labels. A scoped provider sees, lists,
+// watches and changes only containers of its target with its instance
+// label (an unscoped one only those without), so controllers sharing an
+// Engine stay apart; containers of the target without the label (made
+// before scoping) are counted in one warning at the first sync and left
+// alone. Env is the spec's env, its secrets resolved
 // through the resolver (env:ALPHASWARM_SECRET_NAME only; the values are
 // registered for redaction), ALPHASWARM_SERVICE, ALPHASWARM_TARGET, ALPHASWARM_REPLICA and
 // ALPHASWARM_CONFIG_DIR. Ports are published on an Engine-chosen host port
-// unless Host is set. CPU and memory become NanoCpus and Memory. A health
+// unless Host is set, on the port's HostIP or the target policy's default
+// bind address (127.0.0.1); control admits host ports and addresses per
+// the policy. CPU and memory become NanoCpus and Memory. A health
 // check becomes a Docker health check: exec as CMD; http and tcp as
 // CMD-SHELL probes with wget/curl or nc, which the image must have (a FROM
 // scratch image uses an exec check); interval 2s, timeout 5s and 3
@@ -157,13 +168,30 @@
 // # Compose profiles
 //
 // A spec with compose.file runs a Compose project named
-// <namePrefix><service>. The file is loaded and validated with
-// github.com/compose-spec/compose-go/v2 first (interpolation sees the
-// spec's env and secrets, not the controller's environment); a file that
-// does not load is InvalidArgument and nothing runs. The project is then
-// driven through the Compose CLI as a subprocess (composeCommand, by
-// default Debian's docker-compose), with a generated override file that
-// adds the provider's labels to every Compose service. Why the CLI and not
+// <namePrefix><service>. Compose is off unless the target's policy names a
+// directory (policy.compose.dir; PermissionDenied otherwise), and the file
+// is a name relative to it, opened through os.Root: no absolute path, no
+// "..", no symlink that leaves the directory (/proc/<pid>/root included).
+// It is loaded with github.com/compose-spec/compose-go/v2 from the bytes
+// read (interpolation sees the spec's env and secrets and the CLI's few
+// variables, not the controller's environment; include and extends.file
+// are refused before any other file is read) and checked
+// (composecheck.go): the keys that let a container escape (privileged,
+// cap_add, devices, host or container namespaces, security_opt, build,
+// volume driver_opts, external networks, bind mounts outside
+// policy.compose.bindPaths, the Docker socket) are InvalidArgument naming
+// the service and key unless policy.compose.allow lists them; env_file,
+// label_file and config/secret files must lie in the directory; images and
+// published ports follow the policy (PermissionDenied). A file that does
+// not load is InvalidArgument with a fixed description (not valid YAML at
+// line N, not the Compose schema...): compose-go's messages quote the
+// file, so they are never passed on, and its logrus warnings are silenced.
+// Nothing runs until all of this passes. The project is then driven
+// through the Compose CLI as a subprocess (composeCommand, by default
+// Debian's docker-compose) on a private copy of exactly the checked bytes,
+// with the directory as project directory, an empty --env-file and the
+// environment compose-go interpolated with, and a generated override file
+// that adds the provider's labels to every Compose service. Why the CLI and not
 // the Engine API with Compose's labels: Compose's semantics (depends_on
 // ordering, builds, volumes, networks, env_file, profiles, recreation
 // rules) are large, and a re-implementation would drift from what users get
