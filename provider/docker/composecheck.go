@@ -78,6 +78,24 @@ func readComposeFile(dir, name string) ([]byte, error) {
 // boolean..."): loadComposeProject silences logrus before every load. The
 // controller logs through slog; nothing of its own uses logrus.
 
+// rangeRE finds number ranges such as port ranges ("8000-8999").
+var rangeRE = regexp.MustCompile(`(\d{1,6})\s*-\s*(\d{1,6})`)
+
+// wideRange reports a range of more than 1024 numbers: compose-go expands
+// port ranges one entry per port and then compares them pairwise, so
+// "1-65535:1-65535" costs seconds of CPU per load (measured 13 s), and a
+// spec's env can interpolate one into a file.
+func wideRange(s string) bool {
+	for _, m := range rangeRE.FindAllStringSubmatch(s, -1) {
+		lo, _ := strconv.Atoi(m[1])
+		hi, _ := strconv.Atoi(m[2])
+		if hi-lo > 1024 {
+			return true
+		}
+	}
+	return false
+}
+
 var yamlLineRE = regexp.MustCompile(`\bline (\d+)\b`)
 
 // describeLoadError turns a compose-go error into a fixed description:
@@ -113,7 +131,11 @@ func describeLoadError(name string, err error) error {
 // another file are refused before anything else is read, since they would
 // read files outside the checks.
 func loadComposeProject(ctx context.Context, dir, name, project string, content []byte, env []string, profiles []string) (*types.Project, error) {
-	logrus.SetLevel(logrus.PanicLevel) // an atomic store; see quietCompose
+	logrus.SetLevel(logrus.PanicLevel) // an atomic store; see the note above
+	if wideRange(string(content)) || slices.ContainsFunc(env, wideRange) {
+		return nil, workload.Invalid(workload.FieldError{Path: "compose.file", Message: name +
+			": a range of more than 1024 ports (in the file or interpolated from the spec's env) is refused"})
+	}
 	envMap := map[string]string{}
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")

@@ -2,8 +2,10 @@ package docker
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -176,6 +178,8 @@ func TestComposeEscapes(t *testing.T) {
 		{"port all interfaces", svc("    ports: [\"8080:8080\"]\n"), nil, workload.PermissionDenied, "0.0.0.0"},
 		{"port loopback", svc("    ports: [\"127.0.0.1:8080:8080\"]\n"), nil, "", ""},
 		{"port ephemeral loopback", svc("    ports: [\"127.0.0.1::8080\"]\n"), nil, "", ""},
+		{"wide port range", svc("    ports: [\"127.0.0.1:1-65535:1-65535\"]\n"), nil, workload.InvalidArgument, "more than 1024 ports"},
+		{"wide port range from env", svc("    ports: [\"127.0.0.1:${MODE}:80\"]\n"), nil, workload.InvalidArgument, "more than 1024 ports"},
 		{"port all allowed", svc("    ports: [\"80:8080\"]\n"), func(p *provider.Policy) {
 			p.Ports = provider.PortPolicy{HostPorts: []string{"80"}, BindAddresses: []string{"0.0.0.0"}}
 		}, "", ""},
@@ -189,7 +193,11 @@ func TestComposeEscapes(t *testing.T) {
 			writeFile(t, filepath.Join(dir, "c.yml"), tc.file)
 			p := composeProvider(t, pol)
 			spec := workload.DeploymentSpec{Name: "web", Replicas: 1, Compose: &workload.ComposeProfile{File: "c.yml"}}
-			_, err := p.loadCompose(context.Background(), &spec, []string{"MODE=host"})
+			env := []string{"MODE=host"}
+			if tc.name == "wide port range from env" {
+				env = []string{"MODE=1-65535"}
+			}
+			_, err := p.loadCompose(context.Background(), &spec, env)
 			if tc.name == "interpolated escape" {
 				// The spec's env says MODE=host: the check sees what the CLI would.
 				tc.want, tc.msg = workload.InvalidArgument, "network_mode is refused"
@@ -210,4 +218,35 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+var fixedLoadError = regexp.MustCompile(`^invalid_argument: compose\.file: c\.yml: (is not valid YAML( at line \d+)?|does not follow the Compose file schema|has an invalid or missing \$\{VARIABLE\} interpolation|is not a Compose mapping|refers to an undefined service, network, volume, config or secret|has a dependency cycle|cannot be loaded as a Compose file)$`)
+
+// FuzzComposeLoad: no file content makes loading or checking panic, and a
+// file that does not load is described by a fixed sentence, never by its
+// content.
+func FuzzComposeLoad(f *testing.F) {
+	f.Add([]byte(fmt.Sprintf(composeFile, "img:1")))
+	f.Add([]byte("services:\n  app:\n    image: img:1\n    privileged: true\n    volumes: [\"/:/host\"]\n    network_mode: host\n"))
+	f.Add([]byte("services:\n  app:\n    image: img:1\n    ports: [\"127.0.0.1:8080-8090:80\"]\n    env_file: ../x\n"))
+	f.Add([]byte("include: [a.yml]\nservices:\n  app:\n    extends: {file: b.yml, service: c}\n"))
+	f.Add([]byte("x: &a [*a]\n"))
+	f.Add([]byte(plantedSecret + "\n"))
+	f.Add([]byte("services:\n  app:\n    image: ${X:?need X}\n"))
+	dir := f.TempDir()
+	p := &Provider{target: "local", opts: Options{NamePrefix: "as-local-"}, creds: credentials.FromMap(nil),
+		policy: provider.Policy{Compose: provider.ComposePolicy{Dir: dir}}}
+	f.Fuzz(func(t *testing.T, content []byte) {
+		proj, err := loadComposeProject(context.Background(), dir, "c.yml", "as-local-web", content, []string{"A=1"}, []string{"extra"})
+		if err != nil {
+			if e := workload.AsError(err); e.Code == workload.InvalidArgument && strings.Contains(e.Message, " is refused: ") {
+				return // include or extends.file, by key
+			}
+			if !fixedLoadError.MatchString(err.Error()) && !strings.Contains(err.Error(), "more than 1024 ports") {
+				t.Fatalf("load error is not a fixed description: %v", err)
+			}
+			return
+		}
+		_ = p.checkComposeProject(dir, "c.yml", proj)
+	})
 }
