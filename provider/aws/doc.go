@@ -197,8 +197,8 @@
 // was set. Instance is a task id (or ARN) of the service; empty picks the
 // first RUNNING task by ARN with exec on and its ExecuteCommandAgent
 // RUNNING, and is unavailable when there is none (the reason says which).
-// ExecuteCommand gets the task id (ECS refuses cluster-qualified task
-// ARNs there), the service's container, interactive true (the only mode
+// ExecuteCommand gets the task id (the API takes the id or the ARN),
+// the service's container, interactive true (the only mode
 // ECS has), and the command as one string: ECS's agent splits it with
 // google/shlex and runs it without a shell, so each argument is
 // single-quoted unless made of safe characters; use sh -c for shell

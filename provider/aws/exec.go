@@ -86,7 +86,7 @@ func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecReque
 	res.Instance = taskID(sdkaws.ToString(task.TaskArn))
 	out, err := p.ecs.ExecuteCommand(ctx, &ecs.ExecuteCommandInput{
 		Cluster:     sdkaws.String(p.opts.Cluster),
-		Task:        sdkaws.String(res.Instance), // the id: ECS refuses cluster-qualified task ARNs here
+		Task:        sdkaws.String(res.Instance), // the id (ECS takes the id or the ARN)
 		Container:   sdkaws.String(name),
 		Command:     sdkaws.String(joinCommand(req.Command)),
 		Interactive: true, // the only mode ECS supports

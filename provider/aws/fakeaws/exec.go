@@ -190,9 +190,16 @@ func (f *Fake) executeCommand(cl string, in map[string]any) (any, *apiError) {
 	if !boolean(in, "interactive") {
 		return nil, errf(400, "InvalidParameterException", "Interactive is the only mode supported currently.")
 	}
+	// ExecuteCommandInput.Task: "The Amazon Resource Name (ARN) or ID of
+	// the task" (ECS API reference; the aws-cli example
+	// examples/ecs/execute-command.rst passes a cluster-qualified ARN).
 	ref := str(in, "task")
 	if _, rest, ok := strings.Cut(ref, ":task/"); ok && strings.HasPrefix(ref, "arn:") {
-		ref = rest // a cluster-qualified ARN fails the length check, as on ECS
+		c, id, ok := strings.Cut(rest, "/")
+		if !ok || c != cl {
+			return nil, errf(400, "InvalidParameterException", "Task %s does not belong to cluster %s.", ref, cl)
+		}
+		ref = id
 	}
 	if len(ref) != 32 && len(ref) != 36 {
 		return nil, errf(400, "InvalidParameterException", "task length should be one of [32,36]")
