@@ -28,6 +28,13 @@ func openFake(t *testing.T, extra map[string]any) (*gcp.Provider, *fakegcp.Serve
 	f := fakegcp.New()
 	f.StartupLine = startupLine
 	t.Cleanup(f.Close)
+	// The request contract (fakegcp/contract.go): every request the
+	// provider sent passed the field behaviours of the API definitions.
+	t.Cleanup(func() {
+		if v := f.Violations(); len(v) > 0 {
+			t.Errorf("requests refused by the API contract: %q", v)
+		}
+	})
 	opts := map[string]any{"mode": "run", "region": "europe-west1", "pollInterval": "20ms", "metricsPeriod": "200ms",
 		"serviceAccount": testServiceAccount}
 	for k, v := range extra {

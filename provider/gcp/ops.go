@@ -165,6 +165,8 @@ func sameConfigEnv(p *Provider, service string, cur, want *runpb.RevisionTemplat
 // and the service's newest revision failed, it returns that Failed status
 // and no error.
 func (p *Provider) update(ctx context.Context, svc *runpb.Service, name string) (workload.DeploymentStatus, error) {
+	svc = proto.Clone(svc).(*runpb.Service)
+	clearOutputOnly(svc.ProtoReflect())
 	op, err := p.services.UpdateService(ctx, &runpb.UpdateServiceRequest{Service: svc})
 	if err != nil {
 		return workload.DeploymentStatus{}, mapErr("UpdateService "+name, err)

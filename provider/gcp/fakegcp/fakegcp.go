@@ -98,6 +98,9 @@ type Server struct {
 	// operation answers not done before it completes (default 0: done at
 	// once, as the method's own answer).
 	OperationPolls int
+	// LenientOutputOnly lets requests carry OUTPUT_ONLY fields, which the
+	// fake otherwise refuses (contract.go).
+	LenientOutputOnly bool
 	// SuppressEvery makes every TailLogEntries response that carries
 	// entries also report suppressed entries (RATE_LIMIT), as a chatty
 	// service's tail does.
@@ -150,6 +153,7 @@ type Server struct {
 	// opsPending: operations still answering not done, with their
 	// remaining polls and final result.
 	opsPending map[string]*pendingOp
+	violations []string    // requests the contract check refused (contract.go)
 	logReads   []time.Time // ListLogEntries calls of the last minute
 	tails      int         // open TailLogEntries streams
 }
@@ -181,9 +185,10 @@ type secret struct {
 
 // New starts the fake.
 func New() *Server {
-	f := &Server{Steps: 2, StartupLine: "container started", MetricLatency: 180 * time.Second, LogReadQuota: 60, MaxTailSessions: 10, DefaultServiceAccount: "123456789012-compute@developer.gserviceaccount.com", lis: bufconn.Listen(1 << 20), srv: grpc.NewServer(),
+	f := &Server{Steps: 2, StartupLine: "container started", MetricLatency: 180 * time.Second, LogReadQuota: 60, MaxTailSessions: 10, DefaultServiceAccount: "123456789012-compute@developer.gserviceaccount.com", lis: bufconn.Listen(1 << 20),
 		badImages: map[string]string{}, services: map[string]*service{}, secrets: map[string]*secret{},
 		ops: map[string]*longrunningpb.Operation{}, fail: map[string][]error{}, calls: map[string]int{}, logCond: make(chan struct{})}
+	f.srv = grpc.NewServer(grpc.UnaryInterceptor(f.contractInterceptor))
 	runpb.RegisterServicesServer(f.srv, &runServices{f: f})
 	runpb.RegisterRevisionsServer(f.srv, &runRevisions{f: f})
 	longrunningpb.RegisterOperationsServer(f.srv, &operations{f: f})
@@ -816,8 +821,16 @@ func (r *runServices) UpdateService(_ context.Context, req *runpb.UpdateServiceR
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "Resource '%s' of kind 'SERVICE' does not exist.", shortName(req.GetService().GetName()))
 	}
+	// Service.etag (OPTIONAL in cloud.google.com/go/run v1.25.0's
+	// descriptor): "A system-generated fingerprint for this version of
+	// the resource. May be used to detect modification conflict during
+	// updates." The fake enforces it; whether Cloud Run does is a known
+	// unknown (see the gcp package doc).
 	if req.Service.Etag != "" && req.Service.Etag != s.svc.Etag {
 		return nil, status.Error(codes.Aborted, "etag mismatch: the service changed since it was read")
+	}
+	if err := checkImmutable(req.Service.ProtoReflect(), s.svc.ProtoReflect(), "service"); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	if err := validateService(req.Service); err != nil {
 		return nil, err
@@ -1263,6 +1276,9 @@ func (l *loggingService) TailLogEntries(stream loggingpb.LoggingServiceV2_TailLo
 	f := l.f
 	req, err := stream.Recv()
 	if err != nil {
+		return err
+	}
+	if err := f.checkRequest("/google.logging.v2.LoggingServiceV2/TailLogEntries", req); err != nil {
 		return err
 	}
 	f.mu.Lock()

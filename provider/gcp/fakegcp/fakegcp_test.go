@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
+	"google.golang.org/genproto/googleapis/api/monitoredres"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -92,6 +94,12 @@ func TestRunServiceDocumented(t *testing.T) {
 	}
 	gen := s.Generation
 	s.Template.Containers[0].Image += ":2"
+	// Sending the read resource back as it is carries OUTPUT_ONLY fields,
+	// which the fake refuses (contract.go); without them it is accepted.
+	if _, err := c.UpdateService(ctx, &runpb.UpdateServiceRequest{Service: s}); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "output only") {
+		t.Fatalf("update carrying output-only fields = %v", err)
+	}
+	s = &runpb.Service{Name: s.Name, Template: s.Template, Scaling: s.Scaling, Labels: s.Labels, Etag: s.Etag}
 	op2, err := c.UpdateService(ctx, &runpb.UpdateServiceRequest{Service: s})
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +169,12 @@ func TestLoggingDocumented(t *testing.T) {
 		e.Timestamp = timestamppb.New(base.Add(time.Duration(i) * time.Second))
 		entries = append(entries, e)
 	}
-	if _, err := c.WriteLogEntries(ctx, &loggingpb.WriteLogEntriesRequest{Entries: entries}); err != nil {
+	// Entries need a monitored resource, here the request's default
+	// (LogEntry.resource is REQUIRED; the fake checks field behaviours).
+	if _, err := c.WriteLogEntries(ctx, &loggingpb.WriteLogEntriesRequest{Entries: entries}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("entries without a resource = %v; want INVALID_ARGUMENT", err)
+	}
+	if _, err := c.WriteLogEntries(ctx, &loggingpb.WriteLogEntriesRequest{Entries: entries, Resource: &monitoredres.MonitoredResource{Type: "global"}}); err != nil {
 		t.Fatal(err)
 	}
 	read := func(order string, size int32) string {
