@@ -50,9 +50,10 @@ type issuer struct {
 	// jwksMode: 0 serves the keys, 1 answers 500, 2 hangs until the
 	// request ends.
 	jwksMode atomic.Int32
+	release  chan struct{} // closed at cleanup: hanging JWKS requests end
 }
 
-func newIssuer(t *testing.T, kids ...string) *issuer {
+func newIssuer(t testing.TB, kids ...string) *issuer {
 	t.Helper()
 	is := &issuer{keys: map[string]*rsa.PrivateKey{}}
 	is.publish(kids...)
@@ -81,7 +82,10 @@ func newIssuer(t *testing.T, kids ...string) *issuer {
 			http.Error(w, "down", http.StatusInternalServerError)
 			return
 		case 2:
-			<-r.Context().Done()
+			select {
+			case <-r.Context().Done():
+			case <-is.release:
+			}
 			return
 		}
 		is.mu.Lock()
@@ -101,6 +105,8 @@ func newIssuer(t *testing.T, kids ...string) *issuer {
 	})
 	is.srv = httptest.NewServer(mux)
 	t.Cleanup(is.srv.Close)
+	is.release = make(chan struct{})
+	t.Cleanup(func() { close(is.release) }) // runs before Close: hanging requests end
 	return is
 }
 
@@ -152,12 +158,12 @@ func (is *issuer) claims(extra map[string]any) map[string]any {
 }
 
 // sign signs claims with RS256 under key kid, naming kid in the header.
-func sign(t *testing.T, kid string, claims map[string]any) string {
+func sign(t testing.TB, kid string, claims map[string]any) string {
 	t.Helper()
 	return signWith(t, jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: testKeys()[kid], KeyID: kid}}, claims)
 }
 
-func signWith(t *testing.T, key jose.SigningKey, claims map[string]any) string {
+func signWith(t testing.TB, key jose.SigningKey, claims map[string]any) string {
 	t.Helper()
 	signer, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType("JWT"))
 	if err != nil {
@@ -532,8 +538,11 @@ func TestOIDCIssuerDown(t *testing.T) {
 }
 
 // TestOIDCKeysUnavailable: a token that needs keys the controller cannot
-// fetch (JWKS answers 500, or hangs) is Unavailable, within FetchTimeout;
-// cached keys keep working (issue 21.5; main answered 401 after 10 s).
+// fetch (JWKS answers 500, or never answers) is Unavailable; cached keys
+// keep working (issue 21.5; main answered 401, after 10 s while the JWKS
+// hung). That the wait is bounded is shown without a clock: the hanging
+// JWKS never answers, so Authenticate returns only through FetchTimeout,
+// or through the caller's deadline when FetchTimeout is an hour.
 func TestOIDCKeysUnavailable(t *testing.T) {
 	for _, mode := range []struct {
 		name string
@@ -541,15 +550,14 @@ func TestOIDCKeysUnavailable(t *testing.T) {
 	}{{"500", 1}, {"hang", 2}} {
 		t.Run(mode.name, func(t *testing.T) {
 			is := newIssuer(t, "k1")
-			o := is.oidc(t, OIDCConfig{FetchTimeout: 300 * time.Millisecond, MinRefetch: time.Nanosecond})
+			o := is.oidc(t, OIDCConfig{FetchTimeout: 200 * time.Millisecond, MinRefetch: time.Nanosecond})
 			ctx := context.Background()
 			// No keys fetched yet.
 			is.jwksMode.Store(mode.v)
-			start := time.Now()
 			_, err := o.Authenticate(ctx, sign(t, "k1", is.claims(map[string]any{"roles": "viewer"})))
 			wantCode(t, err, workload.Unavailable)
-			if d := time.Since(start); d > 3*time.Second {
-				t.Fatalf("took %s; the fetch is bounded by 300ms", d)
+			if !workload.AsError(err).Retryable {
+				t.Fatalf("%v is not retryable", err)
 			}
 			if st := o.Status(); st.State != "keys_unavailable" {
 				t.Fatalf("status %+v", st)
@@ -566,17 +574,15 @@ func TestOIDCKeysUnavailable(t *testing.T) {
 			}
 			_, err = o.Authenticate(ctx, sign(t, "k2", is.claims(map[string]any{"roles": "viewer"})))
 			wantCode(t, err, workload.Unavailable)
-			// The caller's deadline bounds the wait too.
-			if mode.v == 2 {
-				cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-				defer cancel()
-				start := time.Now()
-				_, err = o.Authenticate(cctx, sign(t, "rogue", is.claims(map[string]any{"roles": "viewer"})))
-				if err != nil && time.Since(start) > time.Second {
-					t.Fatalf("waited %s past a 50ms deadline", time.Since(start))
-				}
+			if mode.v != 2 {
+				return
 			}
-			time.Sleep(400 * time.Millisecond) // let the hanging fetch end (goleak)
+			// The caller's deadline bounds the wait too.
+			slow := is.oidc(t, OIDCConfig{FetchTimeout: time.Hour})
+			cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+			defer cancel()
+			_, err = slow.Authenticate(cctx, sign(t, "k1", is.claims(map[string]any{"roles": "viewer"})))
+			wantCode(t, err, workload.Unavailable)
 		})
 	}
 }

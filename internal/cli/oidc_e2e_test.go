@@ -218,13 +218,9 @@ auth:
 	if !strings.Contains(metrics, fmt.Sprintf(`alphaswarm_oidc_issuer_up{issuer=%q,state="discovering"} 0`, peopleURL)) {
 		t.Fatalf("/metrics lacks the down issuer:\n%s", grepLines(metrics, "alphaswarm_oidc"))
 	}
-	start := time.Now()
 	r = apiCall(t, "GET", u+"/v1/whoami", people.token(t, "https://alphaswarm.test", map[string]any{"sub": "alice", "roles": "viewer"}), "")
 	if r.status != 503 || r.env.Error == nil || r.env.Error.Code != workload.Unavailable || !r.env.Error.Retryable {
 		t.Fatalf("token of the down issuer: %d %+v", r.status, r.env.Error)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("503 took %s", d)
 	}
 
 	// The issuer comes up; background discovery finds it.
