@@ -50,7 +50,14 @@ func (a *Authenticator) Authenticate(r *http.Request) (control.Principal, error)
 		if a.Tokens == nil {
 			return control.Principal{}, workload.Errorf(workload.Unauthenticated, "API tokens (asw_…) are not accepted by this server")
 		}
-		return a.Tokens.Authenticate(token)
+		p, err := a.Tokens.Authenticate(token)
+		if err == nil && strings.HasPrefix(p.User, "oidc:") {
+			// Created before local names were kept apart from OIDC
+			// principals: it would be recorded as one.
+			return control.Principal{}, workload.Errorf(workload.Unauthenticated,
+				"API token %s names a user that looks like an OIDC principal; revoke it and create one with another name", strings.TrimPrefix(p.Auth, "token:"))
+		}
+		return p, err
 	case strings.Count(token, ".") == 2:
 		o, err := a.issuerOf(token)
 		if err != nil {

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -118,5 +120,31 @@ func TestRedactURL(t *testing.T) {
 	}
 	if RedactURL(nil) != "" {
 		t.Error("RedactURL(nil)")
+	}
+}
+
+// TestOIDCLookingLocalTokenRefused: a local token created (before names
+// were restricted) for a user "oidc:<issuer>#<subject>" does not
+// authenticate: its rows would pass for that OIDC identity's (issue 21.1).
+func TestOIDCLookingLocalTokenRefused(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "store_v1.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = []byte(strings.Replace(string(data), `"user": "ci-bot"`, `"user": "oidc:https://idp.example#admin"`, 1))
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	store, err := OpenTokenStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/v1/whoami", nil)
+	r.Header.Set("Authorization", "Bearer "+TestdataToken)
+	_, err = (&Authenticator{Tokens: store}).Authenticate(r)
+	wantCode(t, err, workload.Unauthenticated)
+	if !strings.Contains(err.Error(), "looks like an OIDC principal") {
+		t.Fatalf("error %v", err)
 	}
 }
