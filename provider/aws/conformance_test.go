@@ -30,6 +30,13 @@ func openFake(t *testing.T, fopts fakeaws.Options, extra map[string]any) (provid
 	}
 	f := fakeaws.New(fopts)
 	t.Cleanup(f.Close)
+	// The request contract (fakeaws/contract.go): every request the
+	// provider sent passed the SDK's own validation.
+	t.Cleanup(func() {
+		if v := f.Violations(); len(v) > 0 {
+			t.Errorf("requests refused by the SDK's validation: %q", v)
+		}
+	})
 	return openOn(t, f, extra), f
 }
 

@@ -77,6 +77,8 @@ type Fake struct {
 	srv  *httptest.Server
 	mu   sync.Mutex
 	now  func() time.Time
+	// violations: requests the SDK's validation refused (contract.go).
+	violations []string
 	// filtered counts the events FilterLogEvents returned.
 	filtered int
 	seq      int
@@ -210,6 +212,10 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSONError(w, errf(400, "SerializationException", "%v", err))
 			return
 		}
+	}
+	if aerr := f.sdkValidate(name, op, body); aerr != nil {
+		writeJSONError(w, aerr)
+		return
 	}
 	if target == "Logs_20140328.StartLiveTail" {
 		f.serveLiveTail(w, r, in)
