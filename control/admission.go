@@ -29,6 +29,19 @@ type extensionReader interface {
 	ExtensionNames() []string
 }
 
+// hostPortPublisher is implemented by providers whose ports[].host is a
+// port on a host (docker), as opposed to a Service or load-balancer port
+// (kubernetes, the clouds): the policy's host ports and bind addresses
+// apply only to them.
+type hostPortPublisher interface {
+	PublishesHostPorts() bool
+}
+
+func publishesHostPorts(p provider.Provider) bool {
+	h, ok := p.(hostPortPublisher)
+	return ok && h.PublishesHostPorts()
+}
+
 // extensionNames are the spec.extensions blocks the target's provider
 // reads.
 func extensionNames(p provider.Provider) []string {
@@ -72,6 +85,13 @@ func admit(t Target, r *Request) error {
 			deny("image", "images", "%s is not among the images target %s admits %v", s.Image, t.Name, pol.Images)
 		}
 		for i, p := range s.Ports {
+			if !publishesHostPorts(t.Provider) {
+				if p.HostIP != "" {
+					return workload.Invalid(workload.FieldError{Path: fmt.Sprintf("ports[%d].hostIP", i),
+						Message: fmt.Sprintf("target %s runs provider %s, which publishes no host ports; hostIP is refused, not ignored", t.Name, provider.NameOf(t.Provider))})
+				}
+				continue
+			}
 			if why := pol.CheckPort(p.HostIP, p.Host); why != "" {
 				deny(fmt.Sprintf("ports[%d]", i), "ports", "%s", why)
 			}

@@ -3,6 +3,7 @@ package control_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -31,6 +32,27 @@ func openLedger(t testing.TB) ledger.Ledger {
 	}
 	t.Cleanup(func() { led.Close() })
 	return led
+}
+
+// hostPortMemory is the memory provider declaring that its ports are host
+// ports, as the docker provider does.
+type hostPortMemory struct{ *providertest.Memory }
+
+func (hostPortMemory) PublishesHostPorts() bool { return true }
+
+// newAdmissionEnv is newEnvOn over a provider that publishes host ports.
+func newAdmissionEnv(t testing.TB, mem *providertest.Memory, pol provider.Policy) *env {
+	t.Helper()
+	led := openLedger(t)
+	logs := &syncBuffer{}
+	rt, err := control.New(context.Background(), control.Options{Ledger: led,
+		Targets: []control.Target{{Name: "local", Provider: hostPortMemory{mem}, Policy: pol}},
+		Logger:  slog.New(slog.NewJSONHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.Close)
+	return &env{rt: rt, mem: mem, ledger: led, logs: logs}
 }
 
 // TestAdmission: a request outside the target's static policy is refused
@@ -116,12 +138,11 @@ func TestAdmission(t *testing.T) {
 			mem := providertest.NewMemory("local")
 			var calls atomic.Int32
 			mem.Enter = func(context.Context, provider.Operation, string) error { calls.Add(1); return nil }
-			var e *env
+			pol := provider.Policy{}
 			if tc.pol != nil {
-				e = newEnvOn(t, openLedger(t), mem, nil, *tc.pol)
-			} else {
-				e = newEnv(t, mem, nil)
+				pol = *tc.pol
 			}
+			e := newAdmissionEnv(t, mem, pol)
 			if tc.req.Action == workload.ActionScale {
 				e.mustDo(t, control.Request{Action: workload.ActionStart, Service: "web", Spec: spec("web", 1)})
 				calls.Store(0)
@@ -156,5 +177,22 @@ func TestAdmission(t *testing.T) {
 				t.Errorf("outcome %q, want %q", recs[0].Outcome, want)
 			}
 		})
+	}
+}
+
+// TestAdmissionServicePorts: on a provider whose ports are Service or
+// load-balancer ports (kubernetes, the clouds), the host-port rules do not
+// apply, and hostIP is refused rather than ignored.
+func TestAdmissionServicePorts(t *testing.T) {
+	e := newEnv(t, nil, nil) // the memory provider publishes no host ports
+	s := spec("web", 1)
+	s.Ports = []workload.Port{{Container: 8080, Host: 80}}
+	if _, err := e.do(t, control.Request{Action: workload.ActionStart, Service: "web", Spec: s}); err != nil {
+		t.Fatalf("Service port 80 on a provider without host ports: %v", err)
+	}
+	s.Ports = []workload.Port{{Container: 8080, Host: 80, HostIP: "127.0.0.1"}}
+	_, err := e.do(t, control.Request{Action: workload.ActionStart, Service: "web", Spec: s})
+	if e := workload.AsError(err); e == nil || e.Code != workload.InvalidArgument || len(e.Fields) != 1 || e.Fields[0].Path != "ports[0].hostIP" {
+		t.Fatalf("hostIP on a provider without host ports: %v", err)
 	}
 }

@@ -285,6 +285,11 @@ func newClient(env map[string]string) (*client.Client, string, error) {
 // ProviderName implements provider.Named.
 func (p *Provider) ProviderName() string { return Name }
 
+// PublishesHostPorts tells the runtime's admission that ports[].host is a
+// port of the Engine's host, so the target policy's host ports and bind
+// addresses apply.
+func (p *Provider) PublishesHostPorts() bool { return true }
+
 // Target returns the target name the provider serves.
 func (p *Provider) Target() string { return p.target }
 
