@@ -52,6 +52,13 @@ func openFake(t *testing.T, fopts fakeazure.Options, extra map[string]any) (*Pro
 	}
 	fopts.SubscriptionID, fopts.ResourceGroup = testSub, testRG
 	f := fakeazure.New(fopts)
+	// The request contract (fakeazure/contract.go): no request the
+	// provider sent set a property the SDK's models mark READ-ONLY.
+	t.Cleanup(func() {
+		if v := f.Violations(); len(v) > 0 {
+			t.Errorf("requests refused by the API contract: %q", v)
+		}
+	})
 	t.Cleanup(f.Close)
 	opts := map[string]any{
 		"mode": "aci", "resourceGroup": testRG, "location": "westeurope",

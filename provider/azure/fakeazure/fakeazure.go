@@ -76,18 +76,19 @@ type Metrics struct {
 type Fake struct {
 	opts Options
 
-	mu        sync.Mutex
-	groups    map[string]*group // by name (one resource group)
-	lastStart time.Time
-	secrets   map[string][]secretVersion
-	kvSeq     int
-	settings  map[settingID]*setting
-	syncSeq   int
-	metrics   Metrics
-	exec      func(group, command string, rows, cols int) (uri, password string, err error)
-	calls     map[string]int
-	aks       map[string]*aksCluster
-	aksFormat string
+	mu         sync.Mutex
+	groups     map[string]*group // by name (one resource group)
+	lastStart  time.Time
+	secrets    map[string][]secretVersion
+	kvSeq      int
+	settings   map[settingID]*setting
+	syncSeq    int
+	metrics    Metrics
+	exec       func(group, command string, rows, cols int) (uri, password string, err error)
+	calls      map[string]int
+	violations []string // requests the contract check refused (contract.go)
+	aks        map[string]*aksCluster
+	aksFormat  string
 
 	app *httptest.Server
 }
@@ -377,6 +378,10 @@ func (f *Fake) containerGroupsServer() acifake.ContainerGroupsServer {
 				return
 			}
 			if cg.Location == nil || cg.Properties == nil || len(cg.Properties.Containers) == 0 {
+				e.SetResponseError(http.StatusBadRequest, "InvalidRequestContent")
+				return
+			}
+			if msg := f.checkReadOnly("BeginCreateOrUpdate", cg); msg != "" {
 				e.SetResponseError(http.StatusBadRequest, "InvalidRequestContent")
 				return
 			}
@@ -702,6 +707,10 @@ func (f *Fake) setSecret(_ context.Context, name string, p azsecrets.SetSecretPa
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls["SetSecret"]++
+	if msg := f.checkReadOnly("SetSecret", p); msg != "" {
+		e.SetResponseError(http.StatusBadRequest, "BadParameter")
+		return
+	}
 	// Key Vault service limits: "Secret value size: 25k bytes"
 	// (learn.microsoft.com, Azure Key Vault service limits); the fake
 	// takes 25,000 bytes, the lower reading of "25k".
@@ -745,6 +754,10 @@ func (f *Fake) updateSecretProperties(_ context.Context, name, version string, p
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls["UpdateSecretProperties"]++
+	if msg := f.checkReadOnly("UpdateSecretProperties", p); msg != "" {
+		e.SetResponseError(http.StatusBadRequest, "BadParameter")
+		return
+	}
 	vs := f.secrets[name]
 	for i := len(vs) - 1; i >= 0; i-- {
 		if version == "" || vs[i].version == version {
