@@ -271,6 +271,11 @@ func (p *Provider) checkComposeProject(dir, name string, proj *types.Project) er
 		if s.Provider != nil {
 			errs = append(errs, workload.FieldError{Path: "compose.file", Message: fmt.Sprintf("%s: service %s: provider is refused: it runs a program on the controller host", name, svc)})
 		}
+		for _, k := range slices.Sorted(maps.Keys(s.Labels)) {
+			if strings.HasPrefix(k, workload.ReservedLabelPrefix) {
+				errs = append(errs, workload.FieldError{Path: "compose.file", Message: fmt.Sprintf("%s: service %s: label %s is refused: the %q prefix is reserved for labels alphaswarm sets", name, svc, k, workload.ReservedLabelPrefix)})
+			}
+		}
 		if s.Image != "" && !pol.AllowsImage(s.Image) {
 			denied = append(denied, fmt.Sprintf("service %s: image %s is not among the target's allowed images %v (rule images)", svc, s.Image, pol.Images))
 		}

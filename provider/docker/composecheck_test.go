@@ -180,6 +180,7 @@ func TestComposeEscapes(t *testing.T) {
 		{"port ephemeral loopback", svc("    ports: [\"127.0.0.1::8080\"]\n"), nil, "", ""},
 		{"wide port range", svc("    ports: [\"127.0.0.1:1-65535:1-65535\"]\n"), nil, workload.InvalidArgument, "more than 1024 ports"},
 		{"wide port range from env", svc("    ports: [\"127.0.0.1:${MODE}:80\"]\n"), nil, workload.InvalidArgument, "more than 1024 ports"},
+		{"reserved label", svc("    labels: {alphaswarm.instance: other}\n"), nil, workload.InvalidArgument, "label alphaswarm.instance is refused"},
 		{"port all allowed", svc("    ports: [\"80:8080\"]\n"), func(p *provider.Policy) {
 			p.Ports = provider.PortPolicy{HostPorts: []string{"80"}, BindAddresses: []string{"0.0.0.0"}}
 		}, "", ""},
