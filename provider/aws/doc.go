@@ -342,4 +342,29 @@
 // x-k8s-aws-id set to the cluster; the kubernetes provider's
 // providertest scenarios then run through the aws provider
 // (kubetest.Harness).
+//
+// # Known unknowns
+//
+// Nothing here has run against a real AWS account; the fake enforces what
+// the API references document (each rule cites its source in fakeaws),
+// and requests pass the SDK's own validators (fakeaws/contract.go). What
+// those sources could not settle, and what to watch for:
+//
+//   - FilterLogEvents' request rate quota is low and account-wide (its
+//     exact value was not confirmed). Many concurrent followers that fell
+//     back to polling, or `logs --tail` over long histories, can be
+//     throttled: watch for rate_limited from logs and raise pollInterval.
+//   - Whether the ECS-managed SSM agent waits for a terminal size message
+//     before it starts a non-TTY exec (the provider sends none without a
+//     TTY). A non-TTY `exec` that prints nothing until the deadline points
+//     at this.
+//   - How the SDK surfaces StartLiveTail's SessionTimeoutException: the
+//     modeled type or a generic API error with that code (smithy-go
+//     1.28.9 gives the latter); both are taken as a session's normal end.
+//     If following falls back to polling after about 15 hours, the
+//     three-hour end was not recognised.
+//   - The circuit breaker's timing: the fake fails a deployment after
+//     max(3, min(200, desired/2)) failed tasks; real ECS adds pull retries
+//     and launch throttling, so a bad image can outlast the start timeout
+//     and Start reports Progressing, not Failed.
 package aws

@@ -258,4 +258,39 @@
 // change of the same call (a group created, a setting written) becomes
 // provider_error, so that it never promises that nothing changed; check
 // Status.
+//
+// # Known unknowns
+//
+// Nothing here has run against a real Azure subscription; the fake
+// enforces what the REST specs and Learn pages document (each rule cites
+// its source in fakeazure), its servers are the SDK's generated fakes and
+// it refuses READ-ONLY properties read from the SDK's models
+// (fakeazure/contract.go). What those sources could not settle, and what
+// to watch for:
+//
+//   - The line format of ListLogs with timestamps=true: parseLogs assumes
+//     "<RFC 3339> <text>". If it differs, every line gets a zero time,
+//     Since drops everything and following may repeat lines.
+//   - Azure Monitor's timespan is sent with nanosecond fractions
+//     (RFC 3339 with 9 digits); the parser is reported to be picky
+//     (azure-sdk-for-net#40047). A 400 from metrics points at this.
+//   - Whether a create-or-update of a stopped group starts it (Scale
+//     relies on it): a scaled-up service whose new groups stay Stopped
+//     points at this.
+//   - Whether ACI accepts group names with consecutive hyphens (service
+//     names allow "a--b").
+//   - Exec without arguments: Azure/azure-cli#10039 and docker/compose-cli
+//     say ACI takes no arguments, while the generated PowerShell example of
+//     Invoke-AzContainerInstanceCommand shows "echo hello" printing hello.
+//     The provider refuses arguments; if a live group is shown to accept
+//     them, the refusal can go.
+//   - Key Vault's "25k bytes" secret limit is taken as 25,000 bytes (the
+//     lower reading); App Configuration's 10,000 characters are counted as
+//     Unicode code points over key, value and label.
+//   - A Failed group "can't be updated" (container-instances-update) and
+//     must be deployed as new; the fake re-launches it on a PUT. A Start
+//     that keeps failing on a Failed group points at this: delete it.
+//   - Log following polls ListLogs (up to 4 MB per group per
+//     pollInterval); ACI's Containers_Attach streams output instead and
+//     is not used yet. Large services should raise pollInterval.
 package azure

@@ -22,7 +22,17 @@
 //
 // Target options in Cloud Run mode (targets.<name>.options, see Options):
 // mode ("run", the default), project, region (required), metricsPeriod
-// (60s), pollInterval (2s).
+// (60s), pollInterval (2s), serviceAccount (the revisions' identity, which
+// the provider grants roles/secretmanager.secretAccessor on each config
+// secret), logReadsPerMinute (60) and maxTailSessions (10).
+//
+// Start refuses up front what Cloud Run would refuse: labels that are not
+// Google Cloud labels (keys [a-z][a-z0-9_-]{0,62}, values [a-z0-9_-]{0,63};
+// no k8s-style "app.kubernetes.io/name"), probe settings outside Cloud
+// Run's limits (whole seconds; interval and start period at most 240 s;
+// timeout not above the interval). A tcp health check becomes a startup
+// probe only (Cloud Run has no TCP liveness probe); an http check becomes
+// both.
 //
 // # Services
 //
@@ -309,4 +319,38 @@
 // secret was created or a secret version added, by ApplyConfig or by
 // Start with spec.Config) becomes provider_error, so that it never
 // promises that nothing changed; check Status.
+//
+// # Known unknowns
+//
+// Nothing here has run against a real Google Cloud project; the fake
+// enforces what the protos and docs say (each rule cites its source in
+// fakegcp) and checks every request against google.api.field_behavior
+// read from the client libraries' descriptors (fakegcp/contract.go).
+// What those sources could not settle, and what to watch for:
+//
+//   - Service.etag: the review took it for OUTPUT_ONLY; the descriptor of
+//     cloud.google.com/go/run v1.25.0 marks it OPTIONAL ("May be used to
+//     detect modification conflict during updates"), so the provider
+//     sends it and the fake answers ABORTED on a mismatch. Whether Cloud
+//     Run enforces it is unconfirmed: without it, concurrent writers can
+//     overwrite each other silently.
+//   - ALIGN_MEAN on the DELTA DISTRIBUTION metrics container/cpu and
+//     memory utilizations: if Cloud Monitoring refuses it, StreamMetrics
+//     errors on the first sample.
+//   - Probe timeout versus period: the Probe comments say both "Must be
+//     smaller than period_seconds" and "greater or equal than
+//     timeout_seconds"; the provider allows timeout == period. An
+//     INVALID_ARGUMENT on such a probe points at the strict reading.
+//   - Label values: the provider accepts [a-z0-9_-]; Google Cloud also
+//     allows international lowercase characters, which are refused here.
+//   - Without options.serviceAccount, revisions run as the project's
+//     default compute service account, which the provider does not grant
+//     secret access: a Failed status naming "Secret Manager Secret
+//     Accessor" means that account needs roles/secretmanager.secretAccessor
+//     (or set options.serviceAccount).
+//   - Metric visibility: samples trail real time by up to four minutes;
+//     for metrics that land later still, samples are missing, not wrong.
+//   - How often a chatty service's tail reports suppression, and whether
+//     the live-tailing session limit answers RESOURCE_EXHAUSTED: followers
+//     beyond options.maxTailSessions are refused before either matters.
 package gcp
