@@ -150,10 +150,7 @@ func (p *Provider) composeExec(ctx context.Context, dir string, env []string, ar
 		if ctx.Err() != nil {
 			return p.wrap(ctx.Err(), "compose "+strings.Join(args[len(args)-min(len(args), 3):], " "))
 		}
-		tail := strings.TrimSpace(out.String())
-		if len(tail) > 2000 {
-			tail = "..." + tail[len(tail)-2000:]
-		}
+		tail := composeOutput(out.String())
 		code := workload.ProviderError
 		if _, ok := err.(*exec.ExitError); !ok {
 			code = workload.Unsupported // the Compose CLI is not installed
@@ -161,6 +158,28 @@ func (p *Provider) composeExec(ctx context.Context, dir string, env []string, ar
 		return errorf(code, "%s %s: %v: %s", strings.Join(p.opts.ComposeCommand, " "), strings.Join(args, " "), err, p.creds.Redact(tail))
 	}
 	return nil
+}
+
+// composeFileComplaints are what the Compose CLI says when it refuses a
+// file itself; such messages quote the file, so they are not passed on.
+var composeFileComplaints = []string{"is invalid because", "while parsing", "while scanning", "mapping values are not allowed",
+	"found character", "Invalid interpolation", "yaml:", "Unsupported config option", "contains an invalid type",
+	"Additional properties are not allowed", "does not match any of the regexes"}
+
+// composeOutput is the part of the Compose CLI's output that an error may
+// carry: its last 2000 bytes, or a fixed sentence when the CLI complains
+// about the file (its words would quote it). The caller redacts secrets.
+func composeOutput(out string) string {
+	for _, c := range composeFileComplaints {
+		if strings.Contains(out, c) {
+			return "the Compose CLI refused the file (its message is not shown: it quotes the file)"
+		}
+	}
+	tail := strings.TrimSpace(out)
+	if len(tail) > 2000 {
+		tail = "..." + tail[len(tail)-2000:]
+	}
+	return tail
 }
 
 // writeOverride writes the Compose override that adds the provider's

@@ -251,3 +251,20 @@ func FuzzComposeLoad(f *testing.F) {
 		_ = p.checkComposeProject(dir, "c.yml", proj)
 	})
 }
+
+// TestComposeOutput: when the Compose CLI refuses a file itself, its words
+// (which quote the file) do not reach the error.
+func TestComposeOutput(t *testing.T) {
+	for _, out := range []string{
+		"ERROR: The Compose file './x.yml' is invalid because:\nservices.web.image contains an invalid type: " + plantedSecret,
+		"ERROR: yaml.scanner.ScannerError: while scanning a simple key\n  in \"./x.yml\", line 1\n" + plantedSecret,
+		"ERROR: Invalid interpolation format for \"image\" option in service \"web\": \"" + plantedSecret + "\"",
+	} {
+		if got := composeOutput(out); strings.Contains(got, "planted") || !strings.Contains(got, "refused the file") {
+			t.Errorf("composeOutput(%q) = %q", out, got)
+		}
+	}
+	if got := composeOutput("ERROR: for web  Cannot start service web: port is already allocated"); !strings.Contains(got, "already allocated") {
+		t.Errorf("an Engine error lost its words: %q", got)
+	}
+}
