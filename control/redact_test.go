@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -119,5 +120,40 @@ func TestExecArgumentsNotInLedger(t *testing.T) {
 	}
 	if _, ok := intent["command"]; ok {
 		t.Errorf("intent detail still has the command: %v", intent)
+	}
+}
+
+// vaultProvider resolves a secret from its backend's store, like Azure's
+// Key Vault references.
+type vaultProvider struct {
+	*providertest.Memory
+	values []string
+	err    error
+}
+
+func (v vaultProvider) ManagedSecrets(context.Context) ([]string, error) { return v.values, v.err }
+
+// TestBackendSecretsRegisteredAtStart: values a provider resolves from its
+// own secret store are redacted by a fresh runtime (after a restart)
+// before the provider resolves them again; a failing source does not stop
+// the start.
+func TestBackendSecretsRegisteredAtStart(t *testing.T) {
+	led, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "ledger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { led.Close() })
+	creds := credentials.FromMap(nil)
+	rt, err := control.New(context.Background(), control.Options{Ledger: led, Credentials: creds, Logger: slog.New(slog.DiscardHandler),
+		Targets: []control.Target{
+			{Name: "aci", Provider: vaultProvider{Memory: providertest.NewMemory("aci"), values: []string{"key-vault-value-0042"}}},
+			{Name: "broken", Provider: vaultProvider{Memory: providertest.NewMemory("broken"), err: errors.New("vault unreachable")}},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.Close)
+	if got := rt.Redact("conn=key-vault-value-0042"); got != "conn="+credentials.Redacted {
+		t.Fatalf("Redact = %q", got)
 	}
 }

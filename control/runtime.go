@@ -163,6 +163,7 @@ func New(ctx context.Context, o Options) (*Runtime, error) {
 		}
 		rt.targets[t.Name] = t
 	}
+	rt.registerManagedSecrets(ctx)
 	rt.metrics = telemetry.NewMetricsHub(func(ctx context.Context, key string) iter.Seq2[workload.MetricSample, error] {
 		target, name, _ := workload.SplitServiceID(key)
 		return rt.targets[target].Provider.StreamMetrics(ctx, name)
