@@ -30,8 +30,9 @@ const maxJWKSBytes = 1 << 20
 // keySet holds one issuer's discovery result and signing keys.
 //
 //   - Keys older than KeyRefresh are fetched again before use, so a key the
-//     issuer withdrew stops verifying within KeyRefresh (while the issuer
-//     answers; a failed refresh keeps the last keys).
+//     issuer withdrew stops verifying within KeyRefresh while the issuer
+//     answers; a failed refresh keeps the last keys, but never past
+//     MaxKeyAge: then tokens are Unavailable until the issuer answers.
 //   - A token naming an unknown key id causes a fetch, at most one every
 //     MinRefetch: anyone can send such tokens, and each must not cost the
 //     issuer a request.
@@ -210,14 +211,16 @@ func tryKeys(jws *jose.JSONWebSignature, keys []jose.JSONWebKey, kid string) (pa
 // issuer is not called once per request.
 func (k *keySet) current(ctx context.Context) ([]jose.JSONWebKey, error) {
 	k.mu.Lock()
-	stale := k.fetched.IsZero() || k.now().Sub(k.fetched) >= k.cfg.KeyRefresh
-	recent := k.flight == nil && !k.tried.IsZero() && k.now().Sub(k.tried) < k.cfg.MinRefetch
-	keys, have, lastErr := k.keys, !k.fetched.IsZero(), k.fetchErr
+	now := k.now()
+	stale := k.fetched.IsZero() || now.Sub(k.fetched) >= k.cfg.KeyRefresh
+	recent := k.flight == nil && !k.tried.IsZero() && now.Sub(k.tried) < k.cfg.MinRefetch
+	keys, lastErr := k.keys, k.fetchErr
+	usable := !k.fetched.IsZero() && now.Sub(k.fetched) < k.cfg.MaxKeyAge
 	k.mu.Unlock()
 	switch {
 	case !stale:
 		return keys, nil
-	case recent && have:
+	case recent && usable:
 		return keys, nil
 	case recent:
 		return nil, unavailable(lastErr, "OIDC issuer %s: signing keys cannot be fetched right now; retry later", k.cfg.Issuer)
@@ -225,10 +228,10 @@ func (k *keySet) current(ctx context.Context) ([]jose.JSONWebKey, error) {
 	err := k.fetch(ctx)
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if err != nil && k.fetched.IsZero() {
+	if err != nil && (k.fetched.IsZero() || k.now().Sub(k.fetched) >= k.cfg.MaxKeyAge) {
 		return nil, unavailable(err, "OIDC issuer %s: signing keys cannot be fetched right now; retry later", k.cfg.Issuer)
 	}
-	// A failed refresh keeps the keys fetched last.
+	// A failed refresh keeps the keys fetched last, up to MaxKeyAge.
 	return k.keys, nil
 }
 

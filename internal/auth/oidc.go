@@ -61,8 +61,14 @@ type OIDCConfig struct {
 	// fetching the JWKS again; default 5m. A key the issuer withdraws stops
 	// verifying at most KeyRefresh after its withdrawal, as long as the
 	// issuer can be reached (while it cannot, the keys last fetched stay
-	// in use).
+	// in use up to MaxKeyAge).
 	KeyRefresh time.Duration
+	// MaxKeyAge bounds how long keys are used while the JWKS cannot be
+	// fetched again; default 1h (KeyRefresh if longer), at least
+	// KeyRefresh. Past it, tokens are
+	// Unavailable: a key withdrawn during an outage stops verifying at
+	// most MaxKeyAge after it was last fetched.
+	MaxKeyAge time.Duration
 	// MinRefetch is the shortest time between two JWKS fetches caused by
 	// tokens naming a key id that is not known; default 10s. Concurrent
 	// fetches are always merged into one.
@@ -190,6 +196,15 @@ func (cfg *OIDCConfig) fill() error {
 		case *d.v == 0:
 			*d.v = d.def
 		}
+	}
+	switch {
+	case cfg.MaxKeyAge < 0:
+		fields = append(fields, workload.FieldError{Path: "maxKeyAge", Message: "must not be negative"})
+	case cfg.MaxKeyAge == 0:
+		cfg.MaxKeyAge = max(time.Hour, cfg.KeyRefresh)
+	}
+	if cfg.MaxKeyAge < cfg.KeyRefresh {
+		fields = append(fields, workload.FieldError{Path: "maxKeyAge", Message: "must be at least keyRefresh"})
 	}
 	if len(fields) > 0 {
 		return workload.Invalid(fields...)

@@ -671,6 +671,7 @@ func TestNewOIDC(t *testing.T) {
 		{"grant without claims", OIDCConfig{Issuer: is.srv.URL, Audience: "a", Grants: []Grant{{Role: RoleViewer}}}, workload.InvalidArgument, "grants[0].claims", ""},
 		{"grant with a bad target", OIDCConfig{Issuer: is.srv.URL, Audience: "a", Grants: []Grant{{Claims: map[string]string{"x": "y"}, Role: RoleViewer, Targets: []string{"Bad Name"}}}}, workload.InvalidArgument, "grants[0].targets[0]", ""},
 		{"negative refresh", OIDCConfig{Issuer: is.srv.URL, Audience: "a", KeyRefresh: -1}, workload.InvalidArgument, "keyRefresh", ""},
+		{"max key age under the refresh", OIDCConfig{Issuer: is.srv.URL, Audience: "a", KeyRefresh: time.Hour, MaxKeyAge: time.Minute}, workload.InvalidArgument, "maxKeyAge", ""},
 		// Discovery failures are not errors: the issuer is retried.
 		{"issuer mismatch (trailing slash)", OIDCConfig{Issuer: is.srv.URL + "/", Audience: "a"}, "", "", "discovering"},
 		{"no discovery document", OIDCConfig{Issuer: is.srv.URL + "/tenant", Audience: "a"}, "", "", "discovering"},
@@ -691,7 +692,7 @@ func TestNewOIDC(t *testing.T) {
 				t.Fatalf("status %+v; want %s", st, tt.state)
 			}
 			if c := o.Config(); c.RolesClaim != "roles" || c.UserClaim != "sub" || c.KeyRefresh != 5*time.Minute ||
-				c.MinRefetch != 10*time.Second || c.MaxTokenLifetime != 24*time.Hour || c.FetchTimeout != 5*time.Second {
+				c.MinRefetch != 10*time.Second || c.MaxTokenLifetime != 24*time.Hour || c.FetchTimeout != 5*time.Second || c.MaxKeyAge != time.Hour {
 				t.Fatalf("defaults not filled in: %+v", c)
 			}
 		})
@@ -704,7 +705,7 @@ func TestNewOIDC(t *testing.T) {
 // refresh fails.
 func TestOIDCFailingIssuerNotHammered(t *testing.T) {
 	is := newIssuer(t, "k1")
-	o := is.oidc(t, OIDCConfig{KeyRefresh: time.Minute, MinRefetch: time.Minute})
+	o := is.oidc(t, OIDCConfig{KeyRefresh: time.Minute, MinRefetch: time.Minute, MaxKeyAge: 10 * time.Minute})
 	clock := time.Now()
 	o.now = func() time.Time { return clock }
 	ctx := context.Background()
@@ -730,11 +731,20 @@ func TestOIDCFailingIssuerNotHammered(t *testing.T) {
 	if st := o.Status(); st.State != "keys_unavailable" {
 		t.Fatalf("status %+v", st)
 	}
+	// Past MaxKeyAge the cached keys are no longer trusted: a key withdrawn
+	// during the outage stops verifying in bounded time.
+	clock = clock.Add(9 * time.Minute)
+	_, err := o.Authenticate(ctx, tok)
+	wantCode(t, err, workload.Unavailable)
+	if n := is.jwksCalls.Load() - before; n > 2 {
+		t.Fatalf("%d fetches", n)
+	}
 
 	// Discovery failing: requests answer unavailable without calling the
 	// issuer each time.
 	down := newIssuer(t, "k1")
-	d, err := NewOIDC(context.Background(), OIDCConfig{Issuer: down.srv.URL + "/nowhere", Audience: testAudience,
+	var d *OIDC
+	d, err = NewOIDC(context.Background(), OIDCConfig{Issuer: down.srv.URL + "/nowhere", Audience: testAudience,
 		HTTPClient: down.srv.Client(), MinRefetch: time.Minute, DiscoveryRetry: time.Hour})
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,7 @@ import (
 func oidcConfig(o config.OIDC, log *slog.Logger) auth.OIDCConfig {
 	c := auth.OIDCConfig{Issuer: o.Issuer, Audience: o.Audience, RolesClaim: o.RolesClaim, RolesClaimPath: o.RolesClaimPath,
 		UserClaim: o.UserClaim, DefaultRole: auth.Role(o.DefaultRole), MaxTokenLifetime: o.MaxLifetime.D(),
-		ClockSkew: o.ClockSkew.D(), KeyRefresh: o.JWKSRefresh.D(), MinRefetch: o.JWKSMinRefetch.D(),
+		ClockSkew: o.ClockSkew.D(), KeyRefresh: o.JWKSRefresh.D(), MaxKeyAge: o.JWKSMaxAge.D(), MinRefetch: o.JWKSMinRefetch.D(),
 		FetchTimeout: o.FetchTimeout.D(), Logger: log}
 	for _, g := range o.Grants {
 		c.Grants = append(c.Grants, auth.Grant{Claims: g.Claims, Role: auth.Role(g.Role), Targets: g.Targets})

@@ -20,6 +20,7 @@ func TestAuthIssuers(t *testing.T) {
     rolesClaimPath: [realm_access, roles]
     maxLifetime: 1h
     jwksRefresh: 2m
+    jwksMaxAge: 30m
     jwksMinRefetch: 30s
     fetchTimeout: 3s
     clockSkew: 1m
@@ -37,7 +38,7 @@ func TestAuthIssuers(t *testing.T) {
 	}
 	o := c.Auth.OIDC
 	if c.Auth.TokenMaxTTL.D() != 24*time.Hour || !slices.Equal(o.RolesClaimPath, []string{"realm_access", "roles"}) ||
-		o.MaxLifetime.D() != time.Hour || o.JWKSRefresh.D() != 2*time.Minute || o.JWKSMinRefetch.D() != 30*time.Second ||
+		o.MaxLifetime.D() != time.Hour || o.JWKSRefresh.D() != 2*time.Minute || o.JWKSMaxAge.D() != 30*time.Minute || o.JWKSMinRefetch.D() != 30*time.Second ||
 		o.FetchTimeout.D() != 3*time.Second || o.ClockSkew.D() != time.Minute {
 		t.Fatalf("auth = %+v, oidc = %+v", c.Auth, o)
 	}

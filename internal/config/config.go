@@ -119,6 +119,9 @@ type OIDC struct {
 	// the JWKS is fetched again (how long a withdrawn key keeps
 	// verifying); default 5m.
 	JWKSRefresh workload.Duration `json:"jwksRefresh,omitzero"`
+	// JWKSMaxAge bounds how long keys are trusted while the JWKS cannot be
+	// fetched again (issuer down); default 1h.
+	JWKSMaxAge workload.Duration `json:"jwksMaxAge,omitzero"`
 	// JWKSMinRefetch is the least time between fetches caused by unknown
 	// key ids; default 10s.
 	JWKSMinRefetch workload.Duration `json:"jwksMinRefetch,omitzero"`
@@ -363,7 +366,7 @@ func (o *OIDC) validate(p string) []workload.FieldError {
 		}
 	}
 	for name, d := range map[string]workload.Duration{"maxLifetime": o.MaxLifetime, "clockSkew": o.ClockSkew,
-		"jwksRefresh": o.JWKSRefresh, "jwksMinRefetch": o.JWKSMinRefetch, "fetchTimeout": o.FetchTimeout} {
+		"jwksRefresh": o.JWKSRefresh, "jwksMaxAge": o.JWKSMaxAge, "jwksMinRefetch": o.JWKSMinRefetch, "fetchTimeout": o.FetchTimeout} {
 		if d < 0 {
 			errs = append(errs, workload.FieldError{Path: p + "." + name, Message: "must be > 0"})
 		}
