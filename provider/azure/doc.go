@@ -185,10 +185,11 @@
 // groups with a point.
 //
 // Logs reads each group's container log with timestamps (the containers'
-// list-logs operation; Tail applies to the first read). ACI has no
-// streaming log endpoint and the virtual-kubelet ACI provider ignores
-// follow; here Follow polls every pollInterval and re-reads each log,
-// emitting only the lines after a per-group cursor (the newest timestamp
+// list-logs operation; Tail applies to the first read). Follow polls
+// every pollInterval and reads the newest 1000 lines of each log (ListLogs
+// tail; without it ACI returns the whole log, up to 4 MB, every poll),
+// reading the whole log only when more lines than that arrived since the
+// last poll, and emits only the lines after a per-group cursor (the newest timestamp
 // emitted and how many lines at exactly that timestamp were emitted), so
 // that no line is repeated or dropped, lines sharing a timestamp
 // included. Following with Tail 0 emits none of the history: the first
@@ -290,7 +291,8 @@
 //   - A Failed group "can't be updated" (container-instances-update) and
 //     must be deployed as new; the fake re-launches it on a PUT. A Start
 //     that keeps failing on a Failed group points at this: delete it.
-//   - Log following polls ListLogs (up to 4 MB per group per
-//     pollInterval); ACI's Containers_Attach streams output instead and
-//     is not used yet. Large services should raise pollInterval.
+//   - Log following polls ListLogs (the newest 1000 lines per group per
+//     pollInterval, plus one ARM list and get per group); ACI's
+//     Containers_Attach streams output (stdout and stderr told apart)
+//     and is not used yet. Large services should raise pollInterval.
 package azure

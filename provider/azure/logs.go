@@ -52,6 +52,38 @@ func parseLogs(content string) []logLine {
 	return out
 }
 
+// followWindow is how many of a log's newest lines a follow poll reads.
+const followWindow = 1000
+
+// covers reports whether a window of the newest lines, read with tail
+// window, holds everything after the cursor: the log is shorter than the
+// window, or the window starts strictly before the cursor's timestamp
+// (then the lines at that timestamp are all inside it and counting them
+// stays exact).
+func (c *logCursor) covers(lines []logLine, window int) bool {
+	if len(lines) < window {
+		return true
+	}
+	if !c.seen { // seeding: the lines at the newest timestamp must all be inside
+		return lines[0].t.Before(lines[len(lines)-1].t)
+	}
+	return lines[0].t.Before(c.last)
+}
+
+// listLogs reads a group's log with timestamps, the newest tail lines
+// (all with tail < 0).
+func (p *Provider) listLogs(ctx context.Context, group string, tail int) ([]logLine, error) {
+	o := &armcontainerinstance.ContainersClientListLogsOptions{Timestamps: to.Ptr(true)}
+	if tail >= 0 {
+		o.Tail = to.Ptr(int32(tail))
+	}
+	resp, err := p.containers.ListLogs(ctx, p.opts.ResourceGroup, group, containerName, o)
+	if err != nil {
+		return nil, err
+	}
+	return parseLogs(str(resp.Content)), nil
+}
+
 // fresh returns the lines after the cursor and advances it.
 func (c *logCursor) fresh(lines []logLine) []logLine {
 	var out []logLine
@@ -107,16 +139,26 @@ func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptio
 					c = &logCursor{}
 					cursors[g.name] = c
 				}
-				o := &armcontainerinstance.ContainersClientListLogsOptions{Timestamps: to.Ptr(true)}
-				// Following with Tail 0: the history is read in full
-				// only to seed the cursor, and nothing of it is emitted
-				// (a tail=0 read would leave the cursor at zero and the
-				// next round would emit the whole history).
+				// Following with Tail 0: the newest window of the
+				// history only seeds the cursor, and nothing of it is
+				// emitted (a tail=0 read would leave the cursor at zero
+				// and the next round would emit the whole history).
 				seed := !c.seen && round == 0 && opts.Follow && opts.Tail == 0
-				if !c.seen && round == 0 && opts.Tail >= 0 && !seed {
-					o.Tail = to.Ptr(int32(opts.Tail))
+				tail := -1
+				switch {
+				case !c.seen && round == 0 && opts.Tail >= 0 && !seed:
+					tail = opts.Tail
+				case seed || c.seen:
+					// Without a tail, ListLogs returns the whole log, up
+					// to 4 MB, on every poll; the newest followWindow
+					// lines hold what is new unless more than that came
+					// in since the last poll (checked below).
+					tail = followWindow
 				}
-				resp, err := p.containers.ListLogs(ctx, p.opts.ResourceGroup, g.name, containerName, o)
+				lines, err := p.listLogs(ctx, g.name, tail)
+				if err == nil && tail == followWindow && !c.covers(lines, followWindow) {
+					lines, err = p.listLogs(ctx, g.name, -1)
+				}
 				if ctx.Err() != nil {
 					return
 				}
@@ -129,11 +171,11 @@ func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptio
 				}
 				c.seen = true
 				if seed {
-					c.fresh(parseLogs(str(resp.Content)))
+					c.fresh(lines)
 					continue
 				}
 				id := g.instanceID()
-				for _, l := range c.fresh(parseLogs(str(resp.Content))) {
+				for _, l := range c.fresh(lines) {
 					if !opts.Since.IsZero() && l.t.Before(opts.Since) {
 						continue
 					}

@@ -87,6 +87,7 @@ type Fake struct {
 	exec       func(group, command string, rows, cols int) (uri, password string, err error)
 	calls      map[string]int
 	violations []string // requests the contract check refused (contract.go)
+	logBytes   int      // log content served by ListLogs
 	aks        map[string]*aksCluster
 	aksFormat  string
 
@@ -547,6 +548,9 @@ func (f *Fake) containersServer() acifake.ContainersServer {
 				return
 			}
 			lines := g.logs
+			if o == nil || o.Tail == nil {
+				f.calls["ListLogs without tail"]++
+			}
 			if o != nil && o.Tail != nil && int(*o.Tail) < len(lines) {
 				lines = lines[len(lines)-int(*o.Tail):]
 			}
@@ -557,7 +561,18 @@ func (f *Fake) containersServer() acifake.ContainersServer {
 				}
 				b.WriteString(l.text + "\n")
 			}
-			resp.SetResponse(http.StatusOK, armcontainerinstance.ContainersClientListLogsResponse{Logs: armcontainerinstance.Logs{Content: to.Ptr(b.String())}}, nil)
+			content := b.String()
+			// Containers_ListLogs "tail": "If not provided, all available
+			// logs are shown up to 4mb" (azure-rest-api-specs,
+			// containerInstance.json): the newest 4 MB, from a line start.
+			if len(content) > MaxLogBytes {
+				content = content[len(content)-MaxLogBytes:]
+				if i := strings.IndexByte(content, '\n'); i >= 0 {
+					content = content[i+1:]
+				}
+			}
+			f.logBytes += len(content)
+			resp.SetResponse(http.StatusOK, armcontainerinstance.ContainersClientListLogsResponse{Logs: armcontainerinstance.Logs{Content: to.Ptr(content)}}, nil)
 			return
 		},
 		ExecuteCommand: func(_ context.Context, rg, name, container string, req armcontainerinstance.ContainerExecRequest, _ *armcontainerinstance.ContainersClientExecuteCommandOptions) (resp azfake.Responder[armcontainerinstance.ContainersClientExecuteCommandResponse], e azfake.ErrorResponder) {
@@ -900,3 +915,13 @@ func str(s *string) string {
 const MaxSecretBytes = 25000
 
 var aciTimeGrains = []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, 30 * time.Minute, time.Hour, 6 * time.Hour, 12 * time.Hour}
+
+// MaxLogBytes is how much of a log ListLogs returns without a tail.
+const MaxLogBytes = 4 << 20
+
+// LogBytes is how many bytes of log content ListLogs has returned in all.
+func (f *Fake) LogBytes() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.logBytes
+}
