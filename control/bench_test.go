@@ -3,6 +3,8 @@ package control_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -10,6 +12,8 @@ import (
 
 	"github.com/alphaswarm/controller/control"
 	"github.com/alphaswarm/controller/internal/pgtest"
+	"github.com/alphaswarm/controller/ledger/checkpoint"
+	"github.com/alphaswarm/controller/ledger/sqlite"
 	"github.com/alphaswarm/controller/ledger/postgres"
 	"github.com/alphaswarm/controller/provider/providertest"
 	"github.com/alphaswarm/controller/workload"
@@ -25,6 +29,35 @@ func BenchmarkRuntimeOverhead(b *testing.B) {
 		b.Run(fmt.Sprintf("sqlite/callers=%d", callers), func(b *testing.B) {
 			benchOverhead(b, newEnv(b, nil, nil), callers)
 		})
+	}
+	// The same pipeline with signed checkpoints (defaults: every 1000 rows
+	// or 10s) and one export sink (a JSON-lines file, fsynced per batch)
+	// on, as serve runs by default plus a sink: compare with sqlite/ above.
+	for _, callers := range []int{1, 64} {
+		b.Run(fmt.Sprintf("sqlite+checkpoints+sink/callers=%d", callers), func(b *testing.B) {
+			_, cp := checkpointed(b)
+			benchOverhead(b, newEnvOn(b, cp, nil, nil), callers)
+		})
+	}
+	// Paired: rounds of the same operations through a runtime on the bare
+	// SQLite ledger and through one on the same ledger wrapped with
+	// checkpoints and a sink, alternating (and alternating which goes
+	// first), so load drift and file layout weigh on both alike. The
+	// wrapper also reads and exports the rows the bare runtime appends, so
+	// the comparison is conservative. Reports the median time ratio
+	// on/off (bar: <= 1.05); aa/ is the same with two bare runtimes, the
+	// noise floor of this machine.
+	for _, variant := range []string{"checkpoints+sink-vs-off", "aa"} {
+		for _, callers := range []int{1, 64} {
+			b.Run(fmt.Sprintf("sqlite/%s/callers=%d", variant, callers), func(b *testing.B) {
+				base, cp := checkpointed(b)
+				off, on := newEnvOn(b, base, nil, nil), newEnvOn(b, cp, nil, nil)
+				if variant == "aa" {
+					on = newEnvOn(b, base, nil, nil)
+				}
+				pairedRounds(b, off, on, callers)
+			})
+		}
 	}
 	for _, callers := range []int{1, 64} {
 		b.Run(fmt.Sprintf("postgres/callers=%d", callers), func(b *testing.B) {
@@ -108,4 +141,78 @@ func BenchmarkConcurrentServices(b *testing.B) {
 	}
 	slices.Sort(ratios)
 	b.ReportMetric(ratios[len(ratios)/2], "x-one-op")
+}
+
+// checkpointed is a SQLite ledger wrapped as serve wraps it, with one jsonl
+// export sink; closed by b.Cleanup.
+func checkpointed(b *testing.B) (*sqlite.Ledger, *checkpoint.Ledger) {
+	dir := b.TempDir()
+	led, err := sqlite.Open(context.Background(), filepath.Join(dir, "ledger.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	key, _, err := checkpoint.LoadOrCreateKey(filepath.Join(dir, "checkpoint.key"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	sink, err := checkpoint.OpenSink(checkpoint.SinkConfig{Name: "siem", Type: "jsonl", Path: filepath.Join(dir, "export", "rows.jsonl")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cp, _, err := checkpoint.Open(context.Background(), led, checkpoint.Options{Key: key, File: filepath.Join(dir, "cp", "checkpoints.jsonl"),
+		Sinks: []checkpoint.Sink{sink}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cp.Close()
+		if st := cp.Stats(); st.Checkpoints == 0 || st.Sinks[0].Cursor == 0 {
+			b.Errorf("checkpoints and export did not run: %+v", st)
+		}
+	})
+	return led, cp
+}
+
+func pairedRounds(b *testing.B, off, on *env, callers int) {
+	var ratios []float64
+	for i := 0; b.Loop(); i++ {
+		var tOff, tOn time.Duration
+		if i%2 == 0 { // alternate which goes first
+			tOff, tOn = roundTime(b, off, callers, 50), roundTime(b, on, callers, 50)
+		} else {
+			tOn, tOff = roundTime(b, on, callers, 50), roundTime(b, off, callers, 50)
+		}
+		ratios = append(ratios, float64(tOn)/float64(tOff))
+	}
+	slices.Sort(ratios)
+	b.ReportMetric(ratios[len(ratios)/2], "x-off")
+}
+
+// roundTime runs callers×perCaller scale operations (each caller on its
+// own service, started on first use) and returns the wall time.
+func roundTime(b *testing.B, e *env, callers, perCaller int) time.Duration {
+	for i := range callers {
+		svc := fmt.Sprintf("svc-%d", i)
+		if _, err := e.rt.Status(context.Background(), "local", svc); err != nil {
+			e.mustDo(b, control.Request{Action: workload.ActionStart, Service: svc, Spec: spec(svc, 1)})
+		}
+	}
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	for c := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			svc := fmt.Sprintf("svc-%d", c)
+			for i := range perCaller {
+				if _, err := e.rt.Do(context.Background(), control.Request{Principal: alice, Action: workload.ActionScale,
+					Target: "local", Service: svc, Replicas: 1 + i%2}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return time.Since(t0)
 }

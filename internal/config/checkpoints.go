@@ -21,7 +21,7 @@ type Checkpoints struct {
 	// <dataDir>-checkpoints/checkpoints.jsonl, a directory beside the data
 	// directory rather than inside it (point it at another disk or owner).
 	File string `json:"file,omitempty"`
-	// Every and Interval: a checkpoint every Every rows (default 1000), or
+	// Every and Interval: a checkpoint every Every rows (default 10000), or
 	// after Interval (default 10s) when rows were appended.
 	Every    int               `json:"every,omitempty"`
 	Interval workload.Duration `json:"interval,omitzero"`

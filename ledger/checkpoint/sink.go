@@ -112,8 +112,17 @@ type configured struct {
 	cfg SinkConfig
 }
 
-// fileSink appends lines to a file and fsyncs. It reopens the file after a
-// failure, so a file removed or a disk replaced is picked up again.
+// Sync syncs the sink when it can.
+func (c *configured) Sync() error {
+	if sy, ok := c.Sink.(interface{ Sync() error }); ok {
+		return sy.Sync()
+	}
+	return nil
+}
+
+// fileSink appends lines to a file, fsynced (Sync) before the exporter
+// saves its cursor. It reopens the file after a failure, so a file removed
+// or a disk replaced is picked up again.
 type fileSink struct {
 	path string
 	mu   sync.Mutex
@@ -134,9 +143,22 @@ func (s *fileSink) Write(_ context.Context, lines [][]byte) error {
 		s.f = f
 	}
 	_, err := s.f.Write(bytes.Join(append(lines, nil), []byte("\n")))
-	if err == nil {
-		err = s.f.Sync()
+	if err != nil {
+		s.f.Close()
+		s.f = nil
 	}
+	return err
+}
+
+// Sync makes what was written durable; the exporter calls it before it
+// saves its cursor, so a cursor never claims rows the file could lose.
+func (s *fileSink) Sync() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Sync()
 	if err != nil {
 		s.f.Close()
 		s.f = nil
@@ -240,6 +262,31 @@ type exporter struct {
 	sentCp   int64
 	failures int64
 	down     bool
+	// pending are rows the follower offered, following the cursor; when
+	// behind, the exporter reads the ledger from its cursor instead.
+	pending []ledger.Record
+	behind  bool
+	dropped bool // an offer was ignored since the last read began
+
+	savedCursor int64
+	savedAt     time.Time
+}
+
+// offer gives the exporter rows just folded, in order. A caught-up
+// exporter queues them (no read of the ledger); one that is behind (down,
+// just started, or offered rows that do not follow on) ignores them.
+func (e *exporter) offer(rows []ledger.Record) {
+	if len(rows) == 0 || !e.cfg.rows() {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	next := e.cursor + 1 + int64(len(e.pending))
+	if e.behind || rows[0].Seq != next || len(e.pending)+len(rows) > maxBuffered {
+		e.behind, e.pending, e.dropped = true, nil, true
+		return
+	}
+	e.pending = append(e.pending, rows...)
 }
 
 func newExporter(l *Ledger, s Sink) (*exporter, error) {
@@ -252,7 +299,7 @@ func newExporter(l *Ledger, s Sink) (*exporter, error) {
 		dir = filepath.Dir(l.o.File)
 	}
 	e := &exporter{l: l, sink: c, cfg: c.cfg, cursorPath: filepath.Join(dir, "sink-"+c.cfg.Name+".cursor"),
-		wake: make(chan struct{}, 1)}
+		wake: make(chan struct{}, 1), behind: true}
 	b, err := os.ReadFile(e.cursorPath)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -263,7 +310,7 @@ func newExporter(l *Ledger, s Sink) (*exporter, error) {
 		if err != nil || n < 0 {
 			return nil, fmt.Errorf("sink %s cursor %s: not a row number", c.cfg.Name, e.cursorPath)
 		}
-		e.cursor = n
+		e.cursor, e.savedCursor = n, n
 	}
 	e.poke() // catch up at start
 	return e, nil
@@ -283,7 +330,7 @@ func (e *exporter) stats() SinkStats {
 }
 
 func (e *exporter) run() {
-	defer e.l.done.Done()
+	defer e.l.expDone.Done()
 	backoff := time.Duration(0)
 	for {
 		wake := e.wake
@@ -293,16 +340,27 @@ func (e *exporter) run() {
 			// at every commit.
 			retry, wake = time.After(backoff), nil
 		}
+		var save <-chan time.Time
+		e.mu.Lock()
+		if e.cursor != e.savedCursor {
+			save = time.After(cursorEvery)
+		}
+		e.mu.Unlock()
 		select {
-		case <-e.l.stop:
+		case <-save:
+			e.saveCursor(true)
+			continue
+		case <-e.l.stopExp:
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			e.deliver(ctx)
+			if e.deliver(ctx) == nil {
+				e.saveCursor(true)
+			}
 			cancel()
 			return
 		case <-wake:
 			select { // gather commits for a moment
 			case <-time.After(e.l.o.FlushDelay):
-			case <-e.l.stop:
+			case <-e.l.stopExp:
 			}
 		case <-retry:
 		}
@@ -332,34 +390,11 @@ func (e *exporter) run() {
 // checkpoint if it is newer than the last one sent.
 func (e *exporter) deliver(ctx context.Context) error {
 	if e.cfg.rows() {
-		for {
+		if err := e.deliverRows(ctx); err != nil {
 			e.mu.Lock()
-			after := e.cursor
+			e.behind, e.pending = true, nil // re-read from the cursor
 			e.mu.Unlock()
-			page, err := e.l.inner.Query(ctx, ledger.Filter{Cursor: fmt.Sprintf("s%d", after), Limit: ledger.MaxLimit})
-			if err != nil {
-				return fmt.Errorf("reading the ledger: %w", err)
-			}
-			if len(page.Records) == 0 {
-				break
-			}
-			lines := make([][]byte, len(page.Records))
-			for i := range page.Records {
-				lines[i], _ = json.Marshal(Line{Type: "row", Row: &page.Records[i]})
-			}
-			if err := e.sink.Write(ctx, lines); err != nil {
-				return err
-			}
-			last := page.Records[len(page.Records)-1].Seq
-			e.mu.Lock()
-			e.cursor = last
-			e.mu.Unlock()
-			if err := writeCursor(e.cursorPath, last); err != nil {
-				e.l.log.Warn("ledger export: saving the cursor failed (rows may be sent twice)", "sink", e.cfg.Name, "err", err)
-			}
-			if page.Next == "" {
-				break
-			}
+			return err
 		}
 	}
 	if e.cfg.checkpoints() {
@@ -377,6 +412,90 @@ func (e *exporter) deliver(ctx context.Context) error {
 			e.mu.Unlock()
 		}
 	}
+	return nil
+}
+
+// deliverRows sends the queued rows, or, when behind, the rows after the
+// cursor read from the ledger a page at a time until caught up.
+func (e *exporter) deliverRows(ctx context.Context) error {
+	e.mu.Lock()
+	behind, pending := e.behind, e.pending
+	e.pending = nil
+	e.mu.Unlock()
+	if !behind {
+		if len(pending) == 0 {
+			return nil
+		}
+		return e.send(ctx, pending)
+	}
+	for {
+		e.mu.Lock()
+		after := e.cursor
+		e.dropped = false
+		e.mu.Unlock()
+		page, err := e.l.inner.Query(ctx, ledger.Filter{Cursor: fmt.Sprintf("s%d", after), Limit: ledger.MaxLimit})
+		if err != nil {
+			return fmt.Errorf("reading the ledger: %w", err)
+		}
+		if len(page.Records) > 0 {
+			if err := e.send(ctx, page.Records); err != nil {
+				return err
+			}
+		}
+		if page.Next == "" {
+			e.mu.Lock()
+			caughtUp := !e.dropped // else rows were offered (so committed) after this read began
+			if caughtUp {
+				e.behind, e.pending = false, nil
+			}
+			e.mu.Unlock()
+			if caughtUp {
+				return nil
+			}
+		}
+	}
+}
+
+// send writes rows (which follow the cursor) and moves the cursor.
+func (e *exporter) send(ctx context.Context, rows []ledger.Record) error {
+	lines := make([][]byte, len(rows))
+	for i := range rows {
+		lines[i] = appendRowLine(nil, &rows[i])
+	}
+	if err := e.sink.Write(ctx, lines); err != nil {
+		return err
+	}
+	last := rows[len(rows)-1].Seq
+	e.mu.Lock()
+	e.cursor = last
+	e.mu.Unlock()
+	return e.saveCursor(false)
+}
+
+// cursorEvery is how often an exporter makes its sink durable and saves
+// its cursor: a crash re-sends at most that much (duplicates, never gaps).
+const cursorEvery = 2 * time.Second
+
+// saveCursor syncs the sink (when it can) and saves the cursor, at most
+// every cursorEvery unless now.
+func (e *exporter) saveCursor(now bool) error {
+	e.mu.Lock()
+	cur, saved, at := e.cursor, e.savedCursor, e.savedAt
+	e.mu.Unlock()
+	if cur == saved || (!now && time.Since(at) < cursorEvery) {
+		return nil
+	}
+	if sy, ok := e.sink.(interface{ Sync() error }); ok {
+		if err := sy.Sync(); err != nil {
+			return err
+		}
+	}
+	if err := writeCursor(e.cursorPath, cur); err != nil {
+		e.l.log.Warn("ledger export: saving the cursor failed (rows may be sent twice)", "sink", e.cfg.Name, "err", err)
+	}
+	e.mu.Lock()
+	e.savedCursor, e.savedAt = cur, time.Now()
+	e.mu.Unlock()
 	return nil
 }
 
