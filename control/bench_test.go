@@ -13,8 +13,8 @@ import (
 	"github.com/alphaswarm/controller/control"
 	"github.com/alphaswarm/controller/internal/pgtest"
 	"github.com/alphaswarm/controller/ledger/checkpoint"
-	"github.com/alphaswarm/controller/ledger/sqlite"
 	"github.com/alphaswarm/controller/ledger/postgres"
+	"github.com/alphaswarm/controller/ledger/sqlite"
 	"github.com/alphaswarm/controller/provider/providertest"
 	"github.com/alphaswarm/controller/workload"
 )

@@ -77,11 +77,11 @@ type Ledger struct {
 	buf      []ledger.Record // appended, not yet folded
 	overflow bool            // records were dropped from buf
 	wake     chan struct{}
-	stop    chan struct{} // stops the follower
-	stopExp chan struct{} // then the exporters
-	expDone sync.WaitGroup
-	done    sync.WaitGroup
-	once    sync.Once
+	stop     chan struct{} // stops the follower
+	stopExp  chan struct{} // then the exporters
+	expDone  sync.WaitGroup
+	done     sync.WaitGroup
+	once     sync.Once
 
 	stepMu sync.Mutex // one step at a time
 	mu     sync.Mutex
