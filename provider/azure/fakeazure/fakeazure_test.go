@@ -310,6 +310,30 @@ func TestMetrics(t *testing.T) {
 		Metricnames: to.Ptr("CpuUsage"), Interval: to.Ptr("PT1M")}); err == nil {
 		t.Error("metrics of an unknown group succeeded")
 	}
+	// ACI metrics have time grains PT1M..PT12H, no P1D or PT2M.
+	for _, grain := range []string{"P1D", "PT2M"} {
+		if _, err := mc.List(ctx, "subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/m-0", &armmonitor.MetricsClientListOptions{
+			Metricnames: to.Ptr("CpuUsage"), Interval: to.Ptr(grain)}); err == nil {
+			t.Errorf("metrics at grain %s succeeded", grain)
+		}
+	}
+	if _, err := mc.List(ctx, "subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/m-0", &armmonitor.MetricsClientListOptions{
+		Metricnames: to.Ptr("CpuUsage"), Interval: to.Ptr("PT12H")}); err != nil {
+		t.Errorf("metrics at PT12H: %v", err)
+	}
+	// Without tail, ListLogs returns the newest 4 MB.
+	line := strings.Repeat("x", 1023)
+	for range 5 << 10 {
+		f.AppendLog("m-0", time.Now(), line)
+	}
+	containers, _ := armcontainerinstance.NewContainersClient("s", &azfake.TokenCredential{}, armOpts(f.ACITransport()))
+	lr, err := containers.ListLogs(ctx, "rg", "m-0", "app", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(str(lr.Content)); n > MaxLogBytes || n < MaxLogBytes-2048 || !strings.HasPrefix(str(lr.Content), line) {
+		t.Errorf("untailed ListLogs of a 5 MB log returned %d bytes", n)
+	}
 	if d, ok := parseISODuration("PT1H30M"); !ok || d != 90*time.Minute {
 		t.Errorf("parseISODuration = %v %v", d, ok)
 	}

@@ -54,3 +54,30 @@ func TestFieldBehaviorContract(t *testing.T) {
 		t.Errorf("changed replication = %v", err)
 	}
 }
+
+// TestFailedReconcileKeepsServingState: after a failed reconciliation the
+// service keeps the observed generation of its last serving revision
+// (service.proto, Service.reconciling).
+func TestFailedReconcileKeepsServingState(t *testing.T) {
+	f := New()
+	t.Cleanup(f.Close)
+	f.BadImage("bad:1", "image not found")
+	f.mu.Lock()
+	s := &service{revs: map[string]*revision{}}
+	svc := &runpb.Service{Name: "projects/p/locations/l/services/s", Template: &runpb.RevisionTemplate{Containers: []*runpb.Container{{Image: "ok:1"}}}}
+	f.applyLocked(s, svc)
+	for s.pending != "" {
+		f.settleLocked(s)
+	}
+	served := s.svc.ObservedGeneration
+	svc2 := proto.Clone(s.svc).(*runpb.Service)
+	svc2.Template.Containers[0].Image = "bad:1"
+	f.applyLocked(s, svc2)
+	for s.pending != "" {
+		f.settleLocked(s)
+	}
+	f.mu.Unlock()
+	if s.svc.TerminalCondition.GetState() != runpb.Condition_CONDITION_FAILED || s.svc.ObservedGeneration != served || s.svc.Generation == served {
+		t.Fatalf("after a failed reconcile: %v, observed %d, generation %d (served %d)", s.svc.TerminalCondition.GetState(), s.svc.ObservedGeneration, s.svc.Generation, served)
+	}
+}

@@ -171,6 +171,7 @@ type service struct {
 	steps     int
 	instances []string // ids of running instances
 	instRev   string
+	servedGen int64 // generation of the last successful reconciliation
 }
 
 type revision struct {
@@ -423,7 +424,15 @@ func (f *Server) settleLocked(s *service) {
 		s.svc.TrafficStatuses = []*runpb.TrafficTargetStatus{{Type: runpb.TrafficTargetAllocationType_TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST, Percent: 100, Revision: shortName(r.rev.Name)}}
 	}
 	s.svc.Reconciling = false
-	s.svc.ObservedGeneration = s.svc.Generation
+	// service.proto, Service.reconciling: "If reconciliation failed,
+	// traffic_statuses, observed_generation, and latest_ready_revision
+	// will have the state of the last serving revision, or empty for
+	// newly created Services."
+	if bad {
+		s.svc.ObservedGeneration = s.servedGen
+	} else {
+		s.svc.ObservedGeneration, s.servedGen = s.svc.Generation, s.svc.Generation
+	}
 	f.runInstancesLocked(s)
 }
 
@@ -542,7 +551,7 @@ func (f *Server) applyLocked(s *service, in *runpb.Service) {
 	}
 	s.svc = in
 	if !templateChanged {
-		s.svc.ObservedGeneration = s.svc.Generation
+		s.svc.ObservedGeneration, s.servedGen = s.svc.Generation, s.svc.Generation
 		f.runInstancesLocked(s)
 		return
 	}
