@@ -56,13 +56,16 @@ func (s *StreamWriter) Write(p []byte) (int, error) {
 		return len(p), s.emit(buf)
 	}
 	red := s.r.Redact(buf)
-	keep := s.r.heldSuffix(red)
+	keep := 0
+	if !s.closed { // after Close nothing would flush what is held
+		keep = s.r.heldSuffix(red)
+	}
 	if err := s.emit(red[:len(red)-keep]); err != nil {
 		return 0, err
 	}
 	if keep > 0 {
 		s.pending = red[len(red)-keep:]
-		if s.hold > 0 && !s.closed {
+		if s.hold > 0 {
 			s.timer = time.AfterFunc(s.hold, s.flushPending)
 		}
 	}

@@ -98,3 +98,16 @@ func TestStreamWriterNoSecrets(t *testing.T) {
 		t.Fatalf("got %q", b.String())
 	}
 }
+
+// TestStreamWriterAfterClose: a late Write (a provider's copy finishing
+// after the command returned) is redacted and not held for ever.
+func TestStreamWriterAfterClose(t *testing.T) {
+	r := FromMap(map[string]string{"ALPHASWARM_SECRET_A": "hunter2-supersecret"})
+	var b lockedBuffer
+	w := r.Writer(&b, 0)
+	w.Close()
+	w.Write([]byte("late hunter2-supersecret hun"))
+	if got := b.String(); got != "late [REDACTED] hun" {
+		t.Fatalf("got %q", got)
+	}
+}
