@@ -8,7 +8,9 @@
 // If the intent cannot be written the provider is not called (fail closed,
 // Unavailable). Unrelated services never wait for each other; one service is
 // strictly serialised, across processes too when the ledger is a
-// ledger.ServiceLocker (PostgreSQL advisory locks).
+// ledger.ServiceLocker (PostgreSQL advisory locks). Exec is the exception:
+// it holds the service lock only until its intent is written, so an
+// interactive session never blocks a scale or stop of its service.
 //
 // # What the ledger records
 //
@@ -44,6 +46,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/alphaswarm/controller/credentials"
@@ -310,6 +313,7 @@ func (rt *Runtime) Do(ctx context.Context, r Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	unlock = sync.OnceFunc(unlock)
 	defer unlock()
 
 	// 4. Idempotency.
@@ -321,9 +325,17 @@ func (rt *Runtime) Do(ctx context.Context, r Request) (Result, error) {
 	}
 
 	// 5. Durable intent.
+	runID := newRunID()
+	if r.Action == workload.ActionExec {
+		unlockRun, err := rt.lock(ctx, runLockKey(runID)) // see execlock.go
+		if err != nil {
+			return Result{}, err
+		}
+		defer unlockRun()
+	}
 	p := rt.providerName(r.Target)
 	intent := ledger.Record{
-		RunID: newRunID(), Kind: ledger.KindIntent, UserID: r.Principal.User, Auth: r.Principal.Auth, UserName: r.Principal.Name, Action: string(r.Action),
+		RunID: runID, Kind: ledger.KindIntent, UserID: r.Principal.User, Auth: r.Principal.Auth, UserName: r.Principal.Name, Action: string(r.Action),
 		Target: r.scope(), Service: r.Service, Provider: p, RequestDigest: digest,
 		IdempotencyKey: r.IdempotencyKey, Detail: rt.detail(&r),
 	}
@@ -334,6 +346,9 @@ func (rt *Runtime) Do(ctx context.Context, r Request) (Result, error) {
 	if err != nil {
 		rt.log.Error("ledger: intent not written; provider not called", "action", r.Action, "service", r.key(), "err", err)
 		return Result{}, workload.Errorf(workload.Unavailable, "audit ledger unavailable; the operation was not attempted: %w", err)
+	}
+	if r.Action == workload.ActionExec {
+		unlock() // exec does not hold its service (execlock.go)
 	}
 
 	// 6. Provider call.
@@ -585,6 +600,9 @@ func (rt *Runtime) Recover(ctx context.Context) (int, error) {
 		key := workload.ServiceID(in.Target, in.Service)
 		if in.Action == string(workload.ActionHalt) {
 			key = "halt"
+		}
+		if in.Action == string(workload.ActionExec) {
+			key = runLockKey(in.RunID)
 		}
 		lctx, cancel := context.WithTimeout(ctx, rt.recWait)
 		unlock, err := rt.lock(lctx, key)
