@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alphaswarm/controller/api"
 	"github.com/alphaswarm/controller/credentials"
 	"github.com/alphaswarm/controller/internal/httpapi"
 	"github.com/alphaswarm/controller/workload"
+	"github.com/coder/websocket"
 )
 
 // TestSlowBodiesAreCutOff: clients that send headers and then trickle a
@@ -164,5 +167,42 @@ func TestStreamsCappedPerPrincipal(t *testing.T) {
 			t.Fatalf("a closed stream's slot was never freed: %d", resp.StatusCode)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestExecWebSocketOutlivesReadTimeout: an interactive exec that runs
+// longer than the read timeout is not cut off by it.
+func TestExecWebSocketOutlivesReadTimeout(t *testing.T) {
+	f := newFixtureWith(t, credentials.FromMap(nil), slog.New(slog.DiscardHandler),
+		func(o *httpapi.Options) { o.ReadTimeout = 100 * time.Millisecond })
+	f.deploy(t, "web", 1)
+	f.mem.Delay = 500 * time.Millisecond // every operation, exec included, takes this long
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	url := "ws" + strings.TrimPrefix(f.srv.URL, "http") + "/v1/targets/local/services/web/exec/ws?command=echo&command=late"
+	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tokens["admin"]}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	var stdout strings.Builder
+	for {
+		typ, b, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("read: %v (stdout so far %q)", err, stdout.String())
+		}
+		if typ == websocket.MessageText {
+			var end api.ExecEnd
+			if err := json.Unmarshal(b, &end); err != nil || end.Exit == nil || end.Exit.Code != 0 {
+				t.Fatalf("end message %s", b)
+			}
+			break
+		}
+		if b[0] == api.StreamStdout {
+			stdout.Write(b[1:])
+		}
+	}
+	if stdout.String() != "late\n" {
+		t.Fatalf("stdout %q", stdout.String())
 	}
 }
