@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 
 	"database/sql"
 	"encoding/json"
@@ -17,8 +18,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alphaswarm/controller/ledger/checkpoint"
+	"github.com/jackc/pgx/v5"
 	_ "modernc.org/sqlite"
+
+	"github.com/alphaswarm/controller/internal/pgtest"
+	"github.com/alphaswarm/controller/ledger/checkpoint"
 )
 
 // serveProc is one `alphaswarm serve` process.
@@ -262,4 +266,51 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestServeWarnsWhenTheLedgerRoleCanAlterTheTable runs serve on PostgreSQL
+// as the superuser (warned), then, after `ledger migrate --grant-runtime`,
+// as a role with INSERT and SELECT only (not warned).
+func TestServeWarnsWhenTheLedgerRoleCanAlterTheTable(t *testing.T) {
+	dsn := pgtest.Start(t)
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"CREATE ROLE ledger_owner LOGIN", "CREATE ROLE ledger_app LOGIN", "CREATE DATABASE audit OWNER ledger_owner"} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	c.Close(ctx)
+	as := func(role string) string {
+		u := strings.Replace(dsn, "postgres://postgres@/postgres", "postgres://"+role+"@/audit", 1)
+		if u == dsn {
+			t.Fatalf("unexpected pgtest DSN %s", dsn)
+		}
+		return u
+	}
+	cfg := filepath.Join(t.TempDir(), "alphaswarm.yaml")
+	os.WriteFile(cfg, []byte("listen: 127.0.0.1:0\nnoLocalTarget: true\n"), 0o600)
+
+	s := &serveProc{env: os.Environ()}
+	out, code := s.cli(t, "ledger", "migrate", "--ledger", as("ledger_owner"), "--grant-runtime", "ledger_app")
+	if code != 0 || !strings.Contains(out, "role ledger_app: SELECT and INSERT") {
+		t.Fatalf("ledger migrate: %d %s", code, out)
+	}
+	for role, want := range map[string]string{"postgres": "superuser", "ledger_owner": "the owner of workload_runs"} {
+		s = startServe(t, filepath.Join(t.TempDir(), role), cfg, "--ledger", as(role))
+		if !strings.Contains(s.out, "WARNING: the ledger role can alter the audit table") || !strings.Contains(s.out, want) {
+			t.Fatalf("serve as %s did not warn (%q):\n%s", role, want, s.out)
+		}
+		s.stop(t)
+	}
+	s = startServe(t, filepath.Join(t.TempDir(), "d2"), cfg, "--ledger", as("ledger_app"))
+	if strings.Contains(s.out, "WARNING") {
+		t.Fatalf("serve as the runtime role warned:\n%s", s.out)
+	}
+	if out, code := s.cli(t, "halt", "on", "--all"); code != 0 {
+		t.Fatalf("halt on as the runtime role: %d %s", code, out)
+	}
 }
