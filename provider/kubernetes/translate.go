@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -120,6 +121,16 @@ func decodeExtension(spec workload.DeploymentSpec) (Extension, error) {
 	raw, ok := spec.Extensions[Name]
 	if !ok || len(raw) == 0 || string(raw) == "null" {
 		return ext, nil
+	}
+	// Keys are exact, as in the rest of the spec: encoding/json alone
+	// would take "ServiceType" for "serviceType".
+	var generic any
+	if err := json.Unmarshal(raw, &generic); err != nil {
+		return ext, workload.Invalid(workload.FieldError{Path: "extensions.kubernetes", Message: strings.TrimPrefix(err.Error(), "json: ")})
+	}
+	unknown := workload.UnknownFields(reflect.TypeFor[Extension](), generic, "extensions.kubernetes")
+	if unknown = append(unknown, workload.DuplicateKeys(raw, "extensions.kubernetes")...); len(unknown) > 0 {
+		return ext, workload.Invalid(unknown...)
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()

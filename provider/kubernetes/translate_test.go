@@ -126,7 +126,13 @@ func TestTranslateRefuses(t *testing.T) {
 			"compose", "does not run Compose"},
 		{"unknown extension field", func(s *workload.DeploymentSpec) {
 			s.Extensions = map[string]json.RawMessage{"kubernetes": json.RawMessage(`{"hostNetwork":true}`)}
-		}, "extensions.kubernetes", "hostNetwork"},
+		}, "extensions.kubernetes.hostNetwork", "unknown field"},
+		{"extension key in the wrong case", func(s *workload.DeploymentSpec) {
+			s.Extensions = map[string]json.RawMessage{"kubernetes": json.RawMessage(`{"ServiceType":"NodePort"}`)}
+		}, "extensions.kubernetes.ServiceType", "case-sensitive"},
+		{"extension key repeated", func(s *workload.DeploymentSpec) {
+			s.Extensions = map[string]json.RawMessage{"kubernetes": json.RawMessage(`{"serviceType":"NodePort","serviceType":"ClusterIP"}`)}
+		}, "extensions.kubernetes.serviceType", ""},
 		{"bad pull policy", func(s *workload.DeploymentSpec) {
 			s.Extensions = map[string]json.RawMessage{"kubernetes": json.RawMessage(`{"imagePullPolicy":"Sometimes"}`)}
 		}, "extensions.kubernetes.imagePullPolicy", "Always"},
