@@ -77,6 +77,11 @@ type HaltState struct {
 
 // The interactive exec protocol over WebSocket (GET .../exec/ws):
 //
+//   - before the upgrade the server authorises the caller and checks the
+//     query, the target's policy and halt switch and that the service
+//     exists; a refusal is a plain HTTP answer with the error envelope
+//     (400, 403, 404, 423, ...; 426 for a request that is not a WebSocket
+//     handshake), never an in-band message;
 //   - the command is given in the query: ?command=sh&command=-c&command=ls
 //     (repeated), optional instance=, tty=true, cols=, rows=;
 //   - binary messages from the client are the command's stdin; a text

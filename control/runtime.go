@@ -252,54 +252,10 @@ func (rt *Runtime) Do(ctx context.Context, r Request) (Result, error) {
 	if r.Principal.User == "" {
 		return Result{}, workload.Errorf(workload.Unauthenticated, "no authenticated user")
 	}
-	// 1. Validate.
-	err := r.validate()
-	if err == nil && r.Action != workload.ActionHalt {
-		if _, ok := rt.targets[r.Target]; !ok {
-			err = workload.Errorf(workload.NotFound, "target %q is not configured (configured: %s)", r.Target, rt.targetList())
-		}
-	}
-	if err == nil && r.Action == workload.ActionHalt && r.scope() != ledger.GlobalScope {
-		if _, ok := rt.targets[r.Target]; !ok {
-			err = workload.Errorf(workload.NotFound, "target %q is not configured (configured: %s)", r.Target, rt.targetList())
-		}
-	}
+	// 1–2b. Validate, halt switch, admission (precheck.go).
+	digest, err := rt.precheck(ctx, &r)
 	if err != nil {
-		digest := ""
-		if r.Action.Mutating() {
-			digest = rt.safeDigest(&r)
-		}
-		rt.reject(ctx, &r, digest, err)
-		return Result{}, rt.redactErr(err)
-	}
-	digest := rt.digest(&r)
-	if err := rt.mayAppend(); err != nil {
 		return Result{}, err
-	}
-
-	// 2. Halt switch (fail closed if it cannot be read).
-	if r.Action != workload.ActionHalt {
-		halts, err := rt.ledger.Halts(ctx)
-		if err != nil {
-			return Result{}, workload.Errorf(workload.Unavailable, "ledger unavailable, refusing to operate: %w", err)
-		}
-		if halts[ledger.GlobalScope] || halts[r.Target] {
-			scope := "globally"
-			if !halts[ledger.GlobalScope] {
-				scope = "for target " + r.Target
-			}
-			herr := workload.Errorf(workload.Halted, "workload operations are halted %s; an admin can lift it with `alphaswarm halt off`", scope)
-			rt.reject(ctx, &r, digest, herr)
-			return Result{}, herr
-		}
-	}
-
-	// 2b. Admission: the target's static policy (admission.go).
-	if r.Action != workload.ActionHalt {
-		if err := admit(rt.targets[r.Target], &r); err != nil {
-			rt.reject(ctx, &r, digest, err)
-			return Result{}, rt.redactErr(err)
-		}
 	}
 
 	// 3. Per-service lock, in process and (when the ledger offers it) across

@@ -66,6 +66,21 @@ func (s *Server) execWS(w http.ResponseWriter, r *http.Request, p control.Princi
 		s.rejectBody(w, r, p, workload.ActionExec, workload.Invalid(errs...))
 		return
 	}
+	// Everything that can be answered before the upgrade is (exec_check.go).
+	if status, err := checkUpgrade(r); err != nil {
+		if status == http.StatusUpgradeRequired {
+			w.Header().Set("Upgrade", "websocket") // RFC 9110 section 15.5.22
+		} else {
+			w.Header().Set("Sec-WebSocket-Version", "13") // RFC 6455 section 4.4
+		}
+		writeErrorStatus(w, status, err)
+		return
+	}
+	if err := s.rt.CheckExec(r.Context(), control.Request{Principal: p, Target: r.PathValue("target"),
+		Service: r.PathValue("service"), Exec: &req}); err != nil {
+		writeError(w, err)
+		return
+	}
 	done, err := s.openStream(w, p)
 	if err != nil {
 		writeError(w, err)

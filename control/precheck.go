@@ -1,0 +1,93 @@
+package control
+
+import (
+	"context"
+	"time"
+
+	"github.com/alphaswarm/controller/ledger"
+	"github.com/alphaswarm/controller/workload"
+)
+
+// precheck runs the steps of Do that come before any lock: validation,
+// the halt switch (fail closed if it cannot be read) and admission (the
+// target's static policy, admission.go). A refusal is recorded as a
+// rejected request. It returns the request's digest.
+func (rt *Runtime) precheck(ctx context.Context, r *Request) (string, error) {
+	err := r.validate()
+	if err == nil && r.Action != workload.ActionHalt {
+		if _, ok := rt.targets[r.Target]; !ok {
+			err = workload.Errorf(workload.NotFound, "target %q is not configured (configured: %s)", r.Target, rt.targetList())
+		}
+	}
+	if err == nil && r.Action == workload.ActionHalt && r.scope() != ledger.GlobalScope {
+		if _, ok := rt.targets[r.Target]; !ok {
+			err = workload.Errorf(workload.NotFound, "target %q is not configured (configured: %s)", r.Target, rt.targetList())
+		}
+	}
+	if err != nil {
+		digest := ""
+		if r.Action.Mutating() {
+			digest = rt.safeDigest(r)
+		}
+		rt.reject(ctx, r, digest, err)
+		return "", rt.redactErr(err)
+	}
+	digest := rt.digest(r)
+	if err := rt.mayAppend(); err != nil {
+		return "", err
+	}
+
+	// 2. Halt switch (fail closed if it cannot be read).
+	if r.Action != workload.ActionHalt {
+		halts, err := rt.ledger.Halts(ctx)
+		if err != nil {
+			return "", workload.Errorf(workload.Unavailable, "ledger unavailable, refusing to operate: %w", err)
+		}
+		if halts[ledger.GlobalScope] || halts[r.Target] {
+			scope := "globally"
+			if !halts[ledger.GlobalScope] {
+				scope = "for target " + r.Target
+			}
+			herr := workload.Errorf(workload.Halted, "workload operations are halted %s; an admin can lift it with `alphaswarm halt off`", scope)
+			rt.reject(ctx, r, digest, herr)
+			return "", herr
+		}
+	}
+
+	// 2b. Admission: the target's static policy (admission.go).
+	if r.Action != workload.ActionHalt {
+		if err := admit(rt.targets[r.Target], r); err != nil {
+			rt.reject(ctx, r, digest, err)
+			return "", rt.redactErr(err)
+		}
+	}
+	return digest, nil
+}
+
+// checkProbeTimeout bounds CheckExec's status probe.
+const checkProbeTimeout = 30 * time.Second
+
+// CheckExec answers, without running anything, whether Do would start the
+// exec r: the request is validated, the halt switch and the target's
+// policy are checked, and the provider is asked whether the service exists.
+// A refusal is recorded as Do records it. The API calls it before a
+// WebSocket upgrade, so that a bad exec gets a plain HTTP error instead of
+// an in-band one; Do checks again when it runs. A status probe that fails
+// for any reason but not_found does not refuse: Do reports it.
+func (rt *Runtime) CheckExec(ctx context.Context, r Request) error {
+	if r.Principal.User == "" {
+		return workload.Errorf(workload.Unauthenticated, "no authenticated user")
+	}
+	r.Action = workload.ActionExec
+	digest, err := rt.precheck(ctx, &r)
+	if err != nil {
+		return err
+	}
+	sctx, cancel := context.WithTimeout(ctx, checkProbeTimeout)
+	defer cancel()
+	if _, err := rt.targets[r.Target].Provider.Status(sctx, r.Service); workload.CodeOf(err) == workload.NotFound {
+		rt.reject(ctx, &r, digest, err)
+		return rt.redactErr(err)
+	}
+	return nil
+}
