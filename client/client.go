@@ -44,7 +44,23 @@ func New(server, token string) (*Client, error) {
 
 type ctxKey int
 
-const idemKey ctxKey = 0
+const (
+	idemKey ctxKey = iota
+	waitKey
+)
+
+type waitOpt struct {
+	wait    bool
+	timeout time.Duration
+}
+
+// WithWait makes the mutating call (Deploy, Stop, Scale, Restart,
+// ApplyConfig) made with ctx send the server's wait options: wait false
+// returns as soon as the backend accepted the change (the result has
+// NoWait set); timeout, when not 0, replaces the action's deadline.
+func WithWait(ctx context.Context, wait bool, timeout time.Duration) context.Context {
+	return context.WithValue(ctx, waitKey, waitOpt{wait: wait, timeout: timeout})
+}
 
 // WithIdempotencyKey makes the mutating call made with ctx send key as its
 // Idempotency-Key.
@@ -55,6 +71,17 @@ func WithIdempotencyKey(ctx context.Context, key string) context.Context {
 func (c *Client) request(ctx context.Context, method, path string, q url.Values, body io.Reader, contentType string) (*http.Request, error) {
 	u := *c.base
 	u.Path += path
+	if w, ok := ctx.Value(waitKey).(waitOpt); ok && method != "GET" {
+		if q == nil {
+			q = url.Values{}
+		}
+		if !w.wait {
+			q.Set("wait", "false")
+		}
+		if w.timeout != 0 {
+			q.Set("timeout", w.timeout.String())
+		}
+	}
 	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {

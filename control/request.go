@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/provider"
@@ -53,6 +54,14 @@ type Request struct {
 	HaltOn bool
 	// IdempotencyKey makes a retried request return the first one's result.
 	IdempotencyKey string
+	// NoWait makes start, stop, scale, restart and apply_config return as
+	// soon as the backend accepted the change (provider.WithoutWait); the
+	// result then says it did not wait and its status is not judged.
+	NoWait bool
+	// Timeout replaces the action's default deadline (0 keeps it; at most
+	// MaxTimeout). A waited operation still unfinished at the deadline is
+	// a Timeout error carrying the status.
+	Timeout time.Duration
 }
 
 // Result is what a mutating operation returns.
@@ -62,6 +71,10 @@ type Result struct {
 	Exec     *provider.ExecResult       `json:"exec,omitempty"`
 	Halt     *ledger.HaltDetail         `json:"halt,omitempty"`
 	Replayed bool                       `json:"replayed,omitempty"`
+	// NoWait says the operation returned without waiting for the service
+	// to become ready (Request.NoWait): Status is the backend's first
+	// answer, not the end of the rollout. `status --watch` follows it.
+	NoWait bool `json:"noWait,omitempty"`
 }
 
 // key is the lock key of the request.
@@ -130,6 +143,7 @@ func (r *Request) validate() error {
 			errs = append(errs, workload.FieldError{Path: "command", Message: "is required"})
 		}
 	}
+	errs = append(errs, r.validateWait()...)
 	if len(r.IdempotencyKey) > 255 {
 		errs = append(errs, workload.FieldError{Path: "idempotencyKey", Message: "must be at most 255 characters"})
 	}
@@ -161,6 +175,12 @@ func (rt *Runtime) canonical(r *Request) []byte {
 		m["instance"] = r.Exec.Instance
 	case workload.ActionHalt:
 		m["on"] = r.HaltOn
+	}
+	if r.NoWait { // absent when false: digests of waited requests are unchanged
+		m["noWait"] = true
+	}
+	if r.Timeout != 0 {
+		m["timeout"] = r.Timeout.String()
 	}
 	b, _ := json.Marshal(m) // map keys are sorted: canonical
 	return []byte(rt.creds.Redact(string(b)))
@@ -207,6 +227,12 @@ func (rt *Runtime) detail(r *Request) string {
 		m["instance"] = r.Exec.Instance
 	case workload.ActionHalt:
 		return rt.encode(ledger.HaltDetail{On: r.HaltOn})
+	}
+	if r.NoWait {
+		m["wait"] = false
+	}
+	if r.Timeout != 0 {
+		m["timeout"] = r.Timeout.String()
 	}
 	return rt.encode(m)
 }

@@ -324,6 +324,11 @@ func (rt *Runtime) Do(ctx context.Context, r Request) (Result, error) {
 		if e.Provider == "" && r.Action != workload.ActionHalt {
 			e = e.WithProvider(p)
 		}
+		if e.Status != nil { // what failed, or what was still under way (outcome.go)
+			e = &workload.Error{Code: e.Code, Message: e.Message, Provider: e.Provider, Retryable: e.Retryable,
+				Fields: e.Fields, Status: rt.redactStatus(e.Status), Err: e.Err}
+			result.Detail = rt.resultDetail(Result{Status: e.Status, NoWait: r.NoWait})
+		}
 		callErr = e
 		result.Outcome, result.ErrorCode, result.Message = ledger.OutcomeError, string(e.Code), truncate(rt.creds.Redact(e.Message), 1024)
 	}
@@ -426,7 +431,12 @@ func (rt *Runtime) replay(ctx context.Context, r *Request, digest string) (Resul
 		if found.Outcome == ledger.OutcomeInterrupted {
 			code, msg = workload.Unavailable, "the first attempt was interrupted: "+found.Message
 		}
-		return res, true, &workload.Error{Code: code, Message: msg, Provider: found.Provider, Retryable: code.Retryable()}
+		e := &workload.Error{Code: code, Message: msg, Provider: found.Provider, Retryable: code.Retryable()}
+		var first Result
+		if found.Detail != "" && json.Unmarshal([]byte(found.Detail), &first) == nil {
+			e.Status = first.Status // the status the first attempt ended in (outcome.go)
+		}
+		return res, true, e
 	}
 	if found.Detail != "" {
 		if found.Action == string(workload.ActionHalt) {
@@ -471,7 +481,21 @@ func (rt *Runtime) redactErr(err error) error {
 
 // call invokes the provider with the action's timeout.
 func (rt *Runtime) call(ctx context.Context, r *Request, runID string) (Result, error) {
-	ctx, cancel := context.WithTimeout(ctx, rt.timeouts[r.Action])
+	res, err := rt.callProvider(ctx, r, runID)
+	if err != nil {
+		return res, rt.withStatus(ctx, r, err)
+	}
+	if res.Status != nil {
+		res.NoWait = r.NoWait
+		if err := verdict(r, res.Status); err != nil {
+			return Result{}, err
+		}
+	}
+	return res, nil
+}
+
+func (rt *Runtime) callProvider(ctx context.Context, r *Request, runID string) (Result, error) {
+	ctx, cancel := rt.callContext(ctx, r)
 	defer cancel()
 	if r.Action == workload.ActionHalt {
 		return Result{Halt: &ledger.HaltDetail{On: r.HaltOn}}, nil

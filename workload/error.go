@@ -27,13 +27,19 @@ const (
 	Unavailable      Code = "unavailable"
 	ProviderError    Code = "provider_error"
 	Internal         Code = "internal"
+	// RolloutFailed: the backend took the change, but the service it
+	// describes ended Failed (or stuck Degraded) instead of reaching the
+	// state asked for: an image that does not pull, a crash loop, a
+	// failing health check. The error carries the status reached.
+	// Repeating the request unchanged fails the same way.
+	RolloutFailed Code = "rollout_failed"
 )
 
 // Codes lists every Code in a stable order.
 var Codes = []Code{
 	InvalidArgument, NotFound, AlreadyExists, Conflict, Unauthenticated,
 	PermissionDenied, Halted, Unsupported, RateLimited, Timeout, Unavailable,
-	ProviderError, Internal,
+	ProviderError, Internal, RolloutFailed,
 }
 
 // Valid reports whether c is one of the defined codes.
@@ -71,6 +77,10 @@ func (c Code) HTTPStatus() int {
 		return http.StatusServiceUnavailable
 	case ProviderError:
 		return http.StatusBadGateway
+	case RolloutFailed:
+		// The request was understood and carried out; the workload it
+		// describes cannot run as asked (RFC 9110 §15.5.21).
+		return http.StatusUnprocessableEntity
 	default:
 		return http.StatusInternalServerError
 	}
@@ -105,6 +115,10 @@ type Error struct {
 	Provider  string       `json:"provider,omitempty"`
 	Retryable bool         `json:"retryable"`
 	Fields    []FieldError `json:"fields,omitempty"`
+	// Status is the service's status when the operation ended, for
+	// errors of operations that waited for it (RolloutFailed, Timeout):
+	// what failed, or what was still under way.
+	Status *DeploymentStatus `json:"status,omitempty"`
 	// Err is the underlying cause. It is never serialised: causes may hold
 	// backend details that do not belong in an envelope.
 	Err error `json:"-"`

@@ -68,13 +68,32 @@ func TestCodes(t *testing.T) {
 		t.Error("unknown code valid")
 	}
 	want := map[Code]int{InvalidArgument: 400, Unauthenticated: 401, PermissionDenied: 403, NotFound: 404,
-		Conflict: 409, RateLimited: 429, Unavailable: 503, Timeout: 504, Unsupported: 501, Internal: 500}
+		Conflict: 409, RateLimited: 429, Unavailable: 503, Timeout: 504, Unsupported: 501, Internal: 500, RolloutFailed: 422}
 	for c, s := range want {
 		if c.HTTPStatus() != s {
 			t.Errorf("%s -> %d, want %d", c, c.HTTPStatus(), s)
 		}
 	}
 	_ = http.StatusOK
+	if RolloutFailed.Retryable() {
+		t.Error("rollout_failed retryable: the same request fails the same way")
+	}
+}
+
+// An error envelope carries the status the operation ended in, so a client
+// sees what failed.
+func TestErrorCarriesStatus(t *testing.T) {
+	e := &Error{Code: RolloutFailed, Message: "start of web: the rollout ended Failed",
+		Status: &DeploymentStatus{ID: "t/web", Phase: Failed, Message: "ImagePullBackOff"}}
+	b, err := json.Marshal(Fail(e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := DecodeEnvelope(b, nil)
+	ge := AsError(got)
+	if ge.Code != RolloutFailed || ge.Status == nil || ge.Status.Phase != Failed || ge.Status.Message != "ImagePullBackOff" {
+		t.Fatalf("decoded %+v from %s", ge, b)
+	}
 }
 
 func TestErrorMatching(t *testing.T) {

@@ -25,14 +25,22 @@ var Version = "dev"
 func Main(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	root := newRoot(os.Stdout, os.Stderr)
+	return run(ctx, args, os.Stdout, os.Stderr)
+}
+
+// run runs the command line with ctx, which a signal cancels.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRoot(stdout, stderr)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
 		var ec exitCodeError
 		if errors.As(err, &ec) {
 			return ec.code
 		}
-		printError(os.Stderr, err)
+		if interrupted(ctx, stderr, err) {
+			return 130 // 128 + SIGINT, as shells report an interrupted command
+		}
+		printError(stderr, err)
 		return 1
 	}
 	return 0
@@ -48,6 +56,7 @@ func printError(w io.Writer, err error) {
 				fmt.Fprintf(w, "  %s: %s\n", f.Path, f.Message)
 			}
 		}
+		printStatusOf(w, e)
 		return
 	}
 	fmt.Fprintf(w, "error: %v\n", err)

@@ -31,6 +31,9 @@ type globals struct {
 	server, token, output, target string
 	idempotencyKey                string
 	insecure                      bool
+	// tokenFrom says where the token sent came from ("" if none);
+	// tokenFile is the admin token file looked for ("" if none was).
+	tokenFrom, tokenFile string
 }
 
 func (g *globals) register(cmd *cobra.Command) {
@@ -54,17 +57,22 @@ func (g *globals) client() (*client.Client, error) {
 		return nil, workload.Invalid(workload.FieldError{Path: "server", Message: "must be an http:// or https:// URL"})
 	}
 	local := isLoopback(u.Hostname())
-	tok := g.token
+	tok, from := g.token, "--token"
 	if tok == "" {
-		tok = os.Getenv("ALPHASWARM_TOKEN")
+		tok, from = os.Getenv("ALPHASWARM_TOKEN"), "$ALPHASWARM_TOKEN"
 	}
 	if tok == "" && local {
-		t, err := auth.ReadAdminToken(filepath.Join(dataDir(), auth.AdminTokenFileName))
+		g.tokenFile = filepath.Join(dataDir(), auth.AdminTokenFileName)
+		t, err := auth.ReadAdminToken(g.tokenFile)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("local admin token: %w", err)
 		}
-		tok = t
+		tok, from = t, "the admin token file "+g.tokenFile
 	}
+	if tok == "" {
+		from = ""
+	}
+	g.tokenFrom = from
 	if tok != "" && u.Scheme == "http" && !local && !g.insecure {
 		return nil, workload.Errorf(workload.InvalidArgument,
 			"refusing to send a bearer token over plain http:// to %s, which is not this machine: use https://, or pass --insecure if the network to it is trusted", u.Host)
@@ -106,7 +114,7 @@ func (g *globals) run(f func(cmd *cobra.Command, args []string, c *client.Client
 		if err != nil {
 			return err
 		}
-		return f(cmd, args, c, p)
+		return g.tokenHint(f(cmd, args, c, p))
 	}
 }
 
@@ -134,15 +142,18 @@ func printResult(p printer, res control.Result) error {
 		if res.Replayed {
 			replay = " (replayed: the first request's result)"
 		}
+		if res.NoWait {
+			replay += " (did not wait for the service; follow it with: alphaswarm status SERVICE --watch)"
+		}
 		fmt.Fprintf(tw, "run %s%s\n", res.RunID, replay)
 	})
 }
 
 // withProgress runs op; while it runs and stderr is a terminal, it shows
 // the service's ready/desired replicas on one updating line.
-func withProgress(cmd *cobra.Command, c *client.Client, target, service string, op func() (control.Result, error)) (control.Result, error) {
+func withProgress(cmd *cobra.Command, c *client.Client, target, service string, wait bool, op func() (control.Result, error)) (control.Result, error) {
 	stderr := cmd.ErrOrStderr()
-	if !isTerminal(stderr) {
+	if !wait || !isTerminal(stderr) {
 		return op()
 	}
 	ctx, cancel := context.WithCancel(cmd.Context())
@@ -171,6 +182,7 @@ func withProgress(cmd *cobra.Command, c *client.Client, target, service string, 
 
 func deployCmd(g *globals) *cobra.Command {
 	var file string
+	var wf waitFlags
 	cmd := &cobra.Command{
 		Use:   "deploy -f FILE",
 		Short: "Start a service, or roll it to a changed spec (YAML or JSON; - reads stdin)",
@@ -202,7 +214,9 @@ func deployCmd(g *globals) *cobra.Command {
 			if format == specfile.JSON {
 				ct = "application/json"
 			}
-			res, err := withProgress(cmd, c, target, spec.Name, func() (control.Result, error) { return c.Deploy(g.ctx(cmd), target, b, ct) })
+			res, err := withProgress(cmd, c, target, spec.Name, wf.waits(), func() (control.Result, error) {
+				return c.Deploy(wf.ctx(g.ctx(cmd)), target, b, ct)
+			})
 			if err != nil {
 				return err
 			}
@@ -211,19 +225,21 @@ func deployCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "spec file")
 	cmd.MarkFlagRequired("file")
+	wf.register(cmd)
 	return cmd
 }
 
 // serviceAction builds a command that runs one mutating call on SERVICE,
 // showing progress on a terminal and printing the result.
 func serviceAction(g *globals, use, short string, call func(c *client.Client, ctx context.Context, target, service string) (control.Result, error)) *cobra.Command {
-	return &cobra.Command{
+	var wf waitFlags
+	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: g.run(func(cmd *cobra.Command, args []string, c *client.Client, p printer) error {
-			res, err := withProgress(cmd, c, g.target, args[0], func() (control.Result, error) {
-				return call(c, g.ctx(cmd), g.target, args[0])
+			res, err := withProgress(cmd, c, g.target, args[0], wf.waits(), func() (control.Result, error) {
+				return call(c, wf.ctx(g.ctx(cmd)), g.target, args[0])
 			})
 			if err != nil {
 				return err
@@ -231,6 +247,8 @@ func serviceAction(g *globals, use, short string, call func(c *client.Client, ct
 			return printResult(p, res)
 		}),
 	}
+	wf.register(cmd)
+	return cmd
 }
 
 func stopCmd(g *globals) *cobra.Command {
@@ -242,7 +260,8 @@ func restartCmd(g *globals) *cobra.Command {
 }
 
 func scaleCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var wf waitFlags
+	cmd := &cobra.Command{
 		Use:   "scale SERVICE REPLICAS",
 		Short: "Set a service's replica count (0 keeps it known)",
 		Args:  cobra.ExactArgs(2),
@@ -251,22 +270,35 @@ func scaleCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return workload.Invalid(workload.FieldError{Path: "replicas", Message: "must be a whole number"})
 			}
-			res, err := withProgress(cmd, c, g.target, args[0], func() (control.Result, error) { return c.Scale(g.ctx(cmd), g.target, args[0], n) })
+			res, err := withProgress(cmd, c, g.target, args[0], wf.waits(), func() (control.Result, error) {
+				return c.Scale(wf.ctx(g.ctx(cmd)), g.target, args[0], n)
+			})
 			if err != nil {
 				return err
 			}
 			return printResult(p, res)
 		}),
 	}
+	wf.register(cmd)
+	return cmd
 }
 
 func statusCmd(g *globals) *cobra.Command {
-	var all bool
+	var all, watch bool
 	cmd := &cobra.Command{
 		Use:   "status [SERVICE]",
 		Short: "Show one service with its instances, or list the services",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: g.run(func(cmd *cobra.Command, args []string, c *client.Client, p printer) error {
+			if watch {
+				target, service := g.target, ""
+				if len(args) == 1 {
+					service = args[0]
+				} else if all {
+					target = ""
+				}
+				return watchStatus(cmd, c, p, target, service)
+			}
 			if len(args) == 1 {
 				st, err := c.Status(cmd.Context(), g.target, args[0])
 				if err != nil {
@@ -286,10 +318,12 @@ func statusCmd(g *globals) *cobra.Command {
 		}),
 	}
 	cmd.Flags().BoolVarP(&all, "all-targets", "A", false, "list the services of every target")
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "print each change as it happens; with SERVICE, until it is Running or Stopped (exit 0) or Failed (exit 1), like kubectl rollout status")
 	return cmd
 }
 
 func configCmd(g *globals) *cobra.Command {
+	var setWait, applyWait waitFlags
 	cmd := &cobra.Command{Use: "config", Short: "Replace a service's config (the workload sees it after a roll)"}
 	set := &cobra.Command{
 		Use:   "set SERVICE KEY=VALUE...",
@@ -304,7 +338,7 @@ func configCmd(g *globals) *cobra.Command {
 				}
 				config[k] = v
 			}
-			res, err := c.ApplyConfig(g.ctx(cmd), g.target, args[0], config)
+			res, err := c.ApplyConfig(setWait.ctx(g.ctx(cmd)), g.target, args[0], config)
 			if err != nil {
 				return err
 			}
@@ -325,7 +359,7 @@ func configCmd(g *globals) *cobra.Command {
 			if err := yaml.UnmarshalStrict(b, &config); err != nil {
 				return workload.Invalid(workload.FieldError{Path: "config", Message: "must be a map of strings: " + err.Error()})
 			}
-			res, err := c.ApplyConfig(g.ctx(cmd), g.target, args[0], config)
+			res, err := c.ApplyConfig(applyWait.ctx(g.ctx(cmd)), g.target, args[0], config)
 			if err != nil {
 				return err
 			}
@@ -334,6 +368,8 @@ func configCmd(g *globals) *cobra.Command {
 	}
 	apply.Flags().StringVarP(&file, "file", "f", "", "config file")
 	apply.MarkFlagRequired("file")
+	setWait.register(set)
+	applyWait.register(apply)
 	cmd.AddCommand(set, apply)
 	return cmd
 }
@@ -412,7 +448,9 @@ func logsCmd(g *globals) *cobra.Command {
 					return err
 				}
 				if p.format == "table" {
-					fmt.Fprintf(p.w, "[%s] %s\n", shortID(l.Instance), l.Text)
+					// The whole instance name: pods of one ReplicaSet
+					// differ only in their last characters.
+					fmt.Fprintf(p.w, "[%s] %s\n", l.Instance, l.Text)
 				} else if err := p.print(l, nil); err != nil {
 					return err
 				}
@@ -424,13 +462,6 @@ func logsCmd(g *globals) *cobra.Command {
 	cmd.Flags().IntVar(&tail, "tail", 100, "lines per instance to start with (-1 for all)")
 	cmd.Flags().StringVar(&since, "since", "", "only lines after this time (RFC 3339) or duration ago (10m)")
 	return cmd
-}
-
-func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }
 
 func runsCmd(g *globals) *cobra.Command {

@@ -134,6 +134,10 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, _ control.Princi
 // do runs a mutating request; a decoding failure is recorded as rejected.
 func (s *Server) do(w http.ResponseWriter, r *http.Request, req control.Request, status int) {
 	req.IdempotencyKey = r.Header.Get("Idempotency-Key")
+	if err := waitOptions(r, &req); err != nil {
+		s.rejectBody(w, r, req.Principal, req.Action, err)
+		return
+	}
 	res, err := s.rt.Do(r.Context(), req)
 	if err != nil {
 		writeError(w, err)

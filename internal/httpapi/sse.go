@@ -108,6 +108,12 @@ func serveStream[T any](s *Server, w http.ResponseWriter, r *http.Request, p con
 	select {
 	case it, ok := <-items:
 		if !ok {
+			if kind == "logs" {
+				// No lines (a quiet service, tail 0, no replicas) is an
+				// empty answer, not an error: as `kubectl logs` does.
+				s.startSSE(w).event("end", map[string]string{"reason": "no lines"})
+				return
+			}
 			writeError(w, workload.Errorf(workload.Unavailable, "the %s stream ended before it began", kind))
 			return
 		}

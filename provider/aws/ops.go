@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
+	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
 
@@ -200,6 +201,9 @@ func primary(s *ecstypes.Service) *ecstypes.Deployment {
 // When ctx ends first the status (Progressing) is read with a short
 // context of its own.
 func (p *Provider) wait(ctx context.Context, name string) (workload.DeploymentStatus, error) {
+	if !provider.Waits(ctx) {
+		return p.Status(ctx, name)
+	}
 	for {
 		s, err := p.describe(ctx, name)
 		if err != nil {
@@ -535,8 +539,8 @@ func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[stri
 		return err
 	}
 	if st.Phase == workload.Failed {
-		e := workload.Errorf(workload.ProviderError, "apply_config %s: the deployment failed: %s", name, st.Message)
-		e.Provider = Name
+		e := workload.Errorf(workload.RolloutFailed, "apply_config %s: the deployment failed: %s", name, st.Message)
+		e.Provider, e.Status = Name, &st
 		return e
 	}
 	return nil

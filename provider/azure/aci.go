@@ -374,6 +374,9 @@ func (p *Provider) statusOf(name string, groups []group) workload.DeploymentStat
 // wait polls Status until the service is Running, Stopped or Failed, or
 // ctx ends (then it returns the last status and no error).
 func (p *Provider) wait(ctx context.Context, name string) (workload.DeploymentStatus, error) {
+	if !provider.Waits(ctx) {
+		return p.Status(ctx, name)
+	}
 	for {
 		st, err := p.Status(ctx, name)
 		if err != nil {
@@ -395,6 +398,9 @@ func (p *Provider) wait(ctx context.Context, name string) (workload.DeploymentSt
 // (the instance id before a restart), a ready view of that same run does
 // not count: ACI may still report the old run right after the restart.
 func (p *Provider) waitGroup(ctx context.Context, name, notID string) error {
+	if !provider.Waits(ctx) {
+		return nil
+	}
 	for {
 		cg, err := p.get(ctx, name)
 		if err != nil {
@@ -406,7 +412,7 @@ func (p *Provider) waitGroup(ctx context.Context, name, notID string) error {
 				return nil
 			}
 			if g.failed() || g.crashing() {
-				return wrap(workload.ProviderError, "container group "+name, "failed: "+g.message(), nil)
+				return wrap(workload.RolloutFailed, "container group "+name, "failed: "+g.message(), nil)
 			}
 		}
 		select {

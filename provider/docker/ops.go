@@ -427,9 +427,11 @@ func (p *Provider) apply(ctx context.Context, rec *record, env []string, anchors
 		if err != nil {
 			return result{}, err
 		}
-		res = p.waitReplicas(ctx, ids, settle)
-		if len(res.failed) > 0 || res.timedOut {
-			return res, nil
+		if provider.Waits(ctx) { // without: started, not waited for (provider.WithoutWait)
+			res = p.waitReplicas(ctx, ids, settle)
+			if len(res.failed) > 0 || res.timedOut {
+				return res, nil
+			}
 		}
 	}
 	// 4. Rolling replacement, one replica at a time. Without fixed host
@@ -984,13 +986,17 @@ func (p *Provider) ApplyConfig(ctx context.Context, serviceID string, config map
 	if err != nil {
 		return err
 	}
+	var e *workload.Error
 	switch {
 	case len(res.failed) > 0:
-		return errorf(workload.ProviderError, "config of %s applied, but the rollout failed: %s", serviceID, st.Message)
+		e = workload.Errorf(workload.RolloutFailed, "config of %s applied, but the rollout failed: %s", serviceID, st.Message)
 	case res.timedOut:
-		return errorf(workload.Timeout, "config of %s applied; the rollout did not finish before the deadline: %s", serviceID, st.Message)
+		e = workload.Errorf(workload.Timeout, "config of %s applied; the rollout did not finish before the deadline: %s", serviceID, st.Message)
+	default:
+		return nil
 	}
-	return nil
+	e.Provider, e.Status = Name, &st
+	return e
 }
 
 // Stop implements provider.Provider: the replicas are stopped gracefully

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
 
@@ -170,6 +171,9 @@ func (p *Provider) update(ctx context.Context, svc *runpb.Service, name string) 
 	op, err := p.services.UpdateService(ctx, &runpb.UpdateServiceRequest{Service: svc})
 	if err != nil {
 		return workload.DeploymentStatus{}, mapErr("UpdateService "+name, err)
+	}
+	if !provider.Waits(ctx) {
+		return workload.DeploymentStatus{}, nil // Cloud Run rolls the revision on; the caller did not wait
 	}
 	if _, err := op.Wait(ctx); err != nil {
 		return p.opFailed(ctx, name, afterChange(mapErr("UpdateService "+name+" (operation)", err)))
@@ -473,6 +477,9 @@ func (p *Provider) secretRef(from string) (*runpb.SecretKeySelector, string) {
 // wait polls the service until its newest revision is ready and serving
 // all traffic, it failed, or ctx ends (then it returns the last status).
 func (p *Provider) wait(ctx context.Context, name string) (workload.DeploymentStatus, error) {
+	if !provider.Waits(ctx) {
+		return p.Status(ctx, name)
+	}
 	for {
 		st, err := p.Status(ctx, name)
 		if err != nil {
@@ -652,7 +659,7 @@ func (p *Provider) Restart(ctx context.Context, name string) (workload.Deploymen
 		return st, err
 	}
 	if st.Phase == workload.Failed {
-		return st, wrap(workload.ProviderError, "Restart "+name, "new revision failed: "+st.Message, nil)
+		return st, nil // Failed: the runtime reports it as rollout_failed with this status
 	}
 	return p.wait(ctx, name)
 }
@@ -785,7 +792,9 @@ func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[stri
 		return afterChange(err)
 	}
 	if st.Phase == workload.Failed {
-		return wrap(workload.ProviderError, "ApplyConfig "+name, "new revision failed: "+st.Message, nil)
+		e := wrap(workload.RolloutFailed, "ApplyConfig "+name, "new revision failed: "+st.Message, nil)
+		e.Status = &st
+		return e
 	}
 	return nil
 }

@@ -213,8 +213,9 @@ func TestConfigRefusedBeforeChange(t *testing.T) {
 
 // TestFailedOperationIsFailedStatus: when Cloud Run fails the operation
 // because the revision cannot become ready, Start reports the Failed
-// status with the condition; ApplyConfig and Restart a provider_error
-// carrying it.
+// status with the condition, and so does Restart (the runtime reports both
+// as rollout_failed with that status); ApplyConfig, which has no status to
+// answer, a rollout_failed error carrying it.
 func TestFailedOperationIsFailedStatus(t *testing.T) {
 	const bad = "europe-docker.pkg.dev/demo-project/app/missing:0"
 	cases := []struct {
@@ -235,12 +236,12 @@ func TestFailedOperationIsFailedStatus(t *testing.T) {
 			mustStart(t, p, sp)
 			f.BadImage(sp.Image, "Image 'missing' not found.")
 			return workload.DeploymentStatus{}, p.ApplyConfig(ctx(t), sp.Name, map[string]string{"a": "1"})
-		}, workload.ProviderError},
+		}, workload.RolloutFailed},
 		{"restart", func(t *testing.T, p *gcp.Provider, f *fakegcp.Server, sp workload.DeploymentSpec) (workload.DeploymentStatus, error) {
 			mustStart(t, p, sp)
 			f.BadImage(sp.Image, "Image 'missing' not found.")
 			return p.Restart(ctx(t), sp.Name)
-		}, workload.ProviderError},
+		}, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

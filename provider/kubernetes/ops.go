@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
 
@@ -240,7 +241,7 @@ func (p *Provider) delete(ctx context.Context, dep *appsv1.Deployment) (workload
 	}
 	wctx, cancel := p.rolloutContext(ctx)
 	defer cancel()
-	for {
+	for provider.Waits(ctx) {
 		ch := p.cache.changedCh(name)
 		_, exists := p.cache.deployment(name)
 		if !exists && len(p.cache.podsOf(name)) == 0 {
@@ -256,6 +257,9 @@ func (p *Provider) delete(ctx context.Context, dep *appsv1.Deployment) (workload
 			return st, nil
 		}
 	}
+	st := p.stoppedStatus(name)
+	st.Phase, st.Message = workload.Progressing, "deleted; the operation did not wait for the pods to go"
+	return st, nil
 }
 
 // Restart implements provider.Restarter as `kubectl rollout restart`
@@ -328,10 +332,15 @@ func (p *Provider) ApplyConfig(ctx context.Context, serviceID string, config map
 	switch {
 	case err != nil:
 		return err
+	case !provider.Waits(ctx):
 	case st.Phase == workload.Failed || st.Phase == workload.Degraded:
-		return errorf(workload.ProviderError, "config of %s applied, but the rollout failed: %s", serviceID, st.Message)
+		e := errorf(workload.RolloutFailed, "config of %s applied, but the rollout failed: %s", serviceID, st.Message)
+		e.Status = &st
+		return e
 	case st.Phase != workload.Running && st.Phase != workload.Stopped:
-		return errorf(workload.Timeout, "config of %s applied; the rollout did not finish before the deadline: %s", serviceID, st.Message)
+		e := errorf(workload.Timeout, "config of %s applied; the rollout did not finish before the deadline: %s", serviceID, st.Message)
+		e.Status = &st
+		return e
 	}
 	return nil
 }
@@ -349,6 +358,16 @@ func (p *Provider) rolloutContext(ctx context.Context) (context.Context, context
 // with what it is waiting for). It never returns an error for the rollout
 // itself: the status says how it went.
 func (p *Provider) await(ctx context.Context, name, rv string) (workload.DeploymentStatus, error) {
+	if !provider.Waits(ctx) {
+		// The caller chose not to wait: the cache's view now, typically
+		// Progressing (the write may not have reached it yet).
+		if d, _, ok := p.cache.derive(name); ok {
+			return d.status, nil
+		}
+		st := p.stoppedStatus(name)
+		st.Phase, st.Message = workload.Progressing, "written; not observed yet (the operation did not wait)"
+		return st, nil
+	}
 	wctx, cancel := p.rolloutContext(ctx)
 	defer cancel()
 	for {

@@ -249,6 +249,9 @@ func derive(dep *appsv1.Deployment, rss []*appsv1.ReplicaSet, pods []*corev1.Pod
 		st.Message = "the Deployment is being deleted"
 	case desired == 0 && d.allPods == 0:
 		st.Phase = workload.Stopped
+		// No pod is left: the Deployment's status counts can lag behind
+		// (a stale readyReplicas showed "Stopped 3/0").
+		st.Replicas.Ready, st.Replicas.Updated = 0, 0
 	case desired == 0:
 		st.Phase = workload.Progressing
 		st.Message = fmt.Sprintf("scaled to 0; %d pods still terminating", d.allPods)
@@ -280,6 +283,10 @@ func derive(dep *appsv1.Deployment, rss []*appsv1.ReplicaSet, pods []*corev1.Pod
 	case st.Replicas.Ready == 0:
 		st.Phase = workload.Pending
 		st.Message = firstPending()
+	case current != nil && len(views) == len(currentViews) && int(dep.Status.Replicas) <= desired && st.Replicas.Updated < desired:
+		// Every pod is of the current revision: a scale-up, not a rollout.
+		st.Phase = workload.Progressing
+		st.Message = fmt.Sprintf("scaling up to %d: %d ready", desired, st.Replicas.Ready)
 	case st.Replicas.Updated < desired || int(dep.Status.Replicas) > desired:
 		st.Phase = workload.Progressing
 		st.Message = fmt.Sprintf("rolling out: %d of %d updated, %d ready", st.Replicas.Updated, desired, st.Replicas.Ready)

@@ -185,8 +185,8 @@ func TestPhaseTable(t *testing.T) {
 			workload.Progressing, false, "rolling out"},
 		{"scaling up", newFixture(3, 1, 3, 3).pod("a", true, running).pod("b", true, pending).pod("c", true, pending),
 			workload.Progressing, false, "1 of 3 ready"},
-		{"pods still to be created", newFixture(3, 1, 1, 1).pod("a", true, running),
-			workload.Progressing, false, "rolling out"},
+		{"pods still to be created (a scale-up: S2)", newFixture(3, 1, 1, 1).pod("a", true, running),
+			workload.Progressing, false, "scaling up to 3: 1 ready"},
 		{"deployment status lags the pods", newFixture(3, 1, 3, 3).pod("a", true, running).pod("b", true, running).pod("c", true, running),
 			workload.Progressing, false, "1 of 3 ready"},
 		{"a ready pod went unready", newFixture(2, 1, 2, 2).pod("a", true, running).pod("b", true, running, notReady, restarted(1)),
@@ -239,6 +239,26 @@ func TestDeriveReplicasAndInstances(t *testing.T) {
 	}
 	if d.readyPods != 1 || d.livePods != 2 || d.allPods != 3 {
 		t.Errorf("counts ready %d live %d all %d", d.readyPods, d.livePods, d.allPods)
+	}
+}
+
+// D1: a Deployment scaled to 0 with no pod left is Stopped 0/0, whatever
+// its (lagging) status still counts; S2: a plain scale-up is not called a
+// rollout.
+func TestDeriveStoppedAndScaleUp(t *testing.T) {
+	d := newFixture(0, 3, 3, 0).derive()
+	if d.status.Phase != workload.Stopped || d.status.Replicas != (workload.Replicas{}) {
+		t.Fatalf("stopped with stale status: %s %+v", d.status.Phase, d.status.Replicas)
+	}
+	d = newFixture(4, 2, 2, 2).pod("a", true, running).pod("b", true, running).derive()
+	if d.status.Phase != workload.Progressing || strings.Contains(d.status.Message, "rolling out") ||
+		!strings.Contains(d.status.Message, "scaling up to 4: 2 ready") {
+		t.Fatalf("scale-up: %s %q", d.status.Phase, d.status.Message)
+	}
+	// With pods of the old revision it is a rollout.
+	d = newFixture(2, 2, 1, 3).pod("a", true, running).pod("b", false, running).pod("c", false, running).derive()
+	if !strings.Contains(d.status.Message, "rolling out") {
+		t.Fatalf("rollout: %s %q", d.status.Phase, d.status.Message)
 	}
 }
 

@@ -32,6 +32,16 @@ type Memory struct {
 	Exit   func(op provider.Operation, service string)
 	// MetricsInterval is the period of StreamMetrics; default 10ms.
 	MetricsInterval time.Duration
+	// ReadyAfter is how long a new instance takes to become ready. Start,
+	// Scale, Restart and ApplyConfig wait for their instances (until ctx's
+	// deadline, then answer Progressing), unless ctx comes from
+	// provider.WithoutWait: then they answer at once.
+	ReadyAfter time.Duration
+	// Fail, when set, is asked after every Start, Scale, Restart and
+	// ApplyConfig; a non-empty answer makes the service Failed with that
+	// message (its instances never become ready), as an image that does
+	// not pull would.
+	Fail func(op provider.Operation, service string) string
 
 	mu       sync.Mutex
 	services map[string]*memService
@@ -47,6 +57,8 @@ type memService struct {
 	config    map[string]string
 	logs      []workload.LogLine
 	revision  int
+	readyAt   map[string]time.Time // instance id -> when it becomes ready
+	failed    string               // why the service is Failed ("" if not)
 }
 
 var (
@@ -109,11 +121,65 @@ func (m *Memory) newInstance(name string) workload.Instance {
 }
 
 func (m *Memory) status(name string, s *memService) workload.DeploymentStatus {
-	r := workload.Replicas{Desired: s.desired, Ready: len(s.instances), Updated: len(s.instances)}
+	now := time.Now()
+	ready, coming := 0, 0
+	insts := slices.Clone(s.instances)
+	for i := range insts {
+		switch at, ok := s.readyAt[insts[i].ID]; {
+		case s.failed != "":
+			insts[i].State, insts[i].Healthy = "failed", new(bool)
+		case ok && at.After(now):
+			insts[i].State, insts[i].Healthy = "starting", new(bool)
+			coming++
+		default:
+			ready++
+		}
+	}
+	r := workload.Replicas{Desired: s.desired, Ready: ready, Updated: len(s.instances)}
+	phase, msg := workload.PhaseFromReplicas(r, len(s.instances)), ""
+	switch {
+	case s.failed != "" && s.desired > 0:
+		phase, msg = workload.Failed, s.failed
+	case coming > 0:
+		phase, msg = workload.Progressing, fmt.Sprintf("%d of %d instances starting", coming, len(s.instances))
+	}
 	return workload.DeploymentStatus{
 		ID: workload.ServiceID(m.Target, name), Name: name, Target: m.Target, Provider: m.Name,
-		Phase: workload.PhaseFromReplicas(r, len(s.instances)), Replicas: r, Image: s.spec.Image,
-		Revision: fmt.Sprint(s.revision), Instances: slices.Clone(s.instances), ObservedAt: time.Now().UTC(),
+		Phase: phase, Replicas: r, Image: s.spec.Image, Message: msg,
+		Revision: fmt.Sprint(s.revision), Instances: insts, ObservedAt: time.Now().UTC(),
+	}
+}
+
+// changed records the end of a mutating call's change: Fail is asked,
+// new instances get their ready time.
+func (m *Memory) changed(op provider.Operation, name string, s *memService) {
+	s.failed = ""
+	if m.Fail != nil {
+		s.failed = m.Fail(op, name)
+	}
+}
+
+// settle waits, unless ctx says not to, until the instances of name are
+// ready or ctx ends, and answers the status then. It is called without
+// m.mu held.
+func (m *Memory) settle(ctx context.Context, name string, st workload.DeploymentStatus) workload.DeploymentStatus {
+	if !provider.Waits(ctx) || st.Phase != workload.Progressing {
+		return st
+	}
+	for {
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Millisecond):
+		}
+		m.mu.Lock()
+		s, ok := m.services[name]
+		if ok {
+			st = m.status(name, s)
+		}
+		m.mu.Unlock()
+		if !ok || st.Phase != workload.Progressing || ctx.Err() != nil {
+			return st
+		}
 	}
 }
 
@@ -124,6 +190,12 @@ func notFound(name string) error {
 func (m *Memory) resize(name string, s *memService, n int) {
 	for len(s.instances) < n {
 		in := m.newInstance(name)
+		if m.ReadyAfter > 0 {
+			if s.readyAt == nil {
+				s.readyAt = map[string]time.Time{}
+			}
+			s.readyAt[in.ID] = time.Now().Add(m.ReadyAfter)
+		}
 		s.instances = append(s.instances, in)
 		s.logs = append(s.logs, workload.LogLine{Time: time.Now().UTC(), Instance: in.ID, Stream: "stdout", Text: "workload started"})
 	}
@@ -141,7 +213,6 @@ func (m *Memory) Start(ctx context.Context, spec workload.DeploymentSpec) (workl
 	}
 	defer m.exit(provider.OpStart, spec.Name)
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	s, ok := m.services[spec.Name]
 	if !ok {
 		s = &memService{config: maps.Clone(spec.Config)}
@@ -150,7 +221,10 @@ func (m *Memory) Start(ctx context.Context, spec workload.DeploymentSpec) (workl
 	s.spec = spec
 	s.revision++
 	m.resize(spec.Name, s, spec.Replicas)
-	return m.status(spec.Name, s), nil
+	m.changed(provider.OpStart, spec.Name, s)
+	st := m.status(spec.Name, s)
+	m.mu.Unlock()
+	return m.settle(ctx, spec.Name, st), nil
 }
 
 // Stop implements provider.Provider.
@@ -180,13 +254,16 @@ func (m *Memory) Scale(ctx context.Context, name string, n int) (workload.Deploy
 	}
 	defer m.exit(provider.OpScale, name)
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	s, ok := m.services[name]
 	if !ok {
+		m.mu.Unlock()
 		return workload.DeploymentStatus{}, notFound(name)
 	}
 	m.resize(name, s, n)
-	return m.status(name, s), nil
+	m.changed(provider.OpScale, name, s)
+	st := m.status(name, s)
+	m.mu.Unlock()
+	return m.settle(ctx, name, st), nil
 }
 
 // Restart implements provider.Restarter.
@@ -196,16 +273,19 @@ func (m *Memory) Restart(ctx context.Context, name string) (workload.DeploymentS
 	}
 	defer m.exit(provider.OpRestart, name)
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	s, ok := m.services[name]
 	if !ok {
+		m.mu.Unlock()
 		return workload.DeploymentStatus{}, notFound(name)
 	}
 	n := len(s.instances)
 	m.resize(name, s, 0)
 	m.resize(name, s, n)
 	s.revision++
-	return m.status(name, s), nil
+	m.changed(provider.OpRestart, name, s)
+	st := m.status(name, s)
+	m.mu.Unlock()
+	return m.settle(ctx, name, st), nil
 }
 
 // Status implements provider.Provider.
@@ -240,9 +320,9 @@ func (m *Memory) ApplyConfig(ctx context.Context, name string, config map[string
 	}
 	defer m.exit(provider.OpApplyConfig, name)
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	s, ok := m.services[name]
 	if !ok {
+		m.mu.Unlock()
 		return notFound(name)
 	}
 	s.config = maps.Clone(config)
@@ -250,6 +330,10 @@ func (m *Memory) ApplyConfig(ctx context.Context, name string, config map[string
 	m.resize(name, s, 0)
 	m.resize(name, s, n)
 	s.revision++
+	m.changed(provider.OpApplyConfig, name, s)
+	st := m.status(name, s)
+	m.mu.Unlock()
+	m.settle(ctx, name, st)
 	return nil
 }
 
@@ -320,7 +404,7 @@ func (m *Memory) StreamMetrics(ctx context.Context, name string) iter.Seq2[workl
 func (m *Memory) Logs(ctx context.Context, name string, opts provider.LogOptions) iter.Seq2[workload.LogLine, error] {
 	return func(yield func(workload.LogLine, error) bool) {
 		sent := 0
-		for {
+		for first := true; ; first = false {
 			m.mu.Lock()
 			s, ok := m.services[name]
 			var lines []workload.LogLine
@@ -329,6 +413,9 @@ func (m *Memory) Logs(ctx context.Context, name string, opts provider.LogOptions
 				sent = len(s.logs)
 			}
 			m.mu.Unlock()
+			if first && opts.Tail >= 0 {
+				lines = lastPerInstance(lines, opts.Tail)
+			}
 			if !ok {
 				yield(workload.LogLine{}, notFound(name))
 				return
@@ -351,6 +438,22 @@ func (m *Memory) Logs(ctx context.Context, name string, opts provider.LogOptions
 			}
 		}
 	}
+}
+
+// lastPerInstance keeps the last n lines of each instance, in order.
+func lastPerInstance(lines []workload.LogLine, n int) []workload.LogLine {
+	count := map[string]int{}
+	for _, l := range lines {
+		count[l.Instance]++
+	}
+	var out []workload.LogLine
+	for _, l := range lines {
+		if count[l.Instance] <= n {
+			out = append(out, l)
+		}
+		count[l.Instance]--
+	}
+	return out
 }
 
 // Emit makes every instance of name print text.

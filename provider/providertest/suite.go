@@ -35,7 +35,9 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Restart", s.restart)
 	t.Run("ApplyConfigVisibleToWorkload", s.applyConfig)
 	t.Run("MetricsStreamAndStop", s.metrics)
+	t.Run("NoWaitConverges", s.noWait)
 	t.Run("LogsFollow", s.logs)
+	t.Run("LogsEmptyIsNotAnError", s.logsEmpty)
 	t.Run("Exec", s.exec)
 	t.Run("StopTwice", s.stop)
 }
