@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strings"
 	"syscall"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/streaming/pkg/httpstream"
 
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
@@ -40,6 +42,18 @@ func classify(err error) workload.Code {
 	var status apierrors.APIStatus
 	if errors.As(err, &status) {
 		return classifyStatus(err)
+	}
+	// An exec or attach refused before the stream opened: the WebSocket
+	// executor keeps the API server's Status as the cause (without an
+	// Unwrap), the SPDY one only its text ("pods "x" is forbidden: …").
+	var upgrade *httpstream.UpgradeFailureError
+	if errors.As(err, &upgrade) && upgrade.Cause != nil {
+		if c := classify(upgrade.Cause); c != workload.ProviderError {
+			return c
+		}
+	}
+	if msg := err.Error(); strings.Contains(msg, "unable to upgrade") && strings.Contains(msg, " is forbidden: ") {
+		return workload.PermissionDenied
 	}
 	switch {
 	case isNetTimeout(err):

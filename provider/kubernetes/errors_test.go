@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/streaming/pkg/httpstream"
 
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
@@ -41,6 +42,11 @@ func TestClassify(t *testing.T) {
 		{"RequestEntityTooLarge", apierrors.NewRequestEntityTooLargeError("limit is 3145728"), workload.InvalidArgument},
 		{"Unauthorized", apierrors.NewUnauthorized("token expired"), workload.Unauthenticated},
 		{"Forbidden", apierrors.NewForbidden(deployments, "web", errors.New(`User "bob" cannot patch`)), workload.PermissionDenied},
+		// D8: an exec refused by RBAC, as the WebSocket and SPDY executors report it.
+		{"exec upgrade forbidden (websocket)", &httpstream.UpgradeFailureError{Cause: apierrors.NewForbidden(
+			schema.GroupResource{Resource: "pods/exec"}, "web-1", errors.New(`User "bob" cannot create resource "pods/exec"`))}, workload.PermissionDenied},
+		{"exec upgrade forbidden (spdy)", errors.New(`unable to upgrade connection: pods "web-1" is forbidden: User "bob" cannot get resource "pods/exec"`), workload.PermissionDenied},
+		{"exec upgrade failed otherwise", &httpstream.UpgradeFailureError{Cause: errors.New("bad handshake")}, workload.ProviderError},
 		{"TooManyRequests", apierrors.NewTooManyRequests("slow down", 1), workload.RateLimited},
 		{"Timeout", apierrors.NewTimeoutError("request did not complete", 1), workload.Timeout},
 		{"ServerTimeout", apierrors.NewServerTimeout(deployments, "update", 1), workload.Timeout},
