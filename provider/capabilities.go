@@ -43,6 +43,11 @@ func Capabilities(p Provider) []Capability {
 		if r := unsupportedReason(p, op); r != "" {
 			c.Supported, c.Reason = false, r
 		}
+		if pe, ok := p.(PermissionExplainer); ok {
+			if r := pe.MissingPermission(op); r != "" {
+				c.Supported, c.Reason = false, r
+			}
+		}
 		out = append(out, c)
 	}
 	return out
@@ -65,6 +70,16 @@ func unsupportedReason(p Provider, op Operation) string {
 		return e.UnsupportedReason(op)
 	}
 	return ""
+}
+
+// PermissionExplainer is implemented by providers that check up front
+// which permissions their backend credentials lack (Kubernetes RBAC).
+// MissingPermission returns "" when op has what it needs, else a sentence
+// naming each missing permission. Capabilities reports such an op as not
+// supported with that reason; the provider itself answers the op with
+// PermissionDenied naming the same permissions.
+type PermissionExplainer interface {
+	MissingPermission(op Operation) string
 }
 
 // Named is implemented by providers that know their registered name.

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/informers"
 	toolscache "k8s.io/client-go/tools/cache"
 
+	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
 
@@ -322,6 +323,9 @@ func (p *Provider) Status(ctx context.Context, serviceID string) (workload.Deplo
 	if err := checkName(serviceID); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
+	if err := p.permitted(provider.OpStatus); err != nil {
+		return workload.DeploymentStatus{}, err
+	}
 	if err := p.cache.waitSynced(ctx); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
@@ -335,6 +339,9 @@ func (p *Provider) Status(ctx context.Context, serviceID string) (workload.Deplo
 // List implements provider.Lister: every Deployment of the target, by
 // name, from the informer cache.
 func (p *Provider) List(ctx context.Context) ([]workload.DeploymentStatus, error) {
+	if err := p.permitted(provider.OpStatus); err != nil {
+		return nil, err
+	}
 	if err := p.cache.waitSynced(ctx); err != nil {
 		return nil, err
 	}

@@ -51,8 +51,8 @@
 // apply with field manager "alphaswarm" and force (the controller is the
 // authority for what it applies: a later Start takes back fields that
 // someone changed with kubectl), preceded by a server-side dry run of every
-// object, so that admission, validation and RBAC refuse before anything
-// changed. Restart, ApplyConfig's roll and Scale do not apply the whole
+// object (and of the Service's deletion when a spec drops its ports), so
+// that admission, validation and RBAC refuse before anything changed. Restart, ApplyConfig's roll and Scale do not apply the whole
 // object: they patch one annotation, or write the scale subresource, and
 // leave every other field and its owner alone. Start refuses
 // (already_exists) to take over a Deployment, ConfigMap or Service of that
@@ -116,6 +116,48 @@
 // the Deployment replaces every pod by its rolling-update strategy (25%
 // surge, 25% unavailable), and Restart waits for the rollout, so every pod
 // is new when it answers.
+//
+// Under provider.WithoutWait (the API's wait=false, the CLI's --no-wait)
+// every operation returns after its writes with the status the cache holds
+// then, typically Progressing; the Deployment controller rolls on. The
+// runtime reports a waited operation that ends Failed or Degraded as
+// rollout_failed, and one still Progressing at the deadline as timeout,
+// both with this status attached.
+//
+// # Permissions
+//
+// The provider needs, in the target's namespace, exactly these verbs
+// (found by removing one at a time; deploy/kubernetes/role.yaml is the Role
+// to copy, and role_test.go runs the conformance suite with a token bound
+// to exactly it):
+//
+//	resource                  verbs                                used by
+//	------------------------  -----------------------------------  -------------------------------
+//	apps deployments          get, list, watch, create, patch      every operation (list, watch:
+//	                                                               the informers), start, restart,
+//	                                                               apply_config
+//	apps deployments/scale    update                               scale, stop
+//	apps replicasets          list, watch                          every operation (informers)
+//	pods                      list, watch                          every operation (informers)
+//	configmaps                get, create, patch                   start, apply_config
+//	services                  get, create, patch, delete           start (delete: a spec that
+//	                                                               drops its ports)
+//	pods/log                  get                                  logs
+//	pods/exec                 get, create                          exec
+//	metrics.k8s.io pods       get, list                            stream_metrics
+//	apps deployments;         delete                               stop, with deleteOnStop only
+//	configmaps
+//
+// When the target opens (and every five minutes after) the provider asks
+// the API server with one SelfSubjectAccessReview per verb which of them
+// its credentials lack, and checks with a server-side dry run that the
+// namespace exists. A missing verb is named in the capability matrix
+// (`alphaswarm targets`: the operations that need it are unsupported, with
+// the verb as the reason) and in the log; an operation that needs it fails
+// at once with permission_denied naming it (instead of a slow failure, or
+// none: without watch the informers never sync). A missing list or watch,
+// which every operation needs, and a namespace that does not exist also
+// fail Ping, so /readyz says so.
 //
 // # Status
 //

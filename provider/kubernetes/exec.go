@@ -31,6 +31,9 @@ func (p *Provider) Exec(ctx context.Context, serviceID string, req provider.Exec
 	if len(req.Command) == 0 || req.Command[0] == "" {
 		return res, workload.Invalid(workload.FieldError{Path: "command", Message: "is required"})
 	}
+	if err := p.permitted(provider.OpExec); err != nil {
+		return res, err
+	}
 	if err := p.cache.waitSynced(ctx); err != nil {
 		return res, err
 	}

@@ -169,6 +169,9 @@ type Provider struct {
 
 	metricsMu     sync.Mutex
 	metricsAbsent string // why metrics.k8s.io is not served; "" if it is or is unknown
+
+	accessMu sync.Mutex
+	access   accessState // what checkAccess found (access.go)
 }
 
 // Factory builds a kubernetes provider for cfg. The rest.Config comes from
@@ -319,10 +322,14 @@ func newProvider(target string, opts Options, kube kubernetes.Interface, mc metr
 // start runs the informers and the metrics API check in the background.
 func (p *Provider) start() {
 	p.cache.start(p.ctx)
-	p.wg.Add(1)
+	p.wg.Add(2)
 	go func() {
 		defer p.wg.Done()
 		p.watchMetricsAPI(p.ctx)
+	}()
+	go func() {
+		defer p.wg.Done()
+		p.watchAccess(p.ctx)
 	}()
 }
 
@@ -365,8 +372,10 @@ func (p *Provider) Ping(ctx context.Context) error {
 	if err := p.alive(); err != nil {
 		return err
 	}
-	_, err := p.serverVersion(ctx)
-	return err
+	if _, err := p.serverVersion(ctx); err != nil {
+		return err
+	}
+	return p.accessProblem()
 }
 
 func (p *Provider) serverVersion(ctx context.Context) (string, error) {

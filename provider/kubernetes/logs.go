@@ -50,6 +50,10 @@ func (p *Provider) Logs(ctx context.Context, serviceID string, opts provider.Log
 			yield(workload.LogLine{}, err)
 			return
 		}
+		if err := p.permitted(provider.OpLogs); err != nil {
+			yield(workload.LogLine{}, err)
+			return
+		}
 		if err := p.cache.waitSynced(ctx); err != nil {
 			yield(workload.LogLine{}, err)
 			return

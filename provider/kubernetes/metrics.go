@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	metricsv1beta1 "k8s.io/metrics/pkg/apis/metrics/v1beta1"
 
+	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
 
@@ -31,6 +32,10 @@ func (p *Provider) StreamMetrics(ctx context.Context, serviceID string) iter.Seq
 	return func(yield func(workload.MetricSample, error) bool) {
 		fail := func(err error) { yield(workload.MetricSample{}, err) }
 		if err := checkName(serviceID); err != nil {
+			fail(err)
+			return
+		}
+		if err := p.permitted(provider.OpStreamMetrics); err != nil {
 			fail(err)
 			return
 		}

@@ -48,6 +48,9 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 	if err != nil {
 		return zero, err
 	}
+	if err := p.permitted(provider.OpStart); err != nil {
+		return zero, err
+	}
 	if err := p.cache.waitSynced(ctx); err != nil {
 		return zero, err
 	}
@@ -98,6 +101,12 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 	if objs.service != nil {
 		if _, err := core.Services(ns).Apply(ctx, objs.service, applyOptions(true)); err != nil {
 			return zero, p.wrap(err, "apply service "+name+" (dry run)")
+		}
+	} else if svc != nil {
+		// The spec dropped its ports, so the Service will be deleted:
+		// that write is refused here too, not after the Deployment changed.
+		if err := core.Services(ns).Delete(ctx, name, metav1.DeleteOptions{DryRun: dryRunAll}); err != nil && classify(err) != workload.NotFound {
+			return zero, p.wrap(err, "delete service "+name+" (dry run)")
 		}
 	}
 
@@ -173,6 +182,9 @@ func (p *Provider) Scale(ctx context.Context, serviceID string, replicas int) (w
 	if m := workload.ValidateReplicas(replicas); m != "" {
 		return zero, workload.Invalid(workload.FieldError{Path: "replicas", Message: m})
 	}
+	if err := p.permitted(provider.OpScale); err != nil {
+		return zero, err
+	}
 	if err := p.cache.waitSynced(ctx); err != nil {
 		return zero, err
 	}
@@ -193,6 +205,9 @@ func (p *Provider) Scale(ctx context.Context, serviceID string, replicas int) (w
 func (p *Provider) Stop(ctx context.Context, serviceID string) (workload.DeploymentStatus, error) {
 	var zero workload.DeploymentStatus
 	if err := checkName(serviceID); err != nil {
+		return zero, err
+	}
+	if err := p.permitted(provider.OpStop); err != nil {
 		return zero, err
 	}
 	if err := p.cache.waitSynced(ctx); err != nil {
@@ -271,6 +286,9 @@ func (p *Provider) Restart(ctx context.Context, serviceID string) (workload.Depl
 	if err := checkName(serviceID); err != nil {
 		return zero, err
 	}
+	if err := p.permitted(provider.OpRestart); err != nil {
+		return zero, err
+	}
 	if err := p.cache.waitSynced(ctx); err != nil {
 		return zero, err
 	}
@@ -308,6 +326,9 @@ func (p *Provider) ApplyConfig(ctx context.Context, serviceID string, config map
 	}
 	if errs := workload.ValidateConfig("config", config); len(errs) > 0 {
 		return workload.Invalid(errs...)
+	}
+	if err := p.permitted(provider.OpApplyConfig); err != nil {
+		return err
 	}
 	if err := p.cache.waitSynced(ctx); err != nil {
 		return err

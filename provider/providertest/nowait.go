@@ -37,7 +37,23 @@ func (s *suite) noWait(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Stop without waiting: %v", err)
 	}
-	s.waitPhase(t, name, st, workload.Stopped, 0)
+	// Stopped, or unknown where stop deletes the service (Kubernetes'
+	// deleteOnStop).
+	wctx := s.ctx(t)
+	for st.Phase != workload.Stopped || st.Replicas.Ready != 0 {
+		select {
+		case <-wctx.Done():
+			t.Fatalf("%s: phase %s ready %d after a Stop without waiting, want Stopped or unknown (%s)", name, st.Phase, st.Replicas.Ready, st.Message)
+		case <-time.After(100 * time.Millisecond):
+		}
+		st, err = s.h.Provider.Status(wctx, name)
+		if workload.CodeOf(err) == workload.NotFound {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Status(%s): %v", name, err)
+		}
+	}
 	s.observe(t, name, 0)
 }
 
