@@ -158,13 +158,11 @@ func TestMissingVerbsAreNamed(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	start := time.Now()
+	// Without the up-front check Start waited for informers that never
+	// sync and ended with ctx (a timeout), not with the missing verb.
 	_, err := p.Start(ctx, workload.DeploymentSpec{Name: "web", Image: testImage, Replicas: 1})
 	if workload.CodeOf(err) != workload.PermissionDenied || !strings.Contains(err.Error(), "watch replicasets.apps") || !provider.NothingChanged(err) {
 		t.Fatalf("start: %v", err)
-	}
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("start took %s to be refused", d)
 	}
 	_, err = p.Exec(ctx, "web", provider.ExecRequest{Command: []string{"true"}})
 	if workload.CodeOf(err) != workload.PermissionDenied || !strings.Contains(err.Error(), "create pods/exec") {
