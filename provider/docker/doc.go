@@ -87,6 +87,15 @@
 // Progressing (ctx ended first). Starting an unchanged spec only heals
 // missing or dead replicas.
 //
+// Under provider.WithoutWait (the API's wait=false, the CLI's --no-wait)
+// new replicas are started and not waited for: Start and Scale answer with
+// the status at that moment. A rolling replacement (a changed spec,
+// Restart, ApplyConfig) still waits for each new replica before the next,
+// because this provider is the one rolling: without the wait a replica
+// that fails would not keep the old one serving. The runtime reports a
+// waited operation that ends Failed as rollout_failed, and one still
+// Progressing at the deadline as timeout, both with the status.
+//
 // Replicas that are replaced or scaled away drain in the background: the
 // graceful stop (SIGTERM, SIGKILL after stopTimeout) and removal run
 // after the operation has answered, in index order, highest first; the
