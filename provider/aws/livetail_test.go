@@ -76,19 +76,19 @@ func exactlyOnceInOrder(t *testing.T, got []string, n int) {
 // each seam neither drops nor repeats a line.
 func TestLogsFollowLiveTail(t *testing.T) {
 	p, f := openFake(t, fakeaws.Options{}, nil)
-	f.SetLiveTail(fakeaws.LiveTailOptions{Interval: 30 * time.Millisecond, MaxUpdates: 2})
+	f.SetLiveTail(fakeaws.LiveTailOptions{Interval: 30 * time.Millisecond, MaxUpdates: 3})
 	// The follower polls once an hour: every line comes from live tail or
 	// a session's first catch-up read, and a fallback to polling would
 	// show as missing lines.
 	follower := openOn(t, f, map[string]any{"pollInterval": "1h"})
-	got := followLines(t, p, follower, f, "lt", 120, 1)
-	exactlyOnceInOrder(t, got, 120)
+	got := followLines(t, p, follower, f, "lt", 200, 1)
+	exactlyOnceInOrder(t, got, 200)
 	sessions, filters := f.Requests("logs.StartLiveTail"), f.Requests("logs.FilterLogEvents")
 	// Each session ends with SessionTimeoutException (the three-hour
 	// limit): a normal end, so following stays live past maxBroken (5)
 	// such ends instead of falling back to polling (review A1).
 	if sessions < 7 {
-		t.Errorf("%d StartLiveTail sessions, want more than 6 (each ends after 2 updates)", sessions)
+		t.Errorf("%d StartLiveTail sessions, want more than 6 (each ends after 3 updates)", sessions)
 	}
 	// One first read, then one catch-up read per session: no polling.
 	if filters > sessions+1 {

@@ -69,7 +69,9 @@ func TestLogsFollowReadsNewestWindow(t *testing.T) {
 		}
 	}
 	go func() {
-		time.Sleep(50 * time.Millisecond) // the follow has seeded its cursor
+		for f.Calls("ListLogs") == 0 { // the follow has seeded its cursor
+			time.Sleep(2 * time.Millisecond)
+		}
 		emit(0, 10)
 	}()
 	for l, err := range p.Logs(c, "chat", provider.LogOptions{Follow: true, Tail: 0}) {

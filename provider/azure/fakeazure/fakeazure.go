@@ -548,6 +548,7 @@ func (f *Fake) containersServer() acifake.ContainersServer {
 				return
 			}
 			lines := g.logs
+			f.calls["ListLogs"]++
 			if o == nil || o.Tail == nil {
 				f.calls["ListLogs without tail"]++
 			}
