@@ -18,7 +18,8 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Version is set at build time with -ldflags "-X .../internal/cli.Version=v1.2.3".
+// Version, when set at build time with -ldflags "-X .../internal/cli.Version=v1.2.3",
+// overrides the module version read from the build info (see version.go).
 var Version = "dev"
 
 // Main runs the command line and returns the process exit code.
@@ -68,23 +69,11 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		Short:         "Live workload operations over Docker, Kubernetes, AWS, Azure and GCP, audited in a hash-chained ledger",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       Version,
+		Version:       readBuildInfo().String(),
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newServeCmd(), newLedgerCmd(), newVersionCmd())
 	addClientCommands(root)
 	return root
-}
-
-func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintln(cmd.OutOrStdout(), "alphaswarm", Version)
-			return nil
-		},
-	}
 }
