@@ -2,6 +2,7 @@ package control_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,5 +109,39 @@ func TestExecDoesNotHoldTheServiceLock(t *testing.T) {
 	}
 	if intents != 1 || results != 1 {
 		t.Fatalf("exec audit: %d intents, %d results; want 1 and 1", intents, results)
+	}
+}
+
+// TestExecOrphanIsRecorded: when the session ends before the command, the
+// result row says what became of the process (review F1); a provider that
+// cannot tell is recorded as unknown, not as ended.
+func TestExecOrphanIsRecorded(t *testing.T) {
+	mem := providertest.NewMemory("local")
+	e := newEnv(t, mem, nil)
+	e.mustDo(t, control.Request{Action: workload.ActionStart, Service: "web", Spec: spec("web", 1)})
+	entered := make(chan struct{})
+	mem.Enter = func(ctx context.Context, op provider.Operation, _ string) error {
+		if op != provider.OpExec {
+			return nil
+		}
+		close(entered)
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.rt.Do(ctx, control.Request{Principal: alice, Target: "local", Action: workload.ActionExec, Service: "web",
+			Exec: &provider.ExecRequest{Command: []string{"echo", "hi"}}})
+		done <- err
+	}()
+	<-entered
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("exec whose client left succeeded")
+	}
+	recs := e.records(t, ledger.Filter{Service: "web", Action: string(workload.ActionExec), Kind: ledger.KindResult})
+	if len(recs) != 1 || !strings.Contains(recs[0].Detail, `"orphan":{"ended":false,"detail":"unknown:`) {
+		t.Fatalf("result row does not say what became of the process: %+v", recs)
 	}
 }

@@ -531,6 +531,14 @@ func (rt *Runtime) callProvider(ctx context.Context, r *Request, runID string) (
 		}
 		res, err := provider.Exec(ctx, p, r.Service, req)
 		if err != nil {
+			if ctx.Err() != nil && res.Orphan == nil {
+				res.Orphan = &provider.ExecOrphan{Detail: "unknown: the session ended before the command and provider " +
+					rt.providerName(r.Target) + " closed its streams without reporting whether the process ended"}
+			}
+			if res.Orphan != nil {
+				// The result row says what became of the process.
+				return Result{Exec: &res}, timeoutErr(ctx, err)
+			}
 			return Result{}, timeoutErr(ctx, err)
 		}
 		return Result{Exec: &res}, nil

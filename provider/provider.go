@@ -107,6 +107,16 @@ type ExecRequest struct {
 type ExecResult struct {
 	Instance string `json:"instance"`
 	ExitCode int    `json:"exitCode"`
+	// Orphan is set when the session ended before the command did (the
+	// client went away or the exec timed out): what became of the process.
+	Orphan *ExecOrphan `json:"orphan,omitempty"`
+}
+
+// ExecOrphan says whether a command whose session ended first was ended
+// by the provider, and how, or why it was left running.
+type ExecOrphan struct {
+	Ended  bool   `json:"ended"`
+	Detail string `json:"detail"`
 }
 
 // Execer runs commands inside a service's instances.

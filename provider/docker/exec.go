@@ -101,7 +101,9 @@ func (p *Provider) Exec(ctx context.Context, serviceID string, req provider.Exec
 		_, err = stdcopy.StdCopy(stdout, stderr, att.Reader)
 	}
 	if ctx.Err() != nil {
-		return res, p.wrap(ctx.Err(), "exec in "+in.name)
+		// The session ended first (client gone, timeout): end the process (exec_end.go).
+		res.Orphan = p.endExec(cr.ID, in.id)
+		return res, p.wrap(ctx.Err(), "exec in "+in.name+" (session ended before the command; "+res.Orphan.Detail+")")
 	}
 	if err != nil && !isClosedErr(err) {
 		return res, p.wrap(err, "exec output from "+in.name)
@@ -119,7 +121,8 @@ func (p *Provider) Exec(ctx context.Context, serviceID string, req provider.Exec
 		}
 		select {
 		case <-ctx.Done():
-			return res, p.wrap(ctx.Err(), "exec in "+in.name)
+			res.Orphan = p.endExec(cr.ID, in.id)
+			return res, p.wrap(ctx.Err(), "exec in "+in.name+" (session ended before the command; "+res.Orphan.Detail+")")
 		case <-time.After(delay):
 		}
 		delay = min(2*delay, 200*time.Millisecond)
