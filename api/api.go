@@ -86,7 +86,9 @@ type HaltState struct {
 //     (repeated), optional instance=, tty=true, cols=, rows=;
 //   - binary messages from the client are the command's stdin; a text
 //     message is a control message: {"resize":{"cols":120,"rows":40}} or
-//     {"eof":true} to close stdin;
+//     {"eof":true} to close stdin (with a TTY, it sends the terminal's EOF
+//     character, Ctrl-D, which ends input at the start of a line as typing
+//     it would; a binary 0x04 does the same);
 //   - binary messages from the server are output, prefixed by one byte:
 //     StreamStdout or StreamStderr (with a TTY everything is stdout);
 //   - the server's last message is a text message {"exit":{"code":N,"runId":...}}

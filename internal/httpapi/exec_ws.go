@@ -19,6 +19,10 @@ import (
 
 // The WebSocket framing is documented in package api.
 
+// ttyEOF is the terminal's default EOF character (VEOF, Ctrl-D; POSIX
+// termios, "Special Characters"): what {"eof":true} sends in TTY mode.
+const ttyEOF = 0x04
+
 type wsWriter struct {
 	ctx    context.Context
 	c      *websocket.Conn
@@ -135,6 +139,15 @@ func (s *Server) execWS(w http.ResponseWriter, r *http.Request, p control.Princi
 				}
 			}
 			if ctl.EOF {
+				if req.TTY {
+					// Closing a TTY's input ends nothing: the program reads
+					// the terminal, and a terminal says end-of-file with its
+					// EOF character (VEOF, Ctrl-D), as a user typing would.
+					if _, err := stdinW.Write([]byte{ttyEOF}); err != nil {
+						return
+					}
+					continue
+				}
 				stdinW.Close()
 			}
 		}
