@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alphaswarm/controller/ledger"
@@ -83,7 +84,8 @@ type Ledger struct {
 	done     sync.WaitGroup
 	once     sync.Once
 
-	stepMu sync.Mutex // one step at a time
+	told   atomic.Bool // tampering was logged
+	stepMu sync.Mutex  // one step at a time
 	mu     sync.Mutex
 	st     *state // the signer's fold; written by the signer only, under mu
 	// pins are the halt scopes a checkpoint or a row seen by this process
@@ -267,6 +269,9 @@ func (l *Ledger) Append(ctx context.Context, r ledger.Record) (ledger.Record, er
 	}
 	out, err := l.inner.Append(ctx, r)
 	if err != nil {
+		if errors.Is(err, ledger.ErrHeadMoved) {
+			l.tampered(err.Error())
+		}
 		return out, err
 	}
 	if _, _, ok := haltOf(out); ok {
@@ -343,7 +348,7 @@ func (l *Ledger) Halts(ctx context.Context) (map[string]bool, error) {
 }
 
 func (l *Ledger) tampered(reason string) {
-	if l.guard.Tampered() == nil {
+	if l.told.CompareAndSwap(false, true) {
 		l.log.Error("LEDGER TAMPERING DETECTED: refusing every mutating operation", "reason", reason)
 	}
 	l.guard.Refuse("tampering detected: " + reason)

@@ -474,7 +474,7 @@ func (e *exporter) send(ctx context.Context, rows []ledger.Record) error {
 
 // cursorEvery is how often an exporter makes its sink durable and saves
 // its cursor: a crash re-sends at most that much (duplicates, never gaps).
-const cursorEvery = 2 * time.Second
+const cursorEvery = 30 * time.Second
 
 // saveCursor syncs the sink (when it can) and saves the cursor, at most
 // every cursorEvery unless now.
