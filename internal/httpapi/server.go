@@ -138,6 +138,9 @@ func New(o Options) *Server {
 		// trickling one (authenticated or not) is answered or cut off
 		// instead of holding a goroutine and a socket; streams clear it.
 		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.rtimeout))
+		if s.methodNotAllowed(w, r) {
+			return
+		}
 		s.mux.ServeHTTP(w, r)
 	})
 	return s

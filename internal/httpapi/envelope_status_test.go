@@ -1,0 +1,62 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/alphaswarm/controller/workload"
+)
+
+// TestEveryErrorIsAnEnvelope: a wrong method gets 405 with Allow and the
+// envelope, also where the /v1/ catch-all used to answer 404; an unknown
+// path is a 404 envelope (review third-party-clients F8).
+func TestEveryErrorIsAnEnvelope(t *testing.T) {
+	f := newFixture(t)
+	for _, c := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"POST", "/healthz", 405, "GET"},
+		{"DELETE", "/v1/targets", 405, "GET"},
+		{"PUT", "/v1/targets/local/services/web/scale", 405, "POST"},
+		{"GET", "/v1/nope", 404, ""},
+	} {
+		t.Run(c.method+" "+c.path, func(t *testing.T) {
+			req, _ := http.NewRequest(c.method, f.srv.URL+c.path, nil)
+			req.Header.Set("Authorization", "Bearer "+tokens["admin"])
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			r := f.call(t, "admin", c.method, c.path, "")
+			if r.status != c.status || r.env.Error == nil || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+				t.Fatalf("got %d %q %s; want %d with the error envelope", r.status, resp.Header.Get("Content-Type"), r.raw, c.status)
+			}
+			if c.allow != "" && !strings.Contains(resp.Header.Get("Allow"), c.allow) {
+				t.Fatalf("Allow %q does not list %s", resp.Header.Get("Allow"), c.allow)
+			}
+		})
+	}
+}
+
+// TestIdempotencyConflictIsNotRetryable (review F10): the same key with a
+// different request can never succeed, so the 409 says retryable false.
+func TestIdempotencyConflictIsNotRetryable(t *testing.T) {
+	f := newFixture(t)
+	body := "name: web\nimage: x/y:1\nreplicas: 1\n"
+	r := f.call(t, "operator", "POST", "/v1/targets/local/services", body, "Content-Type", "application/yaml", "Idempotency-Key", "k-1")
+	if r.status != 200 {
+		t.Fatalf("deploy: %d %s", r.status, r.raw)
+	}
+	r = f.call(t, "operator", "POST", "/v1/targets/local/services", strings.Replace(body, "replicas: 1", "replicas: 2", 1),
+		"Content-Type", "application/yaml", "Idempotency-Key", "k-1")
+	if r.status != 409 || r.env.Error == nil || r.env.Error.Code != workload.Conflict {
+		t.Fatalf("reused key: %d %s", r.status, r.raw)
+	}
+	if r.env.Error.Retryable || !strings.Contains(r.raw, `"retryable":false`) {
+		t.Fatalf("a key conflict says it is retryable: %s", r.raw)
+	}
+}
