@@ -17,6 +17,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -28,6 +29,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	azfake "github.com/Azure/azure-sdk-for-go/sdk/azcore/fake"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
@@ -183,7 +185,28 @@ func (f *Fake) MonitorTransport() policy.Transporter {
 
 // KeyVaultTransport is the Key Vault secrets transport.
 func (f *Fake) KeyVaultTransport() policy.Transporter {
-	return kvfake.NewServerTransport(&kvfake.Server{SetSecret: f.setSecret, GetSecret: f.getSecret, UpdateSecretProperties: f.updateSecretProperties})
+	return disabledShape{kvfake.NewServerTransport(&kvfake.Server{SetSecret: f.setSecret, GetSecret: f.getSecret, UpdateSecretProperties: f.updateSecretProperties})}
+}
+
+// disabledShape gives a read of a disabled secret Key Vault's error
+// shape: 403 with the top-level code Forbidden and the reason in the inner
+// error ({"error":{"code":"Forbidden","message":"Operation get is not
+// allowed on a disabled secret.","innererror":{"code":"SecretDisabled"}}},
+// as reported in Azure/azure-sdk-for-java#17991 and
+// ansible-collections/azure#1989); the SDK's fake server can set only the
+// top-level code.
+type disabledShape struct{ next policy.Transporter }
+
+func (t disabledShape) Do(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.Do(req)
+	var re *azcore.ResponseError
+	if !errors.As(err, &re) || re.StatusCode != http.StatusForbidden || re.ErrorCode != "SecretDisabled" {
+		return resp, err
+	}
+	body := `{"error":{"code":"Forbidden","message":"Operation get is not allowed on a disabled secret.","innererror":{"code":"SecretDisabled"}}}`
+	return &http.Response{StatusCode: http.StatusForbidden, Status: "403 Forbidden", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{"Content-Type": {"application/json; charset=utf-8"}},
+		Body:   io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: req}, nil
 }
 
 // AppConfigURL is the App Configuration store's endpoint (https).

@@ -366,6 +366,15 @@ func TestKeyVault(t *testing.T) {
 	if _, err := c.GetSecret(ctx, "nope", "", nil); err == nil || !strings.Contains(err.Error(), "SecretNotFound") {
 		t.Errorf("GetSecret(nope) = %v", err)
 	}
+	// A disabled version: 403 Forbidden, the reason in the inner error.
+	if _, err := c.UpdateSecretProperties(ctx, "db", "", azsecrets.UpdateSecretPropertiesParameters{SecretAttributes: &azsecrets.SecretAttributes{Enabled: to.Ptr(false)}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.GetSecret(ctx, "db", "", nil)
+	var re *azcore.ResponseError
+	if !errors.As(err, &re) || re.StatusCode != 403 || re.ErrorCode != "Forbidden" || !strings.Contains(err.Error(), "innererror") || !strings.Contains(err.Error(), "SecretDisabled") {
+		t.Errorf("GetSecret of a disabled version = %v (code %q)", err, re.ErrorCode)
+	}
 }
 
 // TestAppConfigWire pins the REST shapes against the reference examples:
