@@ -103,6 +103,9 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 		if err != nil {
 			return workload.DeploymentStatus{}, afterIf(changed, mapErr("CreateService "+spec.Name, err))
 		}
+		if !provider.Waits(ctx) {
+			return p.wait(ctx, spec.Name) // the status now; Cloud Run rolls the first revision on
+		}
 		if _, err := op.Wait(ctx); err != nil {
 			return p.opFailed(ctx, spec.Name, afterChange(mapErr("CreateService "+spec.Name+" (operation)", err)))
 		}
