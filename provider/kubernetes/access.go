@@ -71,6 +71,10 @@ var permissions = []permission{
 	{"", "configmaps", "", "delete", []provider.Operation{provider.OpStop}, true},
 }
 
+// firstAccessWait bounds how long an operation waits for the first
+// access check of a target that just opened.
+const firstAccessWait = 5 * time.Second
+
 // accessState is what the last check found.
 type accessState struct {
 	checked   bool
@@ -81,8 +85,11 @@ type accessState struct {
 // watchAccess checks the permissions (and the namespace) at start and
 // every five minutes after: RBAC may change while the controller runs.
 func (p *Provider) watchAccess(ctx context.Context) {
-	for {
+	for first := true; ; first = false {
 		p.checkAccess(ctx)
+		if first {
+			close(p.accessFirst)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -167,6 +174,13 @@ func (p *Provider) missingFor(op provider.Operation) string {
 // namespace) naming what op lacks, before any call that would fail on it
 // or hang waiting for a watch that is refused.
 func (p *Provider) permitted(op provider.Operation) error {
+	// Right after the target opened, let the first check finish (it is a
+	// few quick requests; bounded, so an API server that does not answer
+	// leaves the operation to report that itself).
+	select {
+	case <-p.accessFirst:
+	case <-time.After(firstAccessWait):
+	}
 	why := p.missingFor(op)
 	if why == "" {
 		return nil

@@ -170,8 +170,9 @@ type Provider struct {
 	metricsMu     sync.Mutex
 	metricsAbsent string // why metrics.k8s.io is not served; "" if it is or is unknown
 
-	accessMu sync.Mutex
-	access   accessState // what checkAccess found (access.go)
+	accessMu    sync.Mutex
+	access      accessState   // what checkAccess found (access.go)
+	accessFirst chan struct{} // closed when the first check has ended
 }
 
 // Factory builds a kubernetes provider for cfg. The rest.Config comes from
@@ -313,7 +314,8 @@ func New(ctx context.Context, target string, rc *rest.Config, opts Options) (*Pr
 // newProvider wires a provider over its clients without starting it.
 // opts must have had its defaults applied.
 func newProvider(target string, opts Options, kube kubernetes.Interface, mc metricsclient.Interface, host string) *Provider {
-	p := &Provider{target: target, opts: opts, host: host, baseURL: parseBaseURL(host), kube: kube, metrics: mc}
+	p := &Provider{target: target, opts: opts, host: host, baseURL: parseBaseURL(host), kube: kube, metrics: mc,
+		accessFirst: make(chan struct{})}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.cache = newCache(p)
 	return p

@@ -177,6 +177,17 @@ func TestMissingVerbsAreNamed(t *testing.T) {
 	if err := p.Ping(ctx); workload.CodeOf(err) != workload.PermissionDenied || !strings.Contains(err.Error(), "watch replicasets.apps") {
 		t.Fatalf("ping (readyz): %v", err)
 	}
+	// Right after a target opens, an operation waits for the first check
+	// instead of racing it.
+	fresh, err := New(context.Background(), "kt2", rc, Options{Namespace: e.ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fresh.Close() })
+	if _, err := fresh.Exec(ctx, "web", provider.ExecRequest{Command: []string{"true"}}); workload.CodeOf(err) != workload.PermissionDenied ||
+		!strings.Contains(err.Error(), "create pods/exec") {
+		t.Fatalf("exec right after open: %v", err)
+	}
 }
 
 // S6: a target whose namespace does not exist is reported when it opens:
