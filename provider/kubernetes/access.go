@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	authnv1 "k8s.io/api/authentication/v1"
 	authv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -80,6 +81,7 @@ type accessState struct {
 	checked   bool
 	missing   []permission
 	namespace string // why the namespace cannot be used ("" if it can)
+	user      string // who the API server says the credentials are ("" if unknown)
 }
 
 // watchAccess checks the permissions (and the namespace) at start and
@@ -131,6 +133,11 @@ func (p *Provider) checkAccess(ctx context.Context) {
 	if classify(err) == workload.NotFound {
 		st.namespace = fmt.Sprintf("namespace %s does not exist in the cluster at %s (create it, or set options.namespace): %v", p.opts.Namespace, p.host, err)
 	}
+	// Name the identity in the messages (a SelfSubjectReview needs no
+	// permission; an API server that does not serve it leaves it out).
+	if r, err := p.kube.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authnv1.SelfSubjectReview{}, metav1.CreateOptions{}); err == nil {
+		st.user = r.Status.UserInfo.Username
+	}
 	st.checked = true
 	p.accessMu.Lock()
 	changed := fmt.Sprint(p.access) != fmt.Sprint(st)
@@ -166,8 +173,12 @@ func (p *Provider) missingFor(op provider.Operation) string {
 	if len(verbs) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("the target's credentials lack %s in namespace %s (SelfSubjectAccessReview at open; the Role the provider needs is in deploy/kubernetes/role.yaml)",
-		strings.Join(verbs, ", "), p.opts.Namespace)
+	who := "the target's credentials"
+	if st.user != "" {
+		who += fmt.Sprintf(" (user %q)", st.user)
+	}
+	return fmt.Sprintf("%s lack %s in namespace %s (SelfSubjectAccessReview at open; the Role the provider needs is in deploy/kubernetes/role.yaml)",
+		who, strings.Join(verbs, ", "), p.opts.Namespace)
 }
 
 // permitted fails fast with PermissionDenied (or NotFound for a missing

@@ -165,7 +165,8 @@ func TestMissingVerbsAreNamed(t *testing.T) {
 		t.Fatalf("start: %v", err)
 	}
 	_, err = p.Exec(ctx, "web", provider.ExecRequest{Command: []string{"true"}})
-	if workload.CodeOf(err) != workload.PermissionDenied || !strings.Contains(err.Error(), "create pods/exec") {
+	if workload.CodeOf(err) != workload.PermissionDenied || !strings.Contains(err.Error(), "create pods/exec") ||
+		!strings.Contains(err.Error(), `user "alphaswarm-`+e.ns+`"`) {
 		t.Fatalf("exec: %v", err)
 	}
 	for _, err := range p.StreamMetrics(ctx, "web") {
