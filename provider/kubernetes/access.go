@@ -166,7 +166,7 @@ func (p *Provider) missingFor(op provider.Operation) string {
 	for _, m := range st.missing {
 		for _, o := range m.ops {
 			if o == op {
-				verbs = append(verbs, m.String())
+				verbs = append(verbs, "cannot "+m.String())
 			}
 		}
 	}
@@ -177,7 +177,7 @@ func (p *Provider) missingFor(op provider.Operation) string {
 	if st.user != "" {
 		who += fmt.Sprintf(" (user %q)", st.user)
 	}
-	return fmt.Sprintf("%s lack %s in namespace %s (SelfSubjectAccessReview at open; the Role the provider needs is in deploy/kubernetes/role.yaml)",
+	return fmt.Sprintf("%s %s in namespace %s (SelfSubjectAccessReview at open; the Role the provider needs is in deploy/kubernetes/role.yaml)",
 		who, strings.Join(verbs, ", "), p.opts.Namespace)
 }
 
