@@ -49,10 +49,14 @@ func render(t *testing.T, c *k8stest.Cluster, ns string) string {
 
 // TestManifestsApply: the rendered manifests pass the real API server's
 // validation and admission (`kubectl apply --dry-run=server`), then apply
-// for real; the Deployment's 2 replicas become ready on the fake nodes.
+// for real in a namespace enforcing the restricted Pod Security Standard;
+// the Deployment's 2 replicas become ready on the fake nodes.
 func TestManifestsApply(t *testing.T) {
 	c := k8stest.Start(t)
 	ns := c.Namespace(t)
+	// The pods must pass the "restricted" Pod Security Standard: the
+	// securityContext matches the image (non-root UID, no capabilities...).
+	c.Kubectl(t, "label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
 	file := render(t, c, ns)
 	out := c.Kubectl(t, "apply", "--dry-run=server", "-f", file)
 	t.Logf("kubectl apply --dry-run=server:\n%s", out)
