@@ -473,6 +473,12 @@ func runsCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: g.run(func(cmd *cobra.Command, _ []string, c *client.Client, p printer) error {
 			f.Kind, f.Outcome, f.Descending = ledger.Kind(kind), ledger.Outcome(outcome), true
+			if err := oneOf("kind", f.Kind, ledger.Kinds); err != nil {
+				return err
+			}
+			if err := oneOf("outcome", f.Outcome, ledger.Outcomes); err != nil {
+				return err
+			}
 			if since != "" {
 				d, err := time.ParseDuration(since)
 				if err != nil {
@@ -532,7 +538,7 @@ func ledgerVerifyCmd(g *globals) *cobra.Command {
 			}
 			var res ledger.VerifyResult
 			if url != "" {
-				l, err := ledger.Open(cmd.Context(), url)
+				l, err := openExistingLedger(cmd.Context(), url)
 				if err != nil {
 					return err
 				}

@@ -43,7 +43,7 @@ func verifyCheckpoints(ctx context.Context, p printer, url, file, pubKey string)
 	if err != nil {
 		return workload.Errorf(workload.InvalidArgument, "--checkpoints %s: %v", file, err)
 	}
-	l, err := ledger.Open(ctx, url)
+	l, err := openExistingLedger(ctx, url)
 	if err != nil {
 		return err
 	}

@@ -83,6 +83,9 @@ func loadConfig(f serveFlags) (config.Config, error) {
 }
 
 func serve(ctx context.Context, out, errOut io.Writer, f serveFlags) error {
+	if err := oneOf("log-format", f.logFormat, []string{"text", "json"}); err != nil {
+		return err
+	}
 	cfg, err := loadConfig(f)
 	if err != nil {
 		return err

@@ -60,3 +60,19 @@ func TestIdempotencyConflictIsNotRetryable(t *testing.T) {
 		t.Fatalf("a key conflict says it is retryable: %s", r.raw)
 	}
 }
+
+// TestRunsEnumsValidated: an unknown kind or outcome is a 400 naming the
+// parameter, not an empty page.
+func TestRunsEnumsValidated(t *testing.T) {
+	f := newFixture(t)
+	for _, q := range []string{"kind=bogus", "outcome=bogus"} {
+		r := f.call(t, "viewer", "GET", "/v1/runs?"+q, "")
+		param := strings.SplitN(q, "=", 2)[0]
+		if r.status != 400 || r.env.Error == nil || r.env.Error.Code != workload.InvalidArgument || !strings.Contains(r.raw, param) {
+			t.Fatalf("GET /v1/runs?%s: %d %s", q, r.status, r.raw)
+		}
+	}
+	if r := f.call(t, "viewer", "GET", "/v1/runs?outcome=ok&kind=result", ""); r.status != 200 {
+		t.Fatalf("valid filters: %d %s", r.status, r.raw)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -286,6 +287,12 @@ func (s *Server) runs(w http.ResponseWriter, r *http.Request, _ control.Principa
 	}
 	if o := q.Get("order"); o != "" && o != "asc" && o != "desc" {
 		errs = append(errs, workload.FieldError{Path: "order", Message: "must be asc or desc"})
+	}
+	if f.Kind != "" && !slices.Contains(ledger.Kinds, f.Kind) {
+		errs = append(errs, workload.FieldError{Path: "kind", Message: "must be intent, result or rejected"})
+	}
+	if f.Outcome != "" && !slices.Contains(ledger.Outcomes, f.Outcome) {
+		errs = append(errs, workload.FieldError{Path: "outcome", Message: "must be ok, error, interrupted, invalid, denied or halted"})
 	}
 	if len(errs) > 0 {
 		writeError(w, workload.Invalid(errs...))
