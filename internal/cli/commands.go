@@ -389,15 +389,13 @@ func metricsCmd(g *globals) *cobra.Command {
 					return err
 				}
 				if p.format == "table" {
-					tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
 					if !header {
-						fmt.Fprintln(tw, "TIME\tINSTANCES\tCPU%\tMEMORY\tNET RX\tNET TX")
+						fmt.Fprintf(p.w, metricsRowFormat, "TIME", "INSTANCES", "CPU%", "MEMORY", "NET RX", "NET TX")
 						header = true
 					}
-					fmt.Fprintf(tw, "%s\t%d\t%.1f\t%s\t%s\t%s\n", s.Time.Local().Format("15:04:05"), s.Instances, s.CPUPercent,
+					fmt.Fprintf(p.w, metricsRowFormat, s.Time.Local().Format("15:04:05"), s.Instances, fmt.Sprintf("%.1f", s.CPUPercent),
 						bytesStr(s.MemoryBytes), bytesStr(s.NetRxBytes), bytesStr(s.NetTxBytes))
-					tw.Flush()
-				} else if err := p.print(s, nil); err != nil {
+				} else if err := p.record(s, nil); err != nil {
 					return err
 				}
 				if !watch {
@@ -451,7 +449,7 @@ func logsCmd(g *globals) *cobra.Command {
 					// The whole instance name: pods of one ReplicaSet
 					// differ only in their last characters.
 					fmt.Fprintf(p.w, "[%s] %s\n", l.Instance, l.Text)
-				} else if err := p.print(l, nil); err != nil {
+				} else if err := p.record(l, nil); err != nil {
 					return err
 				}
 			}

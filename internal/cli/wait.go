@@ -56,7 +56,7 @@ func watchStatus(cmd *cobra.Command, c *client.Client, p printer, target, servic
 		if (target != "" && st.Target != target) || (service != "" && st.Name != service) {
 			continue
 		}
-		if err := p.print(st, func(tw *tabwriter.Writer) {
+		if err := p.record(st, func(tw *tabwriter.Writer) {
 			if !header {
 				fmt.Fprintln(tw, "TIME\tSERVICE\tPHASE\tREADY\tUPDATED\tREVISION\tMESSAGE")
 				header = true

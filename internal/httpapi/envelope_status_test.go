@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -74,5 +75,25 @@ func TestRunsEnumsValidated(t *testing.T) {
 	}
 	if r := f.call(t, "viewer", "GET", "/v1/runs?outcome=ok&kind=result", ""); r.status != 200 {
 		t.Fatalf("valid filters: %d %s", r.status, r.raw)
+	}
+}
+
+// TestOpenAPIServersIsRelative (review F3): the document works against the
+// address it was fetched from, whatever --listen is.
+func TestOpenAPIServersIsRelative(t *testing.T) {
+	f := newFixture(t)
+	r := f.call(t, "", "GET", "/v1/openapi.json", "")
+	var doc struct {
+		Servers []struct {
+			URL string `json:"url"`
+		} `json:"servers"`
+	}
+	if err := json.Unmarshal([]byte(r.raw), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range doc.Servers {
+		if !strings.HasPrefix(s.URL, "/") {
+			t.Fatalf("servers has an absolute URL %q; clients would call it instead of the server they fetched the document from", s.URL)
+		}
 	}
 }
