@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/alphaswarm/controller/workload"
 )
@@ -96,4 +97,43 @@ func TestOpenAPIServersIsRelative(t *testing.T) {
 			t.Fatalf("servers has an absolute URL %q; clients would call it instead of the server they fetched the document from", s.URL)
 		}
 	}
+}
+
+// TestStreamsHaveTheirOwnMetric (review F12): a stream's lifetime goes
+// into alphaswarm_stream_duration_seconds, not the request latency
+// histogram; the request is still counted.
+func TestStreamsHaveTheirOwnMetric(t *testing.T) {
+	f := newFixture(t)
+	f.deploy(t, "web", 1)
+	if r := f.call(t, "viewer", "GET", "/v1/targets/local/services/web/logs?tail=-1", ""); r.status != 200 {
+		t.Fatalf("logs: %d %s", r.status, r.raw)
+	}
+	// The handler's deferred close may run a moment after the client read
+	// the end of the stream.
+	var m string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m = f.call(t, "", "GET", "/metrics", "").raw; strings.Contains(m, `alphaswarm_open_streams{kind="logs"} 0`) {
+			break
+		}
+	}
+	const route = `route="GET /v1/targets/{target}/services/{service}/logs"`
+	if !strings.Contains(m, `alphaswarm_stream_duration_seconds_count{kind="logs"} 1`) {
+		t.Fatalf("no stream duration for the logs stream:\n%s", grepLines(m, "stream"))
+	}
+	if strings.Contains(m, "alphaswarm_http_request_duration_seconds_count{"+route) {
+		t.Fatalf("the logs stream is in the request latency histogram:\n%s", grepLines(m, "logs"))
+	}
+	if !strings.Contains(m, "alphaswarm_http_requests_total{"+route) {
+		t.Fatalf("the logs request is not counted:\n%s", grepLines(m, "logs"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -22,6 +22,7 @@ type Metrics struct {
 	ledgerAdd   prometheus.Histogram
 	ledgerFails prometheus.Counter
 	streams     *prometheus.GaugeVec
+	streamDur   *prometheus.HistogramVec
 	httpReqs    *prometheus.CounterVec
 	httpLatency *prometheus.HistogramVec
 }
@@ -41,13 +42,18 @@ func NewMetrics() *Metrics {
 		ledgerFails: prometheus.NewCounter(prometheus.CounterOpts{Name: "alphaswarm_ledger_append_failures_total",
 			Help: "Ledger appends that failed (operations refused or results left open)."}),
 		streams: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "alphaswarm_open_streams",
-			Help: "Open client streams by kind (metrics, logs, exec)."}, []string{"kind"}),
+			Help: "Open client streams by kind (metrics, logs, services, exec)."}, []string{"kind"}),
+		// Streams last seconds to hours: they have their own histogram and
+		// stay out of the request latency one, whose buckets end at 10 s.
+		streamDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "alphaswarm_stream_duration_seconds",
+			Help:    "How long client streams (SSE, exec WebSocket) stayed open, by kind.",
+			Buckets: prometheus.ExponentialBuckets(0.1, 4, 10)}, []string{"kind"}),
 		httpReqs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "alphaswarm_http_requests_total",
 			Help: "HTTP requests by route and status."}, []string{"route", "status"}),
 		httpLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "alphaswarm_http_request_duration_seconds",
 			Help: "HTTP request latency by route.", Buckets: prometheus.DefBuckets}, []string{"route"}),
 	}
-	m.reg.MustRegister(m.ops, m.opLatency, m.ledgerAdd, m.ledgerFails, m.streams, m.httpReqs, m.httpLatency,
+	m.reg.MustRegister(m.ops, m.opLatency, m.ledgerAdd, m.ledgerFails, m.streams, m.streamDur, m.httpReqs, m.httpLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -82,12 +88,20 @@ func (m *Metrics) streamOpened(kind string) func() {
 	}
 	g := m.streams.WithLabelValues(kind)
 	g.Inc()
-	return g.Dec
+	start := time.Now()
+	return func() {
+		g.Dec()
+		m.streamDur.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+	}
 }
 
-func (m *Metrics) request(route string, status int, d time.Duration) {
+// request counts a request; its latency goes into the request histogram
+// unless it became a stream (alphaswarm_stream_duration_seconds has those).
+func (m *Metrics) request(route string, status int, d time.Duration, stream bool) {
 	m.httpReqs.WithLabelValues(route, strconv.Itoa(status)).Inc()
-	m.httpLatency.WithLabelValues(route).Observe(d.Seconds())
+	if !stream {
+		m.httpLatency.WithLabelValues(route).Observe(d.Seconds())
+	}
 }
 
 func (s *Server) prometheus(w http.ResponseWriter, r *http.Request, _ control.Principal) {

@@ -172,6 +172,9 @@ func (s *Server) openStream(w http.ResponseWriter, p control.Principal) (func(),
 	}
 	s.streams[p.User]++
 	s.streamsMu.Unlock()
+	if sw, ok := w.(*statusWriter); ok {
+		sw.stream = true
+	}
 	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	return func() {
 		s.streamsMu.Lock()
@@ -218,7 +221,7 @@ func (s *Server) wrap(rt route) http.Handler {
 				}
 			}
 			if s.metrics != nil {
-				s.metrics.request(rt.method+" "+rt.pattern, sw.status, time.Since(start))
+				s.metrics.request(rt.method+" "+rt.pattern, sw.status, time.Since(start), sw.stream)
 			}
 		}()
 		r.Body = http.MaxBytesReader(sw, r.Body, s.maxBody)
@@ -261,6 +264,7 @@ type statusWriter struct {
 	http.ResponseWriter
 	status int
 	wrote  bool
+	stream bool // the request became a stream (openStream)
 }
 
 func (w *statusWriter) WriteHeader(code int) {
