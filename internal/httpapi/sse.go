@@ -19,10 +19,14 @@ const heartbeat = 15 * time.Second
 // sse writes a server-sent event stream. Each write has a deadline, so a
 // client that stops reading is disconnected instead of pinning the
 // handler; the upstream hub drops its oldest samples meanwhile.
+//
+// Every event has an id: a sequence number within the connection, or
+// endEventID on the event that ends a finished stream (see sse_end.go).
 type sse struct {
 	w   http.ResponseWriter
 	rc  *http.ResponseController
 	max time.Duration
+	n   int // the last event id sent
 }
 
 func (s *Server) startSSE(w http.ResponseWriter) *sse {
@@ -40,12 +44,17 @@ func (e *sse) flush() error {
 }
 
 func (e *sse) event(name string, v any) error {
+	e.n++
+	return e.write(strconv.Itoa(e.n), name, v)
+}
+
+func (e *sse) write(id, name string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
 	_ = e.rc.SetWriteDeadline(time.Now().Add(e.max))
-	if _, err := fmt.Fprintf(e.w, "event: %s\ndata: %s\n\n", name, b); err != nil {
+	if _, err := fmt.Fprintf(e.w, "id: %s\nevent: %s\ndata: %s\n\n", id, name, b); err != nil {
 		return err
 	}
 	return e.flush()
@@ -93,6 +102,9 @@ type item[T any] struct {
 
 func serveStream[T any](s *Server, w http.ResponseWriter, r *http.Request, p control.Principal, kind, event string,
 	open func(ctx context.Context) func(yield func(T, error) bool)) {
+	if streamFinished(w, r) {
+		return
+	}
 	done, err := s.openStream(w, p)
 	if err != nil {
 		writeError(w, err)
@@ -111,7 +123,7 @@ func serveStream[T any](s *Server, w http.ResponseWriter, r *http.Request, p con
 			if kind == "logs" {
 				// No lines (a quiet service, tail 0, no replicas) is an
 				// empty answer, not an error: as `kubectl logs` does.
-				s.startSSE(w).event("end", map[string]string{"reason": "no lines"})
+				s.startSSE(w).end("end", map[string]string{"reason": "no lines"})
 				return
 			}
 			writeError(w, workload.Errorf(workload.Unavailable, "the %s stream ended before it began", kind))
@@ -138,11 +150,11 @@ func serveStream[T any](s *Server, w http.ResponseWriter, r *http.Request, p con
 		select {
 		case it, ok := <-items:
 			if !ok {
-				e.event("end", map[string]string{"reason": "stream ended"})
+				e.end("end", map[string]string{"reason": "stream ended"})
 				return
 			}
 			if it.err != nil {
-				e.event("error", workload.Fail(it.err))
+				e.end("error", workload.Fail(it.err))
 				return
 			}
 			if err := e.event(event, it.v); err != nil {
@@ -209,6 +221,9 @@ func (s *Server) logsSSE(w http.ResponseWriter, r *http.Request, p control.Princ
 // connection (event "status"; "error" events report a target that failed
 // and do not end the stream).
 func (s *Server) servicesSSE(w http.ResponseWriter, r *http.Request, p control.Principal) {
+	if streamFinished(w, r) {
+		return
+	}
 	done, err := s.openStream(w, p)
 	if err != nil {
 		writeError(w, err)
@@ -226,7 +241,7 @@ func (s *Server) servicesSSE(w http.ResponseWriter, r *http.Request, p control.P
 		select {
 		case it, ok := <-items:
 			if !ok {
-				e.event("end", map[string]string{"reason": "stream ended"})
+				e.end("end", map[string]string{"reason": "stream ended"})
 				return
 			}
 			if it.err != nil {
