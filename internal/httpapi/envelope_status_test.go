@@ -137,3 +137,23 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestJSONRoutesRefuseOtherContentTypes (review F9): scale, config and
+// exec accept only what the document says, application/json.
+func TestJSONRoutesRefuseOtherContentTypes(t *testing.T) {
+	f := newFixture(t)
+	f.deploy(t, "web", 1)
+	for _, c := range []struct{ role, method, path, body string }{
+		{"operator", "POST", "/v1/targets/local/services/web/scale", `{"replicas":2}`},
+		{"operator", "PUT", "/v1/targets/local/services/web/config", `{"config":{"a":"b"}}`},
+		{"admin", "POST", "/v1/targets/local/services/web/exec", `{"command":["echo"]}`},
+	} {
+		r := f.call(t, c.role, c.method, c.path, c.body, "Content-Type", "text/plain")
+		if r.status != 400 || r.env.Error == nil || !strings.Contains(r.raw, "Content-Type") {
+			t.Fatalf("%s %s as text/plain: %d %s", c.method, c.path, r.status, r.raw)
+		}
+		if r := f.call(t, c.role, c.method, c.path, c.body, "Content-Type", "application/json; charset=utf-8"); r.status != 200 {
+			t.Fatalf("%s %s as JSON: %d %s", c.method, c.path, r.status, r.raw)
+		}
+	}
+}

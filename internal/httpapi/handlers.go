@@ -176,7 +176,11 @@ func (s *Server) restart(w http.ResponseWriter, r *http.Request, p control.Princ
 }
 
 func (s *Server) scale(w http.ResponseWriter, r *http.Request, p control.Principal) {
-	b, err := readBody(r)
+	err := requireJSON(r)
+	var b []byte
+	if err == nil {
+		b, err = readBody(r)
+	}
 	var body api.ScaleRequest
 	if err == nil {
 		body, err = DecodeStrict[api.ScaleRequest](b)
@@ -193,7 +197,11 @@ func (s *Server) scale(w http.ResponseWriter, r *http.Request, p control.Princip
 }
 
 func (s *Server) config(w http.ResponseWriter, r *http.Request, p control.Principal) {
-	b, err := readBody(r)
+	err := requireJSON(r)
+	var b []byte
+	if err == nil {
+		b, err = readBody(r)
+	}
 	var body api.ConfigRequest
 	if err == nil {
 		body, err = DecodeStrict[api.ConfigRequest](b)
@@ -229,7 +237,11 @@ func (c *cappedBuffer) Write(p []byte) (int, error) {
 }
 
 func (s *Server) execOnce(w http.ResponseWriter, r *http.Request, p control.Principal) {
-	b, err := readBody(r)
+	err := requireJSON(r)
+	var b []byte
+	if err == nil {
+		b, err = readBody(r)
+	}
 	var body api.ExecRequest
 	if err == nil {
 		body, err = DecodeStrict[api.ExecRequest](b)

@@ -90,8 +90,8 @@ func (m *Metrics) streamOpened(kind string) func() {
 	g.Inc()
 	start := time.Now()
 	return func() {
-		g.Dec()
 		m.streamDur.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+		g.Dec() // after the duration: a stream shown closed has its duration recorded
 	}
 }
 
