@@ -21,22 +21,8 @@ func (rt *Runtime) lockIdempotencyKey(ctx context.Context, r *Request) (func(), 
 		return func() {}, nil
 	}
 	key := "idempotency\x00" + r.Principal.User + "\x00" + r.IdempotencyKey
-	unlock, err := rt.locks.Lock(ctx, key)
-	if err != nil {
-		return nil, workload.Errorf(workload.Timeout, "waiting for another request with idempotency key %q: %w", r.IdempotencyKey, err)
-	}
-	if rt.locker == nil {
-		return unlock, nil
-	}
-	dunlock, err := rt.locker.LockService(ctx, key)
-	if err != nil {
-		unlock()
-		if ctx.Err() != nil {
-			return nil, workload.Errorf(workload.Timeout, "waiting for another controller's request with idempotency key %q: %w", r.IdempotencyKey, err)
-		}
-		return nil, workload.Errorf(workload.Unavailable, "ledger lock for idempotency key %q: %w", r.IdempotencyKey, err)
-	}
-	return func() { dunlock(); unlock() }, nil
+	return rt.lockAs(ctx, key, fmt.Sprintf("request with idempotency key %q", r.IdempotencyKey),
+		fmt.Sprintf("idempotency key %q", r.IdempotencyKey))
 }
 
 // keyConflict is the answer to a key reused for a different request. It

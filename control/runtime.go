@@ -377,9 +377,16 @@ func (rt *Runtime) targetList() string {
 }
 
 func (rt *Runtime) lock(ctx context.Context, key string) (func(), error) {
+	return rt.lockAs(ctx, key, "operation on "+key, key)
+}
+
+// lockAs holds key in this process and, when the ledger offers locks,
+// across processes. what names the holder a caller waits for ("operation
+// on local/web") and name the lock in an unavailable error.
+func (rt *Runtime) lockAs(ctx context.Context, key, what, name string) (func(), error) {
 	unlock, err := rt.locks.Lock(ctx, key)
 	if err != nil {
-		return nil, workload.Errorf(workload.Timeout, "waiting for another operation on %s: %w", key, err)
+		return nil, workload.Errorf(workload.Timeout, "waiting for another %s: %w", what, err)
 	}
 	if rt.locker == nil {
 		return unlock, nil
@@ -388,9 +395,9 @@ func (rt *Runtime) lock(ctx context.Context, key string) (func(), error) {
 	if err != nil {
 		unlock()
 		if ctx.Err() != nil {
-			return nil, workload.Errorf(workload.Timeout, "waiting for another controller's operation on %s: %w", key, err)
+			return nil, workload.Errorf(workload.Timeout, "waiting for another controller's %s: %w", what, err)
 		}
-		return nil, workload.Errorf(workload.Unavailable, "ledger lock for %s: %w", key, err)
+		return nil, workload.Errorf(workload.Unavailable, "ledger lock for %s: %w", name, err)
 	}
 	return func() { dunlock(); unlock() }, nil
 }
