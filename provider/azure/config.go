@@ -101,7 +101,7 @@ func (p *Provider) checkConfig(service string, config map[string]string) error {
 		}
 		names[n] = k
 	}
-	// The config's env var names are kept in one tag (TagConfigKeys).
+	// The config's env var names are kept in one tag (tagConfigKeys).
 	if n := len(strings.Join(slices.Sorted(maps.Keys(envs)), ",")); n > maxTagValue {
 		errs = append(errs, workload.FieldError{Path: "config", Message: fmt.Sprintf("the key names take %d characters; ACI groups record them in one Azure tag of at most %d", n, maxTagValue)})
 	}
@@ -160,7 +160,7 @@ func (p *Provider) writeConfig(ctx context.Context, service string, config map[s
 			if id == "" {
 				resp, err := p.secrets.SetSecret(ctx, name, azsecrets.SetSecretParameters{
 					Value: to.Ptr(config[k]),
-					Tags:  map[string]*string{TagService: to.Ptr(service), TagTarget: to.Ptr(p.target)},
+					Tags:  map[string]*string{tagService: to.Ptr(service), tagTarget: to.Ptr(p.target)},
 				}, nil)
 				if err != nil {
 					return fail(mapErr("set Key Vault secret "+name, err))
@@ -329,7 +329,7 @@ func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[stri
 	}
 	digest := configDigest(cfg)
 	for _, g := range groups {
-		if g.stopped() || tag(g.cg, TagConfig) == digest {
+		if g.stopped() || tag(g.cg, tagConfig) == digest {
 			// Stopped groups get the new config when started again
 			// (Start and Scale compare the digest); groups that carry
 			// it already are left alone.

@@ -30,7 +30,7 @@ func (p *Provider) ManagedSecrets(ctx context.Context) ([]string, error) {
 	for _, svc := range slices.Sorted(maps.Keys(services)) {
 		for _, g := range services[svc] {
 			for k, v := range g.cg.Tags {
-				if !strings.HasPrefix(k, TagSecretPrefix) || v == nil || !strings.HasPrefix(*v, "keyvault:") || seen[*v] {
+				if !strings.HasPrefix(k, tagSecretPrefix) || v == nil || !strings.HasPrefix(*v, "keyvault:") || seen[*v] {
 					continue
 				}
 				seen[*v] = true

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
 
 	"github.com/alphaswarm/controller/provider"
@@ -170,13 +168,6 @@ func (g group) message() string {
 	return strings.Join(parts, ", ")
 }
 
-func validName(name string) error {
-	if msg := workload.ValidateName(name); msg != "" {
-		return workload.Invalid(workload.FieldError{Path: "name", Message: msg})
-	}
-	return nil
-}
-
 // listTagged lists the target's container groups (without instance
 // views), keyed by service, each slice sorted by index.
 func (p *Provider) listTagged(ctx context.Context, service string) (map[string][]group, error) {
@@ -188,11 +179,11 @@ func (p *Provider) listTagged(ctx context.Context, service string) (map[string][
 			return nil, mapErr("list container groups in "+p.opts.ResourceGroup, err)
 		}
 		for _, cg := range page.Value {
-			svc := tag(cg, TagService)
-			if svc == "" || tag(cg, TagTarget) != p.target || (service != "" && svc != service) {
+			svc := tag(cg, tagService)
+			if svc == "" || tag(cg, tagTarget) != p.target || (service != "" && svc != service) {
 				continue
 			}
-			idx, err := strconv.Atoi(tag(cg, TagIndex))
+			idx, err := strconv.Atoi(tag(cg, tagIndex))
 			if err != nil {
 				continue
 			}
@@ -253,40 +244,6 @@ func (p *Provider) withViews(ctx context.Context, groups []group) ([]group, erro
 	return out, nil
 }
 
-// Status implements provider.Provider.
-func (p *Provider) Status(ctx context.Context, name string) (workload.DeploymentStatus, error) {
-	if err := validName(name); err != nil {
-		return workload.DeploymentStatus{}, err
-	}
-	groups, err := p.observe(ctx, name)
-	if err != nil {
-		return workload.DeploymentStatus{}, err
-	}
-	if len(groups) == 0 {
-		return workload.DeploymentStatus{}, notFound(workload.ServiceID(p.target, name))
-	}
-	return p.statusOf(name, groups), nil
-}
-
-// List implements provider.Lister.
-func (p *Provider) List(ctx context.Context) ([]workload.DeploymentStatus, error) {
-	all, err := p.listTagged(ctx, "")
-	if err != nil {
-		return nil, err
-	}
-	out := []workload.DeploymentStatus{}
-	for _, svc := range slices.Sorted(maps.Keys(all)) {
-		groups, err := p.withViews(ctx, all[svc])
-		if err != nil {
-			return nil, err
-		}
-		if len(groups) > 0 {
-			out = append(out, p.statusOf(svc, groups))
-		}
-	}
-	return out, nil
-}
-
 func str(s *string) string {
 	if s == nil {
 		return ""
@@ -300,98 +257,6 @@ func deref[T any](v *T) T {
 		return zero
 	}
 	return *v
-}
-
-func (p *Provider) stoppedStatus(name string) workload.DeploymentStatus {
-	return workload.DeploymentStatus{ID: workload.ServiceID(p.target, name), Name: name, Target: p.target,
-		Provider: Name, Phase: workload.Stopped, Instances: []workload.Instance{}, ObservedAt: p.now().UTC()}
-}
-
-// statusOf derives the normalised status (the phase table is in the
-// package doc). groups is not empty.
-func (p *Provider) statusOf(name string, groups []group) workload.DeploymentStatus {
-	st := workload.DeploymentStatus{ID: workload.ServiceID(p.target, name), Name: name, Target: p.target,
-		Provider: Name, Instances: []workload.Instance{}, ObservedAt: p.now().UTC()}
-	ref := groups[0]
-	st.Revision = tag(ref.cg, TagSpec) + "." + tag(ref.cg, TagConfig)
-	if c := ref.container(); c != nil {
-		st.Image = str(c.Image)
-	}
-	var failed, crashing, msgs []string
-	running := 0
-	for _, g := range groups {
-		if g.stopped() {
-			continue
-		}
-		st.Replicas.Desired++
-		ok := g.ready()
-		if ok {
-			st.Replicas.Ready++
-			running++
-		}
-		if tag(g.cg, TagSpec) == tag(ref.cg, TagSpec) && tag(g.cg, TagConfig) == tag(ref.cg, TagConfig) {
-			st.Replicas.Updated++
-		}
-		in := workload.Instance{ID: g.instanceID(), State: strings.ToLower(g.instanceState()), Healthy: to.Ptr(ok)}
-		if in.State == "" {
-			in.State = strings.ToLower(g.provisioningState())
-		}
-		if c := g.container(); c != nil && c.InstanceView != nil {
-			in.Restarts = int(deref(c.InstanceView.RestartCount))
-			if cs := c.InstanceView.CurrentState; cs != nil && cs.StartTime != nil {
-				in.Started = cs.StartTime.UTC()
-			}
-		}
-		if !ok {
-			in.Message = g.message()
-			msgs = append(msgs, g.name+": "+in.Message)
-		}
-		switch {
-		case g.failed():
-			failed = append(failed, g.name+": "+g.message())
-		case !ok && g.crashing():
-			crashing = append(crashing, g.name+": "+g.message())
-		}
-		st.Instances = append(st.Instances, in)
-	}
-	switch {
-	case len(failed) > 0 && st.Replicas.Ready < st.Replicas.Desired:
-		st.Phase = workload.Failed
-		st.Message = strings.Join(failed, "; ")
-	case len(crashing) > 0 && st.Replicas.Ready == 0:
-		st.Phase = workload.Failed
-		st.Message = strings.Join(crashing, "; ")
-	case len(crashing) > 0:
-		st.Phase = workload.Degraded
-		st.Message = strings.Join(msgs, "; ")
-	default:
-		st.Phase = workload.PhaseFromReplicas(st.Replicas, running)
-		st.Message = strings.Join(msgs, "; ")
-	}
-	return st
-}
-
-// wait polls Status until the service is Running, Stopped or Failed, or
-// ctx ends (then it returns the last status and no error).
-func (p *Provider) wait(ctx context.Context, name string) (workload.DeploymentStatus, error) {
-	if !provider.Waits(ctx) {
-		return p.Status(ctx, name)
-	}
-	for {
-		st, err := p.Status(ctx, name)
-		if err != nil {
-			return st, err
-		}
-		switch st.Phase {
-		case workload.Running, workload.Stopped, workload.Failed:
-			return st, nil
-		}
-		select {
-		case <-ctx.Done():
-			return st, nil
-		case <-time.After(p.opts.PollInterval.D()):
-		}
-	}
 }
 
 // waitGroup polls one group until it is ready or failed. With notID set
@@ -454,9 +319,9 @@ func (p *Provider) checkFree(ctx context.Context, service string, index int) err
 	if err != nil {
 		return err
 	}
-	if cur != nil && (tag(cur, TagService) != service || tag(cur, TagTarget) != p.target) {
+	if cur != nil && (tag(cur, tagService) != service || tag(cur, tagTarget) != p.target) {
 		e := workload.Errorf(workload.AlreadyExists, "container group %s in resource group %s exists and does not belong to service %s (tags service=%q target=%q)",
-			name, p.opts.ResourceGroup, workload.ServiceID(p.target, service), tag(cur, TagService), tag(cur, TagTarget))
+			name, p.opts.ResourceGroup, workload.ServiceID(p.target, service), tag(cur, tagService), tag(cur, tagTarget))
 		e.Provider = Name
 		return e
 	}
@@ -596,314 +461,4 @@ func (p *Provider) deleteGroup(ctx context.Context, name string) error {
 		return afterChange(mapErr("delete container group "+name+" (operation)", err))
 	}
 	return nil
-}
-
-// Start implements provider.Provider. Groups whose spec or config digest
-// differs from the spec's are replaced one at a time (deleted and created
-// again when a property ACI cannot update in place changes); missing ones
-// are created, stopped ones started, extra ones deleted. Everything that
-// can refuse (a foreign group in the way, a secret reference that does
-// not resolve) is checked before the first write.
-func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (workload.DeploymentStatus, error) {
-	if err := spec.Validate(); err != nil {
-		return workload.DeploymentStatus{}, err
-	}
-	if p.appconfig == nil && len(spec.Config) > 0 {
-		// Without a store, config is plain environment, part of the spec.
-		env := maps.Clone(spec.Env)
-		if env == nil {
-			env = map[string]string{}
-		}
-		for _, k := range slices.Sorted(maps.Keys(spec.Config)) {
-			if strings.HasPrefix(k, SecretConfigPrefix) {
-				return workload.DeploymentStatus{}, workload.Invalid(workload.FieldError{Path: "config." + k,
-					Message: "secret keys are stored in Key Vault through App Configuration: set the target's appConfigEndpoint and keyVaultURL options"})
-			}
-			env[k] = spec.Config[k]
-		}
-		spec.Env, spec.Config = env, nil
-	}
-	bp, err := p.blueprintFromSpec(spec)
-	if err != nil {
-		return workload.DeploymentStatus{}, err
-	}
-	if spec.Config != nil {
-		if err := p.checkConfig(spec.Name, spec.Config); err != nil {
-			return workload.DeploymentStatus{}, err
-		}
-	}
-	for env, from := range bp.secrets {
-		if strings.HasPrefix(from, "env:") {
-			if _, err := p.creds.Secret(from); err != nil {
-				return workload.DeploymentStatus{}, workload.Invalid(workload.FieldError{Path: "secrets." + env, Message: err.Error()})
-			}
-		}
-	}
-	groups, err := p.observe(ctx, spec.Name)
-	if err != nil {
-		return workload.DeploymentStatus{}, err
-	}
-	if err := checkShape(groups); err != nil {
-		return workload.DeploymentStatus{}, err
-	}
-	byIndex := map[int]group{}
-	for _, g := range groups {
-		byIndex[g.index] = g
-	}
-	keep := max(spec.Replicas, 1)
-	// Refusals before the first write (config included).
-	for i := range keep {
-		if _, ok := byIndex[i]; !ok {
-			if err := p.checkFree(ctx, spec.Name, i); err != nil {
-				return workload.DeploymentStatus{}, err
-			}
-		}
-	}
-	for _, env := range slices.Sorted(maps.Keys(bp.secrets)) {
-		if _, err := p.resolveSecret(ctx, bp.secrets[env]); err != nil {
-			return workload.DeploymentStatus{}, err
-		}
-	}
-	changed := false
-	fail := func(err error) (workload.DeploymentStatus, error) {
-		if changed {
-			err = afterChange(err)
-		}
-		if !provider.NothingChanged(err) {
-			// A group that was accepted but failed (an image that cannot
-			// be pulled) is the Failed status Start reports, not an error.
-			if st, serr := p.Status(ctx, spec.Name); serr == nil && st.Phase == workload.Failed {
-				return st, nil
-			}
-		}
-		return workload.DeploymentStatus{}, err
-	}
-	if spec.Config != nil && p.appconfig != nil {
-		c, err := p.writeConfig(ctx, spec.Name, spec.Config)
-		changed = c
-		if err != nil {
-			return fail(err)
-		}
-	}
-	cfg, err := p.readConfig(ctx, spec.Name)
-	if err != nil {
-		return fail(err)
-	}
-	cfgTag := configDigest(cfg)
-	for i := range keep {
-		g, ok := byIndex[i]
-		switch {
-		case !ok:
-			err = p.put(ctx, spec.Name, bp, cfg, i)
-		case tag(g.cg, TagSpec) != bp.specTag || tag(g.cg, TagConfig) != cfgTag:
-			err = p.recreate(ctx, spec.Name, bp, cfg, i, g.cg, !g.stopped() && spec.Replicas > 0)
-		case g.stopped() && spec.Replicas > 0:
-			err = p.startGroup(ctx, g.name)
-		default:
-			continue
-		}
-		if err != nil {
-			return fail(err)
-		}
-		changed = true
-	}
-	for _, g := range groups {
-		if g.index >= keep {
-			if err := p.deleteGroup(ctx, g.name); err != nil {
-				return fail(err)
-			}
-			changed = true
-		}
-	}
-	var st workload.DeploymentStatus
-	if spec.Replicas == 0 {
-		st, err = p.Stop(ctx, spec.Name)
-	} else {
-		st, err = p.wait(ctx, spec.Name)
-	}
-	if err != nil {
-		return fail(err)
-	}
-	return st, nil
-}
-
-// Scale implements provider.Provider: groups <name>-0 … <name>-(n-1)
-// run; missing ones are created from group 0's definition, stopped ones
-// started, higher ones deleted. Scale(0) stops every group and keeps them.
-func (p *Provider) Scale(ctx context.Context, name string, replicas int) (workload.DeploymentStatus, error) {
-	if err := validName(name); err != nil {
-		return workload.DeploymentStatus{}, err
-	}
-	if msg := workload.ValidateReplicas(replicas); msg != "" {
-		return workload.DeploymentStatus{}, workload.Invalid(workload.FieldError{Path: "replicas", Message: msg})
-	}
-	if len(name)+1+len(strconv.Itoa(max(replicas-1, 0))) > maxGroupName {
-		return workload.DeploymentStatus{}, workload.Invalid(workload.FieldError{Path: "replicas",
-			Message: fmt.Sprintf("group names %s-<index> would exceed ACI's %d characters", name, maxGroupName)})
-	}
-	groups, err := p.observe(ctx, name)
-	if err != nil {
-		return workload.DeploymentStatus{}, err
-	}
-	if len(groups) == 0 {
-		return workload.DeploymentStatus{}, notFound(workload.ServiceID(p.target, name))
-	}
-	if err := checkShape(groups); err != nil {
-		return workload.DeploymentStatus{}, err
-	}
-	if replicas == 0 {
-		return p.stopGroups(ctx, name, groups)
-	}
-	bp, err := blueprintFromGroup(groups[0].cg)
-	if err != nil {
-		return workload.DeploymentStatus{}, wrap(workload.ProviderError, "Scale "+name, err.Error(), err)
-	}
-	var cfg []configEntry
-	if p.appconfig != nil {
-		if cfg, err = p.readConfig(ctx, name); err != nil {
-			return workload.DeploymentStatus{}, err
-		}
-	}
-	byIndex := map[int]group{}
-	for _, g := range groups {
-		byIndex[g.index] = g
-	}
-	for i := range replicas {
-		if _, ok := byIndex[i]; !ok {
-			if err := p.checkFree(ctx, name, i); err != nil {
-				return workload.DeploymentStatus{}, err
-			}
-		}
-	}
-	changed := false
-	fail := func(err error) (workload.DeploymentStatus, error) {
-		if changed {
-			return workload.DeploymentStatus{}, afterChange(err)
-		}
-		return workload.DeploymentStatus{}, err
-	}
-	for i := range replicas {
-		g, ok := byIndex[i]
-		switch {
-		case !ok:
-			err = p.put(ctx, name, bp, cfg, i)
-		case g.stopped():
-			// A stopped group may predate an ApplyConfig: bring it to
-			// the current config.
-			if tag(g.cg, TagConfig) != configDigest(cfg) && p.appconfig != nil {
-				err = p.recreate(ctx, name, bp, cfg, i, g.cg, false)
-			} else {
-				err = p.startGroup(ctx, g.name)
-			}
-		default:
-			continue
-		}
-		if err != nil {
-			return fail(err)
-		}
-		changed = true
-	}
-	for _, g := range groups {
-		if g.index >= replicas {
-			if err := p.deleteGroup(ctx, g.name); err != nil {
-				return fail(err)
-			}
-			changed = true
-		}
-	}
-	st, err := p.wait(ctx, name)
-	if err != nil {
-		return fail(err)
-	}
-	return st, nil
-}
-
-// Stop implements provider.Provider: every group is stopped with the
-// container groups' stop operation (compute billing stops; the groups,
-// their definitions and IPs' reservations are kept).
-func (p *Provider) Stop(ctx context.Context, name string) (workload.DeploymentStatus, error) {
-	if err := validName(name); err != nil {
-		return workload.DeploymentStatus{}, err
-	}
-	groups, err := p.observe(ctx, name)
-	if workload.CodeOf(err) == workload.NotFound {
-		// No resource group: no trace of the service either.
-		return p.stoppedStatus(name), nil
-	}
-	if err != nil {
-		return workload.DeploymentStatus{}, err
-	}
-	if len(groups) == 0 {
-		return p.stoppedStatus(name), nil
-	}
-	return p.stopGroups(ctx, name, groups)
-}
-
-func (p *Provider) stopGroups(ctx context.Context, name string, groups []group) (workload.DeploymentStatus, error) {
-	changed := false
-	for _, g := range groups {
-		if g.stopped() {
-			continue
-		}
-		if _, err := p.groups.Stop(ctx, p.opts.ResourceGroup, g.name, nil); err != nil && !isNotFound(err) {
-			err = mapErr("stop container group "+g.name, err)
-			if changed {
-				err = afterChange(err)
-			}
-			return workload.DeploymentStatus{}, err
-		}
-		changed = true
-	}
-	st, err := p.wait(ctx, name)
-	if workload.CodeOf(err) == workload.NotFound {
-		return p.stoppedStatus(name), nil
-	}
-	if err != nil && changed {
-		err = afterChange(err)
-	}
-	return st, err
-}
-
-// Restart implements provider.Restarter: the running groups are
-// restarted with the container groups' restart operation, one at a time,
-// each waited for until a new run of its container (a new start time) is
-// ready.
-func (p *Provider) Restart(ctx context.Context, name string) (workload.DeploymentStatus, error) {
-	if err := validName(name); err != nil {
-		return workload.DeploymentStatus{}, err
-	}
-	groups, err := p.observe(ctx, name)
-	if err != nil {
-		return workload.DeploymentStatus{}, err
-	}
-	if len(groups) == 0 {
-		return workload.DeploymentStatus{}, notFound(workload.ServiceID(p.target, name))
-	}
-	changed := false
-	for _, g := range groups {
-		if g.stopped() {
-			continue
-		}
-		old := g.instanceID()
-		poller, err := p.groups.BeginRestart(ctx, p.opts.ResourceGroup, g.name, nil)
-		if err != nil {
-			err = mapErr("restart container group "+g.name, err)
-			if changed {
-				err = afterChange(err)
-			}
-			return workload.DeploymentStatus{}, err
-		}
-		changed = true
-		if _, err := pollDone(ctx, poller, p.opts.PollInterval.D()); err != nil {
-			return workload.DeploymentStatus{}, afterChange(mapErr("restart container group "+g.name+" (operation)", err))
-		}
-		if err := p.waitGroup(ctx, g.name, old); err != nil {
-			return workload.DeploymentStatus{}, afterChange(err)
-		}
-	}
-	st, err := p.wait(ctx, name)
-	if err != nil && changed {
-		err = afterChange(err)
-	}
-	return st, err
 }

@@ -21,20 +21,20 @@ import (
 
 // Tags alphaswarm sets on every container group it creates.
 const (
-	TagService = "alphaswarm.service"
-	TagTarget  = "alphaswarm.target"
-	TagIndex   = "alphaswarm.index"
-	// TagSpec is a digest of the spec the group was created from
-	// (config excluded), TagConfig one of the config it carries.
-	TagSpec   = "alphaswarm.spec"
-	TagConfig = "alphaswarm.config"
-	// TagSecretPrefix + ENV holds the reference ("env:NAME",
+	tagService = "alphaswarm.service"
+	tagTarget  = "alphaswarm.target"
+	tagIndex   = "alphaswarm.index"
+	// tagSpec is a digest of the spec the group was created from
+	// (config excluded), tagConfig one of the config it carries.
+	tagSpec   = "alphaswarm.spec"
+	tagConfig = "alphaswarm.config"
+	// tagSecretPrefix + ENV holds the reference ("env:NAME",
 	// "keyvault:name[/version]") of a secret env var, so that a group can
 	// be recreated (Scale) although ACI never returns secure values.
-	TagSecretPrefix = "alphaswarm.secret."
-	// TagConfigKeys lists the env vars that came from config (comma
+	tagSecretPrefix = "alphaswarm.secret."
+	// tagConfigKeys lists the env vars that came from config (comma
 	// separated), so that ApplyConfig can replace them.
-	TagConfigKeys = "alphaswarm.configkeys"
+	tagConfigKeys = "alphaswarm.configkeys"
 
 	containerName = "app"
 	// maxGroupName is ACI's limit on container group names; a service's
@@ -192,16 +192,16 @@ func blueprintFromGroup(cg *armcontainerinstance.ContainerGroup) (*blueprint, er
 	if err := json.Unmarshal(b, &cp); err != nil {
 		return nil, err
 	}
-	bp := &blueprint{secrets: map[string]string{}, specTag: tag(&cp, TagSpec)}
+	bp := &blueprint{secrets: map[string]string{}, specTag: tag(&cp, tagSpec)}
 	configKeys := map[string]bool{}
-	for _, k := range strings.Split(tag(&cp, TagConfigKeys), ",") {
+	for _, k := range strings.Split(tag(&cp, tagConfigKeys), ",") {
 		configKeys[k] = true
 	}
 	tags := map[string]*string{}
 	for k, v := range cp.Tags {
 		switch {
-		case strings.HasPrefix(k, TagSecretPrefix):
-			bp.secrets[strings.TrimPrefix(k, TagSecretPrefix)] = str(v)
+		case strings.HasPrefix(k, tagSecretPrefix):
+			bp.secrets[strings.TrimPrefix(k, tagSecretPrefix)] = str(v)
 		case strings.HasPrefix(k, workload.ReservedLabelPrefix):
 		default:
 			tags[k] = v
@@ -261,17 +261,17 @@ func (p *Provider) materialize(ctx context.Context, service string, bp *blueprin
 	if cg.Tags == nil {
 		cg.Tags = map[string]*string{}
 	}
-	cg.Tags[TagService] = to.Ptr(service)
-	cg.Tags[TagTarget] = to.Ptr(p.target)
-	cg.Tags[TagIndex] = to.Ptr(strconv.Itoa(index))
-	cg.Tags[TagSpec] = to.Ptr(bp.specTag)
-	cg.Tags[TagConfig] = to.Ptr(configDigest(config))
+	cg.Tags[tagService] = to.Ptr(service)
+	cg.Tags[tagTarget] = to.Ptr(p.target)
+	cg.Tags[tagIndex] = to.Ptr(strconv.Itoa(index))
+	cg.Tags[tagSpec] = to.Ptr(bp.specTag)
+	cg.Tags[tagConfig] = to.Ptr(configDigest(config))
 	var keys []string
 	for _, e := range config {
 		keys = append(keys, e.env)
 	}
 	if len(keys) > 0 {
-		cg.Tags[TagConfigKeys] = to.Ptr(strings.Join(keys, ","))
+		cg.Tags[tagConfigKeys] = to.Ptr(strings.Join(keys, ","))
 	}
 	c := appContainer(&cg)
 	if c == nil {
@@ -280,7 +280,7 @@ func (p *Provider) materialize(ctx context.Context, service string, bp *blueprin
 	}
 	for _, env := range slices.Sorted(maps.Keys(bp.secrets)) {
 		from := bp.secrets[env]
-		cg.Tags[TagSecretPrefix+env] = to.Ptr(from)
+		cg.Tags[tagSecretPrefix+env] = to.Ptr(from)
 		v, err := p.resolveSecret(ctx, from)
 		if err != nil {
 			return armcontainerinstance.ContainerGroup{}, err

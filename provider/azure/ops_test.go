@@ -1,7 +1,6 @@
 package azure
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -12,83 +11,14 @@ import (
 	"testing"
 	"time"
 
-	azfake "github.com/Azure/azure-sdk-for-go/sdk/azcore/fake"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
-	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/provider/azure/fakeazure"
 	"github.com/alphaswarm/controller/workload"
 )
-
-// hookTransport wraps the fake's ACI transport: before forwarding, before
-// is called (if set); once armed and after a request matching arm went
-// through, container group GETs answer 429 (throttled).
-type hookTransport struct {
-	next     policy.Transporter
-	arm      func(*http.Request) bool
-	before   func(*http.Request)
-	armed    atomic.Bool
-	throttle atomic.Bool
-}
-
-func (h *hookTransport) Do(req *http.Request) (*http.Response, error) {
-	if h.throttle.Load() && req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/containerGroups/") {
-		body := `{"error":{"code":"TooManyRequests","message":"throttled"}}`
-		return &http.Response{StatusCode: http.StatusTooManyRequests, Status: "429 Too Many Requests", Request: req,
-			Header: http.Header{"Retry-After": {"0"}, "Content-Type": {"application/json"}, "X-Ms-Error-Code": {"TooManyRequests"}},
-			Body:   io.NopCloser(bytes.NewReader([]byte(body)))}, nil
-	}
-	if h.before != nil {
-		h.before(req)
-	}
-	resp, err := h.next.Do(req)
-	if h.armed.Load() && h.arm != nil && h.arm(req) {
-		h.throttle.Store(true)
-	}
-	return resp, err
-}
-
-// openOn opens the provider on an existing fake with the ACI transport
-// tr (the fake's own when nil) and the fake's store and vault.
-func openOn(t *testing.T, f *fakeazure.Fake, tr policy.Transporter, extra map[string]any) *Provider {
-	t.Helper()
-	if tr == nil {
-		tr = f.ACITransport()
-	}
-	opts := map[string]any{
-		"mode": "aci", "resourceGroup": testRG, "location": "westeurope",
-		"appConfigEndpoint": f.AppConfigURL(), "keyVaultURL": fakeazure.VaultURL,
-		"pollInterval": "5ms", "maxRetries": 1,
-	}
-	for k, v := range extra {
-		opts[k] = v
-	}
-	p, err := open(context.Background(), provider.TargetConfig{Name: testTarget, Provider: Name, Options: rawOptions(opts)}, testCreds(), deps{
-		cred: &azfake.TokenCredential{}, aci: tr, monitor: f.MonitorTransport(),
-		keyVault: f.KeyVaultTransport(), appConfig: f.AppConfigTransport(),
-	})
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	return p.(*Provider)
-}
-
-func newFake(t *testing.T) *fakeazure.Fake {
-	f := fakeazure.New(fakeazure.Options{SubscriptionID: testSub, ResourceGroup: testRG, StartupLine: startupLine})
-	t.Cleanup(f.Close)
-	return f
-}
-
-func isPost(suffix string) func(*http.Request) bool {
-	return func(r *http.Request) bool {
-		return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, suffix)
-	}
-}
-
-func isPut(r *http.Request) bool { return r.Method == http.MethodPut }
 
 // Once a mutating call was accepted, a later refusal code (here
 // rate_limited from throttled reads) must not promise that nothing
@@ -155,91 +85,6 @@ func TestErrorsAfterChangeDoNotPromiseNothingChanged(t *testing.T) {
 				t.Fatalf("err = %v (code %s, NothingChanged %v), want provider_error after the change", err, workload.CodeOf(err), provider.NothingChanged(err))
 			}
 		})
-	}
-}
-
-// An identical Start or ApplyConfig with a secret key writes nothing: no
-// new Key Vault version, no new group. A removed secret key disables its
-// Key Vault secret; adding it back works.
-func TestSecretConfigIsIdempotent(t *testing.T) {
-	p, f := openFake(t, fakeazure.Options{}, nil)
-	ctx := ctxT(t)
-	sp := spec("idem", 2)
-	sp.Config = map[string]string{"secret.TOKEN": "tok-abcdef", "mode": "x"}
-	if _, err := p.Start(ctx, sp); err != nil {
-		t.Fatal(err)
-	}
-	name := p.secretName("idem", "secret.TOKEN")
-	versions, _ := f.SecretVersions(name)
-	creates := f.Calls("BeginCreateOrUpdate")
-	if !p.creds.Contains("tok-abcdef") {
-		t.Errorf("the resolved Key Vault value is not registered for redaction")
-	}
-	steps := []struct {
-		name string
-		do   func() error
-	}{
-		{"second Start", func() error { _, err := p.Start(ctx, sp); return err }},
-		{"identical ApplyConfig", func() error { return p.ApplyConfig(ctx, "idem", sp.Config) }},
-		{"third Start", func() error { _, err := p.Start(ctx, sp); return err }},
-	}
-	for _, s := range steps {
-		if err := s.do(); err != nil {
-			t.Fatalf("%s: %v", s.name, err)
-		}
-		if n, _ := f.SecretVersions(name); n != versions {
-			t.Errorf("%s: %d Key Vault versions, want %d", s.name, n, versions)
-		}
-		if n := f.Calls("BeginCreateOrUpdate"); n != creates {
-			t.Errorf("%s: %d create-or-updates, want %d (no group recreated)", s.name, n, creates)
-		}
-	}
-	// A changed value makes a new version.
-	if err := p.ApplyConfig(ctx, "idem", map[string]string{"secret.TOKEN": "tok-changed", "mode": "x"}); err != nil {
-		t.Fatal(err)
-	}
-	if n, on := f.SecretVersions(name); n != versions+1 || !on {
-		t.Errorf("changed value: %d versions (enabled %v), want %d", n, on, versions+1)
-	}
-	if env := f.Env(testTarget, "idem"); env["TOKEN"] != "tok-changed" {
-		t.Errorf("env TOKEN = %q", env["TOKEN"])
-	}
-	// Removing the key disables the secret.
-	if err := p.ApplyConfig(ctx, "idem", map[string]string{"mode": "x"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, on := f.SecretVersions(name); on {
-		t.Errorf("removed secret key: the Key Vault secret is still enabled")
-	}
-	if _, ok := f.Env(testTarget, "idem")["TOKEN"]; ok {
-		t.Errorf("removed secret key still in the environment")
-	}
-	// Adding it back with the old value sets a new, enabled version.
-	if err := p.ApplyConfig(ctx, "idem", map[string]string{"secret.TOKEN": "tok-changed", "mode": "x"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, on := f.SecretVersions(name); !on {
-		t.Errorf("secret key added back: the latest version is disabled")
-	}
-	if env := f.Env(testTarget, "idem"); env["TOKEN"] != "tok-changed" {
-		t.Errorf("env TOKEN after adding back = %q", env["TOKEN"])
-	}
-}
-
-// keyvault: secret references are registered for redaction.
-func TestKeyVaultSecretRegisteredForRedaction(t *testing.T) {
-	p, _ := openFake(t, fakeazure.Options{}, nil)
-	ctx := ctxT(t)
-	if _, err := p.secrets.SetSecret(ctx, "db-password", azsecrets.SetSecretParameters{Value: to.Ptr("kv-value-9f8e7d")}, nil); err != nil {
-		t.Fatal(err)
-	}
-	sp := spec("kvref", 1)
-	sp.Secrets = []workload.SecretRef{{Env: "DB", From: "keyvault:db-password"}}
-	if _, err := p.Start(ctx, sp); err != nil {
-		t.Fatal(err)
-	}
-	if !p.creds.Contains("kv-value-9f8e7d") {
-		t.Errorf("the keyvault: value is not registered for redaction")
 	}
 }
 
@@ -491,5 +336,128 @@ func TestScaleNameLengthFieldPath(t *testing.T) {
 	we := workload.AsError(err)
 	if we == nil || we.Code != workload.InvalidArgument || len(we.Fields) != 1 || we.Fields[0].Path != "replicas" {
 		t.Fatalf("Scale = %#v", err)
+	}
+}
+
+// TestInaccessibleImageRefusedAtOnce (review Z2): ACI refuses an image it
+// cannot pull on the create request itself (400 InaccessibleImage), so
+// Start is invalid_argument and no group exists; a rolling update to such
+// an image leaves the running groups alone.
+func TestInaccessibleImageRefusedAtOnce(t *testing.T) {
+	p, f := openFake(t, fakeazure.Options{FailingImages: []string{"example.azurecr.io/missing:1"}}, nil)
+	sp := spec("broken", 1)
+	sp.Image = "example.azurecr.io/missing:1"
+	_, err := p.Start(ctxT(t), sp)
+	if workload.CodeOf(err) != workload.InvalidArgument || !strings.Contains(err.Error(), "InaccessibleImage") || !provider.NothingChanged(err) {
+		t.Fatalf("Start = %v; want invalid_argument InaccessibleImage that changed nothing", err)
+	}
+	if _, err := p.Status(ctxT(t), "broken"); workload.CodeOf(err) != workload.NotFound {
+		t.Fatalf("Status = %v; want not_found (no group was created)", err)
+	}
+	// A running service keeps running when the new image is refused.
+	if _, err := p.Start(ctxT(t), spec("web", 2)); err != nil {
+		t.Fatal(err)
+	}
+	before := f.Observe(testTarget, "web").Running
+	bad := spec("web", 2)
+	bad.Image = "example.azurecr.io/missing:1"
+	if _, err := p.Start(ctxT(t), bad); workload.CodeOf(err) != workload.InvalidArgument {
+		t.Fatalf("rolling to an inaccessible image = %v; want invalid_argument", err)
+	}
+	st, err := p.Status(ctxT(t), "web")
+	if err != nil || st.Phase != workload.Running || !slices.Equal(f.Observe(testTarget, "web").Running, before) {
+		t.Fatalf("after the refused update: %s %v, running %v (was %v)", st.Phase, err, f.Observe(testTarget, "web").Running, before)
+	}
+}
+
+func TestStartSameSpecChangesNothingAndNewImageRolls(t *testing.T) {
+	p, f := openFake(t, fakeazure.Options{}, nil)
+	ctx := ctxT(t)
+	if _, err := p.Start(ctx, spec("web", 2)); err != nil {
+		t.Fatal(err)
+	}
+	puts := f.Calls("BeginCreateOrUpdate")
+	if puts != 2 {
+		t.Fatalf("creating 2 replicas took %d create calls", puts)
+	}
+	st, err := p.Start(ctx, spec("web", 2))
+	if err != nil || st.Phase != workload.Running {
+		t.Fatalf("second Start = %s, %v", st.Phase, err)
+	}
+	if got := f.Calls("BeginCreateOrUpdate"); got != puts {
+		t.Errorf("starting an unchanged spec made %d create calls", got-puts)
+	}
+	before := f.Observe(testTarget, "web").Running
+	sp := spec("web", 2)
+	sp.Image = "mcr.microsoft.com/azuredocs/aci-helloworld:v2"
+	st, err = p.Start(ctx, sp)
+	if err != nil || st.Phase != workload.Running || st.Image != sp.Image || st.Replicas.Updated != 2 {
+		t.Fatalf("Start with a new image = %+v, %v", st, err)
+	}
+	after := f.Observe(testTarget, "web").Running
+	for _, id := range after {
+		if slices.Contains(before, id) {
+			t.Errorf("run %s survived an image change", id)
+		}
+	}
+	if g, _, _ := f.Group("web-1"); str(g.Properties.Containers[0].Properties.Image) != sp.Image {
+		t.Errorf("web-1 runs %s", str(g.Properties.Containers[0].Properties.Image))
+	}
+}
+
+func TestStopKeepsGroupsAndStartResumes(t *testing.T) {
+	p, f := openFake(t, fakeazure.Options{}, nil)
+	ctx := ctxT(t)
+	if _, err := p.Start(ctx, spec("api", 2)); err != nil {
+		t.Fatal(err)
+	}
+	st, err := p.Stop(ctx, "api")
+	if err != nil || st.Phase != workload.Stopped || st.Replicas.Desired != 0 {
+		t.Fatalf("Stop = %+v, %v", st, err)
+	}
+	o := f.Observe(testTarget, "api")
+	if len(o.Groups) != 2 || len(o.Running) != 0 || f.Calls("Stop") != 2 {
+		t.Fatalf("after Stop: groups %v, running %v, stop calls %d; want 2 kept groups, none running, 2 stops", o.Groups, o.Running, f.Calls("Stop"))
+	}
+	if _, state, _ := f.Group("api-0"); state != "Stopped" {
+		t.Errorf("api-0 state %s", state)
+	}
+	st, err = p.Start(ctx, spec("api", 2))
+	if err != nil || st.Phase != workload.Running {
+		t.Fatalf("Start after Stop = %s, %v", st.Phase, err)
+	}
+	if f.Calls("BeginStart") != 2 || f.Calls("BeginCreateOrUpdate") != 2 {
+		t.Errorf("Start after Stop: %d start and %d create calls, want 2 and 2 (the groups are started, not recreated)", f.Calls("BeginStart"), f.Calls("BeginCreateOrUpdate"))
+	}
+	list, err := p.List(ctx)
+	if err != nil || len(list) != 1 || list[0].Name != "api" || list[0].Phase != workload.Running {
+		t.Fatalf("List = %+v, %v", list, err)
+	}
+}
+
+func TestForeignGroupIsNotOverwritten(t *testing.T) {
+	p, f := openFake(t, fakeazure.Options{}, nil)
+	ctx := ctxT(t)
+	// Another target's service of the same name in the same resource
+	// group.
+	other := *p
+	other.target = "other-target"
+	if _, err := other.Start(ctx, spec("shared", 1)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := p.Start(ctx, spec("shared", 1))
+	if workload.CodeOf(err) != workload.AlreadyExists || !provider.NothingChanged(err) {
+		t.Fatalf("Start over another target's group = %v, want already_exists", err)
+	}
+	if g, _, _ := f.Group("shared-0"); str(g.Tags[tagTarget]) != "other-target" {
+		t.Errorf("shared-0 now belongs to %s", str(g.Tags[tagTarget]))
+	}
+	// The unknown resource group: status not found, stop is no error.
+	q, _ := openFake(t, fakeazure.Options{}, map[string]any{"resourceGroup": "missing-rg"})
+	if _, err := q.Status(ctx, "web"); workload.CodeOf(err) != workload.NotFound {
+		t.Errorf("Status in a missing resource group = %v", err)
+	}
+	if st, err := q.Stop(ctx, "web"); err != nil || st.Phase != workload.Stopped {
+		t.Errorf("Stop in a missing resource group = %+v, %v", st, err)
 	}
 }

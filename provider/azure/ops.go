@@ -1,0 +1,330 @@
+package azure
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/alphaswarm/controller/provider"
+	"github.com/alphaswarm/controller/workload"
+)
+
+func validName(name string) error {
+	if msg := workload.ValidateName(name); msg != "" {
+		return workload.Invalid(workload.FieldError{Path: "name", Message: msg})
+	}
+	return nil
+}
+
+// Start implements provider.Provider. Groups whose spec or config digest
+// differs from the spec's are replaced one at a time (deleted and created
+// again when a property ACI cannot update in place changes); missing ones
+// are created, stopped ones started, extra ones deleted. Everything that
+// can refuse (a foreign group in the way, a secret reference that does
+// not resolve) is checked before the first write.
+func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (workload.DeploymentStatus, error) {
+	if err := spec.Validate(); err != nil {
+		return workload.DeploymentStatus{}, err
+	}
+	if p.appconfig == nil && len(spec.Config) > 0 {
+		// Without a store, config is plain environment, part of the spec.
+		env := maps.Clone(spec.Env)
+		if env == nil {
+			env = map[string]string{}
+		}
+		for _, k := range slices.Sorted(maps.Keys(spec.Config)) {
+			if strings.HasPrefix(k, SecretConfigPrefix) {
+				return workload.DeploymentStatus{}, workload.Invalid(workload.FieldError{Path: "config." + k,
+					Message: "secret keys are stored in Key Vault through App Configuration: set the target's appConfigEndpoint and keyVaultURL options"})
+			}
+			env[k] = spec.Config[k]
+		}
+		spec.Env, spec.Config = env, nil
+	}
+	bp, err := p.blueprintFromSpec(spec)
+	if err != nil {
+		return workload.DeploymentStatus{}, err
+	}
+	if spec.Config != nil {
+		if err := p.checkConfig(spec.Name, spec.Config); err != nil {
+			return workload.DeploymentStatus{}, err
+		}
+	}
+	for env, from := range bp.secrets {
+		if strings.HasPrefix(from, "env:") {
+			if _, err := p.creds.Secret(from); err != nil {
+				return workload.DeploymentStatus{}, workload.Invalid(workload.FieldError{Path: "secrets." + env, Message: err.Error()})
+			}
+		}
+	}
+	groups, err := p.observe(ctx, spec.Name)
+	if err != nil {
+		return workload.DeploymentStatus{}, err
+	}
+	if err := checkShape(groups); err != nil {
+		return workload.DeploymentStatus{}, err
+	}
+	byIndex := map[int]group{}
+	for _, g := range groups {
+		byIndex[g.index] = g
+	}
+	keep := max(spec.Replicas, 1)
+	// Refusals before the first write (config included).
+	for i := range keep {
+		if _, ok := byIndex[i]; !ok {
+			if err := p.checkFree(ctx, spec.Name, i); err != nil {
+				return workload.DeploymentStatus{}, err
+			}
+		}
+	}
+	for _, env := range slices.Sorted(maps.Keys(bp.secrets)) {
+		if _, err := p.resolveSecret(ctx, bp.secrets[env]); err != nil {
+			return workload.DeploymentStatus{}, err
+		}
+	}
+	changed := false
+	fail := func(err error) (workload.DeploymentStatus, error) {
+		if changed {
+			err = afterChange(err)
+		}
+		if !provider.NothingChanged(err) {
+			// A group that was accepted but failed (an image that cannot
+			// be pulled) is the Failed status Start reports, not an error.
+			if st, serr := p.Status(ctx, spec.Name); serr == nil && st.Phase == workload.Failed {
+				return st, nil
+			}
+		}
+		return workload.DeploymentStatus{}, err
+	}
+	if spec.Config != nil && p.appconfig != nil {
+		c, err := p.writeConfig(ctx, spec.Name, spec.Config)
+		changed = c
+		if err != nil {
+			return fail(err)
+		}
+	}
+	cfg, err := p.readConfig(ctx, spec.Name)
+	if err != nil {
+		return fail(err)
+	}
+	cfgTag := configDigest(cfg)
+	for i := range keep {
+		g, ok := byIndex[i]
+		switch {
+		case !ok:
+			err = p.put(ctx, spec.Name, bp, cfg, i)
+		case tag(g.cg, tagSpec) != bp.specTag || tag(g.cg, tagConfig) != cfgTag:
+			err = p.recreate(ctx, spec.Name, bp, cfg, i, g.cg, !g.stopped() && spec.Replicas > 0)
+		case g.stopped() && spec.Replicas > 0:
+			err = p.startGroup(ctx, g.name)
+		default:
+			continue
+		}
+		if err != nil {
+			return fail(err)
+		}
+		changed = true
+	}
+	for _, g := range groups {
+		if g.index >= keep {
+			if err := p.deleteGroup(ctx, g.name); err != nil {
+				return fail(err)
+			}
+			changed = true
+		}
+	}
+	var st workload.DeploymentStatus
+	if spec.Replicas == 0 {
+		st, err = p.Stop(ctx, spec.Name)
+	} else {
+		st, err = p.wait(ctx, spec.Name)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	return st, nil
+}
+
+// Scale implements provider.Provider: groups <name>-0 … <name>-(n-1)
+// run; missing ones are created from group 0's definition, stopped ones
+// started, higher ones deleted. Scale(0) stops every group and keeps them.
+func (p *Provider) Scale(ctx context.Context, name string, replicas int) (workload.DeploymentStatus, error) {
+	if err := validName(name); err != nil {
+		return workload.DeploymentStatus{}, err
+	}
+	if msg := workload.ValidateReplicas(replicas); msg != "" {
+		return workload.DeploymentStatus{}, workload.Invalid(workload.FieldError{Path: "replicas", Message: msg})
+	}
+	if len(name)+1+len(strconv.Itoa(max(replicas-1, 0))) > maxGroupName {
+		return workload.DeploymentStatus{}, workload.Invalid(workload.FieldError{Path: "replicas",
+			Message: fmt.Sprintf("group names %s-<index> would exceed ACI's %d characters", name, maxGroupName)})
+	}
+	groups, err := p.observe(ctx, name)
+	if err != nil {
+		return workload.DeploymentStatus{}, err
+	}
+	if len(groups) == 0 {
+		return workload.DeploymentStatus{}, notFound(workload.ServiceID(p.target, name))
+	}
+	if err := checkShape(groups); err != nil {
+		return workload.DeploymentStatus{}, err
+	}
+	if replicas == 0 {
+		return p.stopGroups(ctx, name, groups)
+	}
+	bp, err := blueprintFromGroup(groups[0].cg)
+	if err != nil {
+		return workload.DeploymentStatus{}, wrap(workload.ProviderError, "Scale "+name, err.Error(), err)
+	}
+	var cfg []configEntry
+	if p.appconfig != nil {
+		if cfg, err = p.readConfig(ctx, name); err != nil {
+			return workload.DeploymentStatus{}, err
+		}
+	}
+	byIndex := map[int]group{}
+	for _, g := range groups {
+		byIndex[g.index] = g
+	}
+	for i := range replicas {
+		if _, ok := byIndex[i]; !ok {
+			if err := p.checkFree(ctx, name, i); err != nil {
+				return workload.DeploymentStatus{}, err
+			}
+		}
+	}
+	changed := false
+	fail := func(err error) (workload.DeploymentStatus, error) {
+		if changed {
+			return workload.DeploymentStatus{}, afterChange(err)
+		}
+		return workload.DeploymentStatus{}, err
+	}
+	for i := range replicas {
+		g, ok := byIndex[i]
+		switch {
+		case !ok:
+			err = p.put(ctx, name, bp, cfg, i)
+		case g.stopped():
+			// A stopped group may predate an ApplyConfig: bring it to
+			// the current config.
+			if tag(g.cg, tagConfig) != configDigest(cfg) && p.appconfig != nil {
+				err = p.recreate(ctx, name, bp, cfg, i, g.cg, false)
+			} else {
+				err = p.startGroup(ctx, g.name)
+			}
+		default:
+			continue
+		}
+		if err != nil {
+			return fail(err)
+		}
+		changed = true
+	}
+	for _, g := range groups {
+		if g.index >= replicas {
+			if err := p.deleteGroup(ctx, g.name); err != nil {
+				return fail(err)
+			}
+			changed = true
+		}
+	}
+	st, err := p.wait(ctx, name)
+	if err != nil {
+		return fail(err)
+	}
+	return st, nil
+}
+
+// Stop implements provider.Provider: every group is stopped with the
+// container groups' stop operation (compute billing stops; the groups,
+// their definitions and IPs' reservations are kept).
+func (p *Provider) Stop(ctx context.Context, name string) (workload.DeploymentStatus, error) {
+	if err := validName(name); err != nil {
+		return workload.DeploymentStatus{}, err
+	}
+	groups, err := p.observe(ctx, name)
+	if workload.CodeOf(err) == workload.NotFound {
+		// No resource group: no trace of the service either.
+		return p.stoppedStatus(name), nil
+	}
+	if err != nil {
+		return workload.DeploymentStatus{}, err
+	}
+	if len(groups) == 0 {
+		return p.stoppedStatus(name), nil
+	}
+	return p.stopGroups(ctx, name, groups)
+}
+
+func (p *Provider) stopGroups(ctx context.Context, name string, groups []group) (workload.DeploymentStatus, error) {
+	changed := false
+	for _, g := range groups {
+		if g.stopped() {
+			continue
+		}
+		if _, err := p.groups.Stop(ctx, p.opts.ResourceGroup, g.name, nil); err != nil && !isNotFound(err) {
+			err = mapErr("stop container group "+g.name, err)
+			if changed {
+				err = afterChange(err)
+			}
+			return workload.DeploymentStatus{}, err
+		}
+		changed = true
+	}
+	st, err := p.wait(ctx, name)
+	if workload.CodeOf(err) == workload.NotFound {
+		return p.stoppedStatus(name), nil
+	}
+	if err != nil && changed {
+		err = afterChange(err)
+	}
+	return st, err
+}
+
+// Restart implements provider.Restarter: the running groups are
+// restarted with the container groups' restart operation, one at a time,
+// each waited for until a new run of its container (a new start time) is
+// ready.
+func (p *Provider) Restart(ctx context.Context, name string) (workload.DeploymentStatus, error) {
+	if err := validName(name); err != nil {
+		return workload.DeploymentStatus{}, err
+	}
+	groups, err := p.observe(ctx, name)
+	if err != nil {
+		return workload.DeploymentStatus{}, err
+	}
+	if len(groups) == 0 {
+		return workload.DeploymentStatus{}, notFound(workload.ServiceID(p.target, name))
+	}
+	changed := false
+	for _, g := range groups {
+		if g.stopped() {
+			continue
+		}
+		old := g.instanceID()
+		poller, err := p.groups.BeginRestart(ctx, p.opts.ResourceGroup, g.name, nil)
+		if err != nil {
+			err = mapErr("restart container group "+g.name, err)
+			if changed {
+				err = afterChange(err)
+			}
+			return workload.DeploymentStatus{}, err
+		}
+		changed = true
+		if _, err := pollDone(ctx, poller, p.opts.PollInterval.D()); err != nil {
+			return workload.DeploymentStatus{}, afterChange(mapErr("restart container group "+g.name+" (operation)", err))
+		}
+		if err := p.waitGroup(ctx, g.name, old); err != nil {
+			return workload.DeploymentStatus{}, afterChange(err)
+		}
+	}
+	st, err := p.wait(ctx, name)
+	if err != nil && changed {
+		err = afterChange(err)
+	}
+	return st, err
+}
