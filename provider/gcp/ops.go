@@ -480,24 +480,9 @@ func (p *Provider) secretRef(from string) (*runpb.SecretKeySelector, string) {
 // wait polls the service until its newest revision is ready and serving
 // all traffic, it failed, or ctx ends (then it returns the last status).
 func (p *Provider) wait(ctx context.Context, name string) (workload.DeploymentStatus, error) {
-	if !provider.Waits(ctx) {
+	return provider.WaitSettled(ctx, p.opts.PollInterval.D(), func(ctx context.Context) (workload.DeploymentStatus, error) {
 		return p.Status(ctx, name)
-	}
-	for {
-		st, err := p.Status(ctx, name)
-		if err != nil {
-			return st, err
-		}
-		switch st.Phase {
-		case workload.Running, workload.Stopped, workload.Failed:
-			return st, nil
-		}
-		select {
-		case <-ctx.Done():
-			return st, nil
-		case <-time.After(p.opts.PollInterval.D()):
-		}
-	}
+	})
 }
 
 // Status implements provider.Provider.
