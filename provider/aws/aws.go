@@ -52,8 +52,8 @@ type Options struct {
 	// OpenControlChannel and OpenDataChannel).
 	TaskRoleArn string `json:"taskRoleArn,omitempty"`
 	// EnableExecuteCommand turns ECS Exec on for the services Start and
-	// Restart roll (default false; needs TaskRoleArn). See "Exec" in the
-	// package doc.
+	// Restart roll (default false; needs TaskRoleArn). See "Exec" in
+	// docs/providers/aws.md.
 	EnableExecuteCommand bool `json:"enableExecuteCommand,omitempty"`
 	// LogGroup is the awslogs group (default /alphaswarm/<target>).
 	LogGroup string `json:"logGroup,omitempty"`
@@ -82,6 +82,17 @@ type Options struct {
 	ProgressDeadline workload.Duration `json:"progressDeadline,omitzero"`
 	ConfigDir        string            `json:"configDir,omitempty"`
 }
+
+// Interface guards: in mode ecs the target restarts, tails logs and
+// execs (ECS Exec), and explains what a target's options leave out.
+var (
+	_ provider.Provider  = (*Provider)(nil)
+	_ provider.Restarter = (*Provider)(nil)
+	_ provider.LogTailer = (*Provider)(nil)
+	_ provider.Execer    = (*Provider)(nil)
+	_ provider.Explainer = (*Provider)(nil)
+	_ provider.Named     = (*Provider)(nil)
+)
 
 // Provider is the ECS-mode aws provider for one target.
 type Provider struct {
@@ -245,4 +256,13 @@ func (p *Provider) UnsupportedReason(op provider.Operation) string {
 		return p.execUnsupportedReason() // exec.go
 	}
 	return ""
+}
+
+func (p *Provider) region() string { return p.ecs.Options().Region }
+
+func (p *Provider) pollInterval() time.Duration {
+	if p.opts.PollInterval > 0 {
+		return p.opts.PollInterval.D()
+	}
+	return 5 * time.Second
 }

@@ -98,8 +98,8 @@ type eksAPI interface {
 
 // EKSProvider is the aws provider in mode eks: every operation is the
 // kubernetes provider's, on the EKS cluster's API server, authenticated
-// with an EKS token made from the target's AWS credentials. See the
-// package documentation.
+// with an EKS token made from the target's AWS credentials. See "EKS mode"
+// in docs/providers/aws.md.
 //
 // The cluster is resolved (DescribeCluster) by the first operation that
 // needs it, not at open; a failed resolution is retried by the next

@@ -143,8 +143,10 @@ func wrap(code workload.Code, what, msg string, cause error) *workload.Error {
 	return e
 }
 
-func notFound(serviceID string) *workload.Error {
-	e := workload.Errorf(workload.NotFound, "ECS service %q not found", serviceID)
+// notFound is the NotFound error for the target's service name; the
+// message names it as <target>/<name>.
+func (p *Provider) notFound(name string) *workload.Error {
+	e := workload.Errorf(workload.NotFound, "ECS service %q not found", workload.ServiceID(p.target, name))
 	e.Provider = Name
 	return e
 }

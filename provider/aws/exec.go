@@ -20,8 +20,6 @@ import (
 	"github.com/alphaswarm/controller/workload"
 )
 
-var _ provider.Execer = (*Provider)(nil)
-
 // ssmMessagesPermissions is what the task role must allow for ECS Exec.
 const ssmMessagesPermissions = "ssmmessages:CreateControlChannel, ssmmessages:CreateDataChannel, " +
 	"ssmmessages:OpenControlChannel and ssmmessages:OpenDataChannel"
@@ -53,7 +51,7 @@ func (p *Provider) checkExecOptions() error {
 // RUNNING task of the service (req.Instance, a task id, or the first task,
 // by ARN, that has exec on and its ECS Exec agent running), then the
 // Session Manager data channel (package ssmsession) for the session ECS
-// returns. See "Exec" in the package doc for what the session can and
+// returns. See "Exec" in docs/providers/aws.md for what the session can and
 // cannot carry: notably the exit code is known only when the agent sends
 // it, which ECS's agent does not; it is then reported as 0.
 func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecRequest) (provider.ExecResult, error) {
@@ -72,7 +70,7 @@ func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecReque
 		return res, err
 	}
 	if svc == nil {
-		return res, notFound(workload.ServiceID(p.target, name))
+		return res, p.notFound(name)
 	}
 	if !svc.EnableExecuteCommand {
 		return res, provider.ErrUnsupported(Name, provider.OpExec, fmt.Sprintf(
@@ -173,24 +171,9 @@ func (p *Provider) terminateSession(ctx context.Context, id string) {
 
 // execTask picks the task to exec in.
 func (p *Provider) execTask(ctx context.Context, name, instance string) (*ecstypes.Task, error) {
-	var arns []string // every page: ListTasks answers at most 100 a call
-	pages := ecs.NewListTasksPaginator(p.ecs, &ecs.ListTasksInput{Cluster: sdkaws.String(p.opts.Cluster),
-		ServiceName: sdkaws.String(name), DesiredStatus: ecstypes.DesiredStatusRunning})
-	for pages.HasMorePages() {
-		list, err := pages.NextPage(ctx)
-		if err != nil {
-			return nil, mapErr("ListTasks "+name, err)
-		}
-		arns = append(arns, list.TaskArns...)
-	}
-	var tasks []ecstypes.Task
-	for i := 0; i < len(arns); i += 100 {
-		out, err := p.ecs.DescribeTasks(ctx, &ecs.DescribeTasksInput{Cluster: sdkaws.String(p.opts.Cluster),
-			Tasks: arns[i:min(i+100, len(arns))]})
-		if err != nil {
-			return nil, mapErr("DescribeTasks "+name, err)
-		}
-		tasks = append(tasks, out.Tasks...)
+	tasks, err := p.tasks(ctx, name) // status.go
+	if err != nil {
+		return nil, err
 	}
 	sort.Slice(tasks, func(i, j int) bool { return sdkaws.ToString(tasks[i].TaskArn) < sdkaws.ToString(tasks[j].TaskArn) })
 	unavailable := func(format string, args ...any) error {

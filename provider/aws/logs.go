@@ -71,7 +71,7 @@ func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptio
 		}
 		s, err := p.describe(ctx, name)
 		if err == nil && s == nil {
-			err = notFound(workload.ServiceID(p.target, name))
+			err = p.notFound(name)
 		}
 		if err != nil {
 			yield(workload.LogLine{}, err)

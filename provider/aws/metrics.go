@@ -29,7 +29,7 @@ func (p *Provider) StreamMetrics(ctx context.Context, name string) iter.Seq2[wor
 		}
 		s, err := p.describe(ctx, name)
 		if err == nil && s == nil {
-			err = notFound(workload.ServiceID(p.target, name))
+			err = p.notFound(name)
 		}
 		if err != nil {
 			yield(workload.MetricSample{}, err)
@@ -66,7 +66,7 @@ func (p *Provider) StreamMetrics(ctx context.Context, name string) iter.Seq2[wor
 			}
 			s, err = p.describe(ctx, name)
 			if err == nil && s == nil {
-				err = notFound(workload.ServiceID(p.target, name))
+				err = p.notFound(name)
 			}
 			if err != nil {
 				if ctx.Err() == nil {

@@ -1,15 +1,76 @@
 package aws_test
 
 import (
+	"context"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/provider/aws/fakeaws"
-	"github.com/alphaswarm/controller/workload"
 )
+
+// TestLogsTailSinceAndCursor pins the FilterLogEvents cursor (live tail
+// off: livetail_test.go covers StartLiveTail).
+func TestLogsTailSinceAndCursor(t *testing.T) {
+	p, f := openFake(t, fakeaws.Options{StartupLine: "boot"}, map[string]any{"liveTail": false})
+	if _, err := p.Start(ctx(t), spec("lg", 1)); err != nil {
+		t.Fatal(err)
+	}
+	id := f.Service("default", "lg").RunningTasks[0]
+	stream := "lg/lg/" + id
+	base := time.Now().Add(time.Minute).UnixMilli()
+	for i, ts := range []int64{base, base + 1, base + 1, base + 2} {
+		f.PutLogEvent("/alphaswarm/prod", stream, ts, "line"+string(rune('a'+i)))
+	}
+	// Tail 2: the last two lines.
+	var got []string
+	for l, err := range p.(provider.LogTailer).Logs(ctx(t), "lg", provider.LogOptions{Tail: 2}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Instance != id {
+			t.Errorf("line %q tagged %q, want task %s", l.Text, l.Instance, id)
+		}
+		got = append(got, l.Text)
+	}
+	if !slices.Equal(got, []string{"linec", "lined"}) {
+		t.Errorf("tail 2 = %v", got)
+	}
+	// Since base+1: the three lines from there.
+	got = nil
+	for l := range p.(provider.LogTailer).Logs(ctx(t), "lg", provider.LogOptions{Tail: -1, Since: time.UnixMilli(base + 1)}) {
+		got = append(got, l.Text)
+	}
+	if !slices.Equal(got, []string{"lineb", "linec", "lined"}) {
+		t.Errorf("since = %v", got)
+	}
+	// Follow: a line in the same millisecond as the last one seen, and a
+	// late one, arrive once each.
+	c, cancel := context.WithCancel(ctx(t))
+	defer cancel()
+	got = nil
+	for l, err := range p.(provider.LogTailer).Logs(c, "lg", provider.LogOptions{Tail: -1, Follow: true, Since: time.UnixMilli(base)}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, l.Text)
+		switch len(got) {
+		case 4:
+			f.PutLogEvent("/alphaswarm/prod", stream, base+2, "tie")
+			f.PutLogEvent("/alphaswarm/prod", stream, base+1, "late")
+		case 6:
+			f.PutLogEvent("/alphaswarm/prod", stream, base+5, "end")
+		}
+		if len(got) == 7 {
+			break
+		}
+	}
+	want := []string{"linea", "lineb", "linec", "lined", "late", "tie", "end"}
+	if !slices.Equal(got, want) {
+		t.Errorf("follow = %v, want %v", got, want)
+	}
+}
 
 // TestLogsTailReadsRecentHistoryOnly (review A2): `logs --tail N` without
 // a Since reads back from now in widening windows until every running
@@ -61,32 +122,5 @@ func TestLogsTailReadsRecentHistoryOnly(t *testing.T) {
 	}
 	if n := f.Requests("logs.FilterLogEvents") - before; n != 0 {
 		t.Errorf("tail 0 sent %d FilterLogEvents requests", n)
-	}
-}
-
-// TestConfigValueLimit (review #9, SSM): a value over the Standard tier's
-// 4 KB is invalid_argument naming the key, before any parameter is
-// written; the fake refuses such a PutParameter as SSM does.
-func TestConfigValueLimit(t *testing.T) {
-	p, f := openFake(t, fakeaws.Options{}, nil)
-	sp := spec("big", 1)
-	sp.Config = map[string]string{"A": "small", "B": strings.Repeat("x", 4097)}
-	_, err := p.Start(ctx(t), sp)
-	if workload.CodeOf(err) != workload.InvalidArgument || !strings.Contains(err.Error(), "config.B") || !provider.NothingChanged(err) {
-		t.Fatalf("Start = %v; want invalid_argument at config.B", err)
-	}
-	if n := f.Requests("ssm.PutParameter") + f.Requests("ecs.RegisterTaskDefinition"); n != 0 {
-		t.Fatalf("%d writes before the refusal", n)
-	}
-	sp.Config = nil
-	if _, err := p.Start(ctx(t), sp); err != nil {
-		t.Fatal(err)
-	}
-	err = p.ApplyConfig(ctx(t), "big", map[string]string{"A": "small", "B": strings.Repeat("x", 4097)})
-	if workload.CodeOf(err) != workload.InvalidArgument || f.Requests("ssm.PutParameter") != 0 {
-		t.Fatalf("ApplyConfig = %v after %d PutParameter", err, f.Requests("ssm.PutParameter"))
-	}
-	if err := p.ApplyConfig(ctx(t), "big", map[string]string{"B": strings.Repeat("x", 4096)}); err != nil {
-		t.Fatalf("4096 bytes: %v", err)
 	}
 }

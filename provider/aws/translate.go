@@ -64,14 +64,6 @@ func specHash(spec workload.DeploymentSpec) string {
 
 func (p *Provider) family(service string) string { return "as-" + p.target + "-" + service }
 
-// paramPath is the SSM path of a service's config.
-func (p *Provider) paramPath(service string) string {
-	return "/alphaswarm/" + p.target + "/" + service + "/"
-}
-
-// configEnvName is the variable a config key is exposed as.
-func configEnvName(key string) string { return strings.TrimPrefix(key, SecretConfigPrefix) }
-
 // fargateSizes lists valid Fargate CPU units with their memory range (MiB)
 // and step.
 var fargateSizes = []struct{ cpu, min, max, step int64 }{
@@ -276,15 +268,4 @@ func (p *Provider) reviseTaskDefinition(td *ecstypes.TaskDefinition, service str
 			{Key: sdkaws.String(labelTarget), Value: sdkaws.String(p.target)},
 		},
 	}
-}
-
-// isConfigParam reports whether a valueFrom is one of the service's config
-// parameters (by name or ARN).
-func (p *Provider) isConfigParam(service, ref string) bool {
-	path := p.paramPath(service)
-	if strings.HasPrefix(ref, path) {
-		return true
-	}
-	_, rest, ok := strings.Cut(ref, ":parameter/")
-	return ok && strings.HasPrefix("/"+rest, path)
 }
