@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"strings"
 	"time"
 
 	logging "cloud.google.com/go/logging/apiv2"
@@ -235,13 +234,6 @@ func invalid(format string, args ...any) *workload.Error {
 	e := workload.Errorf(workload.InvalidArgument, format, args...)
 	e.Provider = Name
 	return e
-}
-
-func shortRevision(full string) string {
-	if i := strings.LastIndex(full, "/"); i >= 0 {
-		return full[i+1:]
-	}
-	return full
 }
 
 // execReason is why exec is unsupported.
