@@ -1,7 +1,14 @@
-// Package api holds the wire types of the alphaswarm HTTP API (/v1): the
-// request and response bodies that are not already workload, control or
-// ledger types, shared by the server (internal/httpapi) and the Go client
-// (package client). It has no behaviour.
+// Package api holds the wire contract of the alphaswarm HTTP API (/v1):
+// every request and response body, shared by the server (internal/httpapi)
+// and the Go client (package client). A body is defined here unless it is
+// part of the shared vocabulary: workload (DeploymentSpec,
+// DeploymentStatus, MetricSample, LogLine, Error and the envelope) and
+// provider (ExecResult, Capability, TermSize). Package control uses the
+// types it returns from here (control.Result, control.TargetInfo and
+// control.Principal are aliases), so the runtime cannot drift from the wire.
+//
+// It has no behaviour and must not import control or ledger: the client
+// and any other program speaking the API depend on this package alone.
 package api
 
 import (

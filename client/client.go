@@ -1,6 +1,10 @@
 // Package client is the Go client of the alphaswarm HTTP API (/v1). The
 // CLI uses it; so can any Go program. Every method returns the server's
 // error envelope as a *workload.Error, so callers can branch on its code.
+//
+// It speaks only the wire contract (packages api and workload) and must not
+// import the server's packages (control, ledger, internal/...): a program
+// using it does not link the runtime.
 package client
 
 import (
@@ -19,8 +23,6 @@ import (
 	"time"
 
 	"github.com/alphaswarm/controller/api"
-	"github.com/alphaswarm/controller/control"
-	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
@@ -147,14 +149,14 @@ func svc(target, service string) string {
 }
 
 // WhoAmI returns the authenticated principal.
-func (c *Client) WhoAmI(ctx context.Context) (control.Principal, error) {
-	var p control.Principal
+func (c *Client) WhoAmI(ctx context.Context) (api.Principal, error) {
+	var p api.Principal
 	return p, c.do(ctx, "GET", "/v1/whoami", nil, nil, &p)
 }
 
 // Targets lists the configured targets.
-func (c *Client) Targets(ctx context.Context) ([]control.TargetInfo, error) {
-	var ts []control.TargetInfo
+func (c *Client) Targets(ctx context.Context) ([]api.TargetInfo, error) {
+	var ts []api.TargetInfo
 	return ts, c.do(ctx, "GET", "/v1/targets", nil, nil, &ts)
 }
 
@@ -175,32 +177,32 @@ func (c *Client) Status(ctx context.Context, target, service string) (workload.D
 }
 
 // Deploy sends a spec document (YAML or JSON, as contentType says).
-func (c *Client) Deploy(ctx context.Context, target string, spec []byte, contentType string) (control.Result, error) {
-	var res control.Result
+func (c *Client) Deploy(ctx context.Context, target string, spec []byte, contentType string) (api.Result, error) {
+	var res api.Result
 	return res, c.do(ctx, "POST", "/v1/targets/"+url.PathEscape(target)+"/services", nil, rawBody{spec, contentType}, &res)
 }
 
 // Stop stops a service.
-func (c *Client) Stop(ctx context.Context, target, service string) (control.Result, error) {
-	var res control.Result
+func (c *Client) Stop(ctx context.Context, target, service string) (api.Result, error) {
+	var res api.Result
 	return res, c.do(ctx, "POST", svc(target, service)+"/stop", nil, nil, &res)
 }
 
 // Restart restarts a service.
-func (c *Client) Restart(ctx context.Context, target, service string) (control.Result, error) {
-	var res control.Result
+func (c *Client) Restart(ctx context.Context, target, service string) (api.Result, error) {
+	var res api.Result
 	return res, c.do(ctx, "POST", svc(target, service)+"/restart", nil, nil, &res)
 }
 
 // Scale sets a service's replica count.
-func (c *Client) Scale(ctx context.Context, target, service string, replicas int) (control.Result, error) {
-	var res control.Result
+func (c *Client) Scale(ctx context.Context, target, service string, replicas int) (api.Result, error) {
+	var res api.Result
 	return res, c.do(ctx, "POST", svc(target, service)+"/scale", nil, api.ScaleRequest{Replicas: &replicas}, &res)
 }
 
 // ApplyConfig replaces a service's config.
-func (c *Client) ApplyConfig(ctx context.Context, target, service string, config map[string]string) (control.Result, error) {
-	var res control.Result
+func (c *Client) ApplyConfig(ctx context.Context, target, service string, config map[string]string) (api.Result, error) {
+	var res api.Result
 	return res, c.do(ctx, "PUT", svc(target, service)+"/config", nil, api.ConfigRequest{Config: config}, &res)
 }
 
@@ -211,7 +213,7 @@ func (c *Client) Exec(ctx context.Context, target, service string, req api.ExecR
 }
 
 // Runs queries the ledger.
-func (c *Client) Runs(ctx context.Context, f ledger.Filter) (ledger.Page, error) {
+func (c *Client) Runs(ctx context.Context, f api.RunsQuery) (api.RunsPage, error) {
 	q := url.Values{}
 	set := func(k, v string) {
 		if v != "" {
@@ -220,10 +222,10 @@ func (c *Client) Runs(ctx context.Context, f ledger.Filter) (ledger.Page, error)
 	}
 	set("service", f.Service)
 	set("target", f.Target)
-	set("user", f.UserID)
+	set("user", f.User)
 	set("action", f.Action)
-	set("kind", string(f.Kind))
-	set("outcome", string(f.Outcome))
+	set("kind", f.Kind)
+	set("outcome", f.Outcome)
 	set("run", f.RunID)
 	set("cursor", f.Cursor)
 	if !f.Since.IsZero() {
@@ -238,13 +240,13 @@ func (c *Client) Runs(ctx context.Context, f ledger.Filter) (ledger.Page, error)
 	if f.Descending {
 		set("order", "desc")
 	}
-	var page ledger.Page
+	var page api.RunsPage
 	return page, c.do(ctx, "GET", "/v1/runs", q, nil, &page)
 }
 
 // Verify checks the ledger chain on the server.
-func (c *Client) Verify(ctx context.Context) (ledger.VerifyResult, error) {
-	var v ledger.VerifyResult
+func (c *Client) Verify(ctx context.Context) (api.VerifyResult, error) {
+	var v api.VerifyResult
 	return v, c.do(ctx, "GET", "/v1/ledger/verify", nil, nil, &v)
 }
 
@@ -255,8 +257,8 @@ func (c *Client) Halts(ctx context.Context) (api.HaltState, error) {
 }
 
 // SetHalt turns a halt switch on or off; target "" is global.
-func (c *Client) SetHalt(ctx context.Context, target string, on bool) (control.Result, error) {
-	var res control.Result
+func (c *Client) SetHalt(ctx context.Context, target string, on bool) (api.Result, error) {
+	var res api.Result
 	return res, c.do(ctx, "PUT", "/v1/halt", nil, api.HaltRequest{On: &on, Target: target}, &res)
 }
 

@@ -8,21 +8,20 @@ import (
 	"github.com/alphaswarm/controller/workload"
 )
 
-// precheck runs the steps of Do that come before any lock: validation,
+// precheck runs the steps of Do that come before any lock: the principal
+// and validation (the only place either is checked),
 // the halt switch (fail closed if it cannot be read) and admission (the
 // target's static policy, admission.go). A refusal is recorded as a
 // rejected request. It returns the request's digest.
 func (rt *Runtime) precheck(ctx context.Context, r *Request) (string, error) {
-	err := r.validate()
-	if err == nil && r.Action != workload.ActionHalt {
-		if _, ok := rt.targets[r.Target]; !ok {
-			err = workload.Errorf(workload.NotFound, "target %q is not configured (configured: %s)", r.Target, rt.targetList())
-		}
+	// An unauthenticated request writes nothing (package doc): there is no
+	// user to record.
+	if r.Principal.User == "" {
+		return "", workload.Errorf(workload.Unauthenticated, "no authenticated user")
 	}
-	if err == nil && r.Action == workload.ActionHalt && r.scope() != ledger.GlobalScope {
-		if _, ok := rt.targets[r.Target]; !ok {
-			err = workload.Errorf(workload.NotFound, "target %q is not configured (configured: %s)", r.Target, rt.targetList())
-		}
+	err := r.validate()
+	if err == nil && (r.Action != workload.ActionHalt || r.scope() != ledger.GlobalScope) {
+		_, err = rt.target(r.Target) // every action but a global halt names a configured target
 	}
 	if err != nil {
 		digest := ""
@@ -75,9 +74,6 @@ const checkProbeTimeout = 30 * time.Second
 // an in-band one; Do checks again when it runs. A status probe that fails
 // for any reason but not_found does not refuse: Do reports it.
 func (rt *Runtime) CheckExec(ctx context.Context, r Request) error {
-	if r.Principal.User == "" {
-		return workload.Errorf(workload.Unauthenticated, "no authenticated user")
-	}
 	r.Action = workload.ActionExec
 	digest, err := rt.precheck(ctx, &r)
 	if err != nil {

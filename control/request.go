@@ -10,30 +10,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alphaswarm/controller/api"
 	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
 
-// Principal is the authenticated caller. The ledger's user_id, auth and
-// user_name come from here and nowhere else.
-type Principal struct {
-	// User names the caller unambiguously across authentication methods:
-	// a local token's user name (which holds neither ':' nor '@'), or
-	// "oidc:<issuer>#<subject>" for an OIDC identity.
-	User string `json:"user"`
-	// Name is the display name: the local user name, or an OIDC identity's
-	// email or name claim (its subject when it has neither).
-	Name string `json:"name,omitempty"`
-	// Auth is how the caller authenticated: "token:<token id>" or
-	// "oidc:<issuer>".
-	Auth string `json:"auth,omitempty"`
-	// Role is the caller's role on every target ("" for none).
-	Role string `json:"role,omitempty"`
-	// TargetRoles grants roles on single targets, on top of Role (an OIDC
-	// grant such as "this CI repository may operate target prod").
-	TargetRoles map[string]string `json:"targetRoles,omitempty"`
-}
+// Principal is the authenticated caller (the wire type api.Principal, which
+// GET /v1/whoami serves). The ledger's user_id, auth and user_name come
+// from here and nowhere else.
+type Principal = api.Principal
 
 // Request is one mutating operation.
 type Request struct {
@@ -64,18 +50,8 @@ type Request struct {
 	Timeout time.Duration
 }
 
-// Result is what a mutating operation returns.
-type Result struct {
-	RunID    string                     `json:"runId"`
-	Status   *workload.DeploymentStatus `json:"status,omitempty"`
-	Exec     *provider.ExecResult       `json:"exec,omitempty"`
-	Halt     *ledger.HaltDetail         `json:"halt,omitempty"`
-	Replayed bool                       `json:"replayed,omitempty"`
-	// NoWait says the operation returned without waiting for the service
-	// to become ready (Request.NoWait): Status is the backend's first
-	// answer, not the end of the rollout. `status --watch` follows it.
-	NoWait bool `json:"noWait,omitempty"`
-}
+// Result is what a mutating operation returns (the wire type api.Result).
+type Result = api.Result
 
 // key is the lock key of the request.
 func (r *Request) key() string {
@@ -92,14 +68,11 @@ func (r *Request) scope() string {
 	return r.Target
 }
 
-// validate checks the request's shape. Target existence is checked by the
-// runtime.
+// validate checks the request's shape. The principal and the target's
+// existence are checked by precheck.
 func (r *Request) validate() error {
 	if !r.Action.Mutating() {
 		return workload.Invalid(workload.FieldError{Path: "action", Message: fmt.Sprintf("%q is not a mutating action", r.Action)})
-	}
-	if r.Principal.User == "" {
-		return workload.Errorf(workload.Unauthenticated, "no authenticated user")
 	}
 	var errs []workload.FieldError
 	if r.Action != workload.ActionHalt {

@@ -31,6 +31,22 @@
 //
 // Reads (status, list, metrics, logs, runs) write nothing. Package control
 // never authenticates: its callers pass the authenticated Principal.
+//
+// # How a metrics sample travels
+//
+// A client's GET .../metrics reaches the SSE handler (internal/httpapi,
+// serveStream), which ranges over Runtime.StreamMetrics. That checks the
+// target and the name only and subscribes to the runtime's hub, a
+// telemetry.Hub keyed by serviceKey{target, name}. For a service's first
+// subscriber the hub opens one upstream through the func given to it in
+// New: the target's Provider.StreamMetrics(name). The docker provider in
+// turn subscribes to its own hub keyed by container id (one Engine stats
+// stream per container) and sums the containers each tick. A sample comes
+// back the same way: provider → hub pump → every subscriber's ring buffer
+// (a slow reader loses its oldest samples; the next one says how many in
+// Dropped) → the SSE handler, which writes it as a "sample" event. However
+// many clients watch a service, the provider streams it once; the upstream
+// closes when the last subscriber leaves.
 package control
 
 import (
@@ -46,9 +62,11 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/alphaswarm/controller/api"
 	"github.com/alphaswarm/controller/credentials"
 	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/provider"
@@ -91,6 +109,9 @@ type Options struct {
 	// for backends to finish what interrupted runs started; default
 	// DefaultRecoverSettle (see recover.go).
 	RecoverSettle time.Duration
+	// ListPollInterval is how often Watch lists a target whose provider is
+	// not a provider.Watcher; default DefaultListPollInterval.
+	ListPollInterval time.Duration
 }
 
 // DefaultTimeouts are the per-action provider timeouts.
@@ -114,9 +135,10 @@ type Runtime struct {
 	timeouts map[workload.Action]time.Duration
 	obs      Observer
 	locks    *keyedMutex
-	metrics  *telemetry.Hub[workload.MetricSample]
+	metrics  *telemetry.Hub[serviceKey, workload.MetricSample]
 	recWait  time.Duration
 	settle   time.Duration
+	listPoll time.Duration
 }
 
 // New builds a Runtime and closes intents that an earlier process left
@@ -138,6 +160,9 @@ func New(ctx context.Context, o Options) (*Runtime, error) {
 	}
 	if rt.settle <= 0 {
 		rt.settle = DefaultRecoverSettle
+	}
+	if rt.listPoll = o.ListPollInterval; rt.listPoll <= 0 {
+		rt.listPoll = DefaultListPollInterval
 	}
 	if rt.creds == nil {
 		rt.creds = credentials.FromEnv()
@@ -167,9 +192,10 @@ func New(ctx context.Context, o Options) (*Runtime, error) {
 		rt.targets[t.Name] = t
 	}
 	rt.registerManagedSecrets(ctx)
-	rt.metrics = telemetry.NewMetricsHub(func(ctx context.Context, key string) iter.Seq2[workload.MetricSample, error] {
-		target, name, _ := workload.SplitServiceID(key)
-		return rt.targets[target].Provider.StreamMetrics(ctx, name)
+	rt.metrics = telemetry.NewMetricsHub(func(ctx context.Context, key serviceKey) iter.Seq2[workload.MetricSample, error] {
+		// The hub calls this once per service, however many watch it; see
+		// "How a metrics sample travels" in the package doc.
+		return rt.targets[key.target].Provider.StreamMetrics(ctx, key.name)
 	})
 	if _, err := rt.Recover(ctx); err != nil {
 		return nil, fmt.Errorf("control: recovering interrupted runs: %w", err)
@@ -249,10 +275,7 @@ func truncate(s string, n int) string {
 
 // Do runs one mutating request through the whole pipeline.
 func (rt *Runtime) Do(ctx context.Context, r Request) (Result, error) {
-	if r.Principal.User == "" {
-		return Result{}, workload.Errorf(workload.Unauthenticated, "no authenticated user")
-	}
-	// 1–2b. Validate, halt switch, admission (precheck.go).
+	// 1–2b. Principal, validate, halt switch, admission (precheck.go).
 	digest, err := rt.precheck(ctx, &r)
 	if err != nil {
 		return Result{}, err
@@ -309,7 +332,7 @@ func (rt *Runtime) Do(ctx context.Context, r Request) (Result, error) {
 
 	// 6. Provider call.
 	start := time.Now()
-	res, callErr := rt.call(ctx, &r, intent.RunID)
+	res, callErr := rt.call(ctx, &r)
 	elapsed := time.Since(start)
 
 	// 7. Result, written even if the caller has gone.
@@ -447,7 +470,7 @@ func (rt *Runtime) replay(ctx context.Context, r *Request, digest string) (Resul
 	}
 	if found.Detail != "" {
 		if found.Action == string(workload.ActionHalt) {
-			var h ledger.HaltDetail
+			var h api.HaltDetail
 			_ = json.Unmarshal([]byte(found.Detail), &h)
 			res.Halt = &h
 		} else {
@@ -487,8 +510,8 @@ func (rt *Runtime) redactErr(err error) error {
 }
 
 // call invokes the provider with the action's timeout.
-func (rt *Runtime) call(ctx context.Context, r *Request, runID string) (Result, error) {
-	res, err := rt.callProvider(ctx, r, runID)
+func (rt *Runtime) call(ctx context.Context, r *Request) (Result, error) {
+	res, err := rt.callProvider(ctx, r)
 	if err != nil {
 		return res, rt.withStatus(ctx, r, err)
 	}
@@ -501,11 +524,11 @@ func (rt *Runtime) call(ctx context.Context, r *Request, runID string) (Result, 
 	return res, nil
 }
 
-func (rt *Runtime) callProvider(ctx context.Context, r *Request, runID string) (Result, error) {
+func (rt *Runtime) callProvider(ctx context.Context, r *Request) (Result, error) {
 	ctx, cancel := rt.callContext(ctx, r)
 	defer cancel()
 	if r.Action == workload.ActionHalt {
-		return Result{Halt: &ledger.HaltDetail{On: r.HaltOn}}, nil
+		return Result{Halt: &api.HaltDetail{On: r.HaltOn}}, nil
 	}
 	p := rt.targets[r.Target].Provider
 	var st workload.DeploymentStatus
@@ -650,13 +673,8 @@ func (rt *Runtime) closeInterrupted(ctx context.Context, in ledger.Record, deadl
 	return err
 }
 
-// TargetInfo describes a target for listings.
-type TargetInfo struct {
-	Name         string                `json:"name"`
-	Provider     string                `json:"provider"`
-	Capabilities []provider.Capability `json:"capabilities"`
-	Halted       bool                  `json:"halted"`
-}
+// TargetInfo describes a target for listings (the wire type api.TargetInfo).
+type TargetInfo = api.TargetInfo
 
 // Targets lists the configured targets.
 func (rt *Runtime) Targets(ctx context.Context) ([]TargetInfo, error) {
@@ -669,18 +687,8 @@ func (rt *Runtime) Targets(ctx context.Context) ([]TargetInfo, error) {
 		out = append(out, TargetInfo{Name: t.Name, Provider: provider.NameOf(t.Provider),
 			Capabilities: provider.Capabilities(t.Provider), Halted: halts[ledger.GlobalScope] || halts[t.Name]})
 	}
-	slices.SortFunc(out, func(a, b TargetInfo) int { return compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b TargetInfo) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
-}
-
-func compare(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (rt *Runtime) target(name string) (Target, error) {
@@ -691,14 +699,24 @@ func (rt *Runtime) target(name string) (Target, error) {
 	return t, nil
 }
 
-// Status reads one service's status.
-func (rt *Runtime) Status(ctx context.Context, target, service string) (workload.DeploymentStatus, error) {
+// service checks a read's target (configured) and service name; it never
+// asks the provider.
+func (rt *Runtime) service(target, service string) (Target, error) {
 	t, err := rt.target(target)
 	if err != nil {
-		return workload.DeploymentStatus{}, err
+		return Target{}, err
 	}
 	if m := workload.ValidateName(service); m != "" {
-		return workload.DeploymentStatus{}, workload.Invalid(workload.FieldError{Path: "service", Message: m})
+		return Target{}, workload.Invalid(workload.FieldError{Path: "service", Message: m})
+	}
+	return t, nil
+}
+
+// Status reads one service's status.
+func (rt *Runtime) Status(ctx context.Context, target, service string) (workload.DeploymentStatus, error) {
+	t, err := rt.service(target, service)
+	if err != nil {
+		return workload.DeploymentStatus{}, err
 	}
 	st, err := t.Provider.Status(ctx, service)
 	if err != nil {
@@ -744,24 +762,27 @@ func (rt *Runtime) List(ctx context.Context, target string) ([]workload.Deployme
 
 // StreamMetrics subscribes to a service's metrics. However many callers
 // watch one service, the provider streams it once.
+//
+// Only the target and the name are checked here (the hub's open func needs
+// a configured target); whether the service exists is the provider's
+// answer, which the stream yields as its first error (NotFound), once for
+// all its subscribers.
 func (rt *Runtime) StreamMetrics(ctx context.Context, target, service string) iter.Seq2[workload.MetricSample, error] {
-	if _, err := rt.Status(ctx, target, service); err != nil {
+	if _, err := rt.service(target, service); err != nil {
 		return func(yield func(workload.MetricSample, error) bool) { yield(workload.MetricSample{}, err) }
 	}
-	return rt.metrics.Subscribe(ctx, workload.ServiceID(target, service))
+	return rt.metrics.Subscribe(ctx, serviceKey{target: target, name: service})
 }
+
+// serviceKey names one service of one target: the metrics hub's key.
+type serviceKey struct{ target, name string }
 
 // MetricsUpstreams is the number of provider metric streams open.
 func (rt *Runtime) MetricsUpstreams() int { return rt.metrics.Upstreams() }
 
 // Logs streams a service's output, every registered secret redacted.
 func (rt *Runtime) Logs(ctx context.Context, target, service string, opts provider.LogOptions) iter.Seq2[workload.LogLine, error] {
-	t, err := rt.target(target)
-	if err == nil {
-		if m := workload.ValidateName(service); m != "" {
-			err = workload.Invalid(workload.FieldError{Path: "service", Message: m})
-		}
-	}
+	t, err := rt.service(target, service)
 	if err != nil {
 		return func(yield func(workload.LogLine, error) bool) { yield(workload.LogLine{}, err) }
 	}

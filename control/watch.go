@@ -11,14 +11,13 @@ import (
 	"github.com/alphaswarm/controller/workload"
 )
 
-// ListPollInterval is how often Watch lists a target whose provider is not
-// a provider.Watcher.
-var ListPollInterval = 2 * time.Second
+// DefaultListPollInterval is Options.ListPollInterval's default.
+const DefaultListPollInterval = 2 * time.Second
 
 // Watch yields the current status of every service of every target, then
 // each change as it happens, until ctx ends. Targets whose provider is a
 // provider.Watcher stream their changes; the others are listed every
-// ListPollInterval and only changed statuses are yielded. A target that
+// Options.ListPollInterval and only changed statuses are yielded. A target that
 // fails is reported once as an error and retried; the stream goes on.
 func (rt *Runtime) Watch(ctx context.Context) iter.Seq2[workload.DeploymentStatus, error] {
 	return func(yield func(workload.DeploymentStatus, error) bool) {
@@ -102,7 +101,7 @@ func (rt *Runtime) watchTarget(ctx context.Context, t Target, emit func(workload
 			}
 		}
 	}
-	tick := time.NewTicker(ListPollInterval)
+	tick := time.NewTicker(rt.listPoll)
 	defer tick.Stop()
 	for {
 		select {

@@ -1,6 +1,8 @@
 // Package telemetry fans one upstream stream out to many subscribers: however
 // many clients watch a key (a service, a container), the backend is asked for
-// exactly one stream per key.
+// exactly one stream per key. The path of a metrics sample from a provider
+// to an SSE client, through the two hubs it crosses (the runtime's per
+// service, docker's per container), is described in package control.
 //
 // A Hub owns, per key, the upstream's lifetime and the per-subscriber
 // buffers. It opens the upstream lazily when the first subscriber starts

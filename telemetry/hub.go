@@ -46,10 +46,11 @@ func WithMarkDropped[T any](mark func(v T, n int) T) Option[T] {
 	return func(c *config[T]) { c.markDropped = mark }
 }
 
-// Hub fans out one upstream per key to any number of subscribers. The zero
+// Hub fans out one upstream per key (of type K: a service, a container) to
+// any number of subscribers. The zero
 // value is not usable; call NewHub. All methods are safe for concurrent use.
-type Hub[T any] struct {
-	open   func(ctx context.Context, key string) iter.Seq2[T, error]
+type Hub[K comparable, T any] struct {
+	open   func(ctx context.Context, key K) iter.Seq2[T, error]
 	buffer int
 	mark   func(T, int) T
 
@@ -60,22 +61,22 @@ type Hub[T any] struct {
 	mu     sync.Mutex
 	closed bool
 	// streams holds the upstream each key's subscribers are attached to.
-	streams map[string]*stream[T]
+	streams map[K]*stream[K, T]
 	// latest holds, per key, the most recent upstream whose pump has not
 	// exited, attached or not; a new upstream waits for it before opening.
-	latest map[string]*stream[T]
+	latest map[K]*stream[K, T]
 }
 
 // stream is one upstream and its subscribers.
-type stream[T any] struct {
-	key    string
+type stream[K comparable, T any] struct {
+	key    K
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the pump has exited
 
 	// subs is replaced, never modified, under Hub.mu; the pump reads it
 	// without the lock.
-	subs atomic.Pointer[[]*sub[T]]
+	subs atomic.Pointer[[]*sub[K, T]]
 	// detached (under Hub.mu) is set once the stream is out of
 	// Hub.streams: no subscriber can join it any more.
 	detached bool
@@ -83,8 +84,8 @@ type stream[T any] struct {
 
 // sub is one subscriber's buffer: a ring that drops its oldest value when
 // full.
-type sub[T any] struct {
-	st   *stream[T]
+type sub[K comparable, T any] struct {
+	st   *stream[K, T]
 	wake chan struct{} // capacity 1: "something changed"
 
 	mu      sync.Mutex
@@ -101,7 +102,7 @@ type sub[T any] struct {
 // is closed. open must stop (return from the iterator) promptly once that
 // context is cancelled, and must stop when yield returns false; an error it
 // yields ends the upstream and is passed to every subscriber.
-func NewHub[T any](open func(ctx context.Context, key string) iter.Seq2[T, error], opts ...Option[T]) *Hub[T] {
+func NewHub[K comparable, T any](open func(ctx context.Context, key K) iter.Seq2[T, error], opts ...Option[T]) *Hub[K, T] {
 	if open == nil {
 		panic("telemetry: NewHub with nil open func")
 	}
@@ -113,28 +114,28 @@ func NewHub[T any](open func(ctx context.Context, key string) iter.Seq2[T, error
 		panic("telemetry: buffer size must be at least 1")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Hub[T]{
+	return &Hub[K, T]{
 		open:    open,
 		buffer:  c.buffer,
 		mark:    c.markDropped,
 		ctx:     ctx,
 		cancel:  cancel,
-		streams: map[string]*stream[T]{},
-		latest:  map[string]*stream[T]{},
+		streams: map[K]*stream[K, T]{},
+		latest:  map[K]*stream[K, T]{},
 	}
 }
 
 // NewMetricsHub returns a hub of metric samples whose subscribers learn of
 // lost samples through MetricSample.Dropped: the first sample after a loss of
 // n has n added to its Dropped field.
-func NewMetricsHub(open func(ctx context.Context, key string) iter.Seq2[workload.MetricSample, error], opts ...Option[workload.MetricSample]) *Hub[workload.MetricSample] {
-	opts = append([]Option[workload.MetricSample]{WithMarkDropped(MarkSampleDropped)}, opts...)
+func NewMetricsHub[K comparable](open func(ctx context.Context, key K) iter.Seq2[workload.MetricSample, error], opts ...Option[workload.MetricSample]) *Hub[K, workload.MetricSample] {
+	opts = append([]Option[workload.MetricSample]{WithMarkDropped(markSampleDropped)}, opts...)
 	return NewHub(open, opts...)
 }
 
-// MarkSampleDropped is NewMetricsHub's MarkDropped hook: it adds n to
+// markSampleDropped is NewMetricsHub's MarkDropped hook: it adds n to
 // s.Dropped.
-func MarkSampleDropped(s workload.MetricSample, n int) workload.MetricSample {
+func markSampleDropped(s workload.MetricSample, n int) workload.MetricSample {
 	s.Dropped += n
 	return s
 }
@@ -153,7 +154,7 @@ func MarkSampleDropped(s workload.MetricSample, n int) workload.MetricSample {
 // The iterator is single-use: a second range yields ErrReused. It must be
 // ranged over from one goroutine; the loop body may take as long as it likes
 // without affecting the upstream or other subscribers.
-func (h *Hub[T]) Subscribe(ctx context.Context, key string) iter.Seq2[T, error] {
+func (h *Hub[K, T]) Subscribe(ctx context.Context, key K) iter.Seq2[T, error] {
 	var used atomic.Bool
 	return func(yield func(T, error) bool) {
 		var zero T
@@ -201,14 +202,14 @@ func (h *Hub[T]) Subscribe(ctx context.Context, key string) iter.Seq2[T, error] 
 
 // Upstreams returns how many keys have an upstream with subscribers attached
 // (open, or about to be opened).
-func (h *Hub[T]) Upstreams() int {
+func (h *Hub[K, T]) Upstreams() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.streams)
 }
 
 // Subscribers returns how many subscribers are iterating over key.
-func (h *Hub[T]) Subscribers(key string) int {
+func (h *Hub[K, T]) Subscribers(key K) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if st := h.streams[key]; st != nil {
@@ -221,7 +222,7 @@ func (h *Hub[T]) Subscribers(key string) int {
 // waits until every goroutine the hub started has exited (so until every
 // open func has returned). Subscribers' loops end on their own goroutines,
 // at their next step. Close may be called more than once.
-func (h *Hub[T]) Close() {
+func (h *Hub[K, T]) Close() {
 	h.mu.Lock()
 	if !h.closed {
 		h.closed = true
@@ -239,26 +240,26 @@ func (h *Hub[T]) Close() {
 }
 
 // join attaches a new subscriber to key's upstream, starting one if needed.
-func (h *Hub[T]) join(key string) (*sub[T], error) {
+func (h *Hub[K, T]) join(key K) (*sub[K, T], error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return nil, ErrClosed
 	}
 	st := h.streams[key]
-	var prev *stream[T]
+	var prev *stream[K, T]
 	fresh := st == nil
 	if fresh {
 		ctx, cancel := context.WithCancel(h.ctx)
-		st = &stream[T]{key: key, ctx: ctx, cancel: cancel, done: make(chan struct{})}
-		st.subs.Store(&[]*sub[T]{})
+		st = &stream[K, T]{key: key, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+		st.subs.Store(&[]*sub[K, T]{})
 		prev = h.latest[key]
 		h.streams[key] = st
 		h.latest[key] = st
 	}
-	s := &sub[T]{st: st, wake: make(chan struct{}, 1), ring: make([]T, h.buffer)}
+	s := &sub[K, T]{st: st, wake: make(chan struct{}, 1), ring: make([]T, h.buffer)}
 	old := *st.subs.Load()
-	subs := make([]*sub[T], len(old), len(old)+1)
+	subs := make([]*sub[K, T], len(old), len(old)+1)
 	copy(subs, old)
 	subs = append(subs, s)
 	st.subs.Store(&subs)
@@ -273,7 +274,7 @@ func (h *Hub[T]) join(key string) (*sub[T], error) {
 
 // leave detaches s; if it was the last subscriber, the upstream is
 // cancelled and forgotten (its pump exits in the background).
-func (h *Hub[T]) leave(s *sub[T]) {
+func (h *Hub[K, T]) leave(s *sub[K, T]) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	st := s.st
@@ -281,7 +282,7 @@ func (h *Hub[T]) leave(s *sub[T]) {
 		return
 	}
 	old := *st.subs.Load()
-	subs := make([]*sub[T], 0, len(old))
+	subs := make([]*sub[K, T], 0, len(old))
 	for _, o := range old {
 		if o != s {
 			subs = append(subs, o)
@@ -298,7 +299,7 @@ func (h *Hub[T]) leave(s *sub[T]) {
 // pump runs one upstream: it waits for the key's previous upstream to be
 // gone, opens this one, copies every value into every subscriber's buffer,
 // and hands the upstream's end to the subscribers still attached.
-func (h *Hub[T]) pump(st *stream[T], prev *stream[T]) {
+func (h *Hub[K, T]) pump(st *stream[K, T], prev *stream[K, T]) {
 	defer h.wg.Done()
 	defer close(st.done)
 	defer st.cancel()
@@ -325,7 +326,7 @@ func (h *Hub[T]) pump(st *stream[T], prev *stream[T]) {
 }
 
 // run ranges over the upstream until it ends, errs, or st is cancelled.
-func (h *Hub[T]) run(st *stream[T]) error {
+func (h *Hub[K, T]) run(st *stream[K, T]) error {
 	seq := h.open(st.ctx, st.key)
 	if seq == nil {
 		return nil
@@ -349,7 +350,7 @@ func (h *Hub[T]) run(st *stream[T]) error {
 
 // push appends v, dropping the oldest value if the buffer is full. It never
 // blocks beyond the subscriber's short critical section.
-func (s *sub[T]) push(v T) {
+func (s *sub[K, T]) push(v T) {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
@@ -376,7 +377,7 @@ func (s *sub[T]) push(v T) {
 
 // pop takes the oldest buffered value, marked with the losses before it. If
 // there is none, it reports whether the subscription has ended, and why.
-func (s *sub[T]) pop(mark func(T, int) T) (v T, ok, ended bool, err error) {
+func (s *sub[K, T]) pop(mark func(T, int) T) (v T, ok, ended bool, err error) {
 	s.mu.Lock()
 	if s.n == 0 {
 		ended, err = s.ended, s.err
@@ -399,7 +400,7 @@ func (s *sub[T]) pop(mark func(T, int) T) (v T, ok, ended bool, err error) {
 
 // finish ends the subscription with err (nil: the upstream ended cleanly),
 // discarding the buffered values if discard is set. The first call wins.
-func (s *sub[T]) finish(err error, discard bool) {
+func (s *sub[K, T]) finish(err error, discard bool) {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
@@ -414,7 +415,7 @@ func (s *sub[T]) finish(err error, discard bool) {
 	s.notify()
 }
 
-func (s *sub[T]) notify() {
+func (s *sub[K, T]) notify() {
 	select {
 	case s.wake <- struct{}{}:
 	default:

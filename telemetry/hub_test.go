@@ -177,7 +177,7 @@ type consumer[T any] struct {
 
 // subscribe starts a subscriber that forwards everything it gets to events
 // (buffered by queue), and breaks after limit values if limit > 0.
-func subscribe[T any](t *testing.T, h *Hub[T], key string, limit, queue int) *consumer[T] {
+func subscribe[T any](t *testing.T, h *Hub[string, T], key string, limit, queue int) *consumer[T] {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &consumer[T]{events: make(chan event[T], queue), done: make(chan struct{}), cancel: cancel}
 	go func() {
@@ -239,7 +239,7 @@ func (c *consumer[T]) finished(t *testing.T) []event[T] {
 
 // ---- helpers ----------------------------------------------------------------
 
-func newTestHub[T any](t *testing.T, src *source[T], opts ...Option[T]) *Hub[T] {
+func newTestHub[T any](t *testing.T, src *source[T], opts ...Option[T]) *Hub[string, T] {
 	t.Cleanup(func() { goleak.VerifyNone(t) }) // runs last
 	h := NewHub(src.open, opts...)
 	t.Cleanup(h.Close)
@@ -266,7 +266,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func waitSubscribers[T any](t *testing.T, h *Hub[T], key string, n int) {
+func waitSubscribers[T any](t *testing.T, h *Hub[string, T], key string, n int) {
 	t.Helper()
 	waitFor(t, fmt.Sprintf("%d subscribers on %q", n, key), func() bool { return h.Subscribers(key) == n })
 }
@@ -802,7 +802,7 @@ func TestNewHubRejectsBadOptions(t *testing.T) {
 		name string
 		f    func()
 	}{
-		{"nil open", func() { NewHub[int](nil) }},
+		{"nil open", func() { NewHub[string, int](nil) }},
 		{"zero buffer", func() { NewHub(open, WithBuffer[int](0)) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -817,7 +817,7 @@ func TestNewHubRejectsBadOptions(t *testing.T) {
 }
 
 func TestMarkSampleDropped(t *testing.T) {
-	s := MarkSampleDropped(workload.MetricSample{Service: "svc", Dropped: 2}, 3)
+	s := markSampleDropped(workload.MetricSample{Service: "svc", Dropped: 2}, 3)
 	if s.Dropped != 5 || s.Service != "svc" {
 		t.Fatalf("got %+v", s)
 	}

@@ -73,7 +73,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServeCmd(), newLedgerCmd(), newVersionCmd())
-	addClientCommands(root)
+	g := addClientCommands(root)
+	root.AddCommand(newServeCmd(), newLedgerCmd(g), newVersionCmd())
 	return root
 }

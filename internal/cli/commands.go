@@ -15,8 +15,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/alphaswarm/controller/api"
 	"github.com/alphaswarm/controller/client"
-	"github.com/alphaswarm/controller/control"
 	"github.com/alphaswarm/controller/internal/auth"
 	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/provider"
@@ -103,7 +103,7 @@ func (g *globals) ctx(cmd *cobra.Command) context.Context {
 	return cmd.Context()
 }
 
-// clientCmd wraps a command body that needs a client and a printer.
+// run wraps a command body that needs a client and a printer.
 func (g *globals) run(f func(cmd *cobra.Command, args []string, c *client.Client, p printer) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		p, err := g.printer(cmd)
@@ -118,22 +118,21 @@ func (g *globals) run(f func(cmd *cobra.Command, args []string, c *client.Client
 	}
 }
 
-func addClientCommands(root *cobra.Command) {
+// addClientCommands registers the client flags on root and adds the
+// commands that talk to a server; it returns the flags for the commands
+// built elsewhere that use them too (ledger verify).
+func addClientCommands(root *cobra.Command) *globals {
 	g := &globals{}
 	g.register(root)
 	root.AddCommand(
 		deployCmd(g), stopCmd(g), scaleCmd(g), restartCmd(g), statusCmd(g), configCmd(g),
 		metricsCmd(g), logsCmd(g), execCmd(g), runsCmd(g), haltCmd(g), targetsCmd(g), tokenCmd(g),
 	)
-	for _, c := range root.Commands() {
-		if c.Name() == "ledger" {
-			c.AddCommand(ledgerVerifyCmd(g))
-		}
-	}
+	return g
 }
 
 // printResult prints the outcome of a mutating command.
-func printResult(p printer, res control.Result) error {
+func printResult(p printer, res api.Result) error {
 	return p.print(res, func(tw *tabwriter.Writer) {
 		if res.Status != nil {
 			statusTable(tw, []workload.DeploymentStatus{*res.Status})
@@ -151,7 +150,7 @@ func printResult(p printer, res control.Result) error {
 
 // withProgress runs op; while it runs and stderr is a terminal, it shows
 // the service's ready/desired replicas on one updating line.
-func withProgress(cmd *cobra.Command, c *client.Client, target, service string, wait bool, op func() (control.Result, error)) (control.Result, error) {
+func withProgress(cmd *cobra.Command, c *client.Client, target, service string, wait bool, op func() (api.Result, error)) (api.Result, error) {
 	stderr := cmd.ErrOrStderr()
 	if !wait || !isTerminal(stderr) {
 		return op()
@@ -214,7 +213,7 @@ func deployCmd(g *globals) *cobra.Command {
 			if format == specfile.JSON {
 				ct = "application/json"
 			}
-			res, err := withProgress(cmd, c, target, spec.Name, wf.waits(), func() (control.Result, error) {
+			res, err := withProgress(cmd, c, target, spec.Name, wf.waits(), func() (api.Result, error) {
 				return c.Deploy(wf.ctx(g.ctx(cmd)), target, b, ct)
 			})
 			if err != nil {
@@ -231,14 +230,14 @@ func deployCmd(g *globals) *cobra.Command {
 
 // serviceAction builds a command that runs one mutating call on SERVICE,
 // showing progress on a terminal and printing the result.
-func serviceAction(g *globals, use, short string, call func(c *client.Client, ctx context.Context, target, service string) (control.Result, error)) *cobra.Command {
+func serviceAction(g *globals, use, short string, call func(c *client.Client, ctx context.Context, target, service string) (api.Result, error)) *cobra.Command {
 	var wf waitFlags
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: g.run(func(cmd *cobra.Command, args []string, c *client.Client, p printer) error {
-			res, err := withProgress(cmd, c, g.target, args[0], wf.waits(), func() (control.Result, error) {
+			res, err := withProgress(cmd, c, g.target, args[0], wf.waits(), func() (api.Result, error) {
 				return call(c, wf.ctx(g.ctx(cmd)), g.target, args[0])
 			})
 			if err != nil {
@@ -270,7 +269,7 @@ func scaleCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return workload.Invalid(workload.FieldError{Path: "replicas", Message: "must be a whole number"})
 			}
-			res, err := withProgress(cmd, c, g.target, args[0], wf.waits(), func() (control.Result, error) {
+			res, err := withProgress(cmd, c, g.target, args[0], wf.waits(), func() (api.Result, error) {
 				return c.Scale(wf.ctx(g.ctx(cmd)), g.target, args[0], n)
 			})
 			if err != nil {
@@ -463,18 +462,18 @@ func logsCmd(g *globals) *cobra.Command {
 }
 
 func runsCmd(g *globals) *cobra.Command {
-	var f ledger.Filter
-	var kind, outcome, since string
+	var f api.RunsQuery
+	var since string
 	cmd := &cobra.Command{
 		Use:   "runs",
 		Short: "Query the workload_runs audit ledger (newest first)",
 		Args:  cobra.NoArgs,
 		RunE: g.run(func(cmd *cobra.Command, _ []string, c *client.Client, p printer) error {
-			f.Kind, f.Outcome, f.Descending = ledger.Kind(kind), ledger.Outcome(outcome), true
-			if err := oneOf("kind", f.Kind, ledger.Kinds); err != nil {
+			f.Descending = true
+			if err := oneOf("kind", ledger.Kind(f.Kind), ledger.Kinds); err != nil {
 				return err
 			}
-			if err := oneOf("outcome", f.Outcome, ledger.Outcomes); err != nil {
+			if err := oneOf("outcome", ledger.Outcome(f.Outcome), ledger.Outcomes); err != nil {
 				return err
 			}
 			if since != "" {
@@ -492,7 +491,7 @@ func runsCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(tw, "SEQ\tTIME\tRUN\tKIND\tUSER\tACTION\tSERVICE\tOUTCOME\tCODE\tDURATION")
 				for _, r := range page.Records {
 					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Seq, r.Time.UTC().Format(time.RFC3339),
-						r.RunID, r.Kind, r.UserID, r.Action, dash(workload.ServiceID(r.Target, r.Service)), dash(string(r.Outcome)),
+						r.RunID, r.Kind, r.UserID, r.Action, dash(workload.ServiceID(r.Target, r.Service)), dash(r.Outcome),
 						dash(r.ErrorCode), durStr(r.Duration))
 				}
 				if page.Next != "" {
@@ -503,10 +502,10 @@ func runsCmd(g *globals) *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.Service, "service", "", "only this service")
-	fl.StringVar(&f.UserID, "user", "", "only this principal: its id (local user name, oidc:<issuer>#<subject>) or display name")
+	fl.StringVar(&f.User, "user", "", "only this principal: its id (local user name, oidc:<issuer>#<subject>) or display name")
 	fl.StringVar(&f.Action, "action", "", "only this action")
-	fl.StringVar(&kind, "kind", "", "intent, result or rejected")
-	fl.StringVar(&outcome, "outcome", "", "ok, error, interrupted, invalid, denied or halted")
+	fl.StringVar(&f.Kind, "kind", "", "intent, result or rejected")
+	fl.StringVar(&f.Outcome, "outcome", "", "ok, error, interrupted, invalid, denied or halted")
 	fl.StringVar(&since, "since", "", "only runs in the last duration (1h)")
 	fl.StringVar(&f.Cursor, "cursor", "", "continue from a previous page")
 	fl.IntVar(&f.Limit, "limit", 50, "rows per page (1..1000)")
@@ -518,60 +517,6 @@ func durStr(d time.Duration) string {
 		return "-"
 	}
 	return d.Round(time.Millisecond).String()
-}
-
-func ledgerVerifyCmd(g *globals) *cobra.Command {
-	var url, cpFile, pubKey string
-	cmd := &cobra.Command{
-		Use:   "verify",
-		Short: "Check the ledger's hash chain (through the server, or directly with --ledger), and its signed checkpoints",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := g.printer(cmd)
-			if err != nil {
-				return err
-			}
-			if cpFile != "" || pubKey != "" {
-				return verifyCheckpoints(cmd.Context(), p, url, cpFile, pubKey)
-			}
-			var res ledger.VerifyResult
-			if url != "" {
-				l, err := openExistingLedger(cmd.Context(), url)
-				if err != nil {
-					return err
-				}
-				defer l.Close()
-				if res, err = l.Verify(cmd.Context()); err != nil {
-					return err
-				}
-			} else {
-				c, err := g.client()
-				if err != nil {
-					return err
-				}
-				if res, err = c.Verify(cmd.Context()); err != nil {
-					return err
-				}
-			}
-			if err := p.print(res, func(tw *tabwriter.Writer) {
-				if res.OK {
-					fmt.Fprintf(tw, "chain OK: %d records, head %s\n", res.Count, res.Head)
-				} else {
-					fmt.Fprintf(tw, "CHAIN BROKEN at row %d: %s\n", res.FirstBroken, res.Reason)
-				}
-			}); err != nil {
-				return err
-			}
-			if !res.OK {
-				return workload.Errorf(workload.Internal, "ledger chain broken at row %d", res.FirstBroken)
-			}
-			return nil
-		},
-	}
-	cmd.Flags().StringVar(&url, "ledger", "", "verify this ledger URL directly (sqlite:PATH or postgres://...) instead of asking the server")
-	cmd.Flags().StringVar(&cpFile, "checkpoints", "", "also check every checkpoint in this file (checkpoints.jsonl or a JSON-lines export); needs --ledger")
-	cmd.Flags().StringVar(&pubKey, "public-key", "", "the checkpoints' public key: ed25519:BASE64, a PEM, or a file holding either (printed by serve at start)")
-	return cmd
 }
 
 func haltCmd(g *globals) *cobra.Command {

@@ -11,15 +11,72 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/alphaswarm/controller/api"
 	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/ledger/checkpoint"
 	"github.com/alphaswarm/controller/workload"
 )
 
-func newLedgerCmd() *cobra.Command {
+func newLedgerCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "ledger", Short: "Inspect the workload_runs audit ledger"}
-	c.AddCommand(ledgerMigrateCmd())
+	c.AddCommand(ledgerVerifyCmd(g), ledgerMigrateCmd())
 	return c
+}
+
+func ledgerVerifyCmd(g *globals) *cobra.Command {
+	var url, cpFile, pubKey string
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Check the ledger's hash chain (through the server, or directly with --ledger), and its signed checkpoints",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := g.printer(cmd)
+			if err != nil {
+				return err
+			}
+			if cpFile != "" || pubKey != "" {
+				return verifyCheckpoints(cmd.Context(), p, url, cpFile, pubKey)
+			}
+			var res api.VerifyResult
+			if url != "" {
+				l, err := openExistingLedger(cmd.Context(), url)
+				if err != nil {
+					return err
+				}
+				defer l.Close()
+				lres, err := l.Verify(cmd.Context())
+				if err != nil {
+					return err
+				}
+				res = api.VerifyResult(lres)
+			} else {
+				c, err := g.client()
+				if err != nil {
+					return err
+				}
+				if res, err = c.Verify(cmd.Context()); err != nil {
+					return err
+				}
+			}
+			if err := p.print(res, func(tw *tabwriter.Writer) {
+				if res.OK {
+					fmt.Fprintf(tw, "chain OK: %d records, head %s\n", res.Count, res.Head)
+				} else {
+					fmt.Fprintf(tw, "CHAIN BROKEN at row %d: %s\n", res.FirstBroken, res.Reason)
+				}
+			}); err != nil {
+				return err
+			}
+			if !res.OK {
+				return workload.Errorf(workload.Internal, "ledger chain broken at row %d", res.FirstBroken)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&url, "ledger", "", "verify this ledger URL directly (sqlite:PATH or postgres://...) instead of asking the server")
+	cmd.Flags().StringVar(&cpFile, "checkpoints", "", "also check every checkpoint in this file (checkpoints.jsonl or a JSON-lines export); needs --ledger")
+	cmd.Flags().StringVar(&pubKey, "public-key", "", "the checkpoints' public key: ed25519:BASE64, a PEM, or a file holding either (printed by serve at start)")
+	return cmd
 }
 
 // verifyCheckpoints is `ledger verify --ledger URL --checkpoints F

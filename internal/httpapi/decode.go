@@ -10,10 +10,10 @@ import (
 	"github.com/alphaswarm/controller/workload"
 )
 
-// DecodeStrict decodes a JSON request body into T: unknown fields (keys
+// decodeStrict decodes a JSON request body into T: unknown fields (keys
 // are case-sensitive), keys repeated in one object, wrong types and
 // trailing data are InvalidArgument errors with field paths.
-func DecodeStrict[T any](b []byte) (T, error) {
+func decodeStrict[T any](b []byte) (T, error) {
 	var v T
 	if len(bytes.TrimSpace(b)) == 0 {
 		return v, workload.Invalid(workload.FieldError{Path: "body", Message: "is required (a JSON object)"})

@@ -128,7 +128,7 @@ func (s *Server) execWS(w http.ResponseWriter, r *http.Request, p control.Princi
 				}
 				continue
 			}
-			ctl, err := DecodeStrict[api.ExecControl](b)
+			ctl, err := decodeStrict[api.ExecControl](b)
 			if err != nil {
 				continue // a control message we do not understand is ignored
 			}

@@ -13,7 +13,7 @@ func fuzzDecoder[T any](f *testing.F, seeds ...string) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, err := DecodeStrict[T](b)
+		_, err := decodeStrict[T](b)
 		if err != nil {
 			if e := workload.AsError(err); e.Code != workload.InvalidArgument || len(e.Fields) == 0 {
 				t.Fatalf("error %v: want invalid_argument with fields", err)

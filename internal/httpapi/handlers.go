@@ -33,23 +33,23 @@ func (s *Server) table() []route {
 		{"GET", "/v1/services", auth.RoleViewer, "", s.listAll},
 		{"GET", "/v1/services/events", auth.RoleViewer, "", s.servicesSSE},
 		{"GET", "/v1/targets/{target}/services", auth.RoleViewer, "", s.listTarget},
-		{"POST", "/v1/targets/{target}/services", auth.RoleOperator, "start", s.deploy},
+		{"POST", "/v1/targets/{target}/services", auth.RoleOperator, workload.ActionStart, s.deploy},
 		{"GET", svcPath, auth.RoleViewer, "", s.status},
-		{"POST", svcPath + "/stop", auth.RoleOperator, "stop", s.stop},
-		{"POST", svcPath + "/scale", auth.RoleOperator, "scale", s.scale},
-		{"POST", svcPath + "/restart", auth.RoleOperator, "restart", s.restart},
-		{"PUT", svcPath + "/config", auth.RoleOperator, "apply_config", s.config},
+		{"POST", svcPath + "/stop", auth.RoleOperator, workload.ActionStop, s.stop},
+		{"POST", svcPath + "/scale", auth.RoleOperator, workload.ActionScale, s.scale},
+		{"POST", svcPath + "/restart", auth.RoleOperator, workload.ActionRestart, s.restart},
+		{"PUT", svcPath + "/config", auth.RoleOperator, workload.ActionApplyConfig, s.config},
 		{"GET", svcPath + "/metrics", auth.RoleViewer, "", s.metricsSSE},
 		{"GET", svcPath + "/logs", auth.RoleViewer, "", s.logsSSE},
-		{"POST", svcPath + "/exec", auth.RoleAdmin, "exec", s.execOnce},
-		{"GET", svcPath + "/exec/ws", auth.RoleAdmin, "exec", s.execWS},
+		{"POST", svcPath + "/exec", auth.RoleAdmin, workload.ActionExec, s.execOnce},
+		{"GET", svcPath + "/exec/ws", auth.RoleAdmin, workload.ActionExec, s.execWS},
 		{"GET", "/v1/runs", auth.RoleViewer, "", s.runs},
 		{"GET", "/v1/ledger/verify", auth.RoleViewer, "", s.verify},
 		{"GET", "/v1/halt", auth.RoleViewer, "", s.haltGet},
-		{"PUT", "/v1/halt", auth.RoleAdmin, "halt", s.haltSet},
+		{"PUT", "/v1/halt", auth.RoleAdmin, workload.ActionHalt, s.haltSet},
 		{"GET", "/v1/tokens", auth.RoleAdmin, "", s.tokenList},
-		{"POST", "/v1/tokens", auth.RoleAdmin, string(control.ActionTokenCreate), s.tokenCreate},
-		{"DELETE", "/v1/tokens/{id}", auth.RoleAdmin, string(control.ActionTokenRevoke), s.tokenRevoke},
+		{"POST", "/v1/tokens", auth.RoleAdmin, control.ActionTokenCreate, s.tokenCreate},
+		{"DELETE", "/v1/tokens/{id}", auth.RoleAdmin, control.ActionTokenRevoke, s.tokenRevoke},
 		{"GET", "/v1/whoami", auth.RoleViewer, "", s.whoami},
 	}
 }
@@ -132,7 +132,9 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, _ control.Princi
 	writeJSON(w, 200, st)
 }
 
-// do runs a mutating request; a decoding failure is recorded as rejected.
+// do runs a mutating request through the runtime (which records a refusal
+// itself); a bad wait/timeout query is recorded as rejected here. Body
+// decoding failures are recorded by the handlers, through rejectBody.
 func (s *Server) do(w http.ResponseWriter, r *http.Request, req control.Request, status int) {
 	req.IdempotencyKey = r.Header.Get("Idempotency-Key")
 	if err := waitOptions(r, &req); err != nil {
@@ -183,7 +185,7 @@ func (s *Server) scale(w http.ResponseWriter, r *http.Request, p control.Princip
 	}
 	var body api.ScaleRequest
 	if err == nil {
-		body, err = DecodeStrict[api.ScaleRequest](b)
+		body, err = decodeStrict[api.ScaleRequest](b)
 	}
 	if err == nil && body.Replicas == nil {
 		err = workload.Invalid(workload.FieldError{Path: "replicas", Message: "is required"})
@@ -204,7 +206,7 @@ func (s *Server) config(w http.ResponseWriter, r *http.Request, p control.Princi
 	}
 	var body api.ConfigRequest
 	if err == nil {
-		body, err = DecodeStrict[api.ConfigRequest](b)
+		body, err = decodeStrict[api.ConfigRequest](b)
 	}
 	if err == nil && body.Config == nil {
 		err = workload.Invalid(workload.FieldError{Path: "config", Message: "is required"})
@@ -244,7 +246,7 @@ func (s *Server) execOnce(w http.ResponseWriter, r *http.Request, p control.Prin
 	}
 	var body api.ExecRequest
 	if err == nil {
-		body, err = DecodeStrict[api.ExecRequest](b)
+		body, err = decodeStrict[api.ExecRequest](b)
 	}
 	if err != nil {
 		s.rejectBody(w, r, p, workload.ActionExec, err)
@@ -315,7 +317,7 @@ func (s *Server) runs(w http.ResponseWriter, r *http.Request, _ control.Principa
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, 200, page)
+	writeJSON(w, 200, runsPage(page))
 }
 
 func (s *Server) verify(w http.ResponseWriter, r *http.Request, _ control.Principal) {
@@ -324,7 +326,7 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, _ control.Princi
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, 200, res)
+	writeJSON(w, 200, api.VerifyResult(res))
 }
 
 func (s *Server) haltGet(w http.ResponseWriter, r *http.Request, _ control.Principal) {
@@ -346,7 +348,7 @@ func (s *Server) haltSet(w http.ResponseWriter, r *http.Request, p control.Princ
 	b, err := readBody(r)
 	var body api.HaltRequest
 	if err == nil {
-		body, err = DecodeStrict[api.HaltRequest](b)
+		body, err = decodeStrict[api.HaltRequest](b)
 	}
 	if err == nil && body.On == nil {
 		err = workload.Invalid(workload.FieldError{Path: "on", Message: "is required"})
@@ -379,7 +381,7 @@ func (s *Server) tokenCreate(w http.ResponseWriter, r *http.Request, p control.P
 	b, err := readBody(r)
 	var body api.TokenRequest
 	if err == nil {
-		body, err = DecodeStrict[api.TokenRequest](b)
+		body, err = decodeStrict[api.TokenRequest](b)
 	}
 	var role auth.Role
 	if err == nil {

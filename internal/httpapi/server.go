@@ -96,8 +96,8 @@ type Server struct {
 
 type route struct {
 	method, pattern string
-	need            auth.Role // "" = no authentication
-	action          string    // audited action for denials; "" for reads
+	need            auth.Role       // "" = no authentication
+	action          workload.Action // audited action for denials; "" for reads
 	h               func(w http.ResponseWriter, r *http.Request, p control.Principal)
 }
 
@@ -240,7 +240,7 @@ func (s *Server) wrap(rt route) http.Handler {
 				closeUnreadBody(sw, r)
 				err := auth.Denied(p, rt.need, r.PathValue("target"))
 				if rt.action != "" {
-					_ = s.rt.Reject(r.Context(), p, workload.Action(rt.action), r.PathValue("target"), r.PathValue("service"), err)
+					_ = s.rt.Reject(r.Context(), p, rt.action, r.PathValue("target"), r.PathValue("service"), err)
 				}
 				writeError(sw, err)
 				return

@@ -100,20 +100,38 @@ type item[T any] struct {
 	err error
 }
 
-func serveStream[T any](s *Server, w http.ResponseWriter, r *http.Request, p control.Principal, kind, event string,
-	open func(ctx context.Context) func(yield func(T, error) bool)) {
+// firstItemWait is how long a stream waits for its first item before
+// answering 200 and starting the event stream: an error that comes at once
+// (an unknown service, a bad name) is answered as a plain HTTP error
+// envelope with its status code, which every HTTP client understands; one
+// that comes later is an "error" event.
+const firstItemWait = 500 * time.Millisecond
+
+// beginStream runs the steps every SSE route takes before its first byte:
+// a reconnect to a finished stream gets 204 (sse_end.go), the caller's
+// stream quota, a context that ends with the request or a server drain,
+// and the open-streams gauge. ok false means the answer was written.
+func (s *Server) beginStream(w http.ResponseWriter, r *http.Request, p control.Principal, kind string) (ctx context.Context, end func(), ok bool) {
 	if streamFinished(w, r) {
-		return
+		return nil, nil, false
 	}
 	done, err := s.openStream(w, p)
 	if err != nil {
 		writeError(w, err)
+		return nil, nil, false
+	}
+	ctx, cancel := s.streamCtx(r)
+	closed := s.metrics.streamOpened(kind)
+	return ctx, func() { closed(); cancel(); done() }, true
+}
+
+func serveStream[T any](s *Server, w http.ResponseWriter, r *http.Request, p control.Principal, kind, event string,
+	open func(ctx context.Context) func(yield func(T, error) bool)) {
+	ctx, end, ok := s.beginStream(w, r, p, kind)
+	if !ok {
 		return
 	}
-	defer done()
-	ctx, cancel := s.streamCtx(r)
-	defer cancel()
-	defer s.metrics.streamOpened(kind)()
+	defer end()
 	items := pump(ctx, open(ctx), true)
 	// Surface an immediate error (unknown service) as a plain envelope.
 	var first *item[T]
@@ -134,7 +152,7 @@ func serveStream[T any](s *Server, w http.ResponseWriter, r *http.Request, p con
 			return
 		}
 		first = &it
-	case <-time.After(500 * time.Millisecond):
+	case <-time.After(firstItemWait):
 	case <-ctx.Done():
 		return
 	}
@@ -144,6 +162,14 @@ func serveStream[T any](s *Server, w http.ResponseWriter, r *http.Request, p con
 			return
 		}
 	}
+	relay(s, ctx, e, items, event, true)
+}
+
+// relay sends items as events named event until the stream ends, the
+// client goes or the server drains, with a heartbeat comment while the
+// upstream is quiet. An error item is an "error" event: the last one when
+// errorEnds (the upstream stopped), else the stream goes on.
+func relay[T any](s *Server, ctx context.Context, e *sse, items <-chan item[T], event string, errorEnds bool) {
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
 	for {
@@ -153,11 +179,17 @@ func serveStream[T any](s *Server, w http.ResponseWriter, r *http.Request, p con
 				e.end("end", map[string]string{"reason": "stream ended"})
 				return
 			}
-			if it.err != nil {
+			if it.err != nil && errorEnds {
 				e.end("error", workload.Fail(it.err))
 				return
 			}
-			if err := e.event(event, it.v); err != nil {
+			var err error
+			if it.err != nil {
+				err = e.event("error", workload.Fail(it.err))
+			} else {
+				err = e.event(event, it.v)
+			}
+			if err != nil {
 				return // the client went away or stopped reading
 			}
 		case <-tick.C:
@@ -221,47 +253,10 @@ func (s *Server) logsSSE(w http.ResponseWriter, r *http.Request, p control.Princ
 // connection (event "status"; "error" events report a target that failed
 // and do not end the stream).
 func (s *Server) servicesSSE(w http.ResponseWriter, r *http.Request, p control.Principal) {
-	if streamFinished(w, r) {
+	ctx, end, ok := s.beginStream(w, r, p, "services")
+	if !ok {
 		return
 	}
-	done, err := s.openStream(w, p)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	defer done()
-	ctx, cancel := s.streamCtx(r)
-	defer cancel()
-	defer s.metrics.streamOpened("services")()
-	items := pump(ctx, s.rt.Watch(ctx), false)
-	e := s.startSSE(w)
-	tick := time.NewTicker(heartbeat)
-	defer tick.Stop()
-	for {
-		select {
-		case it, ok := <-items:
-			if !ok {
-				e.end("end", map[string]string{"reason": "stream ended"})
-				return
-			}
-			if it.err != nil {
-				if e.event("error", workload.Fail(it.err)) != nil {
-					return
-				}
-				continue
-			}
-			if e.event("status", it.v) != nil {
-				return
-			}
-		case <-tick.C:
-			if e.comment() != nil {
-				return
-			}
-		case <-ctx.Done():
-			if s.streamsCtx.Err() != nil {
-				e.event("end", map[string]string{"reason": "server shutting down"})
-			}
-			return
-		}
-	}
+	defer end()
+	relay(s, ctx, s.startSSE(w), pump(ctx, s.rt.Watch(ctx), false), "status", false)
 }

@@ -191,7 +191,7 @@ type Provider struct {
 	drains sync.WaitGroup // background removals of replaced replicas
 
 	cache *cache
-	stats *telemetry.Hub[containerSample]
+	stats *telemetry.Hub[string, containerSample]
 
 	locksMu sync.Mutex
 	locks   map[string]*sync.Mutex
