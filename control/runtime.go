@@ -354,6 +354,10 @@ func (rt *Runtime) Do(ctx context.Context, r Request) (Result, error) {
 		}
 		callErr = e
 		result.Outcome, result.ErrorCode, result.Message = ledger.OutcomeError, string(e.Code), truncate(rt.creds.Redact(e.Message), 1024)
+		if r.Action == workload.ActionExec && clientGone(ctx) { // not a failure (clientgone.go)
+			result.Outcome, result.ErrorCode = ledger.OutcomeInterrupted, ""
+			result.Message = truncate(rt.creds.Redact(context.Cause(ctx).Error()), 1024)
+		}
 	}
 	if _, err := rt.append(context.WithoutCancel(ctx), result); err != nil {
 		// The operation ran; its intent stays open and the next start closes

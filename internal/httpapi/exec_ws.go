@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -97,8 +98,13 @@ func (s *Server) execWS(w http.ResponseWriter, r *http.Request, p control.Princi
 	}
 	defer c.CloseNow()
 	c.SetReadLimit(1 << 20)
-	ctx, cancel := s.streamCtx(r)
+	sctx, cancel := s.streamCtx(r)
 	defer cancel()
+	// ctx ends with the stream, or when the client goes: then its cause
+	// says so, and the run is recorded as ended by the client (not as a
+	// failure; control.ErrClientGone).
+	ctx, clientGone := context.WithCancelCause(sctx)
+	defer clientGone(nil)
 	defer s.metrics.streamOpened("exec")()
 
 	stdinR, stdinW := io.Pipe()
@@ -119,7 +125,7 @@ func (s *Server) execWS(w http.ResponseWriter, r *http.Request, p control.Princi
 			typ, b, err := c.Read(ctx)
 			if err != nil {
 				stdinW.CloseWithError(err)
-				cancel()
+				clientGone(clientEnded(err))
 				return
 			}
 			if typ == websocket.MessageBinary {
@@ -166,10 +172,19 @@ func (s *Server) execWS(w http.ResponseWriter, r *http.Request, p control.Princi
 	}
 	b, _ := json.Marshal(end)
 	mu.Lock()
-	werr := c.Write(ctx, websocket.MessageText, b)
+	werr := c.Write(sctx, websocket.MessageText, b)
 	mu.Unlock()
 	if werr != nil && !errors.Is(werr, context.Canceled) {
 		return
 	}
 	c.Close(websocket.StatusNormalClosure, "")
+}
+
+// clientEnded is the cause an exec run records when the WebSocket's read
+// side ends: a close frame from the client, or a lost connection.
+func clientEnded(err error) error {
+	if code := websocket.CloseStatus(err); code != -1 {
+		return fmt.Errorf("%w: the client closed the WebSocket (status %d)", control.ErrClientGone, code)
+	}
+	return fmt.Errorf("%w: the connection to the client was lost (%v)", control.ErrClientGone, err)
 }

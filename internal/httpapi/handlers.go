@@ -257,7 +257,15 @@ func (s *Server) execOnce(w http.ResponseWriter, r *http.Request, p control.Prin
 	if body.Stdin != "" {
 		req.Stdin = strings.NewReader(body.Stdin)
 	}
-	res, err := s.rt.Do(r.Context(), control.Request{Principal: p, Action: workload.ActionExec, Target: r.PathValue("target"),
+	// The request's context ends before the handler returns only when the
+	// client closes the connection: the run records that cause
+	// (control.ErrClientGone), not a failure.
+	ctx, clientGone := context.WithCancelCause(context.WithoutCancel(r.Context()))
+	defer clientGone(nil)
+	defer context.AfterFunc(r.Context(), func() {
+		clientGone(fmt.Errorf("%w: the client closed the connection", control.ErrClientGone))
+	})()
+	res, err := s.rt.Do(ctx, control.Request{Principal: p, Action: workload.ActionExec, Target: r.PathValue("target"),
 		Service: r.PathValue("service"), Exec: req, IdempotencyKey: r.Header.Get("Idempotency-Key")})
 	if err != nil {
 		writeError(w, err)
