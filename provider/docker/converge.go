@@ -1,0 +1,458 @@
+package docker
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+
+	"github.com/alphaswarm/controller/provider"
+	"github.com/alphaswarm/controller/workload"
+)
+
+// result is how an apply ended.
+type result struct {
+	failed   []string // replicas that exited or failed their health check
+	timedOut bool     // ctx ended before every replica was ready
+}
+
+// apply persists rec and converges the service's replicas to it: replicas
+// beyond the desired count are removed highest index first, missing or
+// dead ones are created in parallel, and running ones with another spec
+// (or all of them, with force) are replaced one at a time. persist=false
+// skips writing the anchor (rec is what the anchor already holds); the
+// anchor is written while the replicas are created.
+//
+// Replicas that are replaced or scaled away drain in the background
+// (graceful stop, then removal, highest index first): the operation
+// answers as soon as the desired replicas are ready, the cache shows the
+// draining ones as "terminating" and counts them nowhere, and later
+// operations ignore them. Services with fixed host ports drain in line,
+// since the old replica must free its port first. Stop never drains: it
+// returns once every container is gone.
+func (p *Provider) apply(ctx context.Context, rec *record, env []string, anchors []string, force, persist bool, settle time.Duration) (res result, err error) {
+	name := rec.Spec.Name
+	defer func() { err = p.changed(err) }()
+	if persist {
+		anchorDone := make(chan error, 1)
+		go func() { anchorDone <- p.writeAnchor(ctx, rec, rec.Spec.Image, anchors) }()
+		defer func() {
+			if aerr := <-anchorDone; aerr != nil && err == nil {
+				err = aerr
+			}
+		}()
+	}
+	reps, err := p.listReplicas(ctx, name)
+	if err != nil {
+		return result{}, err
+	}
+	reps = slices.DeleteFunc(reps, func(r replica) bool { return p.cache.isTerminating(r.id) })
+	var net string
+	if rec.Spec.Replicas > 0 {
+		if net, err = p.ensureNetwork(ctx, name); err != nil {
+			return result{}, err
+		}
+	}
+	hash := rec.hash()
+	async := !hasHostPorts(rec.Spec)
+	byIndex := map[int][]replica{}
+	for _, r := range reps {
+		byIndex[r.index] = append(byIndex[r.index], r)
+	}
+	// 1. Replicas beyond the desired count, highest index first.
+	var extra []int
+	for idx := range byIndex {
+		if idx >= rec.Spec.Replicas || idx < 0 {
+			extra = append(extra, idx)
+		}
+	}
+	slices.Sort(extra)
+	slices.Reverse(extra)
+	var extraIDs []string
+	for _, idx := range extra {
+		for _, r := range byIndex[idx] {
+			extraIDs = append(extraIDs, r.id)
+		}
+	}
+	if err := p.retire(ctx, extraIDs, async); err != nil {
+		return result{}, err
+	}
+	// 2. Classify the wanted indices.
+	var fresh, roll []int
+	var dead []string // stopped replicas and duplicates, removed before the fresh ones start
+	old := map[int]string{}
+	for idx := range rec.Spec.Replicas {
+		rs := byIndex[idx]
+		slices.SortFunc(rs, func(a, b replica) int { return int(b.created - a.created) })
+		var keep *replica
+		for i := range rs {
+			r := &rs[i]
+			if keep == nil && r.state == container.StateRunning {
+				keep = r
+				continue
+			}
+			dead = append(dead, r.id)
+		}
+		switch {
+		case keep == nil:
+			fresh = append(fresh, idx)
+		case force || keep.hash != hash:
+			roll = append(roll, idx)
+			old[idx] = keep.id
+		}
+	}
+	if err := p.parallel(ctx, len(dead), func(i int) error { return p.removeReplica(ctx, dead[i]) }); err != nil {
+		return result{}, err
+	}
+	// 3. Fresh replicas, in parallel.
+	if len(fresh) > 0 {
+		ids := make([]string, len(fresh))
+		err := p.parallel(ctx, len(fresh), func(i int) error {
+			id, err := p.runReplica(ctx, rec, env, net, fresh[i])
+			ids[i] = id
+			return err
+		})
+		if err != nil {
+			return result{}, err
+		}
+		if provider.Waits(ctx) { // without: started, not waited for (provider.WithoutWait)
+			res = p.waitReplicas(ctx, ids, settle)
+			if len(res.failed) > 0 || res.timedOut {
+				return res, nil
+			}
+		}
+	}
+	// 4. Rolling replacement, one replica at a time. Without fixed host
+	// ports the new replica starts before the old one stops (no capacity
+	// dip); with them the old one must free the port first.
+	for _, idx := range roll {
+		if !async {
+			if err := p.removeReplica(ctx, old[idx]); err != nil {
+				return result{}, err
+			}
+		}
+		id, err := p.runReplica(ctx, rec, env, net, idx)
+		if err != nil {
+			return result{}, err
+		}
+		r := p.waitReplicas(ctx, []string{id}, settle)
+		if len(r.failed) > 0 && async {
+			// Keep the old replica serving; drop the failed new one.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			_ = p.removeReplica(cctx, id)
+			cancel()
+			r.failed = append(r.failed, fmt.Sprintf("rollout stopped at replica %d; the previous replicas keep serving", idx))
+		}
+		if len(r.failed) > 0 || r.timedOut {
+			return r, nil
+		}
+		if async {
+			p.drain([]string{old[idx]})
+		}
+	}
+	return res, nil
+}
+
+// changed is for errors met after the first mutating call: the Engine may
+// have been changed, so a code that promises otherwise (NotFound for an
+// image removed meanwhile, AlreadyExists...) becomes ProviderError.
+func (p *Provider) changed(err error) error {
+	return provider.AfterChange(Name, err, "")
+}
+
+// retire removes replicas that are no longer wanted, in order: in the
+// background if async, else before returning.
+func (p *Provider) retire(ctx context.Context, ids []string, async bool) error {
+	if async {
+		p.drain(ids)
+		return nil
+	}
+	for _, id := range ids {
+		if err := p.removeReplica(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// drain stops and removes containers one after the other in the
+// background; the cache shows them terminating until they are gone. Close
+// waits for drains to finish.
+func (p *Provider) drain(ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	p.cache.setTerminating(ids, true)
+	p.drains.Add(1)
+	go func() {
+		defer p.drains.Done()
+		for _, id := range ids {
+			ctx, cancel := context.WithTimeout(context.Background(), p.opts.StopTimeout.D()+30*time.Second)
+			if err := p.removeReplica(ctx, id); err != nil {
+				slog.Warn("docker: draining a replaced replica failed; the next operation on the service removes it", "container", shortID(id), "err", err)
+			}
+			cancel()
+			p.cache.setTerminating([]string{id}, false)
+		}
+	}()
+}
+
+func hasHostPorts(spec workload.DeploymentSpec) bool {
+	for _, pt := range spec.Ports {
+		if pt.Host != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// parallel runs f(0..n-1) with at most Options.Parallel at once and
+// returns the first error.
+func (p *Provider) parallel(ctx context.Context, n int, f func(i int) error) error {
+	if n == 0 {
+		return nil
+	}
+	sem := make(chan struct{}, p.opts.Parallel)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := f(i); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// runReplica creates replica index of rec, copies its config files in and
+// starts it.
+func (p *Provider) runReplica(ctx context.Context, rec *record, env []string, net string, index int) (string, error) {
+	spec := &rec.Spec
+	ext, _ := decodeExtension(spec)
+	cname := fmt.Sprintf("%s%s-%d-%s", p.opts.NamePrefix, spec.Name, index, randHex(3))
+	stopSecs := p.stopTimeoutSeconds()
+	cfg := &container.Config{
+		Image:       spec.Image,
+		Hostname:    fmt.Sprintf("%s-%d", spec.Name, index),
+		Env:         append(slices.Clip(env), "ALPHASWARM_REPLICA="+strconv.Itoa(index)),
+		Labels:      p.replicaLabels(rec, index),
+		Healthcheck: healthConfig(spec.HealthCheck),
+		StopTimeout: &stopSecs,
+		StopSignal:  ext.StopSignal,
+		User:        ext.User,
+	}
+	if len(spec.Command) > 0 {
+		cfg.Entrypoint = spec.Command
+	}
+	if len(spec.Args) > 0 {
+		cfg.Cmd = spec.Args
+	}
+	host := &container.HostConfig{
+		NetworkMode:   container.NetworkMode(net),
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyMode(p.opts.RestartPolicy)},
+		Init:          p.opts.Init,
+	}
+	if len(spec.Ports) > 0 {
+		cfg.ExposedPorts = network.PortSet{}
+		host.PortBindings = network.PortMap{}
+		for _, pt := range spec.Ports {
+			proto := network.IPProtocol(pt.Protocol)
+			if proto == "" {
+				proto = "tcp"
+			}
+			port, ok := network.PortFrom(uint16(pt.Container), proto)
+			if !ok {
+				return "", workload.Errorf(workload.InvalidArgument, "port %d/%s", pt.Container, proto)
+			}
+			cfg.ExposedPorts[port] = struct{}{}
+			hp := ""
+			if pt.Host > 0 {
+				hp = strconv.Itoa(pt.Host)
+			}
+			// The bind address: the spec's, else the target policy's
+			// default (loopback unless the admin says otherwise).
+			addr, err := netip.ParseAddr(p.policy.BindAddress(pt.HostIP))
+			if err != nil {
+				return "", workload.Invalid(workload.FieldError{Path: "ports.hostIP", Message: "must be an IP address"})
+			}
+			host.PortBindings[port] = append(host.PortBindings[port], network.PortBinding{HostIP: addr, HostPort: hp})
+		}
+	}
+	if m, _ := spec.Resources.MilliCPU(); m > 0 {
+		host.Resources.NanoCPUs = m * 1_000_000
+	}
+	if b, _ := spec.Resources.MemoryBytes(); b > 0 {
+		host.Resources.Memory = b
+	}
+	var nc *network.NetworkingConfig
+	if net != "" {
+		nc = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+			net: {Aliases: []string{spec.Name, fmt.Sprintf("%s-%d", spec.Name, index)}},
+		}}
+	}
+	created, err := p.eng.ContainerCreate(ctx, client.ContainerCreateOptions{Name: cname, Config: cfg, HostConfig: host, NetworkingConfig: nc})
+	if err != nil {
+		return "", p.wrap(err, fmt.Sprintf("create replica %d of %s", index, spec.Name))
+	}
+	if len(spec.Config) > 0 {
+		tarball, err := configTar(p.opts.ConfigDir, spec.Config)
+		if err != nil {
+			return created.ID, err
+		}
+		if _, err := p.eng.CopyToContainer(ctx, created.ID, client.CopyToContainerOptions{DestinationPath: "/", Content: bytes.NewReader(tarball)}); err != nil {
+			return created.ID, p.wrap(err, fmt.Sprintf("write the config of replica %d of %s", index, spec.Name))
+		}
+	}
+	if _, err := p.eng.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
+		return created.ID, p.wrap(err, fmt.Sprintf("start replica %d of %s", index, spec.Name))
+	}
+	return created.ID, nil
+}
+
+// waitReplicas waits until every container in ids is running (and healthy,
+// if it has a health check; running for settle, if not), or one has
+// failed, or ctx ends.
+func (p *Provider) waitReplicas(ctx context.Context, ids []string, settle time.Duration) result {
+	var res result
+	pending := slices.Clone(ids)
+	firstRunning := map[string]time.Time{}
+	delay := 10 * time.Millisecond
+	for len(pending) > 0 {
+		next := pending[:0]
+		wait := delay
+		for _, id := range pending {
+			r, err := p.eng.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+			if err != nil {
+				if ctx.Err() != nil {
+					res.timedOut = true
+					return res
+				}
+				if classify(err) == workload.NotFound {
+					res.failed = append(res.failed, shortID(id)+" was removed")
+					continue
+				}
+				next = append(next, id)
+				continue
+			}
+			st := r.Container.State
+			name := strings.TrimPrefix(r.Container.Name, "/")
+			switch {
+			case st == nil:
+				next = append(next, id)
+			case st.Status == container.StateExited || st.Status == container.StateDead:
+				msg := fmt.Sprintf("%s exited with code %d", name, st.ExitCode)
+				if st.OOMKilled {
+					msg += " (out of memory)"
+				}
+				if st.Error != "" {
+					msg += ": " + st.Error
+				}
+				if tail := p.lastLogs(ctx, id, 5); tail != "" {
+					msg += "; last output: " + tail
+				}
+				res.failed = append(res.failed, msg)
+			case st.Status == container.StateRunning && (st.Health == nil || st.Health.Status == container.NoHealthcheck):
+				if settle > 0 {
+					first, ok := firstRunning[id]
+					if !ok {
+						first = time.Now()
+						firstRunning[id] = first
+					}
+					if left := settle - time.Since(first); left > 0 {
+						next = append(next, id)
+						wait = min(wait, left)
+					}
+				}
+			case st.Status == container.StateRunning && st.Health.Status == container.Healthy:
+			case st.Status == container.StateRunning && st.Health.Status == container.Unhealthy:
+				msg := name + " failed its health check"
+				if n := len(st.Health.Log); n > 0 {
+					msg += ": " + strings.TrimSpace(st.Health.Log[n-1].Output)
+				}
+				res.failed = append(res.failed, msg)
+			default:
+				next = append(next, id)
+			}
+		}
+		pending = next
+		if len(res.failed) > 0 || len(pending) == 0 {
+			return res
+		}
+		select {
+		case <-ctx.Done():
+			res.timedOut = true
+			return res
+		case <-time.After(wait):
+		}
+		delay = min(2*delay, 250*time.Millisecond)
+	}
+	return res
+}
+
+// lastLogs returns a container's last n lines of output, joined.
+func (p *Provider) lastLogs(ctx context.Context, id string, n int) string {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	rc, err := p.eng.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: strconv.Itoa(n)})
+	if err != nil {
+		return ""
+	}
+	defer rc.Close()
+	var out bytes.Buffer
+	if _, err := stdcopy.StdCopy(&out, &out, io.LimitReader(rc, 8<<10)); err != nil {
+		return ""
+	}
+	lines := strings.Fields(strings.ReplaceAll(strings.TrimSpace(out.String()), "\n", " | "))
+	return p.creds.Redact(strings.Join(lines, " "))
+}
+
+// removeReplica stops a container gracefully (SIGTERM, then SIGKILL after
+// the stop timeout) and removes it. A container already gone is fine.
+func (p *Provider) removeReplica(ctx context.Context, id string) error {
+	t := p.stopTimeoutSeconds()
+	if _, err := p.eng.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &t}); err != nil && classify(err) != workload.NotFound {
+		if classify(err) == workload.Unavailable || classify(err) == workload.Timeout {
+			return p.wrap(err, "stop container "+shortID(id))
+		}
+	}
+	if _, err := p.eng.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true}); err != nil {
+		switch {
+		case classify(err) == workload.NotFound:
+		case classify(err) == workload.Conflict && strings.Contains(err.Error(), "already in progress"):
+		default:
+			return p.wrap(err, "remove container "+shortID(id))
+		}
+	}
+	return nil
+}
