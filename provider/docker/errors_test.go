@@ -140,3 +140,19 @@ func TestOperationErrorsThroughFake(t *testing.T) {
 		t.Fatalf("Status: %v, want unavailable", err)
 	}
 }
+
+// TestChangedDowngradesPromises: an error met after the first mutation
+// must not claim that nothing changed.
+func TestChangedDowngradesPromises(t *testing.T) {
+	p := &Provider{}
+	err := p.changed(notFound("No such image: x"))
+	if workload.CodeOf(err) != workload.ProviderError || provider.NothingChanged(err) || !strings.Contains(err.Error(), "No such image") {
+		t.Errorf("after a change, not_found became %v", err)
+	}
+	if c := workload.CodeOf(p.changed(errorf(workload.Timeout, "slow"))); c != workload.Timeout {
+		t.Errorf("timeout became %s", c)
+	}
+	if p.changed(nil) != nil {
+		t.Error("changed(nil) != nil")
+	}
+}

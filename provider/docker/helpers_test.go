@@ -311,3 +311,12 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() (bool, stri
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+func (p *Provider) mustSnapshot(t testing.TB, name string) []instance {
+	t.Helper()
+	_, insts, ok := p.cache.snapshot(name)
+	if !ok {
+		t.Fatalf("service %s not in the cache", name)
+	}
+	return insts
+}

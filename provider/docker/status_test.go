@@ -1,16 +1,11 @@
 package docker
 
 import (
-	"archive/tar"
-	"bytes"
-	"io"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/moby/moby/api/types/container"
 
-	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
 
@@ -90,88 +85,5 @@ func TestPhaseTable(t *testing.T) {
 				t.Fatalf("status %+v", st)
 			}
 		})
-	}
-}
-
-func TestHealthConfig(t *testing.T) {
-	if healthConfig(nil) != nil {
-		t.Fatal("no health check must stay nil (inherit the image's)")
-	}
-	hc := healthConfig(&workload.HealthCheck{Exec: []string{"/bin/check", "x"}})
-	if strings.Join(hc.Test, " ") != "CMD /bin/check x" || hc.Interval != 2*time.Second || hc.Retries != 3 || hc.Timeout != 5*time.Second {
-		t.Errorf("exec: %+v", hc)
-	}
-	hc = healthConfig(&workload.HealthCheck{HTTP: &workload.HTTPCheck{Path: "/it's", Port: 8080}, Interval: workload.Duration(time.Second), Retries: 5})
-	if hc.Test[0] != "CMD-SHELL" || !strings.Contains(hc.Test[1], `'http://127.0.0.1:8080/it'\''s'`) || hc.Interval != time.Second || hc.Retries != 5 {
-		t.Errorf("http: %+v", hc)
-	}
-	hc = healthConfig(&workload.HealthCheck{TCP: &workload.TCPCheck{Port: 5432}, StartPeriod: workload.Duration(3 * time.Second)})
-	if hc.Test[0] != "CMD-SHELL" || !strings.Contains(hc.Test[1], "nc -z 127.0.0.1 5432") || hc.StartPeriod != 3*time.Second {
-		t.Errorf("tcp: %+v", hc)
-	}
-}
-
-func TestConfigTar(t *testing.T) {
-	b, err := configTar("/etc/alphaswarm/config", map[string]string{"mode": "blue", "app.yaml": "a: 1\n"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(bytes.NewReader(b))
-	got := map[string]string{}
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ := io.ReadAll(tr)
-		got[h.Name] = string(data)
-		if h.Typeflag == tar.TypeReg && h.Mode != 0o644 {
-			t.Errorf("%s mode %o", h.Name, h.Mode)
-		}
-	}
-	want := map[string]string{"etc/": "", "etc/alphaswarm/": "", "etc/alphaswarm/config/": "",
-		"etc/alphaswarm/config/mode": "blue", "etc/alphaswarm/config/app.yaml": "a: 1\n"}
-	if len(got) != len(want) {
-		t.Fatalf("entries %v", got)
-	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s = %q, want %q", k, got[k], v)
-		}
-	}
-}
-
-func TestSpecHash(t *testing.T) {
-	a := workload.DeploymentSpec{Name: "web", Image: "img", Replicas: 1, Config: map[string]string{"a": "1"}}
-	b := a
-	b.Replicas = 5
-	if specHash(a, "") != specHash(b, "") {
-		t.Error("the replica count changed the hash: scaling would roll every replica")
-	}
-	b.Config = map[string]string{"a": "2"}
-	if specHash(a, "") == specHash(b, "") {
-		t.Error("a config change left the hash alone: ApplyConfig would not roll")
-	}
-	if specHash(a, "x") == specHash(a, "y") {
-		t.Error("the Compose file hash is ignored")
-	}
-}
-
-// TestChangedDowngradesPromises: an error met after the first mutation
-// must not claim that nothing changed.
-func TestChangedDowngradesPromises(t *testing.T) {
-	p := &Provider{}
-	err := p.changed(notFound("No such image: x"))
-	if workload.CodeOf(err) != workload.ProviderError || provider.NothingChanged(err) || !strings.Contains(err.Error(), "No such image") {
-		t.Errorf("after a change, not_found became %v", err)
-	}
-	if c := workload.CodeOf(p.changed(errorf(workload.Timeout, "slow"))); c != workload.Timeout {
-		t.Errorf("timeout became %s", c)
-	}
-	if p.changed(nil) != nil {
-		t.Error("changed(nil) != nil")
 	}
 }
