@@ -12,7 +12,7 @@
 // the process environment. The API version is negotiated on the first
 // request: down to 1.41 for Debian's Docker 20.10, up to what current
 // Engines speak (the client's range is 1.40 to 1.56); DOCKER_API_VERSION
-// pins it. The factory does not contact the Engine; an Engine that does not
+// pins it. Open does not contact the Engine; an Engine that does not
 // answer makes every operation return Unavailable.
 //
 // Target options (targets.<name>.options, see Options): instance (the

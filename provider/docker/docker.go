@@ -24,7 +24,7 @@ import (
 const Name = "docker"
 
 func init() {
-	provider.Register(Name, Factory)
+	provider.Register(Name, Open)
 }
 
 // Interface guards: the optional interfaces this provider implements.
@@ -199,10 +199,10 @@ type Provider struct {
 	unscopedOnce sync.Once // warnUnscoped
 }
 
-// Factory builds a docker provider for cfg. It does not contact the Engine:
+// Open builds a docker provider for cfg. It does not contact the Engine:
 // a target whose Engine does not answer is built anyway and its operations
 // report Unavailable.
-func Factory(ctx context.Context, cfg provider.TargetConfig, creds *credentials.Resolver) (provider.Provider, error) {
+func Open(ctx context.Context, cfg provider.TargetConfig, creds *credentials.Resolver) (provider.Provider, error) {
 	var opts Options
 	if err := cfg.DecodeOptions(&opts); err != nil {
 		return nil, err
@@ -289,9 +289,6 @@ func (p *Provider) ProviderName() string { return Name }
 // port of the Engine's host, so the target policy's host ports and bind
 // addresses apply.
 func (p *Provider) PublishesHostPorts() bool { return true }
-
-// Target returns the target name the provider serves.
-func (p *Provider) Target() string { return p.target }
 
 // Close waits for replaced replicas to finish draining, stops the event
 // watcher and the metric streams and closes the Engine client. The

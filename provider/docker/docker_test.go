@@ -45,7 +45,7 @@ func TestOptions(t *testing.T) {
 			t.Fatal(err)
 		}
 		creds := credentials.FromMap(map[string]string{"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
-		pr, err := Factory(context.Background(), provider.TargetConfig{Name: "local", Provider: Name, Options: m}, creds)
+		pr, err := Open(context.Background(), provider.TargetConfig{Name: "local", Provider: Name, Options: m}, creds)
 		if err == nil {
 			pr.(*Provider).Close()
 		}

@@ -89,7 +89,7 @@ func TestErrorMapping(t *testing.T) {
 				host = fakeEngine(t, tc.status, tc.message, tc.delay)
 			}
 			creds := credentials.FromMap(map[string]string{"DOCKER_HOST": host})
-			pr, err := Factory(context.Background(), provider.TargetConfig{Name: "local", Provider: Name}, creds)
+			pr, err := Open(context.Background(), provider.TargetConfig{Name: "local", Provider: Name}, creds)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -125,7 +125,7 @@ func TestErrorMapping(t *testing.T) {
 // followed leaves the status unknown: Unavailable, never NotFound.
 func TestOperationErrorsThroughFake(t *testing.T) {
 	host := fakeEngine(t, 404, "No such image: nosuch:1", 0)
-	pr, err := Factory(context.Background(), provider.TargetConfig{Name: "local", Provider: Name}, credentials.FromMap(map[string]string{"DOCKER_HOST": host}))
+	pr, err := Open(context.Background(), provider.TargetConfig{Name: "local", Provider: Name}, credentials.FromMap(map[string]string{"DOCKER_HOST": host}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,8 +20,8 @@ import (
 // ready one) with its streams attached; with TTY the output comes as one
 // raw stream on Stdout and Resize sizes the terminal. A command that runs
 // and fails is not an error: its exit code is in the result.
-func (p *Provider) Exec(ctx context.Context, serviceID string, req provider.ExecRequest) (provider.ExecResult, error) {
-	if err := checkName(serviceID); err != nil {
+func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecRequest) (provider.ExecResult, error) {
+	if err := checkName(name); err != nil {
 		return provider.ExecResult{}, err
 	}
 	if len(req.Command) == 0 || req.Command[0] == "" {
@@ -30,7 +30,7 @@ func (p *Provider) Exec(ctx context.Context, serviceID string, req provider.Exec
 	if err := p.cache.waitReady(ctx); err != nil {
 		return provider.ExecResult{}, err
 	}
-	in, err := p.pickInstance(serviceID, req.Instance)
+	in, err := p.pickInstance(name, req.Instance)
 	if err != nil {
 		return provider.ExecResult{}, err
 	}
@@ -134,21 +134,21 @@ func isClosedErr(err error) bool {
 }
 
 // pickInstance finds the replica an exec runs in.
-func (p *Provider) pickInstance(serviceID, want string) (instance, error) {
-	_, insts, ok := p.cache.snapshot(serviceID)
+func (p *Provider) pickInstance(name, want string) (instance, error) {
+	_, insts, ok := p.cache.snapshot(name)
 	if !ok {
-		return instance{}, notFound("service %s not found on docker target %s", serviceID, p.target)
+		return instance{}, notFound("service %s not found on docker target %s", name, p.target)
 	}
 	if want != "" {
 		for _, in := range insts {
 			if strings.HasPrefix(in.id, want) || in.name == want {
 				if in.state != container.StateRunning {
-					return instance{}, errorf(workload.Conflict, "instance %s of %s is %s, not running", want, serviceID, in.state)
+					return instance{}, errorf(workload.Conflict, "instance %s of %s is %s, not running", want, name, in.state)
 				}
 				return in, nil
 			}
 		}
-		return instance{}, notFound("service %s has no instance %s", serviceID, want)
+		return instance{}, notFound("service %s has no instance %s", name, want)
 	}
 	var fallback *instance
 	for i := range insts {
@@ -166,5 +166,5 @@ func (p *Provider) pickInstance(serviceID, want string) (instance, error) {
 	if fallback != nil {
 		return *fallback, nil
 	}
-	return instance{}, errorf(workload.Unavailable, "service %s has no running instance to exec in", serviceID)
+	return instance{}, errorf(workload.Unavailable, "service %s has no running instance to exec in", name)
 }

@@ -25,9 +25,9 @@ import (
 // all replicas are merged in time order and the stream ends; with Follow
 // it goes on, picking up replicas that start later (a restart's new
 // instances), until ctx ends or the service is stopped.
-func (p *Provider) Logs(ctx context.Context, serviceID string, opts provider.LogOptions) iter.Seq2[workload.LogLine, error] {
+func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptions) iter.Seq2[workload.LogLine, error] {
 	return func(yield func(workload.LogLine, error) bool) {
-		if err := checkName(serviceID); err != nil {
+		if err := checkName(name); err != nil {
 			yield(workload.LogLine{}, err)
 			return
 		}
@@ -35,11 +35,11 @@ func (p *Provider) Logs(ctx context.Context, serviceID string, opts provider.Log
 			yield(workload.LogLine{}, err)
 			return
 		}
-		sub, unsubscribe := p.cache.subscribe(serviceID)
+		sub, unsubscribe := p.cache.subscribe(name)
 		defer unsubscribe()
-		_, insts, ok := p.cache.snapshot(serviceID)
+		_, insts, ok := p.cache.snapshot(name)
 		if !ok {
-			yield(workload.LogLine{}, notFound("service %s not found on docker target %s", serviceID, p.target))
+			yield(workload.LogLine{}, notFound("service %s not found on docker target %s", name, p.target))
 			return
 		}
 		ctx, cancel := context.WithCancel(ctx)
@@ -107,7 +107,7 @@ func (p *Provider) Logs(ctx context.Context, serviceID string, opts provider.Log
 				}
 			case <-sub.wake:
 				sub.take()
-				_, insts, ok := p.cache.snapshot(serviceID)
+				_, insts, ok := p.cache.snapshot(name)
 				if !ok {
 					// Drain what the replicas already said, then end.
 					for {

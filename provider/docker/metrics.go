@@ -97,9 +97,9 @@ func sampleOf(s *container.StatsResponse) containerSample {
 // follows replicas as they come and go, yields an Unavailable error if the
 // Engine goes away, a NotFound error if the service is stopped, and ends
 // when ctx ends or the caller stops.
-func (p *Provider) StreamMetrics(ctx context.Context, serviceID string) iter.Seq2[workload.MetricSample, error] {
+func (p *Provider) StreamMetrics(ctx context.Context, name string) iter.Seq2[workload.MetricSample, error] {
 	return func(yield func(workload.MetricSample, error) bool) {
-		if err := checkName(serviceID); err != nil {
+		if err := checkName(name); err != nil {
 			yield(workload.MetricSample{}, err)
 			return
 		}
@@ -107,8 +107,8 @@ func (p *Provider) StreamMetrics(ctx context.Context, serviceID string) iter.Seq
 			yield(workload.MetricSample{}, err)
 			return
 		}
-		if _, _, ok := p.cache.snapshot(serviceID); !ok {
-			yield(workload.MetricSample{}, notFound("service %s not found on docker target %s", serviceID, p.target))
+		if _, _, ok := p.cache.snapshot(name); !ok {
+			yield(workload.MetricSample{}, notFound("service %s not found on docker target %s", name, p.target))
 			return
 		}
 		ctx, cancel := context.WithCancel(ctx)
@@ -156,7 +156,7 @@ func (p *Provider) StreamMetrics(ctx context.Context, serviceID string) iter.Seq
 			}()
 		}
 		reconcile := func() bool {
-			_, insts, ok := p.cache.snapshot(serviceID)
+			_, insts, ok := p.cache.snapshot(name)
 			if !ok {
 				return false
 			}
@@ -195,7 +195,7 @@ func (p *Provider) StreamMetrics(ctx context.Context, serviceID string) iter.Seq
 			return true
 		}
 		if !reconcile() {
-			yield(workload.MetricSample{}, notFound("service %s not found on docker target %s", serviceID, p.target))
+			yield(workload.MetricSample{}, notFound("service %s not found on docker target %s", name, p.target))
 			return
 		}
 		ticker := time.NewTicker(metricsInterval)
@@ -205,16 +205,16 @@ func (p *Provider) StreamMetrics(ctx context.Context, serviceID string) iter.Seq
 			case <-ctx.Done():
 				return
 			case err := <-errs:
-				yield(workload.MetricSample{}, p.wrap(err, "metrics of "+serviceID))
+				yield(workload.MetricSample{}, p.wrap(err, "metrics of "+name))
 				return
 			case <-ticker.C:
 			}
 			if !reconcile() {
-				yield(workload.MetricSample{}, notFound("service %s was stopped", serviceID))
+				yield(workload.MetricSample{}, notFound("service %s was stopped", name))
 				return
 			}
 			sample := workload.MetricSample{
-				Service:    p.serviceID(serviceID),
+				Service:    p.serviceID(name),
 				Time:       time.Now().UTC(),
 				Resolution: workload.Duration(metricsInterval),
 			}

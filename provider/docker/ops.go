@@ -340,12 +340,12 @@ func (p *Provider) loadForMutation(ctx context.Context, name string) (*record, [
 // indices first; scaling to 0 keeps the anchor, so the service stays known
 // (Stopped, desired 0) and can be scaled up again, also by a controller
 // started later.
-func (p *Provider) Scale(ctx context.Context, serviceID string, replicas int) (workload.DeploymentStatus, error) {
+func (p *Provider) Scale(ctx context.Context, name string, replicas int) (workload.DeploymentStatus, error) {
 	if m := workload.ValidateReplicas(replicas); m != "" {
 		return workload.DeploymentStatus{}, workload.Invalid(workload.FieldError{Path: "replicas", Message: m})
 	}
-	defer p.lock(serviceID)()
-	rec, anchors, err := p.loadForMutation(ctx, serviceID)
+	defer p.lock(name)()
+	rec, anchors, err := p.loadForMutation(ctx, name)
 	if err != nil {
 		return workload.DeploymentStatus{}, err
 	}
@@ -363,17 +363,17 @@ func (p *Provider) Scale(ctx context.Context, serviceID string, replicas int) (w
 			return workload.DeploymentStatus{}, err
 		}
 	}
-	p.cache.setBusy(serviceID, "scale", 1)
+	p.cache.setBusy(name, "scale", 1)
 	res, err := p.apply(ctx, &next, env, anchors, false, true, 0)
-	p.cache.setBusy(serviceID, "", -1)
-	return p.finish(ctx, serviceID, res, err)
+	p.cache.setBusy(name, "", -1)
+	return p.finish(ctx, name, res, err)
 }
 
 // Restart implements provider.Restarter: every replica is replaced by a
 // new container (new id, new start time), one at a time.
-func (p *Provider) Restart(ctx context.Context, serviceID string) (workload.DeploymentStatus, error) {
-	defer p.lock(serviceID)()
-	rec, anchors, err := p.loadForMutation(ctx, serviceID)
+func (p *Provider) Restart(ctx context.Context, name string) (workload.DeploymentStatus, error) {
+	defer p.lock(name)()
+	rec, anchors, err := p.loadForMutation(ctx, name)
 	if err != nil {
 		return workload.DeploymentStatus{}, err
 	}
@@ -387,10 +387,10 @@ func (p *Provider) Restart(ctx context.Context, serviceID string) (workload.Depl
 	if err := p.ensureImage(ctx, rec.Spec.Image, p.pullPolicy(rec)); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
-	p.cache.setBusy(serviceID, "restart", 1)
+	p.cache.setBusy(name, "restart", 1)
 	res, err := p.apply(ctx, rec, env, anchors, true, false, 0)
-	p.cache.setBusy(serviceID, "", -1)
-	return p.finish(ctx, serviceID, res, err)
+	p.cache.setBusy(name, "", -1)
+	return p.finish(ctx, name, res, err)
 }
 
 // ApplyConfig implements provider.Provider. The config is persisted in the
@@ -398,17 +398,17 @@ func (p *Provider) Restart(ctx context.Context, serviceID string) (workload.Depl
 // (default /etc/alphaswarm/config; ALPHASWARM_CONFIG_DIR names it), copied
 // into each new replica before it starts; the replicas are rolled so every
 // process starts with the new files. Replicas added later get them too.
-func (p *Provider) ApplyConfig(ctx context.Context, serviceID string, config map[string]string) error {
+func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[string]string) error {
 	if errs := workload.ValidateConfig("config", config); len(errs) > 0 {
 		return workload.Invalid(errs...)
 	}
-	defer p.lock(serviceID)()
-	rec, anchors, err := p.loadForMutation(ctx, serviceID)
+	defer p.lock(name)()
+	rec, anchors, err := p.loadForMutation(ctx, name)
 	if err != nil {
 		return err
 	}
 	if rec.Spec.Compose != nil {
-		return errorf(workload.Unsupported, "apply_config: service %s runs a Compose file, which carries its own configuration; edit the file and Start again", serviceID)
+		return errorf(workload.Unsupported, "apply_config: service %s runs a Compose file, which carries its own configuration; edit the file and Start again", name)
 	}
 	next := *rec
 	next.Spec.Config = config
@@ -419,19 +419,19 @@ func (p *Provider) ApplyConfig(ctx context.Context, serviceID string, config map
 	if err := p.ensureImage(ctx, next.Spec.Image, p.pullPolicy(&next)); err != nil {
 		return err
 	}
-	p.cache.setBusy(serviceID, "apply_config", 1)
+	p.cache.setBusy(name, "apply_config", 1)
 	res, err := p.apply(ctx, &next, env, anchors, false, true, p.opts.MinReady.D())
-	p.cache.setBusy(serviceID, "", -1)
-	st, err := p.finish(ctx, serviceID, res, err)
+	p.cache.setBusy(name, "", -1)
+	st, err := p.finish(ctx, name, res, err)
 	if err != nil {
 		return err
 	}
 	var e *workload.Error
 	switch {
 	case len(res.failed) > 0:
-		e = workload.Errorf(workload.RolloutFailed, "config of %s applied, but the rollout failed: %s", serviceID, st.Message)
+		e = workload.Errorf(workload.RolloutFailed, "config of %s applied, but the rollout failed: %s", name, st.Message)
 	case res.timedOut:
-		e = workload.Errorf(workload.Timeout, "config of %s applied; the rollout did not finish before the deadline: %s", serviceID, st.Message)
+		e = workload.Errorf(workload.Timeout, "config of %s applied; the rollout did not finish before the deadline: %s", name, st.Message)
 	default:
 		return nil
 	}
@@ -442,28 +442,28 @@ func (p *Provider) ApplyConfig(ctx context.Context, serviceID string, config map
 // Stop implements provider.Provider: the replicas are stopped gracefully
 // and removed, then the anchor and the network. A second Stop, or a Stop
 // of an unknown service, finds nothing and answers Stopped.
-func (p *Provider) Stop(ctx context.Context, serviceID string) (workload.DeploymentStatus, error) {
-	if err := checkName(serviceID); err != nil {
+func (p *Provider) Stop(ctx context.Context, name string) (workload.DeploymentStatus, error) {
+	if err := checkName(name); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
 	if err := p.cache.waitReady(ctx); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
-	defer p.lock(serviceID)()
-	rec, anchors, err := p.readRecord(ctx, serviceID)
+	defer p.lock(name)()
+	rec, anchors, err := p.readRecord(ctx, name)
 	if err != nil {
 		return workload.DeploymentStatus{}, err
 	}
-	p.cache.setBusy(serviceID, "stop", 1)
-	err = p.stopAll(ctx, serviceID, rec, anchors)
-	p.cache.setBusy(serviceID, "", -1)
+	p.cache.setBusy(name, "stop", 1)
+	err = p.stopAll(ctx, name, rec, anchors)
+	p.cache.setBusy(name, "", -1)
 	if err != nil {
 		return workload.DeploymentStatus{}, err
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	_ = p.cache.resync(rctx, serviceID)
-	return p.stoppedStatus(serviceID), nil
+	_ = p.cache.resync(rctx, name)
+	return p.stoppedStatus(name), nil
 }
 
 func (p *Provider) stopAll(ctx context.Context, name string, rec *record, anchors []string) error {

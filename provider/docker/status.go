@@ -140,16 +140,16 @@ func shortID(id string) string {
 
 // Status implements provider.Provider: the service's status from the
 // event-fed cache.
-func (p *Provider) Status(ctx context.Context, serviceID string) (workload.DeploymentStatus, error) {
-	if err := checkName(serviceID); err != nil {
+func (p *Provider) Status(ctx context.Context, name string) (workload.DeploymentStatus, error) {
+	if err := checkName(name); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
 	if err := p.cache.waitReady(ctx); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
-	st, ok := p.cache.status(serviceID)
+	st, ok := p.cache.status(name)
 	if !ok {
-		return workload.DeploymentStatus{}, notFound("service %s not found on docker target %s", serviceID, p.target)
+		return workload.DeploymentStatus{}, notFound("service %s not found on docker target %s", name, p.target)
 	}
 	return st, nil
 }
