@@ -49,7 +49,7 @@ type Options struct {
 	// writes, which Cloud Run needs to resolve the secret env vars. When
 	// empty, revisions run as the project's default compute service
 	// account and the provider grants nothing: that account must already
-	// be able to read the secrets (see the package doc).
+	// be able to read the secrets (see docs/providers/gcp.md).
 	ServiceAccount string `json:"serviceAccount,omitempty"`
 	// LogReadsPerMinute caps this target's Cloud Logging reads
 	// (ListLogEntries pages) across all Logs calls (default 60, the
@@ -85,11 +85,23 @@ type Provider struct {
 	now func() time.Time
 }
 
+// Interface guards: a Cloud Run target restarts and tails logs, and
+// explains what it cannot do.
+var (
+	_ provider.Provider  = (*Provider)(nil)
+	_ provider.Restarter = (*Provider)(nil)
+	_ provider.LogTailer = (*Provider)(nil)
+	_ provider.Explainer = (*Provider)(nil)
+	_ provider.Named     = (*Provider)(nil)
+	_ io.Closer          = (*Provider)(nil)
+)
+
 // ProviderName implements provider.Named.
 func (p *Provider) ProviderName() string { return Name }
 
 // openConfig carries the test seam: clientOpts, when set (tests only,
-// through OpenWithClientOptions), replaces the credential options.
+// through OpenWithClientOptions in export_test.go), replaces the
+// credential options.
 type openConfig struct {
 	clientOpts []option.ClientOption
 }
@@ -98,26 +110,9 @@ type openConfig struct {
 // GOOGLE_CLOUD_PROJECT through creds and builds the clients; it does not
 // call Google Cloud. In Cloud Run mode it returns a *Provider; in GKE mode
 // (options.mode "gke") a *GKEProvider, which starts reading the cluster in
-// the background (see the package documentation).
+// the background (see docs/providers/gcp.md).
 func Open(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolver) (provider.Provider, error) {
 	return open(ctx, cfg, creds, openConfig{})
-}
-
-// OpenWithClientOptions is Open with the given client options instead of
-// credentials from the environment. It exists for tests, which pass
-// option.WithGRPCConn to an in-process fake and
-// option.WithoutAuthentication; never use it against Google Cloud.
-func OpenWithClientOptions(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolver, opts ...option.ClientOption) (*Provider, error) {
-	p, err := open(ctx, cfg, creds, openConfig{clientOpts: opts})
-	if err != nil {
-		return nil, err
-	}
-	rp, ok := p.(*Provider)
-	if !ok {
-		_ = p.(io.Closer).Close()
-		return nil, invalid("targets.%s.options.mode: OpenWithClientOptions opens Cloud Run targets; use OpenGKEWithClientOptions for gke", cfg.Name)
-	}
-	return rp, nil
 }
 
 func open(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolver, oc openConfig) (provider.Provider, error) {

@@ -191,16 +191,6 @@ type GKEProvider struct {
 	tokens auth.TokenProvider
 }
 
-// OpenGKEWithClientOptions is Open for a target in GKE mode, with the
-// given client options for the GKE API client instead of credentials from
-// the environment. The cluster's access tokens still come from
-// GOOGLE_APPLICATION_CREDENTIALS. It exists for tests, which pass
-// option.WithGRPCConn to an in-process fake and
-// option.WithoutAuthentication; never use it against Google Cloud.
-func OpenGKEWithClientOptions(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolver, opts ...option.ClientOption) (*GKEProvider, error) {
-	return openGKE(ctx, cfg, creds, openConfig{clientOpts: opts})
-}
-
 func openGKE(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolver, oc openConfig) (*GKEProvider, error) {
 	var o GKEOptions
 	if err := cfg.DecodeOptions(&o); err != nil {

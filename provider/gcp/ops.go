@@ -173,7 +173,7 @@ func carryOver(p *Provider, service string, cur, want *runpb.RevisionTemplate, c
 }
 
 // Scale implements provider.Provider: manual scaling with
-// manualInstanceCount = replicas (see the package doc).
+// manualInstanceCount = replicas (see docs/providers/gcp.md).
 func (p *Provider) Scale(ctx context.Context, name string, replicas int) (workload.DeploymentStatus, error) {
 	if err := p.validName(name); err != nil {
 		return workload.DeploymentStatus{}, err
