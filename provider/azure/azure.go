@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"os"
@@ -90,8 +91,18 @@ type Provider struct {
 	appconfig  *azappconfig.Client // nil without AppConfigEndpoint
 	secrets    *azsecrets.Client   // nil without KeyVaultURL
 
-	// execClient dials exec WebSockets (nil: http.DefaultClient).
+	// execClient dials exec and attach WebSockets (nil:
+	// http.DefaultClient).
 	execClient *http.Client
+
+	// arm sends the requests the SDK has no client for here (the
+	// permissions API).
+	arm *arm.Client
+	// clientID names the credentials in permission messages.
+	clientID string
+
+	// acc holds what the permission check found (access.go).
+	acc *accessCheck
 
 	now func() time.Time
 }
@@ -107,6 +118,10 @@ var (
 	_ provider.Execer    = (*Provider)(nil)
 	_ provider.Explainer = (*Provider)(nil)
 	_ provider.Named     = (*Provider)(nil)
+
+	_ provider.PermissionExplainer = (*Provider)(nil)
+	_ provider.Pinger              = (*Provider)(nil)
+	_ io.Closer                    = (*Provider)(nil)
 )
 
 // deps is the test seam: the credential and the transports of each
@@ -230,8 +245,11 @@ func open(_ context.Context, cfg provider.TargetConfig, creds *ascreds.Resolver,
 	if o.Mode == "aks" {
 		return openAKS(cfg.Name, o, sub, cred, armOpts(d.aks))
 	}
-	p := &Provider{target: cfg.Name, opts: o, sub: sub, creds: creds, execClient: d.exec, now: time.Now}
+	p := &Provider{target: cfg.Name, opts: o, sub: sub, creds: creds, execClient: d.exec, now: time.Now, clientID: env["AZURE_CLIENT_ID"]}
 	var err error
+	if p.arm, err = arm.NewClient("alphaswarm/provider/azure", "v1.0.0", cred, armOpts(d.aci)); err != nil {
+		return nil, mapErr("resource manager client", err)
+	}
 	if p.groups, err = armcontainerinstance.NewContainerGroupsClient(sub, cred, armOpts(d.aci)); err != nil {
 		return nil, mapErr("container groups client", err)
 	}
@@ -251,6 +269,9 @@ func open(_ context.Context, cfg provider.TargetConfig, creds *ascreds.Resolver,
 			return nil, mapErr("key vault client", err)
 		}
 	}
+	// The permissions the operations need are checked in the background
+	// from now on (access.go).
+	p.startAccessCheck()
 	return p, nil
 }
 

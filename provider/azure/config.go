@@ -299,6 +299,9 @@ func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[stri
 	if err := p.checkConfig(name, config); err != nil {
 		return err
 	}
+	if err := p.permitted(provider.OpApplyConfig); err != nil {
+		return err
+	}
 	groups, err := p.observe(ctx, name)
 	if err != nil {
 		return err

@@ -84,6 +84,7 @@ func openFake(t *testing.T, fopts fakeazure.Options, extra map[string]any) (*Pro
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
+	t.Cleanup(func() { p.(*Provider).Close() })
 	return p.(*Provider), f
 }
 

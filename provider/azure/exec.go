@@ -33,6 +33,9 @@ func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecReque
 	if err := validName(name); err != nil {
 		return provider.ExecResult{}, err
 	}
+	if err := p.permitted(provider.OpExec); err != nil {
+		return provider.ExecResult{}, err
+	}
 	if len(req.Command) == 0 {
 		return provider.ExecResult{}, workload.Invalid(workload.FieldError{Path: "command", Message: "is required"})
 	}

@@ -80,6 +80,7 @@ func openOn(t *testing.T, f *fakeazure.Fake, tr policy.Transporter, extra map[st
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
+	t.Cleanup(func() { p.(*Provider).Close() })
 	return p.(*Provider)
 }
 

@@ -116,6 +116,10 @@ func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptio
 			yield(workload.LogLine{}, err)
 			return
 		}
+		if err := p.permitted(provider.OpLogs); err != nil {
+			yield(workload.LogLine{}, err)
+			return
+		}
 		cursors := map[string]*logCursor{}
 		for round := 0; ; round++ {
 			groups, err := p.observe(ctx, name)

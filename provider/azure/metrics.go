@@ -10,6 +10,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/monitor/armmonitor"
 
+	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
 
@@ -41,6 +42,10 @@ func isoDuration(d time.Duration) string {
 func (p *Provider) StreamMetrics(ctx context.Context, name string) iter.Seq2[workload.MetricSample, error] {
 	return func(yield func(workload.MetricSample, error) bool) {
 		if err := validName(name); err != nil {
+			yield(workload.MetricSample{}, err)
+			return
+		}
+		if err := p.permitted(provider.OpStreamMetrics); err != nil {
 			yield(workload.MetricSample{}, err)
 			return
 		}

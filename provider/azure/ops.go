@@ -29,6 +29,9 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 	if err := spec.Validate(); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
+	if err := p.permitted(provider.OpStart); err != nil {
+		return workload.DeploymentStatus{}, err
+	}
 	if p.appconfig == nil && len(spec.Config) > 0 {
 		// Without a store, config is plain environment, part of the spec.
 		env := maps.Clone(spec.Env)
@@ -162,6 +165,9 @@ func (p *Provider) Scale(ctx context.Context, name string, replicas int) (worklo
 		return workload.DeploymentStatus{}, workload.Invalid(workload.FieldError{Path: "replicas",
 			Message: fmt.Sprintf("group names %s-<index> would exceed ACI's %d characters", name, maxGroupName)})
 	}
+	if err := p.permitted(provider.OpScale); err != nil {
+		return workload.DeploymentStatus{}, err
+	}
 	groups, err := p.observe(ctx, name)
 	if err != nil {
 		return workload.DeploymentStatus{}, err
@@ -246,6 +252,9 @@ func (p *Provider) Stop(ctx context.Context, name string) (workload.DeploymentSt
 	if err := validName(name); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
+	if err := p.permitted(provider.OpStop); err != nil {
+		return workload.DeploymentStatus{}, err
+	}
 	groups, err := p.observe(ctx, name)
 	if workload.CodeOf(err) == workload.NotFound {
 		// No resource group: no trace of the service either.
@@ -291,6 +300,9 @@ func (p *Provider) stopGroups(ctx context.Context, name string, groups []group) 
 // ready.
 func (p *Provider) Restart(ctx context.Context, name string) (workload.DeploymentStatus, error) {
 	if err := validName(name); err != nil {
+		return workload.DeploymentStatus{}, err
+	}
+	if err := p.permitted(provider.OpRestart); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
 	groups, err := p.observe(ctx, name)

@@ -18,6 +18,9 @@ func (p *Provider) Status(ctx context.Context, name string) (workload.Deployment
 	if err := validName(name); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
+	if err := p.permitted(provider.OpStatus); err != nil {
+		return workload.DeploymentStatus{}, err
+	}
 	groups, err := p.observe(ctx, name)
 	if err != nil {
 		return workload.DeploymentStatus{}, err
@@ -30,6 +33,9 @@ func (p *Provider) Status(ctx context.Context, name string) (workload.Deployment
 
 // List implements provider.Lister.
 func (p *Provider) List(ctx context.Context) ([]workload.DeploymentStatus, error) {
+	if err := p.permitted(provider.OpStatus); err != nil {
+		return nil, err
+	}
 	all, err := p.listTagged(ctx, "")
 	if err != nil {
 		return nil, err

@@ -50,6 +50,10 @@ type Options struct {
 	// credential."; Azure/azure-cli#18596, Azure/azure-sdk-for-python#16731,
 	// Azure/docker-login#65), and no group is created or changed.
 	FailingImages []string
+	// Roles are the caller's role assignments on the resource group
+	// (nil: Owner). The permissions API reports them and every ACI and
+	// Azure Monitor request is authorised against them (rbac.go).
+	Roles []Role
 }
 
 // Fake is the in-process Azure.
@@ -102,10 +106,10 @@ func (f *Fake) Options() Options { return f.opts }
 // ACITransport is the Container Instances transport (container groups and
 // containers clients).
 func (f *Fake) ACITransport() policy.Transporter {
-	return rgGuard{f: f, next: acifake.NewServerFactoryTransport(&acifake.ServerFactory{
+	return rbac{f: f, next: rgGuard{f: f, next: acifake.NewServerFactoryTransport(&acifake.ServerFactory{
 		ContainerGroupsServer: f.containerGroupsServer(),
 		ContainersServer:      f.containersServer(),
-	})}
+	})}}
 }
 
 // AppConfigURL is the App Configuration store's endpoint (https).

@@ -22,7 +22,7 @@ type Metrics struct {
 
 // MonitorTransport is the Azure Monitor metrics transport.
 func (f *Fake) MonitorTransport() policy.Transporter {
-	return monfake.NewMetricsServerTransport(&monfake.MetricsServer{List: f.listMetrics})
+	return rbac{f: f, next: monfake.NewMetricsServerTransport(&monfake.MetricsServer{List: f.listMetrics})}
 }
 
 // SetMetrics sets what Azure Monitor reports for every running group.
