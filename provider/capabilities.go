@@ -35,7 +35,8 @@ type Capability struct {
 }
 
 // Capabilities derives p's capability matrix from the interfaces it
-// implements, refined by Explainer.
+// implements, refined by Explainer: an op whose interface p lacks is
+// unsupported, with p's own reason if it gives one.
 func Capabilities(p Provider) []Capability {
 	out := make([]Capability, 0, len(Operations))
 	for _, op := range Operations {
@@ -63,13 +64,14 @@ func unsupportedReason(p Provider, op Operation) string {
 	case OpLogs:
 		_, ok = p.(LogTailer)
 	}
-	if !ok {
-		return fmt.Sprintf("the %s provider does not implement %s", NameOf(p), op)
-	}
+	var reason string
 	if e, is := p.(Explainer); is {
-		return e.UnsupportedReason(op)
+		reason = e.UnsupportedReason(op)
 	}
-	return ""
+	if !ok && reason == "" {
+		reason = fmt.Sprintf("the %s provider does not implement %s", NameOf(p), op)
+	}
+	return reason
 }
 
 // PermissionExplainer is implemented by providers that check up front
@@ -94,26 +96,26 @@ func NameOf(p Provider) string {
 }
 
 // Restart restarts through p's Restarter, or returns Unsupported.
-func Restart(ctx context.Context, p Provider, serviceID string) (workload.DeploymentStatus, error) {
+func Restart(ctx context.Context, p Provider, name string) (workload.DeploymentStatus, error) {
 	if r := unsupportedReason(p, OpRestart); r != "" {
 		return workload.DeploymentStatus{}, ErrUnsupported(NameOf(p), OpRestart, r)
 	}
-	return p.(Restarter).Restart(ctx, serviceID)
+	return p.(Restarter).Restart(ctx, name)
 }
 
 // Exec runs through p's Execer, or returns Unsupported.
-func Exec(ctx context.Context, p Provider, serviceID string, req ExecRequest) (ExecResult, error) {
+func Exec(ctx context.Context, p Provider, name string, req ExecRequest) (ExecResult, error) {
 	if r := unsupportedReason(p, OpExec); r != "" {
 		return ExecResult{}, ErrUnsupported(NameOf(p), OpExec, r)
 	}
-	return p.(Execer).Exec(ctx, serviceID, req)
+	return p.(Execer).Exec(ctx, name, req)
 }
 
 // Logs tails through p's LogTailer, or yields one Unsupported error.
-func Logs(ctx context.Context, p Provider, serviceID string, opts LogOptions) iter.Seq2[workload.LogLine, error] {
+func Logs(ctx context.Context, p Provider, name string, opts LogOptions) iter.Seq2[workload.LogLine, error] {
 	if r := unsupportedReason(p, OpLogs); r != "" {
 		err := ErrUnsupported(NameOf(p), OpLogs, r)
 		return func(yield func(workload.LogLine, error) bool) { yield(workload.LogLine{}, err) }
 	}
-	return p.(LogTailer).Logs(ctx, serviceID, opts)
+	return p.(LogTailer).Logs(ctx, name, opts)
 }

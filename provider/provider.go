@@ -33,7 +33,6 @@ package provider
 
 import (
 	"context"
-	"errors"
 	"io"
 	"iter"
 	"time"
@@ -42,7 +41,8 @@ import (
 )
 
 // Provider is what every backend implements: the six operations of the
-// decision record. serviceID is the service's name within the target.
+// decision record. name is the service's bare name within the target (a
+// serviceID, elsewhere, is "<target>/<name>").
 type Provider interface {
 	// Start creates the service or, if it exists, rolls it to spec. It
 	// waits until the replicas are ready or ctx ends, and returns the
@@ -50,25 +50,25 @@ type Provider interface {
 	Start(ctx context.Context, spec workload.DeploymentSpec) (workload.DeploymentStatus, error)
 	// Stop stops every instance of the service. Stopping a stopped or
 	// unknown service is not an error: it returns status Stopped.
-	Stop(ctx context.Context, serviceID string) (workload.DeploymentStatus, error)
+	Stop(ctx context.Context, name string) (workload.DeploymentStatus, error)
 	// Scale sets the desired replica count (0 allowed; the service stays
 	// known and can be scaled up again). NotFound if never started.
-	Scale(ctx context.Context, serviceID string, replicas int) (workload.DeploymentStatus, error)
+	Scale(ctx context.Context, name string, replicas int) (workload.DeploymentStatus, error)
 	// Status reports the service as the backend sees it. NotFound if the
 	// backend has no trace of it.
-	Status(ctx context.Context, serviceID string) (workload.DeploymentStatus, error)
+	Status(ctx context.Context, name string) (workload.DeploymentStatus, error)
 	// ApplyConfig replaces the service's config and makes the workload see
 	// it (which may mean rolling the instances). NotFound if unknown.
-	ApplyConfig(ctx context.Context, serviceID string, config map[string]string) error
+	ApplyConfig(ctx context.Context, name string, config map[string]string) error
 	// StreamMetrics yields samples until ctx ends or the caller stops
 	// iterating; an error ends the stream.
-	StreamMetrics(ctx context.Context, serviceID string) iter.Seq2[workload.MetricSample, error]
+	StreamMetrics(ctx context.Context, name string) iter.Seq2[workload.MetricSample, error]
 }
 
 // Restarter replaces every instance of a service, one at a time where the
 // backend allows. Without it, restart is Unsupported.
 type Restarter interface {
-	Restart(ctx context.Context, serviceID string) (workload.DeploymentStatus, error)
+	Restart(ctx context.Context, name string) (workload.DeploymentStatus, error)
 }
 
 // LogOptions selects log lines.
@@ -82,7 +82,7 @@ type LogOptions struct {
 // LogTailer streams a service's output across its instances, each line
 // tagged with its instance.
 type LogTailer interface {
-	Logs(ctx context.Context, serviceID string, opts LogOptions) iter.Seq2[workload.LogLine, error]
+	Logs(ctx context.Context, name string, opts LogOptions) iter.Seq2[workload.LogLine, error]
 }
 
 // TermSize is a terminal size in character cells.
@@ -121,7 +121,7 @@ type ExecOrphan struct {
 
 // Execer runs commands inside a service's instances.
 type Execer interface {
-	Exec(ctx context.Context, serviceID string, req ExecRequest) (ExecResult, error)
+	Exec(ctx context.Context, name string, req ExecRequest) (ExecResult, error)
 }
 
 // Lister lists every service of the target that alphaswarm manages.
@@ -142,9 +142,12 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// Explainer lets a provider that implements an optional interface decline
-// it for this target with a reason (an ECS cluster without exec enabled).
-// UnsupportedReason returns "" when op is supported.
+// Explainer says why an operation is unsupported on this target. A
+// provider that implements an optional interface can decline it with a
+// reason (an ECS cluster without exec enabled); for an interface it does
+// not implement, a reason replaces the generic "does not implement" (so no
+// stub method is needed to explain it). UnsupportedReason returns "" when
+// op is supported, or when it has nothing to add.
 type Explainer interface {
 	UnsupportedReason(op Operation) string
 }
@@ -163,33 +166,4 @@ func NothingChanged(err error) bool {
 		return true
 	}
 	return false
-}
-
-// AfterChange reclassifies an error met after the operation's first
-// successful backend change: a code that would promise nothing changed
-// (see NothingChanged) becomes ProviderError, keeping the message and the
-// cause; any other error, and nil, is returned as it is. done says what had
-// already been changed ("a task-definition revision registered"); it may
-// be empty.
-func AfterChange(providerName string, err error, done string) error {
-	if !NothingChanged(err) {
-		return err
-	}
-	we := workload.AsError(err)
-	note := "the backend may have changed: check the service's status"
-	if done != "" {
-		note = "after " + done + ": check the service's status"
-	}
-	e := workload.Errorf(workload.ProviderError, "%s (%s)", we.Message, note)
-	e.Provider = providerName
-	e.Err = err
-	return e
-}
-
-// ErrUnsupported builds the Unsupported error for op on a provider.
-func ErrUnsupported(providerName string, op Operation, reason string) *workload.Error {
-	e := workload.Errorf(workload.Unsupported, "%s: %s", op, reason)
-	e.Provider = providerName
-	e.Err = errors.ErrUnsupported
-	return e
 }

@@ -47,6 +47,16 @@ func (explained) UnsupportedReason(op provider.Operation) string {
 	return ""
 }
 
+// explainsMissing does not implement Restarter and says why.
+type explainsMissing struct{ minimal }
+
+func (explainsMissing) UnsupportedReason(op provider.Operation) string {
+	if op == provider.OpRestart {
+		return "Cloud Run rolls a new revision instead"
+	}
+	return ""
+}
+
 func TestRegistry(t *testing.T) {
 	type opts struct {
 		Region string `json:"region"`
@@ -116,6 +126,28 @@ func TestCapabilities(t *testing.T) {
 	_, err := provider.Exec(context.Background(), explained{}, "web", provider.ExecRequest{Command: []string{"sh"}})
 	if !errors.Is(err, errors.ErrUnsupported) || !strings.Contains(err.Error(), "Cloud Run has no exec") {
 		t.Fatalf("Exec on declined provider: %v", err)
+	}
+	// An Explainer explains an interface the provider lacks too; without
+	// a reason the generic one stays.
+	for _, c := range provider.Capabilities(explainsMissing{}) {
+		switch c.Op {
+		case provider.OpRestart:
+			if c.Supported || c.Reason != "Cloud Run rolls a new revision instead" {
+				t.Errorf("explained missing restart: %+v", c)
+			}
+		case provider.OpExec, provider.OpLogs:
+			if c.Supported || !strings.Contains(c.Reason, "does not implement") {
+				t.Errorf("unexplained missing %s: %+v", c.Op, c)
+			}
+		default:
+			if !c.Supported {
+				t.Errorf("%s: %+v", c.Op, c)
+			}
+		}
+	}
+	_, err = provider.Restart(context.Background(), explainsMissing{}, "web")
+	if !errors.Is(err, errors.ErrUnsupported) || !strings.Contains(err.Error(), "Cloud Run rolls a new revision instead") {
+		t.Fatalf("Restart on a provider explaining its missing Restarter: %v", err)
 	}
 	_, err = provider.Restart(context.Background(), minimal{}, "web")
 	if workload.CodeOf(err) != workload.Unsupported {
