@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -30,8 +29,9 @@ type TargetConfig struct {
 	Instance string `json:"instance,omitempty"`
 }
 
-// DecodeOptions decodes the target's options into v, rejecting unknown keys
-// with their names.
+// DecodeOptions decodes the target's options into v (a pointer) with
+// workload's strict decoder: unknown, case-mismatched and wrongly typed
+// options are InvalidArgument errors naming targets.<name>.options.<key>.
 func (c TargetConfig) DecodeOptions(v any) error {
 	b, err := json.Marshal(c.Options)
 	if err != nil {
@@ -40,15 +40,7 @@ func (c TargetConfig) DecodeOptions(v any) error {
 	if c.Options == nil {
 		b = []byte("{}")
 	}
-	var generic any
-	_ = json.Unmarshal(b, &generic)
-	if unknown := workload.UnknownFields(reflect.TypeOf(v), generic, "targets."+c.Name+".options"); len(unknown) > 0 {
-		return workload.Invalid(unknown...)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return workload.Errorf(workload.InvalidArgument, "targets.%s.options: %v", c.Name, err)
-	}
-	return nil
+	return workload.DecodeInto(b, v, "targets."+c.Name+".options")
 }
 
 // Factory builds a provider for a target. It must not block on the backend
@@ -89,8 +81,8 @@ func Providers() []string {
 
 // Open builds the provider a target names.
 func Open(ctx context.Context, cfg TargetConfig, creds *credentials.Resolver) (Provider, error) {
-	if m := workload.ValidateName(cfg.Name); m != "" {
-		return nil, workload.Invalid(workload.FieldError{Path: "targets.name", Message: m})
+	if err := workload.CheckName("targets.name", cfg.Name); err != nil {
+		return nil, err
 	}
 	mu.RLock()
 	f, ok := factories[cfg.Provider]

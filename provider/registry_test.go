@@ -78,12 +78,21 @@ func TestRegistry(t *testing.T) {
 	if e := workload.AsError(err); e == nil || e.Code != workload.InvalidArgument || e.Fields[0].Path != "targets.t1.options.regoin" {
 		t.Fatalf("unknown option: %v", err)
 	}
+	// A wrongly typed option is named by its path, in the words the spec
+	// and the config file use for the same mistake.
+	_, err = provider.Open(context.Background(), provider.TargetConfig{Name: "t1", Provider: "test-registry",
+		Options: map[string]json.RawMessage{"region": json.RawMessage(`3`)}}, nil)
+	if e := workload.AsError(err); e == nil || len(e.Fields) != 1 ||
+		e.Fields[0] != (workload.FieldError{Path: "targets.t1.options.region", Message: "must be a string, not number"}) {
+		t.Fatalf("wrongly typed option: %v", err)
+	}
 	_, err = provider.Open(context.Background(), provider.TargetConfig{Name: "t1", Provider: "nope"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "test-registry") || !strings.Contains(err.Error(), "imported") {
 		t.Fatalf("unknown provider error should list registered ones: %v", err)
 	}
 	_, err = provider.Open(context.Background(), provider.TargetConfig{Name: "Bad Name", Provider: "test-registry"}, nil)
-	if workload.CodeOf(err) != workload.InvalidArgument {
+	if e := workload.AsError(err); e == nil || len(e.Fields) != 1 || e.Fields[0].Path != "targets.name" ||
+		e.Fields[0].Message != workload.ValidateName("Bad Name") {
 		t.Fatalf("bad target name: %v", err)
 	}
 	mustPanic(t, "duplicate", func() {

@@ -23,41 +23,80 @@ func DecodeSpecJSON(b []byte) (DeploymentSpec, error) {
 	if len(b) > MaxSpecBytes {
 		return spec, Invalid(FieldError{"spec", fmt.Sprintf("must be at most %d bytes", MaxSpecBytes)})
 	}
+	err := decodeStrict(b, &spec, "spec", "")
+	return spec, err
+}
+
+// DecodeStrict decodes the JSON object b, found at path in a larger
+// document ("targets.web.options", "extensions.docker"), into a T. It is
+// the one strict decoder of every request, file and option set: unknown
+// keys, keys that differ from a field's name only in case, and keys
+// repeated in one object are errors, each named by its full path
+// ("extensions.docker.pul"); so are values of the wrong type
+// ("extensions.docker.pull: must be a string, not number"). Errors about
+// b as a whole (not JSON, not an object, trailing data) are reported at
+// path. Every failure is an InvalidArgument *Error.
+func DecodeStrict[T any](b []byte, path string) (T, error) {
+	var v T
+	err := decodeStrict(b, &v, path, path)
+	return v, err
+}
+
+// DecodeInto is DecodeStrict into v, a pointer that may hold defaults,
+// for callers that know the type only at run time.
+func DecodeInto(b []byte, v any, path string) error {
+	return decodeStrict(b, v, path, path)
+}
+
+// DecodeDocument is DecodeStrict for a whole document (a request body, a
+// spec, the config file): its fields' paths start at its keys
+// ("ports[1].container"), and errors about the document itself are
+// reported at name ("body", "spec", "config").
+func DecodeDocument[T any](b []byte, name string) (T, error) {
+	var v T
+	err := decodeStrict(b, &v, name, "")
+	return v, err
+}
+
+// decodeStrict decodes b into v (a pointer, possibly already holding
+// defaults): errors about b as a whole are reported at name, fields under
+// prefix.
+func decodeStrict(b []byte, v any, name, prefix string) error {
 	var generic any
 	if err := json.Unmarshal(b, &generic); err != nil {
-		return spec, Invalid(FieldError{"spec", "not valid JSON: " + err.Error()})
+		return Invalid(FieldError{name, "not valid JSON: " + err.Error()})
 	}
 	if _, ok := generic.(map[string]any); !ok {
-		return spec, Invalid(FieldError{"spec", "must be an object"})
+		return Invalid(FieldError{name, "must be an object"})
 	}
-	unknown := UnknownFields(reflect.TypeFor[DeploymentSpec](), generic, "")
-	if unknown = append(unknown, DuplicateKeys(b, "")...); len(unknown) > 0 {
-		return spec, Invalid(unknown...)
+	unknown := UnknownFields(reflect.TypeOf(v), generic, prefix)
+	if unknown = append(unknown, DuplicateKeys(b, prefix)...); len(unknown) > 0 {
+		return Invalid(unknown...)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&spec); err != nil {
-		return spec, Invalid(jsonFieldError(err))
+	if err := dec.Decode(v); err != nil {
+		return Invalid(jsonFieldError(err, name, prefix))
 	}
 	if dec.More() {
-		return spec, Invalid(FieldError{"spec", "trailing data after the object"})
+		return Invalid(FieldError{name, "trailing data after the object"})
 	}
-	return spec, nil
+	return nil
 }
 
-func jsonFieldError(err error) FieldError {
+func jsonFieldError(err error, name, prefix string) FieldError {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		path := te.Field
-		if path == "" {
-			path = "spec"
+		path := name
+		if te.Field != "" {
+			path = joinPath(prefix, te.Field)
 		}
 		return FieldError{path, fmt.Sprintf("must be %s, not %s", kindName(te.Type), te.Value)}
 	}
 	msg := err.Error()
 	// Errors from a field's own UnmarshalJSON ("duration ...") carry no
 	// path in encoding/json v1; keep the message.
-	return FieldError{"spec", strings.TrimPrefix(msg, "json: ")}
+	return FieldError{name, strings.TrimPrefix(msg, "json: ")}
 }
 
 func kindName(t reflect.Type) string {

@@ -34,6 +34,17 @@ func ValidateName(name string) string {
 	return ""
 }
 
+// CheckName is the one service-name rule as an error: nil, or an
+// InvalidArgument *Error naming path ("name", "targets.name") with
+// ValidateName's message. A provider with a stricter limit of its own
+// reports it the same way, at the same path.
+func CheckName(path, name string) error {
+	if m := ValidateName(name); m != "" {
+		return Invalid(FieldError{path, m})
+	}
+	return nil
+}
+
 // ValidateComposeFile checks a compose.file reference: a name relative to
 // the target's Compose directory, in slash form, with no "..", "." or empty
 // element, no leading "/" and no backslash or control character. The

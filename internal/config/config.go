@@ -7,7 +7,6 @@ package config
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -201,19 +200,15 @@ func Parse(b []byte, defaultDataDir string) (Config, error) {
 	if _, ok := generic.(map[string]any); !ok {
 		return Config{}, workload.Invalid(workload.FieldError{Path: "config", Message: "must be a mapping"})
 	}
-	errs := workload.UnknownFields(reflect.TypeFor[Config](), generic, "")
-	errs = append(errs, workload.DuplicateKeys(j, "")...)
-	errs = append(errs, secretKeys(generic, "")...)
-	if len(errs) > 0 {
-		return Config{}, workload.Invalid(errs...)
+	if secrets := secretKeys(generic, ""); len(secrets) > 0 {
+		// Reported beside the key errors, before any value is decoded.
+		errs := workload.UnknownFields(reflect.TypeFor[Config](), generic, "")
+		errs = append(errs, workload.DuplicateKeys(j, "")...)
+		return Config{}, workload.Invalid(append(errs, secrets...)...)
 	}
-	var c Config
-	if err := json.Unmarshal(j, &c); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return Config{}, workload.Invalid(workload.FieldError{Path: te.Field, Message: "has the wrong type: " + te.Value})
-		}
-		return Config{}, workload.Invalid(workload.FieldError{Path: "config", Message: err.Error()})
+	c, err := workload.DecodeDocument[Config](j, "config")
+	if err != nil {
+		return Config{}, err
 	}
 	if c.DataDir == "" {
 		c.DataDir = defaultDataDir

@@ -110,3 +110,19 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		})
 	}
 }
+
+// The config file names a mistake in the words the API and the spec
+// decoder use for it (workload.DecodeDocument).
+func TestParseSpeaksTheDecodersWords(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"maxBodyBytes: lots\n", "maxBodyBytes: must be an integer, not string"},
+		{"listne: x\n", "listne: unknown field"},
+		{"Listen: x\n", `Listen: unknown field (keys are case-sensitive: did you mean "listen"?)`},
+	}
+	for _, tc := range cases {
+		_, err := Parse([]byte(tc.in), "/data")
+		if e := workload.AsError(err); e == nil || e.Message != tc.want {
+			t.Errorf("Parse(%q) = %v, want %q", tc.in, err, tc.want)
+		}
+	}
+}
