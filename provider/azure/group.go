@@ -94,6 +94,18 @@ func (g group) ready() bool {
 		cs != nil && strings.EqualFold(str(cs.State), "Running")
 }
 
+// terminated reports a group that ran to an end (instance view state
+// Failed or Succeeded). ACI does not update such a group: "Terminated or
+// deleted container groups can't be updated. Once a container group has
+// terminated (is in either a Succeeded or Failed state) ... the group must
+// be deployed as new" (container-instances-update, learn.microsoft.com).
+// With restart policy Always a group reaches Failed only after an
+// infrastructure failure ("Azure Container Instances states").
+func (g group) terminated() bool {
+	s := g.instanceState()
+	return strings.EqualFold(s, "Failed") || strings.EqualFold(s, "Succeeded")
+}
+
 func (g group) failed() bool {
 	return strings.EqualFold(g.provisioningState(), "Failed") || strings.EqualFold(g.instanceState(), "Failed")
 }
@@ -353,12 +365,12 @@ func (p *Provider) put(ctx context.Context, service string, bp *blueprint, cfg [
 // recreate replaces a group with new values and, with wait, waits until
 // it runs (rolling: the caller does one group at a time). cur is the live
 // group (nil if none): when a property ACI cannot update in place differs
-// (see fixedProps), the group is deleted and created again instead of
-// updated. Every error after the first accepted change is afterChange.
+// (see fixedProps), or the group has terminated (see terminated), the
+// group is deleted and created again instead of updated. Every error after the first accepted change is afterChange.
 func (p *Provider) recreate(ctx context.Context, service string, bp *blueprint, cfg []configEntry, index int, cur *armcontainerinstance.ContainerGroup, wait bool) error {
 	name := fmt.Sprintf("%s-%d", service, index)
 	changed := false
-	if cur != nil && fixedProps(cur) != fixedProps(&bp.cg) {
+	if cur != nil && (fixedProps(cur) != fixedProps(&bp.cg) || (group{cg: cur}).terminated()) {
 		// Resolve everything that can refuse before deleting.
 		if _, err := p.materialize(ctx, service, bp, cfg, index); err != nil {
 			return err

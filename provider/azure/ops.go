@@ -123,6 +123,9 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 			err = p.recreate(ctx, spec.Name, bp, cfg, i, g.cg, !g.stopped() && spec.Replicas > 0)
 		case g.stopped() && spec.Replicas > 0:
 			err = p.startGroup(ctx, g.name)
+		case g.terminated() && spec.Replicas > 0:
+			// Review Z7: deployed as new, the only way ACI runs it again.
+			err = p.recreate(ctx, spec.Name, bp, cfg, i, g.cg, true)
 		default:
 			continue
 		}
@@ -222,6 +225,8 @@ func (p *Provider) Scale(ctx context.Context, name string, replicas int) (worklo
 			} else {
 				err = p.startGroup(ctx, g.name)
 			}
+		case g.terminated():
+			err = p.recreate(ctx, name, bp, cfg, i, g.cg, false)
 		default:
 			continue
 		}

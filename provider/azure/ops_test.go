@@ -461,3 +461,44 @@ func TestForeignGroupIsNotOverwritten(t *testing.T) {
 		t.Errorf("Stop in a missing resource group = %+v, %v", st, err)
 	}
 }
+
+// TestFailedGroupIsDeployedAsNew (review Z7): ACI does not update a group
+// that has terminated (Failed or Succeeded); it must be deployed as new.
+// Start and Scale delete such a group and create it again instead of
+// sending an update the service refuses.
+func TestFailedGroupIsDeployedAsNew(t *testing.T) {
+	p, f := openFake(t, fakeazure.Options{}, nil)
+	ctx := ctxT(t)
+	if _, err := p.Start(ctx, spec("web", 2)); err != nil {
+		t.Fatal(err)
+	}
+	f.FailGroup("web-1")
+	if st, err := p.Status(ctx, "web"); err != nil || st.Phase != workload.Failed {
+		t.Fatalf("Status after an infrastructure failure = %v, %v; want Failed", st.Phase, err)
+	}
+	// The same spec again: the failed group is deployed as new.
+	st, err := p.Start(ctx, spec("web", 2))
+	if err != nil || st.Phase != workload.Running {
+		t.Fatalf("Start = %v, %v; want Running", st.Phase, err)
+	}
+	if n := f.Calls("BeginDelete"); n != 1 {
+		t.Errorf("deletes = %d, want 1 (web-1 only)", n)
+	}
+	if n := f.Calls("update of a terminated group"); n != 0 {
+		t.Errorf("%d updates of the terminated group were sent", n)
+	}
+	// Scale up while group 0 has failed: the same.
+	f.FailGroup("web-0")
+	if _, err := p.Scale(ctx, "web", 3); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := p.Status(ctx, "web"); err != nil || st.Phase != workload.Running || st.Replicas.Ready != 3 {
+		t.Fatalf("Status after Scale = %+v, %v; want Running 3/3", st, err)
+	}
+	if n := f.Calls("BeginDelete"); n != 2 {
+		t.Errorf("deletes = %d, want 2", n)
+	}
+	if n := f.Calls("update of a terminated group"); n != 0 {
+		t.Errorf("%d updates of a terminated group were sent", n)
+	}
+}

@@ -252,6 +252,18 @@ func (f *Fake) containerGroupsServer() acifake.ContainerGroupsServer {
 				e.SetResponseError(http.StatusConflict, "InvalidContainerGroupUpdate")
 				return
 			}
+			if g != nil && (g.state == "Failed" || g.state == "Succeeded") {
+				// "Terminated or deleted container groups can't be
+				// updated. Once a container group has terminated (is in
+				// either a Succeeded or Failed state) ... the group must
+				// be deployed as new" (container-instances-update,
+				// learn.microsoft.com). The error code ACI answers with is
+				// not documented; the fake uses its code for the other
+				// updates ACI refuses.
+				f.calls["update of a terminated group"]++
+				e.SetResponseError(http.StatusConflict, "InvalidContainerGroupUpdate")
+				return
+			}
 			status := http.StatusOK
 			if g == nil {
 				g = &group{}
@@ -535,6 +547,18 @@ func (f *Fake) Group(name string) (armcontainerinstance.ContainerGroup, string, 
 		return armcontainerinstance.ContainerGroup{}, "", false
 	}
 	return clone(g.def), g.state, true
+}
+
+// FailGroup ends a group's run as an infrastructure failure does: its
+// instance view state becomes Failed ("Azure Container Instances states":
+// with restart policy Always, Failed means an infrastructure failure). ACI
+// then refuses to update it; it must be deleted and created again.
+func (f *Fake) FailGroup(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if g := f.groups[name]; g != nil {
+		g.state = "Failed"
+	}
 }
 
 // EmitLog makes every running container of the service print text.
