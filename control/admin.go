@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/alphaswarm/controller/ledger"
+	"github.com/alphaswarm/controller/ledger/checkpoint"
 	"github.com/alphaswarm/controller/workload"
 )
 
@@ -17,6 +18,15 @@ const (
 	ActionTokenCreate workload.Action = "token_create"
 	ActionTokenRevoke workload.Action = "token_revoke"
 )
+
+// RecordedActions lists every action written to the ledger: the mutating
+// workload actions (Do), the administrative ones (Administer) and the
+// acceptance of a broken ledger at start (ledger/checkpoint). A ledger
+// query by action is checked against it.
+var RecordedActions = []workload.Action{
+	workload.ActionStart, workload.ActionStop, workload.ActionScale, workload.ActionRestart, workload.ActionApplyConfig,
+	workload.ActionExec, workload.ActionHalt, ActionTokenCreate, ActionTokenRevoke, checkpoint.AcceptAction,
+}
 
 // Administer records fn, a change to the control plane's own access (a
 // token created or revoked), in the ledger the way Do records a workload

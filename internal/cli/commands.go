@@ -17,6 +17,7 @@ import (
 
 	"github.com/alphaswarm/controller/api"
 	"github.com/alphaswarm/controller/client"
+	"github.com/alphaswarm/controller/control"
 	"github.com/alphaswarm/controller/internal/auth"
 	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/provider"
@@ -476,6 +477,9 @@ func runsCmd(g *globals) *cobra.Command {
 			if err := oneOf("outcome", ledger.Outcome(f.Outcome), ledger.Outcomes); err != nil {
 				return err
 			}
+			if err := oneOf("action", workload.Action(f.Action), control.RecordedActions); err != nil {
+				return err
+			}
 			if since != "" {
 				d, err := time.ParseDuration(since)
 				if err != nil {
@@ -503,7 +507,7 @@ func runsCmd(g *globals) *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVar(&f.Service, "service", "", "only this service")
 	fl.StringVar(&f.User, "user", "", "only this principal: its id (local user name, oidc:<issuer>#<subject>) or display name")
-	fl.StringVar(&f.Action, "action", "", "only this action")
+	fl.StringVar(&f.Action, "action", "", "only this action: start, stop, scale, restart, apply_config, exec, halt, token_create, token_revoke or ledger_accept")
 	fl.StringVar(&f.Kind, "kind", "", "intent, result or rejected")
 	fl.StringVar(&f.Outcome, "outcome", "", "ok, error, interrupted, invalid, denied or halted")
 	fl.StringVar(&since, "since", "", "only runs in the last duration (1h)")

@@ -34,6 +34,7 @@ func TestFlagsAreValidated(t *testing.T) {
 	}{
 		{"runs --outcome", append([]string{"runs", "--outcome", "bogus"}, srv...), "--outcome"},
 		{"runs --kind", append([]string{"runs", "--kind", "bogus"}, srv...), "--kind"},
+		{"runs --action", append([]string{"runs", "--action", "bogus"}, srv...), "--action"},
 		{"serve --log-format", []string{"serve", "--log-format", "xml", "--listen", "127.0.0.1:0", "--ledger", "sqlite:" + filepath.Join(dir, "s.db")}, "--log-format"},
 		{"verify a missing ledger", []string{"ledger", "verify", "--ledger", "sqlite:" + missing}, "does not exist"},
 		{"verify a file that is not a ledger", []string{"ledger", "verify", "--ledger", "sqlite:" + notDB}, "not a SQLite database"},

@@ -67,14 +67,14 @@ func TestIdempotencyConflictIsNotRetryable(t *testing.T) {
 // parameter, not an empty page.
 func TestRunsEnumsValidated(t *testing.T) {
 	f := newFixture(t)
-	for _, q := range []string{"kind=bogus", "outcome=bogus"} {
+	for _, q := range []string{"kind=bogus", "outcome=bogus", "action=bogus"} {
 		r := f.call(t, "viewer", "GET", "/v1/runs?"+q, "")
 		param := strings.SplitN(q, "=", 2)[0]
 		if r.status != 400 || r.env.Error == nil || r.env.Error.Code != workload.InvalidArgument || !strings.Contains(r.raw, param) {
 			t.Fatalf("GET /v1/runs?%s: %d %s", q, r.status, r.raw)
 		}
 	}
-	if r := f.call(t, "viewer", "GET", "/v1/runs?outcome=ok&kind=result", ""); r.status != 200 {
+	if r := f.call(t, "viewer", "GET", "/v1/runs?outcome=ok&kind=result&action=token_create", ""); r.status != 200 {
 		t.Fatalf("valid filters: %d %s", r.status, r.raw)
 	}
 }

@@ -316,6 +316,9 @@ func (s *Server) runs(w http.ResponseWriter, r *http.Request, _ control.Principa
 	if f.Outcome != "" && !slices.Contains(ledger.Outcomes, f.Outcome) {
 		errs = append(errs, workload.FieldError{Path: "outcome", Message: "must be ok, error, interrupted, invalid, denied or halted"})
 	}
+	if f.Action != "" && !slices.Contains(control.RecordedActions, workload.Action(f.Action)) {
+		errs = append(errs, workload.FieldError{Path: "action", Message: "must be one of " + actionList()})
+	}
 	if len(errs) > 0 {
 		writeError(w, workload.Invalid(errs...))
 		return
@@ -440,6 +443,15 @@ func (s *Server) tokenRevoke(w http.ResponseWriter, r *http.Request, p control.P
 	}
 	s.log.Info("token revoked", "id", r.PathValue("id"), "by", p.User)
 	writeJSON(w, 200, map[string]string{"revoked": r.PathValue("id")})
+}
+
+// actionList names the actions a ledger query may select.
+func actionList() string {
+	names := make([]string, len(control.RecordedActions))
+	for i, a := range control.RecordedActions {
+		names[i] = string(a)
+	}
+	return strings.Join(names, ", ")
 }
 
 func tokenInfo(in auth.TokenInfo) api.TokenInfo {
