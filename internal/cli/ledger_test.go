@@ -314,3 +314,39 @@ func TestServeWarnsWhenTheLedgerRoleCanAlterTheTable(t *testing.T) {
 		t.Fatalf("halt on as the runtime role: %d %s", code, out)
 	}
 }
+
+// TestVerifyNeverCreatesAPostgresLedger (review F2, PostgreSQL side):
+// `ledger verify --ledger postgres://...` on an empty database is an error
+// and leaves the database empty; on a migrated one it verifies.
+func TestVerifyNeverCreatesAPostgresLedger(t *testing.T) {
+	dsn := pgtest.Start(t)
+	ctx := context.Background()
+	tables := func() int {
+		t.Helper()
+		c, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		var n int
+		if err := c.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	s := &serveProc{env: os.Environ()}
+	out, code := s.cli(t, "ledger", "verify", "--ledger", dsn)
+	if code != 1 || !strings.Contains(out, "not_found") || !strings.Contains(out, "never creates") {
+		t.Fatalf("verify of an empty database: exit %d\n%s", code, out)
+	}
+	if n := tables(); n != 0 {
+		t.Fatalf("verify created %d tables in the empty database", n)
+	}
+	if out, code := s.cli(t, "ledger", "migrate", "--ledger", dsn); code != 0 {
+		t.Fatalf("ledger migrate: %d %s", code, out)
+	}
+	out, code = s.cli(t, "ledger", "verify", "--ledger", dsn)
+	if code != 0 || !strings.Contains(out, "chain OK: 0 records") {
+		t.Fatalf("verify of a migrated ledger: exit %d\n%s", code, out)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"os"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/workload"
 )
@@ -49,5 +51,31 @@ func openExistingLedger(ctx context.Context, rawURL string) (ledger.Ledger, erro
 			return nil, workload.Errorf(workload.InvalidArgument, "ledger %s is not a SQLite database", path)
 		}
 	}
+	if u.Scheme == "postgres" || u.Scheme == "postgresql" {
+		return openPostgresReadOnly(ctx, u)
+	}
 	return ledger.Open(ctx, rawURL)
+}
+
+// readOnlySQLState is PostgreSQL's read_only_sql_transaction (SQLSTATE
+// 25006, Appendix A "PostgreSQL Error Codes").
+const readOnlySQLState = "25006"
+
+// openPostgresReadOnly opens a PostgreSQL ledger in sessions that cannot
+// write: every transaction is read-only (default_transaction_read_only, a
+// runtime parameter pgx passes to the server). ledger.Open migrates a
+// database that lacks the schema; here that fails before anything is
+// created, and is reported as a missing ledger.
+func openPostgresReadOnly(ctx context.Context, u *url.URL) (ledger.Ledger, error) {
+	q := u.Query()
+	q.Set("default_transaction_read_only", "on")
+	ro := *u
+	ro.RawQuery = q.Encode()
+	l, err := ledger.Open(ctx, ro.String())
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == readOnlySQLState {
+		return nil, workload.Errorf(workload.NotFound,
+			"database %s has no alphaswarm ledger, or one whose schema is not up to date (verify never creates or migrates one; `alphaswarm ledger migrate` does)", redactURL(u.String()))
+	}
+	return l, err
 }
