@@ -75,6 +75,9 @@ type serviceEntry struct {
 	replicas map[string]*instance
 	busy     int
 	busyOp   string
+	// note says why the last background rollout stopped short; cleared
+	// when the next operation starts.
+	note string
 }
 
 func (s *serviceEntry) anchor() *anchorEntry {
@@ -608,6 +611,17 @@ func (c *cache) isTerminating(id string) bool {
 	return c.terminating[id]
 }
 
+// endRollout marks a background rollout of name done (setBusy -1), with
+// note saying why it stopped short ("" if it did not).
+func (c *cache) endRollout(name, note string) {
+	c.mu.Lock()
+	if note != "" {
+		c.entryLocked(name).note = note
+	}
+	c.mu.Unlock()
+	c.setBusy(name, "", -1)
+}
+
 // setBusy marks a mutation of name in progress (the service reads
 // Progressing meanwhile) or, with delta -1, done.
 func (c *cache) setBusy(name, op string, delta int) {
@@ -616,6 +630,7 @@ func (c *cache) setBusy(name, op string, delta int) {
 	s.busy += delta
 	if delta > 0 {
 		s.busyOp = op
+		s.note = ""
 	}
 	if s.busy <= 0 {
 		s.busy, s.busyOp = 0, ""

@@ -44,7 +44,7 @@ type result struct {
 // operations ignore them. Services with fixed host ports drain in line,
 // since the old replica must free its port first. Stop never drains: it
 // returns once every container is gone.
-func (p *Provider) apply(ctx context.Context, rec *record, env []string, anchors []string, force, persist bool, settle time.Duration) (res result, err error) {
+func (p *Provider) apply(ctx context.Context, op string, rec *record, env []string, anchors []string, force, persist bool, settle time.Duration) (res result, err error) {
 	name := rec.Spec.Name
 	defer func() { err = p.changed(err) }()
 	if persist {
@@ -69,6 +69,7 @@ func (p *Provider) apply(ctx context.Context, rec *record, env []string, anchors
 	}
 	hash := rec.hash()
 	async := !hasHostPorts(rec.Spec)
+	unrolled := p.takeUnrolled(name) // replicas a superseded background restart did not reach
 	byIndex := map[int][]replica{}
 	for _, r := range reps {
 		byIndex[r.index] = append(byIndex[r.index], r)
@@ -110,7 +111,7 @@ func (p *Provider) apply(ctx context.Context, rec *record, env []string, anchors
 		switch {
 		case keep == nil:
 			fresh = append(fresh, idx)
-		case force || keep.hash != hash:
+		case force || keep.hash != hash || unrolled[keep.id]:
 			roll = append(roll, idx)
 			old[idx] = keep.id
 		}
@@ -136,35 +137,185 @@ func (p *Provider) apply(ctx context.Context, rec *record, env []string, anchors
 			}
 		}
 	}
-	// 4. Rolling replacement, one replica at a time. Without fixed host
-	// ports the new replica starts before the old one stops (no capacity
-	// dip); with them the old one must free the port first.
+	// 4. Rolling replacement, one replica at a time.
+	if len(roll) == 0 {
+		return res, nil
+	}
+	rl := &rolling{rec: rec, env: env, net: net, settle: settle, async: async, force: force}
 	for _, idx := range roll {
-		if !async {
-			if err := p.removeReplica(ctx, old[idx]); err != nil {
-				return result{}, err
-			}
+		rl.steps = append(rl.steps, rollStep{index: idx, old: old[idx]})
+	}
+	if !provider.Waits(ctx) {
+		return res, p.rollBehind(ctx, op, rl)
+	}
+	return p.roll(ctx, rl)
+}
+
+// rolling is a rolling replacement: each step replaces the running replica
+// at one index with a new container. Without fixed host ports (async) the
+// new replica starts before the old one stops, so there is no capacity
+// dip; with them the old one must free the port first.
+type rolling struct {
+	rec    *record
+	env    []string
+	net    string
+	settle time.Duration
+	async  bool
+	force  bool // a restart: the replaced replicas may run the same spec
+	steps  []rollStep
+}
+
+type rollStep struct {
+	index int
+	old   string // the running replica the step replaces
+}
+
+// startStep begins step s: the old replica goes first where it holds fixed
+// host ports, then the new one is created and started.
+func (p *Provider) startStep(ctx context.Context, rl *rolling, s rollStep) (string, error) {
+	if !rl.async {
+		if err := p.removeReplica(ctx, s.old); err != nil {
+			return "", err
 		}
-		id, err := p.runReplica(ctx, rec, env, net, idx)
+	}
+	return p.runReplica(ctx, rl.rec, rl.env, rl.net, s.index)
+}
+
+// finishStep waits under ctx for id, the new replica of step s. Once it is
+// ready the old one drains; if it fails (async) it is removed and the old
+// one keeps serving. If ctx ends first, both stay as they are.
+func (p *Provider) finishStep(ctx context.Context, rl *rolling, s rollStep, id string) result {
+	r := p.waitReplicas(ctx, []string{id}, rl.settle)
+	switch {
+	case len(r.failed) > 0 && rl.async:
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		_ = p.removeReplica(cctx, id)
+		cancel()
+		r.failed = append(r.failed, fmt.Sprintf("rollout stopped at replica %d; the previous replicas keep serving", s.index))
+	case len(r.failed) == 0 && !r.timedOut && rl.async:
+		p.drain([]string{s.old})
+	}
+	return r
+}
+
+// roll carries out rl one step at a time, each new replica waited for
+// before the next step.
+func (p *Provider) roll(ctx context.Context, rl *rolling) (result, error) {
+	for _, s := range rl.steps {
+		id, err := p.startStep(ctx, rl, s)
 		if err != nil {
 			return result{}, err
 		}
-		r := p.waitReplicas(ctx, []string{id}, settle)
-		if len(r.failed) > 0 && async {
-			// Keep the old replica serving; drop the failed new one.
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			_ = p.removeReplica(cctx, id)
-			cancel()
-			r.failed = append(r.failed, fmt.Sprintf("rollout stopped at replica %d; the previous replicas keep serving", idx))
-		}
-		if len(r.failed) > 0 || r.timedOut {
+		if r := p.finishStep(ctx, rl, s, id); len(r.failed) > 0 || r.timedOut {
 			return r, nil
 		}
-		if async {
-			p.drain([]string{old[idx]})
+	}
+	return result{}, nil
+}
+
+// rollout is a rolling replacement that goes on in the background after a
+// no-wait operation answered (provider.WithoutWait). The next operation on
+// the service supersedes it: lock cancels it and waits until it has
+// stopped, so operations on one service stay serialised. Close cancels it
+// too.
+type rollout struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed once the rollout has stopped
+}
+
+// rollBehind starts the first step of rl under ctx (so the operation's
+// answer reflects a started replacement, and an Engine error is the
+// operation's) and hands the rest to a goroutine: it waits for each new
+// replica with the same replace-then-retire order as roll, then starts the
+// next. The service reads Progressing (busy op) until the rollout ends.
+func (p *Provider) rollBehind(ctx context.Context, op string, rl *rolling) error {
+	name := rl.rec.Spec.Name
+	first, err := p.startStep(ctx, rl, rl.steps[0])
+	if err != nil {
+		return err
+	}
+	rctx, cancel := context.WithCancel(p.rollCtx)
+	ro := &rollout{cancel: cancel, done: make(chan struct{})}
+	p.locksMu.Lock()
+	p.locks[name].roll = ro
+	p.locksMu.Unlock()
+	p.cache.setBusy(name, op, 1)
+	p.rolls.Add(1)
+	go p.rollOn(rctx, ro, rl, first)
+	return nil
+}
+
+// rollOn is the background part of rollBehind; id is the new replica of
+// the first step. When it is superseded (ctx cancelled) while a new
+// replica is not yet ready, that replica drains and the old one keeps
+// serving; a restart records the replicas it did not reach, so the
+// superseding operation replaces them too (takeUnrolled).
+func (p *Provider) rollOn(ctx context.Context, ro *rollout, rl *rolling, id string) {
+	name := rl.rec.Spec.Name
+	var left []rollStep
+	var note string
+	defer func() {
+		p.locksMu.Lock()
+		if l := p.locks[name]; l.roll == ro {
+			l.roll = nil
+			if rl.force && len(left) > 0 {
+				l.unrolled = map[string]bool{}
+				for _, s := range left {
+					l.unrolled[s.old] = true
+				}
+			}
+		}
+		p.locksMu.Unlock()
+		p.cache.endRollout(name, note)
+		ro.cancel()
+		close(ro.done)
+		p.rolls.Done()
+	}()
+	for i, s := range rl.steps {
+		if i > 0 {
+			if ctx.Err() != nil {
+				left = rl.steps[i:]
+				return
+			}
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.opts.StopTimeout.D()+time.Minute)
+			var err error
+			id, err = p.startStep(sctx, rl, s)
+			cancel()
+			if err != nil {
+				note = fmt.Sprintf("rollout stopped at replica %d: %v", s.index, err)
+				slog.Warn("docker: a background rollout stopped", "service", name, "replica", s.index, "err", err)
+				return
+			}
+		}
+		r := p.finishStep(ctx, rl, s, id)
+		switch {
+		case len(r.failed) > 0:
+			note = strings.Join(r.failed, "; ")
+			return
+		case r.timedOut: // superseded, or the provider is closing
+			if rl.async {
+				p.drain([]string{id})
+				left = rl.steps[i:]
+			} else {
+				left = rl.steps[i+1:]
+			}
+			return
 		}
 	}
-	return res, nil
+}
+
+// takeUnrolled returns (and forgets) the replicas of name that a superseded
+// background restart did not replace.
+func (p *Provider) takeUnrolled(name string) map[string]bool {
+	p.locksMu.Lock()
+	defer p.locksMu.Unlock()
+	l := p.locks[name]
+	if l == nil {
+		return nil
+	}
+	u := l.unrolled
+	l.unrolled = nil
+	return u
 }
 
 // changed is for errors met after the first mutating call: the Engine may

@@ -190,11 +190,15 @@ type Provider struct {
 	wg     sync.WaitGroup // the cache's goroutines
 	drains sync.WaitGroup // background removals of replaced replicas
 
+	rollCtx    context.Context // parent of background rollouts; cancelled first by Close
+	rollCancel context.CancelFunc
+	rolls      sync.WaitGroup // background rollouts (rollBehind)
+
 	cache *cache
 	stats *telemetry.Hub[string, containerSample]
 
 	locksMu sync.Mutex
-	locks   map[string]*sync.Mutex
+	locks   map[string]*serviceLock
 
 	unscopedOnce sync.Once // warnUnscoped
 }
@@ -235,9 +239,10 @@ func newProvider(target string, opts Options, creds *credentials.Resolver, eng e
 		eng:      eng,
 		host:     host,
 		cenv:     env,
-		locks:    map[string]*sync.Mutex{},
+		locks:    map[string]*serviceLock{},
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.rollCtx, p.rollCancel = context.WithCancel(context.Background())
 	p.cache = newCache(p)
 	p.stats = telemetry.NewHub(p.openStats, telemetry.WithBuffer[containerSample](4))
 	return p
@@ -290,10 +295,13 @@ func (p *Provider) ProviderName() string { return Name }
 // addresses apply.
 func (p *Provider) PublishesHostPorts() bool { return true }
 
-// Close waits for replaced replicas to finish draining, stops the event
-// watcher and the metric streams and closes the Engine client. The
+// Close stops background rollouts (each leaves its old replicas serving,
+// see rollOn), waits for replaced replicas to finish draining, stops the
+// event watcher and the metric streams and closes the Engine client. The
 // provider is unusable afterwards.
 func (p *Provider) Close() error {
+	p.rollCancel()
+	p.rolls.Wait()
 	p.drains.Wait()
 	p.cancel()
 	p.stats.Close()
@@ -301,18 +309,35 @@ func (p *Provider) Close() error {
 	return p.eng.Close()
 }
 
+// serviceLock serialises the mutations of one service.
+type serviceLock struct {
+	mu sync.Mutex
+	// Guarded by Provider.locksMu:
+	roll     *rollout        // a background rollout of the service, if any
+	unrolled map[string]bool // replicas a superseded background restart did not reach
+}
+
 // lock serialises mutations of one service. The runtime already does; this
-// keeps the provider correct when used on its own (tests, benchmarks).
+// keeps the provider correct when used on its own (tests, benchmarks). A
+// background rollout (rollBehind) of the service is superseded: lock
+// cancels it and returns once it has stopped.
 func (p *Provider) lock(name string) func() {
 	p.locksMu.Lock()
-	m := p.locks[name]
-	if m == nil {
-		m = &sync.Mutex{}
-		p.locks[name] = m
+	l := p.locks[name]
+	if l == nil {
+		l = &serviceLock{}
+		p.locks[name] = l
 	}
 	p.locksMu.Unlock()
-	m.Lock()
-	return m.Unlock
+	l.mu.Lock()
+	p.locksMu.Lock()
+	ro := l.roll
+	p.locksMu.Unlock()
+	if ro != nil {
+		ro.cancel()
+		<-ro.done
+	}
+	return l.mu.Unlock
 }
 
 func (p *Provider) serviceID(name string) string { return workload.ServiceID(p.target, name) }

@@ -119,7 +119,8 @@ func (p *Provider) ensureImage(ctx context.Context, image, pull string) error {
 // Start implements provider.Provider. A new service gets its network, its
 // spec anchor and its replicas (created in parallel); an existing one is
 // rolled to spec one replica at a time. It waits until every replica is
-// ready or ctx ends.
+// ready or ctx ends; under provider.WithoutWait it waits for nothing and a
+// rollout goes on in the background (rollBehind).
 func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (workload.DeploymentStatus, error) {
 	prep, err := p.prepare(ctx, spec)
 	if err != nil {
@@ -145,7 +146,7 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 	if cur == nil || cur.hash() != prep.rec.hash() {
 		settle = p.opts.MinReady.D()
 	}
-	res, err := p.apply(ctx, prep.rec, prep.env, anchors, false, persist, settle)
+	res, err := p.apply(ctx, "start", prep.rec, prep.env, anchors, false, persist, settle)
 	p.cache.setBusy(name, "", -1)
 	return p.finish(ctx, name, res, err)
 }
@@ -364,7 +365,7 @@ func (p *Provider) Scale(ctx context.Context, name string, replicas int) (worklo
 		}
 	}
 	p.cache.setBusy(name, "scale", 1)
-	res, err := p.apply(ctx, &next, env, anchors, false, true, 0)
+	res, err := p.apply(ctx, "scale", &next, env, anchors, false, true, 0)
 	p.cache.setBusy(name, "", -1)
 	return p.finish(ctx, name, res, err)
 }
@@ -388,7 +389,7 @@ func (p *Provider) Restart(ctx context.Context, name string) (workload.Deploymen
 		return workload.DeploymentStatus{}, err
 	}
 	p.cache.setBusy(name, "restart", 1)
-	res, err := p.apply(ctx, rec, env, anchors, true, false, 0)
+	res, err := p.apply(ctx, "restart", rec, env, anchors, true, false, 0)
 	p.cache.setBusy(name, "", -1)
 	return p.finish(ctx, name, res, err)
 }
@@ -420,7 +421,7 @@ func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[stri
 		return err
 	}
 	p.cache.setBusy(name, "apply_config", 1)
-	res, err := p.apply(ctx, &next, env, anchors, false, true, p.opts.MinReady.D())
+	res, err := p.apply(ctx, "apply_config", &next, env, anchors, false, true, p.opts.MinReady.D())
 	p.cache.setBusy(name, "", -1)
 	st, err := p.finish(ctx, name, res, err)
 	if err != nil {

@@ -128,6 +128,9 @@ func (p *Provider) statusOf(s *serviceEntry) workload.DeploymentStatus {
 	if len(reasons) > 0 && st.Phase != workload.Running {
 		st.Message += ": " + strings.Join(reasons, "; ")
 	}
+	if s.note != "" && s.busy == 0 && st.Phase != workload.Running {
+		st.Message += " (the last background rollout stopped: " + s.note + ")"
+	}
 	return st
 }
 
