@@ -74,7 +74,8 @@ func openFake(t *testing.T, fopts fakeazure.Options, extra map[string]any) (*Pro
 	}
 	srv := aciexectest.NewServer(t, runExec)
 	f.SetExec(func(group, command string, rows, cols int) (string, string, error) {
-		uri, pw := srv.Session(command)
+		// ACI runs the command on a terminal: Ctrl-C interrupts it.
+		uri, pw := srv.SessionWith(command, aciexectest.SessionOptions{CtrlCInterrupts: true})
 		return uri, pw, nil
 	})
 	p, err := open(context.Background(), provider.TargetConfig{Name: testTarget, Provider: Name, Options: rawOptions(opts)}, testCreds(), deps{
@@ -107,6 +108,18 @@ func runExec(command string, stdin io.Reader, stdout io.Writer) {
 	case "readline":
 		line, _ := bufio.NewReader(stdin).ReadString('\n')
 		fmt.Fprint(stdout, line)
+	case "/bin/wait": // prompts, then waits for input that never ends
+		fmt.Fprint(stdout, "$ ")
+		_, _ = io.Copy(io.Discard, stdin)
+	case "/bin/nointr": // the same, but ignores SIGINT (Ctrl-C)
+		fmt.Fprint(stdout, "$ ")
+		_, _ = io.Copy(io.Discard, stdin)
+		for {
+			if _, err := fmt.Fprint(stdout, "."); err != nil {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	default:
 		fmt.Fprintf(stdout, "OCI runtime exec failed: exec failed: unable to start container process: exec: %q: executable file not found in $PATH: unknown\n", command)
 	}

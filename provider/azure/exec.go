@@ -3,7 +3,9 @@ package azure
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
@@ -12,6 +14,27 @@ import (
 	"github.com/alphaswarm/controller/provider/azure/aciexec"
 	"github.com/alphaswarm/controller/workload"
 )
+
+// ctrlC is the terminal's interrupt character: sent over the exec socket
+// it makes the terminal ACI runs the command on send SIGINT to it (the
+// Azure CLI forwards a user's Ctrl-C as this byte).
+const ctrlC = 0x03
+
+// execCancelGrace is how long Exec waits, after sending Ctrl-C to a
+// command whose client left, for ACI to close the session (it does when
+// the command exits).
+const execCancelGrace = 2 * time.Second
+
+// execOrphan says what became of a command whose client left first. ACI
+// has no operation that ends an exec process (Containers has
+// executeCommand, attach and listLogs only) and does not document whether
+// closing the socket ends it; Ctrl-C is what it offers.
+func execOrphan(ended bool) *provider.ExecOrphan {
+	if ended {
+		return &provider.ExecOrphan{Ended: true, Detail: "ended: Ctrl-C was sent over the exec socket (SIGINT through the terminal ACI runs the command on) and ACI closed the session, which it does when the command exits"}
+	}
+	return &provider.ExecOrphan{Detail: fmt.Sprintf("left running (unconfirmed): ACI has no operation that ends an exec process; Ctrl-C sent over the exec socket did not end the session within %s (the command ignores SIGINT, or is not the terminal's foreground process), and ACI does not document whether closing the socket, done next, ends it", execCancelGrace)}
+}
 
 // defaultTermSize is the terminal size sent when the request gives none.
 var defaultTermSize = provider.TermSize{Cols: 80, Rows: 24}
@@ -103,15 +126,22 @@ func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecReque
 	if resp.WebSocketURI == nil || resp.Password == nil {
 		return provider.ExecResult{}, wrap(workload.ProviderError, "execute command in "+g.name, "no WebSocket URI or password in the response", nil)
 	}
-	_, err = aciexec.RunWith(ctx, *resp.WebSocketURI, *resp.Password, req.Stdin, req.Stdout, aciexec.Options{HTTPClient: p.execClient})
+	st, err := aciexec.RunWith(ctx, *resp.WebSocketURI, *resp.Password, req.Stdin, req.Stdout, aciexec.Options{
+		HTTPClient: p.execClient, OnCancel: []byte{ctrlC}, CancelGrace: execCancelGrace})
+	if err != nil && ctx.Err() != nil {
+		// The client left (or the exec timed out) before the command
+		// ended: say what became of it.
+		res := provider.ExecResult{Instance: g.instanceID(), Orphan: execOrphan(st.EndedAfterCancel)}
+		code, why := workload.Unavailable, "cancelled"
+		if errors.Is(err, context.DeadlineExceeded) {
+			code, why = workload.Timeout, "deadline exceeded"
+		}
+		return res, wrap(code, "exec session of "+g.name, why+"; "+res.Orphan.Detail, err)
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, aciexec.ErrPasswordRefused):
 		return provider.ExecResult{}, wrap(workload.ProviderError, "exec session of "+g.name, err.Error(), err)
-	case errors.Is(err, context.DeadlineExceeded):
-		return provider.ExecResult{}, wrap(workload.Timeout, "exec session of "+g.name, "deadline exceeded", err)
-	case errors.Is(err, context.Canceled):
-		return provider.ExecResult{}, wrap(workload.Unavailable, "exec session of "+g.name, "cancelled", err)
 	default:
 		return provider.ExecResult{}, wrap(workload.Unavailable, "exec session of "+g.name, err.Error(), err)
 	}

@@ -2,7 +2,10 @@ package azure
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"strings"
+	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -78,4 +81,78 @@ func TestExecDetails(t *testing.T) {
 		t.Errorf("exec in a stopped service = %v, want conflict", err)
 	}
 	srv.Close()
+}
+
+// promptWriter signals once the output holds "$ ".
+type promptWriter struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	once sync.Once
+	seen chan struct{}
+}
+
+func (w *promptWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(b)
+	if strings.Contains(w.buf.String(), "$ ") {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return len(b), nil
+}
+
+// TestExecEndedWhenClientLeaves (issue 16, ACI): when the client goes
+// before the command ends, Exec sends Ctrl-C over the session (ACI has no
+// operation that ends an exec process; the command sits on a terminal),
+// and the result says whether ACI then ended the session (the command
+// exited) or the command was left running, and why.
+func TestExecEndedWhenClientLeaves(t *testing.T) {
+	p, _ := openFake(t, fakeazure.Options{}, nil)
+	ctx := ctxT(t)
+	if _, err := p.Start(ctx, spec("sh", 1)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		command   string
+		wantEnded bool
+		detail    string
+	}{
+		{"/bin/wait", true, "ended: Ctrl-C"},
+		{"/bin/nointr", false, "left running (unconfirmed)"},
+	} {
+		t.Run(c.command, func(t *testing.T) {
+			ectx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			stdin, stdinW := io.Pipe() // the client never ends its input
+			defer stdinW.Close()
+			out := &promptWriter{seen: make(chan struct{})}
+			type result struct {
+				res provider.ExecResult
+				err error
+			}
+			done := make(chan result, 1)
+			go func() {
+				res, err := p.Exec(ectx, "sh", provider.ExecRequest{Command: []string{c.command}, TTY: true, Stdin: stdin, Stdout: out})
+				done <- result{res, err}
+			}()
+			select {
+			case <-out.seen:
+			case r := <-done:
+				t.Fatalf("Exec returned before the prompt: %+v %v", r.res, r.err)
+			case <-ctx.Done():
+				t.Fatal("no prompt")
+			}
+			cancel() // the client leaves
+			r := <-done
+			if r.err == nil || r.res.Orphan == nil {
+				t.Fatalf("Exec = %+v, %v; want an error and an orphan report", r.res, r.err)
+			}
+			if r.res.Orphan.Ended != c.wantEnded || !strings.HasPrefix(r.res.Orphan.Detail, c.detail) {
+				t.Errorf("orphan = %+v, want ended=%v detail %q...", *r.res.Orphan, c.wantEnded, c.detail)
+			}
+			if !strings.HasPrefix(r.res.Instance, "sh-0@") {
+				t.Errorf("instance = %q", r.res.Instance)
+			}
+		})
+	}
 }

@@ -68,6 +68,13 @@
 //   - A close with status 1000, or a close frame without status, is a normal
 //     end and Run returns nil. A dropped connection without a close frame is
 //     an error wrapping [io.ErrUnexpectedEOF].
+//   - When ctx ends first, [Options].OnCancel can be sent before the socket
+//     is closed: ACI has no operation that ends an exec process, but the
+//     command sits on a terminal, and Ctrl-C ([]byte{3}, which the Azure CLI
+//     sends when its user presses Ctrl-C) makes it SIGINT the command; the
+//     service closes the session when the command exits, which
+//     [Stats].EndedAfterCancel reports. Whether closing the socket alone
+//     ends the command is not documented.
 //   - The password is never logged and never part of an error.
 package aciexec
 
@@ -79,6 +86,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -111,6 +119,16 @@ type Options struct {
 	// OnStdinEOF is sent once, as its own message, when stdin reports
 	// io.EOF. Nil sends nothing (the Azure CLI's behaviour).
 	OnStdinEOF []byte
+
+	// OnCancel is sent once, as its own message, when ctx ends before the
+	// session does; RunWith then keeps reading (and discarding) output for
+	// up to CancelGrace, and reports in Stats.EndedAfterCancel whether the
+	// service closed the session meanwhile, which it does when the command
+	// exits. []byte{3} is Ctrl-C: the terminal the command runs on sends
+	// it SIGINT. Nil closes the socket at once, as before.
+	OnCancel []byte
+	// CancelGrace bounds the wait after OnCancel; zero means 2 seconds.
+	CancelGrace time.Duration
 }
 
 // Stats counts what a session carried.
@@ -120,6 +138,10 @@ type Stats struct {
 	StdinBytes int64
 	// StdoutBytes is how many bytes were written to stdout.
 	StdoutBytes int64
+	// EndedAfterCancel is true when ctx ended first, Options.OnCancel was
+	// sent, and the service then closed the session normally within
+	// Options.CancelGrace: the command exited.
+	EndedAfterCancel bool
 }
 
 // Run connects to the WebSocket URI that ACI's Containers_ExecuteCommand
@@ -141,7 +163,8 @@ func Run(ctx context.Context, webSocketURI, password string, stdin io.Reader, st
 // RunWith returns nil when the service closes the session normally (the
 // command exited; its exit status is not available), ErrPasswordRefused when
 // it refuses the password, and ctx.Err() soon after ctx ends, closing the
-// socket. Other failures are returned wrapped; a close with another status
+// socket (with Options.OnCancel, after sending it and waiting up to
+// Options.CancelGrace for the service to end the session). Other failures are returned wrapped; a close with another status
 // wraps a websocket.CloseError.
 //
 // ctx cannot interrupt a Write to stdout in progress; RunWith returns once
@@ -176,10 +199,30 @@ func RunWith(ctx context.Context, webSocketURI, password string, stdin io.Reader
 	defer conn.CloseNow()
 	conn.SetReadLimit(limit)
 
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// Reads and writes use rctx, not ctx: a websocket.Conn closes itself
+	// when the context of a Read ends, and after ctx ends the session may
+	// still need OnCancel sent and the service's close read.
+	rctx, rcancel := context.WithCancel(context.Background())
+	defer rcancel()
+	var cancelled atomic.Bool
+	grace := opts.CancelGrace
+	if grace <= 0 {
+		grace = 2 * time.Second
+	}
+	stop := context.AfterFunc(ctx, func() {
+		cancelled.Store(true)
+		if len(opts.OnCancel) == 0 {
+			rcancel()
+			return
+		}
+		wctx, wcancel := context.WithTimeout(rctx, grace)
+		_ = conn.Write(wctx, websocket.MessageBinary, opts.OnCancel)
+		wcancel()
+		time.AfterFunc(grace, rcancel)
+	})
+	defer stop()
 
-	if err := conn.Write(sctx, websocket.MessageText, []byte(password)); err != nil {
+	if err := conn.Write(rctx, websocket.MessageText, []byte(password)); err != nil {
 		if ctx.Err() != nil {
 			return st, ctx.Err()
 		}
@@ -193,22 +236,23 @@ func RunWith(ctx context.Context, webSocketURI, password string, stdin io.Reader
 	)
 	if stdin != nil {
 		go func() {
-			err := pumpStdin(sctx, conn, stdin, opts.OnStdinEOF, &sent)
+			err := pumpStdin(rctx, ctx, conn, stdin, opts.OnStdinEOF, &sent)
 			if err != nil {
 				stdinMu.Lock()
 				stdinErr = err
 				stdinMu.Unlock()
-				cancel()
+				rcancel()
 			}
 		}()
 	}
 
-	received, err := copyOutput(sctx, conn, stdout)
+	received, err := copyOutput(rctx, conn, &untilCancel{w: stdout, cancelled: &cancelled})
 	st = Stats{StdinBytes: sent.Load(), StdoutBytes: received}
+	if ctx.Err() != nil || cancelled.Load() {
+		st.EndedAfterCancel = len(opts.OnCancel) > 0 && err == nil && rctx.Err() == nil
+		return st, ctx.Err()
+	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return st, ctx.Err()
-		}
 		stdinMu.Lock()
 		serr := stdinErr
 		stdinMu.Unlock()
@@ -217,6 +261,20 @@ func RunWith(ctx context.Context, webSocketURI, password string, stdin io.Reader
 		}
 	}
 	return st, err
+}
+
+// untilCancel writes to w until the session was cancelled, then discards:
+// the caller has gone.
+type untilCancel struct {
+	w         io.Writer
+	cancelled *atomic.Bool
+}
+
+func (u *untilCancel) Write(p []byte) (int, error) {
+	if u.cancelled.Load() {
+		return len(p), nil
+	}
+	return u.w.Write(p)
 }
 
 // copyOutput writes every incoming message to stdout until the socket
@@ -280,14 +338,14 @@ func endOfSession(err error, written int64) error {
 	return fmt.Errorf("aciexec: exec session closed: %w", err)
 }
 
-// pumpStdin sends stdin in binary messages until it ends. It returns only a
+// pumpStdin sends stdin in binary messages until it ends or stop ends. It returns only a
 // stdin Read error; a failed send means the session is over, and the reader
 // of the socket reports why.
-func pumpStdin(ctx context.Context, conn *websocket.Conn, stdin io.Reader, onEOF []byte, sent *atomic.Int64) error {
+func pumpStdin(ctx, stop context.Context, conn *websocket.Conn, stdin io.Reader, onEOF []byte, sent *atomic.Int64) error {
 	buf := make([]byte, stdinChunk)
 	for {
 		n, err := stdin.Read(buf)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || stop.Err() != nil {
 			return nil
 		}
 		if n > 0 {

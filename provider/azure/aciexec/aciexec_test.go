@@ -419,3 +419,84 @@ func TestLocalFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestCancelSendsCtrlC (issue 16, ACI): when the caller goes first,
+// Options.OnCancel (Ctrl-C) goes over the socket; a command that dies of
+// SIGINT ends the session, which Stats.EndedAfterCancel reports, and one
+// that ignores it is left after CancelGrace, reported as not ended.
+func TestCancelSendsCtrlC(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		ignores   bool
+		wantEnded bool
+	}{
+		{"command ends on SIGINT", false, true},
+		{"command ignores SIGINT", true, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ignore := goleak.IgnoreCurrent()
+			var interrupted atomic.Bool
+			srv := aciexectest.NewServer(t, func(_ string, stdin io.Reader, stdout io.Writer) {
+				if _, err := io.WriteString(stdout, "$ "); err != nil {
+					return
+				}
+				_, err := io.Copy(io.Discard, stdin)
+				interrupted.Store(errors.Is(err, aciexectest.ErrInterrupted))
+				if !c.ignores {
+					return
+				}
+				for { // ignores SIGINT: runs until its output has nowhere to go
+					if _, err := io.WriteString(stdout, "."); err != nil {
+						return
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			})
+			uri, password := srv.SessionWith("/bin/sh", aciexectest.SessionOptions{CtrlCInterrupts: true})
+			stdin, stdinW := io.Pipe()
+			out := &signalWriter{want: "$ ", seen: make(chan struct{})}
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			type result struct {
+				st  aciexec.Stats
+				err error
+			}
+			done := make(chan result, 1)
+			const grace = 300 * time.Millisecond
+			go func() {
+				st, err := aciexec.RunWith(ctx, uri, password, stdin, out, aciexec.Options{HTTPClient: srv.HTTPClient(),
+					OnCancel: []byte{3}, CancelGrace: grace})
+				done <- result{st, err}
+			}()
+			select {
+			case <-out.seen:
+			case r := <-done:
+				t.Fatalf("RunWith returned before the prompt: %v", r.err)
+			case <-time.After(testTimeout):
+				t.Fatal("no prompt")
+			}
+			cancel()
+			start := time.Now()
+			select {
+			case r := <-done:
+				if !errors.Is(r.err, context.Canceled) {
+					t.Errorf("err = %v, want context.Canceled", r.err)
+				}
+				if r.st.EndedAfterCancel != c.wantEnded {
+					t.Errorf("EndedAfterCancel = %v, want %v", r.st.EndedAfterCancel, c.wantEnded)
+				}
+				if d := time.Since(start); d > grace+time.Second {
+					t.Errorf("RunWith took %v after cancel (grace %v)", d, grace)
+				}
+			case <-time.After(testTimeout):
+				t.Fatal("RunWith did not return after cancel")
+			}
+			_ = stdinW.Close()
+			srv.Close()
+			if !interrupted.Load() {
+				t.Error("the command never saw Ctrl-C")
+			}
+			goleak.VerifyNone(t, ignore)
+		})
+	}
+}

@@ -21,8 +21,9 @@
 //     connection with SessionOptions.CloseAbruptly. No exit status is sent.
 //
 // There is no terminal: unlike ACI, the Server neither echoes input nor
-// translates line ends, and Ctrl-D only ends stdin with
-// SessionOptions.CtrlDEndsStdin.
+// translates line ends, Ctrl-D only ends stdin with
+// SessionOptions.CtrlDEndsStdin and Ctrl-C only interrupts with
+// SessionOptions.CtrlCInterrupts.
 //
 // run is called on its own goroutine per session and may be called
 // concurrently for different sessions. It must return once a Read from
@@ -62,6 +63,10 @@ const (
 	cleanupWait = 10 * time.Second
 )
 
+// ErrInterrupted is what run's stdin returns after the client sent Ctrl-C
+// (0x03) in a session with SessionOptions.CtrlCInterrupts.
+var ErrInterrupted = errors.New("aciexectest: interrupted (SIGINT from the terminal's Ctrl-C)")
+
 // errCommandExited is what a client message arriving after run returned
 // meets.
 var errCommandExited = errors.New("aciexectest: the command has exited")
@@ -80,6 +85,12 @@ type SessionOptions struct {
 	// stdin (io.EOF), as a terminal in canonical mode reports end of input;
 	// that byte and everything after it is discarded.
 	CtrlDEndsStdin bool
+	// CtrlCInterrupts makes the first 0x03 byte from the client end run's
+	// stdin with ErrInterrupted: ACI runs the command on a terminal, whose
+	// interrupt character sends SIGINT to it (the Azure CLI forwards Ctrl-C
+	// as that byte), and a command that does not handle SIGINT ends. A run
+	// that models a command ignoring SIGINT keeps going after the error.
+	CtrlCInterrupts bool
 
 	// CloseAbruptly drops the connection without a close frame when run
 	// returns, as the service did before late 2020.
@@ -223,7 +234,7 @@ func (s *Server) serveExec(w http.ResponseWriter, r *http.Request) {
 	pumped := make(chan struct{})
 	go func() {
 		defer close(pumped)
-		pumpStdin(conn, stdinW, opts.CtrlDEndsStdin)
+		pumpStdin(conn, stdinW, opts)
 	}()
 
 	s.run(sess.command, stdin, out)
@@ -278,7 +289,7 @@ func (s *Server) untrack(conn *websocket.Conn) {
 // pumpStdin feeds the client's messages to run's stdin until the connection
 // ends, and keeps reading (so that control frames are answered) after stdin
 // has ended.
-func pumpStdin(conn *websocket.Conn, stdin *io.PipeWriter, ctrlD bool) {
+func pumpStdin(conn *websocket.Conn, stdin *io.PipeWriter, opts SessionOptions) {
 	ended := false
 	for {
 		_, msg, err := conn.Read(context.Background())
@@ -289,9 +300,15 @@ func pumpStdin(conn *websocket.Conn, stdin *io.PipeWriter, ctrlD bool) {
 		if ended {
 			continue
 		}
-		if ctrlD {
+		interrupted := false
+		if opts.CtrlCInterrupts {
+			if i := bytes.IndexByte(msg, 0x03); i >= 0 {
+				msg, ended, interrupted = msg[:i], true, true
+			}
+		}
+		if opts.CtrlDEndsStdin {
 			if i := bytes.IndexByte(msg, 0x04); i >= 0 {
-				msg, ended = msg[:i], true
+				msg, ended, interrupted = msg[:i], true, false
 			}
 		}
 		if len(msg) > 0 {
@@ -299,7 +316,10 @@ func pumpStdin(conn *websocket.Conn, stdin *io.PipeWriter, ctrlD bool) {
 				ended = true
 			}
 		}
-		if ended {
+		switch {
+		case interrupted:
+			_ = stdin.CloseWithError(ErrInterrupted)
+		case ended:
 			_ = stdin.Close()
 		}
 	}
