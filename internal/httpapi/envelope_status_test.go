@@ -109,16 +109,24 @@ func TestStreamsHaveTheirOwnMetric(t *testing.T) {
 		t.Fatalf("logs: %d %s", r.status, r.raw)
 	}
 	// The handler's deferred close may run a moment after the client read
-	// the end of the stream.
+	// the end of the stream; wait until the stream's duration and the
+	// request's count are both recorded. (One scrape is not a snapshot
+	// across metrics: it may read the open-streams gauge after the stream
+	// closed and the duration histogram before, so the gauge is no signal.)
+	const route = `route="GET /v1/targets/{target}/services/{service}/logs"`
 	var m string
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if m = f.call(t, "", "GET", "/metrics", "").raw; strings.Contains(m, `alphaswarm_open_streams{kind="logs"} 0`) {
+		m = f.call(t, "", "GET", "/metrics", "").raw
+		if strings.Contains(m, `alphaswarm_stream_duration_seconds_count{kind="logs"} 1`) && strings.Contains(m, "alphaswarm_http_requests_total{"+route) {
 			break
 		}
 	}
-	const route = `route="GET /v1/targets/{target}/services/{service}/logs"`
 	if !strings.Contains(m, `alphaswarm_stream_duration_seconds_count{kind="logs"} 1`) {
 		t.Fatalf("no stream duration for the logs stream:\n%s", grepLines(m, "stream"))
+	}
+	m = f.call(t, "", "GET", "/metrics", "").raw
+	if !strings.Contains(m, `alphaswarm_open_streams{kind="logs"} 0`) {
+		t.Fatalf("the logs stream is still counted open after it ended:\n%s", grepLines(m, "stream"))
 	}
 	if strings.Contains(m, "alphaswarm_http_request_duration_seconds_count{"+route) {
 		t.Fatalf("the logs stream is in the request latency histogram:\n%s", grepLines(m, "logs"))
