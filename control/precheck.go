@@ -38,7 +38,7 @@ func (rt *Runtime) precheck(ctx context.Context, r *Request) (string, error) {
 
 	// 2. Halt switch (fail closed if it cannot be read).
 	if r.Action != workload.ActionHalt {
-		halts, err := rt.ledger.Halts(ctx)
+		halts, err := rt.haltSw.halts(ctx)
 		if err != nil {
 			return "", workload.Errorf(workload.Unavailable, "ledger unavailable, refusing to operate: %w", err)
 		}

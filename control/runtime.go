@@ -139,6 +139,7 @@ type Runtime struct {
 	recWait  time.Duration
 	settle   time.Duration
 	listPoll time.Duration
+	haltSw   *haltReader // shared reads of the halt switch (halts.go)
 }
 
 // New builds a Runtime and closes intents that an earlier process left
@@ -157,6 +158,7 @@ func New(ctx context.Context, o Options) (*Runtime, error) {
 		locks:    newKeyedMutex(),
 		recWait:  o.RecoverLockWait,
 		settle:   o.RecoverSettle,
+		haltSw:   &haltReader{read: o.Ledger.Halts},
 	}
 	if rt.settle <= 0 {
 		rt.settle = DefaultRecoverSettle

@@ -74,6 +74,31 @@ func Start(t testing.TB) (dsn string) {
 	return c.DSN("postgres")
 }
 
+// Server is a throwaway cluster for a program that is not a test (the
+// bench harness); tests use Start or CreateDB.
+type Server struct{ c *cluster }
+
+// Launch starts a throwaway cluster as Start does. The caller stops it
+// with Stop, which also removes its directory.
+func Launch() (*Server, error) {
+	c, err := startCluster()
+	if err != nil {
+		return nil, err
+	}
+	return &Server{c: c}, nil
+}
+
+// CreateDB creates database name and returns its DSN.
+func (s *Server) CreateDB(ctx context.Context, name string) (dsn string, err error) {
+	if err := s.c.admin(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", fmt.Errorf("pgtest: create database %s: %w", name, err)
+	}
+	return s.c.DSN(name), nil
+}
+
+// Stop stops the server (immediate shutdown) and removes its directory.
+func (s *Server) Stop() error { return s.c.stop() }
+
 var shared struct {
 	once sync.Once
 	mu   sync.Mutex

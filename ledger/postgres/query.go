@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -55,66 +54,15 @@ func (l *Ledger) queryRecords(ctx context.Context, sql string, args ...any) ([]l
 // Query returns one page of the records matching f, in seq order (newest
 // first when f.Descending).
 func (l *Ledger) Query(ctx context.Context, f ledger.Filter) (ledger.Page, error) {
-	after, err := f.CursorSeq()
+	q, args, limit, err := f.SelectSQL(selectColumns, "$")
 	if err != nil {
 		return ledger.Page{}, err
 	}
-	var where []string
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return fmt.Sprintf("$%d", len(args))
-	}
-	eq := func(col, v string) {
-		if v != "" {
-			where = append(where, col+" = "+arg(v))
-		}
-	}
-	eq("service", f.Service)
-	eq("target", f.Target)
-	if f.UserID != "" {
-		// Either form of the principal: its id or its display name.
-		a := arg(f.UserID)
-		where = append(where, "(user_id = "+a+" OR user_name = "+a+")")
-	}
-	eq("action", f.Action)
-	eq("kind", string(f.Kind))
-	eq("outcome", string(f.Outcome))
-	eq("run_id", f.RunID)
-	eq("idempotency_key", f.IdempotencyKey)
-	if !f.Since.IsZero() {
-		where = append(where, "time_ns >= "+arg(f.Since.UnixNano()))
-	}
-	if !f.Until.IsZero() {
-		where = append(where, "time_ns < "+arg(f.Until.UnixNano()))
-	}
-	order := "ASC"
-	if f.Descending {
-		order = "DESC"
-	}
-	if after > 0 {
-		if f.Descending {
-			where = append(where, "seq < "+arg(after))
-		} else {
-			where = append(where, "seq > "+arg(after))
-		}
-	}
-	sql := "SELECT " + selectColumns + " FROM workload_runs"
-	if len(where) > 0 {
-		sql += " WHERE " + strings.Join(where, " AND ")
-	}
-	limit := f.EffectiveLimit()
-	sql += " ORDER BY seq " + order + " LIMIT " + arg(limit+1)
-	recs, err := l.queryRecords(ctx, sql, args...)
+	recs, err := l.queryRecords(ctx, q, args...)
 	if err != nil {
 		return ledger.Page{}, err
 	}
-	page := ledger.Page{Records: recs}
-	if len(recs) > limit {
-		page.Records = recs[:limit]
-		page.Next = ledger.NextCursor(page.Records[limit-1])
-	}
-	return page, nil
+	return ledger.PageOf(recs, limit), nil
 }
 
 // Verify streams every row in seq order through ledger.VerifyChain, in one

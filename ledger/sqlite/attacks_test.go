@@ -21,7 +21,7 @@ BEGIN SELECT RAISE(ABORT, 'workload_runs is append-only'); END;`
 
 func (a attacker) exec(t *testing.T, q string, args ...any) {
 	t.Helper()
-	db := a.l.DB()
+	db := sqlite.DB(a.l)
 	for _, s := range []string{`DROP TRIGGER IF EXISTS workload_runs_no_update`, `DROP TRIGGER IF EXISTS workload_runs_no_delete`} {
 		if _, err := db.Exec(s); err != nil {
 			t.Fatal(err)
@@ -60,7 +60,7 @@ func (a attacker) FailAppends(t *testing.T, on bool) {
 	if on {
 		q = `CREATE TRIGGER test_disk_full BEFORE INSERT ON workload_runs BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`
 	}
-	if _, err := a.l.DB().Exec(q); err != nil {
+	if _, err := sqlite.DB(a.l).Exec(q); err != nil {
 		t.Fatal(err)
 	}
 }

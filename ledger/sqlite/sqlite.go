@@ -63,6 +63,11 @@ type Ledger struct {
 	closed  bool
 
 	head ledger.HeadWatch
+
+	// Statements prepared once (database/sql prepares each on a
+	// connection when first used there and keeps it): parsing SQL is a
+	// large part of an append's CPU in this pure-Go SQLite.
+	headStmt, insertStmt, haltsStmt *sql.Stmt
 }
 
 var (
@@ -110,14 +115,53 @@ func Open(ctx context.Context, path string) (*Ledger, error) {
 		return nil, err
 	}
 	l := &Ledger{db: db, path: path, reqs: make(chan appendReq, maxBatch), done: make(chan struct{}), stopped: make(chan struct{})}
+	if err := l.prepare(ctx); err != nil {
+		l.closeStmts()
+		db.Close()
+		return nil, fmt.Errorf("sqlite ledger: %w", err)
+	}
 	seq, hash, err := readHead(ctx, db)
 	if err != nil {
+		l.closeStmts()
 		db.Close()
 		return nil, fmt.Errorf("sqlite ledger: reading the head: %w", err)
 	}
 	l.head.Observe(seq, hash)
 	go l.writer()
 	return l, nil
+}
+
+const (
+	headSQL   = `SELECT seq, hash FROM workload_runs ORDER BY seq DESC LIMIT 1`
+	insertSQL = `INSERT INTO workload_runs (seq, run_id, kind, user_id, action, target, service, provider,
+		request_digest, idempotency_key, outcome, error_code, message, detail, duration_ns, time_ns, prev_hash, hash,
+		auth, user_name, version)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	haltsSQL = `SELECT target, detail FROM workload_runs WHERE seq IN (
+		SELECT MAX(seq) FROM workload_runs WHERE action = 'halt' AND kind = 'result' AND outcome = 'ok' GROUP BY target)`
+)
+
+// prepare prepares the statements of every append and halt check.
+func (l *Ledger) prepare(ctx context.Context) error {
+	for _, s := range []struct {
+		stmt **sql.Stmt
+		sql  string
+	}{{&l.headStmt, headSQL}, {&l.insertStmt, insertSQL}, {&l.haltsStmt, haltsSQL}} {
+		st, err := l.db.PrepareContext(ctx, s.sql)
+		if err != nil {
+			return err
+		}
+		*s.stmt = st
+	}
+	return nil
+}
+
+func (l *Ledger) closeStmts() {
+	for _, st := range []*sql.Stmt{l.headStmt, l.insertStmt, l.haltsStmt} {
+		if st != nil {
+			st.Close()
+		}
+	}
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
@@ -258,7 +302,7 @@ func (l *Ledger) writeBatch(batch []appendReq) ([]ledger.Record, error) {
 	defer tx.Rollback()
 	var prev *ledger.Record
 	head := ledger.Record{Hash: ledger.GenesisHash}
-	err = tx.QueryRowContext(ctx, `SELECT seq, hash FROM workload_runs ORDER BY seq DESC LIMIT 1`).Scan(&head.Seq, &head.Hash)
+	err = tx.StmtContext(ctx, l.headStmt).QueryRowContext(ctx).Scan(&head.Seq, &head.Hash)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
@@ -276,14 +320,7 @@ func (l *Ledger) writeBatch(batch []appendReq) ([]ledger.Record, error) {
 	}); err != nil {
 		return nil, err
 	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO workload_runs (seq, run_id, kind, user_id, action, target, service, provider,
-		request_digest, idempotency_key, outcome, error_code, message, detail, duration_ns, time_ns, prev_hash, hash,
-		auth, user_name, version)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return nil, err
-	}
-	defer stmt.Close()
+	stmt := tx.StmtContext(ctx, l.insertStmt) // closed with tx
 	out := make([]ledger.Record, len(batch))
 	for i, req := range batch {
 		r := ledger.Seal(req.rec, prev)
@@ -305,7 +342,7 @@ func (l *Ledger) writeBatch(batch []appendReq) ([]ledger.Record, error) {
 func readHead(ctx context.Context, db *sql.DB) (int64, string, error) {
 	var seq int64
 	var hash string
-	err := db.QueryRowContext(ctx, `SELECT seq, hash FROM workload_runs ORDER BY seq DESC LIMIT 1`).Scan(&seq, &hash)
+	err := db.QueryRowContext(ctx, headSQL).Scan(&seq, &hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, ledger.GenesisHash, nil
 	}
@@ -330,77 +367,27 @@ func scanRecord(s scanner) (ledger.Record, error) {
 
 // Query implements ledger.Ledger.
 func (l *Ledger) Query(ctx context.Context, f ledger.Filter) (ledger.Page, error) {
-	after, err := f.CursorSeq()
+	q, args, limit, err := f.SelectSQL(columns, "?")
 	if err != nil {
 		return ledger.Page{}, err
 	}
-	var where []string
-	var args []any
-	eq := func(col, v string) {
-		if v != "" {
-			where = append(where, col+" = ?")
-			args = append(args, v)
-		}
-	}
-	eq("service", f.Service)
-	eq("target", f.Target)
-	if f.UserID != "" {
-		// Either form of the principal: its id or its display name.
-		where = append(where, "(user_id = ? OR user_name = ?)")
-		args = append(args, f.UserID, f.UserID)
-	}
-	eq("action", f.Action)
-	eq("kind", string(f.Kind))
-	eq("outcome", string(f.Outcome))
-	eq("run_id", f.RunID)
-	eq("idempotency_key", f.IdempotencyKey)
-	if !f.Since.IsZero() {
-		where = append(where, "time_ns >= ?")
-		args = append(args, f.Since.UnixNano())
-	}
-	if !f.Until.IsZero() {
-		where = append(where, "time_ns < ?")
-		args = append(args, f.Until.UnixNano())
-	}
-	order := "ASC"
-	if after > 0 {
-		if f.Descending {
-			where = append(where, "seq < ?")
-		} else {
-			where = append(where, "seq > ?")
-		}
-		args = append(args, after)
-	}
-	if f.Descending {
-		order = "DESC"
-	}
-	q := "SELECT " + columns + " FROM workload_runs"
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	limit := f.EffectiveLimit()
-	q += fmt.Sprintf(" ORDER BY seq %s LIMIT %d", order, limit+1)
 	rows, err := l.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return ledger.Page{}, fmt.Errorf("sqlite ledger query: %w", err)
 	}
 	defer rows.Close()
-	page := ledger.Page{Records: []ledger.Record{}}
+	var recs []ledger.Record
 	for rows.Next() {
 		r, err := scanRecord(rows)
 		if err != nil {
 			return ledger.Page{}, fmt.Errorf("sqlite ledger query: %w", err)
 		}
-		page.Records = append(page.Records, r)
+		recs = append(recs, r)
 	}
 	if err := rows.Err(); err != nil {
 		return ledger.Page{}, fmt.Errorf("sqlite ledger query: %w", err)
 	}
-	if len(page.Records) > limit {
-		page.Records = page.Records[:limit]
-		page.Next = ledger.NextCursor(page.Records[limit-1])
-	}
-	return page, nil
+	return ledger.PageOf(recs, limit), nil
 }
 
 // Verify implements ledger.Ledger, streaming rows in seq order.
@@ -449,8 +436,7 @@ func (l *Ledger) Unfinished(ctx context.Context) ([]ledger.Record, error) {
 
 // Halts implements ledger.Ledger.
 func (l *Ledger) Halts(ctx context.Context) (map[string]bool, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT target, detail FROM workload_runs WHERE seq IN (
-		SELECT MAX(seq) FROM workload_runs WHERE action = 'halt' AND kind = 'result' AND outcome = 'ok' GROUP BY target)`)
+	rows, err := l.haltsStmt.QueryContext(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite ledger halts: %w", err)
 	}
@@ -482,11 +468,9 @@ func (l *Ledger) Close() error {
 		close(l.done)
 	})
 	<-l.stopped
+	l.closeStmts()
 	return l.db.Close()
 }
 
 // Path is the database file.
 func (l *Ledger) Path() string { return l.path }
-
-// DB exposes the database handle, for tests that tamper with rows.
-func (l *Ledger) DB() *sql.DB { return l.db }

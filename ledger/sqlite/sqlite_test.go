@@ -31,7 +31,7 @@ func TestConformance(t *testing.T) {
 			return second
 		}),
 		ledgertest.WithTamper(func(t *testing.T, l ledger.Ledger, seq int64, column string, value any) {
-			db := l.(*sqlite.Ledger).DB()
+			db := sqlite.DB(l.(*sqlite.Ledger))
 			if _, err := db.Exec(`DROP TRIGGER IF EXISTS workload_runs_no_update`); err != nil {
 				t.Fatal(err)
 			}
@@ -47,7 +47,7 @@ func TestAppendOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, q := range []string{`UPDATE workload_runs SET user_id = 'x'`, `DELETE FROM workload_runs`} {
-		if _, err := l.DB().Exec(q); err == nil {
+		if _, err := sqlite.DB(l).Exec(q); err == nil {
 			t.Errorf("%s: succeeded on an append-only table", q)
 		}
 	}

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/alphaswarm/controller/ledger/sqlite"
+)
+
+// The harness is a benchmark, not a test: these only check that its parts
+// run and that it prints its table. No time is asserted.
+
+func TestOverheadRuns(t *testing.T) {
+	ctx := context.Background()
+	led, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "ledger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer led.Close()
+	r, err := measureOverhead(ctx, led, 2, 2, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.opsPerSec <= 0 || r.boundOps <= 0 || r.p99 < r.p50 || r.boundP99 < r.boundP50 {
+		t.Errorf("measureOverhead = %+v", r)
+	}
+	res, err := led.Verify(ctx)
+	if err != nil || !res.OK {
+		t.Errorf("ledger after the rounds: %+v, %v", res, err)
+	}
+}
+
+func TestPrintTable(t *testing.T) {
+	var b strings.Builder
+	printTable(&b, []row{{op: "status", alpha: "4.1 ms", peer: "docker inspect 40 ms", ratio: "0.10× docker"}})
+	for _, want := range []string{"operation", "status", "docker inspect 40 ms", "0.10× docker", "—"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+}

@@ -1,0 +1,92 @@
+// Command bench measures alphaswarm's own cost against its peers and its
+// bounds in one run and prints one table (issue 18):
+//
+//	go run ./bench
+//
+// It brings up what it needs: the alphaswarm binaries (built into a temp
+// directory), the Docker Engine on the machine (a test image built FROM
+// scratch, as the tests build it), a throwaway PostgreSQL cluster (as
+// internal/pgtest starts one) and, when its binaries are present in
+// /var/cache/alphaswarm/k8s-v1.37.2/bin, the Kubernetes tier
+// (internal/k8stest). A tier whose parts are missing is reported as
+// skipped, with the reason, in the table.
+//
+// Every figure is compared with a peer (docker, kubectl, terraform) or a
+// bound (the ledger alone, an fsync) measured in the same run, because on a
+// shared machine only such ratios mean anything. The load average is
+// printed with the table. Nothing here is a test: `go test ./...` asserts
+// no time.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+type options struct {
+	only   map[string]bool // tiers to run; empty: all
+	rounds int             // repetitions of whole-process measurements
+	pairs  int             // alternating rounds of the overhead measurement
+}
+
+func (o options) want(tier string) bool { return len(o.only) == 0 || o.only[tier] }
+
+// tiers, in the order they run.
+var tiers = []string{"cli", "docker", "overhead", "k8s"}
+
+func main() {
+	var only string
+	var o options
+	flag.StringVar(&only, "only", "", "comma-separated tiers to run: "+strings.Join(tiers, ","))
+	flag.IntVar(&o.rounds, "rounds", 10, "repetitions of each whole-process measurement (the median is reported)")
+	flag.IntVar(&o.pairs, "pairs", 7, "alternating runtime/bound rounds of the overhead measurement")
+	flag.Parse()
+	o.only = map[string]bool{}
+	for _, t := range strings.Split(only, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			o.only[t] = true
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	before := loadAvg()
+	var rows []row
+	add := func(rs []row, err error, tier string) {
+		rows = append(rows, rs...)
+		if err != nil {
+			rows = append(rows, row{op: tier + " tier", alpha: "not measured: " + err.Error()})
+			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", tier, err)
+		}
+	}
+	if o.want("overhead") {
+		rs, err := overheadTier(ctx, o)
+		add(rs, err, "overhead")
+	}
+	fmt.Printf("\nload average before: %s, after: %s (2 cores shared: compare ratios, not absolute figures)\n\n", before, loadAvg())
+	printTable(os.Stdout, rows)
+	return nil
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}

@@ -1,0 +1,80 @@
+package ledger
+
+import (
+	"strconv"
+	"strings"
+)
+
+// SelectSQL renders f as one SELECT of columns over workload_runs for the
+// SQL backends: f's conditions, the cursor, the order and a LIMIT one past
+// the page (so that the caller knows whether a next page exists). prefix
+// is the backend's numbered placeholder ("$" for PostgreSQL, "?" for
+// SQLite's ?NNN); an argument used twice is bound once. It returns the
+// query, its arguments and the page size; ErrInvalidFilter for a bad
+// cursor.
+func (f Filter) SelectSQL(columns, prefix string) (query string, args []any, limit int, err error) {
+	after, err := f.CursorSeq()
+	if err != nil {
+		return "", nil, 0, err
+	}
+	var where []string
+	arg := func(v any) string {
+		args = append(args, v)
+		return prefix + strconv.Itoa(len(args))
+	}
+	eq := func(col, v string) {
+		if v != "" {
+			where = append(where, col+" = "+arg(v))
+		}
+	}
+	eq("service", f.Service)
+	eq("target", f.Target)
+	if f.UserID != "" {
+		// Either form of the principal: its id or its display name.
+		a := arg(f.UserID)
+		where = append(where, "(user_id = "+a+" OR user_name = "+a+")")
+	}
+	eq("action", f.Action)
+	eq("kind", string(f.Kind))
+	eq("outcome", string(f.Outcome))
+	eq("run_id", f.RunID)
+	eq("idempotency_key", f.IdempotencyKey)
+	if !f.Since.IsZero() {
+		where = append(where, "time_ns >= "+arg(f.Since.UnixNano()))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "time_ns < "+arg(f.Until.UnixNano()))
+	}
+	order := "ASC"
+	if f.Descending {
+		order = "DESC"
+	}
+	if after > 0 {
+		if f.Descending {
+			where = append(where, "seq < "+arg(after))
+		} else {
+			where = append(where, "seq > "+arg(after))
+		}
+	}
+	query = "SELECT " + columns + " FROM workload_runs"
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	limit = f.EffectiveLimit()
+	query += " ORDER BY seq " + order + " LIMIT " + arg(limit+1)
+	return query, args, limit, nil
+}
+
+// PageOf cuts records, read with the LIMIT of SelectSQL, to one page of
+// limit records and sets the cursor of the next page when there is one.
+func PageOf(records []Record, limit int) Page {
+	if records == nil {
+		records = []Record{}
+	}
+	page := Page{Records: records}
+	if len(records) > limit {
+		page.Records = records[:limit]
+		page.Next = NextCursor(page.Records[limit-1])
+	}
+	return page
+}

@@ -1,0 +1,58 @@
+package ledger_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/alphaswarm/controller/ledger"
+)
+
+// TestSelectSQL pins the SQL both backends run for a filter (their results
+// are checked by ledgertest on each backend).
+func TestSelectSQL(t *testing.T) {
+	since := time.Unix(0, 5)
+	for _, tc := range []struct {
+		name   string
+		f      ledger.Filter
+		prefix string
+		want   string
+		args   []any
+		limit  int
+	}{
+		{"empty", ledger.Filter{}, "$", "SELECT c FROM workload_runs ORDER BY seq ASC LIMIT $1", []any{ledger.DefaultLimit + 1}, ledger.DefaultLimit},
+		{"user bound once", ledger.Filter{Service: "web", UserID: "ann", Limit: 5}, "?",
+			"SELECT c FROM workload_runs WHERE service = ?1 AND (user_id = ?2 OR user_name = ?2) ORDER BY seq ASC LIMIT ?3",
+			[]any{"web", "ann", 6}, 5},
+		{"cursor descending", ledger.Filter{Kind: ledger.KindResult, Since: since, Cursor: "s9", Descending: true, Limit: 5000}, "$",
+			"SELECT c FROM workload_runs WHERE kind = $1 AND time_ns >= $2 AND seq < $3 ORDER BY seq DESC LIMIT $4",
+			[]any{"result", int64(5), int64(9), ledger.MaxLimit + 1}, ledger.MaxLimit},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q, args, limit, err := tc.f.SelectSQL("c", tc.prefix)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if q != tc.want || !slices.Equal(args, tc.args) || limit != tc.limit {
+				t.Errorf("SelectSQL = %q %v %d\nwant       %q %v %d", q, args, limit, tc.want, tc.args, tc.limit)
+			}
+		})
+	}
+	if _, _, _, err := (ledger.Filter{Cursor: "x"}).SelectSQL("c", "$"); !errors.Is(err, ledger.ErrInvalidFilter) {
+		t.Errorf("bad cursor: err = %v, want ErrInvalidFilter", err)
+	}
+}
+
+func TestPageOf(t *testing.T) {
+	recs := []ledger.Record{{Seq: 1}, {Seq: 2}, {Seq: 3}}
+	if p := ledger.PageOf(recs, 2); len(p.Records) != 2 || p.Next != ledger.NextCursor(recs[1]) {
+		t.Errorf("PageOf(3 records, 2) = %+v", p)
+	}
+	if p := ledger.PageOf(recs, 3); len(p.Records) != 3 || p.Next != "" {
+		t.Errorf("PageOf(3 records, 3) = %+v", p)
+	}
+	if p := ledger.PageOf(nil, 3); p.Records == nil {
+		t.Error("PageOf(nil) has nil Records (encodes as null)")
+	}
+}
