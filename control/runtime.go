@@ -712,8 +712,8 @@ func (rt *Runtime) service(target, service string) (Target, error) {
 	if err != nil {
 		return Target{}, err
 	}
-	if m := workload.ValidateName(service); m != "" {
-		return Target{}, workload.Invalid(workload.FieldError{Path: "service", Message: m})
+	if err := workload.CheckName("service", service); err != nil {
+		return Target{}, err
 	}
 	return t, nil
 }
