@@ -305,7 +305,7 @@ func (p *Provider) permitted(op provider.Operation) error {
 	if why == "" {
 		return nil
 	}
-	return errorf(workload.PermissionDenied, "%s: %s", op, why)
+	return provider.Errorf(Name, workload.PermissionDenied, "%s: %s", op, why)
 }
 
 // attachAllowed reports whether log following may try Attach: false only
@@ -329,7 +329,7 @@ func (p *Provider) MissingPermission(op provider.Operation) string {
 func (p *Provider) Ping(context.Context) error {
 	p.refreshAccess()
 	if why, _ := p.missingFor(provider.OpStatus); why != "" {
-		return errorf(workload.PermissionDenied, "%s", why)
+		return provider.Errorf(Name, workload.PermissionDenied, "%s", why)
 	}
 	return nil
 }
@@ -351,11 +351,4 @@ func (p *Provider) startAccessCheck() {
 		defer close(p.acc.first)
 		p.checkAccess(p.acc.ctx)
 	}()
-}
-
-// errorf is a *workload.Error of this provider.
-func errorf(code workload.Code, format string, args ...any) *workload.Error {
-	e := workload.Errorf(code, format, args...)
-	e.Provider = Name
-	return e
 }

@@ -102,11 +102,11 @@ func (a *AKSProvider) resolve(ctx context.Context) (*rest.Config, error) {
 		kubeconfigs = r.Kubeconfigs
 	}
 	if len(kubeconfigs) == 0 || len(kubeconfigs[0].Value) == 0 {
-		return nil, wrap(workload.ProviderError, what, "no kubeconfig in the response", nil)
+		return nil, provider.Errorf(Name, workload.ProviderError, "%s: %s", what, "no kubeconfig in the response")
 	}
 	rc, err := clientcmd.RESTConfigFromKubeConfig(kubeconfigs[0].Value)
 	if err != nil {
-		return nil, wrap(workload.ProviderError, what, "unusable kubeconfig: "+err.Error(), err)
+		return nil, provider.Wrap(Name, as(workload.ProviderError, "unusable kubeconfig: "+err.Error()), err, what)
 	}
 	if rc.ExecProvider != nil || rc.AuthProvider != nil {
 		scope := entraServerID(rc) + "/.default"

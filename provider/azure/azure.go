@@ -291,19 +291,19 @@ func credentialFromEnv(env map[string]string) (azcore.TokenCredential, error) {
 	}
 	co := azcore.ClientOptions{Cloud: cl}
 	if tenant == "" || client == "" {
-		return nil, unauthenticated("no Azure credentials in the controller's environment: set AZURE_TENANT_ID and AZURE_CLIENT_ID with AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE")
+		return nil, provider.Errorf(Name, workload.Unauthenticated, "no Azure credentials in the controller's environment: set AZURE_TENANT_ID and AZURE_CLIENT_ID with AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE")
 	}
 	switch {
 	case env["AZURE_CLIENT_SECRET"] != "":
 		c, err := azidentity.NewClientSecretCredential(tenant, client, env["AZURE_CLIENT_SECRET"], &azidentity.ClientSecretCredentialOptions{ClientOptions: co})
 		if err != nil {
-			return nil, unauthenticated("client secret credential: " + err.Error())
+			return nil, provider.Errorf(Name, workload.Unauthenticated, "client secret credential: %s", err)
 		}
 		return c, nil
 	case env["AZURE_CLIENT_CERTIFICATE_PATH"] != "":
 		data, err := os.ReadFile(env["AZURE_CLIENT_CERTIFICATE_PATH"])
 		if err != nil {
-			return nil, unauthenticated("AZURE_CLIENT_CERTIFICATE_PATH: " + err.Error())
+			return nil, provider.Errorf(Name, workload.Unauthenticated, "AZURE_CLIENT_CERTIFICATE_PATH: %s", err)
 		}
 		var password []byte
 		if pw := env["AZURE_CLIENT_CERTIFICATE_PASSWORD"]; pw != "" {
@@ -311,22 +311,22 @@ func credentialFromEnv(env map[string]string) (azcore.TokenCredential, error) {
 		}
 		certs, key, err := azidentity.ParseCertificates(data, password)
 		if err != nil {
-			return nil, unauthenticated("AZURE_CLIENT_CERTIFICATE_PATH: " + err.Error())
+			return nil, provider.Errorf(Name, workload.Unauthenticated, "AZURE_CLIENT_CERTIFICATE_PATH: %s", err)
 		}
 		c, err := newCertCredential(tenant, client, certs, key, co)
 		if err != nil {
-			return nil, unauthenticated("client certificate credential: " + err.Error())
+			return nil, provider.Errorf(Name, workload.Unauthenticated, "client certificate credential: %s", err)
 		}
 		return c, nil
 	case env["AZURE_FEDERATED_TOKEN_FILE"] != "":
 		c, err := azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
 			ClientOptions: co, TenantID: tenant, ClientID: client, TokenFilePath: env["AZURE_FEDERATED_TOKEN_FILE"]})
 		if err != nil {
-			return nil, unauthenticated("workload identity credential: " + err.Error())
+			return nil, provider.Errorf(Name, workload.Unauthenticated, "workload identity credential: %s", err)
 		}
 		return c, nil
 	}
-	return nil, unauthenticated("AZURE_TENANT_ID and AZURE_CLIENT_ID are set but no secret: set AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE")
+	return nil, provider.Errorf(Name, workload.Unauthenticated, "AZURE_TENANT_ID and AZURE_CLIENT_ID are set but no secret: set AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH or AZURE_FEDERATED_TOKEN_FILE")
 }
 
 func newCertCredential(tenant, client string, certs []*x509.Certificate, key crypto.PrivateKey, co azcore.ClientOptions) (azcore.TokenCredential, error) {

@@ -138,7 +138,7 @@ func (p *Provider) writeConfig(ctx context.Context, service string, config map[s
 	}
 	fail := func(err error) (bool, error) {
 		if changed {
-			return true, afterChange(err)
+			return true, provider.AfterChange(Name, err, changesApplied)
 		}
 		return false, err
 	}
@@ -167,7 +167,7 @@ func (p *Provider) writeConfig(ctx context.Context, service string, config map[s
 				}
 				changed = true
 				if resp.ID == nil {
-					return fail(wrap(workload.ProviderError, "set Key Vault secret "+name, "no secret id in the response", nil))
+					return fail(provider.Errorf(Name, workload.ProviderError, "%s: %s", "set Key Vault secret "+name, "no secret id in the response"))
 				}
 				id = string(*resp.ID)
 			}
@@ -266,10 +266,10 @@ func (p *Provider) readConfig(ctx context.Context, service string) ([]configEntr
 				URI string `json:"uri"`
 			}
 			if err := json.Unmarshal([]byte(str(s.Value)), &ref); err != nil || ref.URI == "" {
-				return nil, wrap(workload.ProviderError, "read config "+k, "malformed Key Vault reference", err)
+				return nil, provider.Wrap(Name, as(workload.ProviderError, "malformed Key Vault reference"), err, "read config "+k)
 			}
 			if p.secrets == nil {
-				return nil, invalid("config %s is a Key Vault reference but the target has no keyVaultURL", k)
+				return nil, provider.Errorf(Name, workload.InvalidArgument, "config %s is a Key Vault reference but the target has no keyVaultURL", k)
 			}
 			id := azsecrets.ID(ref.URI)
 			resp, err := p.secrets.GetSecret(ctx, id.Name(), id.Version(), nil)
@@ -290,7 +290,7 @@ func (p *Provider) readConfig(ctx context.Context, service string) ([]configEntr
 // then the service's running container groups are recreated with the new
 // values one at a time, because ACI environment variables are immutable.
 func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[string]string) error {
-	if err := validName(name); err != nil {
+	if err := workload.CheckName("name", name); err != nil {
 		return err
 	}
 	if p.appconfig == nil {
@@ -307,14 +307,14 @@ func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[stri
 		return err
 	}
 	if len(groups) == 0 {
-		return notFound(workload.ServiceID(p.target, name))
+		return provider.NotFound(Name, "service %q has no container groups", workload.ServiceID(p.target, name))
 	}
 	if err := checkShape(groups); err != nil {
 		return err
 	}
 	bp, err := blueprintFromGroup(groups[0].cg)
 	if err != nil {
-		return wrap(workload.ProviderError, "ApplyConfig "+name, err.Error(), err)
+		return provider.Wrap(Name, as(workload.ProviderError, err.Error()), err, "ApplyConfig "+name)
 	}
 	changed, err := p.writeConfig(ctx, name, config)
 	if err != nil {
@@ -322,7 +322,7 @@ func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[stri
 	}
 	after := func(err error) error {
 		if changed {
-			return afterChange(err)
+			return provider.AfterChange(Name, err, changesApplied)
 		}
 		return err
 	}

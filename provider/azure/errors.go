@@ -95,21 +95,22 @@ func statusCode(status int) workload.Code {
 	return workload.ProviderError
 }
 
-// mapErr turns an SDK error into a *workload.Error. what says what was
-// being done ("create container group web-0"). The SDK's retry policy has
-// already retried throttling (honouring Retry-After) and transient errors
-// when an error reaches here.
+// mapErr turns an SDK error into a *workload.Error (provider.Wrap with
+// classify). what says what was being done ("create container group
+// web-0"). The SDK's retry policy has already retried throttling
+// (honouring Retry-After) and transient errors when an error reaches here.
 func mapErr(what string, err error) error {
-	if err == nil {
-		return nil
-	}
-	var we *workload.Error
-	if errors.As(err, &we) {
-		return err
-	}
+	return provider.Wrap(Name, classify, err, what)
+}
+
+// classify is the provider.Classifier of Azure SDK errors: azidentity's
+// authentication failures, azcore.ResponseError (codeFor, else the HTTP
+// status; the message is the error code and the service's message), and
+// context, credential and network errors.
+func classify(err error) (workload.Code, string) {
 	var af *azidentity.AuthenticationFailedError
 	if errors.As(err, &af) {
-		return wrap(workload.Unauthenticated, what, "authentication failed: "+firstLine(af.Error()), err)
+		return workload.Unauthenticated, "authentication failed: " + firstLine(af.Error())
 	}
 	var re *azcore.ResponseError
 	if errors.As(err, &re) {
@@ -129,23 +130,33 @@ func mapErr(what string, err error) error {
 				msg += " (retry after " + ra + "s)"
 			}
 		}
-		return wrap(code, what, msg, err)
+		return code, msg
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return wrap(workload.Timeout, what, "deadline exceeded", err)
-	}
-	if errors.Is(err, context.Canceled) {
-		return wrap(workload.Unavailable, what, "cancelled", err)
-	}
-	if strings.Contains(err.Error(), "credential") && strings.Contains(err.Error(), "unavailable") {
-		return wrap(workload.Unauthenticated, what, firstLine(err.Error()), err)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return workload.Timeout, "deadline exceeded"
+	case errors.Is(err, context.Canceled):
+		return workload.Unavailable, "cancelled"
+	case strings.Contains(err.Error(), "credential") && strings.Contains(err.Error(), "unavailable"):
+		return workload.Unauthenticated, firstLine(err.Error())
 	}
 	var ne net.Error
 	if errors.As(err, &ne) {
-		return wrap(workload.Unavailable, what, err.Error(), err)
+		return workload.Unavailable, err.Error()
 	}
-	return wrap(workload.ProviderError, what, firstLine(err.Error()), err)
+	return workload.ProviderError, firstLine(err.Error())
 }
+
+// as is a provider.Classifier giving every error code and msg, for
+// errors whose meaning the caller knows.
+func as(code workload.Code, msg string) provider.Classifier {
+	return func(error) (workload.Code, string) { return code, msg }
+}
+
+// changesApplied is what AfterChange says had changed: an error after an
+// earlier change of the same call (a group created, a setting written)
+// must not promise that nothing changed.
+const changesApplied = "earlier changes were applied"
 
 // responseMessage extracts the service's message from the error body:
 // ARM and Key Vault {"error":{"code","message"}}, App Configuration
@@ -185,36 +196,4 @@ func firstLine(s string) string {
 		return strings.TrimSpace(s[:i])
 	}
 	return s
-}
-
-func wrap(code workload.Code, what, msg string, cause error) *workload.Error {
-	e := workload.Errorf(code, "%s: %s", what, msg)
-	e.Provider = Name
-	e.Err = cause
-	return e
-}
-
-func unauthenticated(msg string) *workload.Error {
-	e := workload.Errorf(workload.Unauthenticated, "%s", msg)
-	e.Provider = Name
-	return e
-}
-
-func invalid(format string, args ...any) *workload.Error {
-	e := workload.Errorf(workload.InvalidArgument, format, args...)
-	e.Provider = Name
-	return e
-}
-
-func notFound(serviceID string) *workload.Error {
-	e := workload.Errorf(workload.NotFound, "service %q has no container groups", serviceID)
-	e.Provider = Name
-	return e
-}
-
-// afterChange reclassifies an error that follows an earlier successful
-// mutation (a group created, a setting written): a refusal code would
-// promise that nothing changed, so it becomes ProviderError.
-func afterChange(err error) error {
-	return provider.AfterChange(Name, err, "earlier changes were applied")
 }

@@ -126,7 +126,7 @@ func TestAfterChange(t *testing.T) {
 	if !provider.NothingChanged(refusal) {
 		t.Fatalf("a refusal %v should promise nothing changed", refusal)
 	}
-	got := afterChange(refusal)
+	got := provider.AfterChange(Name, refusal, changesApplied)
 	if workload.CodeOf(got) != workload.ProviderError || provider.NothingChanged(got) {
 		t.Fatalf("afterChange(%v) = %v, want provider_error", refusal, got)
 	}
@@ -134,7 +134,7 @@ func TestAfterChange(t *testing.T) {
 		t.Errorf("afterChange lost the cause: %v", got)
 	}
 	conflict := mapErr("x", responseError(t, 409, "Conflict", nil))
-	if afterChange(conflict) != conflict {
+	if provider.AfterChange(Name, conflict, changesApplied) != conflict {
 		t.Error("afterChange changed a code that already promises nothing")
 	}
 }

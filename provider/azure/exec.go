@@ -53,7 +53,7 @@ var defaultTermSize = provider.TermSize{Cols: 80, Rows: 24}
 // one stream (stdout and stderr merged, to req.Stdout). ACI does not
 // report exit codes: ExitCode is always 0.
 func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecRequest) (provider.ExecResult, error) {
-	if err := validName(name); err != nil {
+	if err := workload.CheckName("name", name); err != nil {
 		return provider.ExecResult{}, err
 	}
 	if err := p.permitted(provider.OpExec); err != nil {
@@ -70,7 +70,7 @@ func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecReque
 		return provider.ExecResult{}, err
 	}
 	if len(groups) == 0 {
-		return provider.ExecResult{}, notFound(workload.ServiceID(p.target, name))
+		return provider.ExecResult{}, provider.NotFound(Name, "service %q has no container groups", workload.ServiceID(p.target, name))
 	}
 	var g *group
 	for i := range groups {
@@ -84,13 +84,9 @@ func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecReque
 	}
 	if g == nil {
 		if req.Instance != "" {
-			e := workload.Errorf(workload.NotFound, "service %s has no running instance %q", workload.ServiceID(p.target, name), req.Instance)
-			e.Provider = Name
-			return provider.ExecResult{}, e
+			return provider.ExecResult{}, provider.NotFound(Name, "service %s has no running instance %q", workload.ServiceID(p.target, name), req.Instance)
 		}
-		e := workload.Errorf(workload.Conflict, "service %s has no running instance", workload.ServiceID(p.target, name))
-		e.Provider = Name
-		return provider.ExecResult{}, e
+		return provider.ExecResult{}, provider.Errorf(Name, workload.Conflict, "service %s has no running instance", workload.ServiceID(p.target, name))
 	}
 	size := defaultTermSize
 	if req.Resize != nil {
@@ -124,7 +120,7 @@ func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecReque
 		return provider.ExecResult{}, mapErr("execute command in "+g.name, err)
 	}
 	if resp.WebSocketURI == nil || resp.Password == nil {
-		return provider.ExecResult{}, wrap(workload.ProviderError, "execute command in "+g.name, "no WebSocket URI or password in the response", nil)
+		return provider.ExecResult{}, provider.Errorf(Name, workload.ProviderError, "%s: %s", "execute command in "+g.name, "no WebSocket URI or password in the response")
 	}
 	st, err := aciexec.RunWith(ctx, *resp.WebSocketURI, *resp.Password, req.Stdin, req.Stdout, aciexec.Options{
 		HTTPClient: p.execClient, OnCancel: []byte{ctrlC}, CancelGrace: execCancelGrace})
@@ -136,14 +132,14 @@ func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecReque
 		if errors.Is(err, context.DeadlineExceeded) {
 			code, why = workload.Timeout, "deadline exceeded"
 		}
-		return res, wrap(code, "exec session of "+g.name, why+"; "+res.Orphan.Detail, err)
+		return res, provider.Wrap(Name, as(code, why+"; "+res.Orphan.Detail), err, "exec session of "+g.name)
 	}
 	switch {
 	case err == nil:
 	case errors.Is(err, aciexec.ErrPasswordRefused):
-		return provider.ExecResult{}, wrap(workload.ProviderError, "exec session of "+g.name, err.Error(), err)
+		return provider.ExecResult{}, provider.Wrap(Name, as(workload.ProviderError, err.Error()), err, "exec session of "+g.name)
 	default:
-		return provider.ExecResult{}, wrap(workload.Unavailable, "exec session of "+g.name, err.Error(), err)
+		return provider.ExecResult{}, provider.Wrap(Name, as(workload.Unavailable, err.Error()), err, "exec session of "+g.name)
 	}
 	return provider.ExecResult{Instance: g.instanceID()}, nil
 }

@@ -73,8 +73,8 @@ func appContainer(cg *armcontainerinstance.ContainerGroup) *armcontainerinstance
 func checkShape(groups []group) error {
 	for _, g := range groups {
 		if g.container() == nil {
-			return wrap(workload.ProviderError, "container group "+g.name,
-				"has no container named "+containerName+" (every group alphaswarm makes has one): delete the group and start the service again", nil)
+			return provider.Errorf(Name, workload.ProviderError, "container group %s: %s", g.name,
+				"has no container named "+containerName+" (every group alphaswarm makes has one): delete the group and start the service again")
 		}
 	}
 	return nil
@@ -289,12 +289,12 @@ func (p *Provider) waitGroup(ctx context.Context, name, notID string) error {
 				return nil
 			}
 			if g.failed() || g.crashing() {
-				return wrap(workload.RolloutFailed, "container group "+name, "failed: "+g.message(), nil)
+				return provider.Errorf(Name, workload.RolloutFailed, "%s: %s", "container group "+name, "failed: "+g.message())
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return wrap(workload.Timeout, "container group "+name, "not running before the deadline", ctx.Err())
+			return provider.Wrap(Name, as(workload.Timeout, "not running before the deadline"), ctx.Err(), "container group "+name)
 		case <-time.After(p.opts.PollInterval.D()):
 		}
 	}
@@ -332,17 +332,15 @@ func (p *Provider) checkFree(ctx context.Context, service string, index int) err
 		return err
 	}
 	if cur != nil && (tag(cur, tagService) != service || tag(cur, tagTarget) != p.target) {
-		e := workload.Errorf(workload.AlreadyExists, "container group %s in resource group %s exists and does not belong to service %s (tags service=%q target=%q)",
+		return provider.Errorf(Name, workload.AlreadyExists, "container group %s in resource group %s exists and does not belong to service %s (tags service=%q target=%q)",
 			name, p.opts.ResourceGroup, workload.ServiceID(p.target, service), tag(cur, tagService), tag(cur, tagTarget))
-		e.Provider = Name
-		return e
 	}
 	return nil
 }
 
 // put creates or replaces group index of the service and waits for the
-// operation. An error after the create-or-update was accepted is
-// afterChange.
+// operation. An error after the create-or-update was accepted goes
+// through provider.AfterChange.
 func (p *Provider) put(ctx context.Context, service string, bp *blueprint, cfg []configEntry, index int) error {
 	cg, err := p.materialize(ctx, service, bp, cfg, index)
 	if err != nil {
@@ -357,7 +355,7 @@ func (p *Provider) put(ctx context.Context, service string, bp *blueprint, cfg [
 		return mapErr("create container group "+name, err)
 	}
 	if _, err := pollDone(ctx, poller, p.opts.PollInterval.D()); err != nil {
-		return afterChange(mapErr("create container group "+name+" (operation)", err))
+		return provider.AfterChange(Name, mapErr("create container group "+name+" (operation)", err), changesApplied)
 	}
 	return nil
 }
@@ -366,7 +364,8 @@ func (p *Provider) put(ctx context.Context, service string, bp *blueprint, cfg [
 // it runs (rolling: the caller does one group at a time). cur is the live
 // group (nil if none): when a property ACI cannot update in place differs
 // (see fixedProps), or the group has terminated (see terminated), the
-// group is deleted and created again instead of updated. Every error after the first accepted change is afterChange.
+// group is deleted and created again instead of updated. Every error
+// after the first accepted change goes through provider.AfterChange.
 func (p *Provider) recreate(ctx context.Context, service string, bp *blueprint, cfg []configEntry, index int, cur *armcontainerinstance.ContainerGroup, wait bool) error {
 	name := fmt.Sprintf("%s-%d", service, index)
 	changed := false
@@ -382,7 +381,7 @@ func (p *Provider) recreate(ctx context.Context, service string, bp *blueprint, 
 	}
 	if err := p.put(ctx, service, bp, cfg, index); err != nil {
 		if changed {
-			err = afterChange(err)
+			err = provider.AfterChange(Name, err, changesApplied)
 		}
 		return err
 	}
@@ -390,7 +389,7 @@ func (p *Provider) recreate(ctx context.Context, service string, bp *blueprint, 
 		return nil
 	}
 	if err := p.waitGroup(ctx, name, ""); err != nil {
-		return afterChange(err)
+		return provider.AfterChange(Name, err, changesApplied)
 	}
 	return nil
 }
@@ -456,7 +455,7 @@ func (p *Provider) startGroup(ctx context.Context, name string) error {
 		return mapErr("start container group "+name, err)
 	}
 	if _, err := pollDone(ctx, poller, p.opts.PollInterval.D()); err != nil {
-		return afterChange(mapErr("start container group "+name+" (operation)", err))
+		return provider.AfterChange(Name, mapErr("start container group "+name+" (operation)", err), changesApplied)
 	}
 	return nil
 }
@@ -470,7 +469,7 @@ func (p *Provider) deleteGroup(ctx context.Context, name string) error {
 		return mapErr("delete container group "+name, err)
 	}
 	if _, err := pollDone(ctx, poller, p.opts.PollInterval.D()); err != nil && !isNotFound(err) {
-		return afterChange(mapErr("delete container group "+name+" (operation)", err))
+		return provider.AfterChange(Name, mapErr("delete container group "+name+" (operation)", err), changesApplied)
 	}
 	return nil
 }

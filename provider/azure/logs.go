@@ -112,7 +112,7 @@ func (c *logCursor) fresh(lines []logLine) []logLine {
 // stream "stdout".
 func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptions) iter.Seq2[workload.LogLine, error] {
 	return func(yield func(workload.LogLine, error) bool) {
-		if err := validName(name); err != nil {
+		if err := workload.CheckName("name", name); err != nil {
 			yield(workload.LogLine{}, err)
 			return
 		}
@@ -131,7 +131,7 @@ func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptio
 				return
 			}
 			if round == 0 && len(groups) == 0 {
-				yield(workload.LogLine{}, notFound(workload.ServiceID(p.target, name)))
+				yield(workload.LogLine{}, provider.NotFound(Name, "service %q has no container groups", workload.ServiceID(p.target, name)))
 				return
 			}
 			for _, g := range groups {

@@ -41,7 +41,7 @@ func isoDuration(d time.Duration) string {
 // than the last one yielded exists.
 func (p *Provider) StreamMetrics(ctx context.Context, name string) iter.Seq2[workload.MetricSample, error] {
 	return func(yield func(workload.MetricSample, error) bool) {
-		if err := validName(name); err != nil {
+		if err := workload.CheckName("name", name); err != nil {
 			yield(workload.MetricSample{}, err)
 			return
 		}
@@ -82,7 +82,7 @@ func (p *Provider) sample(ctx context.Context, name string, after time.Time) (wo
 		return workload.MetricSample{}, false, err
 	}
 	if len(groups) == 0 {
-		return workload.MetricSample{}, false, notFound(workload.ServiceID(p.target, name))
+		return workload.MetricSample{}, false, provider.NotFound(Name, "service %q has no container groups", workload.ServiceID(p.target, name))
 	}
 	every := p.opts.MetricsInterval.D()
 	end := p.now().UTC()

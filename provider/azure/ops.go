@@ -12,13 +12,6 @@ import (
 	"github.com/alphaswarm/controller/workload"
 )
 
-func validName(name string) error {
-	if msg := workload.ValidateName(name); msg != "" {
-		return workload.Invalid(workload.FieldError{Path: "name", Message: msg})
-	}
-	return nil
-}
-
 // Start implements provider.Provider. Groups whose spec or config digest
 // differs from the spec's are replaced one at a time (deleted and created
 // again when a property ACI cannot update in place changes); missing ones
@@ -91,7 +84,7 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 	changed := false
 	fail := func(err error) (workload.DeploymentStatus, error) {
 		if changed {
-			err = afterChange(err)
+			err = provider.AfterChange(Name, err, changesApplied)
 		}
 		if !provider.NothingChanged(err) {
 			// A group that was accepted but failed (an image that cannot
@@ -158,7 +151,7 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 // run; missing ones are created from group 0's definition, stopped ones
 // started, higher ones deleted. Scale(0) stops every group and keeps them.
 func (p *Provider) Scale(ctx context.Context, name string, replicas int) (workload.DeploymentStatus, error) {
-	if err := validName(name); err != nil {
+	if err := workload.CheckName("name", name); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
 	if msg := workload.ValidateReplicas(replicas); msg != "" {
@@ -166,7 +159,8 @@ func (p *Provider) Scale(ctx context.Context, name string, replicas int) (worklo
 	}
 	if len(name)+1+len(strconv.Itoa(max(replicas-1, 0))) > maxGroupName {
 		return workload.DeploymentStatus{}, workload.Invalid(workload.FieldError{Path: "replicas",
-			Message: fmt.Sprintf("group names %s-<index> would exceed ACI's %d characters", name, maxGroupName)})
+			Message: fmt.Sprintf("must keep the container group names <name>-<index> within ACI's %d characters (%s-%d has %d)",
+				maxGroupName, name, replicas-1, len(name)+1+len(strconv.Itoa(replicas-1)))})
 	}
 	if err := p.permitted(provider.OpScale); err != nil {
 		return workload.DeploymentStatus{}, err
@@ -176,7 +170,7 @@ func (p *Provider) Scale(ctx context.Context, name string, replicas int) (worklo
 		return workload.DeploymentStatus{}, err
 	}
 	if len(groups) == 0 {
-		return workload.DeploymentStatus{}, notFound(workload.ServiceID(p.target, name))
+		return workload.DeploymentStatus{}, provider.NotFound(Name, "service %q has no container groups", workload.ServiceID(p.target, name))
 	}
 	if err := checkShape(groups); err != nil {
 		return workload.DeploymentStatus{}, err
@@ -186,7 +180,7 @@ func (p *Provider) Scale(ctx context.Context, name string, replicas int) (worklo
 	}
 	bp, err := blueprintFromGroup(groups[0].cg)
 	if err != nil {
-		return workload.DeploymentStatus{}, wrap(workload.ProviderError, "Scale "+name, err.Error(), err)
+		return workload.DeploymentStatus{}, provider.Wrap(Name, as(workload.ProviderError, err.Error()), err, "Scale "+name)
 	}
 	var cfg []configEntry
 	if p.appconfig != nil {
@@ -208,7 +202,7 @@ func (p *Provider) Scale(ctx context.Context, name string, replicas int) (worklo
 	changed := false
 	fail := func(err error) (workload.DeploymentStatus, error) {
 		if changed {
-			return workload.DeploymentStatus{}, afterChange(err)
+			return workload.DeploymentStatus{}, provider.AfterChange(Name, err, changesApplied)
 		}
 		return workload.DeploymentStatus{}, err
 	}
@@ -254,7 +248,7 @@ func (p *Provider) Scale(ctx context.Context, name string, replicas int) (worklo
 // container groups' stop operation (compute billing stops; the groups,
 // their definitions and IPs' reservations are kept).
 func (p *Provider) Stop(ctx context.Context, name string) (workload.DeploymentStatus, error) {
-	if err := validName(name); err != nil {
+	if err := workload.CheckName("name", name); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
 	if err := p.permitted(provider.OpStop); err != nil {
@@ -283,7 +277,7 @@ func (p *Provider) stopGroups(ctx context.Context, name string, groups []group) 
 		if _, err := p.groups.Stop(ctx, p.opts.ResourceGroup, g.name, nil); err != nil && !isNotFound(err) {
 			err = mapErr("stop container group "+g.name, err)
 			if changed {
-				err = afterChange(err)
+				err = provider.AfterChange(Name, err, changesApplied)
 			}
 			return workload.DeploymentStatus{}, err
 		}
@@ -294,7 +288,7 @@ func (p *Provider) stopGroups(ctx context.Context, name string, groups []group) 
 		return p.stoppedStatus(name), nil
 	}
 	if err != nil && changed {
-		err = afterChange(err)
+		err = provider.AfterChange(Name, err, changesApplied)
 	}
 	return st, err
 }
@@ -304,7 +298,7 @@ func (p *Provider) stopGroups(ctx context.Context, name string, groups []group) 
 // each waited for until a new run of its container (a new start time) is
 // ready.
 func (p *Provider) Restart(ctx context.Context, name string) (workload.DeploymentStatus, error) {
-	if err := validName(name); err != nil {
+	if err := workload.CheckName("name", name); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
 	if err := p.permitted(provider.OpRestart); err != nil {
@@ -315,7 +309,7 @@ func (p *Provider) Restart(ctx context.Context, name string) (workload.Deploymen
 		return workload.DeploymentStatus{}, err
 	}
 	if len(groups) == 0 {
-		return workload.DeploymentStatus{}, notFound(workload.ServiceID(p.target, name))
+		return workload.DeploymentStatus{}, provider.NotFound(Name, "service %q has no container groups", workload.ServiceID(p.target, name))
 	}
 	changed := false
 	for _, g := range groups {
@@ -327,21 +321,21 @@ func (p *Provider) Restart(ctx context.Context, name string) (workload.Deploymen
 		if err != nil {
 			err = mapErr("restart container group "+g.name, err)
 			if changed {
-				err = afterChange(err)
+				err = provider.AfterChange(Name, err, changesApplied)
 			}
 			return workload.DeploymentStatus{}, err
 		}
 		changed = true
 		if _, err := pollDone(ctx, poller, p.opts.PollInterval.D()); err != nil {
-			return workload.DeploymentStatus{}, afterChange(mapErr("restart container group "+g.name+" (operation)", err))
+			return workload.DeploymentStatus{}, provider.AfterChange(Name, mapErr("restart container group "+g.name+" (operation)", err), changesApplied)
 		}
 		if err := p.waitGroup(ctx, g.name, old); err != nil {
-			return workload.DeploymentStatus{}, afterChange(err)
+			return workload.DeploymentStatus{}, provider.AfterChange(Name, err, changesApplied)
 		}
 	}
 	st, err := p.wait(ctx, name)
 	if err != nil && changed {
-		err = afterChange(err)
+		err = provider.AfterChange(Name, err, changesApplied)
 	}
 	return st, err
 }

@@ -5,7 +5,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 
@@ -15,7 +14,7 @@ import (
 
 // Status implements provider.Provider.
 func (p *Provider) Status(ctx context.Context, name string) (workload.DeploymentStatus, error) {
-	if err := validName(name); err != nil {
+	if err := workload.CheckName("name", name); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
 	if err := p.permitted(provider.OpStatus); err != nil {
@@ -26,7 +25,7 @@ func (p *Provider) Status(ctx context.Context, name string) (workload.Deployment
 		return workload.DeploymentStatus{}, err
 	}
 	if len(groups) == 0 {
-		return workload.DeploymentStatus{}, notFound(workload.ServiceID(p.target, name))
+		return workload.DeploymentStatus{}, provider.NotFound(Name, "service %q has no container groups", workload.ServiceID(p.target, name))
 	}
 	return p.statusOf(name, groups), nil
 }
@@ -125,22 +124,7 @@ func (p *Provider) statusOf(name string, groups []group) workload.DeploymentStat
 // wait polls Status until the service is Running, Stopped or Failed, or
 // ctx ends (then it returns the last status and no error).
 func (p *Provider) wait(ctx context.Context, name string) (workload.DeploymentStatus, error) {
-	if !provider.Waits(ctx) {
+	return provider.WaitSettled(ctx, p.opts.PollInterval.D(), func(ctx context.Context) (workload.DeploymentStatus, error) {
 		return p.Status(ctx, name)
-	}
-	for {
-		st, err := p.Status(ctx, name)
-		if err != nil {
-			return st, err
-		}
-		switch st.Phase {
-		case workload.Running, workload.Stopped, workload.Failed:
-			return st, nil
-		}
-		select {
-		case <-ctx.Done():
-			return st, nil
-		case <-time.After(p.opts.PollInterval.D()):
-		}
-	}
+	})
 }

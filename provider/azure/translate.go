@@ -16,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
 
+	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
 
@@ -45,6 +46,15 @@ const (
 	maxTagValue = 256
 )
 
+// groupNameLimit is ACI's own name limit in workload.CheckName's wording:
+// a service's container groups are "<name>-<index>", and ACI takes at most
+// maxGroupName characters.
+func groupNameLimit(name string, replicas int) string {
+	last := max(replicas-1, 0)
+	return fmt.Sprintf("must keep the container group names <name>-<index> within ACI's %d characters (%s-%d has %d)",
+		maxGroupName, name, last, len(name)+1+len(strconv.Itoa(last)))
+}
+
 // blueprint is what a service's container groups are made from: the group
 // without config, index and secret values, plus the secret references.
 type blueprint struct {
@@ -61,7 +71,7 @@ func (p *Provider) blueprintFromSpec(spec workload.DeploymentSpec) (*blueprint, 
 		add("compose", "ACI container groups are built from one image here; compose is not supported by the azure provider")
 	}
 	if len(spec.Name)+1+len(strconv.Itoa(max(spec.Replicas-1, 0))) > maxGroupName {
-		add("name", fmt.Sprintf("too long for ACI: container groups are named <name>-<index>, at most %d characters", maxGroupName))
+		add("name", groupNameLimit(spec.Name, spec.Replicas))
 	}
 	c := &armcontainerinstance.ContainerProperties{Image: to.Ptr(spec.Image)}
 	switch {
@@ -275,8 +285,8 @@ func (p *Provider) materialize(ctx context.Context, service string, bp *blueprin
 	}
 	c := appContainer(&cg)
 	if c == nil {
-		return armcontainerinstance.ContainerGroup{}, wrap(workload.ProviderError, "container group "+service,
-			"the definition has no container named "+containerName, nil)
+		return armcontainerinstance.ContainerGroup{}, provider.Errorf(Name, workload.ProviderError, "container group %s: %s", service,
+			"the definition has no container named "+containerName)
 	}
 	for _, env := range slices.Sorted(maps.Keys(bp.secrets)) {
 		from := bp.secrets[env]
@@ -311,7 +321,7 @@ func (p *Provider) materialize(ctx context.Context, service string, bp *blueprin
 func (p *Provider) resolveSecret(ctx context.Context, from string) (string, error) {
 	if rest, ok := strings.CutPrefix(from, "keyvault:"); ok {
 		if p.secrets == nil {
-			return "", invalid("secret reference %s: the target has no keyVaultURL", from)
+			return "", provider.Errorf(Name, workload.InvalidArgument, "secret reference %s: the target has no keyVaultURL", from)
 		}
 		name, version, _ := strings.Cut(rest, "/")
 		resp, err := p.secrets.GetSecret(ctx, name, version, nil)
