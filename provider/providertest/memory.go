@@ -514,9 +514,7 @@ func (m *Memory) Harness() Harness {
 	return Harness{
 		Provider: m,
 		Target:   m.Target,
-		Spec: func(name string, replicas int) workload.DeploymentSpec {
-			return workload.DeploymentSpec{Name: name, Image: "memory/workload:1", Replicas: replicas}
-		},
+		Spec:     Spec,
 		Observe: func(_ context.Context, name string) (Observation, error) {
 			ids := m.Running(name)
 			return Observation{Running: len(ids), InstanceIDs: ids}, nil

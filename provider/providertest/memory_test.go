@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alphaswarm/controller/internal/testkit"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/provider/providertest"
 	"github.com/alphaswarm/controller/workload"
@@ -25,9 +26,8 @@ func TestMemoryConformanceSlowReadiness(t *testing.T) {
 func TestMemoryHonoursWithoutWait(t *testing.T) {
 	m := providertest.NewMemory("test")
 	m.ReadyAfter = time.Hour
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	st, err := m.Start(provider.WithoutWait(ctx), workload.DeploymentSpec{Name: "web", Image: "x/y:1", Replicas: 2})
+	ctx := testkit.Context(t, 10*time.Second)
+	st, err := m.Start(provider.WithoutWait(ctx), providertest.Spec("web", 2))
 	if err != nil || st.Phase != workload.Progressing || ctx.Err() != nil {
 		t.Fatalf("no-wait start: %s %v", st.Phase, err)
 	}

@@ -67,6 +67,13 @@ func Name(prefix string) string {
 	return prefix + "-" + hex.EncodeToString(b)
 }
 
+// Spec returns the smallest valid spec: name, replicas and an image the
+// in-memory provider runs. A test for another backend sets what that
+// backend needs (its image, ports, resources) on the result.
+func Spec(name string, replicas int) workload.DeploymentSpec {
+	return workload.DeploymentSpec{Name: name, Image: "memory/workload:1", Replicas: replicas}
+}
+
 func (s *suite) cleanup(t *testing.T, name string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), s.h.Timeout)

@@ -1,0 +1,42 @@
+// Package testkit is the one way tests stand the system up: a context tied
+// to the test, a poll-until helper, and NewStack, the whole control plane
+// in process (ledger, provider, runtime, API with the dashboard mounted)
+// assembled the way `alphaswarm serve` assembles it.
+//
+// It is for tests only and must not be imported by non-test code. It
+// starts nothing that outlives the test: everything it opens is closed by
+// t.Cleanup.
+package testkit
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// Context returns a context that ends after d, or when the test ends,
+// whichever comes first.
+func Context(t testing.TB, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// pollEvery is how often WaitFor asks cond.
+const pollEvery = 20 * time.Millisecond
+
+// WaitFor calls cond until it returns true, and fails the test if it has
+// not after d, saying it was waiting for what. It must be called from the
+// test's goroutine.
+func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+			return
+		}
+		time.Sleep(pollEvery)
+	}
+}
