@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
 
@@ -135,6 +136,9 @@ func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[stri
 		return err
 	}
 	if err := p.checkConfig(name, config); err != nil {
+		return err
+	}
+	if err := p.permitted(ctx, provider.OpApplyConfig, name, slices.Sorted(maps.Keys(config))); err != nil {
 		return err
 	}
 	svc, err := p.get(ctx, name)

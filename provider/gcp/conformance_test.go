@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/api/option"
-
 	"github.com/alphaswarm/controller/credentials"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/provider/gcp"
@@ -51,10 +49,11 @@ func openFake(t *testing.T, extra map[string]any) (*gcp.Provider, *fakegcp.Serve
 	}
 	creds := credentials.FromMap(map[string]string{"GOOGLE_CLOUD_PROJECT": "demo-project"})
 	p, err := gcp.OpenWithClientOptions(context.Background(), provider.TargetConfig{Name: "prod", Provider: "gcp", Options: raw}, creds,
-		option.WithGRPCConn(f.Conn()), option.WithoutAuthentication())
+		f.GRPCOptions(), f.RESTOptions())
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
+	t.Cleanup(func() { _ = p.Close() })
 	return p, f
 }
 

@@ -15,11 +15,11 @@ import (
 )
 
 // OpenWithClientOptions is Open with the given client options instead of
-// credentials from the environment. It exists for tests, which pass
-// option.WithGRPCConn to an in-process fake and
-// option.WithoutAuthentication; never use it against Google Cloud.
-func OpenWithClientOptions(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolver, opts ...option.ClientOption) (*Provider, error) {
-	p, err := open(ctx, cfg, creds, openConfig{clientOpts: opts})
+// credentials from the environment: grpcOpts for the gRPC clients,
+// restOpts for the REST ones (the permission checks). Tests pass
+// fakegcp's GRPCOptions and RESTOptions.
+func OpenWithClientOptions(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolver, grpcOpts, restOpts []option.ClientOption) (*Provider, error) {
+	p, err := open(ctx, cfg, creds, openConfig{clientOpts: grpcOpts, restOpts: restOpts})
 	if err != nil {
 		return nil, err
 	}
@@ -39,4 +39,12 @@ func OpenWithClientOptions(ctx context.Context, cfg provider.TargetConfig, creds
 // option.WithoutAuthentication; never use it against Google Cloud.
 func OpenGKEWithClientOptions(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolver, opts ...option.ClientOption) (*GKEProvider, error) {
 	return openGKE(ctx, cfg, creds, openConfig{clientOpts: opts})
+}
+
+// RecheckAccess runs the permission check again once the first one (at
+// open) has ended, so that a test can change the fake's grants after
+// opening.
+func (p *Provider) RecheckAccess(ctx context.Context) {
+	<-p.accessFirst
+	p.checkAccess(ctx)
 }

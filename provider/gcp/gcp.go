@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"sync"
 	"time"
 
 	logging "cloud.google.com/go/logging/apiv2"
@@ -11,6 +12,8 @@ import (
 	run "cloud.google.com/go/run/apiv2"
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
 	"golang.org/x/time/rate"
+	"google.golang.org/api/cloudresourcemanager/v3"
+	iam "google.golang.org/api/iam/v1"
 	"google.golang.org/api/option"
 
 	ascreds "github.com/alphaswarm/controller/credentials"
@@ -82,18 +85,34 @@ type Provider struct {
 	logReads  *rate.Limiter
 	tailSlots chan struct{}
 
+	// rm and iam answer the permission checks (access.go), REST clients
+	// of Resource Manager v3 and IAM v1.
+	rm  *cloudresourcemanager.Service
+	iam *iam.Service
+	// access is what the last permission check found; accessFirst is
+	// closed once the first check ended, accessDone when the checks
+	// stop (stopAccess, from Close).
+	accessMu    sync.Mutex
+	access      accessState
+	accessFirst chan struct{}
+	accessDone  chan struct{}
+	stopAccess  context.CancelFunc
+
 	now func() time.Time
 }
 
-// Interface guards: a Cloud Run target restarts and tails logs, and
-// explains what it cannot do.
+// Interface guards: a Cloud Run target restarts and tails logs, explains
+// what it cannot do and which permissions it lacks.
 var (
 	_ provider.Provider  = (*Provider)(nil)
 	_ provider.Restarter = (*Provider)(nil)
 	_ provider.LogTailer = (*Provider)(nil)
 	_ provider.Explainer = (*Provider)(nil)
 	_ provider.Named     = (*Provider)(nil)
+	_ provider.Pinger    = (*Provider)(nil)
 	_ io.Closer          = (*Provider)(nil)
+
+	_ provider.PermissionExplainer = (*Provider)(nil)
 )
 
 // ProviderName implements provider.Named.
@@ -104,6 +123,9 @@ func (p *Provider) ProviderName() string { return Name }
 // credential options.
 type openConfig struct {
 	clientOpts []option.ClientOption
+	// restOpts, when set (tests only), are the REST clients' options
+	// (Resource Manager, IAM); otherwise they use the credential options.
+	restOpts []option.ClientOption
 }
 
 // Open is the provider.Factory. It reads GOOGLE_APPLICATION_CREDENTIALS and
@@ -204,11 +226,29 @@ func open(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolve
 	if p.logs, err = logging.NewClient(ctx, opts...); err != nil {
 		return nil, mapErr("logging client", err)
 	}
+	restOpts := oc.restOpts
+	if restOpts == nil {
+		restOpts = opts
+	}
+	if p.rm, err = cloudresourcemanager.NewService(ctx, restOpts...); err != nil {
+		return nil, mapErr("resource manager client", err)
+	}
+	if p.iam, err = iam.NewService(ctx, restOpts...); err != nil {
+		return nil, mapErr("iam client", err)
+	}
+	// The permission checks run in the background: Open does not call
+	// Google Cloud, and an operation waits for the first check at most
+	// firstAccessWait.
+	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p.stopAccess, p.accessFirst, p.accessDone = cancel, make(chan struct{}), make(chan struct{})
+	go p.watchAccess(actx)
 	return p, nil
 }
 
 // Close releases the clients' connections.
 func (p *Provider) Close() error {
+	p.stopAccess()
+	<-p.accessDone
 	for _, c := range []interface{ Close() error }{p.services, p.revisions, p.secrets, p.metrics, p.logs} {
 		_ = c.Close()
 	}

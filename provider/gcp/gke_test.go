@@ -636,7 +636,7 @@ func TestGKEOpenOptions(t *testing.T) {
 	t.Run("OpenWithClientOptions refuses gke mode", func(t *testing.T) {
 		g := newGKEFakes(t, time.Hour)
 		creds := credentials.FromMap(map[string]string{"GOOGLE_APPLICATION_CREDENTIALS": g.keyFile})
-		_, err := gcp.OpenWithClientOptions(context.Background(), gkeConfig(nil), creds, option.WithGRPCConn(g.api.Conn()), option.WithoutAuthentication())
+		_, err := gcp.OpenWithClientOptions(context.Background(), gkeConfig(nil), creds, g.api.GRPCOptions(), g.api.RESTOptions())
 		if workload.CodeOf(err) != workload.InvalidArgument || !strings.Contains(err.Error(), "OpenGKEWithClientOptions") {
 			t.Fatalf("OpenWithClientOptions in gke mode = %v", err)
 		}

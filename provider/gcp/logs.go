@@ -121,6 +121,10 @@ func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptio
 			yield(workload.LogLine{}, err)
 			return
 		}
+		if err := p.permitted(ctx, provider.OpLogs, name, nil); err != nil {
+			yield(workload.LogLine{}, err)
+			return
+		}
 		svc, err := p.get(ctx, name)
 		if err == nil && svc == nil {
 			err = notFound(workload.ServiceID(p.target, name))

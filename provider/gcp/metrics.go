@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
 
@@ -51,6 +52,10 @@ func metricsWindow(period time.Duration) time.Duration {
 func (p *Provider) StreamMetrics(ctx context.Context, name string) iter.Seq2[workload.MetricSample, error] {
 	return func(yield func(workload.MetricSample, error) bool) {
 		if err := p.validName(name); err != nil {
+			yield(workload.MetricSample{}, err)
+			return
+		}
+		if err := p.permitted(ctx, provider.OpStreamMetrics, name, nil); err != nil {
 			yield(workload.MetricSample{}, err)
 			return
 		}

@@ -3,6 +3,7 @@ package gcp
 import (
 	"context"
 	"maps"
+	"slices"
 	"time"
 
 	"cloud.google.com/go/run/apiv2/runpb"
@@ -46,6 +47,9 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 		if err := p.checkConfig(spec.Name, spec.Config); err != nil {
 			return workload.DeploymentStatus{}, err
 		}
+	}
+	if err := p.permitted(ctx, provider.OpStart, spec.Name, slices.Sorted(maps.Keys(spec.Config))); err != nil {
+		return workload.DeploymentStatus{}, err
 	}
 	cur, err := p.get(ctx, spec.Name)
 	if err != nil {
@@ -175,11 +179,19 @@ func carryOver(p *Provider, service string, cur, want *runpb.RevisionTemplate, c
 // Scale implements provider.Provider: manual scaling with
 // manualInstanceCount = replicas (see docs/providers/gcp.md).
 func (p *Provider) Scale(ctx context.Context, name string, replicas int) (workload.DeploymentStatus, error) {
+	return p.scale(ctx, provider.OpScale, name, replicas)
+}
+
+// scale is Scale for op (scale, or stop as scale to zero).
+func (p *Provider) scale(ctx context.Context, op provider.Operation, name string, replicas int) (workload.DeploymentStatus, error) {
 	if err := p.validName(name); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
 	if msg := workload.ValidateReplicas(replicas); msg != "" {
 		return workload.DeploymentStatus{}, workload.Invalid(workload.FieldError{Path: "replicas", Message: msg})
+	}
+	if err := p.permitted(ctx, op, name, nil); err != nil {
+		return workload.DeploymentStatus{}, err
 	}
 	svc, err := p.get(ctx, name)
 	if err != nil {
@@ -199,7 +211,7 @@ func (p *Provider) Scale(ctx context.Context, name string, replicas int) (worklo
 
 // Stop implements provider.Provider: scale to zero, keeping the service.
 func (p *Provider) Stop(ctx context.Context, name string) (workload.DeploymentStatus, error) {
-	st, err := p.Scale(ctx, name, 0)
+	st, err := p.scale(ctx, provider.OpStop, name, 0)
 	if workload.CodeOf(err) == workload.NotFound {
 		return workload.DeploymentStatus{ID: workload.ServiceID(p.target, name), Name: name, Target: p.target,
 			Provider: Name, Phase: workload.Stopped, Instances: []workload.Instance{}, ObservedAt: p.now()}, nil
@@ -211,6 +223,9 @@ func (p *Provider) Stop(ctx context.Context, name string) (workload.DeploymentSt
 // spec, forced by bumping the AnnotationRestart annotation.
 func (p *Provider) Restart(ctx context.Context, name string) (workload.DeploymentStatus, error) {
 	if err := p.validName(name); err != nil {
+		return workload.DeploymentStatus{}, err
+	}
+	if err := p.permitted(ctx, provider.OpRestart, name, nil); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
 	svc, err := p.get(ctx, name)

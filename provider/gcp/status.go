@@ -25,6 +25,9 @@ func (p *Provider) Status(ctx context.Context, name string) (workload.Deployment
 	if err := p.validName(name); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
+	if err := p.permitted(ctx, provider.OpStatus, name, nil); err != nil {
+		return workload.DeploymentStatus{}, err
+	}
 	svc, err := p.get(ctx, name)
 	if err != nil {
 		return workload.DeploymentStatus{}, err

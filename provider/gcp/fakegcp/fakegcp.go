@@ -42,6 +42,11 @@
 //   - Stored templates get Cloud Run's defaults filled in: port name
 //     http1, CPU limits in millicores ("1" → "1000m"); port names other
 //     than http1 and h2c are INVALID_ARGUMENT.
+//   - IAM (iam.go): every request needs the permission its method
+//     documents; Deny takes permissions away on the project, GrantOn binds
+//     them on one resource; the testIamPermissions methods answer over
+//     gRPC (Cloud Run, Secret Manager) and REST (Resource Manager v3, IAM
+//     v1; RESTOptions).
 //   - BreakTails ends open TailLogEntries streams (EOF or an error);
 //     SuppressTail replaces the next tail batch by SuppressionInfo;
 //     BeforeTail runs a hook as a tail stream starts.
@@ -52,6 +57,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"time"
@@ -123,6 +130,7 @@ type Server struct {
 	lis  *bufconn.Listener
 	srv  *grpc.Server
 	conn *grpc.ClientConn
+	rest *httptest.Server // Resource Manager and IAM (iam.go)
 
 	mu        sync.Mutex
 	badImages map[string]string // image → message
@@ -143,9 +151,11 @@ type Server struct {
 	// opsPending: operations still answering not done, with their
 	// remaining polls and final result.
 	opsPending map[string]*pendingOp
-	violations []string    // requests the contract check refused (contract.go)
-	logReads   []time.Time // ListLogEntries calls of the last minute
-	tails      int         // open TailLogEntries streams
+	violations []string                   // requests the contract check refused (contract.go)
+	logReads   []time.Time                // ListLogEntries calls of the last minute
+	tails      int                        // open TailLogEntries streams
+	denied     map[string]bool            // Deny: permissions the project does not grant
+	granted    map[string]map[string]bool // GrantOn: resource → permissions bound on it
 }
 
 // New starts the fake.
@@ -153,7 +163,8 @@ func New() *Server {
 	f := &Server{Steps: 2, StartupLine: "container started", MetricLatency: 180 * time.Second, LogReadQuota: 60, MaxTailSessions: 10, DefaultServiceAccount: "123456789012-compute@developer.gserviceaccount.com", lis: bufconn.Listen(1 << 20),
 		badImages: map[string]string{}, services: map[string]*service{}, secrets: map[string]*secret{},
 		ops: map[string]*longrunningpb.Operation{}, fail: map[string][]error{}, calls: map[string]int{}, logCond: make(chan struct{})}
-	f.srv = grpc.NewServer(grpc.UnaryInterceptor(f.contractInterceptor))
+	f.srv = grpc.NewServer(grpc.ChainUnaryInterceptor(f.contractInterceptor, f.iamInterceptor))
+	f.rest = httptest.NewServer(http.HandlerFunc(f.serveREST))
 	runpb.RegisterServicesServer(f.srv, &runServices{f: f})
 	runpb.RegisterRevisionsServer(f.srv, &runRevisions{f: f})
 	longrunningpb.RegisterOperationsServer(f.srv, &operations{f: f})
@@ -179,6 +190,7 @@ func (f *Server) Conn() *grpc.ClientConn { return f.conn }
 func (f *Server) Close() {
 	_ = f.conn.Close()
 	f.srv.Stop()
+	f.rest.Close()
 }
 
 // Fail makes the next call of method ("GetService", "AddSecretVersion"...)

@@ -186,6 +186,9 @@ func (l *loggingService) TailLogEntries(stream loggingpb.LoggingServiceV2_TailLo
 	if err := f.checkRequest("/google.logging.v2.LoggingServiceV2/TailLogEntries", req); err != nil {
 		return err
 	}
+	if err := f.checkPermissions(req); err != nil {
+		return err
+	}
 	f.mu.Lock()
 	if err := f.enter("TailLogEntries"); err != nil {
 		f.mu.Unlock()
