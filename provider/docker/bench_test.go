@@ -18,6 +18,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/alphaswarm/controller/credentials"
+	"github.com/alphaswarm/controller/provider/docker/dockertest"
 	"github.com/alphaswarm/controller/workload"
 )
 
@@ -270,4 +271,202 @@ func mustJSON(v any) string {
 		panic(err)
 	}
 	return string(b)
+}
+
+// BenchmarkRestartFloor (issue 18, goal 3): provider Restart of a
+// one-replica service with one published port (replace-then-retire: the
+// new container is started and running before the old one is retired)
+// against the floor a docker CLI user has for the same replacement, `docker
+// run -d` of the new container + `docker rm -f` of the old one, measured in
+// the same run on the same network with the same image, port and --init.
+// It also measures the time with no ready replica during each restart from
+// the Engine's events (dockertest.Downtime): the provider's Restart against
+// `docker restart` of the peer container. And it profiles the provider's
+// restart: Engine time by call (the cache's own inspections included) and
+// the calls of the last restart on a timeline.
+//
+//	go test ./provider/docker -run '^$' -bench RestartFloor -benchtime 10x
+func BenchmarkRestartFloor(b *testing.B) {
+	requireDocker(b)
+	p := openProvider(b, nil)
+	rec := &engineRecorder{engine: p.eng}
+	p.eng = rec
+	name := uniqueName("bench-floor")
+	cleanupService(b, p, name)
+	peerLabel := labelService + "=" + name + "-peer"
+	b.Cleanup(func() { sweep(context.Background(), name+"-peer") })
+	ctx := context.Background()
+	spec := testSpec(name, 1, false)
+	spec.Ports = []workload.Port{{Container: 8080}}
+	if _, err := p.Start(ctx, spec); err != nil {
+		b.Fatal(err)
+	}
+	runArgs := []string{"--init", "--network", p.networkName(name), "-p", "127.0.0.1::8080",
+		"--label", labelTarget + "=" + testTarget, "--label", peerLabel, testImage}
+	peer, _, err := dockertest.Replace(ctx, "", runArgs...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var prov, floor, provDown, restartDown time.Duration
+	var provGaps, restartGaps int
+	b.ResetTimer()
+	for i := range b.N {
+		dt, err := dockertest.WatchDowntime(ctx, rawCli, labelService+"="+name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rec.start(i == b.N-1)
+		t0 := time.Now()
+		st, err := p.Restart(ctx, name)
+		prov += time.Since(t0)
+		rec.stop()
+		if err != nil || st.Phase != workload.Running {
+			b.Fatalf("Restart: %+v %v", st, err)
+		}
+		p.drains.Wait() // the old replica, stopping in the background
+		down, gaps, err := dt.Stop()
+		if err != nil {
+			b.Fatal(err)
+		}
+		provDown, provGaps = provDown+down, provGaps+gaps
+
+		var d time.Duration
+		peer, d, err = dockertest.Replace(ctx, peer, runArgs...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		floor += d
+
+		dt, err = dockertest.WatchDowntime(ctx, rawCli, peerLabel)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := dockertest.CLI(ctx, "restart", peer); err != nil {
+			b.Fatal(err)
+		}
+		down, gaps, err = dt.Stop()
+		if err != nil {
+			b.Fatal(err)
+		}
+		restartDown, restartGaps = restartDown+down, restartGaps+gaps
+	}
+	b.StopTimer()
+	n := float64(b.N)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / n }
+	b.ReportMetric(ms(prov), "provider-ms/op")
+	b.ReportMetric(ms(floor), "run+rm-ms/op")
+	b.ReportMetric(ms(prov)/ms(floor), "provider/run+rm")
+	b.ReportMetric(ms(provDown), "provider-down-ms/op")
+	b.ReportMetric(ms(restartDown), "docker-restart-down-ms/op")
+	b.Logf("restart: provider %.1f ms/op, docker run -d + docker rm -f %.1f ms/op, ratio %.3f (n=%d)", ms(prov), ms(floor), ms(prov)/ms(floor), b.N)
+	b.Logf("no ready replica: provider %.1f ms/op in %d gaps, docker restart %.1f ms/op in %d gaps", ms(provDown), provGaps, ms(restartDown), restartGaps)
+	if b.N > 1 { // the profile is too long for the benchmark's log (10 lines)
+		fmt.Printf("BenchmarkRestartFloor n=%d: Engine calls during the provider's restarts (ms and calls per restart; the cache's inspections included):\n%s\ntimeline of the last restart:\n%s\n",
+			b.N, rec.report(b.N), rec.timeline())
+	}
+}
+
+// engineRecorder times the Engine calls made while it is started: per
+// method totals, and for one chosen run the calls on a timeline.
+type engineRecorder struct {
+	engine
+	mu     sync.Mutex
+	on     bool
+	keep   bool
+	t0     time.Time
+	total  map[string]time.Duration
+	count  map[string]int
+	events []string
+}
+
+func (r *engineRecorder) start(keep bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.total == nil {
+		r.total, r.count = map[string]time.Duration{}, map[string]int{}
+	}
+	r.on, r.keep, r.t0 = true, keep, time.Now()
+	if keep {
+		r.events = nil
+	}
+}
+
+func (r *engineRecorder) stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.keep {
+		r.events = append(r.events, fmt.Sprintf("%7.1f ms  Restart returns", float64(time.Since(r.t0).Microseconds())/1000))
+	}
+	r.on = false
+}
+
+func (r *engineRecorder) record(method string, t0 time.Time) {
+	d := time.Since(t0)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.on {
+		return
+	}
+	r.total[method] += d
+	r.count[method]++
+	if r.keep {
+		r.events = append(r.events, fmt.Sprintf("%7.1f ms  %-18s %6.1f ms", float64(t0.Sub(r.t0).Microseconds())/1000, method, float64(d.Microseconds())/1000))
+	}
+}
+
+func (r *engineRecorder) report(n int) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var lines []string
+	for m, d := range r.total {
+		lines = append(lines, fmt.Sprintf("  %-18s %7.1f ms  %4.1f calls", m, float64(d.Microseconds())/1000/float64(n), float64(r.count[m])/float64(n)))
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
+}
+
+func (r *engineRecorder) timeline() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return "  " + strings.Join(r.events, "\n  ")
+}
+
+func (r *engineRecorder) ImageInspect(ctx context.Context, image string, opts ...client.ImageInspectOption) (client.ImageInspectResult, error) {
+	defer r.record("ImageInspect", time.Now())
+	return r.engine.ImageInspect(ctx, image, opts...)
+}
+
+func (r *engineRecorder) NetworkList(ctx context.Context, opts client.NetworkListOptions) (client.NetworkListResult, error) {
+	defer r.record("NetworkList", time.Now())
+	return r.engine.NetworkList(ctx, opts)
+}
+
+func (r *engineRecorder) ContainerCreate(ctx context.Context, opts client.ContainerCreateOptions) (client.ContainerCreateResult, error) {
+	defer r.record("ContainerCreate", time.Now())
+	return r.engine.ContainerCreate(ctx, opts)
+}
+
+func (r *engineRecorder) ContainerStart(ctx context.Context, id string, opts client.ContainerStartOptions) (client.ContainerStartResult, error) {
+	defer r.record("ContainerStart", time.Now())
+	return r.engine.ContainerStart(ctx, id, opts)
+}
+
+func (r *engineRecorder) ContainerInspect(ctx context.Context, id string, opts client.ContainerInspectOptions) (client.ContainerInspectResult, error) {
+	defer r.record("ContainerInspect", time.Now())
+	return r.engine.ContainerInspect(ctx, id, opts)
+}
+
+func (r *engineRecorder) ContainerList(ctx context.Context, opts client.ContainerListOptions) (client.ContainerListResult, error) {
+	defer r.record("ContainerList", time.Now())
+	return r.engine.ContainerList(ctx, opts)
+}
+
+func (r *engineRecorder) ContainerStop(ctx context.Context, id string, opts client.ContainerStopOptions) (client.ContainerStopResult, error) {
+	defer r.record("ContainerStop", time.Now())
+	return r.engine.ContainerStop(ctx, id, opts)
+}
+
+func (r *engineRecorder) ContainerRemove(ctx context.Context, id string, opts client.ContainerRemoveOptions) (client.ContainerRemoveResult, error) {
+	defer r.record("ContainerRemove", time.Now())
+	return r.engine.ContainerRemove(ctx, id, opts)
 }
