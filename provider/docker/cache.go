@@ -15,6 +15,7 @@ import (
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
 
+	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
 
@@ -163,9 +164,9 @@ func (c *cache) waitReady(ctx context.Context) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return c.p.wrap(ctx.Err(), "wait for the docker event stream")
+			return provider.Wrap(Name, c.p.classifier, ctx.Err(), "wait for the docker event stream")
 		case <-c.p.ctx.Done():
-			return c.p.wrap(errClosed, "")
+			return provider.Wrap(Name, c.p.classifier, errClosed, "")
 		}
 	}
 }

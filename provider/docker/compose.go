@@ -18,6 +18,7 @@ import (
 
 	"github.com/moby/moby/client"
 
+	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
 
@@ -148,14 +149,14 @@ func (p *Provider) composeExec(ctx context.Context, dir string, env []string, ar
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
-			return p.wrap(ctx.Err(), "compose "+strings.Join(args[len(args)-min(len(args), 3):], " "))
+			return provider.Wrap(Name, p.classifier, ctx.Err(), "compose "+strings.Join(args[len(args)-min(len(args), 3):], " "))
 		}
 		tail := composeOutput(out.String())
 		code := workload.ProviderError
 		if _, ok := err.(*exec.ExitError); !ok {
 			code = workload.Unsupported // the Compose CLI is not installed
 		}
-		return errorf(code, "%s %s: %v: %s", strings.Join(p.opts.ComposeCommand, " "), strings.Join(args, " "), err, p.creds.Redact(tail))
+		return provider.Errorf(Name, code, "%s %s: %v: %s", strings.Join(p.opts.ComposeCommand, " "), strings.Join(args, " "), err, p.creds.Redact(tail))
 	}
 	return nil
 }
@@ -223,7 +224,7 @@ func (p *Provider) startCompose(ctx context.Context, prep *prepared, anchors []s
 		return st, err
 	}
 	if _, err := exec.LookPath(p.opts.ComposeCommand[0]); err != nil {
-		return st, errorf(workload.Unsupported, "compose profiles need %s, which is not installed: %v", p.opts.ComposeCommand[0], err)
+		return st, provider.Errorf(Name, workload.Unsupported, "compose profiles need %s, which is not installed: %v", p.opts.ComposeCommand[0], err)
 	}
 	rec.ComposeServices, rec.ComposeHash = cf.services, cf.hash
 	name := rec.Spec.Name
@@ -234,14 +235,14 @@ func (p *Provider) startCompose(ctx context.Context, prep *prepared, anchors []s
 		}
 	}()
 	defer p.cache.setBusy(name, "", -1)
-	upErr := p.changed(p.composeRun(ctx, rec, cf, prep.env, append([]string{"up", "-d", "--remove-orphans"}, scaleArgs(rec)...)...))
+	upErr := provider.AfterChange(Name, p.composeRun(ctx, rec, cf, prep.env, append([]string{"up", "-d", "--remove-orphans"}, scaleArgs(rec)...)...), "")
 	image := p.composeImage(ctx, name)
 	if image == "" {
 		image = p.anchorImage(ctx, anchors)
 	}
 	if image != "" {
 		if err := p.writeAnchor(ctx, rec, image, anchors); err != nil && upErr == nil {
-			return st, p.changed(err)
+			return st, provider.AfterChange(Name, err, "")
 		}
 	}
 	return st, upErr
@@ -267,7 +268,7 @@ func (p *Provider) scaleCompose(ctx context.Context, next *record, anchors []str
 	if err := p.writeAnchor(ctx, next, p.anchorImage(ctx, anchors), anchors); err != nil {
 		return st, err
 	}
-	return st, p.changed(p.composeRun(ctx, next, cf, env, append([]string{"up", "-d", "--no-recreate", "--remove-orphans"}, scaleArgs(next)...)...))
+	return st, provider.AfterChange(Name, p.composeRun(ctx, next, cf, env, append([]string{"up", "-d", "--no-recreate", "--remove-orphans"}, scaleArgs(next)...)...), "")
 }
 
 // restartCompose recreates the project's containers (new ids), one Compose
@@ -293,7 +294,7 @@ func (p *Provider) restartCompose(ctx context.Context, rec *record, _ []string) 
 		args := []string{"up", "-d", "--force-recreate", "--no-deps", "-t", strconv.Itoa(p.stopTimeoutSeconds()),
 			"--scale", s + "=" + strconv.Itoa(rec.Spec.Replicas), s}
 		if err := p.composeRun(ctx, rec, cf, env, args...); err != nil {
-			return st, p.changed(err)
+			return st, provider.AfterChange(Name, err, "")
 		}
 	}
 	return st, nil

@@ -46,7 +46,9 @@ type result struct {
 // returns once every container is gone.
 func (p *Provider) apply(ctx context.Context, op string, rec *record, env []string, anchors []string, force, persist bool, settle time.Duration) (res result, err error) {
 	name := rec.Spec.Name
-	defer func() { err = p.changed(err) }()
+	// Errors met after the first change must not promise that nothing
+	// changed (NotFound for an image removed meanwhile, AlreadyExists...).
+	defer func() { err = provider.AfterChange(Name, err, "") }()
 	if persist {
 		anchorDone := make(chan error, 1)
 		go func() { anchorDone <- p.writeAnchor(ctx, rec, rec.Spec.Image, anchors) }()
@@ -318,13 +320,6 @@ func (p *Provider) takeUnrolled(name string) map[string]bool {
 	return u
 }
 
-// changed is for errors met after the first mutating call: the Engine may
-// have been changed, so a code that promises otherwise (NotFound for an
-// image removed meanwhile, AlreadyExists...) becomes ProviderError.
-func (p *Provider) changed(err error) error {
-	return provider.AfterChange(Name, err, "")
-}
-
 // retire removes replicas that are no longer wanted, in order: in the
 // background if async, else before returning.
 func (p *Provider) retire(ctx context.Context, ids []string, async bool) error {
@@ -474,7 +469,7 @@ func (p *Provider) runReplica(ctx context.Context, rec *record, env []string, ne
 	}
 	created, err := p.eng.ContainerCreate(ctx, client.ContainerCreateOptions{Name: cname, Config: cfg, HostConfig: host, NetworkingConfig: nc})
 	if err != nil {
-		return "", p.wrap(err, fmt.Sprintf("create replica %d of %s", index, spec.Name))
+		return "", provider.Wrap(Name, p.classifier, err, fmt.Sprintf("create replica %d of %s", index, spec.Name))
 	}
 	if len(spec.Config) > 0 {
 		tarball, err := configTar(p.opts.ConfigDir, spec.Config)
@@ -482,11 +477,11 @@ func (p *Provider) runReplica(ctx context.Context, rec *record, env []string, ne
 			return created.ID, err
 		}
 		if _, err := p.eng.CopyToContainer(ctx, created.ID, client.CopyToContainerOptions{DestinationPath: "/", Content: bytes.NewReader(tarball)}); err != nil {
-			return created.ID, p.wrap(err, fmt.Sprintf("write the config of replica %d of %s", index, spec.Name))
+			return created.ID, provider.Wrap(Name, p.classifier, err, fmt.Sprintf("write the config of replica %d of %s", index, spec.Name))
 		}
 	}
 	if _, err := p.eng.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
-		return created.ID, p.wrap(err, fmt.Sprintf("start replica %d of %s", index, spec.Name))
+		return created.ID, provider.Wrap(Name, p.classifier, err, fmt.Sprintf("start replica %d of %s", index, spec.Name))
 	}
 	return created.ID, nil
 }
@@ -594,7 +589,7 @@ func (p *Provider) removeReplica(ctx context.Context, id string) error {
 	t := p.stopTimeoutSeconds()
 	if _, err := p.eng.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &t}); err != nil && classify(err) != workload.NotFound {
 		if classify(err) == workload.Unavailable || classify(err) == workload.Timeout {
-			return p.wrap(err, "stop container "+shortID(id))
+			return provider.Wrap(Name, p.classifier, err, "stop container "+shortID(id))
 		}
 	}
 	if _, err := p.eng.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true}); err != nil {
@@ -602,7 +597,7 @@ func (p *Provider) removeReplica(ctx context.Context, id string) error {
 		case classify(err) == workload.NotFound:
 		case classify(err) == workload.Conflict && strings.Contains(err.Error(), "already in progress"):
 		default:
-			return p.wrap(err, "remove container "+shortID(id))
+			return provider.Wrap(Name, p.classifier, err, "remove container "+shortID(id))
 		}
 	}
 	return nil

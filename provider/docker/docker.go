@@ -350,20 +350,12 @@ func (p *Provider) stopTimeoutSeconds() int {
 	return int((p.opts.StopTimeout.D() + time.Second - 1) / time.Second)
 }
 
-// checkName refuses a service name that is not a DNS-1123 label.
-func checkName(name string) error {
-	if m := workload.ValidateName(name); m != "" {
-		return workload.Invalid(workload.FieldError{Path: "name", Message: m})
-	}
-	return nil
-}
-
 // errClosed is returned by operations on a closed provider.
 var errClosed = errors.New("docker provider closed")
 
 func (p *Provider) alive() error {
 	if p.ctx.Err() != nil {
-		return p.wrap(errClosed, "")
+		return provider.Wrap(Name, p.classifier, errClosed, "")
 	}
 	return nil
 }
@@ -375,5 +367,5 @@ func (p *Provider) Ping(ctx context.Context) error {
 		return err
 	}
 	_, err := p.eng.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
-	return p.wrap(err, "ping")
+	return provider.Wrap(Name, p.classifier, err, "ping")
 }

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"syscall"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 
+	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
 
@@ -42,7 +42,7 @@ func classify(err error) workload.Code {
 		return workload.Unavailable
 	case client.IsErrConnectionFailed(err), isDialError(err):
 		return workload.Unavailable
-	case errors.Is(err, context.DeadlineExceeded), cerrdefs.IsDeadlineExceeded(err), isNetTimeout(err):
+	case errors.Is(err, context.DeadlineExceeded), cerrdefs.IsDeadlineExceeded(err), provider.IsNetTimeout(err):
 		return workload.Timeout
 	case errors.Is(err, context.Canceled), cerrdefs.IsCanceled(err):
 		return workload.Unavailable
@@ -77,50 +77,12 @@ func isDialError(err error) bool {
 	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) && strings.Contains(err.Error(), "dial")
 }
 
-func isNetTimeout(err error) bool {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return true
-	}
-	return errors.Is(err, os.ErrDeadlineExceeded)
-}
-
-// wrap turns err into a *workload.Error naming the provider, with what
-// ("create replica 2 of web") leading the message. A *workload.Error passes
-// through with its code.
-func (p *Provider) wrap(err error, what string) error {
-	if err == nil {
-		return nil
-	}
-	var we *workload.Error
-	if errors.As(err, &we) {
-		if we.Provider == "" {
-			return we.WithProvider(Name)
-		}
-		return err
-	}
+// classifier is the provider.Classifier of the Engine: classify's code,
+// and an unreachable Engine named by its address.
+func (p *Provider) classifier(err error) (workload.Code, string) {
 	code := classify(err)
-	msg := err.Error()
 	if code == workload.Unavailable && !errors.Is(err, context.Canceled) {
-		msg = fmt.Sprintf("docker engine at %s unreachable: %v", p.host, err)
+		return code, fmt.Sprintf("docker engine at %s unreachable: %v", p.host, err)
 	}
-	if what != "" {
-		msg = what + ": " + msg
-	}
-	e := workload.Errorf(code, "%s", msg)
-	e.Err = err
-	e.Provider = Name
-	return e
-}
-
-func notFound(format string, args ...any) error {
-	e := workload.Errorf(workload.NotFound, format, args...)
-	e.Provider = Name
-	return e
-}
-
-func errorf(code workload.Code, format string, args ...any) error {
-	e := workload.Errorf(code, format, args...)
-	e.Provider = Name
-	return e
+	return code, ""
 }

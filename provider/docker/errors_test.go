@@ -101,7 +101,7 @@ func TestErrorMapping(t *testing.T) {
 			if raw == nil {
 				t.Fatal("the operation did not fail")
 			}
-			err = p.wrap(raw, "op")
+			err = provider.Wrap(Name, p.classifier, raw, "op")
 			var we *workload.Error
 			if !errors.As(err, &we) || we.Code != tc.want || we.Provider != Name {
 				t.Fatalf("%v (raw %T %v) -> %v, want code %s from provider docker", tc.name, raw, raw, err, tc.want)
@@ -113,10 +113,10 @@ func TestErrorMapping(t *testing.T) {
 	}
 	// Errors that already are *workload.Error keep their code.
 	p := &Provider{host: "x"}
-	if c := workload.CodeOf(p.wrap(workload.Errorf(workload.Halted, "h"), "op")); c != workload.Halted {
+	if c := workload.CodeOf(provider.Wrap(Name, p.classifier, workload.Errorf(workload.Halted, "h"), "op")); c != workload.Halted {
 		t.Errorf("wrapped workload error: %s", c)
 	}
-	if p.wrap(nil, "x") != nil {
+	if provider.Wrap(Name, p.classifier, nil, "x") != nil {
 		t.Error("wrap(nil) != nil")
 	}
 }
@@ -144,15 +144,14 @@ func TestOperationErrorsThroughFake(t *testing.T) {
 // TestChangedDowngradesPromises: an error met after the first mutation
 // must not claim that nothing changed.
 func TestChangedDowngradesPromises(t *testing.T) {
-	p := &Provider{}
-	err := p.changed(notFound("No such image: x"))
+	err := provider.AfterChange(Name, provider.NotFound(Name, "No such image: x"), "")
 	if workload.CodeOf(err) != workload.ProviderError || provider.NothingChanged(err) || !strings.Contains(err.Error(), "No such image") {
 		t.Errorf("after a change, not_found became %v", err)
 	}
-	if c := workload.CodeOf(p.changed(errorf(workload.Timeout, "slow"))); c != workload.Timeout {
+	if c := workload.CodeOf(provider.AfterChange(Name, provider.Errorf(Name, workload.Timeout, "slow"), "")); c != workload.Timeout {
 		t.Errorf("timeout became %s", c)
 	}
-	if p.changed(nil) != nil {
+	if provider.AfterChange(Name, nil, "") != nil {
 		t.Error("changed(nil) != nil")
 	}
 }

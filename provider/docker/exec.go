@@ -21,7 +21,7 @@ import (
 // raw stream on Stdout and Resize sizes the terminal. A command that runs
 // and fails is not an error: its exit code is in the result.
 func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecRequest) (provider.ExecResult, error) {
-	if err := checkName(name); err != nil {
+	if err := workload.CheckName("name", name); err != nil {
 		return provider.ExecResult{}, err
 	}
 	if len(req.Command) == 0 || req.Command[0] == "" {
@@ -43,11 +43,11 @@ func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecReque
 		AttachStderr: true,
 	})
 	if err != nil {
-		return res, p.wrap(err, "exec in "+in.name)
+		return res, provider.Wrap(Name, p.classifier, err, "exec in "+in.name)
 	}
 	att, err := p.eng.ExecAttach(ctx, cr.ID, client.ExecAttachOptions{TTY: req.TTY})
 	if err != nil {
-		return res, p.wrap(err, "attach to exec in "+in.name)
+		return res, provider.Wrap(Name, p.classifier, err, "attach to exec in "+in.name)
 	}
 	defer att.Close()
 
@@ -103,17 +103,17 @@ func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecReque
 	if ctx.Err() != nil {
 		// The session ended first (client gone, timeout): end the process (exec_end.go).
 		res.Orphan = p.endExec(cr.ID, in.id)
-		return res, p.wrap(ctx.Err(), "exec in "+in.name+" (session ended before the command; "+res.Orphan.Detail+")")
+		return res, provider.Wrap(Name, p.classifier, ctx.Err(), "exec in "+in.name+" (session ended before the command; "+res.Orphan.Detail+")")
 	}
 	if err != nil && !isClosedErr(err) {
-		return res, p.wrap(err, "exec output from "+in.name)
+		return res, provider.Wrap(Name, p.classifier, err, "exec output from "+in.name)
 	}
 	// The output ends a moment before the Engine records the exit code.
 	delay := 5 * time.Millisecond
 	for {
 		ins, err := p.eng.ExecInspect(ctx, cr.ID, client.ExecInspectOptions{})
 		if err != nil {
-			return res, p.wrap(err, "exec result in "+in.name)
+			return res, provider.Wrap(Name, p.classifier, err, "exec result in "+in.name)
 		}
 		if !ins.Running {
 			res.ExitCode = ins.ExitCode
@@ -122,7 +122,7 @@ func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecReque
 		select {
 		case <-ctx.Done():
 			res.Orphan = p.endExec(cr.ID, in.id)
-			return res, p.wrap(ctx.Err(), "exec in "+in.name+" (session ended before the command; "+res.Orphan.Detail+")")
+			return res, provider.Wrap(Name, p.classifier, ctx.Err(), "exec in "+in.name+" (session ended before the command; "+res.Orphan.Detail+")")
 		case <-time.After(delay):
 		}
 		delay = min(2*delay, 200*time.Millisecond)
@@ -137,18 +137,18 @@ func isClosedErr(err error) bool {
 func (p *Provider) pickInstance(name, want string) (instance, error) {
 	_, insts, ok := p.cache.snapshot(name)
 	if !ok {
-		return instance{}, notFound("service %s not found on docker target %s", name, p.target)
+		return instance{}, provider.NotFound(Name, "service %s not found on docker target %s", name, p.target)
 	}
 	if want != "" {
 		for _, in := range insts {
 			if strings.HasPrefix(in.id, want) || in.name == want {
 				if in.state != container.StateRunning {
-					return instance{}, errorf(workload.Conflict, "instance %s of %s is %s, not running", want, name, in.state)
+					return instance{}, provider.Errorf(Name, workload.Conflict, "instance %s of %s is %s, not running", want, name, in.state)
 				}
 				return in, nil
 			}
 		}
-		return instance{}, notFound("service %s has no instance %s", name, want)
+		return instance{}, provider.NotFound(Name, "service %s has no instance %s", name, want)
 	}
 	var fallback *instance
 	for i := range insts {
@@ -166,5 +166,5 @@ func (p *Provider) pickInstance(name, want string) (instance, error) {
 	if fallback != nil {
 		return *fallback, nil
 	}
-	return instance{}, errorf(workload.Unavailable, "service %s has no running instance to exec in", name)
+	return instance{}, provider.Errorf(Name, workload.Unavailable, "service %s has no running instance to exec in", name)
 }

@@ -27,7 +27,7 @@ import (
 // instances), until ctx ends or the service is stopped.
 func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptions) iter.Seq2[workload.LogLine, error] {
 	return func(yield func(workload.LogLine, error) bool) {
-		if err := checkName(name); err != nil {
+		if err := workload.CheckName("name", name); err != nil {
 			yield(workload.LogLine{}, err)
 			return
 		}
@@ -39,7 +39,7 @@ func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptio
 		defer unsubscribe()
 		_, insts, ok := p.cache.snapshot(name)
 		if !ok {
-			yield(workload.LogLine{}, notFound("service %s not found on docker target %s", name, p.target))
+			yield(workload.LogLine{}, provider.NotFound(Name, "service %s not found on docker target %s", name, p.target))
 			return
 		}
 		ctx, cancel := context.WithCancel(ctx)
@@ -144,7 +144,7 @@ func (p *Provider) tailContainer(ctx context.Context, in instance, follow bool, 
 	rc, err := p.eng.ContainerLogs(ctx, in.id, o)
 	if err != nil {
 		if c := classify(err); ctx.Err() == nil && (c == workload.Unavailable || c == workload.Timeout) {
-			return p.wrap(err, "logs of "+in.name)
+			return provider.Wrap(Name, p.classifier, err, "logs of "+in.name)
 		}
 		return nil
 	}
@@ -161,7 +161,7 @@ func (p *Provider) tailContainer(ctx context.Context, in instance, follow bool, 
 	stderr.flush()
 	if err != nil && ctx.Err() == nil {
 		if c := classify(err); c == workload.Unavailable {
-			return p.wrap(err, "logs of "+in.name)
+			return provider.Wrap(Name, p.classifier, err, "logs of "+in.name)
 		}
 	}
 	return nil

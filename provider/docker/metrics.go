@@ -12,6 +12,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
+	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
 
@@ -36,7 +37,7 @@ func (p *Provider) openStats(ctx context.Context, id string) iter.Seq2[container
 		res, err := p.eng.ContainerStats(ctx, id, client.ContainerStatsOptions{Stream: true})
 		if err != nil {
 			if ctx.Err() == nil {
-				yield(containerSample{}, p.wrap(err, "stats of container "+shortID(id)))
+				yield(containerSample{}, provider.Wrap(Name, p.classifier, err, "stats of container "+shortID(id)))
 			}
 			return
 		}
@@ -46,7 +47,7 @@ func (p *Provider) openStats(ctx context.Context, id string) iter.Seq2[container
 			var s container.StatsResponse
 			if err := dec.Decode(&s); err != nil {
 				if ctx.Err() == nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-					yield(containerSample{}, p.wrap(err, "stats of container "+shortID(id)))
+					yield(containerSample{}, provider.Wrap(Name, p.classifier, err, "stats of container "+shortID(id)))
 				}
 				return
 			}
@@ -99,7 +100,7 @@ func sampleOf(s *container.StatsResponse) containerSample {
 // when ctx ends or the caller stops.
 func (p *Provider) StreamMetrics(ctx context.Context, name string) iter.Seq2[workload.MetricSample, error] {
 	return func(yield func(workload.MetricSample, error) bool) {
-		if err := checkName(name); err != nil {
+		if err := workload.CheckName("name", name); err != nil {
 			yield(workload.MetricSample{}, err)
 			return
 		}
@@ -108,7 +109,7 @@ func (p *Provider) StreamMetrics(ctx context.Context, name string) iter.Seq2[wor
 			return
 		}
 		if _, _, ok := p.cache.snapshot(name); !ok {
-			yield(workload.MetricSample{}, notFound("service %s not found on docker target %s", name, p.target))
+			yield(workload.MetricSample{}, provider.NotFound(Name, "service %s not found on docker target %s", name, p.target))
 			return
 		}
 		ctx, cancel := context.WithCancel(ctx)
@@ -195,7 +196,7 @@ func (p *Provider) StreamMetrics(ctx context.Context, name string) iter.Seq2[wor
 			return true
 		}
 		if !reconcile() {
-			yield(workload.MetricSample{}, notFound("service %s not found on docker target %s", name, p.target))
+			yield(workload.MetricSample{}, provider.NotFound(Name, "service %s not found on docker target %s", name, p.target))
 			return
 		}
 		ticker := time.NewTicker(metricsInterval)
@@ -205,12 +206,12 @@ func (p *Provider) StreamMetrics(ctx context.Context, name string) iter.Seq2[wor
 			case <-ctx.Done():
 				return
 			case err := <-errs:
-				yield(workload.MetricSample{}, p.wrap(err, "metrics of "+name))
+				yield(workload.MetricSample{}, provider.Wrap(Name, p.classifier, err, "metrics of "+name))
 				return
 			case <-ticker.C:
 			}
 			if !reconcile() {
-				yield(workload.MetricSample{}, notFound("service %s was stopped", name))
+				yield(workload.MetricSample{}, provider.NotFound(Name, "service %s was stopped", name))
 				return
 			}
 			sample := workload.MetricSample{

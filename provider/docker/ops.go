@@ -13,6 +13,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
+	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
 
@@ -31,7 +32,7 @@ func (p *Provider) prepare(ctx context.Context, spec workload.DeploymentSpec) (*
 		spec.Target = p.target
 	}
 	if err := spec.Validate(); err != nil {
-		return nil, p.wrap(err, "")
+		return nil, provider.Wrap(Name, p.classifier, err, "")
 	}
 	if spec.Target != p.target {
 		return nil, workload.Invalid(workload.FieldError{Path: "target", Message: fmt.Sprintf("this provider serves target %q, not %q", p.target, spec.Target)})
@@ -94,10 +95,10 @@ func (p *Provider) ensureImage(ctx context.Context, image, pull string) error {
 			return nil
 		}
 		if classify(err) != workload.NotFound {
-			return p.wrap(err, "inspect image "+image)
+			return provider.Wrap(Name, p.classifier, err, "inspect image "+image)
 		}
 		if pull == "never" {
-			return notFound("image %s is not present on the docker engine (pull policy: never)", image)
+			return provider.NotFound(Name, "image %s is not present on the docker engine (pull policy: never)", image)
 		}
 	}
 	resp, err := p.eng.ImagePull(ctx, image, client.ImagePullOptions{})
@@ -109,9 +110,9 @@ func (p *Provider) ensureImage(ctx context.Context, image, pull string) error {
 		code := classify(err)
 		if code == workload.ProviderError || code == workload.NotFound || code == workload.PermissionDenied || code == workload.Unauthenticated {
 			// The image is not there and cannot be had: nothing changed.
-			return notFound("image %s is not present on the docker engine and pulling it failed: %v", image, err)
+			return provider.NotFound(Name, "image %s is not present on the docker engine and pulling it failed: %v", image, err)
 		}
-		return p.wrap(err, "pull image "+image)
+		return provider.Wrap(Name, p.classifier, err, "pull image "+image)
 	}
 	return nil
 }
@@ -165,7 +166,7 @@ func (p *Provider) readRecord(ctx context.Context, name string) (*record, []stri
 	f := p.scopeFilter().Add("label", labelService+"="+name, labelRole+"="+roleAnchor)
 	list, err := p.eng.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {
-		return nil, nil, p.wrap(err, "list anchors of "+name)
+		return nil, nil, provider.Wrap(Name, p.classifier, err, "list anchors of "+name)
 	}
 	var best *anchorEntry
 	var ids []string
@@ -219,7 +220,7 @@ func (p *Provider) writeAnchor(ctx context.Context, rec *record, image string, o
 		HostConfig: &container.HostConfig{NetworkMode: "none"},
 	})
 	if err != nil {
-		return p.wrap(err, "persist the spec of "+rec.Spec.Name)
+		return provider.Wrap(Name, p.classifier, err, "persist the spec of "+rec.Spec.Name)
 	}
 	for _, id := range old {
 		_, _ = p.eng.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true})
@@ -231,7 +232,7 @@ func (p *Provider) ensureNetwork(ctx context.Context, service string) (string, e
 	name := p.networkName(service)
 	list, err := p.eng.NetworkList(ctx, client.NetworkListOptions{Filters: make(client.Filters).Add("name", name)})
 	if err != nil {
-		return "", p.wrap(err, "list networks")
+		return "", provider.Wrap(Name, p.classifier, err, "list networks")
 	}
 	for _, n := range list.Items {
 		if n.Name == name {
@@ -241,7 +242,7 @@ func (p *Provider) ensureNetwork(ctx context.Context, service string) (string, e
 	labels := p.baseLabels(service)
 	_, err = p.eng.NetworkCreate(ctx, name, client.NetworkCreateOptions{Driver: "bridge", Labels: labels})
 	if err != nil && classify(err) != workload.AlreadyExists {
-		return "", p.wrap(err, "create network "+name)
+		return "", provider.Wrap(Name, p.classifier, err, "create network "+name)
 	}
 	return name, nil
 }
@@ -259,7 +260,7 @@ func (p *Provider) listReplicas(ctx context.Context, service string) ([]replica,
 	f := p.scopeFilter().Add("label", labelService+"="+service, labelRole+"="+roleReplica)
 	list, err := p.eng.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {
-		return nil, p.wrap(err, "list replicas of "+service)
+		return nil, provider.Wrap(Name, p.classifier, err, "list replicas of "+service)
 	}
 	out := make([]replica, 0, len(list.Items))
 	for _, c := range list.Items {
@@ -300,7 +301,7 @@ func (p *Provider) finish(ctx context.Context, name string, res result, err erro
 	st, ok := p.cache.status(name)
 	if !ok {
 		if rerr != nil {
-			return workload.DeploymentStatus{}, p.wrap(rerr, "read back "+name)
+			return workload.DeploymentStatus{}, provider.Wrap(Name, p.classifier, rerr, "read back "+name)
 		}
 		st = p.stoppedStatus(name)
 	}
@@ -318,7 +319,7 @@ func (p *Provider) finish(ctx context.Context, name string, res result, err erro
 // loadForMutation reads the service's record for Scale, Restart and
 // ApplyConfig: NotFound if the service was never started (or was stopped).
 func (p *Provider) loadForMutation(ctx context.Context, name string) (*record, []string, error) {
-	if err := checkName(name); err != nil {
+	if err := workload.CheckName("name", name); err != nil {
 		return nil, nil, err
 	}
 	if err := p.cache.waitReady(ctx); err != nil {
@@ -330,9 +331,9 @@ func (p *Provider) loadForMutation(ctx context.Context, name string) (*record, [
 	}
 	if rec == nil {
 		if reps, lerr := p.listReplicas(ctx, name); lerr == nil && len(reps) > 0 {
-			return nil, nil, notFound("service %s has replicas but its spec anchor is gone; Start it again", name)
+			return nil, nil, provider.NotFound(Name, "service %s has replicas but its spec anchor is gone; Start it again", name)
 		}
-		return nil, nil, notFound("service %s not found on docker target %s", name, p.target)
+		return nil, nil, provider.NotFound(Name, "service %s not found on docker target %s", name, p.target)
 	}
 	return rec, anchors, nil
 }
@@ -409,7 +410,7 @@ func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[stri
 		return err
 	}
 	if rec.Spec.Compose != nil {
-		return errorf(workload.Unsupported, "apply_config: service %s runs a Compose file, which carries its own configuration; edit the file and Start again", name)
+		return provider.Errorf(Name, workload.Unsupported, "apply_config: service %s runs a Compose file, which carries its own configuration; edit the file and Start again", name)
 	}
 	next := *rec
 	next.Spec.Config = config
@@ -430,13 +431,13 @@ func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[stri
 	var e *workload.Error
 	switch {
 	case len(res.failed) > 0:
-		e = workload.Errorf(workload.RolloutFailed, "config of %s applied, but the rollout failed: %s", name, st.Message)
+		e = provider.Errorf(Name, workload.RolloutFailed, "config of %s applied, but the rollout failed: %s", name, st.Message)
 	case res.timedOut:
-		e = workload.Errorf(workload.Timeout, "config of %s applied; the rollout did not finish before the deadline: %s", name, st.Message)
+		e = provider.Errorf(Name, workload.Timeout, "config of %s applied; the rollout did not finish before the deadline: %s", name, st.Message)
 	default:
 		return nil
 	}
-	e.Provider, e.Status = Name, &st
+	e.Status = &st
 	return e
 }
 
@@ -444,7 +445,7 @@ func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[stri
 // and removed, then the anchor and the network. A second Stop, or a Stop
 // of an unknown service, finds nothing and answers Stopped.
 func (p *Provider) Stop(ctx context.Context, name string) (workload.DeploymentStatus, error) {
-	if err := checkName(name); err != nil {
+	if err := workload.CheckName("name", name); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
 	if err := p.cache.waitReady(ctx); err != nil {
@@ -482,12 +483,12 @@ func (p *Provider) stopAll(ctx context.Context, name string, rec *record, anchor
 	}
 	for _, id := range anchors {
 		if _, err := p.eng.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true}); err != nil && classify(err) != workload.NotFound {
-			return p.wrap(err, "remove the spec anchor of "+name)
+			return provider.Wrap(Name, p.classifier, err, "remove the spec anchor of "+name)
 		}
 	}
 	net := p.networkName(name)
 	if _, err := p.eng.NetworkRemove(ctx, net, client.NetworkRemoveOptions{}); err != nil && classify(err) != workload.NotFound {
-		return p.wrap(err, "remove network "+net)
+		return provider.Wrap(Name, p.classifier, err, "remove network "+net)
 	}
 	return nil
 }

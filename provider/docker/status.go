@@ -11,6 +11,7 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 
+	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
 
@@ -144,7 +145,7 @@ func shortID(id string) string {
 // Status implements provider.Provider: the service's status from the
 // event-fed cache.
 func (p *Provider) Status(ctx context.Context, name string) (workload.DeploymentStatus, error) {
-	if err := checkName(name); err != nil {
+	if err := workload.CheckName("name", name); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
 	if err := p.cache.waitReady(ctx); err != nil {
@@ -152,7 +153,7 @@ func (p *Provider) Status(ctx context.Context, name string) (workload.Deployment
 	}
 	st, ok := p.cache.status(name)
 	if !ok {
-		return workload.DeploymentStatus{}, notFound("service %s not found on docker target %s", name, p.target)
+		return workload.DeploymentStatus{}, provider.NotFound(Name, "service %s not found on docker target %s", name, p.target)
 	}
 	return st, nil
 }
@@ -225,11 +226,9 @@ func (p *Provider) Watch(ctx context.Context) iter.Seq2[workload.DeploymentStatu
 func (p *Provider) syncError(err error) error {
 	switch classify(err) {
 	case workload.Unavailable, workload.Timeout, workload.Unauthenticated, workload.PermissionDenied:
-		return p.wrap(err, "watch docker events")
+		return provider.Wrap(Name, p.classifier, err, "watch docker events")
 	}
-	e := workload.Errorf(workload.Unavailable, "docker engine at %s: cannot follow its events: %v", p.host, err)
-	e.Err, e.Provider = err, Name
-	return e
+	return provider.Errorf(Name, workload.Unavailable, "docker engine at %s: cannot follow its events: %w", p.host, err)
 }
 
 func (p *Provider) stoppedStatus(name string) workload.DeploymentStatus {
