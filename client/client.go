@@ -8,12 +8,10 @@
 package client
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"iter"
 	"net/http"
@@ -49,6 +47,7 @@ type ctxKey int
 const (
 	idemKey ctxKey = iota
 	waitKey
+	reconnectKey
 )
 
 type waitOpt struct {
@@ -281,7 +280,16 @@ func (c *Client) RevokeToken(ctx context.Context, id string) error {
 
 // Metrics streams a service's metrics until ctx ends or the caller stops.
 func (c *Client) Metrics(ctx context.Context, target, service string) iter.Seq2[workload.MetricSample, error] {
-	return stream[workload.MetricSample](c, ctx, svc(target, service)+"/metrics", nil, "sample")
+	var last time.Time
+	return stream(c, ctx, svc(target, service)+"/metrics", nil, "sample", resume[workload.MetricSample]{
+		fresh: func(s workload.MetricSample) bool {
+			if !s.Time.After(last) && !last.IsZero() {
+				return false
+			}
+			last = s.Time
+			return true
+		},
+	})
 }
 
 // Logs streams a service's logs.
@@ -294,75 +302,69 @@ func (c *Client) Logs(ctx context.Context, target, service string, opts provider
 	if !opts.Since.IsZero() {
 		q.Set("since", opts.Since.Format(time.RFC3339Nano))
 	}
-	return stream[workload.LogLine](c, ctx, svc(target, service)+"/logs", q, "line")
-}
-
-// stream reads a server-sent event stream, yielding the data of events
-// named event. An "error" event ends the stream with its error.
-func stream[T any](c *Client, ctx context.Context, path string, q url.Values, event string) iter.Seq2[T, error] {
-	return func(yield func(T, error) bool) {
-		var zero T
-		req, err := c.request(ctx, "GET", path, q, nil, "")
-		if err != nil {
-			yield(zero, err)
-			return
-		}
-		req.Header.Set("Accept", "text/event-stream")
-		resp, err := c.hc.Do(req)
-		if err != nil {
-			if ctx.Err() == nil {
-				yield(zero, workload.Errorf(workload.Unavailable, "cannot reach the server at %s: %w", c.base, err))
-			}
-			return
-		}
-		defer resp.Body.Close()
-		if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-			b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-			if err := workload.DecodeEnvelope(b, nil); err != nil {
-				yield(zero, err)
-			} else {
-				yield(zero, workload.Errorf(workload.Internal, "HTTP %d: expected an event stream", resp.StatusCode))
-			}
-			return
-		}
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 64<<10), 4<<20)
-		name := ""
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case line == "":
-				name = ""
-			case strings.HasPrefix(line, "event: "):
-				name = line[len("event: "):]
-			case strings.HasPrefix(line, "data: "):
-				data := []byte(line[len("data: "):])
-				switch name {
-				case event:
-					var v T
-					if err := json.Unmarshal(data, &v); err != nil {
-						yield(zero, fmt.Errorf("decoding %s event: %w", event, err))
-						return
-					}
-					if !yield(v, nil) {
-						return
-					}
-				case "error":
-					yield(zero, workload.DecodeEnvelope(data, nil))
-					return
-				case "end":
-					return
+	if !opts.Follow {
+		return stream(c, ctx, svc(target, service)+"/logs", q, "line", resume[workload.LogLine]{})
+	}
+	// Resumed from the earliest of the instances' last line times, every
+	// line since; per instance (an instance's lines are in time order, the
+	// merged stream's are not), lines older than its last one, or of the
+	// same instant and already yielded, are skipped.
+	type position struct {
+		last time.Time
+		seen map[workload.LogLine]bool
+	}
+	pos := map[string]*position{}
+	return stream(c, ctx, svc(target, service)+"/logs", q, "line", resume[workload.LogLine]{
+		query: func(first url.Values) url.Values {
+			var since time.Time
+			for _, p := range pos {
+				if since.IsZero() || p.last.Before(since) {
+					since = p.last
 				}
 			}
-		}
-		if err := sc.Err(); err != nil && ctx.Err() == nil {
-			yield(zero, workload.Errorf(workload.Unavailable, "stream interrupted: %w", err))
-		}
-	}
+			if since.IsZero() {
+				return first
+			}
+			return url.Values{"follow": {"true"}, "tail": {"-1"}, "since": {since.Format(time.RFC3339Nano)}}
+		},
+		fresh: func(l workload.LogLine) bool {
+			if l.Time.IsZero() {
+				return true // no time: cannot tell
+			}
+			p := pos[l.Instance]
+			if p == nil {
+				p = &position{seen: map[workload.LogLine]bool{}}
+				pos[l.Instance] = p
+			}
+			switch {
+			case l.Time.Before(p.last):
+				return false
+			case l.Time.After(p.last):
+				p.last = l.Time
+				clear(p.seen)
+			}
+			if p.seen[l] {
+				return false
+			}
+			p.seen[l] = true
+			return true
+		},
+	})
 }
 
 // ServiceEvents streams every service's status, then each change. The
 // stream ends at the first error the server reports.
 func (c *Client) ServiceEvents(ctx context.Context) iter.Seq2[workload.DeploymentStatus, error] {
-	return stream[workload.DeploymentStatus](c, ctx, "/v1/services/events", nil, "status")
+	last := map[string]string{}
+	return stream(c, ctx, "/v1/services/events", nil, "status", resume[workload.DeploymentStatus]{
+		fresh: func(st workload.DeploymentStatus) bool {
+			st.ObservedAt = time.Time{}
+			b, _ := json.Marshal(st)
+			if last[st.ID] == string(b) {
+				return false
+			}
+			last[st.ID] = string(b)
+			return true
+		},
+	})
 }

@@ -383,6 +383,9 @@ func metricsCmd(g *globals) *cobra.Command {
 		RunE: g.run(func(cmd *cobra.Command, args []string, c *client.Client, p printer) error {
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
+			if watch {
+				ctx = client.WithReconnect(ctx, followReconnect)
+			}
 			header := false
 			for s, err := range c.Metrics(ctx, g.target, args[0]) {
 				if err != nil {
@@ -408,6 +411,12 @@ func metricsCmd(g *globals) *cobra.Command {
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "keep streaming samples")
 	return cmd
 }
+
+// followReconnect is how long a follower (logs -f, metrics --watch,
+// status --watch) keeps reconnecting after its server went away: long
+// enough for a load balancer to send it to another replica, or for a
+// restarted server to come back.
+const followReconnect = 2 * time.Minute
 
 func bytesStr(n uint64) string {
 	const unit = 1024
@@ -441,7 +450,11 @@ func logsCmd(g *globals) *cobra.Command {
 					return workload.Invalid(workload.FieldError{Path: "since", Message: "must be an RFC 3339 time or a duration like 10m"})
 				}
 			}
-			for l, err := range c.Logs(cmd.Context(), g.target, args[0], opts) {
+			ctx := cmd.Context()
+			if follow {
+				ctx = client.WithReconnect(ctx, followReconnect)
+			}
+			for l, err := range c.Logs(ctx, g.target, args[0], opts) {
 				if err != nil {
 					return err
 				}
