@@ -85,3 +85,74 @@ func probeMessage(st workload.DeploymentStatus, ok bool, waited time.Duration) s
 	}
 	return msg
 }
+
+// Recover closes every intent that has no result: for each, it takes the
+// service lock (an intent whose lock another live controller holds is in
+// flight, not interrupted, and is left alone), asks the provider for the
+// service's status, and appends a result with outcome interrupted and the
+// probe's answer. It returns how many runs it closed.
+func (rt *Runtime) Recover(ctx context.Context) (int, error) {
+	open, err := rt.ledger.Unfinished(ctx)
+	if err != nil {
+		return 0, err
+	}
+	closed := 0
+	deadline := time.Now().Add(rt.settle)
+	for _, in := range open {
+		key := workload.ServiceID(in.Target, in.Service)
+		if in.Action == string(workload.ActionHalt) {
+			key = "halt"
+		}
+		if in.Action == string(workload.ActionExec) {
+			key = runLockKey(in.RunID)
+		}
+		lctx, cancel := context.WithTimeout(ctx, rt.recWait)
+		unlock, err := rt.lock(lctx, key)
+		cancel()
+		if err != nil {
+			rt.log.Info("recovery: run is held by a live controller; leaving it", "run", in.RunID, "service", key)
+			continue
+		}
+		err = rt.closeInterrupted(ctx, in, deadline)
+		unlock()
+		if err != nil {
+			return closed, err
+		}
+		closed++
+	}
+	return closed, nil
+}
+
+func (rt *Runtime) closeInterrupted(ctx context.Context, in ledger.Record, deadline time.Time) error {
+	// Another recovery (another process) may have closed it meanwhile.
+	page, err := rt.ledger.Query(ctx, ledger.Filter{RunID: in.RunID, Kind: ledger.KindResult})
+	if err != nil {
+		return err
+	}
+	if len(page.Records) > 0 {
+		return nil
+	}
+	msg := "the controller stopped before the result was recorded"
+	var detail string
+	if t, ok := rt.targets[in.Target]; ok && in.Service != "" {
+		st, ok, waited, err := rt.probeSettled(ctx, t.Provider, in, deadline)
+		if err != nil {
+			msg += "; status probe failed: " + workload.AsError(err).Message
+		} else {
+			msg += "; " + probeMessage(st, ok, waited)
+			detail = rt.resultDetail(Result{Status: rt.normalise(in.Target, st)})
+		}
+	} else if in.Service != "" {
+		msg += "; target " + in.Target + " is no longer configured, so its status was not probed"
+	}
+	_, err = rt.append(ctx, ledger.Record{
+		RunID: in.RunID, Kind: ledger.KindResult, UserID: in.UserID, Auth: in.Auth, UserName: in.UserName, Action: in.Action, Target: in.Target,
+		Service: in.Service, Provider: in.Provider, RequestDigest: in.RequestDigest, IdempotencyKey: in.IdempotencyKey,
+		Outcome: ledger.OutcomeInterrupted, ErrorCode: string(workload.Unavailable), Message: rt.creds.Redact(msg),
+		Detail: detail, Duration: time.Since(in.Time),
+	})
+	if err == nil {
+		rt.log.Warn("recovery: closed an interrupted run", "run", in.RunID, "action", in.Action, "service", in.Service, "probe", msg)
+	}
+	return err
+}
