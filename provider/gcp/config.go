@@ -132,7 +132,7 @@ func (p *Provider) checkConfig(service string, config map[string]string) error {
 // changed, a new revision rolls. Applying the same config again changes
 // nothing.
 func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[string]string) error {
-	if err := p.validName(name); err != nil {
+	if err := workload.CheckName("name", name); err != nil {
 		return err
 	}
 	if err := p.checkConfig(name, config); err != nil {
@@ -146,10 +146,10 @@ func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[stri
 		return err
 	}
 	if svc == nil {
-		return notFound(workload.ServiceID(p.target, name))
+		return provider.NotFound(Name, "Cloud Run service %q not found", workload.ServiceID(p.target, name))
 	}
 	if len(svc.GetTemplate().GetContainers()) == 0 {
-		return wrap(workload.ProviderError, "ApplyConfig "+name, "service has no container", nil)
+		return provider.Errorf(Name, workload.ProviderError, "ApplyConfig %s: service has no container", name)
 	}
 	refs, changed, err := p.writeConfigs(ctx, name, svc, config)
 	if err != nil {
@@ -169,10 +169,10 @@ func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[stri
 		st, err = p.wait(ctx, name)
 	}
 	if err != nil {
-		return afterChange(err)
+		return provider.AfterChange(Name, err, earlierChanges)
 	}
 	if st.Phase == workload.Failed {
-		e := wrap(workload.RolloutFailed, "ApplyConfig "+name, "new revision failed: "+st.Message, nil)
+		e := provider.Errorf(Name, workload.RolloutFailed, "ApplyConfig %s: new revision failed: %s", name, st.Message)
 		e.Status = &st
 		return e
 	}
@@ -288,7 +288,7 @@ func (p *Provider) writeConfig(ctx context.Context, service, key, value string) 
 	}
 	m := secretVersionPath.FindStringSubmatch(v.Name)
 	if m == nil {
-		return nil, true, wrap(workload.ProviderError, "AddSecretVersion "+id, "unexpected version name "+v.Name, nil)
+		return nil, true, provider.Errorf(Name, workload.ProviderError, "AddSecretVersion %s: unexpected version name %s", id, v.Name)
 	}
 	return &runpb.SecretKeySelector{Secret: "projects/" + m[1] + "/secrets/" + m[2], Version: m[3]}, true, nil
 }

@@ -110,6 +110,14 @@ func TestExecUnsupportedWithReason(t *testing.T) {
 			if c.Supported || !strings.Contains(c.Reason, "Cloud Run has no exec") {
 				t.Fatalf("exec capability = %+v, want unsupported with reason \"Cloud Run has no exec\"", c)
 			}
+			// The Provider has no Exec: the runtime's call says why.
+			if _, ok := provider.Provider(p).(provider.Execer); ok {
+				t.Error("the Cloud Run provider implements Execer")
+			}
+			_, err := provider.Exec(context.Background(), p, "web", provider.ExecRequest{Command: []string{"/bin/true"}})
+			if workload.CodeOf(err) != workload.Unsupported || !strings.Contains(err.Error(), "Cloud Run has no exec") {
+				t.Fatalf("provider.Exec = %v, want unsupported naming the reason", err)
+			}
 			return
 		}
 	}

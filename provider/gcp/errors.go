@@ -36,41 +36,38 @@ var codeFor = map[codes.Code]workload.Code{
 	codes.Canceled:           workload.Unavailable,
 }
 
-// mapErr turns a client error (a gRPC status, possibly carried by a failed
-// long-running operation) into a *workload.Error. what says what was being
-// done ("UpdateService web").
-func mapErr(what string, err error) error {
-	if err == nil {
-		return nil
-	}
-	var we *workload.Error
-	if errors.As(err, &we) {
-		return err
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return wrap(workload.Timeout, what, "deadline exceeded", err)
-	}
-	if errors.Is(err, context.Canceled) {
-		return wrap(workload.Unavailable, what, "cancelled", err)
+// classify maps a client error (a gRPC status, possibly carried by a
+// failed long-running operation) to a workload code and message.
+func classify(err error) (workload.Code, string) {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return workload.Timeout, "deadline exceeded"
+	case errors.Is(err, context.Canceled):
+		return workload.Unavailable, "cancelled"
 	}
 	if st, ok := status.FromError(err); ok {
 		code, known := codeFor[st.Code()]
 		if !known {
 			code = workload.ProviderError
 		}
-		return wrap(code, what, fmt.Sprintf("%s: %s", st.Code(), st.Message()), err)
+		return code, fmt.Sprintf("%s: %s", st.Code(), st.Message())
 	}
-	return wrap(workload.ProviderError, what, err.Error(), err)
+	return workload.ProviderError, ""
 }
 
-// mapTokenErr turns a failure to obtain an access token (GKE mode's
-// cluster token) into a *workload.Error. The token endpoint refusing the
-// credentials (HTTP 400, 401, 403: invalid_grant, unauthorized_client...)
-// and credentials that cannot make a request at all (a bad key, a missing
-// subject-token file) are unauthenticated; HTTP 429 is rate_limited; the
-// endpoint failing (5xx) or unreachable is unavailable.
-func mapTokenErr(err error) error {
-	const what = "get an access token for the GKE cluster"
+// mapErr turns a client error into a *workload.Error; what says what was
+// being done ("UpdateService web").
+func mapErr(what string, err error) error {
+	return provider.Wrap(Name, classify, err, what)
+}
+
+// classifyToken maps a failure to obtain an access token (GKE mode's
+// cluster token). The token endpoint refusing the credentials (HTTP 400,
+// 401, 403: invalid_grant, unauthorized_client...) and credentials that
+// cannot make a request at all (a bad key, a missing subject-token file)
+// are unauthenticated; HTTP 429 is rate_limited; the endpoint failing
+// (5xx) or unreachable is unavailable.
+func classifyToken(err error) (workload.Code, string) {
 	var ae *auth.Error
 	if errors.As(err, &ae) && ae.Response != nil {
 		code := workload.ProviderError
@@ -93,37 +90,33 @@ func mapTokenErr(err error) error {
 				msg += ": " + body.Description
 			}
 		}
-		return wrap(code, what, msg, err)
+		return code, msg
 	}
 	var ne net.Error
 	var oe *net.OpError
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
-		return wrap(workload.Timeout, what, "deadline exceeded", err)
+		return workload.Timeout, "deadline exceeded"
 	case errors.Is(err, context.Canceled):
-		return wrap(workload.Unavailable, what, "cancelled", err)
+		return workload.Unavailable, "cancelled"
 	case errors.As(err, &oe), errors.As(err, &ne):
-		return wrap(workload.Unavailable, what, "token endpoint unreachable: "+err.Error(), err)
+		return workload.Unavailable, "token endpoint unreachable: " + err.Error()
 	}
-	return wrap(workload.Unauthenticated, what, err.Error(), err)
+	return workload.Unauthenticated, ""
 }
 
-func wrap(code workload.Code, what, msg string, cause error) *workload.Error {
-	e := workload.Errorf(code, "%s: %s", what, msg)
-	e.Provider = Name
-	e.Err = cause
-	return e
+// mapTokenErr turns a failure to obtain the GKE cluster's access token
+// into a *workload.Error.
+func mapTokenErr(err error) error {
+	return provider.Wrap(Name, classifyToken, err, "get an access token for the GKE cluster")
 }
 
-func notFound(serviceID string) *workload.Error {
-	e := workload.Errorf(workload.NotFound, "Cloud Run service %q not found", serviceID)
-	e.Provider = Name
-	return e
-}
+// earlierChanges is what an error after an earlier change of the same
+// call (a secret version added, a revision created) says was done: a
+// refusal code would promise that nothing changed, so provider.AfterChange
+// makes it ProviderError.
+const earlierChanges = "earlier changes were applied"
 
-// afterChange reclassifies an error that follows an earlier successful
-// mutation (a secret version added, a revision created): a refusal code
-// would promise that nothing changed, so it becomes ProviderError.
-func afterChange(err error) error {
-	return provider.AfterChange(Name, err, "earlier changes were applied")
-}
+// credentialsUnset is the refusal of a target whose environment names no
+// credentials file.
+const credentialsUnset = "GOOGLE_APPLICATION_CREDENTIALS is not set (a service-account or external-account credentials file)"

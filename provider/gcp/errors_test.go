@@ -55,11 +55,11 @@ func TestMapErr(t *testing.T) {
 }
 
 func TestAfterChange(t *testing.T) {
-	err := afterChange(mapErr("UpdateService", status.Error(codes.PermissionDenied, "denied")))
+	err := provider.AfterChange(Name, mapErr("UpdateService", status.Error(codes.PermissionDenied, "denied")), earlierChanges)
 	if workload.CodeOf(err) != workload.ProviderError || provider.NothingChanged(err) {
 		t.Fatalf("afterChange = %v (%s), want provider_error that does not promise nothing changed", err, workload.CodeOf(err))
 	}
-	err = afterChange(mapErr("UpdateService", status.Error(codes.Unavailable, "down")))
+	err = provider.AfterChange(Name, mapErr("UpdateService", status.Error(codes.Unavailable, "down")), earlierChanges)
 	if workload.CodeOf(err) != workload.Unavailable {
 		t.Fatalf("afterChange kept code %s, want unavailable", workload.CodeOf(err))
 	}

@@ -12,6 +12,7 @@ import (
 
 	ascreds "github.com/alphaswarm/controller/credentials"
 	"github.com/alphaswarm/controller/provider"
+	"github.com/alphaswarm/controller/workload"
 )
 
 // OpenWithClientOptions is Open with the given client options instead of
@@ -26,7 +27,7 @@ func OpenWithClientOptions(ctx context.Context, cfg provider.TargetConfig, creds
 	rp, ok := p.(*Provider)
 	if !ok {
 		_ = p.(io.Closer).Close()
-		return nil, invalid("targets.%s.options.mode: OpenWithClientOptions opens Cloud Run targets; use OpenGKEWithClientOptions for gke", cfg.Name)
+		return nil, provider.Errorf(Name, workload.InvalidArgument, "targets.%s.options.mode: OpenWithClientOptions opens Cloud Run targets; use OpenGKEWithClientOptions for gke", cfg.Name)
 	}
 	return rp, nil
 }

@@ -143,7 +143,7 @@ func open(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolve
 	var mode string
 	if raw, ok := cfg.Options["mode"]; ok {
 		if err := json.Unmarshal(raw, &mode); err != nil {
-			return nil, invalid("targets.%s.options.mode: must be a string (run or gke)", cfg.Name)
+			return nil, provider.Errorf(Name, workload.InvalidArgument, "targets.%s.options.mode: must be a string (run or gke)", cfg.Name)
 		}
 	}
 	switch mode {
@@ -155,7 +155,7 @@ func open(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolve
 		}
 		return g, nil
 	default:
-		return nil, invalid("targets.%s.options.mode: %q is not one of run, gke", cfg.Name, mode)
+		return nil, provider.Errorf(Name, workload.InvalidArgument, "targets.%s.options.mode: %q is not one of run, gke", cfg.Name, mode)
 	}
 	var o Options
 	if err := cfg.DecodeOptions(&o); err != nil {
@@ -169,7 +169,7 @@ func open(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolve
 		o.PollInterval = workload.Duration(2 * time.Second)
 	}
 	if o.LogReadsPerMinute < 0 || o.MaxTailSessions < 0 {
-		return nil, invalid("targets.%s.options: logReadsPerMinute and maxTailSessions must not be negative", cfg.Name)
+		return nil, provider.Errorf(Name, workload.InvalidArgument, "targets.%s.options: logReadsPerMinute and maxTailSessions must not be negative", cfg.Name)
 	}
 	if o.LogReadsPerMinute == 0 {
 		o.LogReadsPerMinute = 60
@@ -186,19 +186,19 @@ func open(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolve
 		project = gc["CLOUDSDK_CORE_PROJECT"]
 	}
 	if project == "" {
-		return nil, invalid("targets.%s: no project: set options.project or GOOGLE_CLOUD_PROJECT", cfg.Name)
+		return nil, provider.Errorf(Name, workload.InvalidArgument, "targets.%s: no project: set options.project or GOOGLE_CLOUD_PROJECT", cfg.Name)
 	}
 	if o.Region == "" {
-		return nil, invalid("targets.%s.options.region: required for Cloud Run (e.g. \"europe-west1\")", cfg.Name)
+		return nil, provider.Errorf(Name, workload.InvalidArgument, "targets.%s.options.region: required for Cloud Run (e.g. \"europe-west1\")", cfg.Name)
 	}
 	if o.ServiceAccount != "" && !serviceAccountEmail.MatchString(o.ServiceAccount) {
-		return nil, invalid("targets.%s.options.serviceAccount: want a service account email (name@project.iam.gserviceaccount.com)", cfg.Name)
+		return nil, provider.Errorf(Name, workload.InvalidArgument, "targets.%s.options.serviceAccount: want a service account email (name@project.iam.gserviceaccount.com)", cfg.Name)
 	}
 	opts := oc.clientOpts
 	if opts == nil {
 		file := gc["GOOGLE_APPLICATION_CREDENTIALS"]
 		if file == "" {
-			return nil, wrap(workload.Unauthenticated, "open", "GOOGLE_APPLICATION_CREDENTIALS is not set (a service-account or external-account credentials file)", nil)
+			return nil, provider.Errorf(Name, workload.Unauthenticated, "open: %s", credentialsUnset)
 		}
 		// WithCredentialsFile accepts service_account and external_account
 		// (workload identity federation) files alike.
@@ -265,18 +265,5 @@ func (p *Provider) UnsupportedReason(op provider.Operation) string {
 
 func (p *Provider) serviceName(name string) string { return p.parent + "/services/" + name }
 
-func invalid(format string, args ...any) *workload.Error {
-	e := workload.Errorf(workload.InvalidArgument, format, args...)
-	e.Provider = Name
-	return e
-}
-
 // execReason is why exec is unsupported.
 const execReason = "Cloud Run has no exec: the Admin API offers no way to run a command inside a running instance"
-
-// Exec implements provider.Execer only so that the capability matrix can
-// carry the specific reason (through UnsupportedReason): it always returns
-// Unsupported and never contacts Google Cloud.
-func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecRequest) (provider.ExecResult, error) {
-	return provider.ExecResult{}, provider.ErrUnsupported(Name, provider.OpExec, execReason)
-}

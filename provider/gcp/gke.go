@@ -134,9 +134,7 @@ func (o *GKEOptions) validate(target string) error {
 		}
 	}
 	if len(errs) > 0 {
-		e := workload.Invalid(errs...)
-		e.Provider = Name
-		return e
+		return workload.Invalid(errs...).WithProvider(Name)
 	}
 	return nil
 }
@@ -151,6 +149,10 @@ func gkeDecodeHint(err error) error {
 	}
 	fields := make([]workload.FieldError, len(we.Fields))
 	for i, f := range we.Fields {
+		if !strings.HasPrefix(f.Message, "unknown field") {
+			fields[i] = f // a wrongly typed or repeated option: nothing mode-specific to say
+			continue
+		}
 		f.Message += " in gke mode"
 		switch f.Path[strings.LastIndex(f.Path, ".")+1:] {
 		case "region":
@@ -162,9 +164,7 @@ func gkeDecodeHint(err error) error {
 		}
 		fields[i] = f
 	}
-	e := workload.Invalid(fields...)
-	e.Provider = Name
-	return e
+	return workload.Invalid(fields...).WithProvider(Name)
 }
 
 func (o *GKEOptions) kubeOptions() kubernetes.Options {
@@ -197,7 +197,7 @@ func openGKE(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Reso
 		return nil, gkeDecodeHint(err)
 	}
 	if o.Mode != "gke" {
-		return nil, invalid("targets.%s.options.mode: %q, want gke", cfg.Name, o.Mode)
+		return nil, provider.Errorf(Name, workload.InvalidArgument, "targets.%s.options.mode: %q, want gke", cfg.Name, o.Mode)
 	}
 	if creds == nil {
 		creds = ascreds.FromEnv()
@@ -214,7 +214,7 @@ func openGKE(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Reso
 	}
 	file := gc["GOOGLE_APPLICATION_CREDENTIALS"]
 	if file == "" {
-		return nil, wrap(workload.Unauthenticated, "open", "GOOGLE_APPLICATION_CREDENTIALS is not set (a service-account or external-account credentials file)", nil)
+		return nil, provider.Errorf(Name, workload.Unauthenticated, "open: %s", credentialsUnset)
 	}
 	ac, err := gkeCredentials(file)
 	if err != nil {
@@ -248,21 +248,23 @@ func openGKE(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Reso
 func gkeCredentials(file string) (*auth.Credentials, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return nil, wrap(workload.Unauthenticated, "open", "read GOOGLE_APPLICATION_CREDENTIALS: "+err.Error(), err)
+		return nil, provider.Errorf(Name, workload.Unauthenticated, "open: read GOOGLE_APPLICATION_CREDENTIALS: %w", err)
 	}
 	var head struct {
 		Type string `json:"type"`
 	}
 	if err := json.Unmarshal(b, &head); err != nil {
-		return nil, wrap(workload.Unauthenticated, "open", "GOOGLE_APPLICATION_CREDENTIALS "+file+" is not a JSON credentials file", err)
+		e := provider.Errorf(Name, workload.Unauthenticated, "open: GOOGLE_APPLICATION_CREDENTIALS %s is not a JSON credentials file", file)
+		e.Err = err
+		return nil, e
 	}
 	var ct gauthcreds.CredType
 	switch gauthcreds.CredType(head.Type) {
 	case gauthcreds.ServiceAccount, gauthcreds.ExternalAccount:
 		ct = gauthcreds.CredType(head.Type)
 	default:
-		return nil, wrap(workload.Unauthenticated, "open", fmt.Sprintf(
-			"GOOGLE_APPLICATION_CREDENTIALS %s holds credentials of type %q; GKE mode takes service_account or external_account", file, head.Type), nil)
+		return nil, provider.Errorf(Name, workload.Unauthenticated,
+			"open: GOOGLE_APPLICATION_CREDENTIALS %s holds credentials of type %q; GKE mode takes service_account or external_account", file, head.Type)
 	}
 	ac, err := gauthcreds.NewCredentialsFromJSON(ct, b, &gauthcreds.DetectOptions{
 		Scopes:              GKEScopes,
@@ -270,7 +272,7 @@ func gkeCredentials(file string) (*auth.Credentials, error) {
 		DisableAsyncRefresh: true,
 	})
 	if err != nil {
-		return nil, wrap(workload.Unauthenticated, "open", "GOOGLE_APPLICATION_CREDENTIALS "+file+": "+err.Error(), err)
+		return nil, provider.Errorf(Name, workload.Unauthenticated, "open: GOOGLE_APPLICATION_CREDENTIALS %s: %w", file, err)
 	}
 	return ac, nil
 }
@@ -306,13 +308,13 @@ func (g *GKEProvider) restConfig(cl *containerpb.Cluster) (*rest.Config, error) 
 	}
 	if endpoint == "" {
 		if st := cl.GetStatus(); st != containerpb.Cluster_RUNNING && st != containerpb.Cluster_RECONCILING && st != containerpb.Cluster_DEGRADED {
-			return nil, wrap(workload.Unavailable, what, fmt.Sprintf("the cluster is %s and has no endpoint yet", st), nil)
+			return nil, provider.Errorf(Name, workload.Unavailable, "%s: the cluster is %s and has no endpoint yet", what, st)
 		}
 		kind := "endpoint"
 		if g.opts.Endpoint != "" && g.opts.Endpoint != "default" {
 			kind = g.opts.Endpoint + " endpoint"
 		}
-		return nil, wrap(workload.InvalidArgument, what, fmt.Sprintf("the cluster has no %s (targets.%s.options.endpoint)", kind, g.target), nil)
+		return nil, provider.Errorf(Name, workload.InvalidArgument, "%s: the cluster has no %s (targets.%s.options.endpoint)", what, kind, g.target)
 	}
 	host := endpoint
 	if !strings.HasPrefix(host, "https://") {
@@ -322,10 +324,12 @@ func (g *GKEProvider) restConfig(cl *containerpb.Cluster) (*rest.Config, error) 
 	if useCA {
 		ca, err := base64.StdEncoding.DecodeString(cl.GetMasterAuth().GetClusterCaCertificate())
 		if err != nil || len(ca) == 0 {
-			return nil, wrap(workload.ProviderError, what, "masterAuth.clusterCaCertificate is not a base64 PEM certificate", err)
+			e := provider.Errorf(Name, workload.ProviderError, "%s: masterAuth.clusterCaCertificate is not a base64 PEM certificate", what)
+			e.Err = err
+			return nil, e
 		}
 		if !x509.NewCertPool().AppendCertsFromPEM(ca) {
-			return nil, wrap(workload.ProviderError, what, "masterAuth.clusterCaCertificate holds no PEM certificate", nil)
+			return nil, provider.Errorf(Name, workload.ProviderError, "%s: masterAuth.clusterCaCertificate holds no PEM certificate", what)
 		}
 		rc.TLSClientConfig.CAData = ca
 	}

@@ -117,7 +117,7 @@ func toLine(e *loggingpb.LogEntry) workload.LogLine {
 // dropping or repeating entries.
 func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptions) iter.Seq2[workload.LogLine, error] {
 	return func(yield func(workload.LogLine, error) bool) {
-		if err := p.validName(name); err != nil {
+		if err := workload.CheckName("name", name); err != nil {
 			yield(workload.LogLine{}, err)
 			return
 		}
@@ -127,7 +127,7 @@ func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptio
 		}
 		svc, err := p.get(ctx, name)
 		if err == nil && svc == nil {
-			err = notFound(workload.ServiceID(p.target, name))
+			err = provider.NotFound(Name, "Cloud Run service %q not found", workload.ServiceID(p.target, name))
 		}
 		if err != nil {
 			yield(workload.LogLine{}, err)
@@ -171,9 +171,7 @@ func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptio
 		case p.tailSlots <- struct{}{}:
 			defer func() { <-p.tailSlots }()
 		default:
-			e := workload.Errorf(workload.RateLimited, "logs %s: %d follows are open on target %s, the most it keeps (Cloud Logging allows 10 live-tailing sessions per project; options.maxTailSessions)", workload.ServiceID(p.target, name), cap(p.tailSlots), p.target)
-			e.Provider = Name
-			yield(workload.LogLine{}, e)
+			yield(workload.LogLine{}, provider.Errorf(Name, workload.RateLimited, "logs %s: %d follows are open on target %s, the most it keeps (Cloud Logging allows 10 live-tailing sessions per project; options.maxTailSessions)", workload.ServiceID(p.target, name), cap(p.tailSlots), p.target))
 			return
 		}
 		base := max(p.opts.PollInterval.D(), 10*time.Millisecond)
@@ -250,7 +248,9 @@ const (
 
 func afterTailRetries(name string, err error) error {
 	if err == nil || errors.Is(err, io.EOF) {
-		return wrap(workload.Unavailable, "TailLogEntries "+name, fmt.Sprintf("the stream ended %d times in a row", maxTailFailures+1), err)
+		e := provider.Errorf(Name, workload.Unavailable, "TailLogEntries %s: the stream ended %d times in a row", name, maxTailFailures+1)
+		e.Err = err
+		return e
 	}
 	return mapErr("TailLogEntries "+name, err)
 }
@@ -421,7 +421,7 @@ func (p *Provider) list(ctx context.Context, resources []string, filter, order s
 		// Each page is one read request: take a turn before it.
 		if pi := it.PageInfo(); pi.Remaining() == 0 && (first || pi.Token != "") {
 			if err := p.logReads.Wait(ctx); err != nil {
-				return nil, wrap(workload.Timeout, "ListLogEntries", "waiting for a turn within logReadsPerMinute: "+err.Error(), err)
+				return nil, provider.Errorf(Name, workload.Timeout, "ListLogEntries: waiting for a turn within logReadsPerMinute: %w", err)
 			}
 		}
 		e, err := it.Next()

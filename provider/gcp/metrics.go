@@ -51,7 +51,7 @@ func metricsWindow(period time.Duration) time.Duration {
 // instance_count point yield nothing.
 func (p *Provider) StreamMetrics(ctx context.Context, name string) iter.Seq2[workload.MetricSample, error] {
 	return func(yield func(workload.MetricSample, error) bool) {
-		if err := p.validName(name); err != nil {
+		if err := workload.CheckName("name", name); err != nil {
 			yield(workload.MetricSample{}, err)
 			return
 		}
@@ -61,7 +61,7 @@ func (p *Provider) StreamMetrics(ctx context.Context, name string) iter.Seq2[wor
 		}
 		svc, err := p.get(ctx, name)
 		if err == nil && svc == nil {
-			err = notFound(workload.ServiceID(p.target, name))
+			err = provider.NotFound(Name, "Cloud Run service %q not found", workload.ServiceID(p.target, name))
 		}
 		if err != nil {
 			yield(workload.MetricSample{}, err)

@@ -15,13 +15,6 @@ import (
 	"github.com/alphaswarm/controller/workload"
 )
 
-func (p *Provider) validName(name string) error {
-	if msg := workload.ValidateName(name); msg != "" {
-		return workload.Invalid(workload.FieldError{Path: "name", Message: msg})
-	}
-	return nil
-}
-
 // get returns the service, or nil when Cloud Run has no such service.
 func (p *Provider) get(ctx context.Context, name string) (*runpb.Service, error) {
 	svc, err := p.services.GetService(ctx, &runpb.GetServiceRequest{Name: p.serviceName(name)})
@@ -83,7 +76,7 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 			return p.wait(ctx, spec.Name) // the status now; Cloud Run rolls the first revision on
 		}
 		if _, err := op.Wait(ctx); err != nil {
-			return p.opFailed(ctx, spec.Name, afterChange(mapErr("CreateService "+spec.Name+" (operation)", err)))
+			return p.opFailed(ctx, spec.Name, provider.AfterChange(Name, mapErr("CreateService "+spec.Name+" (operation)", err), earlierChanges))
 		}
 		return p.wait(ctx, spec.Name)
 	}
@@ -106,7 +99,7 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 // afterIf is afterChange when changed, else err as it is.
 func afterIf(changed bool, err error) error {
 	if changed {
-		return afterChange(err)
+		return provider.AfterChange(Name, err, earlierChanges)
 	}
 	return err
 }
@@ -129,7 +122,7 @@ func (p *Provider) update(ctx context.Context, svc *runpb.Service, name string) 
 		return workload.DeploymentStatus{}, nil // Cloud Run rolls the revision on; the caller did not wait
 	}
 	if _, err := op.Wait(ctx); err != nil {
-		return p.opFailed(ctx, name, afterChange(mapErr("UpdateService "+name+" (operation)", err)))
+		return p.opFailed(ctx, name, provider.AfterChange(Name, mapErr("UpdateService "+name+" (operation)", err), earlierChanges))
 	}
 	return workload.DeploymentStatus{}, nil
 }
@@ -184,7 +177,7 @@ func (p *Provider) Scale(ctx context.Context, name string, replicas int) (worklo
 
 // scale is Scale for op (scale, or stop as scale to zero).
 func (p *Provider) scale(ctx context.Context, op provider.Operation, name string, replicas int) (workload.DeploymentStatus, error) {
-	if err := p.validName(name); err != nil {
+	if err := workload.CheckName("name", name); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
 	if msg := workload.ValidateReplicas(replicas); msg != "" {
@@ -198,7 +191,7 @@ func (p *Provider) scale(ctx context.Context, op provider.Operation, name string
 		return workload.DeploymentStatus{}, err
 	}
 	if svc == nil {
-		return workload.DeploymentStatus{}, notFound(workload.ServiceID(p.target, name))
+		return workload.DeploymentStatus{}, provider.NotFound(Name, "Cloud Run service %q not found", workload.ServiceID(p.target, name))
 	}
 	if desiredOf(svc) != replicas || svc.GetScaling().GetScalingMode() != runpb.ServiceScaling_MANUAL {
 		svc.Scaling = manualScaling(replicas)
@@ -222,7 +215,7 @@ func (p *Provider) Stop(ctx context.Context, name string) (workload.DeploymentSt
 // Restart implements provider.Restarter: a new revision with the same
 // spec, forced by bumping the AnnotationRestart annotation.
 func (p *Provider) Restart(ctx context.Context, name string) (workload.DeploymentStatus, error) {
-	if err := p.validName(name); err != nil {
+	if err := workload.CheckName("name", name); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
 	if err := p.permitted(ctx, provider.OpRestart, name, nil); err != nil {
@@ -233,7 +226,7 @@ func (p *Provider) Restart(ctx context.Context, name string) (workload.Deploymen
 		return workload.DeploymentStatus{}, err
 	}
 	if svc == nil {
-		return workload.DeploymentStatus{}, notFound(workload.ServiceID(p.target, name))
+		return workload.DeploymentStatus{}, provider.NotFound(Name, "Cloud Run service %q not found", workload.ServiceID(p.target, name))
 	}
 	bump(svc)
 	st, err := p.update(ctx, svc, name)

@@ -22,7 +22,7 @@ func (p *Provider) wait(ctx context.Context, name string) (workload.DeploymentSt
 
 // Status implements provider.Provider.
 func (p *Provider) Status(ctx context.Context, name string) (workload.DeploymentStatus, error) {
-	if err := p.validName(name); err != nil {
+	if err := workload.CheckName("name", name); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
 	if err := p.permitted(ctx, provider.OpStatus, name, nil); err != nil {
@@ -33,7 +33,7 @@ func (p *Provider) Status(ctx context.Context, name string) (workload.Deployment
 		return workload.DeploymentStatus{}, err
 	}
 	if svc == nil {
-		return workload.DeploymentStatus{}, notFound(workload.ServiceID(p.target, name))
+		return workload.DeploymentStatus{}, provider.NotFound(Name, "Cloud Run service %q not found", workload.ServiceID(p.target, name))
 	}
 	return p.statusOf(name, svc), nil
 }

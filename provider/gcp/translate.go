@@ -13,6 +13,7 @@ import (
 	"cloud.google.com/go/run/apiv2/runpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
 
@@ -76,7 +77,7 @@ func manualScaling(n int) *runpb.ServiceScaling {
 // template translates a spec into a revision template.
 func (p *Provider) template(spec workload.DeploymentSpec) (*runpb.RevisionTemplate, error) {
 	if spec.Compose != nil {
-		return nil, invalid("compose: Cloud Run services are single images; compose is not supported by the gcp provider")
+		return nil, provider.Errorf(Name, workload.InvalidArgument, "compose: Cloud Run services are single images; compose is not supported by the gcp provider")
 	}
 	c := &runpb.Container{Name: containerName, Image: spec.Image, Command: spec.Command, Args: spec.Args}
 	for _, k := range slices.Sorted(maps.Keys(spec.Env)) {
