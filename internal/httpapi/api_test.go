@@ -8,8 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -22,8 +20,8 @@ import (
 	"github.com/alphaswarm/controller/credentials"
 	"github.com/alphaswarm/controller/internal/auth"
 	"github.com/alphaswarm/controller/internal/httpapi"
+	"github.com/alphaswarm/controller/internal/testkit"
 	"github.com/alphaswarm/controller/ledger"
-	"github.com/alphaswarm/controller/ledger/sqlite"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/provider/providertest"
 	"github.com/alphaswarm/controller/workload"
@@ -52,10 +50,10 @@ func (a staticAuth) Authenticate(r *http.Request) (control.Principal, error) {
 var tokens = map[string]string{"viewer": "tok-viewer", "operator": "tok-operator", "admin": "tok-admin"}
 
 type fixture struct {
-	srv *httptest.Server
+	url string
 	api *httpapi.Server
 	mem *providertest.Memory
-	led *sqlite.Ledger
+	led ledger.Ledger
 	rt  *control.Runtime
 }
 
@@ -64,39 +62,25 @@ func newFixture(t *testing.T) *fixture {
 	return newFixtureWith(t, credentials.FromMap(nil), slog.New(slog.DiscardHandler))
 }
 
+// newFixtureWith is testkit's stack (assembled as serve assembles it) with
+// the router's inputs under test fixed: static bearer tokens per role
+// (the real token store is tested in internal/auth), no token store
+// unless opts sets one, no dashboard routes and a 64 KiB body limit.
 func newFixtureWith(t *testing.T, creds *credentials.Resolver, log *slog.Logger, opts ...func(*httpapi.Options)) *fixture {
 	t.Helper()
-	led, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "l.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mem := providertest.NewMemory("local")
-	mem.MetricsInterval = 20 * time.Millisecond
-	metrics := httpapi.NewMetrics()
-	rt, err := control.New(context.Background(), control.Options{Ledger: led, Credentials: creds,
-		Targets: []control.Target{{Name: "local", Provider: mem}}, Logger: log, Observer: metrics})
-	if err != nil {
-		t.Fatal(err)
-	}
 	auth := staticAuth{}
 	for role, tok := range tokens {
 		auth[tok] = control.Principal{User: role + "-user", Role: role}
 	}
-	o := httpapi.Options{Runtime: rt, Auth: auth, Logger: log, Metrics: metrics, MaxBodyBytes: 64 << 10}
-	for _, fn := range opts {
-		fn(&o)
-	}
-	api := httpapi.New(o)
-	srv := httptest.NewServer(api.Handler())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		api.Drain(ctx)
-		srv.Close()
-		rt.Close()
-		led.Close()
-	})
-	return &fixture{srv: srv, api: api, mem: mem, led: led, rt: rt}
+	st := testkit.NewStack(t, testkit.Options{Credentials: creds, Logger: log, MetricsInterval: 20 * time.Millisecond,
+		API: func(o *httpapi.Options) {
+			o.Auth, o.AuthStatus, o.Tokens, o.Extra = auth, nil, nil, nil
+			o.MaxBodyBytes, o.ReadTimeout, o.MaxStreamsPerPrincipal = 64<<10, 0, 0
+			for _, fn := range opts {
+				fn(o)
+			}
+		}})
+	return &fixture{url: st.URL, api: st.API, mem: st.Memory, led: st.Ledger, rt: st.Runtime}
 }
 
 type reply struct {
@@ -111,7 +95,7 @@ type reply struct {
 
 func (f *fixture) call(t *testing.T, role, method, path, body string, hdr ...string) reply {
 	t.Helper()
-	req, err := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
+	req, err := http.NewRequest(method, f.url+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,7 +415,7 @@ func TestExecWebSocket(t *testing.T) {
 	f.deploy(t, "web", 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	url := "ws" + strings.TrimPrefix(f.srv.URL, "http") + "/v1/targets/local/services/web/exec/ws?command=echo&command=over&command=ws&tty=true&cols=80&rows=24"
+	url := "ws" + strings.TrimPrefix(f.url, "http") + "/v1/targets/local/services/web/exec/ws?command=echo&command=over&command=ws&tty=true&cols=80&rows=24"
 	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tokens["admin"]}}})
 	if err != nil {
 		t.Fatal(err)
@@ -495,7 +479,7 @@ func TestMetricsSSEFanOut(t *testing.T) {
 	errs := make(chan error, subscribers)
 	for range subscribers {
 		go func() {
-			req, _ := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/v1/targets/local/services/web/metrics", nil)
+			req, _ := http.NewRequestWithContext(ctx, "GET", f.url+"/v1/targets/local/services/web/metrics", nil)
 			req.Header.Set("Authorization", "Bearer "+tokens["viewer"])
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
@@ -537,7 +521,7 @@ func TestLogsSSE(t *testing.T) {
 	f.deploy(t, "web", 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/v1/targets/local/services/web/logs?follow=true&tail=-1", nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.url+"/v1/targets/local/services/web/logs?follow=true&tail=-1", nil)
 	req.Header.Set("Authorization", "Bearer "+tokens["viewer"])
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -557,7 +541,7 @@ func TestLogsSSE(t *testing.T) {
 func TestDrainEndsStreams(t *testing.T) {
 	f := newFixture(t)
 	f.deploy(t, "web", 1)
-	req, _ := http.NewRequest("GET", f.srv.URL+"/v1/targets/local/services/web/metrics", nil)
+	req, _ := http.NewRequest("GET", f.url+"/v1/targets/local/services/web/metrics", nil)
 	req.Header.Set("Authorization", "Bearer "+tokens["viewer"])
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -663,7 +647,7 @@ func TestServicesEvents(t *testing.T) {
 	f.deploy(t, "api", 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/v1/services/events", nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.url+"/v1/services/events", nil)
 	req.Header.Set("Authorization", "Bearer "+tokens["viewer"])
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -26,7 +26,7 @@ func TestEveryErrorIsAnEnvelope(t *testing.T) {
 		{"GET", "/v1/nope", 404, ""},
 	} {
 		t.Run(c.method+" "+c.path, func(t *testing.T) {
-			req, _ := http.NewRequest(c.method, f.srv.URL+c.path, nil)
+			req, _ := http.NewRequest(c.method, f.url+c.path, nil)
 			req.Header.Set("Authorization", "Bearer "+tokens["admin"])
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alphaswarm/controller/internal/testkit"
 	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
@@ -24,9 +25,8 @@ func TestExecClientCloseIsNotAFailure(t *testing.T) {
 		run               func(t *testing.T, f *fixture, entered <-chan struct{})
 	}{
 		{"websocket close 1000", "the client closed the WebSocket (status 1000)", func(t *testing.T, f *fixture, entered <-chan struct{}) {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			url := "ws" + strings.TrimPrefix(f.srv.URL, "http") + "/v1/targets/local/services/web/exec/ws?command=sh"
+			ctx := testkit.Context(t, 10*time.Second)
+			url := "ws" + strings.TrimPrefix(f.url, "http") + "/v1/targets/local/services/web/exec/ws?command=sh"
 			c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tokens["admin"]}}})
 			if err != nil {
 				t.Fatal(err)
@@ -38,7 +38,7 @@ func TestExecClientCloseIsNotAFailure(t *testing.T) {
 		}},
 		{"http connection closed", "the client closed the connection", func(t *testing.T, f *fixture, entered <-chan struct{}) {
 			ctx, cancel := context.WithCancel(context.Background())
-			req, err := http.NewRequestWithContext(ctx, "POST", f.srv.URL+"/v1/targets/local/services/web/exec", strings.NewReader(`{"command":["sh"]}`))
+			req, err := http.NewRequestWithContext(ctx, "POST", f.url+"/v1/targets/local/services/web/exec", strings.NewReader(`{"command":["sh"]}`))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -70,21 +70,16 @@ func TestExecClientCloseIsNotAFailure(t *testing.T) {
 			}
 			tc.run(t, f, entered)
 			var rec ledger.Record
-			deadline := time.Now().Add(10 * time.Second)
-			for {
+			testkit.WaitFor(t, 10*time.Second, "the exec's result row", func() bool {
 				page, err := f.led.Query(context.Background(), ledger.Filter{Action: string(workload.ActionExec), Kind: ledger.KindResult})
 				if err != nil {
 					t.Fatal(err)
 				}
 				if len(page.Records) == 1 {
 					rec = page.Records[0]
-					break
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("no exec result row after 10s: %+v", page.Records)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+				return len(page.Records) == 1
+			})
 			if rec.Outcome != ledger.OutcomeInterrupted || rec.ErrorCode != "" || !strings.Contains(rec.Message, tc.wantMessage) {
 				t.Fatalf("result row: outcome %q code %q message %q; want interrupted, no code, message containing %q",
 					rec.Outcome, rec.ErrorCode, rec.Message, tc.wantMessage)

@@ -52,7 +52,7 @@ func TestExecWSRefusesBeforeUpgrade(t *testing.T) {
 	// there is no connection to read an in-band error from.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	url := "ws" + strings.TrimPrefix(f.srv.URL, "http") + base + "ghost/exec/ws?command=echo"
+	url := "ws" + strings.TrimPrefix(f.url, "http") + base + "ghost/exec/ws?command=echo"
 	c, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tokens["admin"]}}})
 	if err == nil {
 		c.CloseNow()

@@ -29,7 +29,7 @@ func TestSlowBodiesAreCutOff(t *testing.T) {
 	f := newFixtureWith(t, credentials.FromMap(nil), slog.New(slog.DiscardHandler),
 		func(o *httpapi.Options) { o.ReadTimeout = readTimeout })
 	f.deploy(t, "web", 1)
-	addr := strings.TrimPrefix(f.srv.URL, "http://")
+	addr := strings.TrimPrefix(f.url, "http://")
 	cases := []struct{ name, path, auth string }{
 		{"unauthenticated", "/v1/targets/local/services/web/scale", ""},
 		{"no route", "/v1/nothing", ""},
@@ -106,7 +106,7 @@ func TestStreamsOutliveReadTimeout(t *testing.T) {
 	f.deploy(t, "web", 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/v1/targets/local/services/web/logs?follow=true&tail=-1", nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.url+"/v1/targets/local/services/web/logs?follow=true&tail=-1", nil)
 	req.Header.Set("Authorization", "Bearer "+tokens["viewer"])
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -131,7 +131,7 @@ func TestStreamsCappedPerPrincipal(t *testing.T) {
 	f.deploy(t, "web", 1)
 	open := func(role string) (*http.Response, context.CancelFunc) {
 		ctx, cancel := context.WithCancel(context.Background())
-		req, _ := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/v1/targets/local/services/web/metrics", nil)
+		req, _ := http.NewRequestWithContext(ctx, "GET", f.url+"/v1/targets/local/services/web/metrics", nil)
 		req.Header.Set("Authorization", "Bearer "+tokens[role])
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -179,7 +179,7 @@ func TestExecWebSocketOutlivesReadTimeout(t *testing.T) {
 	f.mem.Delay = 500 * time.Millisecond // every operation, exec included, takes this long
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	url := "ws" + strings.TrimPrefix(f.srv.URL, "http") + "/v1/targets/local/services/web/exec/ws?command=echo&command=late"
+	url := "ws" + strings.TrimPrefix(f.url, "http") + "/v1/targets/local/services/web/exec/ws?command=echo&command=late"
 	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tokens["admin"]}}})
 	if err != nil {
 		t.Fatal(err)

@@ -64,7 +64,7 @@ func TestOpenAPIConformance(t *testing.T) {
 		if !strings.HasPrefix(sv.URL, "/") {
 			t.Fatalf("servers has an absolute URL %q", sv.URL)
 		}
-		sv.URL = strings.TrimSuffix(f.srv.URL+sv.URL, "/")
+		sv.URL = strings.TrimSuffix(f.url+sv.URL, "/")
 	}
 	router, err := legacy.NewRouter(doc)
 	if err != nil {
@@ -159,7 +159,7 @@ func TestOpenAPIConformance(t *testing.T) {
 	for _, c := range cases {
 		c.path = strings.ReplaceAll(c.path, "{tokenID}", tokenID)
 		t.Run(c.method+" "+c.path, func(t *testing.T) {
-			req, _ := http.NewRequest(c.method, f.srv.URL+c.path, strings.NewReader(c.body))
+			req, _ := http.NewRequest(c.method, f.url+c.path, strings.NewReader(c.body))
 			if c.ctype != "" {
 				req.Header.Set("Content-Type", c.ctype)
 			}
@@ -218,7 +218,7 @@ func TestOpenAPIConformance(t *testing.T) {
 		})
 	}
 	t.Run("GET exec/ws handshake", func(t *testing.T) {
-		req, _ := http.NewRequest("GET", f.srv.URL+svc+"/exec/ws?command=echo&command=hi&tty=false", nil)
+		req, _ := http.NewRequest("GET", f.url+svc+"/exec/ws?command=echo&command=hi&tty=false", nil)
 		for k, v := range map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
 			"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Authorization": "Bearer " + tokens["admin"]} {
 			req.Header.Set(k, v)

@@ -23,7 +23,7 @@ func TestStreamsRedactedForViewers(t *testing.T) {
 	f.mem.Emit("web", "pw="+secret)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/v1/targets/local/services/web/logs?tail=-1", nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.url+"/v1/targets/local/services/web/logs?tail=-1", nil)
 	req.Header.Set("Authorization", "Bearer "+tokens["viewer"])
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -35,7 +35,7 @@ func TestStreamsRedactedForViewers(t *testing.T) {
 		t.Fatalf("log events %v", evs)
 	}
 
-	url := "ws" + strings.TrimPrefix(f.srv.URL, "http") + "/v1/targets/local/services/web/exec/ws?command=echo&command=pw=" + secret + "&tty=true"
+	url := "ws" + strings.TrimPrefix(f.url, "http") + "/v1/targets/local/services/web/exec/ws?command=echo&command=pw=" + secret + "&tty=true"
 	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tokens["admin"]}}})
 	if err != nil {
 		t.Fatal(err)

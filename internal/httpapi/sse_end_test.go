@@ -14,7 +14,7 @@ import (
 func TestFinishedStreamStopsClients(t *testing.T) {
 	f := newFixture(t)
 	f.deploy(t, "web", 2)
-	path := f.srv.URL + "/v1/targets/local/services/web/logs?tail=-1"
+	path := f.url + "/v1/targets/local/services/web/logs?tail=-1"
 	get := func(lastID string) (*http.Response, string) {
 		req, _ := http.NewRequest("GET", path, nil)
 		req.Header.Set("Authorization", "Bearer "+tokens["viewer"])

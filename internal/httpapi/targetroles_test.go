@@ -2,19 +2,14 @@ package httpapi_test
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/alphaswarm/controller/control"
-	"github.com/alphaswarm/controller/credentials"
 	"github.com/alphaswarm/controller/internal/httpapi"
+	"github.com/alphaswarm/controller/internal/testkit"
 	"github.com/alphaswarm/controller/ledger"
-	"github.com/alphaswarm/controller/ledger/sqlite"
 	"github.com/alphaswarm/controller/provider/providertest"
 )
 
@@ -23,31 +18,17 @@ import (
 // principal without any role is refused with a rejected row carrying its
 // id, auth and display name like a refused viewer (issue 21.2, 21.1).
 func TestTargetRolesAndNoRole(t *testing.T) {
-	led, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "l.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mems := []control.Target{{Name: "staging", Provider: providertest.NewMemory("staging")}, {Name: "prod", Provider: providertest.NewMemory("prod")}}
-	rt, err := control.New(context.Background(), control.Options{Ledger: led, Credentials: credentials.FromMap(nil),
-		Targets: mems, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ci := control.Principal{User: "oidc:https://ci.example#repo:acme/shop", Auth: "oidc:https://ci.example",
 		TargetRoles: map[string]string{"staging": "operator"}}
 	none := control.Principal{User: "oidc:https://idp.example#u1", Name: "ann@example.com", Auth: "oidc:https://idp.example"}
-	api := httpapi.New(httpapi.Options{Runtime: rt, Auth: staticAuth{"tok-ci": ci, "tok-none": none}, Logger: slog.New(slog.DiscardHandler)})
-	srv := httptest.NewServer(api.Handler())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		api.Drain(ctx)
-		srv.Close()
-		rt.Close()
-		led.Close()
-	})
+	st := testkit.NewStack(t, testkit.Options{
+		Targets: []control.Target{{Name: "staging", Provider: providertest.NewMemory("staging")}, {Name: "prod", Provider: providertest.NewMemory("prod")}},
+		API: func(o *httpapi.Options) {
+			o.Auth, o.AuthStatus, o.Extra = staticAuth{"tok-ci": ci, "tok-none": none}, nil, nil
+		}})
+	led := st.Ledger
 	call := func(tok, method, path, body string) int {
-		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		req, _ := http.NewRequest(method, st.URL+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+tok)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

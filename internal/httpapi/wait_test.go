@@ -29,7 +29,7 @@ func TestFailedRolloutEnvelope(t *testing.T) {
 		t.Fatalf("error.status = %+v", st)
 	}
 	// The Go client hands the status to its caller.
-	c, err := client.New(f.srv.URL, tokens["operator"])
+	c, err := client.New(f.url, tokens["operator"])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestWaitQueryParameters(t *testing.T) {
 		}
 	}
 	// The client's options reach the server.
-	c, _ := client.New(f.srv.URL, tokens["operator"])
+	c, _ := client.New(f.url, tokens["operator"])
 	res, err := c.Scale(client.WithWait(context.Background(), false, 0), "local", "web", 3)
 	if err != nil || !res.NoWait {
 		t.Fatalf("client no-wait scale: %+v %v", res, err)
@@ -121,7 +121,7 @@ func TestLogsWithNoLinesIsEmpty(t *testing.T) {
 	f := newFixture(t)
 	f.deploy(t, "web", 2)
 	f.deploy(t, "idle", 0)
-	c, _ := client.New(f.srv.URL, tokens["viewer"])
+	c, _ := client.New(f.url, tokens["viewer"])
 	for name, tc := range map[string]struct {
 		svc  string
 		opts provider.LogOptions
