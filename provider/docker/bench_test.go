@@ -366,6 +366,52 @@ func BenchmarkRestartFloor(b *testing.B) {
 	}
 }
 
+// BenchmarkRestartHealth: provider Restart of a one-replica service with a
+// health check (exec, every 300ms). It reports the restart's time and how
+// long after the Engine reported the new replica healthy (its
+// health_status event) the Restart answered: the latency of the readiness
+// wait itself, as a share of the restart.
+//
+//	go test ./provider/docker -run '^$' -bench RestartHealth -benchtime 10x
+func BenchmarkRestartHealth(b *testing.B) {
+	requireDocker(b)
+	p := openProvider(b, nil)
+	name := uniqueName("bench-health")
+	cleanupService(b, p, name)
+	ctx := context.Background()
+	if st, err := p.Start(ctx, testSpec(name, 1, true)); err != nil || st.Phase != workload.Running {
+		b.Fatalf("Start: %+v %v", st, err)
+	}
+	var total, lag time.Duration
+	b.ResetTimer()
+	for range b.N {
+		dt, err := dockertest.WatchDowntime(ctx, rawCli, labelService+"="+name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t0 := time.Now()
+		st, err := p.Restart(ctx, name)
+		t1 := time.Now()
+		if err != nil || st.Phase != workload.Running {
+			b.Fatalf("Restart: %+v %v", st, err)
+		}
+		ready := dt.ReadyAt()
+		if _, _, err := dt.Stop(); err != nil || ready.IsZero() {
+			b.Fatalf("no healthy event seen: %v", err)
+		}
+		total += t1.Sub(t0)
+		lag += t1.Sub(ready)
+		p.drains.Wait()
+	}
+	b.StopTimer()
+	n := float64(b.N)
+	b.ReportMetric(float64(total.Microseconds())/1000/n, "restart-ms/op")
+	b.ReportMetric(float64(lag.Microseconds())/1000/n, "healthy-to-answer-ms/op")
+	b.ReportMetric(float64(lag)/float64(total), "wait-latency/restart")
+	b.Logf("restart with a health check: %.1f ms/op, answered %.1f ms/op after the Engine reported it healthy (%.1f%% of the restart; n=%d)",
+		float64(total.Microseconds())/1000/n, float64(lag.Microseconds())/1000/n, 100*float64(lag)/float64(total), b.N)
+}
+
 // engineRecorder times the Engine calls made while it is started: per
 // method totals, and for one chosen run the calls on a timeline.
 type engineRecorder struct {

@@ -258,9 +258,23 @@ func (c *cache) resync(ctx context.Context, service string) error {
 		return err
 	}
 	results := make([]*container.InspectResponse, len(list.Items))
+	// Replicas being drained that the cache knows show as "terminating"
+	// whatever their state, and inspecting one while the Engine stops it
+	// can wait on the stop: they are not inspected again.
+	draining := map[string]bool{}
+	c.mu.RLock()
+	for _, s := range list.Items {
+		if _, known := c.byID[s.ID]; known && c.terminating[s.ID] {
+			draining[s.ID] = true
+		}
+	}
+	c.mu.RUnlock()
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
 	for i, s := range list.Items {
+		if draining[s.ID] {
+			continue
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -276,7 +290,7 @@ func (c *cache) resync(ctx context.Context, service string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	seen := map[string]bool{}
+	seen := draining
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, r := range results {

@@ -360,5 +360,5 @@ func (p *Provider) waitCompose(ctx context.Context, name string, rec *record) re
 			ids = append(ids, r.id)
 		}
 	}
-	return p.waitReplicas(ctx, ids, 0)
+	return p.waitReplicas(ctx, name, ids, 0)
 }

@@ -133,7 +133,7 @@ func (p *Provider) apply(ctx context.Context, op string, rec *record, env []stri
 			return result{}, err
 		}
 		if provider.Waits(ctx) { // without: started, not waited for (provider.WithoutWait)
-			res = p.waitReplicas(ctx, ids, settle)
+			res = p.waitReplicas(ctx, name, ids, settle)
 			if len(res.failed) > 0 || res.timedOut {
 				return res, nil
 			}
@@ -187,7 +187,7 @@ func (p *Provider) startStep(ctx context.Context, rl *rolling, s rollStep) (stri
 // ready the old one drains; if it fails (async) it is removed and the old
 // one keeps serving. If ctx ends first, both stay as they are.
 func (p *Provider) finishStep(ctx context.Context, rl *rolling, s rollStep, id string) result {
-	r := p.waitReplicas(ctx, []string{id}, rl.settle)
+	r := p.waitReplicas(ctx, rl.rec.Spec.Name, []string{id}, rl.settle)
 	switch {
 	case len(r.failed) > 0 && rl.async:
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -486,11 +486,16 @@ func (p *Provider) runReplica(ctx context.Context, rec *record, env []string, ne
 	return created.ID, nil
 }
 
-// waitReplicas waits until every container in ids is running (and healthy,
-// if it has a health check; running for settle, if not), or one has
-// failed, or ctx ends.
-func (p *Provider) waitReplicas(ctx context.Context, ids []string, settle time.Duration) result {
+// waitReplicas waits until every container in ids (replicas of service
+// name) is running (and healthy, if it has a health check; running for
+// settle, if not), or one has failed, or ctx ends. It inspects them again
+// as soon as the cache sees a change of the service (the Engine's start,
+// die and health_status events), and at least on a backoff from 10ms to
+// 250ms should an event be missed.
+func (p *Provider) waitReplicas(ctx context.Context, name string, ids []string, settle time.Duration) result {
 	var res result
+	sub, unsubscribe := p.cache.subscribe(name)
+	defer unsubscribe()
 	pending := slices.Clone(ids)
 	firstRunning := map[string]time.Time{}
 	delay := 10 * time.Millisecond
@@ -555,12 +560,17 @@ func (p *Provider) waitReplicas(ctx context.Context, ids []string, settle time.D
 		if len(res.failed) > 0 || len(pending) == 0 {
 			return res
 		}
+		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			res.timedOut = true
 			return res
-		case <-time.After(wait):
+		case <-sub.wake:
+			sub.take()
+		case <-timer.C:
 		}
+		timer.Stop()
 		delay = min(2*delay, 250*time.Millisecond)
 	}
 	return res

@@ -56,6 +56,7 @@ type Downtime struct {
 	downAt  time.Time       // when the ready set last became empty; zero while not empty
 	down    time.Duration
 	gaps    int
+	readyAt time.Time // when a container last became ready
 	lastErr error
 }
 
@@ -127,6 +128,7 @@ func (d *Downtime) onEvent(ctx context.Context, cli *client.Client, m events.Mes
 	case m.Action == events.ActionStart && !hasHealth,
 		strings.HasPrefix(action, string(events.ActionHealthStatus)) && strings.HasSuffix(action, "healthy") && !strings.HasSuffix(action, "unhealthy"):
 		d.ready[id] = true
+		d.readyAt = when
 	case m.Action == events.ActionDie, m.Action == events.ActionDestroy,
 		strings.HasSuffix(action, "unhealthy"), m.Action == events.ActionPause:
 		delete(d.ready, id)
@@ -156,4 +158,13 @@ func (d *Downtime) Stop() (time.Duration, int, error) {
 		gaps++
 	}
 	return down, gaps, d.lastErr
+}
+
+// ReadyAt returns when a container matching the filter last became ready
+// (started, or healthy where it has a health check) by the Engine's clock;
+// zero if none did since WatchDowntime.
+func (d *Downtime) ReadyAt() time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.readyAt
 }
