@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -653,51 +652,4 @@ func (c *cache) setBusy(name, op string, delta int) {
 	}
 	c.notifyLocked(name)
 	c.mu.Unlock()
-}
-
-// subscriber receives the names of services that changed.
-type subscriber struct {
-	filter  string // one service, or "" for all
-	mu      sync.Mutex
-	pending map[string]struct{}
-	wake    chan struct{}
-}
-
-func (c *cache) subscribe(filter string) (*subscriber, func()) {
-	s := &subscriber{filter: filter, pending: map[string]struct{}{}, wake: make(chan struct{}, 1)}
-	c.mu.Lock()
-	c.subs[s] = struct{}{}
-	c.mu.Unlock()
-	return s, func() {
-		c.mu.Lock()
-		delete(c.subs, s)
-		c.mu.Unlock()
-	}
-}
-
-func (c *cache) notifyLocked(name string) {
-	for s := range c.subs {
-		if s.filter != "" && s.filter != name {
-			continue
-		}
-		s.mu.Lock()
-		s.pending[name] = struct{}{}
-		s.mu.Unlock()
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
-	}
-}
-
-func (s *subscriber) take() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.pending))
-	for n := range s.pending {
-		out = append(out, n)
-	}
-	clear(s.pending)
-	slices.Sort(out)
-	return out
 }
