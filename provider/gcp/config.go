@@ -138,15 +138,9 @@ func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[stri
 	if err := p.checkConfig(name, config); err != nil {
 		return err
 	}
-	if err := p.permitted(ctx, provider.OpApplyConfig, name, slices.Sorted(maps.Keys(config))); err != nil {
-		return err
-	}
-	svc, err := p.get(ctx, name)
+	svc, err := p.existing(ctx, provider.OpApplyConfig, name, slices.Sorted(maps.Keys(config)))
 	if err != nil {
 		return err
-	}
-	if svc == nil {
-		return provider.NotFound(Name, "Cloud Run service %q not found", workload.ServiceID(p.target, name))
 	}
 	if len(svc.GetTemplate().GetContainers()) == 0 {
 		return provider.Errorf(Name, workload.ProviderError, "ApplyConfig %s: service has no container", name)

@@ -121,15 +121,7 @@ func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptio
 			yield(workload.LogLine{}, err)
 			return
 		}
-		if err := p.permitted(ctx, provider.OpLogs, name, nil); err != nil {
-			yield(workload.LogLine{}, err)
-			return
-		}
-		svc, err := p.get(ctx, name)
-		if err == nil && svc == nil {
-			err = provider.NotFound(Name, "Cloud Run service %q not found", workload.ServiceID(p.target, name))
-		}
-		if err != nil {
+		if _, err := p.existing(ctx, provider.OpLogs, name, nil); err != nil {
 			yield(workload.LogLine{}, err)
 			return
 		}

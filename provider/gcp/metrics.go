@@ -55,14 +55,7 @@ func (p *Provider) StreamMetrics(ctx context.Context, name string) iter.Seq2[wor
 			yield(workload.MetricSample{}, err)
 			return
 		}
-		if err := p.permitted(ctx, provider.OpStreamMetrics, name, nil); err != nil {
-			yield(workload.MetricSample{}, err)
-			return
-		}
-		svc, err := p.get(ctx, name)
-		if err == nil && svc == nil {
-			err = provider.NotFound(Name, "Cloud Run service %q not found", workload.ServiceID(p.target, name))
-		}
+		svc, err := p.existing(ctx, provider.OpStreamMetrics, name, nil)
 		if err != nil {
 			yield(workload.MetricSample{}, err)
 			return

@@ -27,6 +27,19 @@ func (p *Provider) get(ctx context.Context, name string) (*runpb.Service, error)
 	return svc, nil
 }
 
+// existing checks op's permissions on the service (see permitted) and
+// reads it: NotFound when Cloud Run has no such service.
+func (p *Provider) existing(ctx context.Context, op provider.Operation, name string, configKeys []string) (*runpb.Service, error) {
+	if err := p.permitted(ctx, op, name, configKeys); err != nil {
+		return nil, err
+	}
+	svc, err := p.get(ctx, name)
+	if err == nil && svc == nil {
+		err = provider.NotFound(Name, "Cloud Run service %q not found", workload.ServiceID(p.target, name))
+	}
+	return svc, err
+}
+
 // Start implements provider.Provider.
 func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (workload.DeploymentStatus, error) {
 	if err := spec.Validate(); err != nil {
@@ -183,15 +196,9 @@ func (p *Provider) scale(ctx context.Context, op provider.Operation, name string
 	if msg := workload.ValidateReplicas(replicas); msg != "" {
 		return workload.DeploymentStatus{}, workload.Invalid(workload.FieldError{Path: "replicas", Message: msg})
 	}
-	if err := p.permitted(ctx, op, name, nil); err != nil {
-		return workload.DeploymentStatus{}, err
-	}
-	svc, err := p.get(ctx, name)
+	svc, err := p.existing(ctx, op, name, nil)
 	if err != nil {
 		return workload.DeploymentStatus{}, err
-	}
-	if svc == nil {
-		return workload.DeploymentStatus{}, provider.NotFound(Name, "Cloud Run service %q not found", workload.ServiceID(p.target, name))
 	}
 	if desiredOf(svc) != replicas || svc.GetScaling().GetScalingMode() != runpb.ServiceScaling_MANUAL {
 		svc.Scaling = manualScaling(replicas)
@@ -218,15 +225,9 @@ func (p *Provider) Restart(ctx context.Context, name string) (workload.Deploymen
 	if err := workload.CheckName("name", name); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
-	if err := p.permitted(ctx, provider.OpRestart, name, nil); err != nil {
-		return workload.DeploymentStatus{}, err
-	}
-	svc, err := p.get(ctx, name)
+	svc, err := p.existing(ctx, provider.OpRestart, name, nil)
 	if err != nil {
 		return workload.DeploymentStatus{}, err
-	}
-	if svc == nil {
-		return workload.DeploymentStatus{}, provider.NotFound(Name, "Cloud Run service %q not found", workload.ServiceID(p.target, name))
 	}
 	bump(svc)
 	st, err := p.update(ctx, svc, name)

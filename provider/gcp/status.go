@@ -25,15 +25,9 @@ func (p *Provider) Status(ctx context.Context, name string) (workload.Deployment
 	if err := workload.CheckName("name", name); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
-	if err := p.permitted(ctx, provider.OpStatus, name, nil); err != nil {
-		return workload.DeploymentStatus{}, err
-	}
-	svc, err := p.get(ctx, name)
+	svc, err := p.existing(ctx, provider.OpStatus, name, nil)
 	if err != nil {
 		return workload.DeploymentStatus{}, err
-	}
-	if svc == nil {
-		return workload.DeploymentStatus{}, provider.NotFound(Name, "Cloud Run service %q not found", workload.ServiceID(p.target, name))
 	}
 	return p.statusOf(name, svc), nil
 }
