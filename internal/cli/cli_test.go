@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"flag"
-	"log/slog"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,12 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alphaswarm/controller/control"
-	"github.com/alphaswarm/controller/credentials"
-	"github.com/alphaswarm/controller/internal/auth"
-	"github.com/alphaswarm/controller/internal/httpapi"
+	"github.com/alphaswarm/controller/internal/testkit"
 	"github.com/alphaswarm/controller/ledger"
-	"github.com/alphaswarm/controller/ledger/sqlite"
 	"github.com/alphaswarm/controller/provider/providertest"
 	"github.com/alphaswarm/controller/workload"
 )
@@ -49,49 +43,15 @@ type server struct {
 	url    string
 	tokens map[string]string // role -> token
 	mem    *providertest.Memory
-	led    *sqlite.Ledger
+	led    ledger.Ledger
 }
 
-// startServer runs the real router, auth, runtime and SQLite ledger over
-// the in-memory provider (the docker end-to-end test is in e2e_test.go).
+// startServer runs the control plane as serve assembles it (testkit.NewStack)
+// over the in-memory provider (the docker end-to-end test is in internal/e2e).
 func startServer(t *testing.T) *server {
 	t.Helper()
-	dir := t.TempDir()
-	led, err := sqlite.Open(context.Background(), filepath.Join(dir, "ledger.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mem := providertest.NewMemory("local")
-	mem.MetricsInterval = 20 * time.Millisecond
-	rt, err := control.New(context.Background(), control.Options{Ledger: led, Credentials: credentials.FromMap(nil),
-		Targets: []control.Target{{Name: "local", Provider: mem}}, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := auth.OpenTokenStore(filepath.Join(dir, "tokens.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &server{tokens: map[string]string{}, mem: mem, led: led}
-	for _, role := range []auth.Role{auth.RoleViewer, auth.RoleOperator, auth.RoleAdmin} {
-		tok, _, err := store.Create("cli-"+string(role), role, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.tokens[string(role)] = tok
-	}
-	api := httpapi.New(httpapi.Options{Runtime: rt, Auth: &auth.Authenticator{Tokens: store}, Tokens: store, Logger: slog.New(slog.DiscardHandler)})
-	hs := httptest.NewServer(api.Handler())
-	s.url = hs.URL
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		api.Drain(ctx)
-		hs.Close()
-		rt.Close()
-		led.Close()
-	})
-	return s
+	s := testkit.NewStack(t, testkit.Options{UserPrefix: "cli", MetricsInterval: 20 * time.Millisecond})
+	return &server{url: s.URL, tokens: s.Tokens, mem: s.Memory, led: s.Ledger}
 }
 
 type result struct {

@@ -2,12 +2,13 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/alphaswarm/controller/internal/testkit"
 )
 
 // TestFlagsAreValidated (review third-party-clients F13, F2): enum flags
@@ -44,8 +45,7 @@ func TestFlagsAreValidated(t *testing.T) {
 			root := newRoot(&out, &errb)
 			root.SetArgs(c.args)
 			// Bounded: on a build that does not check, serve would serve.
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
+			ctx := testkit.Context(t, 10*time.Second)
 			err := root.ExecuteContext(ctx)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("%v: err %v, want one naming %q (stdout %q)", c.args, err, c.want, out.String())

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alphaswarm/controller/internal/testkit"
 	"github.com/alphaswarm/controller/workload"
 	"sigs.k8s.io/yaml"
 )
@@ -34,8 +35,7 @@ func TestStreamOutput(t *testing.T) {
 	}
 
 	// metrics --watch: a bounded run; every row as long as the header.
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
+	ctx := testkit.Context(t, 3*time.Second)
 	cmd := exec.CommandContext(ctx, binary, "metrics", "web", "--watch")
 	cmd.Env = append(os.Environ(), "ALPHASWARM_SERVER="+s.url, "ALPHASWARM_TOKEN="+s.tokens["viewer"], "ALPHASWARM_DATA_DIR="+t.TempDir())
 	var stdout bytes.Buffer

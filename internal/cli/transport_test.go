@@ -3,7 +3,6 @@ package cli_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/alphaswarm/controller/internal/cli"
+	"github.com/alphaswarm/controller/internal/testkit"
 )
 
 // recorder is an API stand-in that records the Authorization headers it
@@ -159,8 +159,7 @@ func TestServeTLS(t *testing.T) {
 	cfg := filepath.Join(dir, "alphaswarm.yaml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf("listen: 127.0.0.1:0\nnoLocalTarget: true\ntls:\n  cert: %s\n  key: %s\n", certFile, keyFile)), 0o600)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	ctx := testkit.Context(t, 60*time.Second)
 	cmd := exec.CommandContext(ctx, binary, "serve", "--config", cfg)
 	cmd.Env = append(os.Environ(), "ALPHASWARM_DATA_DIR="+data, "ALPHASWARM_LISTEN=", "ALPHASWARM_LEDGER=")
 	stdout, _ := cmd.StdoutPipe()

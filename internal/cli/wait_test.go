@@ -2,7 +2,6 @@ package cli_test
 
 import (
 	"bytes"
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alphaswarm/controller/internal/testkit"
 	"github.com/alphaswarm/controller/provider"
 )
 
@@ -140,8 +140,7 @@ func TestCLIInterruptedBySignal(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testkit.Context(t, 30*time.Second)
 	select {
 	case <-arrived:
 	case <-ctx.Done():

@@ -1,26 +1,19 @@
 package dashboard_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/alphaswarm/controller/control"
-	"github.com/alphaswarm/controller/credentials"
-	"github.com/alphaswarm/controller/internal/auth"
 	"github.com/alphaswarm/controller/internal/config"
-	"github.com/alphaswarm/controller/internal/dashboard"
 	"github.com/alphaswarm/controller/internal/httpapi"
-	"github.com/alphaswarm/controller/ledger/sqlite"
+	"github.com/alphaswarm/controller/internal/testkit"
 	"github.com/alphaswarm/controller/provider/providertest"
 	"github.com/alphaswarm/controller/workload"
 	"go.uber.org/goleak"
@@ -51,51 +44,16 @@ type envOptions struct {
 
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
-	dir := t.TempDir()
-	led, err := sqlite.Open(context.Background(), filepath.Join(dir, "ledger.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	mem := providertest.NewMemory("local")
 	mem.MetricsInterval = o.metricsInterval
 	if mem.MetricsInterval == 0 {
 		mem.MetricsInterval = 50 * time.Millisecond
 	}
-	log := slog.New(slog.DiscardHandler)
-	rt, err := control.New(context.Background(), control.Options{Ledger: led, Credentials: credentials.FromMap(nil),
-		Targets: append([]control.Target{{Name: "local", Provider: mem}}, o.extra...), Logger: log})
-	if err != nil {
-		led.Close()
-		t.Fatal(err)
-	}
-	store, err := auth.OpenTokenStore(filepath.Join(dir, "tokens.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{mem: mem, rt: rt, tokens: map[string]string{}, users: map[string]string{},
+	s := testkit.NewStack(t, testkit.Options{Targets: append([]control.Target{{Name: "local", Provider: mem}}, o.extra...), Memory: mem,
+		UserPrefix: "dash", OIDC: o.oidc, HTTPClient: o.httpClient})
+	e := &env{url: s.URL, api: s.API, mem: mem, rt: s.Runtime, tokens: s.Tokens, users: s.Users,
 		client: &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}}
-	for _, role := range auth.Roles {
-		user := "dash-" + string(role)
-		tok, _, err := store.Create(user, role, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.tokens[string(role)], e.users[string(role)] = tok, user
-	}
-	e.api = httpapi.New(httpapi.Options{Runtime: rt, Auth: &auth.Authenticator{Tokens: store}, Tokens: store, Logger: log,
-		Extra: dashboard.Routes(dashboard.Options{OIDC: o.oidc, HTTPClient: o.httpClient, Logger: log})})
-	srv := httptest.NewServer(e.api.Handler())
-	e.url = srv.URL
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		e.api.Drain(ctx)
-		srv.CloseClientConnections()
-		srv.Close()
-		e.client.CloseIdleConnections()
-		rt.Close()
-		led.Close()
-	})
+	t.Cleanup(e.client.CloseIdleConnections)
 	return e
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/alphaswarm/controller/control"
+	"github.com/alphaswarm/controller/internal/testkit"
 	"github.com/alphaswarm/controller/provider/providertest"
 	"github.com/alphaswarm/controller/workload"
 )
@@ -86,7 +87,7 @@ func BenchmarkConcurrentRestarts(b *testing.B) {
 	var ids []string
 	for _, n := range names {
 		var got []string
-		waitFor(b, 30*time.Second, "one container of "+n, func() bool { got = dockerPS(b, n); return len(got) == 1 })
+		testkit.WaitFor(b, 30*time.Second, "one container of "+n, func() bool { got = dockerPS(b, n); return len(got) == 1 })
 		ids = append(ids, got[0])
 	}
 	t0 := time.Now()
@@ -233,7 +234,7 @@ resource "terraform_data" "restart" {
 	// until it is gone so docker restarts the current one.
 	container := func() string {
 		var ids []string
-		waitFor(b, 30*time.Second, "one running container", func() bool { ids = dockerPS(b, name); return len(ids) == 1 })
+		testkit.WaitFor(b, 30*time.Second, "one running container", func() bool { ids = dockerPS(b, name); return len(ids) == 1 })
 		return ids[0]
 	}
 	var viaCLI, viaDocker, viaTF []time.Duration

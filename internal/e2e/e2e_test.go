@@ -17,6 +17,7 @@ import (
 
 	"github.com/alphaswarm/controller/control"
 	"github.com/alphaswarm/controller/credentials"
+	"github.com/alphaswarm/controller/internal/testkit"
 	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/ledger/sqlite"
 	"github.com/alphaswarm/controller/provider"
@@ -48,13 +49,13 @@ func TestDockerEndToEnd(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("scale: %d %+v", code, env.Error)
 	}
-	waitFor(t, 30*time.Second, "3 running containers", func() bool { return len(dockerPS(t, name)) == 3 })
+	testkit.WaitFor(t, 30*time.Second, "3 running containers", func() bool { return len(dockerPS(t, name)) == 3 })
 
 	before := dockerPS(t, name)
 	if code, env = s.call(t, "operator", "POST", svc+"/restart", ""); code != 200 {
 		t.Fatalf("restart: %d %+v", code, env.Error)
 	}
-	waitFor(t, 30*time.Second, "3 new containers", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "3 new containers", func() bool {
 		after := dockerPS(t, name)
 		if len(after) != 3 {
 			return false
@@ -70,7 +71,7 @@ func TestDockerEndToEnd(t *testing.T) {
 	if code, env = s.call(t, "operator", "PUT", svc+"/config", `{"config":{"greeting":"bonjour"}}`); code != 200 {
 		t.Fatalf("config: %d %+v", code, env.Error)
 	}
-	waitFor(t, 30*time.Second, "the workload to see the new config", func() bool {
+	testkit.WaitFor(t, 30*time.Second, "the workload to see the new config", func() bool {
 		ids := dockerPS(t, name)
 		if len(ids) == 0 {
 			return false
@@ -142,8 +143,7 @@ func TestDockerUnreachableIsRecorded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rt.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testkit.Context(t, 30*time.Second)
 	_, err = rt.Do(ctx, control.Request{Principal: control.Principal{User: "oncall"}, Action: workload.ActionStart,
 		Target: "dead", Service: "web", Spec: &workload.DeploymentSpec{Name: "web", Image: "x", Replicas: 1}})
 	if workload.CodeOf(err) != workload.Unavailable {

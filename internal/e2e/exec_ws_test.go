@@ -12,6 +12,7 @@ import (
 
 	"github.com/alphaswarm/controller/api"
 	"github.com/alphaswarm/controller/control"
+	"github.com/alphaswarm/controller/internal/testkit"
 	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/provider/providertest"
 	"github.com/alphaswarm/controller/workload"
@@ -26,8 +27,7 @@ func TestExecWebSocketEndsOnDocker(t *testing.T) {
 	s := newStack(t)
 	name := providertest.Name("wsx")
 	s.cleanup(t, name)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	ctx := testkit.Context(t, 3*time.Minute)
 	sp := spec(name, 1)
 	if _, err := s.rt.Do(ctx, control.Request{Principal: control.Principal{User: "e2e", Role: "admin"}, Action: workload.ActionStart,
 		Target: target, Service: name, Spec: &sp}); err != nil {
@@ -121,12 +121,12 @@ func TestExecWebSocketEndsOnDocker(t *testing.T) {
 		}
 		waitOutput(t, conn, "x\r\nx\r\n")
 		conn.CloseNow() // a dropped connection: no close handshake
-		waitFor(t, 20*time.Second, "the exec'd process to be gone from the container", func() bool {
+		testkit.WaitFor(t, 20*time.Second, "the exec'd process to be gone from the container", func() bool {
 			out, err := exec.Command("docker", "top", ids[0], "-o", "pid,args").Output()
 			return err == nil && !strings.Contains(string(out), "tag-gone")
 		})
 		var detail string
-		waitFor(t, 20*time.Second, "the exec's result row", func() bool {
+		testkit.WaitFor(t, 20*time.Second, "the exec's result row", func() bool {
 			page, err := s.led.Query(ctx, ledger.Filter{Service: name, Action: string(workload.ActionExec), Kind: ledger.KindResult})
 			if err != nil {
 				t.Fatal(err)

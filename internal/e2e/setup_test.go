@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,9 +17,9 @@ import (
 
 	"github.com/alphaswarm/controller/control"
 	"github.com/alphaswarm/controller/credentials"
-	"github.com/alphaswarm/controller/internal/auth"
 	"github.com/alphaswarm/controller/internal/httpapi"
-	"github.com/alphaswarm/controller/ledger/sqlite"
+	"github.com/alphaswarm/controller/internal/testkit"
+	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/provider/docker"
 	"github.com/alphaswarm/controller/provider/docker/dockertest"
@@ -96,7 +95,7 @@ type stack struct {
 	url     string
 	tokens  map[string]string
 	rt      *control.Runtime
-	led     *sqlite.Ledger
+	led     ledger.Ledger
 	docker  *docker.Provider
 	api     *httpapi.Server
 	metrics *httpapi.Metrics
@@ -107,57 +106,27 @@ func newStack(t testing.TB) *stack {
 	return newStackWith(t, provider.Policy{}, io.Discard)
 }
 
-// newStackWith is newStack with a target policy, logging (JSON) to logs.
+// newStackWith is newStack with a target policy, logging (JSON) to logs:
+// testkit.NewStack (the stack as serve assembles it) over one docker target.
 func newStackWith(t testing.TB, pol provider.Policy, logs io.Writer) *stack {
 	t.Helper()
 	requireDocker(t)
-	dir := t.TempDir()
-	led, err := sqlite.Open(context.Background(), filepath.Join(dir, "ledger.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	creds := credentials.FromEnv()
 	p, err := provider.Open(context.Background(), provider.TargetConfig{Name: target, Provider: "docker",
 		Options: map[string]json.RawMessage{"stopTimeout": json.RawMessage(`"2s"`)}, Policy: pol}, creds)
 	if err != nil {
 		t.Fatal(err)
 	}
-	metrics := httpapi.NewMetrics()
-	rt, err := control.New(context.Background(), control.Options{Ledger: led, Credentials: creds,
-		Targets: []control.Target{{Name: target, Provider: p, Policy: pol}}, Logger: slog.New(credentials.NewHandler(slog.NewJSONHandler(logs, nil), creds)), Observer: metrics})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := auth.OpenTokenStore(filepath.Join(dir, "tokens.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &stack{tokens: map[string]string{}, rt: rt, led: led, docker: p.(*docker.Provider), metrics: metrics}
-	for _, role := range auth.Roles {
-		tok, _, err := store.Create("e2e-"+string(role), role, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.tokens[string(role)] = tok
-	}
-	s.api = httpapi.New(httpapi.Options{Runtime: rt, Auth: &auth.Authenticator{Tokens: store}, Tokens: store,
-		Logger: slog.New(slog.NewJSONHandler(logs, nil)), Metrics: metrics})
-	hs := httptest.NewServer(s.api.Handler())
-	s.url = hs.URL
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		s.api.Drain(ctx)
-		hs.Close()
-		rt.Close()
-		p.(*docker.Provider).Close()
-		led.Close()
-	})
-	return s
+	t.Cleanup(func() { p.(*docker.Provider).Close() }) // after the stack's own cleanups
+	ks := testkit.NewStack(t, testkit.Options{Targets: []control.Target{{Name: target, Provider: p, Policy: pol}}, Credentials: creds,
+		Logger: slog.New(credentials.NewHandler(slog.NewJSONHandler(logs, nil), creds)), UserPrefix: "e2e"})
+	return &stack{url: ks.URL, tokens: ks.Tokens, rt: ks.Runtime, led: ks.Ledger, docker: p.(*docker.Provider), api: ks.API, metrics: ks.Metrics}
 }
 
 func spec(name string, replicas int) workload.DeploymentSpec {
-	return workload.DeploymentSpec{Name: name, Image: image, Replicas: replicas, Env: map[string]string{"GREETING": "hello"}}
+	s := providertest.Spec(name, replicas)
+	s.Image, s.Env = image, map[string]string{"GREETING": "hello"}
+	return s
 }
 
 // cleanup stops a service at the end of a test and sweeps what is left.
@@ -212,15 +181,4 @@ func dockerPS(t testing.TB, name string) []string {
 		t.Fatalf("docker ps: %v", err)
 	}
 	return strings.Fields(string(out))
-}
-
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

@@ -23,20 +23,22 @@ func Context(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-// pollEvery is how often WaitFor asks cond.
-const pollEvery = 20 * time.Millisecond
+// maxPoll is the longest WaitFor sleeps between two calls of cond.
+const maxPoll = 100 * time.Millisecond
 
 // WaitFor calls cond until it returns true, and fails the test if it has
-// not after d, saying it was waiting for what. It must be called from the
-// test's goroutine.
+// not after d, saying it was waiting for what. It asks again after 1ms,
+// then twice as long each time up to 100ms, so a cheap condition is seen
+// at once and an expensive one (a docker ps) is not asked in a busy loop.
+// It must be called from the test's goroutine.
 func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
-	for !cond() {
+	for pause := time.Millisecond; !cond(); pause = min(2*pause, maxPoll) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %v waiting for %s", d, what)
 			return
 		}
-		time.Sleep(pollEvery)
+		time.Sleep(pause)
 	}
 }
