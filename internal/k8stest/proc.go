@@ -2,13 +2,11 @@ package k8stest
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -127,42 +125,6 @@ func freePorts(n int) ([]int, error) {
 // dirPrefix names the cluster directories.
 const dirPrefix = "k8stest-"
 
-// removeStale removes cluster directories in base left by test processes
-// that died before they could clean up.
-func removeStale(base string) {
-	dirs, _ := filepath.Glob(filepath.Join(base, dirPrefix+"*"))
-	for _, d := range dirs {
-		b, err := os.ReadFile(filepath.Join(d, "owner.pid"))
-		if err != nil {
-			continue // not ours, or still being set up
-		}
-		owner, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || alive(owner) {
-			continue
-		}
-		os.RemoveAll(d)
-	}
-}
-
-func alive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
-}
-
 // makeDir creates a cluster directory in base, marked with the test
-// process's pid so that removeStale can tell when it is abandoned.
-func makeDir(base string) (string, error) {
-	removeStale(base)
-	dir, err := os.MkdirTemp(base, dirPrefix)
-	if err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		os.RemoveAll(dir)
-		return "", err
-	}
-	return dir, nil
-}
+// process's pid so that a later run can tell when it is abandoned.
+func makeDir(base string) (string, error) { return testproc.MakeDir(base, dirPrefix, nil) }

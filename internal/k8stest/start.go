@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/alphaswarm/controller/internal/testproc"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -194,7 +195,7 @@ func startCluster() (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	removeStale(os.TempDir())
+	testproc.RemoveStale(os.TempDir(), dirPrefix, nil)
 	for attempt := 1; ; attempt++ {
 		c, err := startOnce(bins)
 		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "address already in use") {

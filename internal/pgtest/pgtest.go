@@ -283,8 +283,7 @@ func startCluster() (*cluster, error) {
 		return nil, err
 	}
 	base := baseDir()
-	removeStale(base)
-	dir, err := os.MkdirTemp(base, dirPrefix)
+	dir, err := testproc.MakeDir(base, dirPrefix, postmasterAlive)
 	if err != nil {
 		return nil, err
 	}
@@ -294,9 +293,6 @@ func startCluster() (*cluster, error) {
 			os.RemoveAll(dir)
 		}
 	}()
-	if err := os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		return nil, err
-	}
 	if who.cred != nil {
 		if err := os.Chown(dir, who.uid, who.gid); err != nil {
 			return nil, fmt.Errorf("chown %s to postgres: %w", dir, err)
@@ -400,33 +396,14 @@ func tail(path string) string {
 	return strings.Join(lines, "\n")
 }
 
-// removeStale removes cluster directories left by test processes that died
-// before they could clean up (their owner and their server are gone).
-func removeStale(base string) {
-	dirs, _ := filepath.Glob(filepath.Join(base, dirPrefix+"*"))
-	for _, d := range dirs {
-		b, err := os.ReadFile(filepath.Join(d, "owner.pid"))
-		if err != nil {
-			continue // not ours, or still being set up
-		}
-		owner, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || alive(owner) {
-			continue
-		}
-		if pm, err := os.ReadFile(filepath.Join(d, "data", "postmaster.pid")); err == nil {
-			first, _, _ := strings.Cut(string(pm), "\n")
-			if pid, err := strconv.Atoi(strings.TrimSpace(first)); err == nil && alive(pid) {
-				continue
-			}
-		}
-		os.RemoveAll(d)
-	}
-}
-
-func alive(pid int) bool {
-	if pid <= 0 {
+// postmasterAlive keeps the cluster directory of a dead test while the
+// server it started still runs there.
+func postmasterAlive(dir string) bool {
+	pm, err := os.ReadFile(filepath.Join(dir, "data", "postmaster.pid"))
+	if err != nil {
 		return false
 	}
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	first, _, _ := strings.Cut(string(pm), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	return err == nil && testproc.Alive(pid)
 }
