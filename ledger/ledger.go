@@ -335,7 +335,13 @@ func Open(ctx context.Context, rawURL string) (Ledger, error) {
 		}
 		mu.RUnlock()
 		slices.Sort(names)
-		return nil, fmt.Errorf("ledger url scheme %q: no such ledger (registered: %s)", u.Scheme, strings.Join(names, ", "))
+		registered := strings.Join(names, ", ")
+		if registered == "" {
+			registered = "none"
+		}
+		// The hint provider.Open gives: a ledger joins the registry from
+		// its package's init, so a missing blank import is the usual cause.
+		return nil, fmt.Errorf("ledger url scheme %q: no such ledger (registered: %s; is its package imported?)", u.Scheme, registered)
 	}
 	return o(ctx, u)
 }

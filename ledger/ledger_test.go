@@ -1,6 +1,8 @@
 package ledger_test
 
 import (
+	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,5 +61,15 @@ func TestVersionZeroIsV1(t *testing.T) {
 	v1.Version = 1
 	if string(r.Canonical()) != string(v1.Canonical()) {
 		t.Fatal("version 0 does not encode as version 1")
+	}
+}
+
+// TestOpenUnknownSchemeHintsAtImport: like provider.Open, an unknown
+// scheme lists the registered ones and names the usual cause.
+func TestOpenUnknownSchemeHintsAtImport(t *testing.T) {
+	_, err := ledger.Open(context.Background(), "mysql://db/ledger")
+	if err == nil || !strings.Contains(err.Error(), `scheme "mysql"`) || !strings.Contains(err.Error(), "is its package imported?") ||
+		!strings.Contains(err.Error(), "registered: ") {
+		t.Fatalf("Open(mysql://) = %v", err)
 	}
 }
