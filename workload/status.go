@@ -27,9 +27,6 @@ const (
 	Unknown Phase = "Unknown"
 )
 
-// Phases lists every phase.
-var Phases = []Phase{Pending, Progressing, Running, Degraded, Stopped, Failed, Unknown}
-
 // Replicas counts a service's instances.
 type Replicas struct {
 	Desired int `json:"desired"`
