@@ -177,21 +177,33 @@ func (s *Server) restart(w http.ResponseWriter, r *http.Request, p control.Princ
 	s.do(w, r, control.Request{Principal: p, Action: workload.ActionRestart, Target: r.PathValue("target"), Service: r.PathValue("service")}, 200)
 }
 
-func (s *Server) scale(w http.ResponseWriter, r *http.Request, p control.Principal) {
+// jsonBody reads the body of a JSON-only route: Content-Type JSON, within
+// the size limit, strictly decoded, with the field named required present
+// (as present tells; required "" when no field is). A failure is answered
+// and recorded as a rejected action; ok is false then.
+func jsonBody[T any](s *Server, w http.ResponseWriter, r *http.Request, p control.Principal, action workload.Action,
+	required string, present func(T) bool) (body T, ok bool) {
 	err := requireJSON(r)
 	var b []byte
 	if err == nil {
 		b, err = readBody(r)
 	}
-	var body api.ScaleRequest
 	if err == nil {
-		body, err = decodeStrict[api.ScaleRequest](b)
+		body, err = decodeStrict[T](b)
 	}
-	if err == nil && body.Replicas == nil {
-		err = workload.Invalid(workload.FieldError{Path: "replicas", Message: "is required"})
+	if err == nil && required != "" && !present(body) {
+		err = workload.Invalid(workload.FieldError{Path: required, Message: "is required"})
 	}
 	if err != nil {
-		s.rejectBody(w, r, p, workload.ActionScale, err)
+		s.rejectBody(w, r, p, action, err)
+		return body, false
+	}
+	return body, true
+}
+
+func (s *Server) scale(w http.ResponseWriter, r *http.Request, p control.Principal) {
+	body, ok := jsonBody(s, w, r, p, workload.ActionScale, "replicas", func(b api.ScaleRequest) bool { return b.Replicas != nil })
+	if !ok {
 		return
 	}
 	s.do(w, r, control.Request{Principal: p, Action: workload.ActionScale, Target: r.PathValue("target"),
@@ -199,20 +211,8 @@ func (s *Server) scale(w http.ResponseWriter, r *http.Request, p control.Princip
 }
 
 func (s *Server) config(w http.ResponseWriter, r *http.Request, p control.Principal) {
-	err := requireJSON(r)
-	var b []byte
-	if err == nil {
-		b, err = readBody(r)
-	}
-	var body api.ConfigRequest
-	if err == nil {
-		body, err = decodeStrict[api.ConfigRequest](b)
-	}
-	if err == nil && body.Config == nil {
-		err = workload.Invalid(workload.FieldError{Path: "config", Message: "is required"})
-	}
-	if err != nil {
-		s.rejectBody(w, r, p, workload.ActionApplyConfig, err)
+	body, ok := jsonBody(s, w, r, p, workload.ActionApplyConfig, "config", func(b api.ConfigRequest) bool { return b.Config != nil })
+	if !ok {
 		return
 	}
 	s.do(w, r, control.Request{Principal: p, Action: workload.ActionApplyConfig, Target: r.PathValue("target"),
@@ -239,17 +239,8 @@ func (c *cappedBuffer) Write(p []byte) (int, error) {
 }
 
 func (s *Server) execOnce(w http.ResponseWriter, r *http.Request, p control.Principal) {
-	err := requireJSON(r)
-	var b []byte
-	if err == nil {
-		b, err = readBody(r)
-	}
-	var body api.ExecRequest
-	if err == nil {
-		body, err = decodeStrict[api.ExecRequest](b)
-	}
-	if err != nil {
-		s.rejectBody(w, r, p, workload.ActionExec, err)
+	body, ok := jsonBody[api.ExecRequest](s, w, r, p, workload.ActionExec, "", nil)
+	if !ok {
 		return
 	}
 	var stdout, stderr cappedBuffer
