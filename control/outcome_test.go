@@ -1,13 +1,13 @@
 package control_test
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/alphaswarm/controller/control"
+	"github.com/alphaswarm/controller/internal/testkit"
 	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/provider/providertest"
@@ -126,8 +126,7 @@ func TestNoWait(t *testing.T) {
 	mem.ReadyAfter = time.Hour
 	e := newEnv(t, mem, nil)
 	// Instances ready in an hour: had the call waited, ctx would end it.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	ctx := testkit.Context(t, time.Minute)
 	res, err := e.rt.Do(ctx, control.Request{Principal: alice, Action: workload.ActionStart, Target: "local", Service: "web",
 		Spec: spec("web", 2), NoWait: true})
 	if err != nil || ctx.Err() != nil {
@@ -182,8 +181,7 @@ func TestRequestTimeout(t *testing.T) {
 	mem := providertest.NewMemory("local")
 	mem.Delay = time.Hour
 	e := newEnv(t, mem, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	ctx := testkit.Context(t, time.Minute)
 	start := time.Now()
 	_, err := e.rt.Do(ctx, control.Request{Principal: alice, Action: workload.ActionStart, Target: "local", Service: "web",
 		Spec: spec("web", 1), Timeout: time.Second})
