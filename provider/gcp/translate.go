@@ -138,6 +138,9 @@ func (p *Provider) template(spec workload.DeploymentSpec) (*runpb.RevisionTempla
 		}
 	}
 	errs = append(errs, checkLabels(spec.Labels)...)
+	if !serviceID.MatchString(spec.Name) {
+		errs = append(errs, workload.FieldError{Path: "name", Message: "Cloud Run service names start with a letter and have fewer than 50 characters (lower-case letters, digits and '-', not ending with '-')"})
+	}
 	if len(errs) > 0 {
 		return nil, workload.Invalid(errs...)
 	}
@@ -213,11 +216,27 @@ var (
 	gcpLabelValue = regexp.MustCompile(`^[a-z0-9_-]{0,63}$`)
 )
 
+// serviceID is Cloud Run's rule for a service id, stricter than a
+// workload name (a DNS-1123 label of up to 63 characters): "It must begin
+// with letter, and cannot end with hyphen; must contain fewer than 50
+// characters" (CreateServiceRequest.service_id,
+// google/cloud/run/v2/service.proto).
+var serviceID = regexp.MustCompile(`^[a-z]([-a-z0-9]{0,47}[a-z0-9])?$`)
+
+// maxLabels is how many labels a Google Cloud resource holds ("Each
+// resource can have multiple labels, up to a maximum of 64",
+// cloud.google.com/resource-manager/docs/labels-overview); alphaswarm
+// sets two of them (LabelService, LabelTarget).
+const maxLabels = 64
+
 // checkLabels refuses spec labels Cloud Run cannot hold. They are not
 // rewritten: a silently changed key would no longer match what the user
 // selects on.
 func checkLabels(labels map[string]string) []workload.FieldError {
 	var errs []workload.FieldError
+	if n := len(labels); n > maxLabels-2 {
+		errs = append(errs, workload.FieldError{Path: "labels", Message: fmt.Sprintf("%d labels; Cloud Run holds at most %d per service and alphaswarm sets 2, so at most %d here", n, maxLabels, maxLabels-2)})
+	}
 	for _, k := range slices.Sorted(maps.Keys(labels)) {
 		switch {
 		case !gcpLabelKey.MatchString(k):

@@ -1,6 +1,8 @@
 package gcp_test
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -180,4 +182,47 @@ func TestProbeLimits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServiceNameAndLabelLimits (issue 15): Cloud Run's service id rule
+// (a letter first, fewer than 50 characters) is stricter than a workload
+// name, and a resource holds at most 64 labels; both are refused before
+// anything is written, and fakegcp refuses them too.
+func TestServiceNameAndLabelLimits(t *testing.T) {
+	many := map[string]string{}
+	for i := range 63 {
+		many[fmt.Sprintf("k%02d", i)] = "v"
+	}
+	for _, c := range []struct {
+		name, path string
+		labels     map[string]string
+	}{
+		{name: "1web", path: "name"},
+		{name: "w" + strings.Repeat("e", 48) + "b", path: "name"}, // 50 characters
+		{name: "web", path: "labels", labels: many},
+	} {
+		t.Run(c.path+"/"+c.name, func(t *testing.T) {
+			p, f := openFake(t, nil)
+			sp := spec(c.name, 1)
+			sp.Labels = c.labels
+			sp.Config = map[string]string{"K": "v"}
+			if err := sp.Validate(); err != nil {
+				t.Fatalf("the spec is a valid workload spec, yet: %v", err)
+			}
+			_, err := p.Start(ctx(t), sp)
+			var we *workload.Error
+			if !errors.As(err, &we) || we.Code != workload.InvalidArgument || len(we.Fields) == 0 || we.Fields[0].Path != c.path {
+				t.Fatalf("Start = %v; want invalid_argument at %s", err, c.path)
+			}
+			if n := f.Calls("CreateSecret") + f.Calls("CreateService"); n != 0 {
+				t.Fatalf("%d writes before the refusal", n)
+			}
+		})
+	}
+	p, _ := openFake(t, nil)
+	mustStart(t, p, spec("w"+strings.Repeat("e", 47)+"b", 1)) // 49 characters
+	delete(many, "k00")
+	sp := spec("web", 1)
+	sp.Labels = many // 62 + the 2 alphaswarm sets
+	mustStart(t, p, sp)
 }

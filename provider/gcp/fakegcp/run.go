@@ -325,7 +325,14 @@ var (
 	reLabelValue = regexp.MustCompile(`^[a-z0-9_-]{0,63}$`)
 )
 
+// maxLabels is how many labels a resource holds ("Each resource can have
+// multiple labels, up to a maximum of 64", labels-overview).
+const maxLabels = 64
+
 func validateLabels(path string, labels map[string]string) error {
+	if len(labels) > maxLabels {
+		return status.Errorf(codes.InvalidArgument, "%s: %d labels; a resource holds at most %d", path, len(labels), maxLabels)
+	}
 	for k, v := range labels {
 		if !reLabelKey.MatchString(k) || !reLabelValue.MatchString(v) {
 			return status.Errorf(codes.InvalidArgument, "%s: %q=%q is not a valid Google Cloud label (keys [a-z][a-z0-9_-]{0,62}, values [a-z0-9_-]{0,63})", path, k, v)
