@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
 	"github.com/alphaswarm/controller/provider"
@@ -405,69 +403,11 @@ func randHex(n int) string {
 // starts it.
 func (p *Provider) runReplica(ctx context.Context, rec *record, env []string, net string, index int) (string, error) {
 	spec := &rec.Spec
-	ext, _ := decodeExtension(spec)
-	cname := fmt.Sprintf("%s%s-%d-%s", p.opts.NamePrefix, spec.Name, index, randHex(3))
-	stopSecs := p.stopTimeoutSeconds()
-	cfg := &container.Config{
-		Image:       spec.Image,
-		Hostname:    fmt.Sprintf("%s-%d", spec.Name, index),
-		Env:         append(slices.Clip(env), "ALPHASWARM_REPLICA="+strconv.Itoa(index)),
-		Labels:      p.replicaLabels(rec, index),
-		Healthcheck: healthConfig(spec.HealthCheck),
-		StopTimeout: &stopSecs,
-		StopSignal:  ext.StopSignal,
-		User:        ext.User,
+	opts, err := p.replicaContainer(rec, env, net, index)
+	if err != nil {
+		return "", err
 	}
-	if len(spec.Command) > 0 {
-		cfg.Entrypoint = spec.Command
-	}
-	if len(spec.Args) > 0 {
-		cfg.Cmd = spec.Args
-	}
-	host := &container.HostConfig{
-		NetworkMode:   container.NetworkMode(net),
-		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyMode(p.opts.RestartPolicy)},
-		Init:          p.opts.Init,
-	}
-	if len(spec.Ports) > 0 {
-		cfg.ExposedPorts = network.PortSet{}
-		host.PortBindings = network.PortMap{}
-		for _, pt := range spec.Ports {
-			proto := network.IPProtocol(pt.Protocol)
-			if proto == "" {
-				proto = "tcp"
-			}
-			port, ok := network.PortFrom(uint16(pt.Container), proto)
-			if !ok {
-				return "", workload.Errorf(workload.InvalidArgument, "port %d/%s", pt.Container, proto)
-			}
-			cfg.ExposedPorts[port] = struct{}{}
-			hp := ""
-			if pt.Host > 0 {
-				hp = strconv.Itoa(pt.Host)
-			}
-			// The bind address: the spec's, else the target policy's
-			// default (loopback unless the admin says otherwise).
-			addr, err := netip.ParseAddr(p.policy.BindAddress(pt.HostIP))
-			if err != nil {
-				return "", workload.Invalid(workload.FieldError{Path: "ports.hostIP", Message: "must be an IP address"})
-			}
-			host.PortBindings[port] = append(host.PortBindings[port], network.PortBinding{HostIP: addr, HostPort: hp})
-		}
-	}
-	if m, _ := spec.Resources.MilliCPU(); m > 0 {
-		host.Resources.NanoCPUs = m * 1_000_000
-	}
-	if b, _ := spec.Resources.MemoryBytes(); b > 0 {
-		host.Resources.Memory = b
-	}
-	var nc *network.NetworkingConfig
-	if net != "" {
-		nc = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-			net: {Aliases: []string{spec.Name, fmt.Sprintf("%s-%d", spec.Name, index)}},
-		}}
-	}
-	created, err := p.eng.ContainerCreate(ctx, client.ContainerCreateOptions{Name: cname, Config: cfg, HostConfig: host, NetworkingConfig: nc})
+	created, err := p.eng.ContainerCreate(ctx, opts)
 	if err != nil {
 		return "", provider.Wrap(Name, p.classifier, err, fmt.Sprintf("create replica %d of %s", index, spec.Name))
 	}

@@ -6,13 +6,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"path"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
 
 	"github.com/alphaswarm/controller/workload"
 )
@@ -122,3 +126,75 @@ func healthConfig(hc *workload.HealthCheck) *container.HealthConfig {
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// replicaContainer translates replica index of rec into the Engine's
+// container: a fresh name, the config (env, labels, health check, stop
+// signal and timeout, user, command), the host config (network, restart
+// policy, init, published ports on the policy's bind address, CPU and
+// memory) and the service network's aliases.
+func (p *Provider) replicaContainer(rec *record, env []string, net string, index int) (client.ContainerCreateOptions, error) {
+	spec := &rec.Spec
+	ext, _ := decodeExtension(spec)
+	cname := fmt.Sprintf("%s%s-%d-%s", p.opts.NamePrefix, spec.Name, index, randHex(3))
+	stopSecs := p.stopTimeoutSeconds()
+	cfg := &container.Config{
+		Image:       spec.Image,
+		Hostname:    fmt.Sprintf("%s-%d", spec.Name, index),
+		Env:         append(slices.Clip(env), "ALPHASWARM_REPLICA="+strconv.Itoa(index)),
+		Labels:      p.replicaLabels(rec, index),
+		Healthcheck: healthConfig(spec.HealthCheck),
+		StopTimeout: &stopSecs,
+		StopSignal:  ext.StopSignal,
+		User:        ext.User,
+	}
+	if len(spec.Command) > 0 {
+		cfg.Entrypoint = spec.Command
+	}
+	if len(spec.Args) > 0 {
+		cfg.Cmd = spec.Args
+	}
+	host := &container.HostConfig{
+		NetworkMode:   container.NetworkMode(net),
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyMode(p.opts.RestartPolicy)},
+		Init:          p.opts.Init,
+	}
+	if len(spec.Ports) > 0 {
+		cfg.ExposedPorts = network.PortSet{}
+		host.PortBindings = network.PortMap{}
+		for _, pt := range spec.Ports {
+			proto := network.IPProtocol(pt.Protocol)
+			if proto == "" {
+				proto = "tcp"
+			}
+			port, ok := network.PortFrom(uint16(pt.Container), proto)
+			if !ok {
+				return client.ContainerCreateOptions{}, workload.Errorf(workload.InvalidArgument, "port %d/%s", pt.Container, proto)
+			}
+			cfg.ExposedPorts[port] = struct{}{}
+			hp := ""
+			if pt.Host > 0 {
+				hp = strconv.Itoa(pt.Host)
+			}
+			// The bind address: the spec's, else the target policy's
+			// default (loopback unless the admin says otherwise).
+			addr, err := netip.ParseAddr(p.policy.BindAddress(pt.HostIP))
+			if err != nil {
+				return client.ContainerCreateOptions{}, workload.Invalid(workload.FieldError{Path: "ports.hostIP", Message: "must be an IP address"})
+			}
+			host.PortBindings[port] = append(host.PortBindings[port], network.PortBinding{HostIP: addr, HostPort: hp})
+		}
+	}
+	if m, _ := spec.Resources.MilliCPU(); m > 0 {
+		host.Resources.NanoCPUs = m * 1_000_000
+	}
+	if b, _ := spec.Resources.MemoryBytes(); b > 0 {
+		host.Resources.Memory = b
+	}
+	var nc *network.NetworkingConfig
+	if net != "" {
+		nc = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+			net: {Aliases: []string{spec.Name, fmt.Sprintf("%s-%d", spec.Name, index)}},
+		}}
+	}
+	return client.ContainerCreateOptions{Name: cname, Config: cfg, HostConfig: host, NetworkingConfig: nc}, nil
+}
