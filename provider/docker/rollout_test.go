@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -220,5 +221,44 @@ func TestNoWaitRolloutClose(t *testing.T) {
 	}
 	if got := shortIDs(ids); !sameSet(got, old) {
 		t.Fatalf("after Close the running replicas are %v, want the old ones %v (the unready new one removed)", got, old)
+	}
+}
+
+// TestNoWaitRolloutFails: a background rollout whose new replica fails
+// stops there: the failed replica is removed, the old replicas keep
+// serving, and the status says why the rollout stopped.
+func TestNoWaitRolloutFails(t *testing.T) {
+	requireDocker(t)
+	t.Parallel()
+	p := openProvider(t, nil)
+	name := uniqueName("nowait-fail")
+	cleanupService(t, p, name)
+	old := startSlow(t, p, name, 2)
+	ctx := testCtx(t, 3*time.Minute)
+	spec := slowSpec(name, 2)
+	spec.Args = []string{"exit", "3"}
+	st, err := p.Start(provider.WithoutWait(ctx), spec)
+	if err != nil || st.Phase != workload.Progressing {
+		t.Fatalf("a changed spec without wait: %+v %v", st, err)
+	}
+	var last workload.DeploymentStatus
+	waitFor(t, 2*time.Minute, "the background rollout to stop", func() (bool, string) {
+		cur, err := p.Status(ctx, name)
+		if err != nil {
+			t.Fatalf("Status: %v", err)
+		}
+		last = cur
+		return cur.Phase != workload.Progressing, string(cur.Phase) + ": " + cur.Message
+	})
+	if last.Phase != workload.Degraded || !strings.Contains(last.Message, "the last background rollout stopped") || !strings.Contains(last.Message, "exited with code 3") {
+		t.Fatalf("after a failed background rollout: %s %q, want Degraded naming why it stopped", last.Phase, last.Message)
+	}
+	p.drains.Wait()
+	ids, err := runningIDs(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := shortIDs(ids); !sameSet(got, old) {
+		t.Fatalf("running after the failed rollout: %v, want the old replicas %v", got, old)
 	}
 }
