@@ -91,14 +91,15 @@ func TestFollowersResumeOnAnotherReplica(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var mu sync.Mutex
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if _, err := c.Deploy(ctx, "local", []byte("name: web\nimage: x/y:1\nreplicas: 1\n"), "application/yaml"); err != nil {
 		t.Fatal(err)
 	}
-	follow := client.WithReconnect(ctx, 20*time.Second)
+	var lost int
+	follow := client.WithReconnect(ctx, 20*time.Second, func(error) { mu.Lock(); lost++; mu.Unlock() })
 
-	var mu sync.Mutex
 	var lines, statuses []string
 	samples := 0
 	var wg sync.WaitGroup
@@ -179,6 +180,9 @@ func TestFollowersResumeOnAnotherReplica(t *testing.T) {
 	waitUntil("the lines after the restart", func() bool { return slices.ContainsFunc(lines, hasText("line-4")) })
 	waitUntil("samples from the new replica", func() bool { return samples > samplesBefore+2 })
 	mu.Lock()
+	if lost < 3 {
+		t.Errorf("%d lost connections were reported, want one per follower (3)", lost)
+	}
 	if len(statuses) != statusesBefore {
 		t.Errorf("the new replica's snapshot of an unchanged service was delivered again: %q", statuses)
 	}

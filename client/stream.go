@@ -29,9 +29,16 @@ import (
 // service (the server sends every status again on a new connection).
 //
 // The first connection is not retried: an unreachable server or a refused
-// request is reported at once, as without this option.
-func WithReconnect(ctx context.Context, giveUp time.Duration) context.Context {
-	return context.WithValue(ctx, reconnectKey, giveUp)
+// request is reported at once, as without this option. notify, when not
+// nil, is called (on the iterating goroutine) each time a working
+// connection is lost, with why, before reconnecting.
+func WithReconnect(ctx context.Context, giveUp time.Duration, notify func(lost error)) context.Context {
+	return context.WithValue(ctx, reconnectKey, reconnectOpt{giveUp: giveUp, notify: notify})
+}
+
+type reconnectOpt struct {
+	giveUp time.Duration
+	notify func(error)
 }
 
 // Reconnect backoff bounds.
@@ -63,7 +70,8 @@ const (
 func stream[T any](c *Client, ctx context.Context, path string, q url.Values, event string, rs resume[T]) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		var zero T
-		giveUp, reconnect := ctx.Value(reconnectKey).(time.Duration)
+		ro, reconnect := ctx.Value(reconnectKey).(reconnectOpt)
+		giveUp := ro.giveUp
 		query, backoff, lastOK := q, reconnectFirst, time.Now()
 		for attempt := 0; ; attempt++ {
 			resp, err := c.openStream(ctx, path, query)
@@ -93,6 +101,12 @@ func stream[T any](c *Client, ctx context.Context, path string, q url.Values, ev
 						yield(zero, err)
 					}
 					return
+				}
+				if ro.notify != nil && ctx.Err() == nil {
+					if err == nil {
+						err = workload.Errorf(workload.Unavailable, "the server ended the stream (shutting down)")
+					}
+					ro.notify(err)
 				}
 			} else if !reconnect || attempt == 0 || !retryable(err) || time.Since(lastOK) > giveUp {
 				if ctx.Err() == nil {

@@ -384,7 +384,7 @@ func metricsCmd(g *globals) *cobra.Command {
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
 			if watch {
-				ctx = client.WithReconnect(ctx, followReconnect)
+				ctx = client.WithReconnect(ctx, followReconnect, reconnecting(cmd))
 			}
 			header := false
 			for s, err := range c.Metrics(ctx, g.target, args[0]) {
@@ -417,6 +417,14 @@ func metricsCmd(g *globals) *cobra.Command {
 // enough for a load balancer to send it to another replica, or for a
 // restarted server to come back.
 const followReconnect = 2 * time.Minute
+
+// reconnecting tells the user on stderr that a follower lost its server
+// and is reconnecting.
+func reconnecting(cmd *cobra.Command) func(error) {
+	return func(err error) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "connection lost (%s); reconnecting for up to %s\n", workload.AsError(err).Message, followReconnect)
+	}
+}
 
 func bytesStr(n uint64) string {
 	const unit = 1024
@@ -452,7 +460,7 @@ func logsCmd(g *globals) *cobra.Command {
 			}
 			ctx := cmd.Context()
 			if follow {
-				ctx = client.WithReconnect(ctx, followReconnect)
+				ctx = client.WithReconnect(ctx, followReconnect, reconnecting(cmd))
 			}
 			for l, err := range c.Logs(ctx, g.target, args[0], opts) {
 				if err != nil {

@@ -46,7 +46,7 @@ func watchStatus(cmd *cobra.Command, c *client.Client, p printer, target, servic
 	ctx, cancel := context.WithCancel(cmd.Context())
 	defer cancel()
 	header := false
-	for st, err := range c.ServiceEvents(client.WithReconnect(ctx, followReconnect)) {
+	for st, err := range c.ServiceEvents(client.WithReconnect(ctx, followReconnect, reconnecting(cmd))) {
 		if err != nil {
 			if cmd.Context().Err() != nil {
 				return nil

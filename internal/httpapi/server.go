@@ -185,15 +185,6 @@ func (s *Server) openStream(w http.ResponseWriter, p control.Principal) (func(),
 	}, nil
 }
 
-// Routes lists "METHOD pattern" of every API route (for the OpenAPI test).
-func (s *Server) Routes() []string {
-	out := make([]string, len(s.routes))
-	for i, r := range s.routes {
-		out[i] = r.method + " " + r.pattern
-	}
-	return out
-}
-
 // Drain ends every open stream and waits for in-flight mutating requests
 // until ctx ends. Call it before http.Server.Shutdown.
 func (s *Server) Drain(ctx context.Context) error {
