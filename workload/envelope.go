@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 )
 
 // Envelope is the body of every API response:
@@ -32,6 +33,22 @@ func Fail(err error) Envelope {
 		e = &Error{Code: Internal, Message: "unknown error"}
 	}
 	return Envelope{Status: StatusError, Error: e}
+}
+
+// WriteError answers an HTTP request with err's error envelope, served
+// with its code's status (Code.HTTPStatus); an Unauthenticated answer
+// carries the Bearer challenge. The cause is never serialised. Headers set
+// on w before the call are kept. It is the one error writer of the API
+// and of the dashboard's own endpoints.
+func WriteError(w http.ResponseWriter, err error) {
+	env := Fail(err)
+	b, _ := json.Marshal(env)
+	w.Header().Set("Content-Type", "application/json")
+	if env.Error.Code == Unauthenticated {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="alphaswarm"`)
+	}
+	w.WriteHeader(env.Error.Code.HTTPStatus())
+	w.Write(append(b, '\n'))
 }
 
 // MarshalJSON writes the three keys always, in order, with null for the

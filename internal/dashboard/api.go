@@ -3,7 +3,6 @@ package dashboard
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/url"
 
@@ -82,13 +81,6 @@ func (r *recorder) Write(b []byte) (int, error) {
 // writeError answers a fragment request with the API's error envelope and
 // status, so the page handles both alike.
 func writeError(w http.ResponseWriter, err error) {
-	env := workload.Fail(err)
-	b, _ := json.Marshal(env)
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	if env.Error.Code == workload.Unauthenticated {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="alphaswarm"`)
-	}
-	w.WriteHeader(env.Error.Code.HTTPStatus())
-	w.Write(append(b, '\n'))
+	workload.WriteError(w, err)
 }

@@ -292,19 +292,12 @@ func writeJSON(w http.ResponseWriter, status int, data any) {
 
 // writeError writes an error envelope with the status its code implies.
 func writeError(w http.ResponseWriter, err error) {
-	env := workload.Fail(err)
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		env = workload.Fail(workload.Invalid(workload.FieldError{Path: "body", Message: "is larger than the server accepts"}))
+		err = workload.Invalid(workload.FieldError{Path: "body", Message: "is larger than the server accepts"})
 	}
 	// Causes are never serialised; the message is the caller's.
-	b, _ := json.Marshal(env)
-	w.Header().Set("Content-Type", "application/json")
-	if env.Error.Code == workload.Unauthenticated {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="alphaswarm"`)
-	}
-	w.WriteHeader(env.Error.Code.HTTPStatus())
-	w.Write(append(b, '\n'))
+	workload.WriteError(w, err)
 }
 
 // readBody reads the (size-limited) body.
