@@ -13,6 +13,7 @@ import (
 
 	"github.com/alphaswarm/controller/control"
 	"github.com/alphaswarm/controller/credentials"
+	"github.com/alphaswarm/controller/internal/testkit"
 	"github.com/alphaswarm/controller/provider"
 	_ "github.com/alphaswarm/controller/provider/docker" // registers "docker"
 	"github.com/alphaswarm/controller/provider/docker/dockertest"
@@ -32,8 +33,7 @@ func TestBrowserScenarioDocker(t *testing.T) {
 	rand.Read(rnd[:])
 	target := "dash" + hex.EncodeToString(rnd[:])
 	image := "alphaswarm-dash-workload:" + target
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	t.Cleanup(cancel)
+	ctx := testkit.Context(t, 5*time.Minute)
 	if err := dockertest.BuildImage(ctx, cli, image, target); err != nil {
 		t.Fatalf("building the test workload image: %v", err)
 	}
