@@ -249,43 +249,41 @@ func (m *Memory) Scale(ctx context.Context, name string, n int) (workload.Deploy
 	if msg := workload.ValidateReplicas(n); msg != "" {
 		return workload.DeploymentStatus{}, workload.Invalid(workload.FieldError{Path: "replicas", Message: msg})
 	}
-	if err := m.enter(ctx, provider.OpScale, name); err != nil {
+	return m.mutate(ctx, provider.OpScale, name, func(s *memService) { m.resize(name, s, n) })
+}
+
+// Restart implements provider.Restarter.
+func (m *Memory) Restart(ctx context.Context, name string) (workload.DeploymentStatus, error) {
+	return m.mutate(ctx, provider.OpRestart, name, func(s *memService) { m.roll(name, s) })
+}
+
+// mutate applies change to the existing service name under the lock,
+// between enter and exit, and waits for the result to settle as the
+// call's context asks (NotFound if there is no such service).
+func (m *Memory) mutate(ctx context.Context, op provider.Operation, name string, change func(s *memService)) (workload.DeploymentStatus, error) {
+	if err := m.enter(ctx, op, name); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
-	defer m.exit(provider.OpScale, name)
+	defer m.exit(op, name)
 	m.mu.Lock()
 	s, ok := m.services[name]
 	if !ok {
 		m.mu.Unlock()
 		return workload.DeploymentStatus{}, notFound(name)
 	}
-	m.resize(name, s, n)
-	m.changed(provider.OpScale, name, s)
+	change(s)
+	m.changed(op, name, s)
 	st := m.status(name, s)
 	m.mu.Unlock()
 	return m.settle(ctx, name, st), nil
 }
 
-// Restart implements provider.Restarter.
-func (m *Memory) Restart(ctx context.Context, name string) (workload.DeploymentStatus, error) {
-	if err := m.enter(ctx, provider.OpRestart, name); err != nil {
-		return workload.DeploymentStatus{}, err
-	}
-	defer m.exit(provider.OpRestart, name)
-	m.mu.Lock()
-	s, ok := m.services[name]
-	if !ok {
-		m.mu.Unlock()
-		return workload.DeploymentStatus{}, notFound(name)
-	}
+// roll replaces every instance of s with a new one, as a new revision.
+func (m *Memory) roll(name string, s *memService) {
 	n := len(s.instances)
 	m.resize(name, s, 0)
 	m.resize(name, s, n)
 	s.revision++
-	m.changed(provider.OpRestart, name, s)
-	st := m.status(name, s)
-	m.mu.Unlock()
-	return m.settle(ctx, name, st), nil
 }
 
 // Status implements provider.Provider.
@@ -315,26 +313,11 @@ func (m *Memory) ApplyConfig(ctx context.Context, name string, config map[string
 	if errs := workload.ValidateConfig("config", config); len(errs) > 0 {
 		return workload.Invalid(errs...)
 	}
-	if err := m.enter(ctx, provider.OpApplyConfig, name); err != nil {
-		return err
-	}
-	defer m.exit(provider.OpApplyConfig, name)
-	m.mu.Lock()
-	s, ok := m.services[name]
-	if !ok {
-		m.mu.Unlock()
-		return notFound(name)
-	}
-	s.config = maps.Clone(config)
-	n := len(s.instances)
-	m.resize(name, s, 0)
-	m.resize(name, s, n)
-	s.revision++
-	m.changed(provider.OpApplyConfig, name, s)
-	st := m.status(name, s)
-	m.mu.Unlock()
-	m.settle(ctx, name, st)
-	return nil
+	_, err := m.mutate(ctx, provider.OpApplyConfig, name, func(s *memService) {
+		s.config = maps.Clone(config)
+		m.roll(name, s)
+	})
+	return err
 }
 
 // Config returns what the workload sees as its config (the harness's
