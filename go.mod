@@ -57,6 +57,8 @@ require (
 
 require github.com/getkin/kin-openapi v0.153.0
 
+require github.com/aws/aws-sdk-go-v2/service/iam v1.66.0 // indirect
+
 require (
 	cloud.google.com/go v0.123.0 // indirect
 	cloud.google.com/go/auth/oauth2adapt v0.3.1 // indirect

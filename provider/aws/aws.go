@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
+	"sync"
 	"time"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
@@ -15,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
@@ -68,6 +71,12 @@ type Options struct {
 	// StartLiveTail sessions; false (or a session CloudWatch refuses or
 	// samples) polls FilterLogEvents every pollInterval instead.
 	LiveTail *bool `json:"liveTail,omitempty"`
+	// CheckPermissions, true by default, simulates the IAM permissions
+	// the provider needs (SimulatePrincipalPolicy) when the target opens
+	// and every five minutes; false turns the check off (a policy that
+	// grants per service name, which the check, asking for every service
+	// of the cluster, would report as missing).
+	CheckPermissions *bool `json:"checkPermissions,omitempty"`
 	// MaxAttempts bounds the SDK's retries (default: the SDK's, 3).
 	MaxAttempts int `json:"maxAttempts,omitempty"`
 	// BaseEndpoint points every client at one endpoint. For tests (the
@@ -92,6 +101,10 @@ var (
 	_ provider.Execer    = (*Provider)(nil)
 	_ provider.Explainer = (*Provider)(nil)
 	_ provider.Named     = (*Provider)(nil)
+	_ provider.Pinger    = (*Provider)(nil)
+	_ io.Closer          = (*Provider)(nil)
+
+	_ provider.PermissionExplainer = (*Provider)(nil)
 )
 
 // Provider is the ECS-mode aws provider for one target.
@@ -103,8 +116,18 @@ type Provider struct {
 	ssm    *ssm.Client
 	cw     *cloudwatch.Client
 	logs   *cloudwatchlogs.Client
+	iam    *iam.Client
+	sts    *sts.Client
 	// liveHTTP carries the StartLiveTail sessions (livetail.go).
 	liveHTTP *awshttp.BuildableClient
+	// The IAM permission check (access.go): what it found, closed when
+	// the first check is done, its stop and its end. accessFirst is nil
+	// with checkPermissions false.
+	accessMu    sync.Mutex
+	access      accessState
+	accessFirst chan struct{}
+	accessDone  chan struct{}
+	stopAccess  context.CancelFunc
 	// now is replaceable in tests.
 	now func() time.Time
 }
@@ -112,8 +135,10 @@ type Provider struct {
 // ProviderName implements provider.Named.
 func (p *Provider) ProviderName() string { return Name }
 
-// Open is the provider.Factory. It does not contact AWS. In mode eks it
-// returns an *EKSProvider, otherwise a *Provider.
+// Open is the provider.Factory. In mode eks it returns an *EKSProvider,
+// which does not contact AWS until its first operation; otherwise a
+// *Provider, which starts checking its IAM permissions in the background
+// (access.go; Close stops that).
 func Open(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolver) (provider.Provider, error) {
 	var o Options
 	if err := cfg.DecodeOptions(&o); err != nil {
@@ -179,6 +204,22 @@ func Open(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolve
 			c.BaseEndpoint = sdkaws.String(o.BaseEndpoint)
 		}
 	})
+	p.iam = iam.NewFromConfig(awsCfg, func(c *iam.Options) {
+		if o.BaseEndpoint != "" {
+			c.BaseEndpoint = sdkaws.String(o.BaseEndpoint)
+		}
+	})
+	p.sts = sts.NewFromConfig(awsCfg, func(c *sts.Options) {
+		if o.BaseEndpoint != "" {
+			c.BaseEndpoint = sdkaws.String(o.BaseEndpoint)
+		}
+	})
+	if o.CheckPermissions == nil || *o.CheckPermissions {
+		var actx context.Context
+		actx, p.stopAccess = context.WithCancel(context.WithoutCancel(ctx))
+		p.accessFirst, p.accessDone = make(chan struct{}), make(chan struct{})
+		go p.watchAccess(actx) // access.go
+	}
 	return p, nil
 }
 

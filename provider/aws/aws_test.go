@@ -3,6 +3,7 @@ package aws_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,6 +58,7 @@ func TestOpenErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer p.(io.Closer).Close()
 	if _, err := p.Status(ctx(t), "web"); workload.CodeOf(err) != workload.Unauthenticated {
 		t.Errorf("no credentials: %v", err)
 	}
@@ -76,6 +78,7 @@ func TestWebIdentityCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer p.(io.Closer).Close()
 	if _, err := p.Status(ctx(t), "web"); workload.CodeOf(err) != workload.NotFound {
 		t.Fatalf("Status = %v, want not_found", err)
 	}

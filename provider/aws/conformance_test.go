@@ -3,6 +3,7 @@ package aws_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"testing"
 	"time"
 
@@ -59,6 +60,9 @@ func openOn(t *testing.T, f *fakeaws.Fake, extra map[string]any) provider.Provid
 	p, err := provider.Open(context.Background(), provider.TargetConfig{Name: "prod", Provider: "aws", Options: raw}, testCreds())
 	if err != nil {
 		t.Fatalf("Open: %v", err)
+	}
+	if c, ok := p.(io.Closer); ok {
+		t.Cleanup(func() { c.Close() })
 	}
 	return p
 }

@@ -67,7 +67,7 @@ const (
 var (
 	commonOptions  = []string{"mode", "region", "cluster", "metricsPeriod", "maxAttempts", "baseEndpoint"}
 	ecsOnlyOptions = []string{"launchType", "subnets", "securityGroups", "executionRoleArn", "assignPublicIp",
-		"taskRoleArn", "enableExecuteCommand", "logGroup", "pollInterval", "liveTail"}
+		"taskRoleArn", "enableExecuteCommand", "logGroup", "pollInterval", "liveTail", "checkPermissions"}
 	eksOnlyOptions = []string{"namespace", "deleteOnStop", "rolloutTimeout", "progressDeadline", "configDir"}
 )
 

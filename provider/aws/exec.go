@@ -65,6 +65,9 @@ func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecReque
 	if r := p.execUnsupportedReason(); r != "" {
 		return res, provider.ErrUnsupported(Name, provider.OpExec, r)
 	}
+	if err := p.permitted(provider.OpExec, false); err != nil {
+		return res, err
+	}
 	svc, err := p.describe(ctx, name)
 	if err != nil {
 		return res, err

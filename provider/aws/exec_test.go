@@ -60,6 +60,13 @@ func openTarget(t *testing.T, f *fakeaws.Fake, extra map[string]any) *Provider {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { p.(*Provider).Close() })
+	// The permission check's requests are made before this returns, so
+	// that the goroutines they leave (idle connections) are not taken
+	// for leaks of a later target's test.
+	if first := p.(*Provider).accessFirst; first != nil {
+		<-first
+	}
 	return p.(*Provider)
 }
 

@@ -93,7 +93,7 @@ const (
 // no line is dropped or repeated.
 func (p *Provider) follow(ctx context.Context, name string, cur *logCursor, yield func(workload.LogLine, error) bool) {
 	d := newLineDedup()
-	live := p.opts.LiveTail == nil || *p.opts.LiveTail
+	live := p.liveTailOn()
 	every := 2 * time.Second
 	if p.opts.PollInterval > 0 {
 		every = p.opts.PollInterval.D()

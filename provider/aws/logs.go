@@ -69,6 +69,10 @@ func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptio
 			yield(workload.LogLine{}, err)
 			return
 		}
+		if err := p.permitted(provider.OpLogs, false); err != nil {
+			yield(workload.LogLine{}, err)
+			return
+		}
 		s, err := p.describe(ctx, name)
 		if err == nil && s == nil {
 			err = p.notFound(name)

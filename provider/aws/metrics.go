@@ -11,6 +11,7 @@ import (
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 
+	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
 
@@ -24,6 +25,10 @@ import (
 func (p *Provider) StreamMetrics(ctx context.Context, name string) iter.Seq2[workload.MetricSample, error] {
 	return func(yield func(workload.MetricSample, error) bool) {
 		if err := p.validName(name); err != nil {
+			yield(workload.MetricSample{}, err)
+			return
+		}
+		if err := p.permitted(provider.OpStreamMetrics, false); err != nil {
 			yield(workload.MetricSample{}, err)
 			return
 		}

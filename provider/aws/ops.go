@@ -59,6 +59,9 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 	if _, err := p.taskDefinitionInput(spec, map[string]string{}); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
+	if err := p.permitted(provider.OpStart, spec.Config != nil); err != nil { // access.go
+		return workload.DeploymentStatus{}, err
+	}
 	svc, err := p.describe(ctx, spec.Name)
 	if err != nil {
 		return workload.DeploymentStatus{}, err
@@ -197,6 +200,9 @@ func (p *Provider) Stop(ctx context.Context, name string) (workload.DeploymentSt
 	if err := p.validName(name); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
+	if err := p.permitted(provider.OpStop, false); err != nil {
+		return workload.DeploymentStatus{}, err
+	}
 	s, err := p.describe(ctx, name)
 	if err != nil {
 		return workload.DeploymentStatus{}, err
@@ -221,6 +227,9 @@ func (p *Provider) Scale(ctx context.Context, name string, replicas int) (worklo
 	if m := workload.ValidateReplicas(replicas); m != "" {
 		return workload.DeploymentStatus{}, workload.Invalid(workload.FieldError{Path: "replicas", Message: m})
 	}
+	if err := p.permitted(provider.OpScale, false); err != nil {
+		return workload.DeploymentStatus{}, err
+	}
 	s, err := p.describe(ctx, name)
 	if err != nil {
 		return workload.DeploymentStatus{}, err
@@ -239,6 +248,9 @@ func (p *Provider) Scale(ctx context.Context, name string, replicas int) (worklo
 // ECS rolls with the service's deployment configuration.
 func (p *Provider) Restart(ctx context.Context, name string) (workload.DeploymentStatus, error) {
 	if err := p.validName(name); err != nil {
+		return workload.DeploymentStatus{}, err
+	}
+	if err := p.permitted(provider.OpRestart, false); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
 	s, err := p.describe(ctx, name)
@@ -265,6 +277,9 @@ func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[stri
 		return err
 	}
 	if err := checkConfig(config); err != nil {
+		return err
+	}
+	if err := p.permitted(provider.OpApplyConfig, true); err != nil {
 		return err
 	}
 	s, err := p.describe(ctx, name)

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
 
@@ -39,6 +40,9 @@ func primary(s *ecstypes.Service) *ecstypes.Deployment {
 // Status implements provider.Provider.
 func (p *Provider) Status(ctx context.Context, name string) (workload.DeploymentStatus, error) {
 	if err := p.validName(name); err != nil {
+		return workload.DeploymentStatus{}, err
+	}
+	if err := p.permitted(provider.OpStatus, false); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
 	s, err := p.describe(ctx, name)

@@ -69,6 +69,15 @@ type Options struct {
 	// Throttle, when > 0, answers that many next requests with
 	// ThrottlingException (to test retry exhaustion).
 	Throttle int
+	// Caller is the identity (an IAM user or role ARN, or an STS
+	// assumed-role session ARN) of requests signed with any key but the
+	// web-identity one; default DefaultCaller. See iam.go.
+	Caller string
+	// Policies, when not nil, are the identity-based policies of IAM
+	// users and roles (ARN -> statements): every signed request is
+	// authorised against its signer's, and SimulatePrincipalPolicy reads
+	// them. Nil allows everything. See iam.go.
+	Policies map[string][]Statement
 }
 
 // Fake is the fake AWS. Its methods are safe for concurrent use.
@@ -162,8 +171,14 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	key := accessKey(r.Header.Get("Authorization"))
+	if target == "" && !cbor && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		if form, err := url.ParseQuery(string(body)); err == nil && f.serveQuery(w, form, key) {
+			return // STS GetCallerIdentity, IAM SimulatePrincipalPolicy: iam.go
+		}
+	}
 	f.mu.Lock()
-	f.accessKeys[accessKey(r.Header.Get("Authorization"))]++
+	f.accessKeys[key]++
 	throttle := f.opts.Throttle > 0
 	if throttle {
 		f.opts.Throttle--
@@ -176,10 +191,22 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeCBORError(w, errf(400, "ThrottlingException", "Rate exceeded"))
 			return
 		}
+		// GetMetricData has no resource-level permissions (Service
+		// Authorization Reference, CloudWatch).
+		if aerr := f.authorize(key, "AccessDeniedException", []need{{"cloudwatch:" + op, "*"}}); aerr != nil {
+			writeCBORError(w, aerr)
+			return
+		}
 		f.serveCloudWatch(w, r, op, body)
 		return
 	}
 	if target == "" && strings.HasPrefix(r.URL.Path, "/clusters/") {
+		name, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/clusters/"), "/")
+		if aerr := f.authorize(key, "AccessDeniedException", []need{{"eks:DescribeCluster",
+			"arn:aws:eks:" + f.opts.Region + ":" + f.opts.Account + ":cluster/" + name}}); aerr != nil {
+			writeRESTError(w, &apiError{http.StatusForbidden, aerr.code, aerr.message}, nil)
+			return
+		}
 		f.serveEKS(w, r, throttle)
 		return
 	}
@@ -214,6 +241,10 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if aerr := f.sdkValidate(name, op, body); aerr != nil {
+		writeJSONError(w, aerr)
+		return
+	}
+	if aerr := f.authorize(key, "AccessDeniedException", f.needsOf(name, op, in)); aerr != nil {
 		writeJSONError(w, aerr)
 		return
 	}

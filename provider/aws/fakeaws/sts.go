@@ -44,7 +44,7 @@ func (f *Fake) serveSTS(w http.ResponseWriter, form url.Values) bool {
 	fmt.Fprintf(w, `<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
   <AssumeRoleWithWebIdentityResult>
     <SubjectFromWebIdentityToken>system:serviceaccount:ns:sa</SubjectFromWebIdentityToken>
-    <AssumedRoleUser><Arn>%s/%s</Arn><AssumedRoleId>AROAFAKE:%s</AssumedRoleId></AssumedRoleUser>
+    <AssumedRoleUser><Arn>%s</Arn><AssumedRoleId>AROAFAKE:%s</AssumedRoleId></AssumedRoleUser>
     <Credentials>
       <AccessKeyId>%s</AccessKeyId>
       <SecretAccessKey>fakeSecretAccessKeyFromWebIdentity</SecretAccessKey>
@@ -54,7 +54,19 @@ func (f *Fake) serveSTS(w http.ResponseWriter, form url.Values) bool {
     <Audience>sts.amazonaws.com</Audience>
   </AssumeRoleWithWebIdentityResult>
   <ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata>
-</AssumeRoleWithWebIdentityResponse>`, strings.Replace(role, ":role/", ":assumed-role/", 1), form.Get("RoleSessionName"),
+</AssumeRoleWithWebIdentityResponse>`, assumedRoleArn(role, form.Get("RoleSessionName")),
 		form.Get("RoleSessionName"), AssumedAccessKey, exp)
 	return true
+}
+
+// assumedRoleArn is the session ARN STS gives a role's session: service
+// sts, the role's name without its path ("arn:aws:sts::123456789012:
+// assumed-role/demo/TestAR", STS API reference, AssumeRole's
+// AssumedRoleUser).
+func assumedRoleArn(role, session string) string {
+	parts := strings.SplitN(role, ":", 6)
+	if len(parts) != 6 {
+		return role
+	}
+	return "arn:" + parts[1] + ":sts::" + parts[4] + ":assumed-role/" + parts[5][strings.LastIndex(parts[5], "/")+1:] + "/" + session
 }
