@@ -7,31 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/alphaswarm/controller/internal/testkit"
 	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/provider/providertest"
 	"github.com/alphaswarm/controller/workload"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestHostEscapeRefused replays the audit's host escapes through the HTTP
 // API with an operator token, on the real Engine: compose.file outside the
@@ -51,7 +34,7 @@ func TestHostEscapeRefused(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "pwn.yml"), []byte(fmt.Sprintf(
 		"services:\n  pwn:\n    image: %s\n    network_mode: host\n    volumes: [\"/:/host\", \"/var/run/docker.sock:/var/run/docker.sock\"]\n", image)), 0o644)
 	os.Symlink(filepath.Join(outside, "shadow"), filepath.Join(dir, "link.yml"))
-	var logs lockedBuffer
+	var logs testkit.Buffer
 	s := newStackWith(t, provider.Policy{Compose: provider.ComposePolicy{Dir: dir}}, &logs)
 
 	name := providertest.Name("esc")

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -106,5 +107,17 @@ func TestNewStack(t *testing.T) {
 	}
 	if s.Config.MaxBodyBytes != 1<<20 || s.Config.MaxStreamsPerUser != 32 {
 		t.Fatalf("not serve's defaults: %+v", s.Config)
+	}
+}
+
+func TestBuffer(t *testing.T) {
+	var b testkit.Buffer
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() { fmt.Fprintf(&b, "line %d\n", i) })
+	}
+	wg.Wait()
+	if got := strings.Count(b.String(), "\n"); got != 8 {
+		t.Fatalf("%d lines: %q", got, b.String())
 	}
 }
