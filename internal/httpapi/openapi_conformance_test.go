@@ -247,6 +247,50 @@ func TestOpenAPIConformance(t *testing.T) {
 			t.Fatalf("the 101 does not match the document: %v", err)
 		}
 	})
+	t.Run("SSE error event", func(t *testing.T) {
+		// A metrics stream whose upstream ends with an error (here the
+		// runtime's hub closing, as at shutdown: unavailable) ends with an
+		// 'error' event whose data is the error envelope. Last: the
+		// runtime is closed.
+		rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(rctx, "GET", f.url+"/v1/targets/local/services/api/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+tokens["viewer"])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("metrics: %d", resp.StatusCode)
+		}
+		sc := bufio.NewScanner(resp.Body)
+		closed, name := false, ""
+		for sc.Scan() {
+			line := sc.Text()
+			if strings.HasPrefix(line, "event: ") {
+				name = strings.TrimPrefix(line, "event: ")
+			}
+			if !strings.HasPrefix(line, "data: ") {
+				continue
+			}
+			if name == "sample" && !closed {
+				closed = true
+				f.rt.Close()
+			}
+			if name == "error" {
+				var v any
+				if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &v); err != nil {
+					t.Fatal(err)
+				}
+				if err := doc.Components.Schemas["EnvelopeError"].Value.VisitJSON(v); err != nil {
+					t.Fatalf("the error event does not match EnvelopeError: %v\n%s", err, line)
+				}
+				return
+			}
+		}
+		t.Fatalf("the stream ended without an error event")
+	})
 	for _, r := range f.api.Routes() {
 		if !covered[r] {
 			t.Errorf("route %s is not exercised by the conformance test", r)
