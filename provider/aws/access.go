@@ -349,9 +349,7 @@ func (p *Provider) permitted(op provider.Operation, withConfig bool) error {
 	case <-time.After(firstAccessWait):
 	}
 	if why := p.missingFor(op, withConfig); why != "" {
-		e := workload.Errorf(workload.PermissionDenied, "%s: %s", op, why)
-		e.Provider = Name
-		return e
+		return provider.Errorf(Name, workload.PermissionDenied, "%s: %s", op, why)
 	}
 	return nil
 }
@@ -366,9 +364,7 @@ func (p *Provider) MissingPermission(op provider.Operation) string { return p.mi
 // reported by the capability matrix instead. It makes no request.
 func (p *Provider) Ping(context.Context) error {
 	if why := p.missingFor(provider.OpStatus, false); why != "" {
-		e := workload.Errorf(workload.PermissionDenied, "%s", why)
-		e.Provider = Name
-		return e
+		return provider.Errorf(Name, workload.PermissionDenied, "%s", why)
 	}
 	return nil
 }

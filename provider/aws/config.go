@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
+	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
 
@@ -58,7 +59,7 @@ func (p *Provider) writeConfig(ctx context.Context, service string, config map[s
 		if _, err := p.ssm.PutParameter(ctx, &ssm.PutParameterInput{Name: sdkaws.String(name),
 			Value: sdkaws.String(config[k]), Type: typ, Overwrite: sdkaws.Bool(true)}); err != nil {
 			if len(refs) > 0 {
-				return nil, afterChange(mapErr("PutParameter "+name, err))
+				return nil, provider.AfterChange(Name, mapErr("PutParameter "+name, err), changesApplied)
 			}
 			return nil, mapErr("PutParameter "+name, err)
 		}
@@ -69,7 +70,7 @@ func (p *Provider) writeConfig(ctx context.Context, service string, config map[s
 	for pg.HasMorePages() {
 		out, err := pg.NextPage(ctx)
 		if err != nil {
-			return nil, afterChange(mapErr("GetParametersByPath "+path, err))
+			return nil, provider.AfterChange(Name, mapErr("GetParametersByPath "+path, err), changesApplied)
 		}
 		for _, prm := range out.Parameters {
 			if _, keep := config[strings.TrimPrefix(sdkaws.ToString(prm.Name), path)]; !keep {
@@ -79,7 +80,7 @@ func (p *Provider) writeConfig(ctx context.Context, service string, config map[s
 	}
 	for i := 0; i < len(stale); i += 10 {
 		if _, err := p.ssm.DeleteParameters(ctx, &ssm.DeleteParametersInput{Names: stale[i:min(i+10, len(stale))]}); err != nil {
-			return nil, afterChange(mapErr("DeleteParameters", err))
+			return nil, provider.AfterChange(Name, mapErr("DeleteParameters", err), changesApplied)
 		}
 	}
 	return refs, nil

@@ -204,16 +204,18 @@ func (p *EKSProvider) restConfig(ctx context.Context) (*rest.Config, error) {
 	}
 	c := out.Cluster
 	if c == nil {
-		return nil, wrap(workload.ProviderError, "DescribeCluster: "+what, "the answer holds no cluster", nil)
+		return nil, provider.Errorf(Name, workload.ProviderError, "DescribeCluster: %s: the answer holds no cluster", what)
 	}
 	switch c.Status {
 	case ekstypes.ClusterStatusCreating, ekstypes.ClusterStatusPending, ekstypes.ClusterStatusDeleting, ekstypes.ClusterStatusFailed:
-		return nil, wrap(workload.Unavailable, what, fmt.Sprintf("the cluster is %s: its API server is not available", c.Status), nil)
+		return nil, provider.Errorf(Name, workload.Unavailable, "%s: the cluster is %s: its API server is not available", what, c.Status)
 	}
 	endpoint := sdkaws.ToString(c.Endpoint)
 	u, err := url.Parse(endpoint)
 	if endpoint == "" || err != nil || u.Scheme != "https" || u.Host == "" {
-		return nil, wrap(workload.ProviderError, what, fmt.Sprintf("the cluster's endpoint %q is not an https URL", endpoint), err)
+		e := provider.Errorf(Name, workload.ProviderError, "%s: the cluster's endpoint %q is not an https URL", what, endpoint)
+		e.Err = err
+		return nil, e
 	}
 	var caData string
 	if c.CertificateAuthority != nil {
@@ -224,7 +226,9 @@ func (p *EKSProvider) restConfig(ctx context.Context) (*rest.Config, error) {
 		err = errors.New("no PEM certificate in it")
 	}
 	if caData == "" || err != nil {
-		return nil, wrap(workload.ProviderError, what, fmt.Sprintf("the cluster's certificateAuthority.data is not a base64 PEM certificate: %v", err), err)
+		e := provider.Errorf(Name, workload.ProviderError, "%s: the cluster's certificateAuthority.data is not a base64 PEM certificate: %v", what, err)
+		e.Err = err
+		return nil, e
 	}
 	rc := &rest.Config{Host: endpoint, TLSClientConfig: rest.TLSClientConfig{CAData: ca}}
 	rc.Wrap(func(next http.RoundTripper) http.RoundTripper { return &tokenRoundTripper{src: p.tokens, next: next} })

@@ -71,25 +71,22 @@ var codeFor = map[string]workload.Code{
 	"TooManyRequestsException":            workload.RateLimited,
 }
 
-// mapErr turns an SDK error into a *workload.Error. what says what was being
-// done ("UpdateService web"). The SDK has already retried throttling and
-// transient errors with its backoff by the time an error reaches here.
-func mapErr(what string, err error) error {
-	if err == nil {
-		return nil
-	}
-	var we *workload.Error
-	if errors.As(err, &we) {
-		return err
-	}
+// mapErr turns an SDK error into a *workload.Error naming the provider.
+// what says what was being done ("UpdateService web"). The SDK has
+// already retried throttling and transient errors with its backoff by the
+// time an error reaches here.
+func mapErr(what string, err error) error { return provider.Wrap(Name, classify, err, what) }
+
+// classify is the provider's provider.Classifier.
+func classify(err error) (workload.Code, string) {
 	if errors.Is(err, errNoCredentials) {
-		return wrap(workload.Unauthenticated, what, err.Error(), err)
+		return workload.Unauthenticated, ""
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return wrap(workload.Timeout, what, "deadline exceeded", err)
+		return workload.Timeout, "deadline exceeded"
 	}
 	if errors.Is(err, context.Canceled) {
-		return wrap(workload.Unavailable, what, "cancelled", err)
+		return workload.Unavailable, "cancelled"
 	}
 	var me *retry.MaxAttemptsError
 	attempts := ""
@@ -110,13 +107,13 @@ func mapErr(what string, err error) error {
 		if hint != "" {
 			msg += " (" + hint + ")"
 		}
-		return wrap(code, what, msg+attempts, err)
+		return code, msg + attempts
 	}
 	var ne net.Error
 	if errors.As(err, &ne) {
-		return wrap(workload.Unavailable, what, err.Error(), err)
+		return workload.Unavailable, ""
 	}
-	return wrap(workload.ProviderError, what, err.Error(), err)
+	return workload.ProviderError, ""
 }
 
 // refine adjusts the code of an AWS error whose meaning depends on its
@@ -136,25 +133,8 @@ func refine(awsCode, message string, code workload.Code) (workload.Code, string)
 	return code, ""
 }
 
-func wrap(code workload.Code, what, msg string, cause error) *workload.Error {
-	e := workload.Errorf(code, "%s: %s", what, msg)
-	e.Provider = Name
-	e.Err = cause
-	return e
-}
-
-// notFound is the NotFound error for the target's service name; the
-// message names it as <target>/<name>.
-func (p *Provider) notFound(name string) *workload.Error {
-	e := workload.Errorf(workload.NotFound, "ECS service %q not found", workload.ServiceID(p.target, name))
-	e.Provider = Name
-	return e
-}
-
-// afterChange reclassifies an error that follows an earlier successful
-// mutation (a parameter written, a task-definition revision registered):
-// a refusal code would promise that nothing changed, so it becomes
-// ProviderError, keeping the message and cause.
-func afterChange(err error) error {
-	return provider.AfterChange(Name, err, "earlier changes were applied")
-}
+// changesApplied is what provider.AfterChange says was done when an
+// error follows an earlier successful mutation (a parameter written, a
+// task-definition revision registered): a refusal code would promise
+// that nothing changed, so it becomes ProviderError.
+const changesApplied = "earlier changes were applied"

@@ -78,14 +78,14 @@ func TestMapErr(t *testing.T) {
 
 func TestAfterChange(t *testing.T) {
 	refusal := mapErr("CreateService web", &smithy.GenericAPIError{Code: "InvalidParameterException", Message: "bad subnet"})
-	got := afterChange(refusal)
+	got := provider.AfterChange(Name, refusal, changesApplied)
 	if workload.CodeOf(got) != workload.ProviderError || provider.NothingChanged(got) {
 		t.Fatalf("afterChange(%v) = %v, want provider_error", refusal, got)
 	}
 	if !strings.Contains(got.Error(), "InvalidParameterException") || !errors.Is(got, refusal) {
 		t.Errorf("afterChange lost the cause: %v", got)
 	}
-	if other := mapErr("x", context.DeadlineExceeded); afterChange(other) != other {
+	if other := mapErr("x", context.DeadlineExceeded); provider.AfterChange(Name, other, changesApplied) != other {
 		t.Error("afterChange changed a code that already promises nothing")
 	}
 }

@@ -56,7 +56,7 @@ func (p *Provider) checkExecOptions() error {
 // it, which ECS's agent does not; it is then reported as 0.
 func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecRequest) (provider.ExecResult, error) {
 	var res provider.ExecResult
-	if err := p.validName(name); err != nil {
+	if err := workload.CheckName("name", name); err != nil {
 		return res, err
 	}
 	if len(req.Command) == 0 || req.Command[0] == "" {
@@ -73,7 +73,7 @@ func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecReque
 		return res, err
 	}
 	if svc == nil {
-		return res, p.notFound(name)
+		return res, provider.NotFound(Name, "ECS service %q not found", workload.ServiceID(p.target, name))
 	}
 	if !svc.EnableExecuteCommand {
 		return res, provider.ErrUnsupported(Name, provider.OpExec, fmt.Sprintf(
@@ -98,13 +98,14 @@ func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecReque
 			strings.Contains(ae.ErrorMessage(), "execute command was not enabled") {
 			// The task has exec on (checked above), so of the two causes
 			// ECS's message names, its agent not running is the one.
-			return res, wrap(workload.Unavailable, "ExecuteCommand in task "+res.Instance,
-				ae.ErrorMessage()+" (the task has exec on: its ECS Exec agent is not running; retry later)", err)
+			return res, provider.Wrap(Name, func(error) (workload.Code, string) {
+				return workload.Unavailable, ae.ErrorMessage() + " (the task has exec on: its ECS Exec agent is not running; retry later)"
+			}, err, "ExecuteCommand in task "+res.Instance)
 		}
 		return res, mapErr("ExecuteCommand in task "+res.Instance, err)
 	}
 	if out.Session == nil || sdkaws.ToString(out.Session.StreamUrl) == "" || sdkaws.ToString(out.Session.TokenValue) == "" {
-		return res, wrap(workload.ProviderError, "ExecuteCommand in task "+res.Instance, "the answer has no session", nil)
+		return res, provider.Errorf(Name, workload.ProviderError, "ExecuteCommand in task %s: the answer has no session", res.Instance)
 	}
 	sessionID := sdkaws.ToString(out.Session.SessionId)
 	opts := ssmsession.Options{Stdin: req.Stdin, Stdout: req.Stdout, Stderr: req.Stderr}
@@ -147,13 +148,13 @@ func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecReque
 				"%s: %v (the cluster's executeCommandConfiguration names a KMS key; this controller's Session Manager client has no KMS support)", what, err))
 		}
 		if errors.Is(err, ssmsession.ErrChannelClosed) {
-			return res, wrap(workload.Unavailable, what, err.Error(), err)
+			return res, provider.Wrap(Name, func(error) (workload.Code, string) { return workload.Unavailable, "" }, err, what)
 		}
 		return res, mapErr(what, err)
 	}
 	if r.CloseOutput != "" {
 		// A normal end closes the channel with an empty Output.
-		return res, wrap(workload.Unavailable, what, "Session Manager closed the session: "+r.CloseOutput, nil)
+		return res, provider.Errorf(Name, workload.Unavailable, "%s: Session Manager closed the session: %s", what, r.CloseOutput)
 	}
 	if r.ExitCode != nil {
 		res.ExitCode = *r.ExitCode
@@ -180,9 +181,7 @@ func (p *Provider) execTask(ctx context.Context, name, instance string) (*ecstyp
 	}
 	sort.Slice(tasks, func(i, j int) bool { return sdkaws.ToString(tasks[i].TaskArn) < sdkaws.ToString(tasks[j].TaskArn) })
 	unavailable := func(format string, args ...any) error {
-		e := workload.Errorf(workload.Unavailable, format, args...)
-		e.Provider = Name
-		return e
+		return provider.Errorf(Name, workload.Unavailable, format, args...)
 	}
 	if instance != "" {
 		for i := range tasks {
@@ -203,9 +202,7 @@ func (p *Provider) execTask(ctx context.Context, name, instance string) (*ecstyp
 			}
 			return t, nil
 		}
-		e := workload.Errorf(workload.NotFound, "service %s has no running task %s", name, instance)
-		e.Provider = Name
-		return nil, e
+		return nil, provider.NotFound(Name, "service %s has no running task %s", name, instance)
 	}
 	running, enabled := 0, 0
 	var agents []string

@@ -65,7 +65,7 @@ func (c *logCursor) admit(evs []logtypes.FilteredLogEvent) []logtypes.FilteredLo
 // on the target's log group and the service's stream prefix.
 func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptions) iter.Seq2[workload.LogLine, error] {
 	return func(yield func(workload.LogLine, error) bool) {
-		if err := p.validName(name); err != nil {
+		if err := workload.CheckName("name", name); err != nil {
 			yield(workload.LogLine{}, err)
 			return
 		}
@@ -75,7 +75,7 @@ func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptio
 		}
 		s, err := p.describe(ctx, name)
 		if err == nil && s == nil {
-			err = p.notFound(name)
+			err = provider.NotFound(Name, "ECS service %q not found", workload.ServiceID(p.target, name))
 		}
 		if err != nil {
 			yield(workload.LogLine{}, err)

@@ -24,7 +24,7 @@ import (
 // one core; bytes) with the task definition's cpu units and MiB.
 func (p *Provider) StreamMetrics(ctx context.Context, name string) iter.Seq2[workload.MetricSample, error] {
 	return func(yield func(workload.MetricSample, error) bool) {
-		if err := p.validName(name); err != nil {
+		if err := workload.CheckName("name", name); err != nil {
 			yield(workload.MetricSample{}, err)
 			return
 		}
@@ -34,7 +34,7 @@ func (p *Provider) StreamMetrics(ctx context.Context, name string) iter.Seq2[wor
 		}
 		s, err := p.describe(ctx, name)
 		if err == nil && s == nil {
-			err = p.notFound(name)
+			err = provider.NotFound(Name, "ECS service %q not found", workload.ServiceID(p.target, name))
 		}
 		if err != nil {
 			yield(workload.MetricSample{}, err)
@@ -71,7 +71,7 @@ func (p *Provider) StreamMetrics(ctx context.Context, name string) iter.Seq2[wor
 			}
 			s, err = p.describe(ctx, name)
 			if err == nil && s == nil {
-				err = p.notFound(name)
+				err = provider.NotFound(Name, "ECS service %q not found", workload.ServiceID(p.target, name))
 			}
 			if err != nil {
 				if ctx.Err() == nil {

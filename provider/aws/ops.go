@@ -12,13 +12,6 @@ import (
 	"github.com/alphaswarm/controller/workload"
 )
 
-func (p *Provider) validName(name string) error {
-	if m := workload.ValidateName(name); m != "" {
-		return workload.Invalid(workload.FieldError{Path: "name", Message: m})
-	}
-	return nil
-}
-
 // describe returns the ACTIVE service or nil.
 func (p *Provider) describe(ctx context.Context, name string) (*ecstypes.Service, error) {
 	out, err := p.ecs.DescribeServices(ctx, &ecs.DescribeServicesInput{
@@ -109,7 +102,7 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 	if err != nil {
 		err = mapErr("RegisterTaskDefinition "+spec.Name, err)
 		if len(spec.Config) > 0 {
-			err = afterChange(err)
+			err = provider.AfterChange(Name, err, changesApplied)
 		}
 		return workload.DeploymentStatus{}, err
 	}
@@ -134,7 +127,7 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 			},
 		})
 		if err != nil {
-			return workload.DeploymentStatus{}, afterChange(mapErr("CreateService "+spec.Name, err))
+			return workload.DeploymentStatus{}, provider.AfterChange(Name, mapErr("CreateService "+spec.Name, err), changesApplied)
 		}
 	} else {
 		_, err = p.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{
@@ -143,7 +136,7 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 			NetworkConfiguration: p.network(), EnableExecuteCommand: sdkaws.Bool(p.opts.EnableExecuteCommand),
 		})
 		if err != nil {
-			return workload.DeploymentStatus{}, afterChange(mapErr("UpdateService "+spec.Name, err))
+			return workload.DeploymentStatus{}, provider.AfterChange(Name, mapErr("UpdateService "+spec.Name, err), changesApplied)
 		}
 	}
 	return p.wait(ctx, spec.Name)
@@ -178,7 +171,7 @@ func (p *Provider) wait(ctx context.Context, name string) (workload.DeploymentSt
 			return workload.DeploymentStatus{}, err
 		}
 		if s == nil {
-			return workload.DeploymentStatus{}, p.notFound(name)
+			return workload.DeploymentStatus{}, provider.NotFound(Name, "ECS service %q not found", workload.ServiceID(p.target, name))
 		}
 		if done, _ := settled(s); done {
 			return p.Status(ctx, name)
@@ -197,7 +190,7 @@ func (p *Provider) wait(ctx context.Context, name string) (workload.DeploymentSt
 
 // Stop implements provider.Provider: desired count 0, service kept.
 func (p *Provider) Stop(ctx context.Context, name string) (workload.DeploymentStatus, error) {
-	if err := p.validName(name); err != nil {
+	if err := workload.CheckName("name", name); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
 	if err := p.permitted(provider.OpStop, false); err != nil {
@@ -221,7 +214,7 @@ func (p *Provider) Stop(ctx context.Context, name string) (workload.DeploymentSt
 
 // Scale implements provider.Provider.
 func (p *Provider) Scale(ctx context.Context, name string, replicas int) (workload.DeploymentStatus, error) {
-	if err := p.validName(name); err != nil {
+	if err := workload.CheckName("name", name); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
 	if m := workload.ValidateReplicas(replicas); m != "" {
@@ -235,7 +228,7 @@ func (p *Provider) Scale(ctx context.Context, name string, replicas int) (worklo
 		return workload.DeploymentStatus{}, err
 	}
 	if s == nil {
-		return workload.DeploymentStatus{}, p.notFound(name)
+		return workload.DeploymentStatus{}, provider.NotFound(Name, "ECS service %q not found", workload.ServiceID(p.target, name))
 	}
 	if _, err := p.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: sdkaws.String(p.opts.Cluster),
 		Service: sdkaws.String(name), DesiredCount: sdkaws.Int32(int32(replicas))}); err != nil {
@@ -247,7 +240,7 @@ func (p *Provider) Scale(ctx context.Context, name string, replicas int) (worklo
 // Restart implements provider.Restarter: a forced new deployment, which
 // ECS rolls with the service's deployment configuration.
 func (p *Provider) Restart(ctx context.Context, name string) (workload.DeploymentStatus, error) {
-	if err := p.validName(name); err != nil {
+	if err := workload.CheckName("name", name); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
 	if err := p.permitted(provider.OpRestart, false); err != nil {
@@ -258,7 +251,7 @@ func (p *Provider) Restart(ctx context.Context, name string) (workload.Deploymen
 		return workload.DeploymentStatus{}, err
 	}
 	if s == nil {
-		return workload.DeploymentStatus{}, p.notFound(name)
+		return workload.DeploymentStatus{}, provider.NotFound(Name, "ECS service %q not found", workload.ServiceID(p.target, name))
 	}
 	if _, err := p.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: sdkaws.String(p.opts.Cluster),
 		Service: sdkaws.String(name), ForceNewDeployment: true}); err != nil {
@@ -273,7 +266,7 @@ func (p *Provider) Restart(ctx context.Context, name string) (workload.Deploymen
 // (ProviderError with the service events' reason), or ctx ended (nil: the
 // rollout goes on; Status follows it).
 func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[string]string) error {
-	if err := p.validName(name); err != nil {
+	if err := workload.CheckName("name", name); err != nil {
 		return err
 	}
 	if err := checkConfig(config); err != nil {
@@ -287,7 +280,7 @@ func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[stri
 		return err
 	}
 	if s == nil {
-		return p.notFound(name)
+		return provider.NotFound(Name, "ECS service %q not found", workload.ServiceID(p.target, name))
 	}
 	td, err := p.ecs.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: s.TaskDefinition})
 	if err != nil {
@@ -299,19 +292,19 @@ func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[stri
 	}
 	reg, err := p.ecs.RegisterTaskDefinition(ctx, p.reviseTaskDefinition(td.TaskDefinition, name, refs))
 	if err != nil {
-		return afterChange(mapErr("RegisterTaskDefinition "+name, err))
+		return provider.AfterChange(Name, mapErr("RegisterTaskDefinition "+name, err), changesApplied)
 	}
 	if _, err := p.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: sdkaws.String(p.opts.Cluster),
 		Service: sdkaws.String(name), TaskDefinition: reg.TaskDefinition.TaskDefinitionArn, ForceNewDeployment: true}); err != nil {
-		return afterChange(mapErr("UpdateService "+name, err))
+		return provider.AfterChange(Name, mapErr("UpdateService "+name, err), changesApplied)
 	}
 	st, err := p.wait(ctx, name)
 	if err != nil {
 		return err
 	}
 	if st.Phase == workload.Failed {
-		e := workload.Errorf(workload.RolloutFailed, "apply_config %s: the deployment failed: %s", name, st.Message)
-		e.Provider, e.Status = Name, &st
+		e := provider.Errorf(Name, workload.RolloutFailed, "apply_config %s: the deployment failed: %s", name, st.Message)
+		e.Status = &st
 		return e
 	}
 	return nil

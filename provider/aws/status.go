@@ -39,7 +39,7 @@ func primary(s *ecstypes.Service) *ecstypes.Deployment {
 
 // Status implements provider.Provider.
 func (p *Provider) Status(ctx context.Context, name string) (workload.DeploymentStatus, error) {
-	if err := p.validName(name); err != nil {
+	if err := workload.CheckName("name", name); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
 	if err := p.permitted(provider.OpStatus, false); err != nil {
@@ -50,7 +50,7 @@ func (p *Provider) Status(ctx context.Context, name string) (workload.Deployment
 		return workload.DeploymentStatus{}, err
 	}
 	if s == nil {
-		return workload.DeploymentStatus{}, p.notFound(name)
+		return workload.DeploymentStatus{}, provider.NotFound(Name, "ECS service %q not found", workload.ServiceID(p.target, name))
 	}
 	tasks, err := p.tasks(ctx, name)
 	if err != nil {
