@@ -91,9 +91,9 @@ type Provider struct {
 	appconfig  *azappconfig.Client // nil without AppConfigEndpoint
 	secrets    *azsecrets.Client   // nil without KeyVaultURL
 
-	// execClient dials exec and attach WebSockets (nil:
-	// http.DefaultClient).
-	execClient *http.Client
+	// execClient and attachClient dial the exec and attach WebSockets
+	// (nil: http.DefaultClient).
+	execClient, attachClient *http.Client
 
 	// arm sends the requests the SDK has no client for here (the
 	// permissions API).
@@ -132,8 +132,8 @@ type deps struct {
 	// aci, monitor, keyVault and appConfig replace the clients'
 	// transports when set.
 	aci, aks, monitor, keyVault, appConfig policy.Transporter
-	// exec dials the exec WebSockets.
-	exec *http.Client
+	// exec dials the exec WebSockets, attach the attach ones.
+	exec, attach *http.Client
 	// anyMetricsInterval lets tests use sub-minute metric intervals
 	// (the fake Azure Monitor takes any); real targets are held to
 	// metricsIntervals.
@@ -245,7 +245,7 @@ func open(_ context.Context, cfg provider.TargetConfig, creds *ascreds.Resolver,
 	if o.Mode == "aks" {
 		return openAKS(cfg.Name, o, sub, cred, armOpts(d.aks))
 	}
-	p := &Provider{target: cfg.Name, opts: o, sub: sub, creds: creds, execClient: d.exec, now: time.Now, clientID: env["AZURE_CLIENT_ID"]}
+	p := &Provider{target: cfg.Name, opts: o, sub: sub, creds: creds, execClient: d.exec, attachClient: d.attach, now: time.Now, clientID: env["AZURE_CLIENT_ID"]}
 	var err error
 	if p.arm, err = arm.NewClient("alphaswarm/provider/azure", "v1.0.0", cred, armOpts(d.aci)); err != nil {
 		return nil, mapErr("resource manager client", err)

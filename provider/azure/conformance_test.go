@@ -80,7 +80,7 @@ func openFake(t *testing.T, fopts fakeazure.Options, extra map[string]any) (*Pro
 	})
 	p, err := open(context.Background(), provider.TargetConfig{Name: testTarget, Provider: Name, Options: rawOptions(opts)}, testCreds(), deps{
 		cred: &azfake.TokenCredential{}, aci: f.ACITransport(), monitor: f.MonitorTransport(),
-		keyVault: f.KeyVaultTransport(), appConfig: f.AppConfigTransport(), exec: srv.HTTPClient(), anyMetricsInterval: true,
+		keyVault: f.KeyVaultTransport(), appConfig: f.AppConfigTransport(), exec: srv.HTTPClient(), attach: f.AttachHTTPClient(), anyMetricsInterval: true,
 	})
 	if err != nil {
 		t.Fatalf("open: %v", err)

@@ -75,7 +75,7 @@ func openOn(t *testing.T, f *fakeazure.Fake, tr policy.Transporter, extra map[st
 	}
 	p, err := open(context.Background(), provider.TargetConfig{Name: testTarget, Provider: Name, Options: rawOptions(opts)}, testCreds(), deps{
 		cred: &azfake.TokenCredential{}, aci: tr, monitor: f.MonitorTransport(),
-		keyVault: f.KeyVaultTransport(), appConfig: f.AppConfigTransport(),
+		keyVault: f.KeyVaultTransport(), appConfig: f.AppConfigTransport(), attach: f.AttachHTTPClient(),
 	})
 	if err != nil {
 		t.Fatalf("open: %v", err)

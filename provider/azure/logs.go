@@ -3,6 +3,7 @@ package azure
 import (
 	"context"
 	"iter"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -104,12 +105,21 @@ func (c *logCursor) fresh(lines []logLine) []logLine {
 	return out
 }
 
-// Logs implements provider.LogTailer with the containers' list-logs
-// operation (timestamps on). Following polls every pollInterval and
-// fetches each group's log again, emitting only lines newer than its
-// cursor (see logCursor); groups that appear later (scale up) are read
-// from their beginning. ACI merges stdout and stderr: every line has
-// stream "stdout".
+// Logs implements provider.LogTailer. History comes from the
+// containers' list-logs operation (timestamps on; Tail applies to the
+// first read). Following attaches to each group's output stream
+// (Containers_Attach, attach.go): a ListLogs read made after the stream
+// opened gives the history, the stream's first lines that read already
+// holds are dropped, and every later line comes from the stream as it is
+// written, stdout and stderr told apart. When a stream ends while the run
+// goes on, the group is attached again and the newest 1000 lines are read
+// to fill the gap (resumed after the newest lines already emitted). If
+// Attach is refused for a group (or the credentials lack
+// containers/attach/action), that group is followed by polling: every
+// pollInterval the newest 1000 lines are read and only lines newer than
+// its cursor are emitted (see logCursor). Groups are observed every
+// pollInterval either way, so that groups that appear (scale up) and new
+// runs (restart) are read from their beginning.
 func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptions) iter.Seq2[workload.LogLine, error] {
 	return func(yield func(workload.LogLine, error) bool) {
 		if err := workload.CheckName("name", name); err != nil {
@@ -120,7 +130,8 @@ func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptio
 			yield(workload.LogLine{}, err)
 			return
 		}
-		cursors := map[string]*logCursor{}
+		f := &follower{p: p, opts: opts, yield: yield, groups: map[string]*groupFollow{}, notify: make(chan struct{}, 1)}
+		defer f.closeAll()
 		for round := 0; ; round++ {
 			groups, err := p.observe(ctx, name)
 			if ctx.Err() != nil {
@@ -134,68 +145,254 @@ func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptio
 				yield(workload.LogLine{}, provider.NotFound(Name, "service %q has no container groups", workload.ServiceID(p.target, name)))
 				return
 			}
+			running := map[string]bool{}
 			for _, g := range groups {
 				if g.stopped() || g.current() == nil {
 					continue // no container run: no log
 				}
-				c := cursors[g.name]
-				if c == nil {
-					c = &logCursor{}
-					cursors[g.name] = c
-				}
-				// Following with Tail 0: the newest window of the
-				// history only seeds the cursor, and nothing of it is
-				// emitted (a tail=0 read would leave the cursor at zero
-				// and the next round would emit the whole history).
-				seed := !c.seen && round == 0 && opts.Follow && opts.Tail == 0
-				tail := -1
-				switch {
-				case !c.seen && round == 0 && opts.Tail >= 0 && !seed:
-					tail = opts.Tail
-				case seed || c.seen:
-					// Without a tail, ListLogs returns the whole log, up
-					// to 4 MB, on every poll; the newest followWindow
-					// lines hold what is new unless more than that came
-					// in since the last poll (checked below).
-					tail = followWindow
-				}
-				lines, err := p.listLogs(ctx, g.name, tail)
-				if err == nil && tail == followWindow && !c.covers(lines, followWindow) {
-					lines, err = p.listLogs(ctx, g.name, -1)
-				}
-				if ctx.Err() != nil {
+				running[g.name] = true
+				if !f.group(ctx, g, round) {
 					return
-				}
-				if isNotFound(err) || isConflict(err) {
-					continue // deleted or transitioning: read it next round
-				}
-				if err != nil {
-					yield(workload.LogLine{}, mapErr("list logs of "+g.name, err))
-					return
-				}
-				c.seen = true
-				if seed {
-					c.fresh(lines)
-					continue
-				}
-				id := g.instanceID()
-				for _, l := range c.fresh(lines) {
-					if !opts.Since.IsZero() && l.t.Before(opts.Since) {
-						continue
-					}
-					if !yield(workload.LogLine{Time: l.t, Instance: id, Stream: "stdout", Text: l.text}, nil) {
-						return
-					}
 				}
 			}
 			if !opts.Follow {
 				return
 			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(p.opts.PollInterval.D()):
+			for n, gf := range f.groups {
+				if gf.sess != nil && !running[n] {
+					if !f.drain(gf) {
+						return
+					}
+					gf.sess.close()
+					gf.sess = nil
+				}
+			}
+			next := time.After(p.opts.PollInterval.D())
+			for waiting := true; waiting; {
+				select {
+				case <-ctx.Done():
+					return
+				case <-next:
+					waiting = false
+				case <-f.notify:
+					for _, gf := range f.groups {
+						if !f.drain(gf) {
+							return
+						}
+					}
+				}
 			}
 		}
 	}
+}
+
+// follower is one Logs call's state.
+type follower struct {
+	p      *Provider
+	opts   provider.LogOptions
+	yield  func(workload.LogLine, error) bool
+	groups map[string]*groupFollow
+	notify chan struct{} // attach sessions signal new lines here
+}
+
+// groupFollow is what a Logs call knows of one group.
+type groupFollow struct {
+	c        logCursor
+	run      string         // instance id of the run being read
+	recent   []string       // the newest texts emitted (resume points)
+	sess     *attachSession // open output stream, if any
+	attached bool           // a stream was opened once
+	poll     bool           // attach refused: follow by polling
+}
+
+func (f *follower) closeAll() {
+	for _, gf := range f.groups {
+		if gf.sess != nil {
+			gf.sess.close()
+		}
+	}
+}
+
+// emit yields one line unless it is before Since; false ends the call.
+func (f *follower) emit(gf *groupFollow, l workload.LogLine) bool {
+	if !f.opts.Since.IsZero() && l.Time.Before(f.opts.Since) {
+		return true
+	}
+	gf.recent = append(gf.recent, l.Text)
+	if len(gf.recent) > recentLines {
+		gf.recent = gf.recent[len(gf.recent)-recentLines:]
+	}
+	return f.yield(l, nil)
+}
+
+// drain emits what a group's stream delivered since the last drain.
+func (f *follower) drain(gf *groupFollow) bool {
+	if gf.sess == nil {
+		return true
+	}
+	lines, _ := gf.sess.take()
+	for _, l := range lines {
+		if !f.emit(gf, workload.LogLine{Time: l.t, Instance: gf.run, Stream: l.stream, Text: l.text}) {
+			return false
+		}
+	}
+	return true
+}
+
+// group reads one running group in one round; false ends the call.
+func (f *follower) group(ctx context.Context, g group, round int) bool {
+	gf := f.groups[g.name]
+	if gf == nil {
+		gf = &groupFollow{}
+		f.groups[g.name] = gf
+	}
+	id := g.instanceID()
+	if gf.run != "" && gf.run != id {
+		// A new run (restart): its log starts over, and the old run's
+		// stream ended with it.
+		if gf.sess != nil {
+			if !f.drain(gf) {
+				return false
+			}
+			gf.sess.close()
+			gf.sess = nil
+		}
+		gf.recent = nil
+	}
+	gf.run = id
+	if !f.opts.Follow || gf.poll {
+		_, ok := f.read(ctx, g, gf, round)
+		return ok
+	}
+	if gf.sess != nil {
+		if !f.drain(gf) {
+			return false
+		}
+		if _, ended := gf.sess.take(); !ended {
+			return true
+		}
+		gf.sess.close()
+		gf.sess = nil
+	}
+	var sess *attachSession
+	var err error = errAttachNotPermitted
+	if f.p.attachAllowed() {
+		sess, err = f.p.attach(ctx, g.name, f.notify)
+	}
+	if ctx.Err() != nil {
+		return false
+	}
+	if err != nil {
+		if !gf.attached {
+			// Refused from the start: this group is polled.
+			gf.poll = true
+			slog.Info("azure logs: following by polling ListLogs", "target", f.p.target, "group", g.name, "reason", err)
+			_, ok := f.read(ctx, g, gf, round)
+			return ok
+		}
+		// The stream dropped and cannot be opened again now: fill the
+		// gap from the log, attach again next round.
+		_, ok := f.catchUp(ctx, g, gf)
+		return ok
+	}
+	gf.sess = sess
+	var history []logLine
+	var ok bool
+	if !gf.attached {
+		gf.attached = true
+		history, ok = f.read(ctx, g, gf, round)
+	} else {
+		history, ok = f.catchUp(ctx, g, gf)
+	}
+	if !ok {
+		return false
+	}
+	// What the stream delivered while the log was read: drop what the
+	// read already held.
+	lines, _ := sess.take()
+	for _, l := range lines[overlap(history, lines):] {
+		if !f.emit(gf, workload.LogLine{Time: l.t, Instance: id, Stream: l.stream, Text: l.text}) {
+			return false
+		}
+	}
+	return true
+}
+
+// errAttachNotPermitted is why a group is polled when the permission
+// check found containers/attach/action missing.
+var errAttachNotPermitted = provider.Errorf(Name, workload.PermissionDenied, "the target's credentials lack %s", actAttach)
+
+// read is one ListLogs read of a group, cursor-filtered: the first read
+// honours Tail (with Follow and Tail 0 it only seeds the cursor), later
+// ones read the newest followWindow lines, or the whole log when more
+// than that arrived. It returns the lines read.
+func (f *follower) read(ctx context.Context, g group, gf *groupFollow, round int) ([]logLine, bool) {
+	c, opts := &gf.c, f.opts
+	// Following with Tail 0: the newest window of the history only seeds
+	// the cursor, and nothing of it is emitted (a tail=0 read would leave
+	// the cursor at zero and the next round would emit the whole history).
+	seed := !c.seen && round == 0 && opts.Follow && opts.Tail == 0
+	tail := -1
+	switch {
+	case !c.seen && round == 0 && opts.Tail >= 0 && !seed:
+		tail = opts.Tail
+	case seed || c.seen:
+		// Without a tail, ListLogs returns the whole log, up to 4 MB, on
+		// every poll; the newest followWindow lines hold what is new
+		// unless more than that came in since the last poll (checked
+		// below).
+		tail = followWindow
+	}
+	lines, err := f.p.listLogs(ctx, g.name, tail)
+	if err == nil && tail == followWindow && !c.covers(lines, followWindow) {
+		lines, err = f.p.listLogs(ctx, g.name, -1)
+	}
+	if ctx.Err() != nil {
+		return nil, false
+	}
+	if isNotFound(err) || isConflict(err) {
+		return nil, true // deleted or transitioning: read it next round
+	}
+	if err != nil {
+		f.yield(workload.LogLine{}, mapErr("list logs of "+g.name, err))
+		return nil, false
+	}
+	c.seen = true
+	if seed {
+		c.fresh(lines)
+		return lines, true
+	}
+	for _, l := range c.fresh(lines) {
+		if !f.emit(gf, workload.LogLine{Time: l.t, Instance: gf.run, Stream: "stdout", Text: l.text}) {
+			return nil, false
+		}
+	}
+	return lines, true
+}
+
+// catchUp reads the newest followWindow lines after a stream ended and
+// emits those after the newest lines already emitted (or, when they
+// cannot be found in the window, those newer than the cursor).
+func (f *follower) catchUp(ctx context.Context, g group, gf *groupFollow) ([]logLine, bool) {
+	lines, err := f.p.listLogs(ctx, g.name, followWindow)
+	if ctx.Err() != nil {
+		return nil, false
+	}
+	if isNotFound(err) || isConflict(err) {
+		return nil, true
+	}
+	if err != nil {
+		f.yield(workload.LogLine{}, mapErr("list logs of "+g.name, err))
+		return nil, false
+	}
+	next := gf.c.fresh(lines)
+	if j := resume(lines, gf.recent); j >= 0 {
+		next = lines[j:]
+	}
+	for _, l := range next {
+		if !f.emit(gf, workload.LogLine{Time: l.t, Instance: gf.run, Stream: "stdout", Text: l.text}) {
+			return nil, false
+		}
+	}
+	return lines, true
 }

@@ -32,6 +32,7 @@ type group struct {
 	staleView bool
 	logs      []logEntry
 	events    []*armcontainerinstance.Event
+	subs      []*attachSub // attach sockets of the current run (attach.go)
 }
 
 type logEntry struct {
@@ -106,6 +107,7 @@ func (f *Fake) image(g *group) string {
 
 // launch (re)starts a group's container: Pending for PendingReads reads.
 func (f *Fake) launch(g *group) {
+	f.endRun(g)
 	g.logs = nil
 	g.started = time.Time{}
 	g.state, g.pending = "Pending", f.opts.PendingReads
@@ -128,7 +130,7 @@ func (f *Fake) read(g *group) {
 	g.state = "Running"
 	g.started = f.nextStart()
 	if f.opts.StartupLine != "" {
-		g.logs = append(g.logs, logEntry{t: g.started, text: f.opts.StartupLine})
+		f.output(g, 1, g.started, f.opts.StartupLine)
 	}
 	now := time.Now().UTC()
 	g.events = append(g.events, &armcontainerinstance.Event{Type: to.Ptr("Normal"), Name: to.Ptr("Started"),
@@ -289,6 +291,7 @@ func (f *Fake) containerGroupsServer() acifake.ContainerGroupsServer {
 				return
 			}
 			v := f.view(name, g, false)
+			f.endRun(g)
 			delete(f.groups, name)
 			resp.AddNonTerminalResponse(http.StatusAccepted, nil)
 			resp.SetTerminalResponse(http.StatusOK, armcontainerinstance.ContainerGroupsClientDeleteResponse{ContainerGroup: v}, nil)
@@ -393,6 +396,7 @@ func (f *Fake) containerGroupsServer() acifake.ContainerGroupsServer {
 				return
 			}
 			g.state = "Stopped"
+			f.endRun(g)
 			resp.SetResponse(http.StatusNoContent, armcontainerinstance.ContainerGroupsClientStopResponse{}, nil)
 			return
 		},
@@ -441,6 +445,7 @@ func (f *Fake) containersServer() acifake.ContainersServer {
 			resp.SetResponse(http.StatusOK, armcontainerinstance.ContainersClientListLogsResponse{Logs: armcontainerinstance.Logs{Content: to.Ptr(content)}}, nil)
 			return
 		},
+		Attach: f.attach,
 		ExecuteCommand: func(_ context.Context, rg, name, container string, req armcontainerinstance.ContainerExecRequest, _ *armcontainerinstance.ContainersClientExecuteCommandOptions) (resp azfake.Responder[armcontainerinstance.ContainersClientExecuteCommandResponse], e azfake.ErrorResponder) {
 			f.mu.Lock()
 			f.calls["ExecuteCommand"]++
@@ -558,6 +563,7 @@ func (f *Fake) FailGroup(name string) {
 	defer f.mu.Unlock()
 	if g := f.groups[name]; g != nil {
 		g.state = "Failed"
+		f.endRun(g)
 	}
 }
 
@@ -567,7 +573,7 @@ func (f *Fake) EmitLog(target, service, text string) {
 	defer f.mu.Unlock()
 	for _, g := range f.groups {
 		if str(g.def.Tags["alphaswarm.service"]) == service && str(g.def.Tags["alphaswarm.target"]) == target && g.state == "Running" {
-			g.logs = append(g.logs, logEntry{t: time.Now().UTC(), text: text})
+			f.output(g, 1, time.Now().UTC(), text)
 		}
 	}
 }
@@ -577,7 +583,7 @@ func (f *Fake) AppendLog(group string, t time.Time, text string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if g := f.groups[group]; g != nil {
-		g.logs = append(g.logs, logEntry{t: t.UTC(), text: text})
+		f.output(g, 1, t.UTC(), text)
 	}
 }
 
@@ -587,6 +593,7 @@ func (f *Fake) Delete(target, service string) {
 	defer f.mu.Unlock()
 	for name, g := range f.groups {
 		if str(g.def.Tags["alphaswarm.service"]) == service && str(g.def.Tags["alphaswarm.target"]) == target {
+			f.endRun(g)
 			delete(f.groups, name)
 		}
 	}

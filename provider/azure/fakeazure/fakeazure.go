@@ -76,6 +76,9 @@ type Fake struct {
 	aksFormat  string
 
 	app *httptest.Server
+
+	attachSrv      *httptest.Server         // the attach WebSocket endpoint (attach.go)
+	attachSessions map[string]attachSession // by session id
 }
 
 // New starts a Fake (the App Configuration TLS server included); Close
@@ -91,14 +94,18 @@ func New(opts Options) *Fake {
 		opts.PendingReads = 2
 	}
 	f := &Fake{opts: opts, groups: map[string]*group{}, secrets: map[string][]secretVersion{},
-		settings: map[settingID]*setting{}, calls: map[string]int{},
+		settings: map[settingID]*setting{}, calls: map[string]int{}, attachSessions: map[string]attachSession{},
 		metrics: Metrics{CPUMillicores: 250, MemoryBytes: 64 << 20, RxBytesPerSecond: 1000, TxBytesPerSecond: 500}}
 	f.app = httptest.NewTLSServer(http.HandlerFunc(f.serveAppConfig))
+	f.startAttachServer()
 	return f
 }
 
-// Close stops the App Configuration server.
-func (f *Fake) Close() { f.app.Close() }
+// Close stops the App Configuration server and the attach endpoint.
+func (f *Fake) Close() {
+	f.closeAttach()
+	f.app.Close()
+}
 
 // Options returns the fake's options with defaults applied.
 func (f *Fake) Options() Options { return f.opts }
