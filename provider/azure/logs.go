@@ -160,7 +160,7 @@ func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptio
 			}
 			for n, gf := range f.groups {
 				if gf.sess != nil && !running[n] {
-					if !f.drain(gf) {
+					if ok, _ := f.drain(gf); !ok {
 						return
 					}
 					gf.sess.close()
@@ -176,7 +176,7 @@ func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptio
 					waiting = false
 				case <-f.notify:
 					for _, gf := range f.groups {
-						if !f.drain(gf) {
+						if ok, _ := f.drain(gf); !ok {
 							return
 						}
 					}
@@ -225,18 +225,20 @@ func (f *follower) emit(gf *groupFollow, l workload.LogLine) bool {
 	return f.yield(l, nil)
 }
 
-// drain emits what a group's stream delivered since the last drain.
-func (f *follower) drain(gf *groupFollow) bool {
+// drain emits what a group's stream delivered since the last drain; ok
+// is false when the call must end, ended true when the stream has ended
+// and everything it delivered was emitted.
+func (f *follower) drain(gf *groupFollow) (ok, ended bool) {
 	if gf.sess == nil {
-		return true
+		return true, false
 	}
-	lines, _ := gf.sess.take()
+	lines, ended := gf.sess.take()
 	for _, l := range lines {
 		if !f.emit(gf, workload.LogLine{Time: l.t, Instance: gf.run, Stream: l.stream, Text: l.text}) {
-			return false
+			return false, ended
 		}
 	}
-	return true
+	return true, ended
 }
 
 // group reads one running group in one round; false ends the call.
@@ -251,7 +253,7 @@ func (f *follower) group(ctx context.Context, g group, round int) bool {
 		// A new run (restart): its log starts over, and the old run's
 		// stream ended with it.
 		if gf.sess != nil {
-			if !f.drain(gf) {
+			if ok, _ := f.drain(gf); !ok {
 				return false
 			}
 			gf.sess.close()
@@ -265,10 +267,11 @@ func (f *follower) group(ctx context.Context, g group, round int) bool {
 		return ok
 	}
 	if gf.sess != nil {
-		if !f.drain(gf) {
+		ok, ended := f.drain(gf)
+		if !ok {
 			return false
 		}
-		if _, ended := gf.sess.take(); !ended {
+		if !ended {
 			return true
 		}
 		gf.sess.close()
@@ -385,8 +388,15 @@ func (f *follower) catchUp(ctx context.Context, g group, gf *groupFollow) ([]log
 		f.yield(workload.LogLine{}, mapErr("list logs of "+g.name, err))
 		return nil, false
 	}
+	j := resume(lines, gf.recent)
+	if j < 0 && len(lines) >= followWindow {
+		// More arrived than the window holds: the whole log.
+		if all, err := f.p.listLogs(ctx, g.name, -1); err == nil {
+			lines, j = all, resume(all, gf.recent)
+		}
+	}
 	next := gf.c.fresh(lines)
-	if j := resume(lines, gf.recent); j >= 0 {
+	if j >= 0 {
 		next = lines[j:]
 	}
 	for _, l := range next {
