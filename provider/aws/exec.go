@@ -141,8 +141,8 @@ func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecReque
 	what := "exec session " + sessionID + " in task " + res.Instance
 	if err != nil {
 		// The caller gave up or the channel broke: end the command rather
-		// than leave it to Session Manager's idle timeout.
-		p.terminateSession(ctx, sessionID)
+		// than leave it to Session Manager's idle timeout, and say so.
+		res.Orphan = p.terminateSession(ctx, sessionID)
 		if errors.Is(err, ssmsession.ErrKMSEncryption) {
 			return res, provider.ErrUnsupported(Name, provider.OpExec, fmt.Sprintf(
 				"%s: %v (the cluster's executeCommandConfiguration names a KMS key; this controller's Session Manager client has no KMS support)", what, err))
@@ -163,14 +163,31 @@ func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecReque
 }
 
 // terminateSession ends an abandoned session so that its command does
-// not outlive the caller (best effort, with a context of its own).
-func (p *Provider) terminateSession(ctx context.Context, id string) {
+// not outlive the caller (with a context of its own), and says what became
+// of the command. When Session Manager accepts TerminateSession, the
+// agent in the task cancels the session: it kills the command's process
+// (SIGKILL) and closes its terminal, which hangs up the rest of the
+// terminal's process group (amazon-ssm-agent, agent/session/shell/shell.go,
+// executeCommandsWithPty: "Setup cancellation flag for accepting
+// TerminateSession requests", then execCmd.Kill() and the pty closed).
+// Nothing in ECS shows the process itself, so that is the evidence: a
+// child that left the terminal's session (setsid, nohup with a new
+// session) is not reached, and the init process the target's task
+// definitions run reaps what is left. A refused or failed TerminateSession
+// leaves the command running until Session Manager's idle timeout.
+func (p *Provider) terminateSession(ctx context.Context, id string) *provider.ExecOrphan {
 	if id == "" {
-		return
+		return &provider.ExecOrphan{Detail: "left running: ECS answered no session id, so the session cannot be terminated"}
 	}
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	_, _ = p.ssm.TerminateSession(tctx, &ssm.TerminateSessionInput{SessionId: sdkaws.String(id)})
+	if _, err := p.ssm.TerminateSession(tctx, &ssm.TerminateSessionInput{SessionId: sdkaws.String(id)}); err != nil {
+		return &provider.ExecOrphan{Detail: fmt.Sprintf("left running: SSM TerminateSession %s failed (%v); the command runs until "+
+			"Session Manager's idle session timeout ends the session", id, mapErr("TerminateSession", err))}
+	}
+	return &provider.ExecOrphan{Ended: true, Detail: fmt.Sprintf("ended: SSM TerminateSession %s accepted; the session's agent "+
+		"kills the command (SIGKILL) and closes its terminal (SIGHUP to its process group); a process that left the "+
+		"terminal's session is not reached (ECS shows no process to confirm this)", id)}
 }
 
 // execTask picks the task to exec in.

@@ -383,7 +383,7 @@ func TestExecCancelTerminates(t *testing.T) {
 		cancel()
 	}()
 	start := time.Now()
-	_, err := p.Exec(ctx, "web", provider.ExecRequest{Command: []string{"sleep", "30"}})
+	res, err := p.Exec(ctx, "web", provider.ExecRequest{Command: []string{"sleep", "30"}})
 	if err == nil || !errors.Is(err, context.Canceled) || workload.CodeOf(err) != workload.Unavailable {
 		t.Fatalf("Exec = %v (code %s), want a cancellation", err, workload.CodeOf(err))
 	}
@@ -392,6 +392,37 @@ func TestExecCancelTerminates(t *testing.T) {
 	}
 	if ss := f.ExecSessions()[0]; !ss.Terminated || f.Requests("ssm.TerminateSession") != 1 {
 		t.Errorf("session %+v, %d TerminateSession calls", ss, f.Requests("ssm.TerminateSession"))
+	}
+	// Issue 16: the result says what became of the command.
+	if res.Orphan == nil || !res.Orphan.Ended || !strings.Contains(res.Orphan.Detail, "TerminateSession "+f.ExecSessions()[0].ID+" accepted") {
+		t.Errorf("orphan %+v, want ended by TerminateSession", res.Orphan)
+	}
+}
+
+// TestExecOrphanLeftRunning: when TerminateSession is refused the command
+// is reported left running, with the refusal.
+func TestExecOrphanLeftRunning(t *testing.T) {
+	p, f := execTarget(t, map[string]any{"checkPermissions": false})
+	startWeb(t, p, f)
+	f.SetPolicies(map[string][]fakeaws.Statement{f.DefaultCaller(): {
+		{Effect: "Allow", Action: []string{"ecs:*"}},
+		{Effect: "Deny", Action: []string{"ssm:TerminateSession"}},
+	}})
+	ctx, cancel := context.WithCancel(execCtx(t))
+	go func() {
+		waitFor(t, "the session", func() bool { ss := f.ExecSessions(); return len(ss) == 1 && ss[0].ClientVersion != "" })
+		cancel()
+	}()
+	res, err := p.Exec(ctx, "web", provider.ExecRequest{Command: []string{"sleep", "30"}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Exec = %v, want a cancellation", err)
+	}
+	if res.Orphan == nil || res.Orphan.Ended || !strings.Contains(res.Orphan.Detail, "left running") ||
+		!strings.Contains(res.Orphan.Detail, "AccessDeniedException") {
+		t.Errorf("orphan %+v, want left running with the refusal", res.Orphan)
+	}
+	if ss := f.ExecSessions()[0]; ss.Terminated {
+		t.Errorf("session %+v terminated although TerminateSession was refused", ss)
 	}
 }
 

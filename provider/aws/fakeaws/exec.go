@@ -258,6 +258,10 @@ func (f *Fake) ssmWithExec(op string, in map[string]any) (any, *apiError) {
 	if s == nil {
 		return nil, errf(400, "DoesNotExistException", "Session %s does not exist.", id)
 	}
+	// The agent cancels a terminated session's command: it kills the
+	// process and closes its terminal (amazon-ssm-agent,
+	// agent/session/shell/shell.go, executeCommandsWithPty); the fake
+	// interrupts its program the same way (see run).
 	if !s.Terminated {
 		s.Terminated = true
 		close(s.terminate)
