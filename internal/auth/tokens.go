@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"bytes"
 	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
@@ -15,7 +14,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -221,19 +219,9 @@ func (s *TokenStore) read() (*tokenSet, error) {
 // parseStore decodes the store file: exact-case keys, no key twice, no
 // unknown field, the supported version.
 func parseStore(data []byte) (storeFile, error) {
-	var sf storeFile
-	var generic any
-	if err := json.Unmarshal(data, &generic); err != nil {
-		return sf, fmt.Errorf("decoding: %w", err)
-	}
-	keys := workload.UnknownFields(reflect.TypeFor[storeFile](), generic, "")
-	if keys = append(keys, workload.DuplicateKeys(data, "")...); len(keys) > 0 {
-		return sf, fmt.Errorf("decoding: %s", workload.Invalid(keys...).Message)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&sf); err != nil {
-		return sf, fmt.Errorf("decoding: %w", err)
+	sf, err := workload.DecodeDocument[storeFile](data, "tokens.json")
+	if err != nil {
+		return sf, fmt.Errorf("decoding: %s", workload.AsError(err).Message)
 	}
 	if sf.Version != storeVersion {
 		return sf, fmt.Errorf("unsupported version %d", sf.Version)
