@@ -12,14 +12,18 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/encoding/cbor"
 )
 
 // The request contract is the SDK's own, not our reading of the API: every
-// JSON request (ECS, SSM, CloudWatch Logs) is decoded into the SDK's input
+// request (ECS, SSM and CloudWatch Logs in AWS JSON 1.1, CloudWatch in
+// Smithy RPC v2 CBOR, EKS in REST-JSON) is decoded into the SDK's input
 // type for its operation and run through that operation's client stack up
 // to the transport, so the validators the SDK generates from each
 // service's Smithy model (validateOp<Operation>: required members, nested
@@ -27,7 +31,9 @@ import (
 // and recorded (Violations), before any handler runs. The client the fake
 // uses never sends anything: its transport fails every request
 // (errValidated), which is how a request that passed is recognised.
-// CloudWatch (rpc-v2-cbor) and EKS (REST) requests are not checked.
+// CBOR bodies are turned into the JSON form first (epoch-seconds tag 1 as
+// a number, as AWS JSON sends timestamps); an EKS request's input is its
+// path parameters. IAM and STS (query protocol) requests are not checked.
 
 var errValidated = errors.New("fakeaws: the request passed the SDK's validation")
 
@@ -45,9 +51,11 @@ func sdkClients() map[string]reflect.Value {
 		cfg := aws.Config{Region: "us-east-1", Credentials: aws.AnonymousCredentials{}, HTTPClient: refuseAll{},
 			Retryer: func() aws.Retryer { return aws.NopRetryer{} }}
 		validators = map[string]reflect.Value{
-			"ecs":  reflect.ValueOf(ecs.NewFromConfig(cfg)),
-			"ssm":  reflect.ValueOf(ssm.NewFromConfig(cfg)),
-			"logs": reflect.ValueOf(cloudwatchlogs.NewFromConfig(cfg)),
+			"ecs":        reflect.ValueOf(ecs.NewFromConfig(cfg)),
+			"ssm":        reflect.ValueOf(ssm.NewFromConfig(cfg)),
+			"logs":       reflect.ValueOf(cloudwatchlogs.NewFromConfig(cfg)),
+			"cloudwatch": reflect.ValueOf(cloudwatch.NewFromConfig(cfg)),
+			"eks":        reflect.ValueOf(eks.NewFromConfig(cfg)),
 		}
 	})
 	return validators
@@ -94,6 +102,61 @@ func (f *Fake) Violations() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.violations)
+}
+
+// cborToJSON turns a decoded RPC v2 CBOR body into the JSON form
+// decodeInput reads: maps, lists, strings, numbers and booleans as they
+// are, blobs as base64 (encoding/json's []byte form), and timestamps (tag
+// 1, epoch seconds) as numbers.
+func cborToJSON(v cbor.Value) any {
+	switch x := v.(type) {
+	case cbor.Map:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[k] = cborToJSON(e)
+		}
+		return m
+	case cbor.List:
+		l := make([]any, len(x))
+		for i, e := range x {
+			l[i] = cborToJSON(e)
+		}
+		return l
+	case cbor.String:
+		return string(x)
+	case cbor.Slice:
+		return []byte(x)
+	case cbor.Uint:
+		return float64(x)
+	case cbor.NegInt:
+		return -float64(x)
+	case cbor.Float32:
+		return float64(x)
+	case cbor.Float64:
+		return float64(x)
+	case cbor.Bool:
+		return bool(x)
+	case *cbor.Tag:
+		return cborToJSON(x.Value)
+	case cbor.Tag:
+		return cborToJSON(x.Value)
+	}
+	return nil
+}
+
+// sdkValidateCBOR is sdkValidate for a CloudWatch RPC v2 CBOR body.
+func (f *Fake) sdkValidateCBOR(op string, body []byte) *apiError {
+	v, err := cbor.Decode(body)
+	if err != nil {
+		f.violation("cloudwatch." + op + ": not CBOR: " + err.Error())
+		return errf(400, "SerializationException", "%v", err)
+	}
+	b, err := json.Marshal(cborToJSON(v))
+	if err != nil {
+		f.violation("cloudwatch." + op + ": " + err.Error())
+		return errf(400, "SerializationException", "%v", err)
+	}
+	return f.sdkValidate("cloudwatch", op, b)
 }
 
 var timeType = reflect.TypeOf(time.Time{})

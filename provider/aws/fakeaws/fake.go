@@ -197,11 +197,22 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeCBORError(w, aerr)
 			return
 		}
+		if aerr := f.sdkValidateCBOR(op, body); aerr != nil { // contract.go
+			writeCBORError(w, aerr)
+			return
+		}
 		f.serveCloudWatch(w, r, op, body)
 		return
 	}
 	if target == "" && strings.HasPrefix(r.URL.Path, "/clusters/") {
-		name, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/clusters/"), "/")
+		name, sub, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/clusters/"), "/")
+		if r.Method == http.MethodGet && sub == "" && name != "" {
+			b, _ := json.Marshal(map[string]string{"Name": name})
+			if aerr := f.sdkValidate("eks", "DescribeCluster", b); aerr != nil { // contract.go
+				writeRESTError(w, aerr, nil)
+				return
+			}
+		}
 		if aerr := f.authorize(key, "AccessDeniedException", []need{{"eks:DescribeCluster",
 			"arn:aws:eks:" + f.opts.Region + ":" + f.opts.Account + ":cluster/" + name}}); aerr != nil {
 			writeRESTError(w, &apiError{http.StatusForbidden, aerr.code, aerr.message}, nil)
