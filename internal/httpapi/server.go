@@ -136,14 +136,43 @@ func New(o Options) *Server {
 	s.root = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Every request body is read against a deadline, so a client
 		// trickling one (authenticated or not) is answered or cut off
-		// instead of holding a goroutine and a socket; streams clear it.
-		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.rtimeout))
+		// instead of holding a goroutine and a socket. The deadline ends
+		// with the body: once it is read (or when there is none), net/http
+		// watches the idle connection to notice a client that goes, and a
+		// deadline still set there would cancel the request's context in
+		// the middle of an operation longer than it. Streams clear it too.
+		s.bodyDeadline(w, r)
 		if s.methodNotAllowed(w, r) {
 			return
 		}
 		s.mux.ServeHTTP(w, r)
 	})
 	return s
+}
+
+// bodyDeadline sets the read deadline for r's body and clears it when the
+// body has been read to its end; a request without a body gets none.
+func (s *Server) bodyDeadline(w http.ResponseWriter, r *http.Request) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(s.rtimeout))
+	r.Body = &deadlineBody{ReadCloser: r.Body, clear: sync.OnceFunc(func() { _ = rc.SetReadDeadline(time.Time{}) })}
+}
+
+// deadlineBody clears the read deadline when its body ends.
+type deadlineBody struct {
+	io.ReadCloser
+	clear func()
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.clear()
+	}
+	return n, err
 }
 
 // Handler returns the root handler.
