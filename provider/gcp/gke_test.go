@@ -26,6 +26,9 @@ import (
 	"google.golang.org/api/option"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8sclient "k8s.io/client-go/kubernetes"
 
 	"github.com/alphaswarm/controller/credentials"
 	"github.com/alphaswarm/controller/internal/k8stest"
@@ -464,6 +467,7 @@ func TestGKEDelegation(t *testing.T) {
 		{"Watcher", func(v any) bool { _, ok := v.(provider.Watcher); return ok }},
 		{"Pinger", func(v any) bool { _, ok := v.(provider.Pinger); return ok }},
 		{"Explainer", func(v any) bool { _, ok := v.(provider.Explainer); return ok }},
+		{"PermissionExplainer", func(v any) bool { _, ok := v.(provider.PermissionExplainer); return ok }},
 		{"Named", func(v any) bool { _, ok := v.(provider.Named); return ok }},
 		{"io.Closer", func(v any) bool { _, ok := v.(io.Closer); return ok }},
 	}
@@ -786,4 +790,77 @@ func BenchmarkGKEScale(b *testing.B) {
 	g.api.AddCluster(gkeProject, clusterOf(c))
 	g.trustTokens(b, c)
 	kubetest.CompareScale(b, c, ns, g.open(b, map[string]any{"namespace": ns}))
+}
+
+// TestGKEMissingPermissionNamed (issue 22): in GKE mode the kubernetes
+// provider's access check (SelfSubjectAccessReview) names a verb the
+// account's Role lacks, in the capability matrix too, and the operation
+// is refused with permission_denied naming it.
+func TestGKEMissingPermissionNamed(t *testing.T) {
+	c := k8stest.Start(t)
+	ns := c.Namespace(t)
+	g := newGKEFakes(t, time.Hour)
+	g.api.AddCluster(gkeProject, clusterOf(c))
+	// The account is only itself (no system:masters): RBAC decides.
+	c.AddTokenAuthenticator(t, func(_ context.Context, token string) (string, []string, bool) {
+		it, ok := g.oauth.Valid(token)
+		return it.Email, nil, ok
+	})
+	ctx := testCtx(t, 2*time.Minute)
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "alphaswarm", Namespace: ns}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{"", "apps", "metrics.k8s.io"}, Resources: []string{"deployments", "deployments/scale", "replicasets", "pods", "pods/log", "configmaps", "services"}, Verbs: []string{"*"}},
+		{APIGroups: []string{""}, Resources: []string{"pods/exec"}, Verbs: []string{"get"}}, // no create
+	}}
+	if _, err := c.Client().RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "alphaswarm", Namespace: ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "alphaswarm"},
+		Subjects: []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: g.oauth.Email()}}}
+	if _, err := c.Client().RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The authorizer learns of new bindings through its informers: wait
+	// until the account may list pods before the target opens.
+	imp, err := k8sclient.NewForConfig(c.ImpersonatedConfig(g.oauth.Email()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := imp.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{}); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the Role's binding never took effect")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+
+	p := g.open(t, map[string]any{"namespace": ns})
+	if err := p.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	var reason string
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		for _, c := range provider.Capabilities(p) {
+			if c.Op == provider.OpExec && !c.Supported {
+				reason = c.Reason
+			}
+		}
+		if strings.Contains(reason, "create pods/exec") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(reason, "create pods/exec") {
+		t.Fatalf("exec capability reason %q, want it to name create pods/exec", reason)
+	}
+	_, err = p.Exec(ctx, "web", provider.ExecRequest{Command: []string{"true"}})
+	if workload.CodeOf(err) != workload.PermissionDenied || !strings.Contains(err.Error(), "create pods/exec") {
+		t.Fatalf("Exec = %v, want permission_denied naming create pods/exec", err)
+	}
+	if we := workload.AsError(err); we.Provider != gcp.Name {
+		t.Errorf("error provider %q, want gcp", we.Provider)
+	}
 }

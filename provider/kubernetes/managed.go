@@ -101,6 +101,8 @@ var (
 	_ provider.Pinger    = (*Managed)(nil)
 	_ provider.Explainer = (*Managed)(nil)
 	_ provider.Named     = (*Managed)(nil)
+
+	_ provider.PermissionExplainer = (*Managed)(nil)
 )
 
 // NewManaged checks the configuration and the kubernetes options and
@@ -445,6 +447,19 @@ func (m *Managed) Ping(ctx context.Context) error {
 		return err
 	}
 	return m.after(kube, kube.Ping(ctx))
+}
+
+// MissingPermission implements provider.PermissionExplainer: what the
+// kubernetes provider's access check found missing for op ("" until the
+// cluster is reached).
+func (m *Managed) MissingPermission(op provider.Operation) string {
+	m.mu.Lock()
+	kube := m.kube
+	m.mu.Unlock()
+	if kube == nil {
+		return ""
+	}
+	return kube.MissingPermission(op)
 }
 
 // UnsupportedReason implements provider.Explainer with the kubernetes
