@@ -26,6 +26,7 @@ var logModes = []struct {
 // checkLogMode asserts that the mode the test ran in was the one used.
 func checkLogMode(t *testing.T, mode string, f *fakeazure.Fake) {
 	t.Helper()
+	t.Logf("%s: ListLogs %d calls (%d without tail), %d bytes of log read", mode, f.Calls("ListLogs"), f.Calls("ListLogs without tail"), f.LogBytes())
 	switch n := f.Calls("attach sockets"); {
 	case mode == "attach" && n == 0:
 		t.Error("no attach socket was opened")

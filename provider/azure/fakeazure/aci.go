@@ -336,17 +336,8 @@ func (f *Fake) containerGroupsServer() acifake.ContainerGroupsServer {
 		BeginRestart: func(_ context.Context, rg, name string, _ *armcontainerinstance.ContainerGroupsClientBeginRestartOptions) (resp azfake.PollerResponder[armcontainerinstance.ContainerGroupsClientRestartResponse], e azfake.ErrorResponder) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
-			f.calls["BeginRestart"]++
-			if !f.rgOK(rg, &e) {
-				return
-			}
-			g := f.groups[name]
+			g := f.relaunchable("BeginRestart", rg, name, &e)
 			if g == nil {
-				e.SetResponseError(http.StatusNotFound, "ResourceNotFound")
-				return
-			}
-			if slices.Contains(f.opts.FailingImages, f.image(g)) {
-				e.SetResponseError(http.StatusBadRequest, "InaccessibleImage")
 				return
 			}
 			// A running group's previous run stays visible (Running)
@@ -365,17 +356,8 @@ func (f *Fake) containerGroupsServer() acifake.ContainerGroupsServer {
 		BeginStart: func(_ context.Context, rg, name string, _ *armcontainerinstance.ContainerGroupsClientBeginStartOptions) (resp azfake.PollerResponder[armcontainerinstance.ContainerGroupsClientStartResponse], e azfake.ErrorResponder) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
-			f.calls["BeginStart"]++
-			if !f.rgOK(rg, &e) {
-				return
-			}
-			g := f.groups[name]
+			g := f.relaunchable("BeginStart", rg, name, &e)
 			if g == nil {
-				e.SetResponseError(http.StatusNotFound, "ResourceNotFound")
-				return
-			}
-			if slices.Contains(f.opts.FailingImages, f.image(g)) {
-				e.SetResponseError(http.StatusBadRequest, "InaccessibleImage")
 				return
 			}
 			f.launch(g)
@@ -481,6 +463,27 @@ func (f *Fake) containersServer() acifake.ContainersServer {
 			return
 		},
 	}
+}
+
+// relaunchable counts op and returns the group that a start or restart
+// may launch again, or nil with e set: the resource group and the group
+// must exist, and ACI pulls the image again, refusing one it cannot pull
+// at once (400 InaccessibleImage; see Options.FailingImages). f.mu is held.
+func (f *Fake) relaunchable(op, rg, name string, e *azfake.ErrorResponder) *group {
+	f.calls[op]++
+	if !f.rgOK(rg, e) {
+		return nil
+	}
+	g := f.groups[name]
+	if g == nil {
+		e.SetResponseError(http.StatusNotFound, "ResourceNotFound")
+		return nil
+	}
+	if slices.Contains(f.opts.FailingImages, f.image(g)) {
+		e.SetResponseError(http.StatusBadRequest, "InaccessibleImage")
+		return nil
+	}
+	return g
 }
 
 func (f *Fake) hasContainer(g *group, name string) bool {
