@@ -319,8 +319,8 @@ func rvAtLeast(have, want string) bool {
 
 // Status implements provider.Provider. It reads the informer cache: no
 // request reaches the API server.
-func (p *Provider) Status(ctx context.Context, serviceID string) (workload.DeploymentStatus, error) {
-	if err := checkName(serviceID); err != nil {
+func (p *Provider) Status(ctx context.Context, name string) (workload.DeploymentStatus, error) {
+	if err := checkName(name); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
 	if err := p.permitted(provider.OpStatus); err != nil {
@@ -329,9 +329,9 @@ func (p *Provider) Status(ctx context.Context, serviceID string) (workload.Deplo
 	if err := p.cache.waitSynced(ctx); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
-	d, _, ok := p.cache.derive(serviceID)
+	d, _, ok := p.cache.derive(name)
 	if !ok {
-		return workload.DeploymentStatus{}, notFound(serviceID)
+		return workload.DeploymentStatus{}, notFound(name)
 	}
 	return d.status, nil
 }

@@ -23,9 +23,9 @@ import (
 // name. With TTY, stderr is merged into stdout by the terminal and Resize
 // sizes it. The command's exit code is the result's; a failure to run it at
 // all is an error.
-func (p *Provider) Exec(ctx context.Context, serviceID string, req provider.ExecRequest) (provider.ExecResult, error) {
+func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecRequest) (provider.ExecResult, error) {
 	var res provider.ExecResult
-	if err := checkName(serviceID); err != nil {
+	if err := checkName(name); err != nil {
 		return res, err
 	}
 	if len(req.Command) == 0 || req.Command[0] == "" {
@@ -37,16 +37,16 @@ func (p *Provider) Exec(ctx context.Context, serviceID string, req provider.Exec
 	if err := p.cache.waitSynced(ctx); err != nil {
 		return res, err
 	}
-	if _, ok := p.cache.deployment(serviceID); !ok {
-		return res, notFound(serviceID)
+	if _, ok := p.cache.deployment(name); !ok {
+		return res, notFound(name)
 	}
-	pod, err := p.pickPod(serviceID, req.Instance)
+	pod, err := p.pickPod(name, req.Instance)
 	if err != nil {
 		return res, err
 	}
 	res.Instance = pod.Name
 	opts := &corev1.PodExecOptions{
-		Container: containerFor(pod, serviceID),
+		Container: containerFor(pod, name),
 		Command:   req.Command,
 		Stdin:     req.Stdin != nil,
 		Stdout:    req.Stdout != nil,

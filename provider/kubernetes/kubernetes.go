@@ -32,7 +32,7 @@ import (
 const Name = "kubernetes"
 
 func init() {
-	provider.Register(Name, Factory)
+	provider.Register(Name, Open)
 }
 
 // Interface guards: the optional interfaces this provider implements.
@@ -175,12 +175,12 @@ type Provider struct {
 	accessFirst chan struct{} // closed when the first check has ended
 }
 
-// Factory builds a kubernetes provider for cfg. The rest.Config comes from
+// Open builds a kubernetes provider for cfg. The rest.Config comes from
 // options.kubeconfig, else KUBECONFIG (through creds), else the in-cluster
 // service account. It does not wait for the API server: a target whose
 // cluster does not answer is built anyway and its operations report
 // Unavailable.
-func Factory(ctx context.Context, cfg provider.TargetConfig, creds *credentials.Resolver) (provider.Provider, error) {
+func Open(ctx context.Context, cfg provider.TargetConfig, creds *credentials.Resolver) (provider.Provider, error) {
 	var opts Options
 	if err := cfg.DecodeOptions(&opts); err != nil {
 		return nil, err

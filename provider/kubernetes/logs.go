@@ -44,9 +44,9 @@ func containerFor(pod *corev1.Pod, service string) string {
 // first line, and a stream that breaks (a container restart) is resumed
 // after its last line. A pod whose container has not started yet has no
 // log and is skipped (or, with Follow, waited for).
-func (p *Provider) Logs(ctx context.Context, serviceID string, opts provider.LogOptions) iter.Seq2[workload.LogLine, error] {
+func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptions) iter.Seq2[workload.LogLine, error] {
 	return func(yield func(workload.LogLine, error) bool) {
-		if err := checkName(serviceID); err != nil {
+		if err := checkName(name); err != nil {
 			yield(workload.LogLine{}, err)
 			return
 		}
@@ -58,15 +58,15 @@ func (p *Provider) Logs(ctx context.Context, serviceID string, opts provider.Log
 			yield(workload.LogLine{}, err)
 			return
 		}
-		if _, ok := p.cache.deployment(serviceID); !ok {
-			yield(workload.LogLine{}, notFound(serviceID))
+		if _, ok := p.cache.deployment(name); !ok {
+			yield(workload.LogLine{}, notFound(name))
 			return
 		}
 		if opts.Follow {
-			p.followLogs(ctx, serviceID, opts, yield)
+			p.followLogs(ctx, name, opts, yield)
 			return
 		}
-		p.readLogs(ctx, serviceID, opts, yield)
+		p.readLogs(ctx, name, opts, yield)
 	}
 }
 

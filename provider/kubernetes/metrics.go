@@ -28,10 +28,10 @@ const metricsGroupVersion = "metrics.k8s.io/v1beta1"
 // yields samples with 0 instances. When the cluster does not serve
 // metrics.k8s.io the stream ends with an Unavailable error that says so:
 // no number is ever made up.
-func (p *Provider) StreamMetrics(ctx context.Context, serviceID string) iter.Seq2[workload.MetricSample, error] {
+func (p *Provider) StreamMetrics(ctx context.Context, name string) iter.Seq2[workload.MetricSample, error] {
 	return func(yield func(workload.MetricSample, error) bool) {
 		fail := func(err error) { yield(workload.MetricSample{}, err) }
-		if err := checkName(serviceID); err != nil {
+		if err := checkName(name); err != nil {
 			fail(err)
 			return
 		}
@@ -45,11 +45,11 @@ func (p *Provider) StreamMetrics(ctx context.Context, serviceID string) iter.Seq
 			}
 			return
 		}
-		if _, ok := p.cache.deployment(serviceID); !ok {
-			fail(notFound(serviceID))
+		if _, ok := p.cache.deployment(name); !ok {
+			fail(notFound(name))
 			return
 		}
-		sel := labels.Set(selector(p.target, serviceID)).String()
+		sel := labels.Set(selector(p.target, name)).String()
 		tick := time.NewTicker(p.opts.MetricsInterval.D())
 		defer tick.Stop()
 		var last time.Time
@@ -63,7 +63,7 @@ func (p *Provider) StreamMetrics(ctx context.Context, serviceID string) iter.Seq
 				fail(p.metricsError(err))
 				return
 			}
-			s, newest := p.aggregate(serviceID, list.Items)
+			s, newest := p.aggregate(name, list.Items)
 			if first || len(list.Items) == 0 || newest.After(last) {
 				first = false
 				last = newest

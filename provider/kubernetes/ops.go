@@ -174,9 +174,9 @@ func (p *Provider) scale(ctx context.Context, name string, n int) (string, error
 
 // Scale implements provider.Provider through the Deployment's scale
 // subresource, as `kubectl scale` does, and waits for the pods.
-func (p *Provider) Scale(ctx context.Context, serviceID string, replicas int) (workload.DeploymentStatus, error) {
+func (p *Provider) Scale(ctx context.Context, name string, replicas int) (workload.DeploymentStatus, error) {
 	var zero workload.DeploymentStatus
-	if err := checkName(serviceID); err != nil {
+	if err := checkName(name); err != nil {
 		return zero, err
 	}
 	if m := workload.ValidateReplicas(replicas); m != "" {
@@ -188,23 +188,23 @@ func (p *Provider) Scale(ctx context.Context, serviceID string, replicas int) (w
 	if err := p.cache.waitSynced(ctx); err != nil {
 		return zero, err
 	}
-	if _, err := p.getOwned(ctx, serviceID); err != nil {
+	if _, err := p.getOwned(ctx, name); err != nil {
 		return zero, err
 	}
-	rv, err := p.scale(ctx, serviceID, replicas)
+	rv, err := p.scale(ctx, name, replicas)
 	if err != nil {
 		return zero, err
 	}
-	return p.await(ctx, serviceID, rv)
+	return p.await(ctx, name, rv)
 }
 
 // Stop implements provider.Provider: it scales the Deployment to 0 and
 // keeps it (with its Service and ConfigMap), so the service stays known,
 // Stopped, and Scale or Start brings it back. With the deleteOnStop option
 // it deletes the three instead. Either way it waits until no pod is left.
-func (p *Provider) Stop(ctx context.Context, serviceID string) (workload.DeploymentStatus, error) {
+func (p *Provider) Stop(ctx context.Context, name string) (workload.DeploymentStatus, error) {
 	var zero workload.DeploymentStatus
-	if err := checkName(serviceID); err != nil {
+	if err := checkName(name); err != nil {
 		return zero, err
 	}
 	if err := p.permitted(provider.OpStop); err != nil {
@@ -213,9 +213,9 @@ func (p *Provider) Stop(ctx context.Context, serviceID string) (workload.Deploym
 	if err := p.cache.waitSynced(ctx); err != nil {
 		return zero, err
 	}
-	dep, err := p.getOwned(ctx, serviceID)
+	dep, err := p.getOwned(ctx, name)
 	if workload.CodeOf(err) == workload.NotFound {
-		return p.stoppedStatus(serviceID), nil
+		return p.stoppedStatus(name), nil
 	}
 	if err != nil {
 		return zero, err
@@ -223,11 +223,11 @@ func (p *Provider) Stop(ctx context.Context, serviceID string) (workload.Deploym
 	if !p.opts.DeleteOnStop {
 		rv := dep.ResourceVersion
 		if dep.Spec.Replicas == nil || *dep.Spec.Replicas != 0 {
-			if rv, err = p.scale(ctx, serviceID, 0); err != nil {
+			if rv, err = p.scale(ctx, name, 0); err != nil {
 				return zero, err
 			}
 		}
-		return p.await(ctx, serviceID, rv)
+		return p.await(ctx, name, rv)
 	}
 	return p.delete(ctx, dep)
 }
@@ -281,9 +281,9 @@ func (p *Provider) delete(ctx context.Context, dep *appsv1.Deployment) (workload
 // does: it stamps the pod template with kubectl.kubernetes.io/restartedAt,
 // so the Deployment replaces every pod by its rolling-update strategy, and
 // waits for the rollout.
-func (p *Provider) Restart(ctx context.Context, serviceID string) (workload.DeploymentStatus, error) {
+func (p *Provider) Restart(ctx context.Context, name string) (workload.DeploymentStatus, error) {
 	var zero workload.DeploymentStatus
-	if err := checkName(serviceID); err != nil {
+	if err := checkName(name); err != nil {
 		return zero, err
 	}
 	if err := p.permitted(provider.OpRestart); err != nil {
@@ -292,14 +292,14 @@ func (p *Provider) Restart(ctx context.Context, serviceID string) (workload.Depl
 	if err := p.cache.waitSynced(ctx); err != nil {
 		return zero, err
 	}
-	if _, err := p.getOwned(ctx, serviceID); err != nil {
+	if _, err := p.getOwned(ctx, name); err != nil {
 		return zero, err
 	}
-	rv, err := p.patchTemplateAnnotation(ctx, serviceID, AnnotationRestartedAt, time.Now().UTC().Format(time.RFC3339Nano))
+	rv, err := p.patchTemplateAnnotation(ctx, name, AnnotationRestartedAt, time.Now().UTC().Format(time.RFC3339Nano))
 	if err != nil {
-		return zero, p.wrap(err, "restart deployment "+serviceID)
+		return zero, p.wrap(err, "restart deployment "+name)
 	}
-	return p.await(ctx, serviceID, rv)
+	return p.await(ctx, name, rv)
 }
 
 // patchTemplateAnnotation sets one pod-template annotation with a
@@ -320,8 +320,8 @@ func (p *Provider) patchTemplateAnnotation(ctx context.Context, name, key, value
 // ConfigMap and sets the pod template's config checksum, which rolls the
 // pods; it returns when the new pods are ready. The pods read the config
 // as files in Options.ConfigDir. An unchanged config rolls nothing.
-func (p *Provider) ApplyConfig(ctx context.Context, serviceID string, config map[string]string) error {
-	if err := checkName(serviceID); err != nil {
+func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[string]string) error {
+	if err := checkName(name); err != nil {
 		return err
 	}
 	if errs := workload.ValidateConfig("config", config); len(errs) > 0 {
@@ -333,33 +333,33 @@ func (p *Provider) ApplyConfig(ctx context.Context, serviceID string, config map
 	if err := p.cache.waitSynced(ctx); err != nil {
 		return err
 	}
-	dep, err := p.getOwned(ctx, serviceID)
+	dep, err := p.getOwned(ctx, name)
 	if err != nil {
 		return err
 	}
-	cmName := configMapName(serviceID)
-	cm := configMapApply(p.target, p.opts.Namespace, serviceID, config, dep.UID)
+	cmName := configMapName(name)
+	cm := configMapApply(p.target, p.opts.Namespace, name, config, dep.UID)
 	if _, err := p.kube.CoreV1().ConfigMaps(p.opts.Namespace).Apply(ctx, cm, applyOptions(false)); err != nil {
 		return p.wrap(err, "apply configmap "+cmName)
 	}
 	rv := dep.ResourceVersion
 	sum := configChecksum(config)
 	if dep.Spec.Template.Annotations[AnnotationConfigChecksum] != sum {
-		if rv, err = p.patchTemplateAnnotation(ctx, serviceID, AnnotationConfigChecksum, sum); err != nil {
-			return p.wrapAfterChange(err, "roll deployment "+serviceID, "the configmap was applied")
+		if rv, err = p.patchTemplateAnnotation(ctx, name, AnnotationConfigChecksum, sum); err != nil {
+			return p.wrapAfterChange(err, "roll deployment "+name, "the configmap was applied")
 		}
 	}
-	st, err := p.await(ctx, serviceID, rv)
+	st, err := p.await(ctx, name, rv)
 	switch {
 	case err != nil:
 		return err
 	case !provider.Waits(ctx):
 	case st.Phase == workload.Failed || st.Phase == workload.Degraded:
-		e := errorf(workload.RolloutFailed, "config of %s applied, but the rollout failed: %s", serviceID, st.Message)
+		e := errorf(workload.RolloutFailed, "config of %s applied, but the rollout failed: %s", name, st.Message)
 		e.Status = &st
 		return e
 	case st.Phase != workload.Running && st.Phase != workload.Stopped:
-		e := errorf(workload.Timeout, "config of %s applied; the rollout did not finish before the deadline: %s", serviceID, st.Message)
+		e := errorf(workload.Timeout, "config of %s applied; the rollout did not finish before the deadline: %s", name, st.Message)
 		e.Status = &st
 		return e
 	}

@@ -1,4 +1,4 @@
-package kubernetes
+package kubernetes_test
 
 import (
 	"context"
@@ -11,12 +11,14 @@ import (
 	authv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
+	clientset "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/alphaswarm/controller/internal/k8stest"
 	"github.com/alphaswarm/controller/provider"
+	"github.com/alphaswarm/controller/provider/kubernetes"
+	"github.com/alphaswarm/controller/provider/kubernetes/kubetest"
 	"github.com/alphaswarm/controller/provider/providertest"
 	"github.com/alphaswarm/controller/workload"
 )
@@ -64,7 +66,7 @@ func bindRole(t *testing.T, c *k8stest.Cluster, ns string, role *rbacv1.Role) *r
 	rc.CertFile, rc.KeyFile, rc.CertData, rc.KeyData = "", "", nil, nil
 	rc.Username, rc.Password = "", ""
 	rc.BearerTokenFile, rc.BearerToken = "", token
-	cs, err := kubernetes.NewForConfig(rc)
+	cs, err := clientset.NewForConfig(rc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,51 +86,28 @@ func bindRole(t *testing.T, c *k8stest.Cluster, ns string, role *rbacv1.Role) *r
 	}
 }
 
-// openWith opens a provider over rc for ns and waits for its access check.
-func openWith(t *testing.T, rc *rest.Config, ns string, opts Options) *Provider {
-	t.Helper()
-	opts.Namespace = ns
-	p, err := New(context.Background(), "kt", rc, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	deadline := time.Now().Add(time.Minute)
-	for {
-		p.accessMu.Lock()
-		done := p.access.checked
-		p.accessMu.Unlock()
-		if done {
-			return p
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the access check never finished")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // Item 7: the conformance suite passes with a token bound to exactly the
 // Role of deploy/kubernetes/role.yaml, and the access check finds nothing
 // missing.
 func TestConformanceWithTheDocumentedRole(t *testing.T) {
-	e := newEnv(t, nil)
-	rc := bindRole(t, e.c, e.ns, readRole(t))
-	p := openWith(t, rc, e.ns, Options{DeleteOnStop: true})
+	c := k8stest.Start(t)
+	ns := c.Namespace(t)
+	rc := bindRole(t, c, ns, readRole(t))
+	p := openWith(t, rc, ns, kubernetes.Options{DeleteOnStop: true})
 	for _, op := range provider.Operations {
 		if why := p.MissingPermission(op); why != "" {
 			t.Errorf("%s: %s", op, why)
 		}
 	}
-	e.p = p
-	providertest.Run(t, e.harness())
+	providertest.Run(t, kubetest.Harness(c, ns, "kt", p))
 }
 
 // D6, D8, S5: a Role that lacks a verb is named up front, in the
 // capability matrix and by the operation (permission_denied naming the
 // verb, at once), not suffered as a slow or odd failure.
 func TestMissingVerbsAreNamed(t *testing.T) {
-	e := newEnv(t, nil)
+	c := k8stest.Start(t)
+	ns := c.Namespace(t)
 	role := readRole(t)
 	for i := range role.Rules {
 		r := &role.Rules[i]
@@ -141,8 +120,8 @@ func TestMissingVerbsAreNamed(t *testing.T) {
 			r.Verbs = []string{"get"} // no list
 		}
 	}
-	rc := bindRole(t, e.c, e.ns, role)
-	p := openWith(t, rc, e.ns, Options{})
+	rc := bindRole(t, c, ns, role)
+	p := openWith(t, rc, ns, kubernetes.Options{})
 	caps := map[provider.Operation]provider.Capability{}
 	for _, c := range provider.Capabilities(p) {
 		caps[c.Op] = c
@@ -160,13 +139,13 @@ func TestMissingVerbsAreNamed(t *testing.T) {
 	defer cancel()
 	// Without the up-front check Start waited for informers that never
 	// sync and ended with ctx (a timeout), not with the missing verb.
-	_, err := p.Start(ctx, workload.DeploymentSpec{Name: "web", Image: testImage, Replicas: 1})
+	_, err := p.Start(ctx, workload.DeploymentSpec{Name: "web", Image: kubetest.Image, Replicas: 1})
 	if workload.CodeOf(err) != workload.PermissionDenied || !strings.Contains(err.Error(), "watch replicasets.apps") || !provider.NothingChanged(err) {
 		t.Fatalf("start: %v", err)
 	}
 	_, err = p.Exec(ctx, "web", provider.ExecRequest{Command: []string{"true"}})
 	if workload.CodeOf(err) != workload.PermissionDenied || !strings.Contains(err.Error(), "create pods/exec") ||
-		!strings.Contains(err.Error(), `user "alphaswarm-`+e.ns+`"`) {
+		!strings.Contains(err.Error(), `user "alphaswarm-`+ns+`"`) {
 		t.Fatalf("exec: %v", err)
 	}
 	for _, err := range p.StreamMetrics(ctx, "web") {
@@ -180,7 +159,7 @@ func TestMissingVerbsAreNamed(t *testing.T) {
 	}
 	// Right after a target opens, an operation waits for the first check
 	// instead of racing it.
-	fresh, err := New(context.Background(), "kt2", rc, Options{Namespace: e.ns})
+	fresh, err := kubernetes.New(context.Background(), "kt2", rc, kubernetes.Options{Namespace: ns})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +174,7 @@ func TestMissingVerbsAreNamed(t *testing.T) {
 // Ping (readyz) and every operation say so.
 func TestMissingNamespaceReportedAtOpen(t *testing.T) {
 	c := k8stest.Start(t)
-	p := openWith(t, c.RESTConfig, "no-such-namespace-"+strings.ToLower(providertest.Name("ns")), Options{})
+	p := openWith(t, c.RESTConfig, "no-such-namespace-"+strings.ToLower(providertest.Name("ns")), kubernetes.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := p.Ping(ctx); workload.CodeOf(err) != workload.NotFound || !strings.Contains(err.Error(), "does not exist") {

@@ -1,4 +1,4 @@
-package kubernetes
+package kubernetes_test
 
 import (
 	"context"
@@ -10,10 +10,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
+	clientset "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/alphaswarm/controller/internal/k8stest"
 	"github.com/alphaswarm/controller/provider"
+	"github.com/alphaswarm/controller/provider/kubernetes"
+	"github.com/alphaswarm/controller/provider/kubernetes/kubetest"
 	"github.com/alphaswarm/controller/provider/providertest"
 )
 
@@ -22,43 +25,44 @@ import (
 // for it with TokenRequest (what the kubelet projects into the pod) as the
 // provider's only identity. The whole conformance suite passes with it.
 func TestConformanceWithServiceAccountToken(t *testing.T) {
-	e := newEnv(t, nil)
+	c := k8stest.Start(t)
+	ns := c.Namespace(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cs := e.c.Client()
-	if _, err := cs.CoreV1().ServiceAccounts(e.ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "alphaswarm"}}, metav1.CreateOptions{}); err != nil {
+	cs := c.Client()
+	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "alphaswarm"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	role := readRole(t)
-	role.Namespace = e.ns
-	if _, err := cs.RbacV1().Roles(e.ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+	role.Namespace = ns
+	if _, err := cs.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "alphaswarm", Namespace: e.ns},
+	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "alphaswarm", Namespace: ns},
 		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role.Name},
-		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "alphaswarm", Namespace: e.ns}}}
-	if _, err := cs.RbacV1().RoleBindings(e.ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "alphaswarm", Namespace: ns}}}
+	if _, err := cs.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	exp := int64(3600)
-	tr, err := cs.CoreV1().ServiceAccounts(e.ns).CreateToken(ctx, "alphaswarm",
+	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "alphaswarm",
 		&authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: &exp}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("TokenRequest: %v", err)
 	}
-	rc := rest.CopyConfig(e.c.RESTConfig)
+	rc := rest.CopyConfig(c.RESTConfig)
 	rc.Impersonate = rest.ImpersonationConfig{}
 	rc.CertFile, rc.KeyFile, rc.CertData, rc.KeyData = "", "", nil, nil
 	rc.Username, rc.Password = "", ""
 	rc.BearerTokenFile, rc.BearerToken = "", tr.Status.Token
-	sa, err := kubernetes.NewForConfig(rc)
+	sa, err := clientset.NewForConfig(rc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for { // RBAC learns of the binding through its informers
 		r, err := sa.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authv1.SelfSubjectAccessReview{
 			Spec: authv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authv1.ResourceAttributes{
-				Namespace: e.ns, Verb: "list", Group: "apps", Resource: "replicasets"}}}, metav1.CreateOptions{})
+				Namespace: ns, Verb: "list", Group: "apps", Resource: "replicasets"}}}, metav1.CreateOptions{})
 		if err == nil && r.Status.Allowed {
 			break
 		}
@@ -67,12 +71,11 @@ func TestConformanceWithServiceAccountToken(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	p := openWith(t, rc, e.ns, Options{DeleteOnStop: true})
+	p := openWith(t, rc, ns, kubernetes.Options{DeleteOnStop: true})
 	for _, op := range provider.Operations {
 		if why := p.MissingPermission(op); why != "" {
 			t.Errorf("%s: %s", op, why)
 		}
 	}
-	e.p = p
-	providertest.Run(t, e.harness())
+	providertest.Run(t, kubetest.Harness(c, ns, "kt", p))
 }
