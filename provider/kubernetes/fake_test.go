@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -356,13 +357,19 @@ func TestFakeMetricsWithoutMetricsServer(t *testing.T) {
 	}
 }
 
-// fakeExecutor records what Exec asked for and answers as told.
+// fakeExecutor records what Exec asked for and answers as told. Like a
+// container with /bin/sh, it prints the exec wrapper's line first when
+// the command is wrapped (unless noShell: then it fails as a runtime does
+// when the executable is missing, printing nothing).
 type fakeExecutor struct {
-	url  *url.URL
-	opts remotecommand.StreamOptions
-	out  string
-	err  error
-	size *remotecommand.TerminalSize
+	url     *url.URL
+	opts    remotecommand.StreamOptions
+	out     string
+	err     error
+	size    *remotecommand.TerminalSize
+	noShell bool
+	calls   [][]string // the commands, in order
+	stdin   string     // what the last call read from stdin
 }
 
 func (f *fakeExecutor) Stream(o remotecommand.StreamOptions) error {
@@ -371,8 +378,22 @@ func (f *fakeExecutor) Stream(o remotecommand.StreamOptions) error {
 
 func (f *fakeExecutor) StreamWithContext(ctx context.Context, o remotecommand.StreamOptions) error {
 	f.opts = o
+	cmd := f.url.Query()["command"]
+	f.calls = append(f.calls, cmd)
+	wrapped := len(cmd) > 4 && cmd[0] == "/bin/sh" && cmd[3] == "alphaswarm-exec"
+	if wrapped && f.noShell {
+		return errors.New(`Internal error occurred: error executing command in container: failed to exec in container: ` +
+			`OCI runtime exec failed: exec failed: unable to start container process: exec: "/bin/sh": stat /bin/sh: no such file or directory: unknown`)
+	}
+	if wrapped && o.Stdout != nil {
+		io.WriteString(o.Stdout, "@alphaswarm-exec 4242 987654\n")
+	}
 	if o.TerminalSizeQueue != nil {
 		f.size = o.TerminalSizeQueue.Next()
+	}
+	if o.Stdin != nil {
+		b, _ := io.ReadAll(o.Stdin)
+		f.stdin = string(b)
 	}
 	if o.Stdout != nil {
 		io.WriteString(o.Stdout, f.out)
@@ -402,7 +423,9 @@ func TestFakeExec(t *testing.T) {
 	}
 	q := fe.url.Query()
 	if fe.url.Path != "/api/v1/namespaces/apps/pods/web-b/exec" || q.Get("container") != "web" || q.Get("tty") != "true" ||
-		q.Get("stderr") != "" || strings.Join(q["command"], " ") != "sh -c echo hello; exit 3" || fe.url.Host != "k8s.test:6443" {
+		q.Get("stderr") != "" || fe.url.Host != "k8s.test:6443" ||
+		!slices.Equal(q["command"], wrapCommand([]string{"sh", "-c", "echo hello; exit 3"})) ||
+		!slices.Equal(q["command"][:4], []string{"/bin/sh", "-c", wrapScript, "alphaswarm-exec"}) {
 		t.Fatalf("exec URL %s", fe.url)
 	}
 	if fe.opts.Stderr != nil || fe.size == nil || fe.size.Width != 120 || fe.size.Height != 40 {
@@ -458,7 +481,7 @@ func TestParseLogLine(t *testing.T) {
 	}
 }
 
-func TestFactory(t *testing.T) {
+func TestOpen(t *testing.T) {
 	dir := t.TempDir()
 	kc := filepath.Join(dir, "config")
 	if err := os.WriteFile(kc, []byte(`apiVersion: v1
