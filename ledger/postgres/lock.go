@@ -2,9 +2,12 @@ package postgres
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -43,7 +46,7 @@ func (l *Ledger) LockService(ctx context.Context, key string) (unlock func(), er
 	if err != nil {
 		return fail(err)
 	}
-	if _, err := conn.Exec(wctx, "SELECT pg_advisory_lock(hashtextextended($1, 0))", key); err != nil {
+	if _, err := conn.Exec(wctx, "SELECT pg_advisory_lock(hashtextextended($1, 0))", lockText(key)); err != nil {
 		// The session's state is unknown (the lock may have been granted
 		// as the wait was cancelled): end it, which frees anything it
 		// holds.
@@ -93,4 +96,15 @@ func discard(c *pgxpool.Conn) {
 	defer cancel()
 	_ = c.Conn().Close(ctx)
 	c.Release()
+}
+
+// lockText is key as PostgreSQL text, which holds neither NUL nor invalid
+// UTF-8 (control's Idempotency-Key lock joins its parts with NUL): such a
+// key is locked by its hex form. A key that is valid text is passed as
+// is, so it hashes to the same lock as before.
+func lockText(key string) string {
+	if utf8.ValidString(key) && !strings.ContainsRune(key, 0) {
+		return key
+	}
+	return "\\x" + hex.EncodeToString([]byte(key))
 }

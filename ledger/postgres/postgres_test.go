@@ -718,6 +718,42 @@ func TestLockServiceExcludes(t *testing.T) {
 	u()
 }
 
+// TestLockServiceAnyKey: a key that is not PostgreSQL text (control's
+// Idempotency-Key lock joins its parts with NUL; invalid UTF-8) locks and
+// excludes like any other; it failed with SQLSTATE 22021 before.
+func TestLockServiceAnyKey(t *testing.T) {
+	dsn := newDB(t)
+	a, b := openDSN(t, dsn), openDSN(t, dsn)
+	ctx := context.Background()
+	for _, key := range []string{"idempotency\x00admin\x00k1", "bad \xff utf-8"} {
+		unlock, err := a.LockService(ctx, key)
+		if err != nil {
+			t.Fatalf("lock %q: %v", key, err)
+		}
+		short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		if _, err := b.LockService(short, key); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("second holder of %q: err = %v, want DeadlineExceeded", key, err)
+		}
+		cancel()
+		unlock()
+		u, err := b.LockService(ctx, key)
+		if err != nil {
+			t.Fatalf("lock %q after unlock: %v", key, err)
+		}
+		u()
+	}
+	unlock, err := a.LockService(ctx, "idempotency\x00admin\x00k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	other, err := b.LockService(ctx, "idempotency\x00admin\x00k2")
+	if err != nil {
+		t.Fatalf("another key: %v", err)
+	}
+	other()
+}
+
 // TestLockServiceClose: Close frees the locks still held.
 func TestLockServiceClose(t *testing.T) {
 	dsn := newDB(t)
