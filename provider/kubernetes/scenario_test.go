@@ -420,9 +420,11 @@ func TestExecOnKwok(t *testing.T) {
 		resize <- provider.TermSize{Cols: 132, Rows: 43}
 		// kwok v0.8.0 crashes on a TTY exec without stdin (a nil
 		// reader in its tunnel), which a kubelet accepts: give it one.
-		// Under load kwok's host-side TTY sometimes returns no output at
-		// all (seen once in CI runs); an empty answer is retried, a wrong
-		// one fails at once.
+		// kwok closes its pty as soon as the command exits, so output
+		// written just before the exit can be lost before its tunnel
+		// copied it (under load, often): the command lingers a moment
+		// after printing. An empty answer is still retried, a wrong one
+		// fails at once.
 		var out string
 		var err error
 		for attempt := 0; attempt < 3 && (attempt == 0 || (err == nil && out == "")); attempt++ {
@@ -434,7 +436,7 @@ func TestExecOnKwok(t *testing.T) {
 				}
 			}
 			stdin, w := io.Pipe()
-			_, out, _, err = run(t, provider.ExecRequest{Command: []string{"sh", "-c", "sleep 0.5; stty size"}, TTY: true, Stdin: stdin, Resize: resize})
+			_, out, _, err = run(t, provider.ExecRequest{Command: []string{"sh", "-c", "sleep 0.5; stty size; sleep 0.5"}, TTY: true, Stdin: stdin, Resize: resize})
 			w.Close()
 		}
 		if err != nil || !strings.Contains(out, "43 132") {
