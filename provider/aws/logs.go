@@ -65,18 +65,7 @@ func (c *logCursor) admit(evs []logtypes.FilteredLogEvent) []logtypes.FilteredLo
 // on the target's log group and the service's stream prefix.
 func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptions) iter.Seq2[workload.LogLine, error] {
 	return func(yield func(workload.LogLine, error) bool) {
-		if err := workload.CheckName("name", name); err != nil {
-			yield(workload.LogLine{}, err)
-			return
-		}
-		if err := p.permitted(provider.OpLogs, false); err != nil {
-			yield(workload.LogLine{}, err)
-			return
-		}
-		s, err := p.describe(ctx, name)
-		if err == nil && s == nil {
-			err = provider.NotFound(Name, "ECS service %q not found", workload.ServiceID(p.target, name))
-		}
+		s, err := p.existing(ctx, provider.OpLogs, name)
 		if err != nil {
 			yield(workload.LogLine{}, err)
 			return

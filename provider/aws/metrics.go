@@ -24,18 +24,7 @@ import (
 // one core; bytes) with the task definition's cpu units and MiB.
 func (p *Provider) StreamMetrics(ctx context.Context, name string) iter.Seq2[workload.MetricSample, error] {
 	return func(yield func(workload.MetricSample, error) bool) {
-		if err := workload.CheckName("name", name); err != nil {
-			yield(workload.MetricSample{}, err)
-			return
-		}
-		if err := p.permitted(provider.OpStreamMetrics, false); err != nil {
-			yield(workload.MetricSample{}, err)
-			return
-		}
-		s, err := p.describe(ctx, name)
-		if err == nil && s == nil {
-			err = provider.NotFound(Name, "ECS service %q not found", workload.ServiceID(p.target, name))
-		}
+		s, err := p.existing(ctx, provider.OpStreamMetrics, name)
 		if err != nil {
 			yield(workload.MetricSample{}, err)
 			return

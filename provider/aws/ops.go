@@ -12,6 +12,22 @@ import (
 	"github.com/alphaswarm/controller/workload"
 )
 
+// existing checks the name and op's permissions, and returns the ACTIVE
+// service, or NotFound.
+func (p *Provider) existing(ctx context.Context, op provider.Operation, name string) (*ecstypes.Service, error) {
+	if err := workload.CheckName("name", name); err != nil {
+		return nil, err
+	}
+	if err := p.permitted(op, false); err != nil {
+		return nil, err
+	}
+	s, err := p.describe(ctx, name)
+	if err == nil && s == nil {
+		err = provider.NotFound(Name, "ECS service %q not found", workload.ServiceID(p.target, name))
+	}
+	return s, err
+}
+
 // describe returns the ACTIVE service or nil.
 func (p *Provider) describe(ctx context.Context, name string) (*ecstypes.Service, error) {
 	out, err := p.ecs.DescribeServices(ctx, &ecs.DescribeServicesInput{
@@ -240,18 +256,8 @@ func (p *Provider) Scale(ctx context.Context, name string, replicas int) (worklo
 // Restart implements provider.Restarter: a forced new deployment, which
 // ECS rolls with the service's deployment configuration.
 func (p *Provider) Restart(ctx context.Context, name string) (workload.DeploymentStatus, error) {
-	if err := workload.CheckName("name", name); err != nil {
+	if _, err := p.existing(ctx, provider.OpRestart, name); err != nil {
 		return workload.DeploymentStatus{}, err
-	}
-	if err := p.permitted(provider.OpRestart, false); err != nil {
-		return workload.DeploymentStatus{}, err
-	}
-	s, err := p.describe(ctx, name)
-	if err != nil {
-		return workload.DeploymentStatus{}, err
-	}
-	if s == nil {
-		return workload.DeploymentStatus{}, provider.NotFound(Name, "ECS service %q not found", workload.ServiceID(p.target, name))
 	}
 	if _, err := p.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: sdkaws.String(p.opts.Cluster),
 		Service: sdkaws.String(name), ForceNewDeployment: true}); err != nil {

@@ -39,18 +39,9 @@ func primary(s *ecstypes.Service) *ecstypes.Deployment {
 
 // Status implements provider.Provider.
 func (p *Provider) Status(ctx context.Context, name string) (workload.DeploymentStatus, error) {
-	if err := workload.CheckName("name", name); err != nil {
-		return workload.DeploymentStatus{}, err
-	}
-	if err := p.permitted(provider.OpStatus, false); err != nil {
-		return workload.DeploymentStatus{}, err
-	}
-	s, err := p.describe(ctx, name)
+	s, err := p.existing(ctx, provider.OpStatus, name)
 	if err != nil {
 		return workload.DeploymentStatus{}, err
-	}
-	if s == nil {
-		return workload.DeploymentStatus{}, provider.NotFound(Name, "ECS service %q not found", workload.ServiceID(p.target, name))
 	}
 	tasks, err := p.tasks(ctx, name)
 	if err != nil {
