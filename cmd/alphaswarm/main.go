@@ -1,17 +1,15 @@
-// Command alphaswarm is the control plane and its command-line client.
+// Command alphaswarm is the command-line client of the control plane.
+// `alphaswarm serve` runs the control plane itself, the alphaswarmd binary
+// installed beside it: this one links no provider, so that every client
+// command starts in milliseconds.
 package main
 
 import (
 	"os"
 
 	"github.com/alphaswarm/controller/internal/cli"
-	_ "github.com/alphaswarm/controller/ledger/postgres"     // ledger "postgres://"
-	_ "github.com/alphaswarm/controller/ledger/sqlite"       // ledger "sqlite:" (embedded default)
-	_ "github.com/alphaswarm/controller/provider/aws"        // provider "aws" (ECS mode)
-	_ "github.com/alphaswarm/controller/provider/azure"      // provider "azure" (ACI and AKS modes)
-	_ "github.com/alphaswarm/controller/provider/docker"     // provider "docker"
-	_ "github.com/alphaswarm/controller/provider/gcp"        // provider "gcp" (Cloud Run mode)
-	_ "github.com/alphaswarm/controller/provider/kubernetes" // provider "kubernetes"
+	_ "github.com/alphaswarm/controller/ledger/postgres" // `ledger verify|migrate --ledger postgres://...`
+	_ "github.com/alphaswarm/controller/ledger/sqlite"   // `ledger verify --ledger sqlite:...`
 )
 
 func main() { os.Exit(cli.Main(os.Args[1:])) }

@@ -1,22 +1,34 @@
 package main
 
 import (
-	"slices"
+	"os/exec"
+	"strings"
 	"testing"
-
-	"github.com/alphaswarm/controller/provider"
 )
 
-// TestBinaryRegistersEveryBackend guards the blank imports above: a
-// backend that is built but not imported is unusable from the binary.
-func TestBinaryRegistersEveryBackend(t *testing.T) {
-	got := provider.Providers()
-	for _, want := range []string{"aws", "azure", "docker", "gcp", "kubernetes"} {
-		if !slices.Contains(got, want) {
-			t.Errorf("provider %q is not registered in the binary (registered: %v)", want, got)
-		}
+// TestClientLinksNoServer guards the split between the client and the
+// server binary: a client command must not pay for the providers' SDKs,
+// the API server or the dashboard (their package initialisation was most
+// of a command's start-up time). `alphaswarm serve` runs alphaswarmd.
+func TestClientLinksNoServer(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps: %v\n%s", err, out)
 	}
-	if slices.Contains(got, "memory") {
-		t.Error("the test-only memory provider is registered in the binary")
+	forbidden := []string{
+		"github.com/alphaswarm/controller/provider/", // every backend (provider itself, the interfaces, is fine)
+		"github.com/alphaswarm/controller/internal/server",
+		"github.com/alphaswarm/controller/internal/httpapi",
+		"github.com/alphaswarm/controller/internal/dashboard",
+		"github.com/alphaswarm/controller/internal/config",
+		"github.com/aws/", "github.com/Azure/", "cloud.google.com/", "google.golang.org/grpc",
+		"k8s.io/", "github.com/moby/", "github.com/compose-spec/",
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		for _, f := range forbidden {
+			if strings.HasPrefix(pkg, f) {
+				t.Errorf("the alphaswarm client links %s", pkg)
+			}
+		}
 	}
 }

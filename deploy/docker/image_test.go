@@ -160,6 +160,11 @@ func TestControllerImage(t *testing.T) {
 		})
 	}
 	ready()
+	// The entrypoint is the CLI; `alphaswarm serve` executed the control
+	// plane beside it, which is now the container's main process.
+	if top := run("docker", "top", name); !strings.Contains(top, "/alphaswarmd serve") {
+		t.Fatalf("the container's process is not /alphaswarmd:\n%s", top)
+	}
 
 	// The admin token the controller wrote on first start, on the volume,
 	// owned by the image's user and readable by it only; it works from the

@@ -28,7 +28,8 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "alphaswarm")
-	out, err := exec.Command("go", "build", "-o", binary, "../../cmd/alphaswarm").CombinedOutput()
+	// The client and, beside it, the server binary `alphaswarm serve` runs.
+	out, err := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "../../cmd/alphaswarm", "../../cmd/alphaswarmd").CombinedOutput()
 	if err != nil {
 		os.Stderr.Write(out)
 		os.RemoveAll(dir)

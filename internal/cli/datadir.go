@@ -25,3 +25,11 @@ func dataDir() string {
 func defaultLedgerURL() string {
 	return "sqlite:" + filepath.Join(dataDir(), "ledger.db")
 }
+
+// envOr is the environment variable name, else def.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

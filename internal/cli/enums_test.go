@@ -20,6 +20,7 @@ func TestFlagsAreValidated(t *testing.T) {
 	t.Setenv("ALPHASWARM_DATA_DIR", filepath.Join(dir, "data"))
 	t.Setenv("XDG_DATA_HOME", filepath.Join(dir, "xdg"))
 	t.Setenv("HOME", dir)
+	t.Setenv("PATH", dir) // no alphaswarmd: serve must not run one
 	missing := filepath.Join(dir, "nonexistent", "x.db")
 	notDB := filepath.Join(dir, "notes.txt")
 	if err := os.WriteFile(notDB, []byte("not a database"), 0o600); err != nil {
@@ -36,7 +37,9 @@ func TestFlagsAreValidated(t *testing.T) {
 		{"runs --outcome", append([]string{"runs", "--outcome", "bogus"}, srv...), "--outcome"},
 		{"runs --kind", append([]string{"runs", "--kind", "bogus"}, srv...), "--kind"},
 		{"runs --action", append([]string{"runs", "--action", "bogus"}, srv...), "--action"},
-		{"serve --log-format", []string{"serve", "--log-format", "xml", "--listen", "127.0.0.1:0", "--ledger", "sqlite:" + filepath.Join(dir, "s.db")}, "--log-format"},
+		// serve's own flags are the server binary's (internal/server
+		// tests them); without that binary, serve says how to get it.
+		{"serve without alphaswarmd", []string{"serve", "--log-format", "xml", "--listen", "127.0.0.1:0", "--ledger", "sqlite:" + filepath.Join(dir, "s.db")}, "go install github.com/alphaswarm/controller/cmd/..."},
 		{"verify a missing ledger", []string{"ledger", "verify", "--ledger", "sqlite:" + missing}, "does not exist"},
 		{"verify a file that is not a ledger", []string{"ledger", "verify", "--ledger", "sqlite:" + notDB}, "not a SQLite database"},
 	} {

@@ -160,7 +160,7 @@ naming ROLE.`,
 				return err
 			}
 			defer l.Close()
-			fmt.Fprintf(cmd.OutOrStdout(), "ledger %s: schema up to date\n", redactURL(url))
+			fmt.Fprintf(cmd.OutOrStdout(), "ledger %s: schema up to date\n", RedactURL(url))
 			if grant == "" {
 				return nil
 			}

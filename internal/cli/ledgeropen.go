@@ -75,7 +75,7 @@ func openPostgresReadOnly(ctx context.Context, u *url.URL) (ledger.Ledger, error
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == readOnlySQLState {
 		return nil, workload.Errorf(workload.NotFound,
-			"database %s has no alphaswarm ledger, or one whose schema is not up to date (verify never creates or migrates one; `alphaswarm ledger migrate` does)", redactURL(u.String()))
+			"database %s has no alphaswarm ledger, or one whose schema is not up to date (verify never creates or migrates one; `alphaswarm ledger migrate` does)", RedactURL(u.String()))
 	}
 	return l, err
 }

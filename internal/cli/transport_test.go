@@ -1,11 +1,7 @@
 package cli_test
 
 import (
-	"bufio"
 	"bytes"
-	"crypto/tls"
-	"crypto/x509"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,10 +12,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/alphaswarm/controller/internal/cli"
-	"github.com/alphaswarm/controller/internal/testkit"
 )
 
 // recorder is an API stand-in that records the Authorization headers it
@@ -145,81 +137,5 @@ func TestTokenTransport(t *testing.T) {
 	}
 	if got := local.seen(); len(got) != 1 {
 		t.Fatalf("a request was sent with a 0644 admin.token: %q", got)
-	}
-}
-
-// TestServeTLS runs `alphaswarm serve` with tls in its config: it answers
-// over HTTPS with the configured certificate, serves a renewed one without
-// a restart, and refuses to start when admin.token is readable by others.
-func TestServeTLS(t *testing.T) {
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	cli.WriteTestCert(t, certFile, keyFile, 1)
-	cfg := filepath.Join(dir, "alphaswarm.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("listen: 127.0.0.1:0\nnoLocalTarget: true\ntls:\n  cert: %s\n  key: %s\n", certFile, keyFile)), 0o600)
-
-	ctx := testkit.Context(t, 60*time.Second)
-	cmd := exec.CommandContext(ctx, binary, "serve", "--config", cfg)
-	cmd.Env = append(os.Environ(), "ALPHASWARM_DATA_DIR="+data, "ALPHASWARM_LISTEN=", "ALPHASWARM_LEDGER=")
-	stdout, _ := cmd.StdoutPipe()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
-	var addr string
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		if a, ok := strings.CutPrefix(sc.Text(), "listening on https://"); ok {
-			addr = a
-			break
-		}
-	}
-	if addr == "" {
-		t.Fatalf("serve never said it listens on https; stderr:\n%s", stderr.String())
-	}
-	go io.Copy(io.Discard, stdout)
-	serial := func() int64 {
-		t.Helper()
-		conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) // the test reads the served certificate
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
-	}
-	// A client that trusts the certificate gets an answer.
-	pem, _ := os.ReadFile(certFile)
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	resp, err := hc.Get("https://" + addr + "/healthz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	hc.CloseIdleConnections()
-	if resp.StatusCode != 200 || serial() != 1 {
-		t.Fatalf("healthz %d", resp.StatusCode)
-	}
-	cli.WriteTestCert(t, certFile, keyFile, 2)
-	next := time.Now().Add(time.Second)
-	os.Chtimes(certFile, next, next)
-	os.Chtimes(keyFile, next, next)
-	if s := serial(); s != 2 {
-		t.Fatalf("after renewal the server presents serial %d, want 2", s)
-	}
-
-	// A second start with admin.token made readable by others fails.
-	cmd.Process.Signal(os.Interrupt)
-	cmd.Wait()
-	if err := os.Chmod(filepath.Join(data, "admin.token"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r := runCLI(t, []string{"ALPHASWARM_DATA_DIR=" + data, "ALPHASWARM_LISTEN=", "ALPHASWARM_LEDGER="}, "serve", "--config", cfg)
-	if r.code == 0 || !strings.Contains(r.stderr, "admin.token") || !strings.Contains(r.stderr, "readable by group or others") {
-		t.Fatalf("serve with a 0644 admin.token: %+v", r)
 	}
 }

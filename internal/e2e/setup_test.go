@@ -49,7 +49,7 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	binary = filepath.Join(dir, "alphaswarm")
-	if out, err := exec.Command("go", "build", "-o", binary, "../../cmd/alphaswarm").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "../../cmd/alphaswarm", "../../cmd/alphaswarmd").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build alphaswarm: %v\n%s", err, out)
 		return 2
 	}

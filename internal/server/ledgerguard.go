@@ -1,4 +1,4 @@
-package cli
+package server
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/alphaswarm/controller/internal/cli"
 	"github.com/alphaswarm/controller/internal/config"
 	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/ledger/checkpoint"
@@ -46,7 +47,7 @@ func openCheckpoints(ctx context.Context, out io.Writer, log *slog.Logger, cfg c
 			}
 			log.Error("ledger chain broken", "reason", rep.Reason)
 		}
-		fmt.Fprintf(out, "ledger: %s (%d records, %s; checkpoints disabled)\n", redactURL(cfg.Ledger), rep.Rows, state)
+		fmt.Fprintf(out, "ledger: %s (%d records, %s; checkpoints disabled)\n", cli.RedactURL(cfg.Ledger), rep.Rows, state)
 		return led, nil, nil
 	}
 	key, created, err := checkpoint.LoadOrCreateKey(c.SigningKeyFile)
@@ -75,7 +76,7 @@ func openCheckpoints(ctx context.Context, out io.Writer, log *slog.Logger, cfg c
 			state += "; READ-ONLY until an admin restarts with --ledger-accept-broken"
 		}
 	}
-	fmt.Fprintf(out, "ledger: %s (%d records, %s)\n", redactURL(cfg.Ledger), rep.Rows, state)
+	fmt.Fprintf(out, "ledger: %s (%d records, %s)\n", cli.RedactURL(cfg.Ledger), rep.Rows, state)
 	pub := cpl.PublicKey()
 	if created {
 		fmt.Fprintf(out, "first start: checkpoint signing key written to %s (mode 0600)\n", c.SigningKeyFile)

@@ -1,4 +1,0 @@
-package cli
-
-// WriteTestCert is writeCert for the external tests.
-var WriteTestCert = writeCert
