@@ -70,7 +70,33 @@ func run(ctx context.Context, o options) error {
 			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", tier, err)
 		}
 	}
+	if o.want("cli") || o.want("docker") || o.want("k8s") {
+		dir, err := os.MkdirTemp("", "alphaswarm-bench-bin-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		fmt.Fprintln(os.Stderr, "bench: building alphaswarm and alphaswarmd")
+		if err := buildBinaries(ctx, dir); err != nil {
+			return err
+		}
+		if o.want("cli") {
+			rs, err := cliTier(ctx, o, dir)
+			add(rs, err, "cli")
+		}
+		if o.want("docker") {
+			fmt.Fprintln(os.Stderr, "bench: docker tier")
+			rs, err := dockerTier(ctx, o, dir)
+			add(rs, err, "docker")
+		}
+		if o.want("k8s") {
+			fmt.Fprintln(os.Stderr, "bench: kubernetes tier")
+			rs, err := k8sTier(ctx, o, dir)
+			add(rs, err, "k8s")
+		}
+	}
 	if o.want("overhead") {
+		fmt.Fprintln(os.Stderr, "bench: runtime overhead tier")
 		rs, err := overheadTier(ctx, o)
 		add(rs, err, "overhead")
 	}

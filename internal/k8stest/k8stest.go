@@ -103,6 +103,14 @@ func Start(t testing.TB) *Cluster {
 	return c
 }
 
+// Launch starts a control plane of its own for a program that is not a
+// test (the bench harness), or says why it cannot (binaries missing: an
+// error naming them). The caller stops it with Stop.
+func Launch() (*Cluster, error) { return startCluster() }
+
+// Stop stops a control plane started by Launch and removes its directory.
+func (c *Cluster) Stop() { c.stop() }
+
 // Shutdown stops the shared control plane, if it was started, and removes
 // its directory. Call it after m.Run in TestMain.
 func Shutdown() {
