@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alphaswarm/controller/internal/testkit"
 	_ "github.com/alphaswarm/controller/ledger/sqlite" // the default ledger of serve
 )
 
@@ -128,7 +129,7 @@ func TestServeTLS(t *testing.T) {
 	t.Setenv("ALPHASWARM_LISTEN", "")
 	t.Setenv("ALPHASWARM_LEDGER", "")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithCancel(testkit.Context(t, 60*time.Second))
 	defer cancel()
 	pr, pw := io.Pipe()
 	var stderr bytes.Buffer
@@ -198,8 +199,7 @@ func TestServeRefusesABadFlag(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("ALPHASWARM_DATA_DIR", filepath.Join(dir, "data"))
 	var stdout, stderr bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // bounded: a build that does not check would serve
-	defer cancel()
+	ctx := testkit.Context(t, 10*time.Second) // bounded: a build that does not check would serve
 	code := run(ctx, []string{"serve", "--log-format", "xml", "--listen", "127.0.0.1:0", "--ledger", "sqlite:" + filepath.Join(dir, "s.db")}, &stdout, &stderr)
 	if code == 0 || !strings.Contains(stderr.String(), "--log-format") || stdout.Len() != 0 {
 		t.Fatalf("exit %d, stdout %q, stderr %q; want a refusal naming --log-format", code, stdout.String(), stderr.String())
