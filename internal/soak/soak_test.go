@@ -75,7 +75,8 @@ func TestReplicasShareOneLedger(t *testing.T) {
 	dsn := pgtest.CreateDB(t)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "alphaswarm")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/alphaswarm").CombinedOutput(); err != nil {
+	// The client and, beside it, the server binary `alphaswarm serve` runs.
+	if out, err := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "../../cmd/alphaswarm", "../../cmd/alphaswarmd").CombinedOutput(); err != nil {
 		t.Fatalf("build alphaswarm: %v\n%s", err, out)
 	}
 	cfg := filepath.Join(dir, "alphaswarm.yaml")
