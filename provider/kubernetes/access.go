@@ -200,9 +200,9 @@ func (p *Provider) permitted(op provider.Operation) error {
 	nsMissing := p.access.namespace != ""
 	p.accessMu.Unlock()
 	if nsMissing {
-		return errorf(workload.NotFound, "%s: %s", op, why)
+		return provider.Errorf(Name, workload.NotFound, "%s: %s", op, why)
 	}
-	return errorf(workload.PermissionDenied, "%s: %s", op, why)
+	return provider.Errorf(Name, workload.PermissionDenied, "%s: %s", op, why)
 }
 
 // MissingPermission implements provider.PermissionExplainer.
@@ -215,10 +215,10 @@ func (p *Provider) accessProblem() error {
 	st := p.access
 	p.accessMu.Unlock()
 	if st.namespace != "" {
-		return errorf(workload.NotFound, "%s", st.namespace)
+		return provider.Errorf(Name, workload.NotFound, "%s", st.namespace)
 	}
 	if why := p.missingFor(provider.OpStatus); why != "" {
-		return errorf(workload.PermissionDenied, "%s", why)
+		return provider.Errorf(Name, workload.PermissionDenied, "%s", why)
 	}
 	return nil
 }

@@ -195,7 +195,7 @@ func (c *cache) waitSynced(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return c.p.wrap(ctx.Err(), "read the cluster's state")
+			return provider.Wrap(Name, c.p.classified, ctx.Err(), "read the cluster's state")
 		case <-deadline.C:
 			c.mu.Lock()
 			err := c.lastErr
@@ -203,7 +203,7 @@ func (c *cache) waitSynced(ctx context.Context) error {
 			if err != nil {
 				return c.syncError(err)
 			}
-			return errorf(workload.Unavailable, "kubernetes API at %s: the first list of Deployments, ReplicaSets and Pods did not finish within %s", c.p.host, syncWait)
+			return provider.Errorf(Name, workload.Unavailable, "kubernetes API at %s: the first list of Deployments, ReplicaSets and Pods did not finish within %s", c.p.host, syncWait)
 		case <-probe.C:
 			if err := c.probe(ctx); err != nil && !c.hasSynced() {
 				return c.syncError(err)
@@ -232,9 +232,9 @@ func (c *cache) probe(ctx context.Context) error {
 func (c *cache) syncError(err error) error {
 	switch classify(err) {
 	case workload.Unauthenticated, workload.PermissionDenied:
-		return c.p.wrap(err, "list Deployments, ReplicaSets and Pods in namespace "+c.p.opts.Namespace)
+		return provider.Wrap(Name, c.p.classified, err, "list Deployments, ReplicaSets and Pods in namespace "+c.p.opts.Namespace)
 	}
-	e := errorf(workload.Unavailable, "kubernetes API at %s: cannot list the target's objects: %v", c.p.host, err)
+	e := provider.Errorf(Name, workload.Unavailable, "kubernetes API at %s: cannot list the target's objects: %v", c.p.host, err)
 	e.Err = err
 	return e
 }
@@ -320,7 +320,7 @@ func rvAtLeast(have, want string) bool {
 // Status implements provider.Provider. It reads the informer cache: no
 // request reaches the API server.
 func (p *Provider) Status(ctx context.Context, name string) (workload.DeploymentStatus, error) {
-	if err := checkName(name); err != nil {
+	if err := workload.CheckName("name", name); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
 	if err := p.permitted(provider.OpStatus); err != nil {
@@ -378,7 +378,7 @@ func (p *Provider) Watch(ctx context.Context) iter.Seq2[workload.DeploymentStatu
 			case <-ctx.Done():
 				return
 			case <-p.ctx.Done():
-				yield(workload.DeploymentStatus{}, p.wrap(errClosed, ""))
+				yield(workload.DeploymentStatus{}, provider.Wrap(Name, p.classified, errClosed, ""))
 				return
 			case <-sub.wake:
 				for _, n := range sub.take() {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"syscall"
 
@@ -56,7 +55,7 @@ func classify(err error) workload.Code {
 		return workload.PermissionDenied
 	}
 	switch {
-	case isNetTimeout(err):
+	case provider.IsNetTimeout(err):
 		return workload.Timeout
 	case isDialError(err), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, syscall.ECONNRESET), isCertError(err):
@@ -108,14 +107,6 @@ func isDialError(err error) bool {
 	return errors.As(err, &dns) || errors.Is(err, syscall.ECONNREFUSED)
 }
 
-func isNetTimeout(err error) bool {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return true
-	}
-	return errors.Is(err, os.ErrDeadlineExceeded)
-}
-
 func isCertError(err error) bool {
 	var ua x509.UnknownAuthorityError
 	var hn x509.HostnameError
@@ -123,20 +114,10 @@ func isCertError(err error) bool {
 	return errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci)
 }
 
-// wrap turns err into a *workload.Error naming the provider, with what
-// ("apply deployment web") leading the message. A *workload.Error passes
-// through with its code.
-func (p *Provider) wrap(err error, what string) error {
-	if err == nil {
-		return nil
-	}
-	var we *workload.Error
-	if errors.As(err, &we) {
-		if we.Provider == "" {
-			return we.WithProvider(Name)
-		}
-		return err
-	}
+// classified is the provider's provider.Classifier: classify's code, and
+// the API server's own message (its Status) when it has one; an
+// unreachable API server is named.
+func (p *Provider) classified(err error) (workload.Code, string) {
 	code := classify(err)
 	msg := err.Error()
 	var status apierrors.APIStatus
@@ -146,28 +127,9 @@ func (p *Provider) wrap(err error, what string) error {
 	if code == workload.Unavailable && !errors.Is(err, context.Canceled) {
 		msg = fmt.Sprintf("kubernetes API at %s unreachable: %v", p.host, msg)
 	}
-	if what != "" {
-		msg = what + ": " + msg
-	}
-	e := workload.Errorf(code, "%s", msg)
-	e.Err = err
-	e.Provider = Name
-	return e
-}
-
-// wrapAfterChange is wrap for a failure that follows a successful write of
-// the same operation: codes that promise nothing changed (see
-// provider.NothingChanged) become provider_error, since something did.
-func (p *Provider) wrapAfterChange(err error, what, done string) error {
-	return provider.AfterChange(Name, p.wrap(err, what), done)
-}
-
-func errorf(code workload.Code, format string, args ...any) *workload.Error {
-	e := workload.Errorf(code, format, args...)
-	e.Provider = Name
-	return e
+	return code, msg
 }
 
 func notFound(name string) error {
-	return errorf(workload.NotFound, "service %s is unknown to this target (no Deployment %s labelled for it)", name, name)
+	return provider.NotFound(Name, "service %s is unknown to this target (no Deployment %s labelled for it)", name, name)
 }

@@ -88,7 +88,7 @@ func (timeoutErr) Temporary() bool { return true }
 
 func TestWrap(t *testing.T) {
 	p := &Provider{host: "https://127.0.0.1:6443"}
-	err := p.wrap(apierrors.NewForbidden(deployments, "web", errors.New(`User "bob" cannot patch`)), "apply deployment web")
+	err := provider.Wrap(Name, p.classified, apierrors.NewForbidden(deployments, "web", errors.New(`User "bob" cannot patch`)), "apply deployment web")
 	we := workload.AsError(err)
 	if we.Code != workload.PermissionDenied || we.Provider != Name || !provider.NothingChanged(err) {
 		t.Fatalf("wrap: %+v", we)
@@ -101,22 +101,22 @@ func TestWrap(t *testing.T) {
 		t.Fatal("the API status is not kept as the cause")
 	}
 
-	err = p.wrap(&url.Error{Op: "Get", URL: "https://127.0.0.1:6443", Err: syscall.ECONNREFUSED}, "read deployment web")
+	err = provider.Wrap(Name, p.classified, &url.Error{Op: "Get", URL: "https://127.0.0.1:6443", Err: syscall.ECONNREFUSED}, "read deployment web")
 	if we := workload.AsError(err); we.Code != workload.Unavailable || !strings.Contains(we.Message, "kubernetes API at https://127.0.0.1:6443 unreachable") {
 		t.Fatalf("unreachable: %+v", we)
 	}
 
 	// After a successful write, a "nothing changed" code is not true any more.
-	err = p.wrapAfterChange(apierrors.NewForbidden(deployments, "web", errors.New("no")), "apply service web", "the deployment was applied")
+	err = provider.AfterChange(Name, provider.Wrap(Name, p.classified, apierrors.NewForbidden(deployments, "web", errors.New("no")), "apply service web"), "the deployment was applied")
 	if we := workload.AsError(err); we.Code != workload.ProviderError || provider.NothingChanged(err) || !strings.Contains(we.Message, "after the deployment was applied") {
 		t.Fatalf("after change: %+v", we)
 	}
 	// Codes that promise nothing anyway pass unchanged.
-	err = p.wrapAfterChange(apierrors.NewConflict(deployments, "web", errors.New("modified")), "patch", "x")
+	err = provider.AfterChange(Name, provider.Wrap(Name, p.classified, apierrors.NewConflict(deployments, "web", errors.New("modified")), "patch"), "x")
 	if workload.CodeOf(err) != workload.Conflict {
 		t.Fatalf("after change, conflict: %v", err)
 	}
-	if p.wrap(nil, "x") != nil || p.wrapAfterChange(nil, "x", "y") != nil {
+	if provider.Wrap(Name, p.classified, nil, "x") != nil || provider.AfterChange(Name, provider.Wrap(Name, p.classified, nil, "x"), "y") != nil {
 		t.Fatal("wrap(nil) is not nil")
 	}
 }

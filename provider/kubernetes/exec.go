@@ -33,7 +33,7 @@ import (
 // as given and cannot be ended that way; the result says so.
 func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecRequest) (provider.ExecResult, error) {
 	var res provider.ExecResult
-	if err := checkName(name); err != nil {
+	if err := workload.CheckName("name", name); err != nil {
 		return res, err
 	}
 	if len(req.Command) == 0 || req.Command[0] == "" {
@@ -86,7 +86,7 @@ func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecReque
 	}
 	if orphan != nil {
 		res.Orphan = orphan
-		return res, p.wrap(ctx.Err(), fmt.Sprintf("exec in pod %s (session ended before the command; %s)", pod.Name, orphan.Detail))
+		return res, provider.Wrap(Name, p.classified, ctx.Err(), fmt.Sprintf("exec in pod %s (session ended before the command; %s)", pod.Name, orphan.Detail))
 	}
 	var exit utilexec.ExitError
 	switch {
@@ -96,7 +96,7 @@ func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecReque
 		res.ExitCode = exit.ExitStatus()
 		return res, nil
 	}
-	return res, p.wrap(err, fmt.Sprintf("exec %q in pod %s", req.Command[0], pod.Name))
+	return res, provider.Wrap(Name, p.classified, err, fmt.Sprintf("exec %q in pod %s", req.Command[0], pod.Name))
 }
 
 // execRun is one exec session: a pod's container and the caller's
@@ -158,12 +158,12 @@ func (p *Provider) streamExec(ctx context.Context, pod string, opts *corev1.PodE
 	u.Path = path.Join(u.Path, "/api/v1/namespaces", p.opts.Namespace, "pods", pod, "exec")
 	params, err := scheme.ParameterCodec.EncodeParameters(opts, corev1.SchemeGroupVersion)
 	if err != nil {
-		return errorf(workload.Internal, "encode exec options: %v", err)
+		return provider.Errorf(Name, workload.Internal, "encode exec options: %v", err)
 	}
 	u.RawQuery = params.Encode()
 	exec, err := p.newExecutor(&u)
 	if err != nil {
-		return p.wrap(err, "exec in pod "+pod)
+		return provider.Wrap(Name, p.classified, err, "exec in pod "+pod)
 	}
 	return exec.StreamWithContext(ctx, so)
 }
@@ -180,19 +180,19 @@ func (p *Provider) pickPod(service, instance string) (*corev1.Pod, error) {
 		for _, pod := range pods {
 			if pod.Name == instance {
 				if pod.DeletionTimestamp != nil || pod.Status.Phase != corev1.PodRunning {
-					return nil, errorf(workload.Unavailable, "pod %s of service %s is %s, not running", instance, service, viewPod(pod).state)
+					return nil, provider.Errorf(Name, workload.Unavailable, "pod %s of service %s is %s, not running", instance, service, viewPod(pod).state)
 				}
 				return pod, nil
 			}
 		}
-		return nil, errorf(workload.NotFound, "service %s has no pod %s", service, instance)
+		return nil, provider.Errorf(Name, workload.NotFound, "service %s has no pod %s", service, instance)
 	}
 	for _, pod := range pods {
 		if v := viewPod(pod); v.ready && pod.Status.Phase == corev1.PodRunning {
 			return pod, nil
 		}
 	}
-	return nil, errorf(workload.Unavailable, "service %s has no ready pod to exec in (%d pods)", service, len(pods))
+	return nil, provider.Errorf(Name, workload.Unavailable, "service %s has no ready pod to exec in (%d pods)", service, len(pods))
 }
 
 // sizeQueue hands terminal sizes to the executor until ctx ends or the

@@ -385,19 +385,19 @@ func (p *Provider) serverVersion(ctx context.Context) (string, error) {
 	if rc == nil { // the client-go fake
 		v, err := p.kube.Discovery().ServerVersion()
 		if err != nil {
-			return "", p.wrap(err, "ping")
+			return "", provider.Wrap(Name, p.classified, err, "ping")
 		}
 		return v.GitVersion, nil
 	}
 	body, err := rc.Get().AbsPath("/version").Do(ctx).Raw()
 	if err != nil {
-		return "", p.wrap(err, "ping")
+		return "", provider.Wrap(Name, p.classified, err, "ping")
 	}
 	var v struct {
 		GitVersion string `json:"gitVersion"`
 	}
 	if err := json.Unmarshal(body, &v); err != nil {
-		return "", p.wrap(err, "ping: read /version")
+		return "", provider.Wrap(Name, p.classified, err, "ping: read /version")
 	}
 	return v.GitVersion, nil
 }
@@ -417,14 +417,7 @@ func (p *Provider) UnsupportedReason(op provider.Operation) string {
 
 func (p *Provider) alive() error {
 	if p.closed.Load() {
-		return p.wrap(errClosed, "")
-	}
-	return nil
-}
-
-func checkName(name string) error {
-	if m := workload.ValidateName(name); m != "" {
-		return workload.Invalid(workload.FieldError{Path: "name", Message: m})
+		return provider.Wrap(Name, p.classified, errClosed, "")
 	}
 	return nil
 }

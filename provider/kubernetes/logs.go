@@ -46,7 +46,7 @@ func containerFor(pod *corev1.Pod, service string) string {
 // log and is skipped (or, with Follow, waited for).
 func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptions) iter.Seq2[workload.LogLine, error] {
 	return func(yield func(workload.LogLine, error) bool) {
-		if err := checkName(name); err != nil {
+		if err := workload.CheckName("name", name); err != nil {
 			yield(workload.LogLine{}, err)
 			return
 		}
@@ -96,14 +96,14 @@ func (p *Provider) readLogs(ctx context.Context, name string, opts provider.LogO
 				continue
 			}
 			if firstErr == nil {
-				firstErr = p.wrap(err, "logs of pod "+pod.Name)
+				firstErr = provider.Wrap(Name, p.classified, err, "logs of pod "+pod.Name)
 			}
 			continue
 		}
 		err = scanLog(rc, pod.Name, time.Time{}, func(l workload.LogLine) bool { lines = append(lines, l); return true })
 		rc.Close()
 		if err != nil && firstErr == nil && ctx.Err() == nil {
-			firstErr = p.wrap(err, "logs of pod "+pod.Name)
+			firstErr = provider.Wrap(Name, p.classified, err, "logs of pod "+pod.Name)
 		}
 	}
 	slices.SortStableFunc(lines, func(a, b workload.LogLine) int { return a.Time.Compare(b.Time) })
@@ -199,7 +199,7 @@ func (p *Provider) followPod(ctx context.Context, service string, pod *corev1.Po
 			case ctx.Err() != nil, classify(err) == workload.NotFound:
 				return
 			case !waitingToStart(err):
-				send(logItem{err: p.wrap(err, "logs of pod "+pod.Name)})
+				send(logItem{err: provider.Wrap(Name, p.classified, err, "logs of pod "+pod.Name)})
 				return
 			}
 		} else {

@@ -31,7 +31,7 @@ const metricsGroupVersion = "metrics.k8s.io/v1beta1"
 func (p *Provider) StreamMetrics(ctx context.Context, name string) iter.Seq2[workload.MetricSample, error] {
 	return func(yield func(workload.MetricSample, error) bool) {
 		fail := func(err error) { yield(workload.MetricSample{}, err) }
-		if err := checkName(name); err != nil {
+		if err := workload.CheckName("name", name); err != nil {
 			fail(err)
 			return
 		}
@@ -75,7 +75,7 @@ func (p *Provider) StreamMetrics(ctx context.Context, name string) iter.Seq2[wor
 			case <-ctx.Done():
 				return
 			case <-p.ctx.Done():
-				fail(p.wrap(errClosed, ""))
+				fail(provider.Wrap(Name, p.classified, errClosed, ""))
 				return
 			case <-tick.C:
 			}
@@ -133,11 +133,11 @@ func memoryLimit(pod *corev1.Pod) int64 {
 // serve metrics.k8s.io.
 func (p *Provider) metricsError(err error) error {
 	if !metricsAPIAbsent(err) {
-		return p.wrap(err, "list pod metrics")
+		return provider.Wrap(Name, p.classified, err, "list pod metrics")
 	}
 	why := p.noMetricsReason()
 	p.setMetricsAbsent(why)
-	e := errorf(workload.Unavailable, "%s", why)
+	e := provider.Errorf(Name, workload.Unavailable, "%s", why)
 	e.Err = fmt.Errorf("%w: %v", errNoMetricsAPI, err)
 	return e
 }

@@ -63,24 +63,24 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 	case classify(err) == workload.NotFound:
 		existing = nil
 	case err != nil:
-		return zero, p.wrap(err, "read deployment "+name)
+		return zero, provider.Wrap(Name, p.classified, err, "read deployment "+name)
 	case !p.ours(existing, name):
-		return zero, errorf(workload.AlreadyExists, "deployment %s/%s exists and is not managed by target %s (labels %s=%s, %s=%s are missing); alphaswarm will not take it over",
+		return zero, provider.Errorf(Name, workload.AlreadyExists, "deployment %s/%s exists and is not managed by target %s (labels %s=%s, %s=%s are missing); alphaswarm will not take it over",
 			ns, name, p.target, LabelTarget, p.target, LabelService, name)
 	}
 	if cm, err := core.ConfigMaps(ns).Get(ctx, configMapName(name), metav1.GetOptions{}); err == nil && !p.ours(cm, name) {
-		return zero, errorf(workload.AlreadyExists, "configmap %s/%s exists and is not managed by target %s; alphaswarm will not take it over", ns, cm.Name, p.target)
+		return zero, provider.Errorf(Name, workload.AlreadyExists, "configmap %s/%s exists and is not managed by target %s; alphaswarm will not take it over", ns, cm.Name, p.target)
 	} else if err != nil && classify(err) != workload.NotFound {
-		return zero, p.wrap(err, "read configmap "+configMapName(name))
+		return zero, provider.Wrap(Name, p.classified, err, "read configmap "+configMapName(name))
 	}
 	svc, err := core.Services(ns).Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case classify(err) == workload.NotFound:
 		svc = nil
 	case err != nil:
-		return zero, p.wrap(err, "read service "+name)
+		return zero, provider.Wrap(Name, p.classified, err, "read service "+name)
 	case !p.ours(svc, name) && objs.service != nil:
-		return zero, errorf(workload.AlreadyExists, "service %s/%s exists and is not managed by target %s; alphaswarm will not take it over", ns, name, p.target)
+		return zero, provider.Errorf(Name, workload.AlreadyExists, "service %s/%s exists and is not managed by target %s; alphaswarm will not take it over", ns, name, p.target)
 	case !p.ours(svc, name):
 		svc = nil // someone else's Service of that name: leave it alone
 	}
@@ -93,30 +93,30 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 	// A server-side dry run of every write first: admission, validation
 	// and RBAC refuse here, before anything changed.
 	if _, err := core.ConfigMaps(ns).Apply(ctx, objs.configMap, applyOptions(true)); err != nil {
-		return zero, p.wrap(err, "apply configmap "+configMapName(name)+" (dry run)")
+		return zero, provider.Wrap(Name, p.classified, err, "apply configmap "+configMapName(name)+" (dry run)")
 	}
 	if _, err := apps.Deployments(ns).Apply(ctx, objs.deployment, applyOptions(true)); err != nil {
-		return zero, p.wrap(err, "apply deployment "+name+" (dry run)")
+		return zero, provider.Wrap(Name, p.classified, err, "apply deployment "+name+" (dry run)")
 	}
 	if objs.service != nil {
 		if _, err := core.Services(ns).Apply(ctx, objs.service, applyOptions(true)); err != nil {
-			return zero, p.wrap(err, "apply service "+name+" (dry run)")
+			return zero, provider.Wrap(Name, p.classified, err, "apply service "+name+" (dry run)")
 		}
 	} else if svc != nil {
 		// The spec dropped its ports, so the Service will be deleted:
 		// that write is refused here too, not after the Deployment changed.
 		if err := core.Services(ns).Delete(ctx, name, metav1.DeleteOptions{DryRun: dryRunAll}); err != nil && classify(err) != workload.NotFound {
-			return zero, p.wrap(err, "delete service "+name+" (dry run)")
+			return zero, provider.Wrap(Name, p.classified, err, "delete service "+name+" (dry run)")
 		}
 	}
 
 	// The writes: the ConfigMap first, so new pods find it.
 	if _, err := core.ConfigMaps(ns).Apply(ctx, objs.configMap, applyOptions(false)); err != nil {
-		return zero, p.wrap(err, "apply configmap "+configMapName(name))
+		return zero, provider.Wrap(Name, p.classified, err, "apply configmap "+configMapName(name))
 	}
 	dep, err := apps.Deployments(ns).Apply(ctx, objs.deployment, applyOptions(false))
 	if err != nil {
-		return zero, p.wrapAfterChange(err, "apply deployment "+name, "the configmap was applied")
+		return zero, provider.AfterChange(Name, provider.Wrap(Name, p.classified, err, "apply deployment "+name), "the configmap was applied")
 	}
 	if existing == nil {
 		// Now that the Deployment has a UID, make it the owner of the
@@ -125,18 +125,18 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 			return zero, err
 		}
 		if _, err := core.ConfigMaps(ns).Apply(ctx, objs.configMap, applyOptions(false)); err != nil {
-			return zero, p.wrapAfterChange(err, "apply configmap "+configMapName(name), "the deployment was applied")
+			return zero, provider.AfterChange(Name, provider.Wrap(Name, p.classified, err, "apply configmap "+configMapName(name)), "the deployment was applied")
 		}
 	}
 	switch {
 	case objs.service != nil:
 		if _, err := core.Services(ns).Apply(ctx, objs.service, applyOptions(false)); err != nil {
-			return zero, p.wrapAfterChange(err, "apply service "+name, "the deployment was applied")
+			return zero, provider.AfterChange(Name, provider.Wrap(Name, p.classified, err, "apply service "+name), "the deployment was applied")
 		}
 	case svc != nil:
 		// The spec has no ports any more: its Service goes.
 		if err := core.Services(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && classify(err) != workload.NotFound {
-			return zero, p.wrapAfterChange(err, "delete service "+name, "the deployment was applied")
+			return zero, provider.AfterChange(Name, provider.Wrap(Name, p.classified, err, "delete service "+name), "the deployment was applied")
 		}
 	}
 	return p.await(ctx, name, dep.ResourceVersion)
@@ -151,7 +151,7 @@ func (p *Provider) getOwned(ctx context.Context, name string) (*appsv1.Deploymen
 		if classify(err) == workload.NotFound {
 			return nil, notFound(name)
 		}
-		return nil, p.wrap(err, "read deployment "+name)
+		return nil, provider.Wrap(Name, p.classified, err, "read deployment "+name)
 	}
 	if !p.ours(dep, name) {
 		return nil, notFound(name)
@@ -167,7 +167,7 @@ func (p *Provider) scale(ctx context.Context, name string, n int) (string, error
 		Spec:       autoscalingv1.ScaleSpec{Replicas: int32(n)},
 	}, metav1.UpdateOptions{FieldManager: FieldManager})
 	if err != nil {
-		return "", p.wrap(err, fmt.Sprintf("scale deployment %s to %d", name, n))
+		return "", provider.Wrap(Name, p.classified, err, fmt.Sprintf("scale deployment %s to %d", name, n))
 	}
 	return sc.ResourceVersion, nil
 }
@@ -176,7 +176,7 @@ func (p *Provider) scale(ctx context.Context, name string, n int) (string, error
 // subresource, as `kubectl scale` does, and waits for the pods.
 func (p *Provider) Scale(ctx context.Context, name string, replicas int) (workload.DeploymentStatus, error) {
 	var zero workload.DeploymentStatus
-	if err := checkName(name); err != nil {
+	if err := workload.CheckName("name", name); err != nil {
 		return zero, err
 	}
 	if m := workload.ValidateReplicas(replicas); m != "" {
@@ -204,7 +204,7 @@ func (p *Provider) Scale(ctx context.Context, name string, replicas int) (worklo
 // it deletes the three instead. Either way it waits until no pod is left.
 func (p *Provider) Stop(ctx context.Context, name string) (workload.DeploymentStatus, error) {
 	var zero workload.DeploymentStatus
-	if err := checkName(name); err != nil {
+	if err := workload.CheckName("name", name); err != nil {
 		return zero, err
 	}
 	if err := p.permitted(provider.OpStop); err != nil {
@@ -241,17 +241,17 @@ func (p *Provider) delete(ctx context.Context, dep *appsv1.Deployment) (workload
 	err := p.kube.AppsV1().Deployments(ns).Delete(ctx, name, metav1.DeleteOptions{
 		PropagationPolicy: &fg, Preconditions: &metav1.Preconditions{UID: &uid}})
 	if err != nil && classify(err) != workload.NotFound {
-		return workload.DeploymentStatus{}, p.wrap(err, "delete deployment "+name)
+		return workload.DeploymentStatus{}, provider.Wrap(Name, p.classified, err, "delete deployment "+name)
 	}
 	core := p.kube.CoreV1()
 	if svc, err := core.Services(ns).Get(ctx, name, metav1.GetOptions{}); err == nil && p.ours(svc, name) {
 		if err := core.Services(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && classify(err) != workload.NotFound {
-			return workload.DeploymentStatus{}, p.wrapAfterChange(err, "delete service "+name, "the deployment was deleted")
+			return workload.DeploymentStatus{}, provider.AfterChange(Name, provider.Wrap(Name, p.classified, err, "delete service "+name), "the deployment was deleted")
 		}
 	}
 	if cm, err := core.ConfigMaps(ns).Get(ctx, configMapName(name), metav1.GetOptions{}); err == nil && p.ours(cm, name) {
 		if err := core.ConfigMaps(ns).Delete(ctx, cm.Name, metav1.DeleteOptions{}); err != nil && classify(err) != workload.NotFound {
-			return workload.DeploymentStatus{}, p.wrapAfterChange(err, "delete configmap "+cm.Name, "the deployment was deleted")
+			return workload.DeploymentStatus{}, provider.AfterChange(Name, provider.Wrap(Name, p.classified, err, "delete configmap "+cm.Name), "the deployment was deleted")
 		}
 	}
 	wctx, cancel := p.rolloutContext(ctx)
@@ -283,7 +283,7 @@ func (p *Provider) delete(ctx context.Context, dep *appsv1.Deployment) (workload
 // waits for the rollout.
 func (p *Provider) Restart(ctx context.Context, name string) (workload.DeploymentStatus, error) {
 	var zero workload.DeploymentStatus
-	if err := checkName(name); err != nil {
+	if err := workload.CheckName("name", name); err != nil {
 		return zero, err
 	}
 	if err := p.permitted(provider.OpRestart); err != nil {
@@ -297,7 +297,7 @@ func (p *Provider) Restart(ctx context.Context, name string) (workload.Deploymen
 	}
 	rv, err := p.patchTemplateAnnotation(ctx, name, AnnotationRestartedAt, time.Now().UTC().Format(time.RFC3339Nano))
 	if err != nil {
-		return zero, p.wrap(err, "restart deployment "+name)
+		return zero, provider.Wrap(Name, p.classified, err, "restart deployment "+name)
 	}
 	return p.await(ctx, name, rv)
 }
@@ -321,7 +321,7 @@ func (p *Provider) patchTemplateAnnotation(ctx context.Context, name, key, value
 // pods; it returns when the new pods are ready. The pods read the config
 // as files in Options.ConfigDir. An unchanged config rolls nothing.
 func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[string]string) error {
-	if err := checkName(name); err != nil {
+	if err := workload.CheckName("name", name); err != nil {
 		return err
 	}
 	if errs := workload.ValidateConfig("config", config); len(errs) > 0 {
@@ -340,13 +340,13 @@ func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[stri
 	cmName := configMapName(name)
 	cm := configMapApply(p.target, p.opts.Namespace, name, config, dep.UID)
 	if _, err := p.kube.CoreV1().ConfigMaps(p.opts.Namespace).Apply(ctx, cm, applyOptions(false)); err != nil {
-		return p.wrap(err, "apply configmap "+cmName)
+		return provider.Wrap(Name, p.classified, err, "apply configmap "+cmName)
 	}
 	rv := dep.ResourceVersion
 	sum := configChecksum(config)
 	if dep.Spec.Template.Annotations[AnnotationConfigChecksum] != sum {
 		if rv, err = p.patchTemplateAnnotation(ctx, name, AnnotationConfigChecksum, sum); err != nil {
-			return p.wrapAfterChange(err, "roll deployment "+name, "the configmap was applied")
+			return provider.AfterChange(Name, provider.Wrap(Name, p.classified, err, "roll deployment "+name), "the configmap was applied")
 		}
 	}
 	st, err := p.await(ctx, name, rv)
@@ -355,11 +355,11 @@ func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[stri
 		return err
 	case !provider.Waits(ctx):
 	case st.Phase == workload.Failed || st.Phase == workload.Degraded:
-		e := errorf(workload.RolloutFailed, "config of %s applied, but the rollout failed: %s", name, st.Message)
+		e := provider.Errorf(Name, workload.RolloutFailed, "config of %s applied, but the rollout failed: %s", name, st.Message)
 		e.Status = &st
 		return e
 	case st.Phase != workload.Running && st.Phase != workload.Stopped:
-		e := errorf(workload.Timeout, "config of %s applied; the rollout did not finish before the deadline: %s", name, st.Message)
+		e := provider.Errorf(Name, workload.Timeout, "config of %s applied; the rollout did not finish before the deadline: %s", name, st.Message)
 		e.Status = &st
 		return e
 	}
