@@ -37,3 +37,27 @@ func WaitSettled(ctx context.Context, interval time.Duration, status func(contex
 		}
 	}
 }
+
+// Recheck runs check at once and then every interval until ctx ends: the
+// permission checks a provider repeats because grants change while the
+// controller runs. It closes first (when not nil) once the first check has
+// returned, and done (when not nil) when it returns itself.
+func Recheck(ctx context.Context, interval time.Duration, check func(context.Context), first, done chan struct{}) {
+	if done != nil {
+		defer close(done)
+	}
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for n := 0; ; n++ {
+		check(ctx)
+		if n == 0 && first != nil {
+			close(first)
+		}
+		t.Reset(interval)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -127,22 +127,6 @@ const firstAccessWait = 5 * time.Second
 // policies change while the controller runs.
 const accessInterval = 5 * time.Minute
 
-// watchAccess checks at start and every accessInterval until Close.
-func (p *Provider) watchAccess(ctx context.Context) {
-	defer close(p.accessDone)
-	for first := true; ; first = false {
-		p.checkAccess(ctx)
-		if first {
-			close(p.accessFirst)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(accessInterval):
-		}
-	}
-}
-
 // checkAccess resolves the caller with STS GetCallerIdentity and asks IAM
 // SimulatePrincipalPolicy which of the permissions it lacks, one call per
 // resource. A check that cannot be made (the simulation itself is

@@ -218,7 +218,7 @@ func Open(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolve
 		var actx context.Context
 		actx, p.stopAccess = context.WithCancel(context.WithoutCancel(ctx))
 		p.accessFirst, p.accessDone = make(chan struct{}), make(chan struct{})
-		go p.watchAccess(actx) // access.go
+		go provider.Recheck(actx, accessInterval, p.checkAccess, p.accessFirst, p.accessDone) // access.go
 	}
 	return p, nil
 }

@@ -101,23 +101,6 @@ type accessState struct {
 	missing []permission
 }
 
-// watchAccess checks the permissions at open and every accessInterval
-// until ctx ends.
-func (p *Provider) watchAccess(ctx context.Context) {
-	defer close(p.accessDone)
-	for first := true; ; first = false {
-		p.checkAccess(ctx)
-		if first {
-			close(p.accessFirst)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(accessInterval):
-		}
-	}
-}
-
 // checkAccess asks Resource Manager (projects.testIamPermissions, REST)
 // which of the permissions the credentials hold on the project, and IAM
 // (projects.serviceAccounts.testIamPermissions) whether actAs, if not

@@ -241,7 +241,7 @@ func open(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolve
 	// firstAccessWait.
 	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p.stopAccess, p.accessFirst, p.accessDone = cancel, make(chan struct{}), make(chan struct{})
-	go p.watchAccess(actx)
+	go provider.Recheck(actx, accessInterval, p.checkAccess, p.accessFirst, p.accessDone)
 	return p, nil
 }
 
