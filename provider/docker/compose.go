@@ -248,56 +248,51 @@ func (p *Provider) startCompose(ctx context.Context, prep *prepared, anchors []s
 	return st, upErr
 }
 
-func (p *Provider) scaleCompose(ctx context.Context, next *record, anchors []string) (st workload.DeploymentStatus, err error) {
-	env, err := p.resolveEnv(next)
-	if err != nil {
-		return st, err
-	}
-	cf, err := p.loadCompose(ctx, &next.Spec, env)
-	if err != nil {
-		return st, err
-	}
-	name := next.Spec.Name
-	p.cache.setBusy(name, "scale", 1)
-	defer func() {
-		if err == nil {
-			st, err = p.finish(ctx, name, p.waitCompose(ctx, name, next), nil)
+func (p *Provider) scaleCompose(ctx context.Context, next *record, anchors []string) (workload.DeploymentStatus, error) {
+	return p.composeOp(ctx, next, "scale", func(cf *composeProjectFile, env []string) error {
+		if err := p.writeAnchor(ctx, next, p.anchorImage(ctx, anchors), anchors); err != nil {
+			return err
 		}
-	}()
-	defer p.cache.setBusy(name, "", -1)
-	if err := p.writeAnchor(ctx, next, p.anchorImage(ctx, anchors), anchors); err != nil {
-		return st, err
-	}
-	return st, provider.AfterChange(Name, p.composeRun(ctx, next, cf, env, append([]string{"up", "-d", "--no-recreate", "--remove-orphans"}, scaleArgs(next)...)...), "")
+		return provider.AfterChange(Name, p.composeRun(ctx, next, cf, env, append([]string{"up", "-d", "--no-recreate", "--remove-orphans"}, scaleArgs(next)...)...), "")
+	})
 }
 
 // restartCompose recreates the project's containers (new ids), one Compose
 // service at a time.
-func (p *Provider) restartCompose(ctx context.Context, rec *record, _ []string) (st workload.DeploymentStatus, err error) {
+func (p *Provider) restartCompose(ctx context.Context, rec *record, _ []string) (workload.DeploymentStatus, error) {
+	return p.composeOp(ctx, rec, "restart", func(cf *composeProjectFile, env []string) error {
+		for _, s := range rec.ComposeServices {
+			args := []string{"up", "-d", "--force-recreate", "--no-deps", "-t", strconv.Itoa(p.stopTimeoutSeconds()),
+				"--scale", s + "=" + strconv.Itoa(rec.Spec.Replicas), s}
+			if err := p.composeRun(ctx, rec, cf, env, args...); err != nil {
+				return provider.AfterChange(Name, err, "")
+			}
+		}
+		return nil
+	})
+}
+
+// composeOp runs one change to rec's Compose project: it resolves the
+// environment and loads the project, marks the service busy with what
+// while do runs, and, when do succeeds, waits for the project and returns
+// its status.
+func (p *Provider) composeOp(ctx context.Context, rec *record, what string, do func(cf *composeProjectFile, env []string) error) (workload.DeploymentStatus, error) {
 	env, err := p.resolveEnv(rec)
 	if err != nil {
-		return st, err
+		return workload.DeploymentStatus{}, err
 	}
 	cf, err := p.loadCompose(ctx, &rec.Spec, env)
 	if err != nil {
-		return st, err
+		return workload.DeploymentStatus{}, err
 	}
 	name := rec.Spec.Name
-	p.cache.setBusy(name, "restart", 1)
-	defer func() {
-		if err == nil {
-			st, err = p.finish(ctx, name, p.waitCompose(ctx, name, rec), nil)
-		}
-	}()
-	defer p.cache.setBusy(name, "", -1)
-	for _, s := range rec.ComposeServices {
-		args := []string{"up", "-d", "--force-recreate", "--no-deps", "-t", strconv.Itoa(p.stopTimeoutSeconds()),
-			"--scale", s + "=" + strconv.Itoa(rec.Spec.Replicas), s}
-		if err := p.composeRun(ctx, rec, cf, env, args...); err != nil {
-			return st, provider.AfterChange(Name, err, "")
-		}
+	p.cache.setBusy(name, what, 1)
+	err = do(cf, env)
+	p.cache.setBusy(name, "", -1)
+	if err != nil {
+		return workload.DeploymentStatus{}, err
 	}
-	return st, nil
+	return p.finish(ctx, name, p.waitCompose(ctx, name, rec), nil)
 }
 
 // composeDown removes the project with the Compose CLI. If the file is
