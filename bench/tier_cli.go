@@ -27,6 +27,19 @@ func cliTier(ctx context.Context, o options, bins string) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
+	// CPU time (user+system) is what a busy machine distorts least.
+	aCPU, err := median(n, func() (time.Duration, error) { return cpuTime(ctx, alpha, "version") })
+	if err != nil {
+		return nil, err
+	}
+	if _, err := exec.LookPath("docker"); err == nil {
+		dCPU, err := median(n, func() (time.Duration, error) { return cpuTime(ctx, "docker", "--version") })
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, row{op: "CLI start, CPU time (user+sys): alphaswarm version", alpha: ms(aCPU),
+			peer: "docker --version " + ms(dCPU), ratio: times(aCPU, dCPU, "docker")})
+	}
 	start := row{op: "CLI start: alphaswarm version (exec to exit)", alpha: ms(a), bound: "empty Go program " + ms(floor)}
 	var peers, ratios []string
 	for _, p := range [][]string{{"docker", "--version"}, {"kubectl", "version", "--client"}} {
