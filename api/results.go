@@ -83,11 +83,15 @@ type Run struct {
 	// Message is a redacted, human-readable line.
 	Message string `json:"message,omitempty"`
 	// Detail is a redacted JSON summary; never a secret value.
-	Detail   string        `json:"detail,omitempty"`
-	Duration time.Duration `json:"durationNs"`
-	Time     time.Time     `json:"time"`
-	PrevHash string        `json:"prevHash"`
-	Hash     string        `json:"hash"`
+	Detail string `json:"detail,omitempty"`
+	// PolicyDigest is the digest of the policy bundle that allowed or
+	// refused the request; empty when no policy was loaded and on rows
+	// sealed before version 3.
+	PolicyDigest string        `json:"policyDigest,omitempty"`
+	Duration     time.Duration `json:"durationNs"`
+	Time         time.Time     `json:"time"`
+	PrevHash     string        `json:"prevHash"`
+	Hash         string        `json:"hash"`
 	// Version is the canonical encoding the row was sealed with.
 	Version int `json:"version"`
 }

@@ -10,8 +10,9 @@ import (
 
 // precheck runs the steps of Do that come before any lock: the principal
 // and validation (the only place either is checked),
-// the halt switch (fail closed if it cannot be read) and admission (the
-// target's static policy, admission.go). A refusal is recorded as a
+// the halt switch (fail closed if it cannot be read), admission (the
+// target's static policy, admission.go) and the admin's policies
+// (policy.go). A refusal is recorded as a
 // rejected request. It returns the request's digest.
 func (rt *Runtime) precheck(ctx context.Context, r *Request) (string, error) {
 	// An unauthenticated request writes nothing (package doc): there is no
@@ -59,6 +60,12 @@ func (rt *Runtime) precheck(ctx context.Context, r *Request) (string, error) {
 			rt.reject(ctx, r, digest, err)
 			return "", rt.redactErr(err)
 		}
+	}
+
+	// 2c. Policy as code (policy.go).
+	if err := rt.decide(ctx, r); err != nil {
+		rt.reject(ctx, r, digest, err)
+		return "", rt.redactErr(err)
 	}
 	return digest, nil
 }

@@ -48,6 +48,10 @@ type Request struct {
 	// MaxTimeout). A waited operation still unfinished at the deadline is
 	// a Timeout error carrying the status.
 	Timeout time.Duration
+
+	// policyDigest is the digest of the policy bundle that decided the
+	// request (policy.go); the rows of the request carry it.
+	policyDigest string
 }
 
 // Result is what a mutating operation returns (the wire type api.Result).

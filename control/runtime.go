@@ -2,7 +2,8 @@
 // WorkloadRuntime): the one path from a request to a provider. For a
 // mutating action it runs, in order:
 //
-//	validate → halt switch → admission (target policy) → per-service lock → idempotency key →
+//	validate → halt switch → admission (target policy) → policy as code (policy.go) →
+//	per-service lock → idempotency key →
 //	durable intent → provider call (with timeout) → result → answer
 //
 // If the intent cannot be written the provider is not called (fail closed,
@@ -66,6 +67,7 @@ import (
 	"github.com/alphaswarm/controller/api"
 	"github.com/alphaswarm/controller/credentials"
 	"github.com/alphaswarm/controller/ledger"
+	"github.com/alphaswarm/controller/policy"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/telemetry"
 	"github.com/alphaswarm/controller/workload"
@@ -109,6 +111,12 @@ type Options struct {
 	// ListPollInterval is how often Watch lists a target whose provider is
 	// not a provider.Watcher; default DefaultListPollInterval.
 	ListPollInterval time.Duration
+	// Policy, when set, decides every mutating request after admission
+	// (policy.go); nil: no policy.
+	Policy policy.Evaluator
+	// RoleOn is the principal's role on a target as the policy input
+	// states it (auth.RoleOn); nil: the principal's Role.
+	RoleOn func(p Principal, target string) string
 }
 
 // DefaultTimeouts are the per-action provider timeouts.
@@ -137,6 +145,8 @@ type Runtime struct {
 	settle   time.Duration
 	listPoll time.Duration
 	haltSw   *haltReader // shared reads of the halt switch (halts.go)
+	policy   policy.Evaluator
+	roleOn   func(Principal, string) string
 }
 
 // New builds a Runtime and closes intents that an earlier process left
@@ -156,6 +166,8 @@ func New(ctx context.Context, o Options) (*Runtime, error) {
 		recWait:  o.RecoverLockWait,
 		settle:   o.RecoverSettle,
 		haltSw:   &haltReader{read: o.Ledger.Halts},
+		policy:   o.Policy,
+		roleOn:   o.RoleOn,
 	}
 	if rt.settle <= 0 {
 		rt.settle = DefaultRecoverSettle
@@ -254,7 +266,7 @@ func (rt *Runtime) reject(ctx context.Context, r *Request, digest string, cause 
 		RunID: newRunID(), Kind: ledger.KindRejected, UserID: r.Principal.User, Auth: r.Principal.Auth, UserName: r.Principal.Name, Action: string(r.Action),
 		Target: truncate(r.Target, 253), Service: truncate(r.Service, 253), Provider: rt.providerName(r.Target),
 		RequestDigest: digest, IdempotencyKey: truncate(r.IdempotencyKey, 255), Outcome: outcome, ErrorCode: string(e.Code),
-		Message: truncate(rt.creds.Redact(e.Message), 1024),
+		Message: truncate(rt.creds.Redact(e.Message), 1024), PolicyDigest: r.policyDigest,
 	}
 	_, err := rt.append(context.WithoutCancel(ctx), rec)
 	rt.observe(r.Action, rec.Provider, outcome, 0)
@@ -315,7 +327,7 @@ func (rt *Runtime) Do(ctx context.Context, r Request) (Result, error) {
 	intent := ledger.Record{
 		RunID: runID, Kind: ledger.KindIntent, UserID: r.Principal.User, Auth: r.Principal.Auth, UserName: r.Principal.Name, Action: string(r.Action),
 		Target: r.scope(), Service: r.Service, Provider: p, RequestDigest: digest,
-		IdempotencyKey: r.IdempotencyKey, Detail: rt.detail(&r),
+		IdempotencyKey: r.IdempotencyKey, Detail: rt.detail(&r), PolicyDigest: r.policyDigest,
 	}
 	if r.Action != workload.ActionHalt {
 		intent.Target = r.Target
@@ -339,7 +351,7 @@ func (rt *Runtime) Do(ctx context.Context, r Request) (Result, error) {
 		RunID: intent.RunID, Kind: ledger.KindResult, UserID: intent.UserID, Auth: intent.Auth, UserName: intent.UserName, Action: intent.Action,
 		Target: intent.Target, Service: intent.Service, Provider: p, RequestDigest: digest,
 		IdempotencyKey: r.IdempotencyKey, Outcome: ledger.OutcomeOK, Duration: elapsed,
-		Detail: rt.resultDetail(res),
+		Detail: rt.resultDetail(res), PolicyDigest: r.policyDigest,
 	}
 	if callErr != nil {
 		e := workload.AsError(callErr)

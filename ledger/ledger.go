@@ -84,27 +84,33 @@ type Record struct {
 	Message string `json:"message,omitempty"`
 	// Detail is a redacted JSON summary (the replicas asked for, the config
 	// keys changed, the status reached). Never a secret value.
-	Detail   string        `json:"detail,omitempty"`
-	Duration time.Duration `json:"durationNs"`
-	Time     time.Time     `json:"time"`
-	PrevHash string        `json:"prevHash"`
-	Hash     string        `json:"hash"`
+	Detail string `json:"detail,omitempty"`
+	// PolicyDigest is the digest of the policy bundle (package policy)
+	// that allowed or refused the request; empty when no policy was
+	// loaded, and on rows sealed before version 3.
+	PolicyDigest string        `json:"policyDigest,omitempty"`
+	Duration     time.Duration `json:"durationNs"`
+	Time         time.Time     `json:"time"`
+	PrevHash     string        `json:"prevHash"`
+	Hash         string        `json:"hash"`
 	// Version is the canonical encoding the row was sealed with (stored in
 	// its own column): 1 for rows written before Auth and UserName
-	// existed, CurrentVersion for new rows. Seal sets it. 0 (a row from
+	// existed, 2 for rows written before PolicyDigest existed,
+	// CurrentVersion for new rows. Seal sets it. 0 (a row from
 	// before the column, e.g. decoded from an old JSON export) means 1.
 	Version int `json:"version"`
 }
 
 // CurrentVersion is the canonical encoding Seal uses.
-const CurrentVersion = 2
+const CurrentVersion = 3
 
 // Canonical is the byte string a record's hash covers: every column but
 // Hash, in a fixed order, as a JSON array, versioned. Version 1
 // ("workload_runs/v1") is the encoding of rows written before Auth and
 // UserName existed, kept so that those rows keep verifying; version 2
-// adds Auth and UserName after UserID. An unknown version is encoded
-// under its own tag, so it never matches a hash sealed as another.
+// adds Auth and UserName after UserID; version 3 adds PolicyDigest after
+// Detail. An unknown version is encoded under its own tag, so it never
+// matches a hash sealed as another.
 func (r Record) Canonical() []byte {
 	if r.Version <= 1 {
 		b, _ := json.Marshal([]any{
@@ -114,10 +120,18 @@ func (r Record) Canonical() []byte {
 		})
 		return b
 	}
+	if r.Version == 2 {
+		b, _ := json.Marshal([]any{
+			"workload_runs/v2", r.Seq, r.RunID, string(r.Kind), r.UserID, r.Auth, r.UserName,
+			r.Action, r.Target, r.Service, r.Provider, r.RequestDigest, r.IdempotencyKey, string(r.Outcome),
+			r.ErrorCode, r.Message, r.Detail, int64(r.Duration), r.Time.UnixNano(), r.PrevHash,
+		})
+		return b
+	}
 	b, _ := json.Marshal([]any{
 		fmt.Sprintf("workload_runs/v%d", r.Version), r.Seq, r.RunID, string(r.Kind), r.UserID, r.Auth, r.UserName,
 		r.Action, r.Target, r.Service, r.Provider, r.RequestDigest, r.IdempotencyKey, string(r.Outcome),
-		r.ErrorCode, r.Message, r.Detail, int64(r.Duration), r.Time.UnixNano(), r.PrevHash,
+		r.ErrorCode, r.Message, r.Detail, r.PolicyDigest, int64(r.Duration), r.Time.UnixNano(), r.PrevHash,
 	})
 	return b
 }
@@ -246,6 +260,8 @@ func VerifyChain(rows iter.Seq2[Record, error]) (VerifyResult, error) {
 			// Version 1 does not hash these columns: set on such a row they
 			// were written afterwards.
 			return fail(fmt.Sprintf("row %d: a version-1 row carries auth or user_name, which that version does not cover", r.Seq))
+		case r.Version <= 2 && r.PolicyDigest != "":
+			return fail(fmt.Sprintf("row %d: a version-%d row carries policy_digest, which that version does not cover", r.Seq, max(r.Version, 1)))
 		case r.ComputeHash() != r.Hash:
 			return fail(fmt.Sprintf("row %d: contents do not match its hash", r.Seq))
 		}

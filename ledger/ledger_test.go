@@ -30,10 +30,9 @@ func TestCanonicalV1Unchanged(t *testing.T) {
 // TestCanonicalV2CoversPrincipal: version 2 hashes auth and user_name, so
 // changing either breaks the row; a sealed row is version 2.
 func TestCanonicalV2CoversPrincipal(t *testing.T) {
-	r := ledger.Seal(sample(), nil)
-	if r.Version != ledger.CurrentVersion || ledger.CurrentVersion != 2 {
-		t.Fatalf("sealed version %d (current %d), want 2", r.Version, ledger.CurrentVersion)
-	}
+	v2 := sample()
+	v2.Version = 2
+	r := ledger.Seal(v2, nil)
 	want := `["workload_runs/v2",1,"r1","result","oidc:https://idp.example#u1","oidc:https://idp.example","ann@example.com","scale","t","s","docker","d","k","ok","","m","{}",5,42,"` + ledger.GenesisHash + `"]`
 	if got := string(r.Canonical()); got != want {
 		t.Fatalf("v2 canonical =\n%s\nwant\n%s", got, want)
@@ -49,6 +48,38 @@ func TestCanonicalV2CoversPrincipal(t *testing.T) {
 		if c.ComputeHash() == r.Hash {
 			t.Errorf("changing %s keeps the hash", name)
 		}
+	}
+}
+
+// TestCanonicalV3CoversPolicyDigest: version 3 hashes the policy bundle's
+// digest, so changing it breaks the row; a sealed row is version 3, and a
+// version-2 row that carries a digest does not verify.
+func TestCanonicalV3CoversPolicyDigest(t *testing.T) {
+	in := sample()
+	in.PolicyDigest = "sha256:ab"
+	r := ledger.Seal(in, nil)
+	if r.Version != ledger.CurrentVersion || ledger.CurrentVersion != 3 {
+		t.Fatalf("sealed version %d (current %d), want 3", r.Version, ledger.CurrentVersion)
+	}
+	want := `["workload_runs/v3",1,"r1","result","oidc:https://idp.example#u1","oidc:https://idp.example","ann@example.com","scale","t","s","docker","d","k","ok","","m","{}","sha256:ab",5,42,"` + ledger.GenesisHash + `"]`
+	if got := string(r.Canonical()); got != want {
+		t.Fatalf("v3 canonical =\n%s\nwant\n%s", got, want)
+	}
+	c := r
+	c.PolicyDigest = "sha256:cd"
+	if c.ComputeHash() == r.Hash {
+		t.Error("changing policy_digest keeps the hash")
+	}
+	// A version-2 row never covered a digest: one that has it was written
+	// afterwards, even with a recomputed hash.
+	v2 := sample()
+	v2.Version = 2
+	v2 = ledger.Seal(v2, nil)
+	v2.PolicyDigest = "sha256:ab"
+	v2.Hash = v2.ComputeHash()
+	res, err := ledger.VerifyChain(func(yield func(ledger.Record, error) bool) { yield(v2, nil) })
+	if err != nil || res.OK || !strings.Contains(res.Reason, "policy_digest") {
+		t.Fatalf("a version-2 row with a policy digest: %+v %v", res, err)
 	}
 }
 

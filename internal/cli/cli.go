@@ -74,6 +74,6 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	g := addClientCommands(root)
-	root.AddCommand(newServeCmd(), newLedgerCmd(g), newVersionCmd())
+	root.AddCommand(newServeCmd(), newLedgerCmd(g), newVersionCmd(), newPolicyCmd())
 	return root
 }

@@ -54,6 +54,17 @@ type Config struct {
 	// MaxStreamsPerUser caps the SSE and WebSocket streams one user holds
 	// open; default 32.
 	MaxStreamsPerUser int `json:"maxStreamsPerUser,omitempty"`
+	// Policy loads the admin's Rego policies (package policy); nil: no
+	// policy, every request that passes admission goes on.
+	Policy *Policy `json:"policy,omitempty"`
+}
+
+// Policy names the policy files: *.rego files or directories of them,
+// re-read when they change (a broken change keeps the last good bundle).
+type Policy struct {
+	Paths []string `json:"paths"`
+	// ReloadInterval is how often the files are looked at; default 2s.
+	ReloadInterval workload.Duration `json:"reloadInterval,omitzero"`
 }
 
 // TLS names the PEM certificate (chain) and private key files. Both are
@@ -293,6 +304,19 @@ func (c *Config) Validate() error {
 		}
 		if c.TLS.Key == "" {
 			errs = append(errs, workload.FieldError{Path: "tls.key", Message: "is required (a PEM private key file)"})
+		}
+	}
+	if c.Policy != nil {
+		if len(c.Policy.Paths) == 0 {
+			errs = append(errs, workload.FieldError{Path: "policy.paths", Message: "is required (.rego files or directories)"})
+		}
+		for i, p := range c.Policy.Paths {
+			if p == "" {
+				errs = append(errs, workload.FieldError{Path: fmt.Sprintf("policy.paths[%d]", i), Message: "must not be empty"})
+			}
+		}
+		if c.Policy.ReloadInterval < 0 {
+			errs = append(errs, workload.FieldError{Path: "policy.reloadInterval", Message: "must be > 0"})
 		}
 	}
 	if c.ReadTimeout < 0 {

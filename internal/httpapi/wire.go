@@ -21,6 +21,6 @@ func runOf(r ledger.Record) api.Run {
 		Seq: r.Seq, RunID: r.RunID, Kind: string(r.Kind), UserID: r.UserID, Auth: r.Auth, UserName: r.UserName,
 		Action: r.Action, Target: r.Target, Service: r.Service, Provider: r.Provider, RequestDigest: r.RequestDigest,
 		IdempotencyKey: r.IdempotencyKey, Outcome: string(r.Outcome), ErrorCode: r.ErrorCode, Message: r.Message,
-		Detail: r.Detail, Duration: r.Duration, Time: r.Time, PrevHash: r.PrevHash, Hash: r.Hash, Version: r.Version,
+		Detail: r.Detail, PolicyDigest: r.PolicyDigest, Duration: r.Duration, Time: r.Time, PrevHash: r.PrevHash, Hash: r.Hash, Version: r.Version,
 	}
 }

@@ -114,8 +114,12 @@ func serve(ctx context.Context, out, errOut io.Writer, f serveFlags) error {
 	}
 	metrics := httpapi.NewMetrics()
 	registerLedgerMetrics(metrics.Registry(), led, cpl)
+	pol, err := openPolicy(ctx, cfg.Policy, log, metrics.Registry())
+	if err != nil {
+		return err
+	}
 	rt, err := control.New(ctx, control.Options{Ledger: led, Targets: targets, Credentials: creds, Logger: log,
-		Timeouts: cfg.ActionTimeouts(), Observer: metrics})
+		Timeouts: cfg.ActionTimeouts(), Observer: metrics, Policy: pol, RoleOn: roleOn})
 	if err != nil {
 		return err
 	}

@@ -37,6 +37,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		args = args[1:]
 	}
 	cmd := newServeCmd()
+	if len(args) > 0 && args[0] == "policy" { // `alphaswarm policy` runs it here (policy.go)
+		cmd, args = newPolicyCmd(), args[1:]
+	}
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)

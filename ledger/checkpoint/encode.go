@@ -30,6 +30,7 @@ func appendRowLine(b []byte, r *ledger.Record) []byte {
 	b = appendField(b, "errorCode", r.ErrorCode, true)
 	b = appendField(b, "message", r.Message, true)
 	b = appendField(b, "detail", r.Detail, true)
+	b = appendField(b, "policyDigest", r.PolicyDigest, true)
 	b = append(b, `,"durationNs":`...)
 	b = strconv.AppendInt(b, int64(r.Duration), 10)
 	b = append(b, `,"time":"`...)

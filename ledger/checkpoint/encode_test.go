@@ -17,7 +17,7 @@ func TestRowLineMatchesEncodingJSON(t *testing.T) {
 		UserName: "Zoë <z@example.com>", Action: "scale", Target: "prod", Service: "web", Provider: "docker",
 		RequestDigest: "ab", IdempotencyKey: "k\u2028\u2029", Outcome: ledger.OutcomeError, ErrorCode: "timeout",
 		Message: "line1\nline2\t\"quoted\" \\ back & <tag> \x00\x1f\x7f bad:\xff\xfe end", Detail: `{"replicas":3}`,
-		Duration: 123456789, Time: time.Date(2026, 12, 4, 22, 0, 0, 123456000, time.UTC), PrevHash: "p", Hash: "h", Version: 2}
+		PolicyDigest: "sha256:00ff", Duration: 123456789, Time: time.Date(2026, 12, 4, 22, 0, 0, 123456000, time.UTC), PrevHash: "p", Hash: "h", Version: 3}
 	// Every field must be set, so that none is left out unnoticed.
 	v := reflect.ValueOf(full)
 	for i := range v.NumField() {

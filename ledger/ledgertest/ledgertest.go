@@ -84,6 +84,7 @@ func rec(i int, kind ledger.Kind) ledger.Record {
 		Provider:      "memory",
 		RequestDigest: fmt.Sprintf("%064x", i),
 		Detail:        fmt.Sprintf(`{"i":%d}`, i),
+		PolicyDigest:  fmt.Sprintf("sha256:%064x", i%2),
 	}
 	if kind == ledger.KindResult {
 		r.Outcome = ledger.OutcomeOK
@@ -390,6 +391,7 @@ var tamperColumns = []struct {
 	{"auth", func(r ledger.Record) any { return "oidc:https://evil.example" }},
 	{"user_name", func(r ledger.Record) any { return "someone-else" }},
 	{"version", func(r ledger.Record) any { return 1 }},
+	{"policy_digest", func(r ledger.Record) any { return "sha256:forged" }},
 }
 
 func testTamper(t *testing.T, open func(t *testing.T) ledger.Ledger,
@@ -470,23 +472,28 @@ func originalValue(r ledger.Record, column string) any {
 		return r.UserName
 	case "version":
 		return r.Version
+	case "policy_digest":
+		return r.PolicyDigest
 	}
 	panic("ledgertest: unknown column " + column)
 }
 
 // testMixedVersions: rows sealed with the version-1 encoding (before auth
-// and user_name existed) keep verifying among version-2 rows, and each row
-// reads back with the version it was sealed with.
+// and user_name existed) and the version-2 one (before policy_digest) keep
+// verifying among current rows, and each row reads back with the version
+// it was sealed with.
 func testMixedVersions(t *testing.T, l ledger.Ledger) {
 	var want []ledger.Record
 	for i := range 6 {
 		r := rec(i, ledger.KindIntent)
-		if i%2 == 0 {
-			r.Version, r.Auth, r.UserName = 1, "", ""
-		}
 		wantV := ledger.CurrentVersion
-		if i%2 == 0 {
+		switch i % 3 {
+		case 0:
+			r.Version, r.Auth, r.UserName, r.PolicyDigest = 1, "", "", ""
 			wantV = 1
+		case 1:
+			r.Version, r.PolicyDigest = 2, ""
+			wantV = 2
 		}
 		got := mustAppend(t, l, r)
 		if got.Version != wantV {
@@ -499,9 +506,10 @@ func testMixedVersions(t *testing.T, l ledger.Ledger) {
 	}
 	got := collect(t, l, ledger.Filter{})
 	for i := range want {
-		if got[i].Version != want[i].Version || got[i].Auth != want[i].Auth || got[i].UserName != want[i].UserName {
-			t.Errorf("row %d read back as version %d auth %q name %q, sealed as %d %q %q", i+1,
-				got[i].Version, got[i].Auth, got[i].UserName, want[i].Version, want[i].Auth, want[i].UserName)
+		if got[i].Version != want[i].Version || got[i].Auth != want[i].Auth || got[i].UserName != want[i].UserName ||
+			got[i].PolicyDigest != want[i].PolicyDigest {
+			t.Errorf("row %d read back as version %d auth %q name %q policy %q, sealed as %d %q %q %q", i+1,
+				got[i].Version, got[i].Auth, got[i].UserName, got[i].PolicyDigest, want[i].Version, want[i].Auth, want[i].UserName, want[i].PolicyDigest)
 		}
 	}
 	// A version-1 row claiming an auth method was written outside Seal.

@@ -19,7 +19,7 @@ import (
 var columns = []string{
 	"seq", "run_id", "kind", "user_id", "action", "target", "service", "provider",
 	"request_digest", "idempotency_key", "outcome", "error_code", "message", "detail",
-	"duration_ns", "time_ns", "prev_hash", "hash", "auth", "user_name", "version",
+	"duration_ns", "time_ns", "prev_hash", "hash", "auth", "user_name", "version", "policy_digest",
 }
 
 var selectColumns = strings.Join(columns, ", ")
@@ -28,7 +28,7 @@ func rowValues(r *ledger.Record) []any {
 	return []any{
 		r.Seq, r.RunID, string(r.Kind), r.UserID, r.Action, r.Target, r.Service, r.Provider,
 		r.RequestDigest, r.IdempotencyKey, string(r.Outcome), r.ErrorCode, r.Message, r.Detail,
-		int64(r.Duration), r.Time.UnixNano(), r.PrevHash, r.Hash, r.Auth, r.UserName, int32(r.Version),
+		int64(r.Duration), r.Time.UnixNano(), r.PrevHash, r.Hash, r.Auth, r.UserName, int32(r.Version), r.PolicyDigest,
 	}
 }
 
@@ -106,7 +106,7 @@ func storable(r ledger.Record) (ledger.Record, error) {
 		{"Target", &r.Target}, {"Service", &r.Service}, {"Provider", &r.Provider},
 		{"RequestDigest", &r.RequestDigest}, {"IdempotencyKey", &r.IdempotencyKey},
 		{"Outcome", &outcome}, {"ErrorCode", &r.ErrorCode}, {"Message", &r.Message},
-		{"Detail", &r.Detail}, {"Auth", &r.Auth}, {"UserName", &r.UserName},
+		{"Detail", &r.Detail}, {"Auth", &r.Auth}, {"UserName", &r.UserName}, {"PolicyDigest", &r.PolicyDigest},
 	} {
 		if strings.IndexByte(*f.s, 0) >= 0 {
 			return ledger.Record{}, fmt.Errorf("ledger/postgres: record %s contains a NUL byte, which PostgreSQL cannot store", f.name)

@@ -45,7 +45,7 @@ func (a attacker) Rewrite(t *testing.T, recs []ledger.Record) {
 		v := rowValues(&r)
 		a.exec(t, `UPDATE workload_runs SET run_id=$2, kind=$3, user_id=$4, action=$5, target=$6, service=$7, provider=$8,
 			request_digest=$9, idempotency_key=$10, outcome=$11, error_code=$12, message=$13, detail=$14, duration_ns=$15,
-			time_ns=$16, prev_hash=$17, hash=$18, auth=$19, user_name=$20, version=$21 WHERE seq=$1`, v...)
+			time_ns=$16, prev_hash=$17, hash=$18, auth=$19, user_name=$20, version=$21, policy_digest=$22 WHERE seq=$1`, v...)
 	}
 }
 

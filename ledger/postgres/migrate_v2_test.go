@@ -45,14 +45,14 @@ func TestMigrateKeepsVersion1Rows(t *testing.T) {
 	}
 	n := mustAppend(t, l, ledger.Record{RunID: "new", Kind: ledger.KindIntent, UserID: "oidc:https://idp.example#carol",
 		Auth: "oidc:https://idp.example", UserName: "carol@example.com", Action: "scale"})
-	if n.Version != 2 {
-		t.Errorf("new row version %d, want 2", n.Version)
+	if n.Version != ledger.CurrentVersion {
+		t.Errorf("new row version %d, want %d", n.Version, ledger.CurrentVersion)
 	}
 	if res := mustVerify(t, l); !res.OK || res.Count != 3 {
 		t.Fatalf("after a version-2 append: Verify = %+v", res)
 	}
 	recs := all(t, l, ledger.Filter{})
-	for i, want := range []int{1, 1, 2} {
+	for i, want := range []int{1, 1, ledger.CurrentVersion} {
 		if recs[i].Version != want {
 			t.Errorf("row %d version %d, want %d", i+1, recs[i].Version, want)
 		}

@@ -20,7 +20,7 @@ func scanRecord(rows pgx.Rows) (ledger.Record, error) {
 	var version int32
 	err := rows.Scan(&r.Seq, &r.RunID, &kind, &r.UserID, &r.Action, &r.Target, &r.Service,
 		&r.Provider, &r.RequestDigest, &r.IdempotencyKey, &outcome, &r.ErrorCode, &r.Message,
-		&r.Detail, &durNS, &timeNS, &r.PrevHash, &r.Hash, &r.Auth, &r.UserName, &version)
+		&r.Detail, &durNS, &timeNS, &r.PrevHash, &r.Hash, &r.Auth, &r.UserName, &version, &r.PolicyDigest)
 	r.Version = int(version)
 	if err != nil {
 		return ledger.Record{}, fmt.Errorf("ledger/postgres: scan: %w", err)

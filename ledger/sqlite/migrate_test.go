@@ -62,8 +62,8 @@ func TestMigrateKeepsVersion1Rows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.Version != 2 {
-		t.Errorf("new row version %d, want 2", n.Version)
+	if n.Version != ledger.CurrentVersion {
+		t.Errorf("new row version %d, want %d", n.Version, ledger.CurrentVersion)
 	}
 	if res, err := l.Verify(ctx); err != nil || !res.OK || res.Count != 3 {
 		t.Fatalf("after a version-2 append: Verify = %+v, %v", res, err)
@@ -72,7 +72,7 @@ func TestMigrateKeepsVersion1Rows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, want := range []int{1, 1, 2} {
+	for i, want := range []int{1, 1, ledger.CurrentVersion} {
 		if page.Records[i].Version != want {
 			t.Errorf("row %d version %d, want %d", i+1, page.Records[i].Version, want)
 		}

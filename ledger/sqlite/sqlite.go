@@ -135,8 +135,8 @@ const (
 	headSQL   = `SELECT seq, hash FROM workload_runs ORDER BY seq DESC LIMIT 1`
 	insertSQL = `INSERT INTO workload_runs (seq, run_id, kind, user_id, action, target, service, provider,
 		request_digest, idempotency_key, outcome, error_code, message, detail, duration_ns, time_ns, prev_hash, hash,
-		auth, user_name, version)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		auth, user_name, version, policy_digest)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	haltsSQL = `SELECT target, detail FROM workload_runs WHERE seq IN (
 		SELECT MAX(seq) FROM workload_runs WHERE action = 'halt' AND kind = 'result' AND outcome = 'ok' GROUP BY target)`
 )
@@ -326,7 +326,7 @@ func (l *Ledger) writeBatch(batch []appendReq) ([]ledger.Record, error) {
 		r := ledger.Seal(req.rec, prev)
 		if _, err := stmt.ExecContext(ctx, r.Seq, r.RunID, string(r.Kind), r.UserID, r.Action, r.Target, r.Service, r.Provider,
 			r.RequestDigest, r.IdempotencyKey, string(r.Outcome), r.ErrorCode, r.Message, r.Detail, int64(r.Duration),
-			r.Time.UnixNano(), r.PrevHash, r.Hash, r.Auth, r.UserName, r.Version); err != nil {
+			r.Time.UnixNano(), r.PrevHash, r.Hash, r.Auth, r.UserName, r.Version, r.PolicyDigest); err != nil {
 			return nil, err
 		}
 		out[i] = r
@@ -350,7 +350,7 @@ func readHead(ctx context.Context, db *sql.DB) (int64, string, error) {
 }
 
 const columns = `seq, run_id, kind, user_id, action, target, service, provider, request_digest, idempotency_key,
-	outcome, error_code, message, detail, duration_ns, time_ns, prev_hash, hash, auth, user_name, version`
+	outcome, error_code, message, detail, duration_ns, time_ns, prev_hash, hash, auth, user_name, version, policy_digest`
 
 type scanner interface{ Scan(...any) error }
 
@@ -360,7 +360,7 @@ func scanRecord(s scanner) (ledger.Record, error) {
 	var dur, tns int64
 	err := s.Scan(&r.Seq, &r.RunID, &kind, &r.UserID, &r.Action, &r.Target, &r.Service, &r.Provider, &r.RequestDigest,
 		&r.IdempotencyKey, &outcome, &r.ErrorCode, &r.Message, &r.Detail, &dur, &tns, &r.PrevHash, &r.Hash,
-		&r.Auth, &r.UserName, &r.Version)
+		&r.Auth, &r.UserName, &r.Version, &r.PolicyDigest)
 	r.Kind, r.Outcome, r.Duration, r.Time = ledger.Kind(kind), ledger.Outcome(outcome), time.Duration(dur), time.Unix(0, tns).UTC()
 	return r, err
 }

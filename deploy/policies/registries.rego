@@ -1,0 +1,17 @@
+# Images only from allowed registries, on the targets listed.
+package alphaswarm
+
+allowed_registries := {"prod": ["registry.example.com/", "ghcr.io/example/"]}
+
+deny contains msg if {
+	input.action == "start"
+	prefixes := allowed_registries[input.target]
+	image := input.request.spec.image
+	not image_allowed(image, prefixes)
+	msg := sprintf("image %s is not from a registry allowed on target %s (%s)", [image, input.target, concat(", ", prefixes)])
+}
+
+image_allowed(image, prefixes) if {
+	some p in prefixes
+	startswith(image, p)
+}
