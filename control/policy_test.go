@@ -46,7 +46,10 @@ func newPolicyEnv(t *testing.T, paths ...string) *policyEnv {
 	mem, prod := providertest.NewMemory("local"), providertest.NewMemory("prod")
 	creds := credentials.FromMap(map[string]string{"DB_PASSWORD": "hunter2-policy"})
 	rt, err := control.New(ctx, control.Options{Ledger: led, Credentials: creds, Logger: quiet, Policy: engine,
-		Targets: []control.Target{{Name: "local", Provider: mem}, {Name: "prod", Provider: prod}},
+		// The static admission limit is raised so that the policies' own
+		// replica limits are what a test meets.
+		Targets: []control.Target{{Name: "local", Provider: mem, Policy: provider.Policy{MaxReplicas: 100}},
+			{Name: "prod", Provider: prod, Policy: provider.Policy{MaxReplicas: 100}}},
 		RoleOn: func(p control.Principal, target string) string {
 			if r := p.TargetRoles[target]; r != "" {
 				return r
