@@ -20,6 +20,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 
+	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/workload"
 )
 
@@ -327,7 +328,7 @@ auth:
 		t.Fatalf("rows by display name %d, by id %d", len(byName), len(byID))
 	}
 	for _, rec := range byID {
-		if rec["userId"] != "oidc:"+peopleURL+"#admin" || rec["auth"] != "oidc:"+peopleURL || rec["userName"] != "alice@example.com" || rec["version"] != float64(2) {
+		if rec["userId"] != "oidc:"+peopleURL+"#admin" || rec["auth"] != "oidc:"+peopleURL || rec["userName"] != "alice@example.com" || rec["version"] != float64(ledger.CurrentVersion) {
 			t.Fatalf("row %v", rec)
 		}
 	}
