@@ -7,8 +7,8 @@ import (
 	"os"
 
 	"github.com/alphaswarm/controller/control"
-	"github.com/alphaswarm/controller/internal/cli"
 	"github.com/alphaswarm/controller/internal/auth"
+	"github.com/alphaswarm/controller/internal/cli"
 	"github.com/alphaswarm/controller/internal/config"
 	"github.com/alphaswarm/controller/policy"
 	"github.com/alphaswarm/controller/policy/opa"
