@@ -189,3 +189,23 @@ func TestRequestTimeout(t *testing.T) {
 		t.Fatalf("err = %v after %s", err, time.Since(start))
 	}
 }
+
+// An idempotency key the ledger cannot store (NUL, other control
+// characters, invalid UTF-8) is refused with its field path before
+// anything is written, not reported as an unavailable ledger.
+func TestIdempotencyKeyRefused(t *testing.T) {
+	mem := providertest.NewMemory("local")
+	e := newEnv(t, mem, nil)
+	for _, key := range []string{"a\x00b", "line\nbreak", "\xff\xfe", strings.Repeat("k", 256)} {
+		_, err := e.rt.Do(testkit.Context(t, time.Minute), control.Request{Principal: alice, Action: workload.ActionStart,
+			Target: "local", Service: "web", Spec: spec("web", 1), IdempotencyKey: key})
+		we := workload.AsError(err)
+		if we == nil || we.Code != workload.InvalidArgument || len(we.Fields) != 1 || we.Fields[0].Path != "idempotencyKey" {
+			t.Errorf("key %q: err = %v", key, err)
+		}
+	}
+	if _, err := e.rt.Do(testkit.Context(t, time.Minute), control.Request{Principal: alice, Action: workload.ActionStart,
+		Target: "local", Service: "web", Spec: spec("web", 1), IdempotencyKey: "deploy-2026-12-05 ünïcode"}); err != nil {
+		t.Fatalf("a printable UTF-8 key: %v", err)
+	}
+}

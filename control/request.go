@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/alphaswarm/controller/api"
 	"github.com/alphaswarm/controller/ledger"
@@ -123,6 +125,12 @@ func (r *Request) validate() error {
 	errs = append(errs, r.validateWait()...)
 	if len(r.IdempotencyKey) > 255 {
 		errs = append(errs, workload.FieldError{Path: "idempotencyKey", Message: "must be at most 255 characters"})
+	}
+	if !utf8.ValidString(r.IdempotencyKey) || strings.ContainsFunc(r.IdempotencyKey, unicode.IsControl) {
+		// The key is stored in the ledger and locked by name: a
+		// PostgreSQL text column refuses NUL and invalid UTF-8 (SQLSTATE
+		// 22021), which would surface as an unavailable ledger.
+		errs = append(errs, workload.FieldError{Path: "idempotencyKey", Message: "must be valid UTF-8 without control characters"})
 	}
 	if len(errs) > 0 {
 		return workload.Invalid(errs...)
