@@ -135,9 +135,23 @@ func (rt *Runtime) closeInterrupted(ctx context.Context, in ledger.Record, deadl
 	msg := "the controller stopped before the result was recorded"
 	var detail string
 	if t, ok := rt.targets[in.Target]; ok && in.Service != "" {
+		later, err := rt.laterRun(ctx, in)
+		if err != nil {
+			return err
+		}
+		if later != "" {
+			// What this run asked for was replaced by a later run on
+			// the service (another replica's): waiting for its state
+			// would hold the service lock for nothing. Probe once.
+			deadline = time.Now()
+		}
 		st, ok, waited, err := rt.probeSettled(ctx, t.Provider, in, deadline)
 		if err != nil {
 			msg += "; status probe failed: " + workload.AsError(err).Message
+		} else if later != "" {
+			msg += fmt.Sprintf("; status probe: %s, %d/%d ready (run %s on this service came later, so recovery did not wait for this run's state)",
+				st.Phase, st.Replicas.Ready, st.Replicas.Desired, later)
+			detail = rt.resultDetail(Result{Status: rt.normalise(in.Target, st)})
 		} else {
 			msg += "; " + probeMessage(st, ok, waited)
 			detail = rt.resultDetail(Result{Status: rt.normalise(in.Target, st)})
@@ -155,4 +169,26 @@ func (rt *Runtime) closeInterrupted(ctx context.Context, in ledger.Record, deadl
 		rt.log.Warn("recovery: closed an interrupted run", "run", in.RunID, "action", in.Action, "service", in.Service, "probe", msg)
 	}
 	return err
+}
+
+// laterRun returns the run ID of the newest intent on in's service that
+// came after in and changes what the service should be (exec and halt do
+// not), or "" when there is none.
+func (rt *Runtime) laterRun(ctx context.Context, in ledger.Record) (string, error) {
+	page, err := rt.ledger.Query(ctx, ledger.Filter{Target: in.Target, Service: in.Service, Kind: ledger.KindIntent,
+		Descending: true, Limit: 20})
+	if err != nil {
+		return "", err
+	}
+	for _, r := range page.Records {
+		if r.Seq <= in.Seq {
+			break
+		}
+		switch workload.Action(r.Action) {
+		case workload.ActionExec, workload.ActionHalt:
+			continue
+		}
+		return r.RunID, nil
+	}
+	return "", nil
 }
