@@ -45,12 +45,17 @@ func BenchmarkRuntimeOverhead(b *testing.B) {
 	// drift weighs on both alike. Reports the median time ratio on/off
 	// (bar: <= 1.05); aa/ is the same with two bare ledgers: the noise
 	// floor of this machine in the same run.
-	for _, variant := range []string{"checkpoints+sink-vs-off", "aa"} {
+	for _, variant := range []string{"checkpoints+sink-vs-off", "policy-vs-off", "aa"} {
 		for _, callers := range []int{1, 64} {
 			b.Run(fmt.Sprintf("sqlite/%s/callers=%d", variant, callers), func(b *testing.B) {
 				off := newEnv(b, nil, nil)
 				var on *env
-				if variant == "aa" {
+				if variant == "policy-vs-off" {
+					// The example policies of deploy/policies loaded (issue
+					// 20: bar <= 1.05), against the same runtime without.
+					off = newPolicyEnv(b).env
+					on = newPolicyEnv(b, "../deploy/policies").env
+				} else if variant == "aa" {
 					on = newEnv(b, nil, nil)
 				} else {
 					_, cp := checkpointed(b)

@@ -71,6 +71,9 @@ func (rt *Runtime) policyInput(ctx context.Context, r *Request) policy.Input {
 	}
 	t := rt.targets[r.Target]
 	in.Provider = rt.providerName(r.Target)
+	if sr, ok := rt.policy.(policy.StatusReader); ok && !sr.NeedsStatus() {
+		return in // no policy reads it: no provider round trip
+	}
 	sctx, cancel := context.WithTimeout(ctx, policyStatusTimeout)
 	defer cancel()
 	st, err := t.Provider.Status(sctx, r.Service)

@@ -23,14 +23,15 @@ import (
 )
 
 // policyEnv is a runtime over a SQLite ledger with the Rego policies in
-// paths, on targets "local" and "prod" (memory providers).
+// paths (none: no policy), on targets "local" and "prod" (memory
+// providers).
 type policyEnv struct {
 	*env
 	engine *opa.Engine
 	prod   *providertest.Memory
 }
 
-func newPolicyEnv(t *testing.T, paths ...string) *policyEnv {
+func newPolicyEnv(t testing.TB, paths ...string) *policyEnv {
 	t.Helper()
 	ctx := context.Background()
 	led, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "ledger.db"))
@@ -39,13 +40,17 @@ func newPolicyEnv(t *testing.T, paths ...string) *policyEnv {
 	}
 	t.Cleanup(func() { led.Close() })
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	engine, err := opa.Open(ctx, opa.Options{Paths: paths, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
+	var engine *opa.Engine
+	var evaluator policy.Evaluator
+	if len(paths) > 0 {
+		if engine, err = opa.Open(ctx, opa.Options{Paths: paths, Logger: quiet}); err != nil {
+			t.Fatal(err)
+		}
+		evaluator = engine
 	}
 	mem, prod := providertest.NewMemory("local"), providertest.NewMemory("prod")
 	creds := credentials.FromMap(map[string]string{"DB_PASSWORD": "hunter2-policy"})
-	rt, err := control.New(ctx, control.Options{Ledger: led, Credentials: creds, Logger: quiet, Policy: engine,
+	rt, err := control.New(ctx, control.Options{Ledger: led, Credentials: creds, Logger: quiet, Policy: evaluator,
 		// The static admission limit is raised so that the policies' own
 		// replica limits are what a test meets.
 		Targets: []control.Target{{Name: "local", Provider: mem, Policy: provider.Policy{MaxReplicas: 100}},

@@ -47,6 +47,14 @@ type Evaluator interface {
 	Digest() string
 }
 
+// StatusReader is implemented by evaluators that know whether their
+// policies read the service's status; when NeedsStatus is false the caller
+// may leave Input.Status nil instead of asking the backend (a status call
+// costs a provider round trip on every request).
+type StatusReader interface {
+	NeedsStatus() bool
+}
+
 // Decision is a policy's answer.
 type Decision struct {
 	Allow bool
@@ -68,7 +76,8 @@ type Input struct {
 	Request  Request `json:"request"`
 	// Status is the service's current status, redacted; nil when the
 	// service does not exist or its status could not be read (then
-	// StatusError says why).
+	// StatusError says why), or when no policy reads it
+	// (StatusReader).
 	Status      *workload.DeploymentStatus `json:"status"`
 	StatusError string                     `json:"statusError,omitempty"`
 	// Time is when the request was evaluated (UTC).

@@ -64,6 +64,9 @@ type bundle struct {
 	stamp  string // the files' paths, sizes and mtimes, to notice changes
 	query  rego.PreparedEvalQuery
 	files  []string
+	// status: some module reads input.status (or input whole), so the
+	// caller must ask the provider for it.
+	status bool
 }
 
 // Engine holds the bundle in force. It is safe for concurrent use.
@@ -107,6 +110,11 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 
 // Digest is the digest of the bundle in force.
 func (e *Engine) Digest() string { return e.cur.Load().digest }
+
+// NeedsStatus reports whether a module of the bundle in force reads
+// input.status (or input as a whole): only then does the caller ask the
+// provider for the service's status (policy.StatusReader).
+func (e *Engine) NeedsStatus() bool { return e.cur.Load().status }
 
 // Files are the files of the bundle in force.
 func (e *Engine) Files() []string { return slices.Clone(e.cur.Load().files) }
@@ -221,6 +229,8 @@ func (e *Engine) compile(ctx context.Context, files []string, stamp string) (*bu
 	slices.Sort(sorted)
 	h := sha256.New()
 	opts := []func(*rego.Rego){rego.Query(Query)}
+	status := false
+	statusRef := ast.MustParseRef("input.status")
 	for _, f := range sorted {
 		src, err := os.ReadFile(f)
 		if err != nil {
@@ -235,16 +245,26 @@ func (e *Engine) compile(ctx context.Context, files []string, stamp string) (*bu
 		if got := mod.Package.Path.String(); got != "data."+policy.Package {
 			return nil, fmt.Errorf("policy: %s: package %s: every module must be in package %s", f, strings.TrimPrefix(got, "data."), policy.Package)
 		}
+		ast.WalkRefs(mod, func(r ast.Ref) bool {
+			// input.status..., input itself, or input[k] with a key only
+			// known at evaluation.
+			status = status || r.HasPrefix(statusRef) || statusRef.HasPrefix(r) ||
+				(len(r) > 1 && r[0].Equal(ast.InputRootDocument) && !r[1].IsGround())
+			return status
+		})
 		opts = append(opts, rego.ParsedModule(mod))
 	}
 	q, err := rego.New(opts...).PrepareForEval(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
-	return &bundle{digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), stamp: stamp, query: q, files: sorted}, nil
+	return &bundle{digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), stamp: stamp, query: q, files: sorted, status: status}, nil
 }
 
-var _ policy.Evaluator = (*Engine)(nil)
+var (
+	_ policy.Evaluator    = (*Engine)(nil)
+	_ policy.StatusReader = (*Engine)(nil)
+)
 
 // Evaluate asks the bundle in force about in.
 func (e *Engine) Evaluate(ctx context.Context, in policy.Input) (policy.Decision, error) {

@@ -232,3 +232,31 @@ func metric(t *testing.T, e *opa.Engine, name string) float64 {
 	t.Fatalf("no metric %s", name)
 	return 0
 }
+
+// TestNeedsStatus: only a bundle that reads input.status (or input whole)
+// makes the caller ask the provider for the status.
+func TestNeedsStatus(t *testing.T) {
+	for _, tc := range []struct {
+		src  string
+		want bool
+	}{
+		{limit5, false},
+		{"package alphaswarm\ndeny contains \"down\" if input.status.phase == \"Failed\"\n", true},
+		{"package alphaswarm\ndeny contains json.marshal(input) if input.service == \"x\"\n", true},
+		{"package alphaswarm\ndeny contains \"x\" if { s := input.status; s.replicas.desired > 3 }\n", true},
+	} {
+		dir := t.TempDir()
+		write(t, filepath.Join(dir, "p.rego"), tc.src, time.Now())
+		e, err := opa.Open(context.Background(), opa.Options{Paths: []string{dir}, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.NeedsStatus() != tc.want {
+			t.Errorf("%s: NeedsStatus %v, want %v", tc.src, e.NeedsStatus(), tc.want)
+		}
+	}
+	e, err := opa.Open(context.Background(), opa.Options{Paths: []string{examplesDir}, Logger: quiet})
+	if err != nil || e.NeedsStatus() {
+		t.Errorf("the shipped policies need no status: %v %v", e.NeedsStatus(), err)
+	}
+}
