@@ -10,9 +10,10 @@ type noWaitKey struct{}
 // (or for its instances to go): the status they return is whatever the
 // backend reports at that moment, typically Progressing. This is
 // `kubectl scale` without `kubectl rollout status`. Every provider honours
-// it in its readiness wait; a provider that must itself drive a rollout
-// step by step (Docker replaces one replica at a time) documents what it
-// still waits for.
+// it in its readiness wait; a provider that drives a rollout itself
+// (Docker replaces one replica at a time) answers once the first new
+// replica has started and continues the rollout in the background, and
+// documents that.
 //
 // The choice travels in the context, not in the method signatures, so the
 // Provider interface stays the decision record's six methods.
