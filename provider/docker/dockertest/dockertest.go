@@ -137,8 +137,9 @@ func RemoveImage(ctx context.Context, cli *client.Client, tag string) {
 	_, _ = cli.ImageRemove(ctx, tag, client.ImageRemoveOptions{Force: true, PruneChildren: true})
 }
 
-// Sweep force-removes every container labelled alphaswarm.target=target
-// and returns how many there were.
+// Sweep force-removes every container labelled alphaswarm.target=target,
+// then removes the networks with that label, and returns how many
+// containers there were.
 func Sweep(ctx context.Context, cli *client.Client, target string) int {
 	f := make(client.Filters).Add("label", "alphaswarm.target="+target)
 	list, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
@@ -147,6 +148,13 @@ func Sweep(ctx context.Context, cli *client.Client, target string) int {
 	}
 	for _, c := range list.Items {
 		_, _ = cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
+	}
+	// The provider's per-service networks carry the same label; a
+	// network outlives its containers unless removed.
+	if nets, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f}); err == nil {
+		for _, n := range nets.Items {
+			_, _ = cli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{})
+		}
 	}
 	return len(list.Items)
 }
