@@ -302,12 +302,9 @@ func (p *Provider) ApplyConfig(ctx context.Context, name string, config map[stri
 	if err := p.permitted(provider.OpApplyConfig); err != nil {
 		return err
 	}
-	groups, err := p.observe(ctx, name)
+	groups, err := p.existing(ctx, name)
 	if err != nil {
 		return err
-	}
-	if len(groups) == 0 {
-		return provider.NotFound(Name, "service %q has no container groups", workload.ServiceID(p.target, name))
 	}
 	if err := checkShape(groups); err != nil {
 		return err

@@ -65,12 +65,9 @@ func (p *Provider) Exec(ctx context.Context, name string, req provider.ExecReque
 	if len(req.Command) > 1 || strings.ContainsAny(req.Command[0], " \t\r\n") {
 		return provider.ExecResult{}, workload.Invalid(workload.FieldError{Path: "command", Message: "Azure Container Instances runs one executable without arguments (the whole command string is taken as the executable path); exec a script in the image instead"})
 	}
-	groups, err := p.observe(ctx, name)
+	groups, err := p.existing(ctx, name)
 	if err != nil {
 		return provider.ExecResult{}, err
-	}
-	if len(groups) == 0 {
-		return provider.ExecResult{}, provider.NotFound(Name, "service %q has no container groups", workload.ServiceID(p.target, name))
 	}
 	var g *group
 	for i := range groups {

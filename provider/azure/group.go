@@ -230,6 +230,16 @@ func isConflict(err error) bool {
 	return errors.As(err, &re) && re.StatusCode == http.StatusConflict
 }
 
+// existing is observe for an operation that needs the service to exist:
+// no container group is NotFound.
+func (p *Provider) existing(ctx context.Context, name string) ([]group, error) {
+	groups, err := p.observe(ctx, name)
+	if err == nil && len(groups) == 0 {
+		err = provider.NotFound(Name, "service %q has no container groups", workload.ServiceID(p.target, name))
+	}
+	return groups, err
+}
+
 // observe returns the service's groups with their instance views.
 func (p *Provider) observe(ctx context.Context, service string) ([]group, error) {
 	all, err := p.listTagged(ctx, service)

@@ -77,12 +77,9 @@ func (p *Provider) StreamMetrics(ctx context.Context, name string) iter.Seq2[wor
 // sample reads one window; ok is false when no group has a point newer
 // than after.
 func (p *Provider) sample(ctx context.Context, name string, after time.Time) (workload.MetricSample, bool, error) {
-	groups, err := p.observe(ctx, name)
+	groups, err := p.existing(ctx, name)
 	if err != nil {
 		return workload.MetricSample{}, false, err
-	}
-	if len(groups) == 0 {
-		return workload.MetricSample{}, false, provider.NotFound(Name, "service %q has no container groups", workload.ServiceID(p.target, name))
 	}
 	every := p.opts.MetricsInterval.D()
 	end := p.now().UTC()

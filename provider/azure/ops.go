@@ -165,12 +165,9 @@ func (p *Provider) Scale(ctx context.Context, name string, replicas int) (worklo
 	if err := p.permitted(provider.OpScale); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
-	groups, err := p.observe(ctx, name)
+	groups, err := p.existing(ctx, name)
 	if err != nil {
 		return workload.DeploymentStatus{}, err
-	}
-	if len(groups) == 0 {
-		return workload.DeploymentStatus{}, provider.NotFound(Name, "service %q has no container groups", workload.ServiceID(p.target, name))
 	}
 	if err := checkShape(groups); err != nil {
 		return workload.DeploymentStatus{}, err
@@ -304,12 +301,9 @@ func (p *Provider) Restart(ctx context.Context, name string) (workload.Deploymen
 	if err := p.permitted(provider.OpRestart); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
-	groups, err := p.observe(ctx, name)
+	groups, err := p.existing(ctx, name)
 	if err != nil {
 		return workload.DeploymentStatus{}, err
-	}
-	if len(groups) == 0 {
-		return workload.DeploymentStatus{}, provider.NotFound(Name, "service %q has no container groups", workload.ServiceID(p.target, name))
 	}
 	changed := false
 	for _, g := range groups {

@@ -20,12 +20,9 @@ func (p *Provider) Status(ctx context.Context, name string) (workload.Deployment
 	if err := p.permitted(provider.OpStatus); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
-	groups, err := p.observe(ctx, name)
+	groups, err := p.existing(ctx, name)
 	if err != nil {
 		return workload.DeploymentStatus{}, err
-	}
-	if len(groups) == 0 {
-		return workload.DeploymentStatus{}, provider.NotFound(Name, "service %q has no container groups", workload.ServiceID(p.target, name))
 	}
 	return p.statusOf(name, groups), nil
 }
