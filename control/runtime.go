@@ -550,9 +550,7 @@ func (rt *Runtime) callProvider(ctx context.Context, r *Request) (Result, error)
 	var err error
 	switch r.Action {
 	case workload.ActionStart:
-		spec := *r.Spec
-		spec.Target = r.Target
-		st, err = p.Start(ctx, spec)
+		st, err = p.Start(ctx, r.startSpec())
 	case workload.ActionStop:
 		st, err = p.Stop(ctx, r.Service)
 	case workload.ActionScale:

@@ -129,6 +129,7 @@ func addClientCommands(root *cobra.Command) *globals {
 		deployCmd(g), stopCmd(g), scaleCmd(g), restartCmd(g), statusCmd(g), configCmd(g),
 		metricsCmd(g), logsCmd(g), execCmd(g), runsCmd(g), haltCmd(g), targetsCmd(g), tokenCmd(g),
 	)
+	root.AddCommand(diffCmd(g))
 	return g
 }
 

@@ -151,6 +151,7 @@ var routeRequests = map[string]struct{ method, path, body string }{
 	"GET /v1/targets/{target}/services":                    {"GET", "/v1/targets/local/services", ""},
 	"POST /v1/targets/{target}/services":                   {"POST", "/v1/targets/local/services", `{"name":"web","image":"x"}`},
 	"GET /v1/targets/{target}/services/{service}":          {"GET", "/v1/targets/local/services/web", ""},
+	"POST /v1/targets/{target}/services/{service}/diff":    {"POST", "/v1/targets/local/services/web/diff", `{"name":"web","image":"x"}`},
 	"POST /v1/targets/{target}/services/{service}/stop":    {"POST", "/v1/targets/local/services/web/stop", ""},
 	"POST /v1/targets/{target}/services/{service}/scale":   {"POST", "/v1/targets/local/services/web/scale", `{"replicas":2}`},
 	"POST /v1/targets/{target}/services/{service}/restart": {"POST", "/v1/targets/local/services/web/restart", ""},

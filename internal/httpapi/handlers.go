@@ -35,6 +35,7 @@ func (s *Server) table() []route {
 		{"GET", "/v1/targets/{target}/services", auth.RoleViewer, "", s.listTarget},
 		{"POST", "/v1/targets/{target}/services", auth.RoleOperator, workload.ActionStart, s.deploy},
 		{"GET", svcPath, auth.RoleViewer, "", s.status},
+		{"POST", svcPath + "/diff", auth.RoleViewer, "", s.diff},
 		{"POST", svcPath + "/stop", auth.RoleOperator, workload.ActionStop, s.stop},
 		{"POST", svcPath + "/scale", auth.RoleOperator, workload.ActionScale, s.scale},
 		{"POST", svcPath + "/restart", auth.RoleOperator, workload.ActionRestart, s.restart},

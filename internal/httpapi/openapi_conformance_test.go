@@ -89,6 +89,13 @@ func TestOpenAPIConformance(t *testing.T) {
 		{"viewer", "GET", svc, "", "", nil, 200, nil},
 		{"viewer", "GET", "/v1/targets/local/services/ghost", "", "", nil, 404, nil},
 		{"viewer", "GET", "/v1/targets/local/services/Bad_Name", "", "", nil, 400, nil},
+		// Diff: a read (viewer); the in-memory provider cannot preview.
+		{"viewer", "POST", svc + "/diff", js, `{"name":"web","image":"x/y:2","replicas":2}`, nil, 501, nil},
+		{"viewer", "POST", svc + "/diff", "application/yaml", "name: web\nimage: x/y:2\n", nil, 501, nil},
+		{"viewer", "POST", svc + "/diff", js, `{"name":"web","image":"x","replicas":-2}`, nil, 400, nil},
+		{"viewer", "POST", svc + "/diff", js, `{"name":"web","image":"x","bogus":1}`, nil, 400, nil},
+		{"viewer", "POST", "/v1/targets/nowhere/services/web/diff", js, `{"name":"web","image":"x/y:2"}`, nil, 404, nil},
+		{"", "POST", svc + "/diff", js, `{"name":"web","image":"x/y:2"}`, nil, 401, nil},
 		// Deploy: JSON and YAML; refusals the document states.
 		{"operator", "POST", "/v1/targets/local/services", js, `{"name":"api","image":"x/y:1","replicas":1,"ports":[{"container":80}],"healthCheck":{"tcp":{"port":80},"interval":"5s"}}`, nil, 200, nil},
 		{"operator", "POST", "/v1/targets/local/services", "application/yaml", "name: api\nimage: x/y:1\nreplicas: 2\n", nil, 200, nil},

@@ -1,0 +1,134 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/alphaswarm/controller/client"
+	"github.com/alphaswarm/controller/workload"
+	"github.com/alphaswarm/controller/workload/specfile"
+	"github.com/spf13/cobra"
+)
+
+// The exit codes of `alphaswarm diff`, those of diff(1) and kubectl diff.
+const (
+	diffExitSame    = 0 // deploying would change nothing
+	diffExitChanges = 1 // deploying would change something
+	diffExitError   = 2 // the diff could not be computed (any error, usage included)
+)
+
+func diffCmd(g *globals) *cobra.Command {
+	var file string
+	var native bool
+	cmd := &cobra.Command{
+		Use:   "diff -f FILE",
+		Short: "Show what deploy -f FILE would change on the backend, changing nothing (exit 0: no change, 1: changes, 2: error)",
+		Long: "Show what `deploy -f FILE` would change on the backend, in the backend's own terms, without changing\n" +
+			"anything: the action (none, create, update, replace, recreate), why, and one line per field that\n" +
+			"differs (path: from → to), marked where the change alone replaces running instances. Secret values\n" +
+			"are never shown, only their references; config values only as (set), (changed) or (removed).\n\n" +
+			"Exit status: 0 no change, 1 changes, 2 or more an error (as diff(1) and kubectl diff).",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return diffExit(cmd, g.run(func(cmd *cobra.Command, args []string, c *client.Client, p printer) error {
+				if len(args) > 0 {
+					return workload.Invalid(workload.FieldError{Path: "args", Message: "diff takes no arguments (the service is the spec's name)"})
+				}
+				if file == "" {
+					return workload.Invalid(workload.FieldError{Path: "file", Message: "is required (-f FILE, or -f - for stdin)"})
+				}
+				spec, err := readSpecFile(cmd, file)
+				if err != nil {
+					return err
+				}
+				target := g.target
+				if spec.Target != "" && !cmd.Flags().Changed("target") {
+					target = spec.Target
+				}
+				d, err := c.Diff(cmd.Context(), target, spec)
+				if err != nil {
+					return err
+				}
+				if p.format == "table" { // the Native text may hold tabs: no tabwriter
+					printDiff(p.w, d, native)
+				} else if err := p.print(d, nil); err != nil {
+					return err
+				}
+				if d.Changed() {
+					return exitCodeError{diffExitChanges}
+				}
+				return nil
+			})(cmd, args))
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "spec file (YAML or JSON; - reads stdin)")
+	cmd.Flags().BoolVar(&native, "native", false, "also print the backend's own rendering of the change, where it has one")
+	cmd.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return diffExit(cmd, err) })
+	return cmd
+}
+
+// diffExit turns an error of diff into exit status 2 (printed here, since
+// Main's own path exits 1), leaving the changes' status 1 and an
+// interrupt's 130 as they are.
+func diffExit(cmd *cobra.Command, err error) error {
+	var ec exitCodeError
+	switch {
+	case err == nil, errors.As(err, &ec):
+		return err
+	case interrupted(cmd.Context(), cmd.ErrOrStderr(), err):
+		return exitCodeError{130}
+	}
+	printError(cmd.ErrOrStderr(), err)
+	return exitCodeError{diffExitError}
+}
+
+// readSpecFile reads and validates the spec in file (- is stdin) as deploy
+// does before sending it.
+func readSpecFile(cmd *cobra.Command, file string) (workload.DeploymentSpec, error) {
+	var b []byte
+	var err error
+	if file == "-" {
+		b, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), workload.MaxSpecBytes+1))
+	} else {
+		b, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return workload.DeploymentSpec{}, err
+	}
+	spec, err := specfile.Decode(b, specfile.FormatOf(file))
+	if err != nil {
+		return workload.DeploymentSpec{}, err
+	}
+	return spec, spec.Validate()
+}
+
+// printDiff writes a diff for people: the service, its provider and the
+// action with its reason, then one line per change, "path: from → to",
+// "(replaces)" after a change that alone replaces running instances.
+func printDiff(w io.Writer, d workload.Diff, native bool) {
+	fmt.Fprintf(w, "%s (%s): %s", workload.ServiceID(d.Target, d.Service), d.Provider, d.Action)
+	if d.Reason != "" {
+		fmt.Fprintf(w, ": %s", flat(d.Reason))
+	}
+	fmt.Fprintln(w)
+	for _, c := range d.Changes {
+		mark := ""
+		if c.Replaces {
+			mark = " (replaces)"
+		}
+		fmt.Fprintf(w, "  %s: %s → %s%s\n", c.Path, dash(flat(c.From)), dash(flat(c.To)), mark)
+	}
+	if native && d.Native != "" {
+		fmt.Fprintf(w, "\n%s", d.Native)
+		if d.Native[len(d.Native)-1] != '\n' {
+			fmt.Fprintln(w)
+		}
+	} else if native {
+		fmt.Fprintf(w, "(the %s provider has no native rendering of this change)\n", d.Provider)
+	}
+}
+
+// flat keeps a value on its line, whole (oneLine would cut it).
+func flat(s string) string { return strings.ReplaceAll(s, "\n", `\n`) }

@@ -1,0 +1,91 @@
+package httpapi_test
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/alphaswarm/controller/control"
+	"github.com/alphaswarm/controller/credentials"
+	"github.com/alphaswarm/controller/internal/httpapi"
+	"github.com/alphaswarm/controller/ledger"
+	"github.com/alphaswarm/controller/workload"
+)
+
+// TestDiffRoute: POST .../diff is a read for every role from viewer up (a
+// principal without a role is refused), takes the spec as deploy does and
+// refuses a bad one with the field paths, names the target and the service
+// it previews, and records nothing, refusals included. The in-memory
+// provider has no Differ: a good spec is answered unsupported with its
+// reason (a previewing provider's answers are tested in internal/cli's
+// end-to-end test against the Engine).
+func TestDiffRoute(t *testing.T) {
+	a := staticAuth{"tok-none": control.Principal{User: "nobody"}}
+	for role, tok := range tokens {
+		a[tok] = control.Principal{User: role + "-user", Role: role}
+	}
+	f := newFixtureWith(t, credentials.FromMap(nil), slog.New(slog.DiscardHandler), func(o *httpapi.Options) { o.Auth = a })
+	f.deploy(t, "web", 1)
+	before := countRecords(t, f.led)
+	const path = "/v1/targets/local/services/web/diff"
+	js, yml := []string{"Content-Type", "application/json"}, []string{"Content-Type", "application/yaml"}
+	cases := []struct {
+		name, tok, path, body string
+		hdr                   []string
+		status                int
+		code                  workload.Code
+		fields                []string
+		text                  string
+	}{
+		{"viewer", "tok-viewer", path, `{"name":"web","image":"x/y:2","replicas":2}`, js, 501, workload.Unsupported, nil, "does not implement diff"},
+		{"operator", "tok-operator", path, `{"name":"web","image":"x/y:2"}`, js, 501, workload.Unsupported, nil, ""},
+		{"yaml body", "tok-viewer", path, "name: web\nimage: x/y:2\n", yml, 501, workload.Unsupported, nil, ""},
+		{"no role", "tok-none", path, `{"name":"web","image":"x/y:2"}`, js, 403, workload.PermissionDenied, nil, ""},
+		{"anonymous", "", path, `{"name":"web","image":"x/y:2"}`, js, 401, workload.Unauthenticated, nil, ""},
+		{"bad spec", "tok-viewer", path, `{"name":"web","image":"x","replicas":-1,"ports":[{"container":0}]}`, js, 400, workload.InvalidArgument, []string{"replicas", "ports[0].container"}, ""},
+		{"unknown field", "tok-viewer", path, `{"name":"web","image":"x","imagee":"y"}`, js, 400, workload.InvalidArgument, []string{"imagee"}, ""},
+		{"other service", "tok-viewer", path, `{"name":"api","image":"x/y:2"}`, js, 400, workload.InvalidArgument, []string{"name"}, `spec name "api" does not match service "web"`},
+		{"no name", "tok-viewer", path, `{"image":"x/y:2"}`, js, 400, workload.InvalidArgument, []string{"name"}, ""},
+		{"empty body", "tok-viewer", path, "", nil, 400, workload.InvalidArgument, nil, ""},
+		{"unknown target", "tok-viewer", "/v1/targets/mars/services/web/diff", `{"name":"web","image":"x/y:2"}`, js, 404, workload.NotFound, nil, `target "mars" is not configured`},
+		{"bad service", "tok-viewer", "/v1/targets/local/services/Web_1/diff", `{"name":"Web_1","image":"x/y:2"}`, js, 400, workload.InvalidArgument, []string{"name"}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			hdr := tc.hdr
+			if tc.tok != "" {
+				hdr = append(slices.Clone(hdr), "Authorization", "Bearer "+tc.tok)
+			}
+			r := f.call(t, "", "POST", tc.path, tc.body, hdr...)
+			if r.status != tc.status || r.env.Error == nil || r.env.Error.Code != tc.code {
+				t.Fatalf("%d %s, want %d %s", r.status, r.raw, tc.status, tc.code)
+			}
+			var paths []string
+			for _, fe := range r.env.Error.Fields {
+				paths = append(paths, fe.Path)
+			}
+			for _, want := range tc.fields {
+				if !slices.Contains(paths, want) {
+					t.Errorf("fields %v lack %q", paths, want)
+				}
+			}
+			if !strings.Contains(r.env.Error.Message, tc.text) {
+				t.Errorf("message %q lacks %q", r.env.Error.Message, tc.text)
+			}
+		})
+	}
+	if after := countRecords(t, f.led); after != before {
+		t.Errorf("diffs wrote %d ledger rows; a diff is a read and writes none", after-before)
+	}
+}
+
+func countRecords(t *testing.T, led ledger.Ledger) int {
+	t.Helper()
+	page, err := led.Query(context.Background(), ledger.Filter{Limit: ledger.MaxLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(page.Records)
+}
