@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/alphaswarm/controller/ledger"
@@ -87,11 +88,41 @@ func probeMessage(st workload.DeploymentStatus, ok bool, waited time.Duration) s
 }
 
 // Recover closes every intent that has no result: for each, it takes the
-// service lock (an intent whose lock another live controller holds is in
-// flight, not interrupted, and is left alone), asks the provider for the
+// service lock (an intent whose lock is held, by the live controller
+// running it or by another run on the same service, is left alone for a
+// later pass; see RecoverEvery), asks the provider for the
 // service's status, and appends a result with outcome interrupted and the
 // probe's answer. It returns how many runs it closed.
 func (rt *Runtime) Recover(ctx context.Context) (int, error) {
+	return rt.recoverPass(ctx, slog.LevelInfo)
+}
+
+// RecoverEvery runs a recovery pass every interval until ctx ends. The
+// pass at start is not enough on its own: an intent whose service was busy
+// with another replica's run for longer than RecoverLockWait is left open
+// by it (the service lock, not the run, was held), and a replica killed
+// after every other one started has nobody to close its intents until one
+// restarts. A later pass of any live replica closes both. Runs still held
+// by a live controller are logged at debug level, not info, by the
+// periodic passes (there is one for every operation in flight).
+func (rt *Runtime) RecoverEvery(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := rt.recoverPass(ctx, slog.LevelDebug); err != nil && ctx.Err() == nil {
+			rt.log.Warn("recovery: periodic pass failed; the next one retries", "err", err)
+		}
+	}
+}
+
+// recoverPass is one pass of Recover; held is the level of the "held by a
+// live controller" line.
+func (rt *Runtime) recoverPass(ctx context.Context, held slog.Level) (int, error) {
 	open, err := rt.ledger.Unfinished(ctx)
 	if err != nil {
 		return 0, err
@@ -110,7 +141,7 @@ func (rt *Runtime) Recover(ctx context.Context) (int, error) {
 		unlock, err := rt.lock(lctx, key)
 		cancel()
 		if err != nil {
-			rt.log.Info("recovery: run is held by a live controller; leaving it", "run", in.RunID, "service", key)
+			rt.log.Log(ctx, held, "recovery: run is held by a live controller; leaving it", "run", in.RunID, "service", key)
 			continue
 		}
 		err = rt.closeInterrupted(ctx, in, deadline)

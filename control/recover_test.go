@@ -13,6 +13,7 @@ import (
 	"github.com/alphaswarm/controller/credentials"
 	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/ledger/sqlite"
+	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/provider/providertest"
 	"github.com/alphaswarm/controller/workload"
 )
@@ -131,4 +132,78 @@ func TestRecoveryDoesNotWaitForASupersededRun(t *testing.T) {
 		!strings.Contains(m, "status probe: Running") || !strings.Contains(m, "run run_start on this service came later") {
 		t.Fatalf("interrupted result = %q (%s)", m, page.Records[0].Outcome)
 	}
+}
+
+// An intent whose service was busy with another run when a pass looked at
+// it (the soak's failure: a replica restarted while another one's start of
+// the same service took longer than RecoverLockWait) is left open by that
+// pass and closed by a later one of RecoverEvery.
+func TestPeriodicRecoveryClosesARunItsServiceHid(t *testing.T) {
+	ctx := context.Background()
+	led, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "ledger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { led.Close() })
+	mem := providertest.NewMemory("local")
+	entered, release := make(chan struct{}), make(chan struct{})
+	mem.Enter = func(_ context.Context, op provider.Operation, _ string) error {
+		if op == provider.OpStart {
+			close(entered)
+			<-release
+		}
+		return nil
+	}
+	rt, err := control.New(ctx, control.Options{Ledger: led, Targets: []control.Target{{Name: "local", Provider: mem}},
+		Credentials: credentials.FromMap(nil), Logger: slog.New(slog.DiscardHandler), RecoverLockWait: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.Close)
+	done := make(chan error, 1)
+	go func() {
+		_, err := rt.Do(ctx, control.Request{Principal: control.Principal{User: "bob"}, Action: workload.ActionStart,
+			Target: "local", Service: "web", Spec: &workload.DeploymentSpec{Name: "web", Image: "example/app:1", Replicas: 1}})
+		done <- err
+	}()
+	<-entered
+	// The intent of a run whose controller died, on the busy service.
+	in, err := led.Append(ctx, ledger.Record{RunID: "run_dead", Kind: ledger.KindIntent, UserID: "alice", Action: "restart",
+		Target: "local", Service: "web", Provider: "memory", Detail: "{}"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := rt.Recover(ctx); err != nil || n != 0 {
+		t.Fatalf("recovery while the service is busy closed %d runs (err %v), want 0", n, err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("the run holding the service: %v", err)
+	}
+	pctx, stop := context.WithCancel(ctx)
+	passes := make(chan struct{})
+	go func() { defer close(passes); rt.RecoverEvery(pctx, 20*time.Millisecond) }()
+	t.Cleanup(func() { stop(); <-passes })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		page, err := led.Query(ctx, ledger.Filter{RunID: in.RunID, Kind: ledger.KindResult})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Records) == 1 {
+			if r := page.Records[0]; r.Outcome != ledger.OutcomeInterrupted || !strings.Contains(r.Message, "the controller stopped before the result was recorded") {
+				t.Fatalf("closed as %s: %q", r.Outcome, r.Message)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no periodic pass closed the interrupted run within 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if open, err := led.Unfinished(ctx); err != nil || len(open) != 0 {
+		t.Fatalf("intents left open: %+v %v", open, err)
+	}
+	stop()
+	<-passes // RecoverEvery returns once its context ends
 }

@@ -41,6 +41,10 @@ type Config struct {
 	// ShutdownGrace is how long shutdown waits for in-flight operations;
 	// default 30s.
 	ShutdownGrace workload.Duration `json:"shutdownGrace,omitzero"`
+	// RecoveryInterval is how often a running controller looks for
+	// intents whose controller died (control.RecoverEvery); default 1m.
+	// Each pass is one query of the ledger for intents without a result.
+	RecoveryInterval workload.Duration `json:"recoveryInterval,omitzero"`
 	// NoLocalTarget turns off the automatic `local` docker target.
 	NoLocalTarget bool `json:"noLocalTarget,omitempty"`
 	// Checkpoints configures the ledger's signed checkpoints and export
@@ -170,6 +174,9 @@ func (c *Config) fill() {
 	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = workload.Duration(30 * time.Second)
+	}
+	if c.RecoveryInterval == 0 {
+		c.RecoveryInterval = workload.Duration(time.Minute)
 	}
 	c.Checkpoints.fill(c.DataDir)
 	if c.ReadTimeout == 0 {
@@ -321,6 +328,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ReadTimeout < 0 {
 		errs = append(errs, workload.FieldError{Path: "readTimeout", Message: "must be > 0"})
+	}
+	if c.RecoveryInterval < 0 || (c.RecoveryInterval > 0 && c.RecoveryInterval.D() < time.Second) {
+		errs = append(errs, workload.FieldError{Path: "recoveryInterval", Message: "must be at least 1s"})
 	}
 	if c.MaxStreamsPerUser < 0 {
 		errs = append(errs, workload.FieldError{Path: "maxStreamsPerUser", Message: "must be > 0"})

@@ -124,6 +124,15 @@ func serve(ctx context.Context, out, errOut io.Writer, f serveFlags) error {
 		return err
 	}
 	defer rt.Close()
+	// Recovery passes after the one control.New made: an intent whose
+	// controller died is closed by any live replica (control.RecoverEvery).
+	rctx, stopRecovery := context.WithCancel(ctx)
+	recovering := make(chan struct{})
+	go func() {
+		defer close(recovering)
+		rt.RecoverEvery(rctx, cfg.RecoveryInterval.D())
+	}()
+	defer func() { stopRecovery(); <-recovering }()
 
 	extra := dashboard.Routes(dashboard.Options{OIDC: cfg.Auth.OIDC, Logger: log})
 	if cpl != nil {
