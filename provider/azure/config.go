@@ -259,30 +259,45 @@ func (p *Provider) readConfig(ctx context.Context, service string) ([]configEntr
 	}
 	var out []configEntry
 	for _, s := range settings {
-		k := strings.TrimPrefix(str(s.Key), configKeyPrefix+service+"/")
-		e := configEntry{env: configEnvName(k), value: str(s.Value), version: str(s.Value)}
-		if strings.HasPrefix(str(s.ContentType), "application/vnd.microsoft.appconfig.keyvaultref+json") {
-			var ref struct {
-				URI string `json:"uri"`
-			}
-			if err := json.Unmarshal([]byte(str(s.Value)), &ref); err != nil || ref.URI == "" {
-				return nil, provider.Wrap(Name, as(workload.ProviderError, "malformed Key Vault reference"), err, "read config "+k)
-			}
-			if p.secrets == nil {
-				return nil, provider.Errorf(Name, workload.InvalidArgument, "config %s is a Key Vault reference but the target has no keyVaultURL", k)
-			}
-			id := azsecrets.ID(ref.URI)
+		e, uri, err := p.entryOf(service, s)
+		if err != nil {
+			return nil, err
+		}
+		if uri != "" {
+			id := azsecrets.ID(uri)
 			resp, err := p.secrets.GetSecret(ctx, id.Name(), id.Version(), nil)
 			if err != nil {
 				return nil, mapErr("get Key Vault secret "+id.Name(), err)
 			}
-			e.value, e.secure, e.version = str(resp.Value), true, ref.URI
+			e.value = str(resp.Value)
 			p.creds.Register(e.value)
 		}
 		out = append(out, e)
 	}
 	slices.SortFunc(out, func(a, b configEntry) int { return strings.Compare(a.env, b.env) })
 	return out, nil
+}
+
+// entryOf reads one App Configuration setting of the service as a config
+// entry without resolving it: a Key Vault reference comes back secure,
+// with its secret URI (uri) as version and no value yet.
+func (p *Provider) entryOf(service string, s azappconfig.Setting) (e configEntry, uri string, err error) {
+	k := strings.TrimPrefix(str(s.Key), configKeyPrefix+service+"/")
+	e = configEntry{env: configEnvName(k), value: str(s.Value), version: str(s.Value)}
+	if !strings.HasPrefix(str(s.ContentType), "application/vnd.microsoft.appconfig.keyvaultref+json") {
+		return e, "", nil
+	}
+	var ref struct {
+		URI string `json:"uri"`
+	}
+	if err := json.Unmarshal([]byte(str(s.Value)), &ref); err != nil || ref.URI == "" {
+		return e, "", provider.Wrap(Name, as(workload.ProviderError, "malformed Key Vault reference"), err, "read config "+k)
+	}
+	if p.secrets == nil {
+		return e, "", provider.Errorf(Name, workload.InvalidArgument, "config %s is a Key Vault reference but the target has no keyVaultURL", k)
+	}
+	e.value, e.secure, e.version = "", true, ref.URI
+	return e, ref.URI, nil
 }
 
 // ApplyConfig implements provider.Provider: the config replaces the

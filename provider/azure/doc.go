@@ -10,8 +10,11 @@
 // effect.
 //
 // The operator guide (credentials, target options, how each operation maps
-// to ACI, config, metrics, logs, exec, AKS mode and the known unknowns) is
-// docs/providers/azure.md.
+// to ACI, config, diff and reference checks, metrics, logs, exec, AKS mode
+// and the known unknowns) is docs/providers/azure.md. Diff (provider.Differ)
+// reports Start's own plan (plan, recreateReason) per container group:
+// create, start, delete, update in place (ACI restarts the containers) or
+// recreate (a property ACI cannot update in place, or a terminated group).
 //
 // # Status
 //

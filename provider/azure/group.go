@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -373,13 +374,13 @@ func (p *Provider) put(ctx context.Context, service string, bp *blueprint, cfg [
 // recreate replaces a group with new values and, with wait, waits until
 // it runs (rolling: the caller does one group at a time). cur is the live
 // group (nil if none): when a property ACI cannot update in place differs
-// (see fixedProps), or the group has terminated (see terminated), the
+// (see fixedFields), or the group has terminated (see terminated), the
 // group is deleted and created again instead of updated. Every error
 // after the first accepted change goes through provider.AfterChange.
 func (p *Provider) recreate(ctx context.Context, service string, bp *blueprint, cfg []configEntry, index int, cur *armcontainerinstance.ContainerGroup, wait bool) error {
 	name := fmt.Sprintf("%s-%d", service, index)
 	changed := false
-	if cur != nil && (fixedProps(cur) != fixedProps(&bp.cg) || (group{cg: cur}).terminated()) {
+	if recreateReason(cur, bp) != "" {
 		// Resolve everything that can refuse before deleting.
 		if _, err := p.materialize(ctx, service, bp, cfg, index); err != nil {
 			return err
@@ -404,14 +405,21 @@ func (p *Provider) recreate(ctx context.Context, service string, bp *blueprint, 
 	return nil
 }
 
-// fixedProps digests the properties ACI does not update in place (a PUT
-// changing them is refused: "delete it first and then create a new one"):
-// OS type, restart policy, subnets, IP address type and ports, and the
-// containers' CPU, memory and ports. Defaults are normalised so that a
-// live group (Get) and the blueprint it was made from agree.
-func fixedProps(cg *armcontainerinstance.ContainerGroup) string {
+// fixedFields renders the properties ACI does not update in place, by
+// their ARM paths: OS type, restart policy, subnets, IP address type and
+// ports, and each container's CPU, memory and ports. "Not all container
+// group properties support updates. To change some properties of a
+// container group, you must first delete, then redeploy the group": OS
+// type, CPU, memory or GPU resources, restart policy, network profile
+// ("Update containers in Azure Container Instances", Limitations,
+// learn.microsoft.com/azure/container-instances/container-instances-update;
+// the ARM reference, Container Groups - Create Or Update, takes the whole
+// group in one PUT). Ports and the IP address type are treated as network
+// properties too. Defaults are normalised so that a live group (Get) and
+// the blueprint it was made from agree.
+func fixedFields(cg *armcontainerinstance.ContainerGroup) map[string]string {
 	if cg == nil || cg.Properties == nil {
-		return ""
+		return nil
 	}
 	pr := cg.Properties
 	lower := func(s string) string { return strings.ToLower(s) }
@@ -421,14 +429,21 @@ func fixedProps(cg *armcontainerinstance.ContainerGroup) string {
 		}
 		return lower(s)
 	}
-	parts := []string{"os=" + lower(string(deref(pr.OSType))), "restart=" + lower(string(deref(pr.RestartPolicy)))}
+	out := map[string]string{
+		"properties.osType":        lower(string(deref(pr.OSType))),
+		"properties.restartPolicy": lower(string(deref(pr.RestartPolicy))),
+	}
+	var subnets []string
 	for _, s := range pr.SubnetIDs {
 		if s != nil {
-			parts = append(parts, "subnet="+lower(str(s.ID)))
+			subnets = append(subnets, lower(str(s.ID)))
 		}
 	}
+	if len(subnets) > 0 {
+		out["properties.subnetIds"] = strings.Join(subnets, ",")
+	}
 	if ip := pr.IPAddress; ip != nil {
-		parts = append(parts, "ip="+lower(string(deref(ip.Type))))
+		out["properties.ipAddress.type"] = lower(string(deref(ip.Type)))
 		var ports []string
 		for _, pt := range ip.Ports {
 			if pt != nil {
@@ -436,7 +451,7 @@ func fixedProps(cg *armcontainerinstance.ContainerGroup) string {
 			}
 		}
 		slices.Sort(ports)
-		parts = append(parts, "ipports="+strings.Join(ports, ","))
+		out["properties.ipAddress.ports"] = strings.Join(ports, ",")
 	}
 	for _, c := range pr.Containers {
 		if c == nil || c.Properties == nil {
@@ -454,9 +469,58 @@ func fixedProps(cg *armcontainerinstance.ContainerGroup) string {
 			}
 		}
 		slices.Sort(ports)
-		parts = append(parts, fmt.Sprintf("container=%s cpu=%g mem=%g ports=%s", str(c.Name), cpu, mem, strings.Join(ports, ",")))
+		at := containerPath(str(c.Name))
+		out[at+".resources.requests.cpu"] = fmt.Sprintf("%g", cpu)
+		out[at+".resources.requests.memoryInGB"] = fmt.Sprintf("%g", mem)
+		out[at+".ports"] = strings.Join(ports, ",")
+	}
+	return out
+}
+
+// containerPath is the ARM path of a container's properties.
+func containerPath(name string) string { return "properties.containers[" + name + "].properties" }
+
+// fixedProps digests fixedFields: groups whose digests differ cannot be
+// updated in place.
+func fixedProps(cg *armcontainerinstance.ContainerGroup) string {
+	f := fixedFields(cg)
+	if f == nil {
+		return ""
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(f)) {
+		parts = append(parts, k+"="+f[k])
 	}
 	return digest(parts)
+}
+
+// recreateReason says why ACI would refuse to update the live group cur
+// in place with bp ("" when it would not): a property of fixedFields
+// differs, or the group has terminated. recreate acts on it and Diff
+// reports it, so that the two cannot disagree.
+func recreateReason(cur *armcontainerinstance.ContainerGroup, bp *blueprint) string {
+	if cur == nil {
+		return ""
+	}
+	if fixedProps(cur) != fixedProps(&bp.cg) {
+		a, b := fixedFields(cur), fixedFields(&bp.cg)
+		var diff []string
+		for _, k := range slices.Sorted(maps.Keys(a)) {
+			if a[k] != b[k] {
+				diff = append(diff, k)
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(b)) {
+			if _, ok := a[k]; !ok {
+				diff = append(diff, k)
+			}
+		}
+		return "ACI cannot update " + strings.Join(diff, ", ") + " of an existing container group in place (container-instances-update, Limitations): it is deleted and created again"
+	}
+	if (group{cg: cur}).terminated() {
+		return "the container group has terminated (" + (group{cg: cur}).instanceState() + "); ACI updates no terminated group, it must be deployed as new (container-instances-update)"
+	}
+	return ""
 }
 
 func (p *Provider) startGroup(ctx context.Context, name string) error {

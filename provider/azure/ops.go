@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
+
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
@@ -25,36 +27,9 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 	if err := p.permitted(provider.OpStart); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
-	if p.appconfig == nil && len(spec.Config) > 0 {
-		// Without a store, config is plain environment, part of the spec.
-		env := maps.Clone(spec.Env)
-		if env == nil {
-			env = map[string]string{}
-		}
-		for _, k := range slices.Sorted(maps.Keys(spec.Config)) {
-			if strings.HasPrefix(k, SecretConfigPrefix) {
-				return workload.DeploymentStatus{}, workload.Invalid(workload.FieldError{Path: "config." + k,
-					Message: "secret keys are stored in Key Vault through App Configuration: set the target's appConfigEndpoint and keyVaultURL options"})
-			}
-			env[k] = spec.Config[k]
-		}
-		spec.Env, spec.Config = env, nil
-	}
-	bp, err := p.blueprintFromSpec(spec)
+	spec, bp, err := p.prepare(spec)
 	if err != nil {
 		return workload.DeploymentStatus{}, err
-	}
-	if spec.Config != nil {
-		if err := p.checkConfig(spec.Name, spec.Config); err != nil {
-			return workload.DeploymentStatus{}, err
-		}
-	}
-	for env, from := range bp.secrets {
-		if strings.HasPrefix(from, "env:") {
-			if _, err := p.creds.Secret(from); err != nil {
-				return workload.DeploymentStatus{}, workload.Invalid(workload.FieldError{Path: "secrets." + env, Message: err.Error()})
-			}
-		}
 	}
 	groups, err := p.observe(ctx, spec.Name)
 	if err != nil {
@@ -106,34 +81,21 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 	if err != nil {
 		return fail(err)
 	}
-	cfgTag := configDigest(cfg)
-	for i := range keep {
-		g, ok := byIndex[i]
-		switch {
-		case !ok:
-			err = p.put(ctx, spec.Name, bp, cfg, i)
-		case tag(g.cg, tagSpec) != bp.specTag || tag(g.cg, tagConfig) != cfgTag:
-			err = p.recreate(ctx, spec.Name, bp, cfg, i, g.cg, !g.stopped() && spec.Replicas > 0)
-		case g.stopped() && spec.Replicas > 0:
-			err = p.startGroup(ctx, g.name)
-		case g.terminated() && spec.Replicas > 0:
-			// Review Z7: deployed as new, the only way ACI runs it again.
-			err = p.recreate(ctx, spec.Name, bp, cfg, i, g.cg, true)
-		default:
-			continue
+	for _, s := range plan(spec.Name, groups, bp, configDigest(cfg), spec.Replicas) {
+		switch s.kind {
+		case stepCreate:
+			err = p.put(ctx, spec.Name, bp, cfg, s.index)
+		case stepUpdate, stepRecreate:
+			err = p.recreate(ctx, spec.Name, bp, cfg, s.index, s.cur, s.wait)
+		case stepStart:
+			err = p.startGroup(ctx, s.name)
+		case stepDelete:
+			err = p.deleteGroup(ctx, s.name)
 		}
 		if err != nil {
 			return fail(err)
 		}
 		changed = true
-	}
-	for _, g := range groups {
-		if g.index >= keep {
-			if err := p.deleteGroup(ctx, g.name); err != nil {
-				return fail(err)
-			}
-			changed = true
-		}
 	}
 	var st workload.DeploymentStatus
 	if spec.Replicas == 0 {
@@ -145,6 +107,111 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 		return fail(err)
 	}
 	return st, nil
+}
+
+// prepare turns a validated spec into what Start deploys: without an App
+// Configuration store, config is plain environment (folded into Env); the
+// blueprint; the config checked against the stores; env: secret
+// references resolved. Start and Diff both use it.
+func (p *Provider) prepare(spec workload.DeploymentSpec) (workload.DeploymentSpec, *blueprint, error) {
+	if p.appconfig == nil && len(spec.Config) > 0 {
+		// Without a store, config is plain environment, part of the spec.
+		env := maps.Clone(spec.Env)
+		if env == nil {
+			env = map[string]string{}
+		}
+		for _, k := range slices.Sorted(maps.Keys(spec.Config)) {
+			if strings.HasPrefix(k, SecretConfigPrefix) {
+				return spec, nil, workload.Invalid(workload.FieldError{Path: "config." + k,
+					Message: "secret keys are stored in Key Vault through App Configuration: set the target's appConfigEndpoint and keyVaultURL options"})
+			}
+			env[k] = spec.Config[k]
+		}
+		spec.Env, spec.Config = env, nil
+	}
+	bp, err := p.blueprintFromSpec(spec)
+	if err != nil {
+		return spec, nil, err
+	}
+	if spec.Config != nil {
+		if err := p.checkConfig(spec.Name, spec.Config); err != nil {
+			return spec, nil, err
+		}
+	}
+	for env, from := range bp.secrets {
+		if strings.HasPrefix(from, "env:") {
+			if _, err := p.creds.Secret(from); err != nil {
+				return spec, nil, workload.Invalid(workload.FieldError{Path: "secrets." + env, Message: err.Error()})
+			}
+		}
+	}
+	return spec, bp, nil
+}
+
+// stepKind is what Start does to one container group.
+type stepKind string
+
+const (
+	stepCreate   stepKind = "create"   // no group at this index yet
+	stepUpdate   stepKind = "update"   // one PUT: ACI restarts its containers in place
+	stepRecreate stepKind = "recreate" // deleted and created again (recreateReason)
+	stepStart    stepKind = "start"    // a stopped group started
+	stepDelete   stepKind = "delete"   // above the replica count
+)
+
+// step is one group's change in a plan.
+type step struct {
+	kind  stepKind
+	index int
+	name  string
+	cur   *armcontainerinstance.ContainerGroup // the live group, nil for create
+	// wait: Start waits for the group to run before the next step.
+	wait bool
+	// why says why the group changes ("" for create, start, delete).
+	why string
+}
+
+// plan lists, in order, what Start does to the service's groups to make
+// them the spec's blueprint bp carrying config digest cfgTag, with
+// replicas running: Start executes it and Diff reports it.
+func plan(service string, groups []group, bp *blueprint, cfgTag string, replicas int) []step {
+	byIndex := map[int]group{}
+	for _, g := range groups {
+		byIndex[g.index] = g
+	}
+	keep := max(replicas, 1)
+	var out []step
+	for i := range keep {
+		g, ok := byIndex[i]
+		s := step{index: i, name: fmt.Sprintf("%s-%d", service, i), cur: g.cg}
+		switch {
+		case !ok:
+			s.kind = stepCreate
+		case tag(g.cg, tagSpec) != bp.specTag || tag(g.cg, tagConfig) != cfgTag:
+			s.kind, s.wait = stepUpdate, !g.stopped() && replicas > 0
+			s.why = "the spec changed"
+			if tag(g.cg, tagSpec) == bp.specTag {
+				s.why = "the config changed"
+			}
+			if r := recreateReason(g.cg, bp); r != "" {
+				s.kind, s.why = stepRecreate, r
+			}
+		case g.stopped() && replicas > 0:
+			s.kind = stepStart
+		case g.terminated() && replicas > 0:
+			// Review Z7: deployed as new, the only way ACI runs it again.
+			s.kind, s.wait, s.why = stepRecreate, true, recreateReason(g.cg, bp)
+		default:
+			continue
+		}
+		out = append(out, s)
+	}
+	for _, g := range groups {
+		if g.index >= keep {
+			out = append(out, step{kind: stepDelete, index: g.index, name: g.name, cur: g.cg})
+		}
+	}
+	return out
 }
 
 // Scale implements provider.Provider: groups <name>-0 … <name>-(n-1)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	azfake "github.com/Azure/azure-sdk-for-go/sdk/azcore/fake"
@@ -20,11 +21,13 @@ type secretVersion struct {
 	version, value string
 	tags           map[string]*string
 	disabled       bool
+	created        time.Time
 }
 
 // KeyVaultTransport is the Key Vault secrets transport.
 func (f *Fake) KeyVaultTransport() policy.Transporter {
-	return disabledShape{kvfake.NewServerTransport(&kvfake.Server{SetSecret: f.setSecret, GetSecret: f.getSecret, UpdateSecretProperties: f.updateSecretProperties})}
+	return disabledShape{kvfake.NewServerTransport(&kvfake.Server{SetSecret: f.setSecret, GetSecret: f.getSecret, UpdateSecretProperties: f.updateSecretProperties,
+		NewListSecretPropertiesVersionsPager: f.listSecretVersions})}
 }
 
 // disabledShape gives a read of a disabled secret Key Vault's error
@@ -64,7 +67,10 @@ func (f *Fake) setSecret(_ context.Context, name string, p azsecrets.SetSecretPa
 		return
 	}
 	f.kvSeq++
-	v := secretVersion{version: fmt.Sprintf("%032x", f.kvSeq), value: str(p.Value), tags: p.Tags}
+	// Creation times one second apart: versions are told apart by
+	// attributes.created (the versions list is not ordered).
+	v := secretVersion{version: fmt.Sprintf("%032x", f.kvSeq), value: str(p.Value), tags: p.Tags,
+		created: time.Unix(1_700_000_000+int64(f.kvSeq), 0).UTC()}
 	f.secrets[name] = append(f.secrets[name], v)
 	resp.SetResponse(http.StatusOK, azsecrets.SetSecretResponse{Secret: f.secretOf(name, v)}, nil)
 	return
@@ -72,7 +78,7 @@ func (f *Fake) setSecret(_ context.Context, name string, p azsecrets.SetSecretPa
 
 func (f *Fake) secretOf(name string, v secretVersion) azsecrets.Secret {
 	return azsecrets.Secret{ID: to.Ptr(azsecrets.ID(VaultURL + "/secrets/" + name + "/" + v.version)),
-		Value: to.Ptr(v.value), Tags: v.tags, Attributes: &azsecrets.SecretAttributes{Enabled: to.Ptr(!v.disabled)}}
+		Value: to.Ptr(v.value), Tags: v.tags, Attributes: &azsecrets.SecretAttributes{Enabled: to.Ptr(!v.disabled), Created: to.Ptr(v.created), Updated: to.Ptr(v.created)}}
 }
 
 func (f *Fake) getSecret(_ context.Context, name, version string, _ *azsecrets.GetSecretOptions) (resp azfake.Responder[azsecrets.GetSecretResponse], e azfake.ErrorResponder) {
@@ -115,6 +121,39 @@ func (f *Fake) updateSecretProperties(_ context.Context, name, version string, p
 		}
 	}
 	e.SetResponseError(http.StatusNotFound, "SecretNotFound")
+	return
+}
+
+// listSecretVersions serves Get Secret Versions
+// (GET {vault}/secrets/{name}/versions): "List all versions of the
+// specified secret. The full secret identifier and attributes are
+// provided in the response. No values are returned for the secrets."
+// Pages hold up to maxresults items, "If not specified, the service will
+// return up to 25 results" (Key Vault REST reference, Get Secret
+// Versions); the next page is reached through nextLink. A name the vault
+// does not have answers 404 SecretNotFound, as Get Secret does (the
+// reference lists only the default error response; unverified live).
+// The versions come in creation order here; clients must not rely on an
+// order.
+func (f *Fake) listSecretVersions(name string, o *azsecrets.ListSecretPropertiesVersionsOptions) (resp azfake.PagerResponder[azsecrets.ListSecretPropertiesVersionsResponse]) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["ListSecretPropertiesVersions"]++
+	vs := f.secrets[name]
+	if len(vs) == 0 {
+		resp.AddResponseError(http.StatusNotFound, "SecretNotFound")
+		return
+	}
+	const pageSize = 25
+	for i := 0; i < len(vs); i += pageSize {
+		var page []*azsecrets.SecretProperties
+		for _, v := range vs[i:min(i+pageSize, len(vs))] {
+			s := f.secretOf(name, v)
+			page = append(page, &azsecrets.SecretProperties{ID: s.ID, Tags: s.Tags, Attributes: s.Attributes})
+		}
+		resp.AddPage(http.StatusOK, azsecrets.ListSecretPropertiesVersionsResponse{
+			SecretPropertiesListResult: azsecrets.SecretPropertiesListResult{Value: page}}, nil)
+	}
 	return
 }
 
