@@ -56,6 +56,9 @@ require (
 )
 
 require (
+	github.com/aws/aws-sdk-go-v2/service/ecr v1.69.0
+	github.com/aws/aws-sdk-go-v2/service/iam v1.66.0
+	github.com/aws/aws-sdk-go-v2/service/secretsmanager v1.51.0
 	github.com/getkin/kin-openapi v0.153.0
 	github.com/open-policy-agent/opa v1.22.4
 )
@@ -68,8 +71,6 @@ require (
 	github.com/xeipuuv/gojsonreference v0.0.0-20180127040603-bd5ef7bd5415 // indirect
 	github.com/yashtewari/glob-intersection v0.2.0 // indirect
 )
-
-require github.com/aws/aws-sdk-go-v2/service/iam v1.66.0 // indirect
 
 require (
 	cloud.google.com/go v0.123.0 // indirect

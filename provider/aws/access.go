@@ -114,6 +114,7 @@ func (p *Provider) liveTailOn() bool { return p.opts.LiveTail == nil || *p.opts.
 type accessState struct {
 	checked   bool
 	principal string       // the simulated identity (an IAM user or role ARN)
+	account   string       // the caller's account (GetCallerIdentity)
 	missing   []permission // not allowed
 	unknown   string       // why the controller's permissions could not be checked ("" if they were)
 	taskRole  string       // why the task role's could not be ("" if they were or need not be)
@@ -147,6 +148,7 @@ func (p *Provider) checkAccess(ctx context.Context) {
 		return
 	}
 	caller := sdkaws.ToString(id.Arn)
+	st.account = sdkaws.ToString(id.Account)
 	partition := "aws"
 	if parts := strings.SplitN(caller, ":", 3); len(parts) == 3 {
 		partition = parts[1]

@@ -16,8 +16,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
@@ -93,7 +95,8 @@ type Options struct {
 }
 
 // Interface guards: in mode ecs the target restarts, tails logs and
-// execs (ECS Exec), and explains what a target's options leave out.
+// execs (ECS Exec), explains what a target's options leave out, previews
+// a deploy (Diff) and checks a spec's references (CheckRefs).
 var (
 	_ provider.Provider  = (*Provider)(nil)
 	_ provider.Restarter = (*Provider)(nil)
@@ -105,6 +108,8 @@ var (
 	_ io.Closer          = (*Provider)(nil)
 
 	_ provider.PermissionExplainer = (*Provider)(nil)
+	_ provider.Differ              = (*Provider)(nil) // diff.go
+	_ provider.RefChecker          = (*Provider)(nil) // refs.go
 )
 
 // Provider is the ECS-mode aws provider for one target.
@@ -118,6 +123,10 @@ type Provider struct {
 	logs   *cloudwatchlogs.Client
 	iam    *iam.Client
 	sts    *sts.Client
+	// ecr and sm serve CheckRefs only (refs.go), each call in the region
+	// of the reference it checks.
+	ecr *ecr.Client
+	sm  *secretsmanager.Client
 	// liveHTTP carries the StartLiveTail sessions (livetail.go).
 	liveHTTP *awshttp.BuildableClient
 	// The IAM permission check (access.go): what it found, closed when
@@ -210,6 +219,16 @@ func Open(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolve
 		}
 	})
 	p.sts = sts.NewFromConfig(awsCfg, func(c *sts.Options) {
+		if o.BaseEndpoint != "" {
+			c.BaseEndpoint = sdkaws.String(o.BaseEndpoint)
+		}
+	})
+	p.ecr = ecr.NewFromConfig(awsCfg, func(c *ecr.Options) {
+		if o.BaseEndpoint != "" {
+			c.BaseEndpoint = sdkaws.String(o.BaseEndpoint)
+		}
+	})
+	p.sm = secretsmanager.NewFromConfig(awsCfg, func(c *secretsmanager.Options) {
 		if o.BaseEndpoint != "" {
 			c.BaseEndpoint = sdkaws.String(o.BaseEndpoint)
 		}

@@ -49,7 +49,7 @@ func (p *Provider) writeConfig(ctx context.Context, service string, config map[s
 		return nil, err
 	}
 	path := p.paramPath(service)
-	refs := map[string]string{}
+	written := 0
 	for _, k := range sortedKeys(config) {
 		typ := ssmtypes.ParameterTypeString
 		if strings.HasPrefix(k, SecretConfigPrefix) {
@@ -58,12 +58,12 @@ func (p *Provider) writeConfig(ctx context.Context, service string, config map[s
 		name := path + k
 		if _, err := p.ssm.PutParameter(ctx, &ssm.PutParameterInput{Name: sdkaws.String(name),
 			Value: sdkaws.String(config[k]), Type: typ, Overwrite: sdkaws.Bool(true)}); err != nil {
-			if len(refs) > 0 {
+			if written > 0 {
 				return nil, provider.AfterChange(Name, mapErr("PutParameter "+name, err), changesApplied)
 			}
 			return nil, mapErr("PutParameter "+name, err)
 		}
-		refs[configEnvName(k)] = name
+		written++
 	}
 	var stale []string
 	pg := ssm.NewGetParametersByPathPaginator(p.ssm, &ssm.GetParametersByPathInput{Path: sdkaws.String(strings.TrimSuffix(path, "/")), Recursive: sdkaws.Bool(false)})
@@ -83,7 +83,17 @@ func (p *Provider) writeConfig(ctx context.Context, service string, config map[s
 			return nil, provider.AfterChange(Name, mapErr("DeleteParameters", err), changesApplied)
 		}
 	}
-	return refs, nil
+	return p.configRefs(service, config), nil
+}
+
+// configRefs are the secrets a task definition references for config
+// (variable -> parameter name): what writeConfig writes.
+func (p *Provider) configRefs(service string, config map[string]string) map[string]string {
+	refs := make(map[string]string, len(config))
+	for k := range config {
+		refs[configEnvName(k)] = p.paramPath(service) + k
+	}
+	return refs
 }
 
 // paramPath is the SSM path of a service's config.

@@ -43,6 +43,11 @@ var codeFor = map[string]workload.Code{
 	"UnsupportedParameterType":             workload.InvalidArgument,
 	"InternalServerError":                  workload.Unavailable,
 	"DoesNotExistException":                workload.NotFound, // TerminateSession
+	// ECR (DescribeImages) and Secrets Manager (DescribeSecret): CheckRefs
+	"ImageNotFoundException":      workload.NotFound,
+	"RepositoryNotFoundException": workload.NotFound,
+	"InvalidRequestException":     workload.InvalidArgument,
+	"InternalServiceError":        workload.Unavailable,
 	// CloudWatch / Logs
 	"ResourceNotFoundException":            workload.NotFound,
 	"InvalidParameterValueException":       workload.InvalidArgument,

@@ -48,24 +48,7 @@ func (p *Provider) describe(ctx context.Context, name string) (*ecstypes.Service
 
 // Start implements provider.Provider.
 func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (workload.DeploymentStatus, error) {
-	if err := validateSpec(&spec); err != nil {
-		return workload.DeploymentStatus{}, err
-	}
-	if _, _, err := taskSize(spec.Resources, p.opts.LaunchType == "FARGATE"); err != nil {
-		return workload.DeploymentStatus{}, err
-	}
-	if err := p.checkExecOptions(); err != nil { // exec.go
-		return workload.DeploymentStatus{}, err
-	}
-	// What can be refused is refused before the first write: the config
-	// values and the task definition (built again with the config's
-	// references once they are written).
-	if spec.Config != nil {
-		if err := checkConfig(spec.Config); err != nil {
-			return workload.DeploymentStatus{}, err
-		}
-	}
-	if _, err := p.taskDefinitionInput(spec, map[string]string{}); err != nil {
+	if err := p.checkSpec(&spec); err != nil {
 		return workload.DeploymentStatus{}, err
 	}
 	if err := p.permitted(provider.OpStart, spec.Config != nil); err != nil { // access.go
@@ -75,19 +58,11 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 	if err != nil {
 		return workload.DeploymentStatus{}, err
 	}
-	hash := specHash(spec)
-	var current *ecstypes.TaskDefinition
-	if svc != nil {
-		td, err := p.ecs.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: svc.TaskDefinition})
-		if err != nil {
-			return workload.DeploymentStatus{}, mapErr("DescribeTaskDefinition", err)
-		}
-		current = td.TaskDefinition
+	current, err := p.taskDefinitionOf(ctx, svc)
+	if err != nil {
+		return workload.DeploymentStatus{}, err
 	}
-	unchanged := current != nil && len(current.ContainerDefinitions) > 0 &&
-		current.ContainerDefinitions[0].DockerLabels[labelSpecHash] == hash &&
-		svc.EnableExecuteCommand == p.opts.EnableExecuteCommand && p.matchesExecOptions(current)
-	if unchanged {
+	if p.unchanged(spec, svc, current) {
 		if int(svc.DesiredCount) != spec.Replicas {
 			if _, err := p.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: sdkaws.String(p.opts.Cluster),
 				Service: sdkaws.String(spec.Name), DesiredCount: sdkaws.Int32(int32(spec.Replicas))}); err != nil {
@@ -97,20 +72,13 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 		return p.wait(ctx, spec.Name)
 	}
 	// Config: the spec's, written to SSM, or the current task definition's
-	// references carried over.
-	configSecrets := map[string]string{}
+	// references carried over (render).
 	if spec.Config != nil {
-		if configSecrets, err = p.writeConfig(ctx, spec.Name, spec.Config); err != nil {
+		if _, err = p.writeConfig(ctx, spec.Name, spec.Config); err != nil {
 			return workload.DeploymentStatus{}, err
 		}
-	} else if current != nil && len(current.ContainerDefinitions) > 0 {
-		for _, s := range current.ContainerDefinitions[0].Secrets {
-			if p.isConfigParam(spec.Name, sdkaws.ToString(s.ValueFrom)) {
-				configSecrets[sdkaws.ToString(s.Name)] = sdkaws.ToString(s.ValueFrom)
-			}
-		}
 	}
-	in, err := p.taskDefinitionInput(spec, configSecrets)
+	in, err := p.render(spec, current)
 	if err != nil {
 		return workload.DeploymentStatus{}, err
 	}
@@ -156,6 +124,71 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 		}
 	}
 	return p.wait(ctx, spec.Name)
+}
+
+// taskDefinitionOf returns the task definition svc runs (nil for no
+// service).
+func (p *Provider) taskDefinitionOf(ctx context.Context, svc *ecstypes.Service) (*ecstypes.TaskDefinition, error) {
+	if svc == nil {
+		return nil, nil
+	}
+	td, err := p.ecs.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: svc.TaskDefinition})
+	if err != nil {
+		return nil, mapErr("DescribeTaskDefinition", err)
+	}
+	return td.TaskDefinition, nil
+}
+
+// checkSpec refuses, before any call, what Start would refuse: the spec,
+// its task size, the exec options, the config values and the task
+// definition (rendered again with the config's references once they are
+// written). Diff checks the same.
+func (p *Provider) checkSpec(spec *workload.DeploymentSpec) error {
+	if err := validateSpec(spec); err != nil {
+		return err
+	}
+	if _, _, err := taskSize(spec.Resources, p.opts.LaunchType == "FARGATE"); err != nil {
+		return err
+	}
+	if err := p.checkExecOptions(); err != nil { // exec.go
+		return err
+	}
+	if spec.Config != nil {
+		if err := checkConfig(spec.Config); err != nil {
+			return err
+		}
+	}
+	_, err := p.taskDefinitionInput(*spec, map[string]string{})
+	return err
+}
+
+// unchanged reports whether the service runs spec already, so that Start
+// registers nothing and at most updates the desired count: its task
+// definition carries the spec's hash and the target's exec options.
+func (p *Provider) unchanged(spec workload.DeploymentSpec, svc *ecstypes.Service, current *ecstypes.TaskDefinition) bool {
+	return svc != nil && current != nil && len(current.ContainerDefinitions) > 0 &&
+		current.ContainerDefinitions[0].DockerLabels[labelSpecHash] == specHash(spec) &&
+		svc.EnableExecuteCommand == p.opts.EnableExecuteCommand && p.matchesExecOptions(current)
+}
+
+// render is the task definition Start registers for spec on a service
+// whose current task definition is current (nil: a new service): the
+// spec's config referenced by the parameters writeConfig writes, or, for
+// a spec without config, the current task definition's config references
+// carried over. Diff compares the same rendering with current, so the two
+// cannot disagree.
+func (p *Provider) render(spec workload.DeploymentSpec, current *ecstypes.TaskDefinition) (*ecs.RegisterTaskDefinitionInput, error) {
+	refs := map[string]string{}
+	if spec.Config != nil {
+		refs = p.configRefs(spec.Name, spec.Config)
+	} else if current != nil && len(current.ContainerDefinitions) > 0 {
+		for _, s := range current.ContainerDefinitions[0].Secrets {
+			if p.isConfigParam(spec.Name, sdkaws.ToString(s.ValueFrom)) {
+				refs[sdkaws.ToString(s.Name)] = sdkaws.ToString(s.ValueFrom)
+			}
+		}
+	}
+	return p.taskDefinitionInput(spec, refs)
 }
 
 func (p *Provider) network() *ecstypes.NetworkConfiguration {

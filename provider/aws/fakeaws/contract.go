@@ -14,15 +14,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/eks"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/encoding/cbor"
 )
 
 // The request contract is the SDK's own, not our reading of the API: every
-// request (ECS, SSM and CloudWatch Logs in AWS JSON 1.1, CloudWatch in
+// request (ECS, SSM, CloudWatch Logs, Secrets Manager and ECR in AWS JSON 1.1, CloudWatch in
 // Smithy RPC v2 CBOR, EKS in REST-JSON) is decoded into the SDK's input
 // type for its operation and run through that operation's client stack up
 // to the transport, so the validators the SDK generates from each
@@ -51,11 +53,13 @@ func sdkClients() map[string]reflect.Value {
 		cfg := aws.Config{Region: "us-east-1", Credentials: aws.AnonymousCredentials{}, HTTPClient: refuseAll{},
 			Retryer: func() aws.Retryer { return aws.NopRetryer{} }}
 		validators = map[string]reflect.Value{
-			"ecs":        reflect.ValueOf(ecs.NewFromConfig(cfg)),
-			"ssm":        reflect.ValueOf(ssm.NewFromConfig(cfg)),
-			"logs":       reflect.ValueOf(cloudwatchlogs.NewFromConfig(cfg)),
-			"cloudwatch": reflect.ValueOf(cloudwatch.NewFromConfig(cfg)),
-			"eks":        reflect.ValueOf(eks.NewFromConfig(cfg)),
+			"ecs":            reflect.ValueOf(ecs.NewFromConfig(cfg)),
+			"ssm":            reflect.ValueOf(ssm.NewFromConfig(cfg)),
+			"logs":           reflect.ValueOf(cloudwatchlogs.NewFromConfig(cfg)),
+			"cloudwatch":     reflect.ValueOf(cloudwatch.NewFromConfig(cfg)),
+			"eks":            reflect.ValueOf(eks.NewFromConfig(cfg)),
+			"ecr":            reflect.ValueOf(ecr.NewFromConfig(cfg)),
+			"secretsmanager": reflect.ValueOf(secretsmanager.NewFromConfig(cfg)),
 		}
 	})
 	return validators

@@ -12,6 +12,9 @@
 //     aws-sdk-go-v2/service/cloudwatch v1.75 sends; older SDKs used awsquery.
 //   - EKS: REST-JSON, DescribeCluster only (GET /clusters/<name>) of the
 //     clusters registered with AddEKSCluster; see eks.go.
+//   - Secrets Manager (DescribeSecret) and ECR (DescribeImages), AWS JSON
+//     1.1 (secretsmanager.*, AmazonEC2ContainerRegistry_V20150921.*):
+//     the metadata a reference check reads; see refs.go.
 //   - ECS Exec: ExecuteCommand (above), SSM TerminateSession, and the
 //     Session Manager data channel, a WebSocket at /v1/data-channel/<id>
 //     (unsigned: the session token authenticates it); see exec.go.
@@ -105,6 +108,8 @@ type Fake struct {
 	sessions                      int
 	eks                           map[string]*eksCluster // name; see eks.go
 	exec                          execState              // ECS Exec sessions; see exec.go
+	secrets                       map[string]*secret     // Secrets Manager, by name; see refs.go
+	repos                         map[string][]*image    // ECR repositories of the fake's account; see refs.go
 }
 
 // New starts a fake; Close it when done.
@@ -231,6 +236,10 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		handler, name = f.ssmWithExec, "ssm"
 	case "Logs_20140328":
 		handler, name = f.cwlogs, "logs"
+	case "secretsmanager":
+		handler, name = f.secretsManager, "secretsmanager" // refs.go
+	case "AmazonEC2ContainerRegistry_V20150921":
+		handler, name = f.ecrAPI, "ecr" // refs.go
 	default:
 		writeJSONError(w, errf(400, "UnknownOperationException", "unknown target %q", target))
 		return

@@ -246,6 +246,30 @@ func (f *Fake) needsOf(service, op string, in map[string]any) []need {
 		case "TerminateSession":
 			return []need{{action, arn("ssm", "session/"+str(in, "SessionId"))}}
 		}
+	case "secretsmanager":
+		// Resource type secret (Service Authorization Reference,
+		// AWS Secrets Manager): the secret's full ARN.
+		if op == "DescribeSecret" {
+			id := str(in, "SecretId")
+			f.mu.Lock()
+			if s := f.secretByID(id); s != nil {
+				id = s.arn
+			} else if !strings.HasPrefix(id, "arn:") {
+				id = arn("secretsmanager", "secret:"+id)
+			}
+			f.mu.Unlock()
+			return []need{{action, id}}
+		}
+	case "ecr":
+		// Resource type repository (Service Authorization Reference,
+		// Amazon Elastic Container Registry).
+		if op == "DescribeImages" {
+			reg := str(in, "registryId")
+			if reg == "" {
+				reg = acct
+			}
+			return []need{{action, "arn:aws:ecr:" + region + ":" + reg + ":repository/" + str(in, "repositoryName")}}
+		}
 	case "logs":
 		switch op {
 		case "FilterLogEvents":

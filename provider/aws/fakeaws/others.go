@@ -135,6 +135,8 @@ func (f *Fake) ssm(op string, in map[string]any) (any, *apiError) {
 		}
 		out["Parameters"] = orEmpty(ps)
 		return out, nil
+	case "DescribeParameters":
+		return f.describeParameters(in) // refs.go
 	case "DeleteParameters":
 		var del, bad []string
 		for _, n := range strs(in, "Names") {
