@@ -6,9 +6,9 @@
 // provider's (EKSProvider). It registers itself as "aws" from init;
 // import it for its side effect.
 //
-// The operator's guide (credentials, target options, translation, config,
-// metrics, logs, ECS Exec, EKS mode, tests and known unknowns) is
-// docs/providers/aws.md.
+// The operator's guide (credentials, target options, translation, diff,
+// reference check, config, metrics, logs, ECS Exec, EKS mode, tests and
+// known unknowns) is docs/providers/aws.md.
 //
 // # Phases
 //
@@ -38,9 +38,11 @@
 //	ClusterNotFoundException, ServiceNotFoundException,
 //	  ServiceNotActiveException, ParameterNotFound,
 //	  ResourceNotFoundException, TargetNotFoundException,
-//	  DoesNotExistException                           not_found
+//	  DoesNotExistException, ImageNotFoundException,
+//	  RepositoryNotFoundException                     not_found
 //	InvalidParameterException, ClientException,
 //	  ValidationException, InvalidParameterValueException,
+//	  InvalidRequestException,
 //	  Platform*Exception, Hierarchy*, ParameterPattern…   invalid_argument
 //	ParameterAlreadyExists                            already_exists
 //	AccessDeniedException, AccessDenied,
@@ -55,7 +57,7 @@
 //	UnsupportedFeatureException; ExecuteCommand's
 //	  InvalidParameterException "execute command was
 //	  not enabled ..."                                unsupported
-//	ServerException, InternalServerError,
+//	ServerException, InternalServerError, InternalServiceError,
 //	  ServiceUnavailableException,
 //	  TargetNotConnectedException; network errors     unavailable
 //	context deadline                                  timeout

@@ -10,8 +10,10 @@ import (
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/alphaswarm/controller/provider"
@@ -42,6 +44,15 @@ func TestMapErr(t *testing.T) {
 		{api("ExpiredTokenException"), workload.Unauthenticated},
 		{api("ServerException"), workload.Unavailable},
 		{api("SomethingNewException"), workload.ProviderError},
+		// ECR DescribeImages, Secrets Manager DescribeSecret (CheckRefs)
+		{&smithy.OperationError{ServiceID: "ECR", OperationName: "DescribeImages",
+			Err: &ecrtypes.ImageNotFoundException{Message: sdkaws.String("The image with imageId {...} does not exist")}}, workload.NotFound},
+		{&smithy.OperationError{ServiceID: "ECR", OperationName: "DescribeImages",
+			Err: &ecrtypes.RepositoryNotFoundException{Message: sdkaws.String("The repository with name 'x' does not exist")}}, workload.NotFound},
+		{&smithy.OperationError{ServiceID: "Secrets Manager", OperationName: "DescribeSecret",
+			Err: &smtypes.ResourceNotFoundException{Message: sdkaws.String("Secrets Manager can't find the specified secret.")}}, workload.NotFound},
+		{&smithy.OperationError{ServiceID: "Secrets Manager", OperationName: "DescribeSecret",
+			Err: &smtypes.InternalServiceError{Message: sdkaws.String("oops")}}, workload.Unavailable},
 		// EKS DescribeCluster (REST-JSON; the SDK returns typed errors)
 		{&smithy.OperationError{ServiceID: "EKS", OperationName: "DescribeCluster",
 			Err: &ekstypes.ResourceNotFoundException{Message: sdkaws.String("No cluster found for name: x.")}}, workload.NotFound},

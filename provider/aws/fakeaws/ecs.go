@@ -216,10 +216,48 @@ func (f *Fake) registerTaskDefinition(in map[string]any) (any, *apiError) {
 			}
 		}
 	}
+	if aerr := normalizeContainers(in); aerr != nil {
+		return nil, aerr
+	}
 	rev := len(f.tds[fam]) + 1
 	td := &taskDef{arn: f.arn("ecs", fmt.Sprintf("task-definition/%s:%d", fam, rev)), family: fam, revision: rev, raw: in}
 	f.tds[fam] = append(f.tds[fam], td)
 	return map[string]any{"taskDefinition": f.tdJSON(td), "tags": orEmpty(list(in, "tags"))}, nil
+}
+
+// normalizeContainers fills in what ECS fills in on registration, so that
+// DescribeTaskDefinition answers with it as ECS does, and refuses what
+// ECS refuses about it:
+//   - under awsvpc, "only specify the containerPort. The hostPort can be
+//     left blank or it must be the same value as the containerPort"
+//     (Amazon ECS developer guide, task definition parameters,
+//     portMappings); a blank hostPort comes back equal to the
+//     containerPort;
+//   - a container's mountPoints and volumesFrom come back as empty lists
+//     when not given (the aws-cli example of describe-task-definition,
+//     hello_world:8).
+func normalizeContainers(in map[string]any) *apiError {
+	awsvpc := str(in, "networkMode") == "awsvpc"
+	for _, c := range list(in, "containerDefinitions") {
+		cm, _ := c.(map[string]any)
+		for _, pm := range list(cm, "portMappings") {
+			m, _ := pm.(map[string]any)
+			cp, _ := num(m, "containerPort")
+			hp, ok := num(m, "hostPort")
+			if awsvpc && ok && hp != cp {
+				return errf(400, "ClientException", "When networkMode=awsvpc, the host ports and container ports in port mappings must match.")
+			}
+			if awsvpc && !ok {
+				m["hostPort"] = cp
+			}
+		}
+		for _, k := range []string{"mountPoints", "volumesFrom"} {
+			if _, ok := cm[k]; !ok {
+				cm[k] = []any{}
+			}
+		}
+	}
+	return nil
 }
 
 func (f *Fake) lookupTD(ref string) (*taskDef, *apiError) {
