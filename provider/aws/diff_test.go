@@ -199,3 +199,45 @@ func TestDiffRefusesLikeStart(t *testing.T) {
 		t.Errorf("invalid specs reached AWS (%d DescribeServices)", n)
 	}
 }
+
+// TestDiffTargetOptions: the target's options change what Start does the
+// way Start decides it. ECS Exec turned on rolls (a new revision with the
+// task role and an init process, and the service's enableExecuteCommand);
+// another log group alone registers nothing, and Reason says so.
+func TestDiffTargetOptions(t *testing.T) {
+	f := fakeaws.New(fakeaws.Options{StartupLine: startupLine})
+	t.Cleanup(f.Close)
+	p := openOn(t, f, nil)
+	if _, err := p.Start(ctx(t), spec("web", 1)); err != nil {
+		t.Fatal(err)
+	}
+	const role = "arn:aws:iam::123456789012:role/webTask"
+	execOn := openOn(t, f, map[string]any{"enableExecuteCommand": true, "taskRoleArn": role})
+	d, err := provider.Diff(ctx(t), execOn, spec("web", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []workload.Change{
+		{Path: "taskRoleArn", To: role, Replaces: true},
+		{Path: "containerDefinitions[0].linuxParameters.initProcessEnabled", To: "true", Replaces: true},
+		{Path: "enableExecuteCommand", From: "false", To: "true", Replaces: true},
+	}
+	if d.Action != workload.DiffReplace || !slices.Equal(d.Changes, want) {
+		t.Errorf("exec on: %s %+v, want replace %+v", d.Action, d.Changes, want)
+	}
+	logs := openOn(t, f, map[string]any{"logGroup": "/other"})
+	d, err = provider.Diff(ctx(t), logs, spec("web", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Action != workload.DiffNone || len(d.Changes) != 0 || !strings.Contains(d.Reason, "logConfiguration.options[awslogs-group]") {
+		t.Errorf("another log group: %s %+v %q, want none with a reason naming the log group", d.Action, d.Changes, d.Reason)
+	}
+	revs := f.Revisions("as-prod-web")
+	if _, err := logs.Start(ctx(t), spec("web", 1)); err != nil || f.Revisions("as-prod-web") != revs {
+		t.Errorf("Start with another log group registered %d revisions (%v); Diff said none", f.Revisions("as-prod-web")-revs, err)
+	}
+	if v := f.Violations(); len(v) > 0 {
+		t.Errorf("requests refused by the SDK's validation: %q", v)
+	}
+}
