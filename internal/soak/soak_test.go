@@ -65,10 +65,12 @@ func TestMain(m *testing.M) {
 // (and the outcome it was told); no two runs on one service overlap; every
 // interrupted intent belongs to a killed replica and was closed exactly
 // once, by whichever replica's recovery found it; no intent is left open;
-// `alphaswarm ledger verify` is clean. The counts are logged.
+// `alphaswarm ledger verify` is clean. Meanwhile a `logs -f` and a
+// `status --watch` follower go through a round-robin proxy and must ride
+// through the kills (follow_test.go). The counts are logged.
 func TestReplicasShareOneLedger(t *testing.T) {
 	if testing.Short() {
-		t.Skip("soak: about six minutes on a loaded machine; skipped under -short")
+		t.Skip("soak: about 1.5 minutes on a quiet machine, 5 on a loaded one; skipped under -short")
 	}
 	c := k8stest.Start(t)
 	ns := c.Namespace(t)
@@ -80,8 +82,14 @@ func TestReplicasShareOneLedger(t *testing.T) {
 		t.Fatalf("build alphaswarm: %v\n%s", err, out)
 	}
 	cfg := filepath.Join(dir, "alphaswarm.yaml")
+	// One token store for every replica (each has its own data dir), so
+	// that a token works on whichever replica a load balancer picks: the
+	// followers go through a proxy.
+	tokens := filepath.Join(dir, "auth", "tokens.json")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`noLocalTarget: true
 recoveryInterval: 2s
+auth:
+  tokenFile: %s
 targets:
   %s:
     provider: kubernetes
@@ -89,14 +97,14 @@ targets:
       kubeconfig: %s
       namespace: %s
       rolloutTimeout: 30s
-`, target, c.Kubeconfig, ns)), 0o600); err != nil {
+`, tokens, target, c.Kubeconfig, ns)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
 	s := &soak{t: t, seed: uint64(time.Now().UnixNano())}
 	t.Logf("seed %d", s.seed)
 	for i := range replicas {
-		r := &replica{i: i, bin: bin, cfg: cfg, dsn: dsn, data: filepath.Join(dir, fmt.Sprintf("r%d", i), "data"),
+		r := &replica{i: i, bin: bin, cfg: cfg, dsn: dsn, data: filepath.Join(dir, fmt.Sprintf("r%d", i), "data"), token: filepath.Join(filepath.Dir(tokens), "admin.token"),
 			log: filepath.Join(dir, fmt.Sprintf("r%d.log", i)), listen: freeAddr(t)}
 		s.rs = append(s.rs, r)
 		t.Cleanup(func() {
@@ -122,24 +130,33 @@ targets:
 		t.FailNow()
 	}
 
+	// Followers through a load balancer, for the whole workload.
+	tok, err := os.ReadFile(s.rs[0].token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := s.startFollowers(c, strings.TrimSpace(string(tok)))
+
 	start := time.Now()
 	s.run()
 	elapsed := time.Since(start)
+	f.finish()
 	s.check(dsn, bin, elapsed)
+	f.check()
 }
 
 // replica is one `serve` process, restarted on the same address, data
 // directory and log file.
 type replica struct {
-	i                                int
-	bin, cfg, dsn, data, log, listen string
-	cl                               *client.Client
-	up                               atomic.Bool
-	mu                               sync.Mutex
-	child                            *testproc.Child
-	kills                            []time.Time // just before each SIGKILL
-	starts                           int
-	startTimes                       []time.Duration
+	i                                       int
+	bin, cfg, dsn, data, token, log, listen string
+	cl                                      *client.Client
+	up                                      atomic.Bool
+	mu                                      sync.Mutex
+	child                                   *testproc.Child
+	kills                                   []time.Time // just before each SIGKILL
+	starts                                  int
+	startTimes                              []time.Duration
 }
 
 // start runs serve and returns when it listens (after its recovery).
@@ -182,7 +199,7 @@ func (r *replica) start() error {
 		r.startTimes = append(r.startTimes, time.Since(began))
 		r.mu.Unlock()
 		if r.cl == nil {
-			tok, err := os.ReadFile(filepath.Join(r.data, "admin.token"))
+			tok, err := os.ReadFile(r.token)
 			if err != nil {
 				return err
 			}
@@ -233,6 +250,19 @@ func (r *replica) stop(t *testing.T) {
 		<-child.Done
 		t.Errorf("replica %d did not stop within 30s of SIGTERM", r.i)
 	}
+}
+
+// killsBetween counts the kills of r from a to b.
+func (r *replica) killsBetween(a, b time.Time) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, k := range r.kills {
+		if !k.Before(a) && !k.After(b) {
+			n++
+		}
+	}
+	return n
 }
 
 // killedAfter returns the first kill of r after tm.
