@@ -205,14 +205,7 @@ func setConfigEnv(p *Provider, service string, t *runpb.RevisionTemplate, env []
 // template refers to, else the secret's latest) holds the same value is
 // not written again.
 func (p *Provider) writeConfigs(ctx context.Context, service string, svc *runpb.Service, config map[string]string) (map[string]*runpb.SecretKeySelector, bool, error) {
-	current := map[string]*runpb.SecretKeySelector{}
-	if cs := svc.GetTemplate().GetContainers(); len(cs) > 0 {
-		for _, e := range cs[0].Env {
-			if p.isConfigEnv(service, e) {
-				current[e.Name] = e.GetValueSource().GetSecretKeyRef()
-			}
-		}
-	}
+	current := p.configRefs(service, svc)
 	refs := map[string]*runpb.SecretKeySelector{}
 	changed := false
 	for _, key := range slices.Sorted(maps.Keys(config)) {
@@ -234,6 +227,40 @@ func (p *Provider) writeConfigs(ctx context.Context, service string, svc *runpb.
 		refs[key] = ref
 	}
 	return refs, changed, nil
+}
+
+// configRefs returns the live template's config env vars' references,
+// by key.
+func (p *Provider) configRefs(service string, svc *runpb.Service) map[string]*runpb.SecretKeySelector {
+	current := map[string]*runpb.SecretKeySelector{}
+	if cs := svc.GetTemplate().GetContainers(); len(cs) > 0 {
+		for _, e := range cs[0].Env {
+			if p.isConfigEnv(service, e) {
+				current[e.Name] = e.GetValueSource().GetSecretKeyRef()
+			}
+		}
+	}
+	return current
+}
+
+// newConfigVersion stands for the version writeConfig would add: no
+// Secret Manager version has this name.
+const newConfigVersion = "(new version)"
+
+// plannedConfigs is writeConfigs without writing: a key whose current
+// version holds the value keeps its reference (sameVersion, as Start
+// decides it), any other refers to newConfigVersion of its secret.
+func (p *Provider) plannedConfigs(ctx context.Context, service string, svc *runpb.Service, config map[string]string) map[string]*runpb.SecretKeySelector {
+	current := p.configRefs(service, svc)
+	refs := map[string]*runpb.SecretKeySelector{}
+	for _, key := range slices.Sorted(maps.Keys(config)) {
+		ref := p.sameVersion(ctx, service, key, current[key], config[key])
+		if ref == nil {
+			ref = &runpb.SecretKeySelector{Secret: "projects/" + p.project + "/secrets/" + p.configSecretID(service, key), Version: newConfigVersion}
+		}
+		refs[key] = ref
+	}
+	return refs
 }
 
 // sameVersion returns a reference to the current version of key's secret

@@ -7,8 +7,10 @@
 // import it for its side effect.
 //
 // The operator guide (credentials, target options, how each operation
-// maps to Cloud Run, config secrets, metrics, logs, GKE mode and the
-// known unknowns) is docs/providers/gcp.md.
+// maps to Cloud Run, config secrets, diff and reference checks, metrics,
+// logs, GKE mode and the known unknowns) is docs/providers/gcp.md. Diff
+// (provider.Differ) builds the service as Start does (build, rolls,
+// serviceChanges) and says whether a new revision rolls.
 //
 // # Status
 //

@@ -61,24 +61,12 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 	if err != nil {
 		return workload.DeploymentStatus{}, err
 	}
-	hash := specHash(tmpl)
-	tmpl.Annotations = map[string]string{AnnotationSpecHash: hash}
-	want := &runpb.Service{
-		Labels:   p.labels(spec),
-		Template: tmpl,
-		Scaling:  manualScaling(spec.Replicas),
-	}
 	// Config given with the spec is written first, through the same
 	// per-key path as ApplyConfig; without it the current config env is
 	// kept.
-	changed := false
-	if spec.Config != nil {
-		refs, wrote, err := p.writeConfigs(ctx, spec.Name, cur, spec.Config)
-		changed = wrote
-		if err != nil {
-			return workload.DeploymentStatus{}, afterIf(changed, err)
-		}
-		setConfigEnv(p, spec.Name, tmpl, tmpl.Containers[0].Env, refs)
+	want, changed, err := p.build(ctx, spec, tmpl, cur, false)
+	if err != nil {
+		return workload.DeploymentStatus{}, afterIf(changed, err)
 	}
 	if cur == nil {
 		op, err := p.services.CreateService(ctx, &runpb.CreateServiceRequest{Parent: p.parent, ServiceId: spec.Name, Service: want})
@@ -93,20 +81,68 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 		}
 		return p.wait(ctx, spec.Name)
 	}
-	// Keep the restart annotation and, without spec.Config, the config
-	// env, so that starting the same spec twice does not roll a revision.
-	carryOver(p, spec.Name, cur.GetTemplate(), want.Template, spec.Config == nil)
-	want.Name = cur.Name
-	want.Etag = cur.Etag
-	if cur.GetTemplate().GetAnnotations()[AnnotationSpecHash] == hash &&
-		sameConfigEnv(p, spec.Name, cur.GetTemplate(), want.Template) &&
-		maps.Equal(cur.Labels, want.Labels) && sameScaling(cur.GetScaling(), want.Scaling) {
+	if !p.rolls(spec.Name, cur, want) && !p.serviceChanges(cur, want) {
 		return p.wait(ctx, spec.Name)
 	}
 	if st, err := p.update(ctx, want, spec.Name); err != nil || st.Phase == workload.Failed {
 		return st, afterIf(changed, err)
 	}
 	return p.wait(ctx, spec.Name)
+}
+
+// build is the service Start sends for spec (tmpl is its translated
+// template) over the live service cur (nil when there is none): labels,
+// the template with its spec hash, manual scaling, the config env vars,
+// and what alphaswarm keeps from the live template (carryOver). With
+// spec.Config set, the config is written (writeConfigs; changed reports
+// a write) or, with dry, only planned (plannedConfigs: nothing is
+// written). Start and Diff both build through it.
+func (p *Provider) build(ctx context.Context, spec workload.DeploymentSpec, tmpl *runpb.RevisionTemplate, cur *runpb.Service, dry bool) (want *runpb.Service, changed bool, err error) {
+	tmpl.Annotations = map[string]string{AnnotationSpecHash: specHash(tmpl)}
+	want = &runpb.Service{
+		Labels:   p.labels(spec),
+		Template: tmpl,
+		Scaling:  manualScaling(spec.Replicas),
+	}
+	if spec.Config != nil {
+		var refs map[string]*runpb.SecretKeySelector
+		if dry {
+			refs = p.plannedConfigs(ctx, spec.Name, cur, spec.Config)
+		} else if refs, changed, err = p.writeConfigs(ctx, spec.Name, cur, spec.Config); err != nil {
+			return nil, changed, err
+		}
+		setConfigEnv(p, spec.Name, tmpl, tmpl.Containers[0].Env, refs)
+	}
+	if cur != nil {
+		// Keep the restart annotation and, without spec.Config, the
+		// config env, so that starting the same spec twice does not roll
+		// a revision.
+		carryOver(p, spec.Name, cur.GetTemplate(), want.Template, spec.Config == nil)
+		want.Name = cur.Name
+		want.Etag = cur.Etag
+	}
+	return want, changed, nil
+}
+
+// rolls reports whether sending want over cur changes the revision
+// template as Start sees it (its spec hash or its config env vars): Cloud
+// Run then creates a new revision ("Revisions are immutable ... If you
+// then deploy a different container image to that same service, a second
+// revision is created. If you subsequently set an environment variable, a
+// third revision is created", cloud.google.com/run/docs/resource-model).
+// The live template itself is not compared: Cloud Run fills it with
+// defaults the translated one does not carry.
+func (p *Provider) rolls(name string, cur, want *runpb.Service) bool {
+	return cur.GetTemplate().GetAnnotations()[AnnotationSpecHash] != want.GetTemplate().GetAnnotations()[AnnotationSpecHash] ||
+		!sameConfigEnv(p, name, cur.GetTemplate(), want.Template)
+}
+
+// serviceChanges reports a change of the service-level fields Start sets
+// (labels, scaling), which roll no revision (manual scaling changes need
+// no redeployment: cloud.google.com/run/docs/configuring/services/manual-scaling;
+// the fake rolls no revision when the template is unchanged).
+func (p *Provider) serviceChanges(cur, want *runpb.Service) bool {
+	return !maps.Equal(cur.Labels, want.Labels) || !sameScaling(cur.GetScaling(), want.Scaling)
 }
 
 // afterIf is afterChange when changed, else err as it is.

@@ -105,6 +105,8 @@ func (f *Server) needs(req proto.Message) []need {
 		return []need{{"secretmanager.secrets.get", r.Name}}
 	case *secretmanagerpb.AddSecretVersionRequest:
 		return []need{{"secretmanager.versions.add", r.Parent}}
+	case *secretmanagerpb.GetSecretVersionRequest:
+		return []need{{"secretmanager.versions.get", secretOf(r.Name)}}
 	case *secretmanagerpb.AccessSecretVersionRequest:
 		return []need{{"secretmanager.versions.access", secretOf(r.Name)}}
 	case *iampb.GetIamPolicyRequest:

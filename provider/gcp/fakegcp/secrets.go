@@ -21,6 +21,8 @@ type secret struct {
 	s        *secretmanagerpb.Secret
 	versions [][]byte
 	policy   *iampb.Policy
+	// state of version n (1-based) when not ENABLED (SetVersionState).
+	state map[int]secretmanagerpb.SecretVersion_State
 }
 
 // ReadConfig returns the value of env var key as the serving revision's
@@ -141,6 +143,9 @@ func (m *secretManager) GetSecret(_ context.Context, req *secretmanagerpb.GetSec
 	f := m.f
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.enter("GetSecret"); err != nil {
+		return nil, err
+	}
 	s, ok := f.secrets[req.Name]
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "Secret [%s] not found or has no versions.", req.Name)
@@ -187,12 +192,75 @@ func (m *secretManager) AccessSecretVersion(_ context.Context, req *secretmanage
 	return &secretmanagerpb.AccessSecretVersionResponse{Name: secretName + "/versions/" + n, Payload: &secretmanagerpb.SecretPayload{Data: v}}, nil
 }
 
+// GetSecretVersion returns a version's metadata, never its payload
+// (google/cloud/secretmanager/v1/service.proto: "Gets metadata for a
+// SecretVersion. projects/*/secrets/*/versions/latest is an alias to the
+// most recently created SecretVersion"). The alias resolves to the newest
+// version whatever its state, and the answer names it by number. A
+// missing secret or version is NOT_FOUND.
+func (m *secretManager) GetSecretVersion(_ context.Context, req *secretmanagerpb.GetSecretVersionRequest) (*secretmanagerpb.SecretVersion, error) {
+	f := m.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.enter("GetSecretVersion"); err != nil {
+		return nil, err
+	}
+	i := strings.LastIndex(req.Name, "/versions/")
+	if i < 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "name %q: want projects/*/secrets/*/versions/*", req.Name)
+	}
+	secretName, version := req.Name[:i], req.Name[i+len("/versions/"):]
+	s, ok := f.secrets[secretName]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "Secret [%s] not found or has no versions.", secretName)
+	}
+	n := len(s.versions)
+	if version != "latest" {
+		var err error
+		if n, err = strconv.Atoi(version); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "version %q", version)
+		}
+	}
+	if n < 1 || n > len(s.versions) {
+		return nil, status.Errorf(codes.NotFound, "Secret Version [%s/versions/%s] not found.", secretName, version)
+	}
+	return &secretmanagerpb.SecretVersion{Name: fmt.Sprintf("%s/versions/%d", secretName, n), CreateTime: s.s.GetCreateTime(), State: s.versionState(n)}, nil
+}
+
+func (s *secret) versionState(n int) secretmanagerpb.SecretVersion_State {
+	if st, ok := s.state[n]; ok {
+		return st
+	}
+	return secretmanagerpb.SecretVersion_ENABLED
+}
+
+// SetVersionState puts version n of secret name (projects/<p>/secrets/<id>)
+// in state, as DisableSecretVersion or DestroySecretVersion would.
+func (f *Server) SetVersionState(name string, n int, state secretmanagerpb.SecretVersion_State) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.secrets[name]
+	if s.state == nil {
+		s.state = map[int]secretmanagerpb.SecretVersion_State{}
+	}
+	s.state[n] = state
+}
+
 // AddSecret stores a secret with one version holding value, as a user
 // would create it outside alphaswarm; name is projects/<p>/secrets/<id>.
 func (f *Server) AddSecret(name string, value []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.secrets[name] = &secret{s: &secretmanagerpb.Secret{Name: name, CreateTime: timestamppb.Now()}, versions: [][]byte{value}}
+}
+
+// AddVersion adds a version holding value to secret name
+// (projects/<p>/secrets/<id>), as AddSecretVersion does.
+func (f *Server) AddVersion(name string, value []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.secrets[name]
+	s.versions = append(s.versions, append([]byte(nil), value...))
 }
 
 // GetIamPolicy returns the secret's policy (empty with an etag when none
@@ -265,6 +333,15 @@ func (f *Server) accessLocked(secretName, version string) ([]byte, error) {
 	}
 	if n < 1 || n > len(s.versions) {
 		return nil, status.Errorf(codes.NotFound, "Secret Version [%s/versions/%s] not found.", secretName, version)
+	}
+	// A version that is not ENABLED cannot be accessed, "latest"
+	// included when the newest version is the disabled one:
+	// FAILED_PRECONDITION "Secret Version [.../versions/3] is in DISABLED
+	// state." (the answer reported in external-secrets/external-secrets#4042
+	// and google-github-actions/get-secretmanager-secrets#268; the
+	// SecretVersion.State comment: DISABLED "may not be accessed").
+	if st := s.versionState(n); st != secretmanagerpb.SecretVersion_ENABLED {
+		return nil, status.Errorf(codes.FailedPrecondition, "Secret Version [%s/versions/%d] is in %s state.", secretName, n, st)
 	}
 	return s.versions[n-1], nil
 }
