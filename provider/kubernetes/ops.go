@@ -8,6 +8,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -35,16 +36,7 @@ func (p *Provider) ours(obj metav1.Object, name string) bool {
 // what it writes and how it waits.
 func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (workload.DeploymentStatus, error) {
 	var zero workload.DeploymentStatus
-	if err := p.alive(); err != nil {
-		return zero, err
-	}
-	if spec.Target == "" {
-		spec.Target = p.target
-	}
-	if spec.Target != p.target {
-		return zero, workload.Invalid(workload.FieldError{Path: "target", Message: fmt.Sprintf("this provider serves target %q, not %q", p.target, spec.Target)})
-	}
-	objs, err := translate(p.target, p.opts, spec, "")
+	objs, err := p.prepare(&spec)
 	if err != nil {
 		return zero, err
 	}
@@ -54,61 +46,18 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 	if err := p.cache.waitSynced(ctx); err != nil {
 		return zero, err
 	}
-	name, ns := spec.Name, p.opts.Namespace
-	apps, core := p.kube.AppsV1(), p.kube.CoreV1()
-
-	// Refuse to take over objects that are not this target's.
-	existing, err := apps.Deployments(ns).Get(ctx, name, metav1.GetOptions{})
-	switch {
-	case classify(err) == workload.NotFound:
-		existing = nil
-	case err != nil:
-		return zero, provider.Wrap(Name, p.classified, err, "read deployment "+name)
-	case !p.ours(existing, name):
-		return zero, provider.Errorf(Name, workload.AlreadyExists, "deployment %s/%s exists and is not managed by target %s (labels %s=%s, %s=%s are missing); alphaswarm will not take it over",
-			ns, name, p.target, LabelTarget, p.target, LabelService, name)
+	pl, err := p.plan(ctx, spec, objs)
+	if err != nil {
+		return zero, err
 	}
-	if cm, err := core.ConfigMaps(ns).Get(ctx, configMapName(name), metav1.GetOptions{}); err == nil && !p.ours(cm, name) {
-		return zero, provider.Errorf(Name, workload.AlreadyExists, "configmap %s/%s exists and is not managed by target %s; alphaswarm will not take it over", ns, cm.Name, p.target)
-	} else if err != nil && classify(err) != workload.NotFound {
-		return zero, provider.Wrap(Name, p.classified, err, "read configmap "+configMapName(name))
-	}
-	svc, err := core.Services(ns).Get(ctx, name, metav1.GetOptions{})
-	switch {
-	case classify(err) == workload.NotFound:
-		svc = nil
-	case err != nil:
-		return zero, provider.Wrap(Name, p.classified, err, "read service "+name)
-	case !p.ours(svc, name) && objs.service != nil:
-		return zero, provider.Errorf(Name, workload.AlreadyExists, "service %s/%s exists and is not managed by target %s; alphaswarm will not take it over", ns, name, p.target)
-	case !p.ours(svc, name):
-		svc = nil // someone else's Service of that name: leave it alone
-	}
-	if existing != nil {
-		if objs, err = translate(p.target, p.opts, spec, existing.UID); err != nil {
-			return zero, err
-		}
-	}
-
 	// A server-side dry run of every write first: admission, validation
 	// and RBAC refuse here, before anything changed.
-	if _, err := core.ConfigMaps(ns).Apply(ctx, objs.configMap, applyOptions(true)); err != nil {
-		return zero, provider.Wrap(Name, p.classified, err, "apply configmap "+configMapName(name)+" (dry run)")
+	if _, err := p.dryRun(ctx, pl); err != nil {
+		return zero, err
 	}
-	if _, err := apps.Deployments(ns).Apply(ctx, objs.deployment, applyOptions(true)); err != nil {
-		return zero, provider.Wrap(Name, p.classified, err, "apply deployment "+name+" (dry run)")
-	}
-	if objs.service != nil {
-		if _, err := core.Services(ns).Apply(ctx, objs.service, applyOptions(true)); err != nil {
-			return zero, provider.Wrap(Name, p.classified, err, "apply service "+name+" (dry run)")
-		}
-	} else if svc != nil {
-		// The spec dropped its ports, so the Service will be deleted:
-		// that write is refused here too, not after the Deployment changed.
-		if err := core.Services(ns).Delete(ctx, name, metav1.DeleteOptions{DryRun: dryRunAll}); err != nil && classify(err) != workload.NotFound {
-			return zero, provider.Wrap(Name, p.classified, err, "delete service "+name+" (dry run)")
-		}
-	}
+	name, ns := spec.Name, p.opts.Namespace
+	apps, core := p.kube.AppsV1(), p.kube.CoreV1()
+	objs = pl.objs
 
 	// The writes: the ConfigMap first, so new pods find it.
 	if _, err := core.ConfigMaps(ns).Apply(ctx, objs.configMap, applyOptions(false)); err != nil {
@@ -118,7 +67,7 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 	if err != nil {
 		return zero, provider.AfterChange(Name, provider.Wrap(Name, p.classified, err, "apply deployment "+name), "the configmap was applied")
 	}
-	if existing == nil {
+	if pl.deployment == nil {
 		// Now that the Deployment has a UID, make it the owner of the
 		// ConfigMap and the Service.
 		if objs, err = translate(p.target, p.opts, spec, dep.UID); err != nil {
@@ -133,13 +82,128 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 		if _, err := core.Services(ns).Apply(ctx, objs.service, applyOptions(false)); err != nil {
 			return zero, provider.AfterChange(Name, provider.Wrap(Name, p.classified, err, "apply service "+name), "the deployment was applied")
 		}
-	case svc != nil:
+	case pl.service != nil:
 		// The spec has no ports any more: its Service goes.
 		if err := core.Services(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && classify(err) != workload.NotFound {
 			return zero, provider.AfterChange(Name, provider.Wrap(Name, p.classified, err, "delete service "+name), "the deployment was applied")
 		}
 	}
 	return p.await(ctx, name, dep.ResourceVersion)
+}
+
+// prepare checks that spec is for this target (filling it in when empty)
+// and builds the objects to apply, validating everything Kubernetes
+// needs: a failure here has read and changed nothing.
+func (p *Provider) prepare(spec *workload.DeploymentSpec) (*objects, error) {
+	if err := p.alive(); err != nil {
+		return nil, err
+	}
+	if spec.Target == "" {
+		spec.Target = p.target
+	}
+	if spec.Target != p.target {
+		return nil, workload.Invalid(workload.FieldError{Path: "target", Message: fmt.Sprintf("this provider serves target %q, not %q", p.target, spec.Target)})
+	}
+	return translate(p.target, p.opts, *spec, "")
+}
+
+// plan is what Start writes for a spec and what it found there: the
+// objects to apply and the live objects of the same names. Start and Diff
+// both build it (and dry-run it), so a diff previews exactly the writes a
+// start makes.
+type plan struct {
+	objs       *objects           // owned by the live Deployment when there is one
+	deployment *appsv1.Deployment // live; nil when absent
+	configMap  *corev1.ConfigMap  // live; nil when absent
+	service    *corev1.Service    // live and this target's; nil otherwise
+}
+
+// plan reads the live objects a start of spec would write, refuses to take
+// over objects that are not this target's (already_exists), and rebuilds
+// objs with the live Deployment as the owner of the ConfigMap and the
+// Service.
+func (p *Provider) plan(ctx context.Context, spec workload.DeploymentSpec, objs *objects) (*plan, error) {
+	name, ns := spec.Name, p.opts.Namespace
+	apps, core := p.kube.AppsV1(), p.kube.CoreV1()
+	pl := &plan{objs: objs}
+
+	// Refuse to take over objects that are not this target's.
+	existing, err := apps.Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case classify(err) == workload.NotFound:
+	case err != nil:
+		return nil, provider.Wrap(Name, p.classified, err, "read deployment "+name)
+	case !p.ours(existing, name):
+		return nil, provider.Errorf(Name, workload.AlreadyExists, "deployment %s/%s exists and is not managed by target %s (labels %s=%s, %s=%s are missing); alphaswarm will not take it over",
+			ns, name, p.target, LabelTarget, p.target, LabelService, name)
+	default:
+		pl.deployment = existing
+	}
+	cm, err := core.ConfigMaps(ns).Get(ctx, configMapName(name), metav1.GetOptions{})
+	switch {
+	case classify(err) == workload.NotFound:
+	case err != nil:
+		return nil, provider.Wrap(Name, p.classified, err, "read configmap "+configMapName(name))
+	case !p.ours(cm, name):
+		return nil, provider.Errorf(Name, workload.AlreadyExists, "configmap %s/%s exists and is not managed by target %s; alphaswarm will not take it over", ns, cm.Name, p.target)
+	default:
+		pl.configMap = cm
+	}
+	svc, err := core.Services(ns).Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case classify(err) == workload.NotFound:
+	case err != nil:
+		return nil, provider.Wrap(Name, p.classified, err, "read service "+name)
+	case !p.ours(svc, name) && objs.service != nil:
+		return nil, provider.Errorf(Name, workload.AlreadyExists, "service %s/%s exists and is not managed by target %s; alphaswarm will not take it over", ns, name, p.target)
+	case !p.ours(svc, name):
+		// someone else's Service of that name: leave it alone
+	default:
+		pl.service = svc
+	}
+	if pl.deployment != nil {
+		if pl.objs, err = translate(p.target, p.opts, spec, pl.deployment.UID); err != nil {
+			return nil, err
+		}
+	}
+	return pl, nil
+}
+
+// dryRunResult is what the API server would store for a plan's writes
+// (defaulted, admitted and validated), with nothing changed. service is
+// nil when the Service would be deleted or not exist.
+type dryRunResult struct {
+	configMap  *corev1.ConfigMap
+	deployment *appsv1.Deployment
+	service    *corev1.Service
+}
+
+// dryRun applies a plan's objects with a server-side dry run, as the same
+// field manager, in the order Start writes them; a Service of ours the
+// spec no longer needs is deleted with a dry run too, so that write is
+// refused here, not after the Deployment changed.
+func (p *Provider) dryRun(ctx context.Context, pl *plan) (dryRunResult, error) {
+	var r dryRunResult
+	objs, ns := pl.objs, p.opts.Namespace
+	name := *objs.deployment.Name
+	apps, core := p.kube.AppsV1(), p.kube.CoreV1()
+	var err error
+	if r.configMap, err = core.ConfigMaps(ns).Apply(ctx, objs.configMap, applyOptions(true)); err != nil {
+		return r, provider.Wrap(Name, p.classified, err, "apply configmap "+configMapName(name)+" (dry run)")
+	}
+	if r.deployment, err = apps.Deployments(ns).Apply(ctx, objs.deployment, applyOptions(true)); err != nil {
+		return r, provider.Wrap(Name, p.classified, err, "apply deployment "+name+" (dry run)")
+	}
+	if objs.service != nil {
+		if r.service, err = core.Services(ns).Apply(ctx, objs.service, applyOptions(true)); err != nil {
+			return r, provider.Wrap(Name, p.classified, err, "apply service "+name+" (dry run)")
+		}
+	} else if pl.service != nil {
+		if err := core.Services(ns).Delete(ctx, name, metav1.DeleteOptions{DryRun: dryRunAll}); err != nil && classify(err) != workload.NotFound {
+			return r, provider.Wrap(Name, p.classified, err, "delete service "+name+" (dry run)")
+		}
+	}
+	return r, nil
 }
 
 // getOwned reads a service's Deployment from the API server (not the
