@@ -185,6 +185,12 @@ func (p *Provider) missingFor(op provider.Operation) string {
 // namespace) naming what op lacks, before any call that would fail on it
 // or hang waiting for a watch that is refused.
 func (p *Provider) permitted(op provider.Operation) error {
+	return p.permittedAs(op, string(op))
+}
+
+// permittedAs is permitted for a request that needs op's permissions
+// (diff is a dry run of start), named what in the error.
+func (p *Provider) permittedAs(op provider.Operation, what string) error {
 	// Right after the target opened, let the first check finish (it is a
 	// few quick requests; bounded, so an API server that does not answer
 	// leaves the operation to report that itself).
@@ -200,9 +206,9 @@ func (p *Provider) permitted(op provider.Operation) error {
 	nsMissing := p.access.namespace != ""
 	p.accessMu.Unlock()
 	if nsMissing {
-		return provider.Errorf(Name, workload.NotFound, "%s: %s", op, why)
+		return provider.Errorf(Name, workload.NotFound, "%s: %s", what, why)
 	}
-	return provider.Errorf(Name, workload.PermissionDenied, "%s: %s", op, why)
+	return provider.Errorf(Name, workload.PermissionDenied, "%s: %s", what, why)
 }
 
 // MissingPermission implements provider.PermissionExplainer.

@@ -6,8 +6,8 @@
 // GKE) build on it through New, handing over a ready rest.Config.
 //
 // What an operator needs (connection, objects and labels, config,
-// operations, permissions, logs, metrics and exec) is in
-// docs/providers/kubernetes.md. The two tables a reader of the code needs
+// operations, diff and reference checks, permissions, logs, metrics and
+// exec) is in docs/providers/kubernetes.md. The two tables a reader of the code needs
 // are here.
 //
 // # Status
