@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -76,6 +78,9 @@ func TestDiffAgainstTheAPIServer(t *testing.T) {
 		action workload.DiffAction
 		want   []change // exactly these, in order
 		native []string // lines the unified diff has
+		// kubectl: `kubectl diff --server-side` of the Deployment Start
+		// applies changes the same lines as native.
+		kubectl bool
 	}{
 		{name: "create", action: workload.DiffCreate,
 			want: []change{{path: "Deployment/web", to: "(created)"}, {path: "ConfigMap/web-config", to: "(created)"}, {path: "Service/web", to: "(created)"}},
@@ -84,10 +89,10 @@ func TestDiffAgainstTheAPIServer(t *testing.T) {
 		{name: "none", action: workload.DiffNone},
 		{name: "replicas only", change: func(s *workload.DeploymentSpec) { s.Replicas = 4 }, action: workload.DiffUpdate,
 			want:   []change{{path: "Deployment/web: spec.replicas", from: "2", to: "4"}},
-			native: []string{"--- live/apps.v1.Deployment." + e.ns + ".web", "-  replicas: 2", "+  replicas: 4"}},
+			native: []string{"--- live/apps.v1.Deployment." + e.ns + ".web", "-  replicas: 2", "+  replicas: 4"}, kubectl: true},
 		{name: "image", change: func(s *workload.DeploymentSpec) { s.Image = "registry.k8s.io/pause:3.9" }, action: workload.DiffReplace,
 			want:   []change{{path: "Deployment/web: spec.template.spec.containers[0].image", from: testImage, to: "registry.k8s.io/pause:3.9", replaces: true}},
-			native: []string{"-        image: " + testImage, "+        image: registry.k8s.io/pause:3.9"}},
+			native: []string{"-        image: " + testImage, "+        image: registry.k8s.io/pause:3.9"}, kubectl: true},
 		{name: "config value", change: func(s *workload.DeploymentSpec) { s.Config = map[string]string{"LOG_LEVEL": configValue2} }, action: workload.DiffReplace,
 			want: []change{
 				{path: "Deployment/web: spec.template.metadata.annotations[alphaswarm.config-checksum]", from: "(set)", to: "(changed)", replaces: true},
@@ -98,7 +103,8 @@ func TestDiffAgainstTheAPIServer(t *testing.T) {
 				{path: "Deployment/web: spec.template.metadata.annotations[alphaswarm.config-checksum]", from: "(set)", to: "(changed)", replaces: true},
 				{path: "ConfigMap/web-config: data[LOG_LEVEL]", from: "(set)", to: "(removed)"}}},
 		{name: "env added before the others", change: func(s *workload.DeploymentSpec) { s.Env = map[string]string{"AAA": "first", "MODE": "blue"} }, action: workload.DiffReplace,
-			want: []change{{path: "Deployment/web: spec.template.spec.containers[0].env[0]", to: `{"name":"AAA","value":"first"}`, replaces: true}}},
+			want:    []change{{path: "Deployment/web: spec.template.spec.containers[0].env[0]", to: `{"name":"AAA","value":"first"}`, replaces: true}},
+			kubectl: true},
 		{name: "progress deadline", change: func(s *workload.DeploymentSpec) {
 			s.Extensions = ext(map[string]any{"progressDeadline": "2m"})
 		}, action: workload.DiffUpdate,
@@ -147,6 +153,11 @@ func TestDiffAgainstTheAPIServer(t *testing.T) {
 					t.Errorf("the diff shows %q:\n%s", v, b)
 				}
 			}
+			if tc.kubectl {
+				if ours, theirs := changedLines(d.Native), e.kubectlDiff(t, ctx, spec); !slices.Equal(ours, theirs) {
+					t.Errorf("kubectl diff --server-side changes\n%s\nthe native diff\n%s", strings.Join(theirs, "\n"), strings.Join(ours, "\n"))
+				}
+			}
 			if t.Failed() {
 				t.Logf("native:\n%s", d.Native)
 			}
@@ -179,6 +190,51 @@ func (e *env) quiet(t *testing.T, ctx context.Context, name string) map[string]s
 		}
 		last = rv
 	}
+}
+
+// kubectlDiff runs `kubectl diff --server-side` on the Deployment Start
+// would apply for spec and returns its changed lines.
+func (e *env) kubectlDiff(t *testing.T, ctx context.Context, spec workload.DeploymentSpec) []string {
+	t.Helper()
+	live, err := e.raw.AppsV1().Deployments(e.ns).Get(ctx, spec.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := translate(e.target, e.p.opts, spec, live.UID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(objs.deployment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "deployment.json")
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Exit status 1 means "differences found".
+	out, err := e.c.TryKubectl("diff", "--server-side", "--force-conflicts", "--field-manager="+FieldManager, "-f", file)
+	if err != nil && out == "" {
+		t.Fatal(err)
+	}
+	return changedLines(out)
+}
+
+// changedLines are the added and removed lines of a unified diff, sorted,
+// without the file headers and metadata.generation (which kubectl diff
+// shows and Diff leaves out as the server's).
+func changedLines(diff string) []string {
+	var out []string
+	for _, l := range strings.Split(diff, "\n") {
+		if strings.HasPrefix(l, "+++ ") || strings.HasPrefix(l, "--- ") || strings.Contains(l, "  generation: ") {
+			continue
+		}
+		if strings.HasPrefix(l, "+") || strings.HasPrefix(l, "-") {
+			out = append(out, l)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // TestDiffRefusesWhatStartRefuses: a spec Start would refuse is refused by
