@@ -193,46 +193,20 @@ func Open(ctx context.Context, cfg provider.TargetConfig, creds *ascreds.Resolve
 		return nil, err
 	}
 	p := &Provider{target: cfg.Name, opts: o, creds: creds, now: time.Now, liveHTTP: newLiveHTTP()}
-	p.ecs = ecs.NewFromConfig(awsCfg, func(c *ecs.Options) {
+	// endpoint points a client at the baseEndpoint option, if set.
+	endpoint := func(ep **string) {
 		if o.BaseEndpoint != "" {
-			c.BaseEndpoint = sdkaws.String(o.BaseEndpoint)
+			*ep = sdkaws.String(o.BaseEndpoint)
 		}
-	})
-	p.ssm = ssm.NewFromConfig(awsCfg, func(c *ssm.Options) {
-		if o.BaseEndpoint != "" {
-			c.BaseEndpoint = sdkaws.String(o.BaseEndpoint)
-		}
-	})
-	p.cw = cloudwatch.NewFromConfig(awsCfg, func(c *cloudwatch.Options) {
-		if o.BaseEndpoint != "" {
-			c.BaseEndpoint = sdkaws.String(o.BaseEndpoint)
-		}
-	})
-	p.logs = cloudwatchlogs.NewFromConfig(awsCfg, func(c *cloudwatchlogs.Options) {
-		if o.BaseEndpoint != "" {
-			c.BaseEndpoint = sdkaws.String(o.BaseEndpoint)
-		}
-	})
-	p.iam = iam.NewFromConfig(awsCfg, func(c *iam.Options) {
-		if o.BaseEndpoint != "" {
-			c.BaseEndpoint = sdkaws.String(o.BaseEndpoint)
-		}
-	})
-	p.sts = sts.NewFromConfig(awsCfg, func(c *sts.Options) {
-		if o.BaseEndpoint != "" {
-			c.BaseEndpoint = sdkaws.String(o.BaseEndpoint)
-		}
-	})
-	p.ecr = ecr.NewFromConfig(awsCfg, func(c *ecr.Options) {
-		if o.BaseEndpoint != "" {
-			c.BaseEndpoint = sdkaws.String(o.BaseEndpoint)
-		}
-	})
-	p.sm = secretsmanager.NewFromConfig(awsCfg, func(c *secretsmanager.Options) {
-		if o.BaseEndpoint != "" {
-			c.BaseEndpoint = sdkaws.String(o.BaseEndpoint)
-		}
-	})
+	}
+	p.ecs = ecs.NewFromConfig(awsCfg, func(c *ecs.Options) { endpoint(&c.BaseEndpoint) })
+	p.ssm = ssm.NewFromConfig(awsCfg, func(c *ssm.Options) { endpoint(&c.BaseEndpoint) })
+	p.cw = cloudwatch.NewFromConfig(awsCfg, func(c *cloudwatch.Options) { endpoint(&c.BaseEndpoint) })
+	p.logs = cloudwatchlogs.NewFromConfig(awsCfg, func(c *cloudwatchlogs.Options) { endpoint(&c.BaseEndpoint) })
+	p.iam = iam.NewFromConfig(awsCfg, func(c *iam.Options) { endpoint(&c.BaseEndpoint) })
+	p.sts = sts.NewFromConfig(awsCfg, func(c *sts.Options) { endpoint(&c.BaseEndpoint) })
+	p.ecr = ecr.NewFromConfig(awsCfg, func(c *ecr.Options) { endpoint(&c.BaseEndpoint) })
+	p.sm = secretsmanager.NewFromConfig(awsCfg, func(c *secretsmanager.Options) { endpoint(&c.BaseEndpoint) })
 	if o.CheckPermissions == nil || *o.CheckPermissions {
 		var actx context.Context
 		actx, p.stopAccess = context.WithCancel(context.WithoutCancel(ctx))
