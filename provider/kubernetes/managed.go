@@ -103,6 +103,8 @@ var (
 	_ provider.Named     = (*Managed)(nil)
 
 	_ provider.PermissionExplainer = (*Managed)(nil)
+	_ provider.Differ              = (*Managed)(nil)
+	_ provider.RefChecker          = (*Managed)(nil)
 )
 
 // NewManaged checks the configuration and the kubernetes options and
@@ -321,6 +323,32 @@ func (m *Managed) Start(ctx context.Context, spec workload.DeploymentSpec) (work
 	}
 	st, err := kube.Start(ctx, spec)
 	return m.ownStatus(st), m.after(kube, err)
+}
+
+// Diff implements provider.Differ: the kubernetes provider's dry run, on
+// the resolved cluster, under the cloud provider's name.
+func (m *Managed) Diff(ctx context.Context, spec workload.DeploymentSpec) (workload.Diff, error) {
+	if err := spec.Validate(); err != nil {
+		return workload.Diff{}, err
+	}
+	kube, err := m.delegate(ctx)
+	if err != nil {
+		return workload.Diff{}, err
+	}
+	d, err := kube.Diff(ctx, spec)
+	if d.Provider == Name {
+		d.Provider = m.cfg.Provider
+	}
+	return d, m.after(kube, err)
+}
+
+// CheckRefs implements provider.RefChecker on the resolved cluster.
+func (m *Managed) CheckRefs(ctx context.Context, spec workload.DeploymentSpec) error {
+	kube, err := m.delegate(ctx)
+	if err != nil {
+		return err
+	}
+	return m.after(kube, kube.CheckRefs(ctx, spec))
 }
 
 // statusOp runs one of the operations on a service that return a status.

@@ -246,3 +246,24 @@ func otherCA(t *testing.T) []byte {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
+
+// TestManagedDiffAndCheckRefs: EKS, AKS and GKE (which embed Managed)
+// preview and check references through the kubernetes provider, under
+// their own name.
+func TestManagedDiffAndCheckRefs(t *testing.T) {
+	e := newManagedEnv(t, false, nil)
+	ctx := t.Context()
+	spec := workload.DeploymentSpec{Name: "web", Image: testImage, Replicas: 1,
+		Secrets: []workload.SecretRef{{Env: "P", From: "db/password"}}}
+	d, err := e.m.Diff(ctx, spec)
+	if err != nil || d.Action != workload.DiffCreate || d.Provider != "cloud" {
+		t.Fatalf("diff: %+v, %v", d, err)
+	}
+	err = e.m.CheckRefs(ctx, spec)
+	if we := workload.AsError(err); we.Code != workload.NotFound || we.Provider != "cloud" || we.Fields[0].Path != "secrets[0].from" {
+		t.Fatalf("check refs: %v", err)
+	}
+	if _, err := e.m.Diff(ctx, workload.DeploymentSpec{Name: "Bad_Name"}); workload.CodeOf(err) != workload.InvalidArgument {
+		t.Fatalf("diff of a bad spec: %v", err)
+	}
+}
