@@ -70,52 +70,13 @@ func (p *Provider) apply(ctx context.Context, op string, rec *record, env []stri
 	hash := rec.hash()
 	async := !hasHostPorts(rec.Spec)
 	unrolled := p.takeUnrolled(name) // replicas a superseded background restart did not reach
-	byIndex := map[int][]replica{}
-	for _, r := range reps {
-		byIndex[r.index] = append(byIndex[r.index], r)
-	}
+	pl := planReplicas(reps, rec.Spec.Replicas, hash, force, unrolled)
 	// 1. Replicas beyond the desired count, highest index first.
-	var extra []int
-	for idx := range byIndex {
-		if idx >= rec.Spec.Replicas || idx < 0 {
-			extra = append(extra, idx)
-		}
-	}
-	slices.Sort(extra)
-	slices.Reverse(extra)
-	var extraIDs []string
-	for _, idx := range extra {
-		for _, r := range byIndex[idx] {
-			extraIDs = append(extraIDs, r.id)
-		}
-	}
-	if err := p.retire(ctx, extraIDs, async); err != nil {
+	if err := p.retire(ctx, replicaIDs(pl.extra), async); err != nil {
 		return result{}, err
 	}
-	// 2. Classify the wanted indices.
-	var fresh, roll []int
-	var dead []string // stopped replicas and duplicates, removed before the fresh ones start
-	old := map[int]string{}
-	for idx := range rec.Spec.Replicas {
-		rs := byIndex[idx]
-		slices.SortFunc(rs, func(a, b replica) int { return int(b.created - a.created) })
-		var keep *replica
-		for i := range rs {
-			r := &rs[i]
-			if keep == nil && r.state == container.StateRunning {
-				keep = r
-				continue
-			}
-			dead = append(dead, r.id)
-		}
-		switch {
-		case keep == nil:
-			fresh = append(fresh, idx)
-		case force || keep.hash != hash || unrolled[keep.id]:
-			roll = append(roll, idx)
-			old[idx] = keep.id
-		}
-	}
+	// 2. Stopped replicas and duplicates, removed before the fresh ones start.
+	dead, fresh := replicaIDs(pl.dead), pl.fresh
 	if err := p.parallel(ctx, len(dead), func(i int) error { return p.removeReplica(ctx, dead[i]) }); err != nil {
 		return result{}, err
 	}
@@ -138,17 +99,81 @@ func (p *Provider) apply(ctx context.Context, op string, rec *record, env []stri
 		}
 	}
 	// 4. Rolling replacement, one replica at a time.
-	if len(roll) == 0 {
+	if len(pl.roll) == 0 {
 		return res, nil
 	}
-	rl := &rolling{rec: rec, env: env, net: net, settle: settle, async: async, force: force}
-	for _, idx := range roll {
-		rl.steps = append(rl.steps, rollStep{index: idx, old: old[idx]})
-	}
+	rl := &rolling{rec: rec, env: env, net: net, settle: settle, async: async, force: force, steps: pl.roll}
 	if !provider.Waits(ctx) {
 		return res, p.rollBehind(ctx, op, rl)
 	}
 	return p.roll(ctx, rl)
+}
+
+// plan is what apply does to a service's replicas to converge them to a
+// spec: computed from the listed replicas alone, so Diff (diff.go) and
+// apply decide the same way.
+type plan struct {
+	extra []replica  // beyond the desired count (or without an index), highest index first
+	dead  []replica  // not running, or a running duplicate of an index: removed
+	fresh []int      // wanted indices with no running replica: created
+	roll  []rollStep // running replicas of another spec (all of them, forced): replaced
+}
+
+// changed reports whether apply would touch any container.
+func (pl plan) changed() bool {
+	return len(pl.extra)+len(pl.dead)+len(pl.fresh)+len(pl.roll) > 0
+}
+
+// planReplicas plans the convergence of reps (the service's replicas,
+// draining ones left out) to desired replicas of the spec whose hash is
+// hash. At each wanted index the newest running replica is kept, or
+// replaced when it runs another spec, when force is set, or when a
+// superseded background restart did not reach it (unrolled).
+func planReplicas(reps []replica, desired int, hash string, force bool, unrolled map[string]bool) plan {
+	var pl plan
+	byIndex := map[int][]replica{}
+	for _, r := range reps {
+		byIndex[r.index] = append(byIndex[r.index], r)
+	}
+	var extra []int
+	for idx := range byIndex {
+		if idx >= desired || idx < 0 {
+			extra = append(extra, idx)
+		}
+	}
+	slices.Sort(extra)
+	slices.Reverse(extra)
+	for _, idx := range extra {
+		pl.extra = append(pl.extra, byIndex[idx]...)
+	}
+	for idx := range desired {
+		rs := byIndex[idx]
+		slices.SortFunc(rs, func(a, b replica) int { return int(b.created - a.created) })
+		var keep *replica
+		for i := range rs {
+			r := &rs[i]
+			if keep == nil && r.state == container.StateRunning {
+				keep = r
+				continue
+			}
+			pl.dead = append(pl.dead, *r)
+		}
+		switch {
+		case keep == nil:
+			pl.fresh = append(pl.fresh, idx)
+		case force || keep.hash != hash || unrolled[keep.id]:
+			pl.roll = append(pl.roll, rollStep{index: idx, old: keep.id})
+		}
+	}
+	return pl
+}
+
+func replicaIDs(reps []replica) []string {
+	out := make([]string, len(reps))
+	for i, r := range reps {
+		out[i] = r.id
+	}
+	return out
 }
 
 // rolling is a rolling replacement: each step replaces the running replica

@@ -28,16 +28,7 @@ type prepared struct {
 // changes anything: validation, secrets, the image. Every error it returns
 // guarantees the Engine was not changed.
 func (p *Provider) prepare(ctx context.Context, spec workload.DeploymentSpec) (*prepared, error) {
-	if spec.Target == "" {
-		spec.Target = p.target
-	}
-	if err := spec.Validate(); err != nil {
-		return nil, provider.Wrap(Name, p.classifier, err, "")
-	}
-	if spec.Target != p.target {
-		return nil, workload.Invalid(workload.FieldError{Path: "target", Message: fmt.Sprintf("this provider serves target %q, not %q", p.target, spec.Target)})
-	}
-	ext, err := decodeExtension(&spec)
+	spec, ext, err := p.check(spec)
 	if err != nil {
 		return nil, err
 	}
@@ -59,6 +50,24 @@ func (p *Provider) prepare(ctx context.Context, spec workload.DeploymentSpec) (*
 		}
 	}
 	return &prepared{rec: rec, env: env, ext: ext}, nil
+}
+
+// check validates spec for this target and decodes its docker extension,
+// without looking anything up: the first step of Start, and all of Diff's
+// validation. The spec it returns is the one Start persists and hashes
+// (its target filled in).
+func (p *Provider) check(spec workload.DeploymentSpec) (workload.DeploymentSpec, dockerExtension, error) {
+	if spec.Target == "" {
+		spec.Target = p.target
+	}
+	if err := spec.Validate(); err != nil {
+		return spec, dockerExtension{}, provider.Wrap(Name, p.classifier, err, "")
+	}
+	if spec.Target != p.target {
+		return spec, dockerExtension{}, workload.Invalid(workload.FieldError{Path: "target", Message: fmt.Sprintf("this provider serves target %q, not %q", p.target, spec.Target)})
+	}
+	ext, err := decodeExtension(&spec)
+	return spec, ext, err
 }
 
 // resolveEnv builds the replica environment: the spec's env, its secrets
@@ -133,23 +142,45 @@ func (p *Provider) Start(ctx context.Context, spec workload.DeploymentSpec) (wor
 	if err != nil {
 		return workload.DeploymentStatus{}, err
 	}
-	if cur != nil && (cur.Spec.Compose == nil) != (prep.rec.Spec.Compose == nil) {
-		return workload.DeploymentStatus{}, workload.Invalid(workload.FieldError{Path: "compose",
-			Message: fmt.Sprintf("service %s already runs %s; stop it before switching between an image and a Compose file", name, kindOf(cur))})
+	if err := switchesKind(cur, prep.rec); err != nil {
+		return workload.DeploymentStatus{}, err
 	}
 	if prep.rec.Spec.Compose != nil {
 		return p.startCompose(ctx, prep, anchors)
 	}
-	// Starting an unchanged spec again only heals missing or dead replicas.
-	persist := cur == nil || cur.hash() != prep.rec.hash() || cur.Spec.Replicas != prep.rec.Spec.Replicas
+	// Starting an unchanged spec again only heals missing or dead
+	// replicas (Diff reads the same two answers).
+	newSpec, newCount := specChanged(cur, prep.rec)
+	persist := newSpec || newCount
 	p.cache.setBusy(name, "start", 1)
 	settle := time.Duration(0)
-	if cur == nil || cur.hash() != prep.rec.hash() {
+	if newSpec {
 		settle = p.opts.MinReady.D()
 	}
 	res, err := p.apply(ctx, "start", prep.rec, prep.env, anchors, false, persist, settle)
 	p.cache.setBusy(name, "", -1)
 	return p.finish(ctx, name, res, err)
+}
+
+// switchesKind refuses a Start that would turn a service running an image
+// into one running a Compose file, or back.
+func switchesKind(cur, next *record) error {
+	if cur != nil && (cur.Spec.Compose == nil) != (next.Spec.Compose == nil) {
+		return workload.Invalid(workload.FieldError{Path: "compose",
+			Message: fmt.Sprintf("service %s already runs %s; stop it before switching between an image and a Compose file", next.Spec.Name, kindOf(cur))})
+	}
+	return nil
+}
+
+// specChanged compares the record Start would persist, next, with the
+// service's current one (nil: none): whether replicas are made from
+// another spec (its hash differs; the service is new), and whether the
+// desired count differs.
+func specChanged(cur, next *record) (spec, count bool) {
+	if cur == nil {
+		return true, true
+	}
+	return cur.hash() != next.hash(), cur.Spec.Replicas != next.Spec.Replicas
 }
 
 func kindOf(r *record) string {
