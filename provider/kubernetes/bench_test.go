@@ -169,3 +169,39 @@ func BenchmarkOutsideScaleToStatus(b *testing.B) {
 	slices.Sort(ready)
 	b.ReportMetric(float64(ready[len(ready)/2].Microseconds())/1000, "ready-p50-ms")
 }
+
+// BenchmarkDiff previews an image change of a running service: through
+// the provider (three reads, three server-side dry-run applies, the
+// comparison and the redacted unified diff of the Deployment, ConfigMap
+// and Service) and with `kubectl diff --server-side` of the Deployment
+// alone (a process: discovery, one read, one dry run, diff(1)). Each
+// iteration runs both, alternately, so load hits both alike; the metric
+// provider/kubectl is the ratio of their medians.
+func BenchmarkDiff(b *testing.B) {
+	e := newEnv(b, nil)
+	ctx := e.ctx(b)
+	spec := workload.DeploymentSpec{Name: "web", Image: testImage, Replicas: 2, Ports: []workload.Port{{Container: 8080}},
+		Config: map[string]string{"LOG_LEVEL": "debug"}}
+	if _, err := e.p.Start(ctx, spec); err != nil {
+		b.Fatal(err)
+	}
+	spec.Image = "registry.k8s.io/pause:3.9"
+	var ours, theirs []time.Duration
+	for b.Loop() {
+		began := time.Now()
+		d, err := e.p.Diff(ctx, spec)
+		if err != nil || d.Action != workload.DiffReplace {
+			b.Fatalf("Diff: %+v %v", d, err)
+		}
+		ours = append(ours, time.Since(began))
+		began = time.Now()
+		if lines := e.kubectlDiff(b, ctx, spec); len(lines) != 2 {
+			b.Fatalf("kubectl diff: %q", lines)
+		}
+		theirs = append(theirs, time.Since(began))
+	}
+	reportLatencies(b, ours)
+	slices.Sort(theirs)
+	b.ReportMetric(float64(theirs[len(theirs)/2].Microseconds())/1000, "kubectl-p50-ms")
+	b.ReportMetric(float64(ours[len(ours)/2])/float64(theirs[len(theirs)/2]), "provider/kubectl")
+}

@@ -194,7 +194,7 @@ func (e *env) quiet(t *testing.T, ctx context.Context, name string) map[string]s
 
 // kubectlDiff runs `kubectl diff --server-side` on the Deployment Start
 // would apply for spec and returns its changed lines.
-func (e *env) kubectlDiff(t *testing.T, ctx context.Context, spec workload.DeploymentSpec) []string {
+func (e *env) kubectlDiff(t testing.TB, ctx context.Context, spec workload.DeploymentSpec) []string {
 	t.Helper()
 	live, err := e.raw.AppsV1().Deployments(e.ns).Get(ctx, spec.Name, metav1.GetOptions{})
 	if err != nil {
