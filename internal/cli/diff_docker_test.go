@@ -1,0 +1,156 @@
+package cli_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alphaswarm/controller/control"
+	"github.com/alphaswarm/controller/credentials"
+	"github.com/alphaswarm/controller/internal/testkit"
+	"github.com/alphaswarm/controller/ledger"
+	"github.com/alphaswarm/controller/provider"
+	_ "github.com/alphaswarm/controller/provider/docker" // registers "docker"
+	"github.com/alphaswarm/controller/provider/docker/dockertest"
+	"github.com/alphaswarm/controller/workload"
+)
+
+// TestDiffCLIDocker is `alphaswarm diff` end to end against the real Docker
+// Engine (the test workload image built FROM scratch): a service that does
+// not exist is a create (exit 1); after `deploy` the same file is no
+// change (exit 0); a changed image, env, config and replica count is a
+// replace (exit 1) whose lines name the Engine's fields, mark the ones
+// that replace replicas and never show a config value; -o json decodes to
+// the same diff; --native says docker has no native rendering. A viewer
+// runs every diff, none writes a ledger row, and none changes the Engine.
+func TestDiffCLIDocker(t *testing.T) {
+	cli := dockertest.Require(t) // skips loudly without an Engine; fails under CI
+	t.Cleanup(func() { cli.Close() })
+	var rnd [3]byte
+	rand.Read(rnd[:])
+	target := "cdiff" + hex.EncodeToString(rnd[:])
+	image := "alphaswarm-diff-workload:" + target
+	ctx := testkit.Context(t, 5*time.Minute)
+	if err := dockertest.BuildImage(ctx, cli, image, target); err != nil {
+		t.Fatalf("building the test workload image: %v", err)
+	}
+	p, err := provider.Open(ctx, provider.TargetConfig{Name: target, Provider: "docker", Options: map[string]json.RawMessage{
+		"stopTimeout": json.RawMessage(`"2s"`), "pull": json.RawMessage(`"never"`)}}, credentials.FromEnv())
+	if err != nil {
+		t.Fatalf("opening the docker provider: %v", err)
+	}
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if c, ok := p.(io.Closer); ok {
+			c.Close()
+		}
+		dockertest.Sweep(cctx, cli, target)
+		dockertest.RemoveImage(cctx, cli, image)
+	})
+	st := testkit.NewStack(t, testkit.Options{Targets: []control.Target{{Name: target, Provider: p}}, UserPrefix: "cli"})
+	s := &server{url: st.URL, tokens: st.Tokens, led: st.Ledger}
+
+	dir := t.TempDir()
+	// The config values are what must never be printed.
+	secretish1, secretish2 := "cfg-value-"+hex.EncodeToString(rnd[:])+"-one", "cfg-value-"+hex.EncodeToString(rnd[:])+"-two"
+	write := func(name, body string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	v1 := write("v1.yaml", fmt.Sprintf("name: web\nimage: %s\nreplicas: 1\nenv:\n  LOG_LEVEL: info\nconfig:\n  greeting: %s\n", image, secretish1))
+	v2 := write("v2.yaml", fmt.Sprintf("name: web\nimage: %s\nreplicas: 2\nenv:\n  LOG_LEVEL: debug\nconfig:\n  greeting: %s\n", image, secretish2))
+	noConfigValue := func(t *testing.T, r result) {
+		t.Helper()
+		for _, v := range []string{secretish1, secretish2} {
+			if strings.Contains(r.stdout+r.stderr, v) {
+				t.Errorf("a config value is printed:\n%s%s", r.stdout, r.stderr)
+			}
+		}
+	}
+	diff := func(t *testing.T, want int, args ...string) result {
+		t.Helper()
+		r := s.run(t, "viewer", append([]string{"diff", "--target", target}, args...)...)
+		if r.code != want {
+			t.Fatalf("diff %v: exit %d, want %d\nstdout: %s\nstderr: %s", args, r.code, want, r.stdout, r.stderr)
+		}
+		noConfigValue(t, r)
+		return r
+	}
+	records := func() int {
+		page, err := s.led.Query(context.Background(), ledger.Filter{Limit: ledger.MaxLimit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(page.Records)
+	}
+
+	before := records()
+	r := diff(t, 1, "-f", v1)
+	if !strings.HasPrefix(r.stdout, target+"/web (docker): create: ") {
+		t.Errorf("diff of an absent service:\n%s", r.stdout)
+	}
+	if n := records(); n != before {
+		t.Errorf("a diff wrote %d ledger rows", n-before)
+	}
+
+	if r := s.run(t, "operator", "deploy", "--target", target, "-f", v1); r.code != 0 {
+		t.Fatalf("deploy: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	before = records()
+	r = diff(t, 0, "-f", v1)
+	if r.stdout != target+"/web (docker): none\n" {
+		t.Errorf("diff of the deployed spec:\n%s", r.stdout)
+	}
+
+	r = diff(t, 1, "-f", v2)
+	lines := strings.Split(r.stdout, "\n")
+	if !strings.HasPrefix(lines[0], target+"/web (docker): replace: ") {
+		t.Errorf("first line %q, want a replace with its reason", lines[0])
+	}
+	for _, want := range []string{
+		"  Config.Env[LOG_LEVEL]: info → debug (replaces)",
+		"  replicas: 1 → 2",
+	} {
+		if !strings.Contains(r.stdout, want+"\n") {
+			t.Errorf("diff lacks the line %q:\n%s", want, r.stdout)
+		}
+	}
+	if !strings.Contains(r.stdout, "(set) → (changed)") {
+		t.Errorf("the changed config value is not shown as (set) → (changed):\n%s", r.stdout)
+	}
+
+	r = diff(t, 1, "-f", v2, "-o", "json")
+	var d workload.Diff
+	if err := json.Unmarshal([]byte(r.stdout), &d); err != nil {
+		t.Fatalf("-o json: %v\n%s", err, r.stdout)
+	}
+	if d.Target != target || d.Service != "web" || d.Provider != "docker" || d.Action != workload.DiffReplace || !d.Changed() {
+		t.Errorf("-o json: %+v", d)
+	}
+
+	r = diff(t, 1, "-f", v2, "--native")
+	if !strings.Contains(r.stdout, "(the docker provider has no native rendering of this change)") {
+		t.Errorf("--native:\n%s", r.stdout)
+	}
+
+	if n := records(); n != before {
+		t.Errorf("diffs wrote %d ledger rows", n-before)
+	}
+	var stNow workload.DeploymentStatus
+	r = s.run(t, "viewer", "status", "--target", target, "web", "-o", "json")
+	if err := json.Unmarshal([]byte(r.stdout), &stNow); err != nil || stNow.Replicas.Desired != 1 || len(stNow.Instances) != 1 {
+		t.Errorf("after the diffs the service is %+v (%v), want 1 replica as deployed", stNow, err)
+	}
+}
