@@ -19,7 +19,6 @@
 package opa
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -38,7 +37,9 @@ import (
 
 	"github.com/alphaswarm/controller/policy"
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -64,9 +65,14 @@ type bundle struct {
 	stamp  string // the files' paths, sizes and mtimes, to notice changes
 	query  rego.PreparedEvalQuery
 	files  []string
+	// reads are the parts of the input the compiled modules can read:
+	// only those are built for an evaluation.
+	reads reads
 	// status: some module reads input.status (or input whole), so the
 	// caller must ask the provider for it.
 	status bool
+	// consts are the values of the constant rules (consts.go).
+	consts map[string]*ast.Term
 }
 
 // Engine holds the bundle in force. It is safe for concurrent use.
@@ -228,9 +234,8 @@ func (e *Engine) compile(ctx context.Context, files []string, stamp string) (*bu
 	sorted := slices.Clone(files)
 	slices.Sort(sorted)
 	h := sha256.New()
-	opts := []func(*rego.Rego){rego.Query(Query)}
-	status := false
-	statusRef := ast.MustParseRef("input.status")
+	var compiler *ast.Compiler
+	opts := []func(*rego.Rego){rego.Query(Query), rego.CompilerHook(func(c *ast.Compiler) { compiler = c })}
 	for _, f := range sorted {
 		src, err := os.ReadFile(f)
 		if err != nil {
@@ -245,20 +250,22 @@ func (e *Engine) compile(ctx context.Context, files []string, stamp string) (*bu
 		if got := mod.Package.Path.String(); got != "data."+policy.Package {
 			return nil, fmt.Errorf("policy: %s: package %s: every module must be in package %s", f, strings.TrimPrefix(got, "data."), policy.Package)
 		}
-		ast.WalkRefs(mod, func(r ast.Ref) bool {
-			// input.status..., input itself, or input[k] with a key only
-			// known at evaluation.
-			status = status || r.HasPrefix(statusRef) || statusRef.HasPrefix(r) ||
-				(len(r) > 1 && r[0].Equal(ast.InputRootDocument) && !r[1].IsGround())
-			return status
-		})
 		opts = append(opts, rego.ParsedModule(mod))
 	}
 	q, err := rego.New(opts...).PrepareForEval(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
-	return &bundle{digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), stamp: stamp, query: q, files: sorted, status: status}, nil
+	if compiler == nil {
+		return nil, errors.New("policy: the compiler was not created") // OPA changed; reads could not be known
+	}
+	rd := readsOf(compiler.Modules)
+	consts, err := constsOf(ctx, compiler)
+	if err != nil {
+		return nil, err
+	}
+	return &bundle{digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), stamp: stamp, query: q, files: sorted,
+		reads: rd, status: rd.touches("status"), consts: consts}, nil
 }
 
 var (
@@ -269,7 +276,7 @@ var (
 // Evaluate asks the bundle in force about in.
 func (e *Engine) Evaluate(ctx context.Context, in policy.Input) (policy.Decision, error) {
 	b := e.cur.Load()
-	v, err := value(in)
+	v, err := value(in, b.reads)
 	if err != nil {
 		return policy.Decision{Digest: b.digest}, err
 	}
@@ -278,22 +285,43 @@ func (e *Engine) Evaluate(ctx context.Context, in policy.Input) (policy.Decision
 
 func (b *bundle) eval(ctx context.Context, input ast.Value) (policy.Decision, error) {
 	d := policy.Decision{Digest: b.digest}
-	rs, err := b.query.Eval(ctx, rego.EvalParsedInput(input))
+	// Cancelled with ctx without a goroutine per evaluation (what Eval
+	// starts when it is not given a Cancel).
+	cancel := topdown.NewCancel()
+	stop := context.AfterFunc(ctx, cancel.Cancel)
+	defer stop()
+	opts := []rego.EvalOption{rego.EvalParsedInput(input), rego.EvalExternalCancel(cancel),
+		rego.EvalMetrics(metrics.NoOp()), rego.EvalGenerateJSON(termValue)}
+	if len(b.consts) > 0 {
+		opts = append(opts, rego.EvalVirtualCache(constCache{VirtualCache: topdown.NewVirtualCache(), consts: b.consts, pkgLen: len(constPkg)}))
+	}
+	rs, err := b.query.Eval(ctx, opts...)
 	if err != nil {
 		return d, fmt.Errorf("policy %s: %w", b.digest, err)
 	}
 	if len(rs) == 1 && len(rs[0].Expressions) == 1 {
-		set, ok := rs[0].Expressions[0].Value.([]any)
-		if !ok {
-			return d, fmt.Errorf("policy %s: deny is %T, not a set of strings", b.digest, rs[0].Expressions[0].Value)
+		var reasons []*ast.Term
+		switch v := rs[0].Expressions[0].Value.(type) {
+		case ast.Set:
+			reasons = v.Slice()
+		case *ast.Array: // not the contract's set, but read like one
+			v.Foreach(func(t *ast.Term) { reasons = append(reasons, t) })
+		case ast.Value:
+			return d, fmt.Errorf("policy %s: deny is %s, not a set of strings", b.digest, ast.ValueName(v))
+		default:
+			return d, fmt.Errorf("policy %s: deny is %T, not a set of strings", b.digest, v)
 		}
-		for _, r := range set {
-			s, ok := r.(string)
+		for _, r := range reasons {
+			s, ok := r.Value.(ast.String)
 			if !ok {
-				b, _ := json.Marshal(r)
-				s = string(b)
+				x, err := ast.JSON(r.Value)
+				if err != nil {
+					return d, fmt.Errorf("policy %s: deny reason %v: %w", b.digest, r, err)
+				}
+				b, _ := json.Marshal(x)
+				s = ast.String(b)
 			}
-			d.Reasons = append(d.Reasons, s)
+			d.Reasons = append(d.Reasons, string(s))
 		}
 	}
 	slices.Sort(d.Reasons)
@@ -301,17 +329,6 @@ func (b *bundle) eval(ctx context.Context, input ast.Value) (policy.Decision, er
 	return d, nil
 }
 
-// value is in as a Rego value. The struct goes through JSON once, as OPA's
-// own conversion of a struct would.
-func value(in policy.Input) (ast.Value, error) {
-	in.Time = in.Time.UTC()
-	b, err := json.Marshal(in)
-	if err != nil {
-		return nil, fmt.Errorf("policy input: %w", err)
-	}
-	v, err := ast.ValueFromReader(bytes.NewReader(b))
-	if err != nil {
-		return nil, fmt.Errorf("policy input: %w", err)
-	}
-	return v, nil
-}
+// termValue hands the query's result over as the Rego value it is,
+// instead of converting it to Go values first.
+func termValue(t *ast.Term, _ *rego.EvalContext) (any, error) { return t.Value, nil }

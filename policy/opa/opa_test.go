@@ -260,3 +260,41 @@ func TestNeedsStatus(t *testing.T) {
 		t.Errorf("the shipped policies need no status: %v %v", e.NeedsStatus(), err)
 	}
 }
+
+// BenchmarkEvaluate is one decision of the shipped policies, per request
+// shape: what the runtime pays per request with them loaded.
+func BenchmarkEvaluate(b *testing.B) {
+	e, err := opa.Open(context.Background(), opa.Options{Paths: []string{examplesDir}, Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	trivial, err := opa.Open(context.Background(), opa.Options{Paths: []string{"testdata/trivial"}, Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	at := time.Date(2026, 12, 24, 10, 0, 0, 0, time.UTC)
+	scale := policy.Input{Principal: policy.Principal{User: "alice", Role: "operator"}, Action: "scale", Target: "local",
+		Service: "web", Request: policy.Request{Replicas: 2}, Time: at}
+	b.Run("trivial bundle", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := trivial.Evaluate(context.Background(), scale); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	for name, in := range map[string]policy.Input{
+		"scale local": scale,
+		"scale prod frozen": {Principal: policy.Principal{User: "alice", Role: "operator"}, Action: "scale", Target: "prod",
+			Service: "web", Request: policy.Request{Replicas: 2}, Time: at},
+	} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := e.Evaluate(context.Background(), in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
