@@ -68,9 +68,10 @@ func (rd reads) field(k, f string) bool { return rd.all || rd.whole[k] || rd.sub
 // says the bundle can read: the same value, where it is read, as
 // policy.Input's JSON encoding read back by OPA (TestValueIsTheJSONValue
 // holds the two equal), without encoding and parsing JSON on every
-// request. Only a start's spec and the service's status, nested structs
+// request. Without withTime, the time is left out (the request's shape,
+// cache.go). Only a start's spec and the service's status, nested structs
 // that only some requests carry, still go through JSON.
-func value(in policy.Input, rd reads) (ast.Value, error) {
+func value(in policy.Input, rd reads, withTime bool) (ast.Value, error) {
 	items := make([][2]*ast.Term, 0, 10)
 	if rd.touches("principal") {
 		items = append(items, [2]*ast.Term{keyPrincipal, ast.NewTerm(principal(in.Principal, rd))})
@@ -104,11 +105,14 @@ func value(in policy.Input, rd reads) (ast.Value, error) {
 	if in.StatusError != "" && rd.touches("statusError") {
 		items = append(items, [2]*ast.Term{keyStatusError, str(in.StatusError)})
 	}
-	if rd.touches("time") { // time.Time's JSON form
-		items = append(items, [2]*ast.Term{keyTime, ast.StringTerm(in.Time.UTC().Format(time.RFC3339Nano))})
+	if withTime && rd.touches("time") {
+		items = append(items, [2]*ast.Term{keyTime, timeTerm(in.Time)})
 	}
 	return ast.NewObject(items...), nil
 }
+
+// timeTerm is t as its JSON form (UTC).
+func timeTerm(t time.Time) *ast.Term { return ast.StringTerm(t.UTC().Format(time.RFC3339Nano)) }
 
 func principal(p policy.Principal, rd reads) ast.Value {
 	items := make([][2]*ast.Term, 0, 4)

@@ -81,7 +81,7 @@ func inputCases(t testing.TB) map[string]policy.Input {
 func TestValueIsTheJSONValue(t *testing.T) {
 	for name, in := range inputCases(t) {
 		t.Run(name, func(t *testing.T) {
-			got, err := value(in, allReads)
+			got, err := value(in, allReads, true)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -107,7 +107,7 @@ func BenchmarkInput(b *testing.B) {
 			b.Run(name+"/"+variant, func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
-					if _, err := value(in, rd); err != nil {
+					if _, err := value(in, rd, true); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -202,7 +202,16 @@ deny contains input.request.spec.image if input.request.spec.labels.team == "a"
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, paths := range [][]string{{"../../deploy/policies"}, {probe}, {"../../deploy/policies", probe}} {
+	// One whose decisions are kept (no status read), with a rule that
+	// reads the time for some users only.
+	timed := t.TempDir()
+	if err := os.WriteFile(timed+"/timed.rego", []byte(`package alphaswarm
+deny contains "late" if { input.principal.user == "alice"; time.parse_rfc3339_ns(input.time) > time.parse_rfc3339_ns("2026-12-20T00:00:00Z") }
+deny contains sprintf("%v %v", [input.service, input.request.configKeys]) if input.provider == "docker"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, paths := range [][]string{{"../../deploy/policies"}, {probe}, {"../../deploy/policies", probe}, {"../../deploy/policies", timed}} {
 		e, err := Open(context.Background(), Options{Paths: paths})
 		if err != nil {
 			t.Fatal(err)
@@ -211,23 +220,35 @@ deny contains input.request.spec.image if input.request.spec.labels.team == "a"
 		if b.reads.all {
 			t.Fatalf("%v: reads everything; the test would prove nothing", paths)
 		}
+		if kept := b.decisions != nil; kept == (len(paths) == 1 && paths[0] == probe || len(paths) == 2 && paths[1] == probe) {
+			t.Fatalf("%v: decisions kept %v", paths, kept)
+		}
 		denied := 0
-		for name, in := range inputCases(t) {
-			got, err := e.Evaluate(context.Background(), in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			plain := *b // the evaluator computing the constants itself
-			plain.consts = nil
-			want, err := plain.eval(context.Background(), jsonValue(t, in))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !slices.Equal(got.Reasons, want.Reasons) || got.Allow != want.Allow {
-				t.Errorf("%v, %s: decided %+v on the input built for the bundle, %+v on the whole input", paths, name, got, want)
-			}
-			if !got.Allow {
-				denied++
+		// Each request at times inside and outside the freeze window,
+		// twice over: the later ones are answered from kept decisions.
+		times := []time.Time{time.Date(2026, 12, 24, 1, 0, 0, 0, time.UTC), time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)}
+		for round := range 2 {
+			for name, in := range inputCases(t) {
+				in.Time = times[round%2]
+				for _, at := range append([]time.Time{in.Time}, times...) {
+					in.Time = at
+					got, err := e.Evaluate(context.Background(), in)
+					if err != nil {
+						t.Fatal(err)
+					}
+					plain := *b // the evaluator computing the constants itself, keeping nothing
+					plain.consts, plain.decisions = nil, nil
+					want, err := plain.eval(context.Background(), jsonValue(t, in))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !slices.Equal(got.Reasons, want.Reasons) || got.Allow != want.Allow {
+						t.Errorf("%v, %s at %s: decided %+v on the input built for the bundle, %+v on the whole input", paths, name, at, got, want)
+					}
+					if !got.Allow {
+						denied++
+					}
+				}
 			}
 		}
 		if denied == 0 {
@@ -278,5 +299,68 @@ deny contains "x" if input.request.replicas > limits[input.target]
 	got = slices.Sorted(maps.Keys(shipped.cur.Load().consts))
 	if want := []string{"allowed_registries", "freeze_windows", "frozen_ns", "max_replicas", "prod_targets"}; !slices.Equal(got, want) {
 		t.Errorf("shipped constants %v, want %v", got, want)
+	}
+}
+
+// TestDecisionsKept: a deterministic bundle keeps the decision of a request
+// shape whose decision does not depend on the time, evaluates the others
+// every time, and keeps nothing when it reads the status or calls a
+// nondeterministic builtin.
+func TestDecisionsKept(t *testing.T) {
+	ctx := context.Background()
+	e, err := Open(ctx, Options{Paths: []string{"../../deploy/policies"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := e.cur.Load().decisions
+	if ds == nil {
+		t.Fatal("the shipped policies keep no decisions")
+	}
+	in := func(target string, at time.Time) policy.Input {
+		return policy.Input{Principal: policy.Principal{User: "alice", Role: "operator"}, Action: "scale", Target: target,
+			Service: "web", Request: policy.Request{Replicas: 2}, Time: at}
+	}
+	frozen, open := time.Date(2026, 12, 24, 1, 0, 0, 0, time.UTC), time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		target string
+		at     time.Time
+		allow  bool
+		timed  bool
+	}{
+		{"local", frozen, true, false}, {"local", open, true, false},
+		{"prod", open, true, true}, {"prod", frozen, false, true}, {"prod", open, true, true},
+	} {
+		d, err := e.Evaluate(ctx, in(tc.target, tc.at))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Allow != tc.allow {
+			t.Errorf("%s at %s: allow %v, want %v (%v)", tc.target, tc.at, d.Allow, tc.allow, d.Reasons)
+		}
+		shape, err := value(in(tc.target, tc.at), e.cur.Load().reads, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kept, ok := ds.lookup(shape); !ok || kept.timed != tc.timed {
+			t.Errorf("%s: kept %+v (%v), want timed %v", tc.target, kept, ok, tc.timed)
+		}
+	}
+	for _, src := range []string{
+		`deny contains "late" if time.now_ns() > 0`,
+		`deny contains "x" if { t := time.now_ns(); t > 0; input.action == "scale" }`,
+		`deny contains "down" if input.status.phase == "Failed"`,
+		`deny contains json.marshal(input) if true`,
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(dir+"/p.rego", []byte("package alphaswarm\n"+src+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		e, err := Open(ctx, Options{Paths: []string{dir}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.cur.Load().decisions != nil {
+			t.Errorf("%s: decisions kept", src)
+		}
 	}
 }

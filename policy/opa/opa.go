@@ -73,6 +73,9 @@ type bundle struct {
 	status bool
 	// consts are the values of the constant rules (consts.go).
 	consts map[string]*ast.Term
+	// decisions are the decisions kept by request shape (cache.go); nil
+	// when the bundle's decisions cannot be kept.
+	decisions *decisions
 }
 
 // Engine holds the bundle in force. It is safe for concurrent use.
@@ -264,8 +267,12 @@ func (e *Engine) compile(ctx context.Context, files []string, stamp string) (*bu
 	if err != nil {
 		return nil, err
 	}
+	ds, err := newDecisions(ctx, compiler, rd)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
 	return &bundle{digest: "sha256:" + hex.EncodeToString(h.Sum(nil)), stamp: stamp, query: q, files: sorted,
-		reads: rd, status: rd.touches("status"), consts: consts}, nil
+		reads: rd, status: rd.touches("status"), consts: consts, decisions: ds}, nil
 }
 
 var (
@@ -276,11 +283,38 @@ var (
 // Evaluate asks the bundle in force about in.
 func (e *Engine) Evaluate(ctx context.Context, in policy.Input) (policy.Decision, error) {
 	b := e.cur.Load()
-	v, err := value(in, b.reads)
+	if b.decisions == nil {
+		v, err := value(in, b.reads, true)
+		if err != nil {
+			return policy.Decision{Digest: b.digest}, err
+		}
+		return b.eval(ctx, v)
+	}
+	// cache.go: the decision kept for the request's shape, if its
+	// decision does not depend on the time.
+	shape, err := value(in, b.reads, false)
 	if err != nil {
 		return policy.Decision{Digest: b.digest}, err
 	}
-	return b.eval(ctx, v)
+	kept, known := b.decisions.lookup(shape)
+	if known && !kept.timed {
+		d := kept.d
+		d.Reasons = slices.Clone(d.Reasons)
+		return d, nil
+	}
+	v := shape
+	if !known { // shape is kept by learn: the time goes into a copy
+		if v, err = value(in, b.reads, true); err != nil {
+			return policy.Decision{Digest: b.digest}, err
+		}
+	} else if b.reads.touches("time") {
+		shape.(ast.Object).Insert(keyTime, timeTerm(in.Time))
+	}
+	d, err := b.eval(ctx, v)
+	if err == nil && !known {
+		b.decisions.learn(ctx, shape, d)
+	}
+	return d, err
 }
 
 func (b *bundle) eval(ctx context.Context, input ast.Value) (policy.Decision, error) {
