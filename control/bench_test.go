@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +16,8 @@ import (
 	"github.com/alphaswarm/controller/ledger/checkpoint"
 	"github.com/alphaswarm/controller/ledger/postgres"
 	"github.com/alphaswarm/controller/ledger/sqlite"
+	"github.com/alphaswarm/controller/policy"
+	"github.com/alphaswarm/controller/policy/opa"
 	"github.com/alphaswarm/controller/provider/providertest"
 	"github.com/alphaswarm/controller/workload"
 )
@@ -45,23 +48,43 @@ func BenchmarkRuntimeOverhead(b *testing.B) {
 	// drift weighs on both alike. Reports the median time ratio on/off
 	// (bar: <= 1.05); aa/ is the same with two bare ledgers: the noise
 	// floor of this machine in the same run.
-	for _, variant := range []string{"checkpoints+sink-vs-off", "policy-vs-off", "aa"} {
+	//
+	// policy-vs-off: the example policies of deploy/policies loaded (issue
+	// 20: bar <= 1.05), against the same runtime without; it also reports
+	// policy-share, the part of the operations' time spent deciding
+	// (policy.Evaluator.Evaluate, timed), which the load of the machine
+	// distorts far less than a ratio of two wall times.
+	// policy-trivial-vs-off: a bundle with one rule that never matches,
+	// to tell the fixed cost of a policy from the examples'.
+	for _, variant := range []string{"checkpoints+sink-vs-off", "policy-vs-off", "policy-trivial-vs-off", "aa"} {
 		for _, callers := range []int{1, 64} {
 			b.Run(fmt.Sprintf("sqlite/%s/callers=%d", variant, callers), func(b *testing.B) {
 				off := newEnv(b, nil, nil)
 				var on *env
-				if variant == "policy-vs-off" {
-					// The example policies of deploy/policies loaded (issue
-					// 20: bar <= 1.05), against the same runtime without.
-					off = newPolicyEnv(b).env
-					on = newPolicyEnv(b, "../deploy/policies").env
-				} else if variant == "aa" {
+				var timed *timedEvaluator
+				switch variant {
+				case "policy-vs-off", "policy-trivial-vs-off":
+					dir := "../deploy/policies"
+					if variant == "policy-trivial-vs-off" {
+						dir = "../policy/opa/testdata/trivial"
+					}
+					engine, err := opa.Open(context.Background(), opa.Options{Paths: []string{dir}, Logger: slog.New(slog.DiscardHandler)})
+					if err != nil {
+						b.Fatal(err)
+					}
+					timed = &timedEvaluator{Engine: engine}
+					off = newEvaluatorEnv(b, nil).env
+					on = newEvaluatorEnv(b, timed).env
+				case "aa":
 					on = newEnv(b, nil, nil)
-				} else {
+				default:
 					_, cp := checkpointed(b)
 					on = newEnvOn(b, cp, nil, nil)
 				}
-				pairedRounds(b, off, on, callers)
+				onTime := pairedRounds(b, off, on, callers)
+				if timed != nil {
+					b.ReportMetric(float64(timed.total.Load())/float64(onTime*time.Duration(callers)), "policy-share")
+				}
 			})
 		}
 	}
@@ -179,8 +202,11 @@ func checkpointed(b *testing.B) (*sqlite.Ledger, *checkpoint.Ledger) {
 	return led, cp
 }
 
-func pairedRounds(b *testing.B, off, on *env, callers int) {
+// pairedRounds reports the median ratio on/off and returns the time of
+// on's rounds.
+func pairedRounds(b *testing.B, off, on *env, callers int) time.Duration {
 	var ratios []float64
+	var onTime time.Duration
 	for i := 0; b.Loop(); i++ {
 		var tOff, tOn time.Duration
 		if i%2 == 0 { // alternate which goes first
@@ -189,9 +215,23 @@ func pairedRounds(b *testing.B, off, on *env, callers int) {
 			tOn, tOff = roundTime(b, on, callers, 50), roundTime(b, off, callers, 50)
 		}
 		ratios = append(ratios, float64(tOn)/float64(tOff))
+		onTime += tOn
 	}
 	slices.Sort(ratios)
 	b.ReportMetric(ratios[len(ratios)/2], "x-off")
+	return onTime
+}
+
+// timedEvaluator is an opa.Engine that adds up the time spent in Evaluate.
+type timedEvaluator struct {
+	*opa.Engine
+	total atomic.Int64 // ns
+}
+
+func (t *timedEvaluator) Evaluate(ctx context.Context, in policy.Input) (policy.Decision, error) {
+	t0 := time.Now()
+	defer func() { t.total.Add(int64(time.Since(t0))) }()
+	return t.Engine.Evaluate(ctx, in)
 }
 
 // roundTime runs callers×perCaller scale operations (each caller on its

@@ -33,6 +33,25 @@ type policyEnv struct {
 
 func newPolicyEnv(t testing.TB, paths ...string) *policyEnv {
 	t.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var engine *opa.Engine
+	var evaluator policy.Evaluator
+	if len(paths) > 0 {
+		var err error
+		if engine, err = opa.Open(context.Background(), opa.Options{Paths: paths, Logger: quiet}); err != nil {
+			t.Fatal(err)
+		}
+		evaluator = engine
+	}
+	pe := newEvaluatorEnv(t, evaluator)
+	pe.engine = engine
+	return pe
+}
+
+// newEvaluatorEnv is newPolicyEnv's runtime with evaluator (nil: no
+// policy).
+func newEvaluatorEnv(t testing.TB, evaluator policy.Evaluator) *policyEnv {
+	t.Helper()
 	ctx := context.Background()
 	led, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "ledger.db"))
 	if err != nil {
@@ -40,14 +59,6 @@ func newPolicyEnv(t testing.TB, paths ...string) *policyEnv {
 	}
 	t.Cleanup(func() { led.Close() })
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	var engine *opa.Engine
-	var evaluator policy.Evaluator
-	if len(paths) > 0 {
-		if engine, err = opa.Open(ctx, opa.Options{Paths: paths, Logger: quiet}); err != nil {
-			t.Fatal(err)
-		}
-		evaluator = engine
-	}
 	mem, prod := providertest.NewMemory("local"), providertest.NewMemory("prod")
 	creds := credentials.FromMap(map[string]string{"DB_PASSWORD": "hunter2-policy"})
 	rt, err := control.New(ctx, control.Options{Ledger: led, Credentials: creds, Logger: quiet, Policy: evaluator,
@@ -65,7 +76,7 @@ func newPolicyEnv(t testing.TB, paths ...string) *policyEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(rt.Close)
-	return &policyEnv{env: &env{rt: rt, mem: mem, ledger: led, led: led}, engine: engine, prod: prod}
+	return &policyEnv{env: &env{rt: rt, mem: mem, ledger: led, led: led}, prod: prod}
 }
 
 func writePolicy(t *testing.T, dir, name, src string, mtime time.Time) {
