@@ -40,6 +40,10 @@ type Result struct {
 	// to become ready (the request's wait=false): Status is the backend's
 	// first answer, not the end of the rollout. `status --watch` follows it.
 	NoWait bool `json:"noWait,omitempty"`
+	// Revision is the spec revision a successful start, scale,
+	// apply_config or rollback recorded (GET .../history); 0 when none
+	// was recorded.
+	Revision int `json:"revision,omitempty"`
 }
 
 // HaltDetail is the switch position a halt call set.

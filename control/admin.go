@@ -25,7 +25,7 @@ const (
 // query by action is checked against it.
 var RecordedActions = []workload.Action{
 	workload.ActionStart, workload.ActionStop, workload.ActionScale, workload.ActionRestart, workload.ActionApplyConfig,
-	workload.ActionExec, workload.ActionHalt, ActionTokenCreate, ActionTokenRevoke, checkpoint.AcceptAction,
+	workload.ActionRollback, workload.ActionExec, workload.ActionHalt, ActionTokenCreate, ActionTokenRevoke, checkpoint.AcceptAction,
 }
 
 // Administer records fn, a change to the control plane's own access (a

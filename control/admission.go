@@ -63,7 +63,7 @@ func admit(t Target, r *Request) error {
 		if r.Replicas > pol.Replicas() {
 			deny("replicas", "maxReplicas", "%d is more than target %s admits (%d)", r.Replicas, t.Name, pol.Replicas())
 		}
-	case workload.ActionStart:
+	case workload.ActionStart, workload.ActionRollback:
 		s := r.Spec
 		if known := extensionNames(t.Provider); len(s.Extensions) > 0 {
 			var bad []workload.FieldError

@@ -17,7 +17,7 @@ const MaxTimeout = time.Hour
 // reach the state asked for (and so can end Failed or unfinished).
 func waits(a workload.Action) bool {
 	switch a {
-	case workload.ActionStart, workload.ActionStop, workload.ActionScale, workload.ActionRestart, workload.ActionApplyConfig:
+	case workload.ActionStart, workload.ActionStop, workload.ActionScale, workload.ActionRestart, workload.ActionApplyConfig, workload.ActionRollback:
 		return true
 	}
 	return false

@@ -55,7 +55,7 @@ func (rt *Runtime) policyInput(ctx context.Context, r *Request) policy.Input {
 		Request: policy.Request{NoWait: r.NoWait},
 	}
 	switch r.Action {
-	case workload.ActionStart:
+	case workload.ActionStart, workload.ActionRollback:
 		in.Request = policy.StartRequest(r.Spec)
 		in.Request.NoWait = r.NoWait
 	case workload.ActionScale:

@@ -24,6 +24,12 @@ func (rt *Runtime) precheck(ctx context.Context, r *Request) (string, error) {
 	if err == nil && (r.Action != workload.ActionHalt || r.scope() != ledger.GlobalScope) {
 		_, err = rt.target(r.Target) // every action but a global halt names a configured target
 	}
+	if err == nil && r.Action == workload.ActionRollback {
+		// The revision's spec is what admission and policy judge (rollback.go).
+		if err = rt.resolveRollback(ctx, r); workload.CodeOf(err) == workload.Unavailable {
+			return "", err
+		}
+	}
 	if err != nil {
 		digest := ""
 		if r.Action.Mutating() {
@@ -66,6 +72,14 @@ func (rt *Runtime) precheck(ctx context.Context, r *Request) (string, error) {
 	if err := rt.decide(ctx, r); err != nil {
 		rt.reject(ctx, r, digest, err)
 		return "", rt.redactErr(err)
+	}
+
+	// 2d. A rollback's references must still resolve (rollback.go).
+	if r.Action == workload.ActionRollback {
+		if err := rt.checkRollbackRefs(ctx, r); err != nil {
+			rt.reject(ctx, r, digest, err)
+			return "", rt.redactErr(err)
+		}
 	}
 	return digest, nil
 }

@@ -42,7 +42,7 @@ func settled(action string, detail string, st workload.DeploymentStatus) bool {
 		}
 		n := *d.Replicas
 		return !moving && st.Replicas.Desired == n && (st.Replicas.Ready == n || st.Phase == workload.Failed)
-	case workload.ActionStart, workload.ActionRestart, workload.ActionApplyConfig:
+	case workload.ActionStart, workload.ActionRestart, workload.ActionApplyConfig, workload.ActionRollback:
 		return !moving
 	}
 	return true

@@ -36,6 +36,9 @@ type Request struct {
 	Replicas int
 	// Config is the new config for apply_config.
 	Config map[string]string
+	// ToRevision is the revision a rollback restores; 0 means the one
+	// before the current one (rollback.go).
+	ToRevision int
 	// Exec is the command for exec.
 	Exec *provider.ExecRequest
 	// HaltOn is the switch position for halt; Target "" or "*" is global.
@@ -54,6 +57,8 @@ type Request struct {
 	// policyDigest is the digest of the policy bundle that decided the
 	// request (policy.go); the rows of the request carry it.
 	policyDigest string
+	// rollback is what precheck resolved of a rollback (rollback.go).
+	rollback *rollbackPlan
 }
 
 // Result is what a mutating operation returns (the wire type api.Result).
@@ -117,6 +122,10 @@ func (r *Request) validate() error {
 			errs = append(errs, workload.FieldError{Path: "config", Message: "is required"})
 		}
 		errs = append(errs, workload.ValidateConfig("config", r.Config)...)
+	case workload.ActionRollback:
+		if r.ToRevision < 0 {
+			errs = append(errs, workload.FieldError{Path: "to", Message: "must be a revision number (1 or more), or 0 for the revision before the current one"})
+		}
 	case workload.ActionExec:
 		if r.Exec == nil || len(r.Exec.Command) == 0 || r.Exec.Command[0] == "" {
 			errs = append(errs, workload.FieldError{Path: "command", Message: "is required"})
@@ -154,6 +163,8 @@ func (rt *Runtime) canonical(r *Request) []byte {
 		m["replicas"] = r.Replicas
 	case workload.ActionApplyConfig:
 		m["config"] = r.Config
+	case workload.ActionRollback:
+		m["to"] = r.ToRevision
 	case workload.ActionExec:
 		m["command"] = r.Exec.Command
 		m["tty"] = r.Exec.TTY
@@ -182,7 +193,7 @@ func (rt *Runtime) digest(r *Request) string {
 func (rt *Runtime) detail(r *Request) string {
 	m := map[string]any{}
 	switch r.Action {
-	case workload.ActionStart:
+	case workload.ActionStart, workload.ActionRollback:
 		s := r.Spec
 		m["image"] = s.Image
 		m["replicas"] = s.Replicas
@@ -195,6 +206,9 @@ func (rt *Runtime) detail(r *Request) string {
 		m["configKeys"] = slices.Sorted(maps.Keys(s.Config))
 		if s.Compose != nil {
 			m["compose"] = s.Compose.File
+		}
+		if r.rollback != nil { // the intent names both revisions
+			m["fromRevision"], m["toRevision"] = r.rollback.from, r.rollback.to
 		}
 	case workload.ActionScale:
 		m["replicas"] = r.Replicas

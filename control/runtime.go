@@ -117,6 +117,11 @@ type Options struct {
 	// RoleOn is the principal's role on a target as the policy input
 	// states it (auth.RoleOn); nil: the principal's Role.
 	RoleOn func(p Principal, target string) string
+	// RevisionKey (RevisionKeySize bytes, LoadRevisionKey) seals the env
+	// and config values of recorded revisions (history_seal.go). nil:
+	// revisions keep no values, and one that had some cannot be rolled
+	// back to. Controllers sharing a ledger must share the key.
+	RevisionKey []byte
 }
 
 // DefaultTimeouts are the per-action provider timeouts.
@@ -126,6 +131,7 @@ var DefaultTimeouts = map[workload.Action]time.Duration{
 	workload.ActionScale:       3 * time.Minute,
 	workload.ActionRestart:     5 * time.Minute,
 	workload.ActionApplyConfig: 5 * time.Minute,
+	workload.ActionRollback:    5 * time.Minute,
 	workload.ActionExec:        time.Hour,
 	workload.ActionHalt:        30 * time.Second,
 }
@@ -147,6 +153,8 @@ type Runtime struct {
 	haltSw   *haltReader // shared reads of the halt switch (halts.go)
 	policy   policy.Evaluator
 	roleOn   func(Principal, string) string
+	revs     ledger.RevisionStore // nil: no history (history.go)
+	sealer   *sealer              // nil: no revision key
 }
 
 // New builds a Runtime and closes intents that an earlier process left
@@ -186,6 +194,9 @@ func New(ctx context.Context, o Options) (*Runtime, error) {
 	}
 	if l, ok := o.Ledger.(ledger.ServiceLocker); ok {
 		rt.locker = l
+	}
+	if err := rt.setHistory(o); err != nil {
+		return nil, err
 	}
 	for a, d := range DefaultTimeouts {
 		rt.timeouts[a] = d
@@ -314,6 +325,16 @@ func (rt *Runtime) Do(ctx context.Context, r Request) (Result, error) {
 		}
 	}
 
+	// 4b. The revision the request will record (history.go), read under
+	// the lock; a rollback's intent names the revision it replaces.
+	plan, err := rt.planRevision(ctx, &r)
+	if err != nil {
+		return Result{}, err
+	}
+	if plan != nil && r.rollback != nil {
+		r.rollback.from = plan.latest
+	}
+
 	// 5. Durable intent.
 	runID := newRunID()
 	if r.Action == workload.ActionExec {
@@ -352,6 +373,12 @@ func (rt *Runtime) Do(ctx context.Context, r Request) (Result, error) {
 		Target: intent.Target, Service: intent.Service, Provider: p, RequestDigest: digest,
 		IdempotencyKey: r.IdempotencyKey, Outcome: ledger.OutcomeOK, Duration: elapsed,
 		Detail: rt.resultDetail(res), PolicyDigest: r.policyDigest,
+	}
+	if callErr == nil && recordsRevision(r.Action) {
+		if m := rt.recordRevision(ctx, &r, intent.RunID, plan); m.Revision > 0 {
+			res.Revision = m.Revision
+			result.Detail = rt.revisionResultDetail(res, m)
+		}
 	}
 	if callErr != nil {
 		e := workload.AsError(callErr)
@@ -549,7 +576,7 @@ func (rt *Runtime) callProvider(ctx context.Context, r *Request) (Result, error)
 	var st workload.DeploymentStatus
 	var err error
 	switch r.Action {
-	case workload.ActionStart:
+	case workload.ActionStart, workload.ActionRollback:
 		st, err = p.Start(ctx, r.startSpec())
 	case workload.ActionStop:
 		st, err = p.Stop(ctx, r.Service)

@@ -8,7 +8,7 @@ import (
 // Action names an operation on a service.
 type Action string
 
-// The actions. Start, Stop, Scale, Restart, ApplyConfig and Exec change
+// The actions. Start, Stop, Scale, Restart, ApplyConfig, Rollback and Exec change
 // the backend and are written to the ledger; Halt changes the control
 // plane and is written too. Status, Metrics and Logs are reads.
 const (
@@ -17,23 +17,25 @@ const (
 	ActionScale       Action = "scale"
 	ActionRestart     Action = "restart"
 	ActionApplyConfig Action = "apply_config"
-	ActionExec        Action = "exec"
-	ActionHalt        Action = "halt"
-	ActionStatus      Action = "status"
-	ActionMetrics     Action = "stream_metrics"
-	ActionLogs        Action = "logs"
+	// ActionRollback restores a recorded spec revision (control/rollback.go).
+	ActionRollback Action = "rollback"
+	ActionExec     Action = "exec"
+	ActionHalt     Action = "halt"
+	ActionStatus   Action = "status"
+	ActionMetrics  Action = "stream_metrics"
+	ActionLogs     Action = "logs"
 )
 
 // Actions lists every action.
 var Actions = []Action{
-	ActionStart, ActionStop, ActionScale, ActionRestart, ActionApplyConfig,
+	ActionStart, ActionStop, ActionScale, ActionRestart, ActionApplyConfig, ActionRollback,
 	ActionExec, ActionHalt, ActionStatus, ActionMetrics, ActionLogs,
 }
 
 // Mutating reports whether a is audited in the ledger.
 func (a Action) Mutating() bool {
 	switch a {
-	case ActionStart, ActionStop, ActionScale, ActionRestart, ActionApplyConfig, ActionExec, ActionHalt:
+	case ActionStart, ActionStop, ActionScale, ActionRestart, ActionApplyConfig, ActionRollback, ActionExec, ActionHalt:
 		return true
 	}
 	return false

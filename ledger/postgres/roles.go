@@ -11,7 +11,7 @@ import (
 // Migrate applies the schema as the role dsn connects with, which becomes
 // the owner of workload_runs, and, when runtimeRole is not empty, grants
 // that role what a controller needs and nothing more: SELECT and INSERT on
-// workload_runs, SELECT on schema_migrations, USAGE on the schema. The
+// workload_runs and workload_revisions, SELECT on schema_migrations, USAGE on the schema. The
 // runtime role then cannot UPDATE, DELETE or TRUNCATE rows, nor ALTER the
 // table (DISABLE TRIGGER), nor drop it: only the owner can, so whoever
 // steals the controller's credentials cannot rewrite the ledger.
@@ -55,6 +55,8 @@ func grantRuntime(ctx context.Context, pool *pgxpool.Pool, runtimeRole string) e
 			"GRANT USAGE ON SCHEMA " + pgx.Identifier{schema}.Sanitize() + " TO " + role,
 			"REVOKE ALL ON workload_runs FROM " + role,
 			"GRANT SELECT, INSERT ON workload_runs TO " + role,
+			"REVOKE ALL ON workload_revisions FROM " + role,
+			"GRANT SELECT, INSERT ON workload_revisions TO " + role,
 			"REVOKE ALL ON schema_migrations FROM " + role,
 			"GRANT SELECT ON schema_migrations TO " + role,
 		} {
