@@ -61,6 +61,13 @@ type Config struct {
 	// Policy loads the admin's Rego policies (package policy); nil: no
 	// policy, every request that passes admission goes on.
 	Policy *Policy `json:"policy,omitempty"`
+	// RevisionKeyFile is the AES-256 key (64 hex digits, mode 0600) that
+	// seals the env and config values of recorded spec revisions (history
+	// and rollback); default <dataDir>/revisions.key, generated on first
+	// start when absent. Controllers sharing one PostgreSQL ledger must
+	// all be given the same key: a revision sealed under another key is
+	// listed but cannot be rolled back to.
+	RevisionKeyFile string `json:"revisionKeyFile,omitempty"`
 }
 
 // Policy names the policy files: *.rego files or directories of them,
@@ -179,6 +186,9 @@ func (c *Config) fill() {
 		c.RecoveryInterval = workload.Duration(time.Minute)
 	}
 	c.Checkpoints.fill(c.DataDir)
+	if c.RevisionKeyFile == "" {
+		c.RevisionKeyFile = filepath.Join(c.DataDir, "revisions.key")
+	}
 	if c.ReadTimeout == 0 {
 		c.ReadTimeout = workload.Duration(10 * time.Second)
 	}

@@ -40,6 +40,8 @@ func (s *Server) table() []route {
 		{"POST", svcPath + "/scale", auth.RoleOperator, workload.ActionScale, s.scale},
 		{"POST", svcPath + "/restart", auth.RoleOperator, workload.ActionRestart, s.restart},
 		{"PUT", svcPath + "/config", auth.RoleOperator, workload.ActionApplyConfig, s.config},
+		{"GET", svcPath + "/history", auth.RoleViewer, "", s.history},
+		{"POST", svcPath + "/rollback", auth.RoleOperator, workload.ActionRollback, s.rollback},
 		{"GET", svcPath + "/metrics", auth.RoleViewer, "", s.metricsSSE},
 		{"GET", svcPath + "/logs", auth.RoleViewer, "", s.logsSSE},
 		{"POST", svcPath + "/exec", auth.RoleAdmin, workload.ActionExec, s.execOnce},

@@ -118,6 +118,17 @@ func TestOpenAPIConformance(t *testing.T) {
 		{"operator", "PUT", svc + "/config", js, `{"config":{"a":1}}`, nil, 400, nil},
 		{"operator", "POST", svc + "/scale", js, `{"replicas":2}`, []string{"Idempotency-Key", "conf-1"}, 200, nil},
 		{"operator", "POST", svc + "/scale", js, `{"replicas":3}`, []string{"Idempotency-Key", "conf-1"}, 409, nil},
+		// History and rollback (revision 1 is the deploy above).
+		{"viewer", "GET", svc + "/history", "", "", nil, 200, nil},
+		{"viewer", "GET", "/v1/targets/local/services/ghost/history", "", "", nil, 200, nil}, // history outlives a service: none is an empty list
+		{"viewer", "GET", "/v1/targets/nowhere/services/web/history", "", "", nil, 404, nil},
+		{"viewer", "GET", "/v1/targets/local/services/Bad_Name/history", "", "", nil, 400, nil},
+		{"operator", "POST", svc + "/rollback", js, `{"to":1}`, nil, 200, nil},
+		{"operator", "POST", svc + "/rollback", "", "", nil, 200, nil},
+		{"operator", "POST", svc + "/rollback", js, `{"to":-1}`, nil, 400, nil},
+		{"operator", "POST", svc + "/rollback", js, `{"to":"one"}`, nil, 400, nil},
+		{"operator", "POST", svc + "/rollback", js, `{"to":1,"force":true}`, nil, 400, nil},
+		{"viewer", "POST", svc + "/rollback", js, `{"to":1}`, nil, 403, nil},
 		// Exec, once and interactive (the handshake's refusals; the 101
 		// itself is checked below).
 		{"admin", "POST", svc + "/exec", js, `{"command":["echo","hi"]}`, nil, 200, nil},

@@ -118,8 +118,12 @@ func serve(ctx context.Context, out, errOut io.Writer, f serveFlags) error {
 	if err != nil {
 		return err
 	}
+	revKey, err := control.LoadRevisionKey(cfg.RevisionKeyFile, true)
+	if err != nil {
+		return err
+	}
 	rt, err := control.New(ctx, control.Options{Ledger: led, Targets: targets, Credentials: creds, Logger: log,
-		Timeouts: cfg.ActionTimeouts(), Observer: metrics, Policy: pol, RoleOn: roleOn})
+		Timeouts: cfg.ActionTimeouts(), Observer: metrics, Policy: pol, RoleOn: roleOn, RevisionKey: revKey})
 	if err != nil {
 		return err
 	}

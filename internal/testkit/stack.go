@@ -130,8 +130,12 @@ func NewStack(t testing.TB, o Options) *Stack {
 	t.Cleanup(authn.Close)
 
 	s.Metrics = httpapi.NewMetrics()
+	revKey, err := control.LoadRevisionKey(cfg.RevisionKeyFile, true)
+	if err != nil {
+		t.Fatal(err)
+	}
 	s.Runtime, err = control.New(context.Background(), control.Options{Ledger: led, Targets: targets, Credentials: creds,
-		Logger: log, Timeouts: cfg.ActionTimeouts(), Observer: s.Metrics})
+		Logger: log, Timeouts: cfg.ActionTimeouts(), Observer: s.Metrics, RevisionKey: revKey})
 	if err != nil {
 		t.Fatal(err)
 	}
