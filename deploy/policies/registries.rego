@@ -1,10 +1,11 @@
-# Images only from allowed registries, on the targets listed.
+# Images only from allowed registries, on the targets listed. A rollback
+# restores a recorded spec: its image is judged by today's list too.
 package alphaswarm
 
 allowed_registries := {"prod": ["registry.example.com/", "ghcr.io/example/"]}
 
 deny contains msg if {
-	input.action == "start"
+	input.action in {"start", "rollback"}
 	prefixes := allowed_registries[input.target]
 	image := input.request.spec.image
 	not image_allowed(image, prefixes)

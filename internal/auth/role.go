@@ -15,7 +15,8 @@ type Role string
 const (
 	// RoleViewer may read state and open metrics/log streams.
 	RoleViewer Role = "viewer"
-	// RoleOperator may also deploy, stop, scale, restart and apply config.
+	// RoleOperator may also deploy, stop, scale, restart, apply config and
+	// roll back to a recorded revision.
 	RoleOperator Role = "operator"
 	// RoleAdmin may also exec into services, halt, and manage tokens.
 	RoleAdmin Role = "admin"

@@ -130,6 +130,7 @@ func addClientCommands(root *cobra.Command) *globals {
 		metricsCmd(g), logsCmd(g), execCmd(g), runsCmd(g), haltCmd(g), targetsCmd(g), tokenCmd(g),
 	)
 	root.AddCommand(diffCmd(g))
+	root.AddCommand(historyCmd(g), rollbackCmd(g))
 	return g
 }
 
