@@ -18,6 +18,7 @@ import (
 	"github.com/alphaswarm/controller/control"
 	"github.com/alphaswarm/controller/credentials"
 	"github.com/alphaswarm/controller/internal/httpapi"
+	"github.com/alphaswarm/controller/internal/k8stest"
 	"github.com/alphaswarm/controller/internal/testkit"
 	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/provider"
@@ -72,6 +73,7 @@ func run(m *testing.M) int {
 		}()
 	}
 	code := m.Run()
+	k8stest.Shutdown() // the control plane of TestRollbackKubernetes, if it started
 	if code == 0 {
 		if err := goleak.Find(goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
 			goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
