@@ -9,7 +9,8 @@
 // How it works for an operator — the connection and target options, the
 // containers and labels it creates, where the spec lives (the anchor
 // container), how each operation converges and rolls, the config files,
-// the status cache, metrics, logs, exec and Compose profiles — is in
+// what a diff shows and what CheckRefs looks up (diff.go, refs.go), the
+// status cache, metrics, logs, exec and Compose profiles — is in
 // docs/providers/docker.md. This comment keeps the two tables the code is
 // tested against.
 //
