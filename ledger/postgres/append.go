@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
-	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -216,35 +215,57 @@ func (l *Ledger) commit(batch []*appendReq) {
 
 // appendTx seals recs after the last row and inserts them in one
 // transaction, under the append lock that orders every process's appends.
+// The transaction is two round trips, each a pipeline of statements run in
+// order: BEGIN, the append lock, the head read (a new statement, so a new
+// snapshot: it sees every append committed before the lock was granted);
+// then, with the records sealed after that head, one INSERT of every row
+// and COMMIT. (It was five: BEGIN, lock, head, INSERT or COPY, COMMIT.)
 func (l *Ledger) appendTx(recs []ledger.Record) ([]ledger.Record, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
-	tx, err := l.pool.Begin(ctx)
+	conn, err := l.pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("ledger/postgres: append: begin: %w", err)
 	}
+	committed := false
 	defer func() {
-		rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer rcancel()
-		_ = tx.Rollback(rctx) // no-op after Commit
+		if committed {
+			conn.Release()
+			return
+		}
+		// The transaction may be open, failed or unknown: ending the
+		// session rolls it back and frees the append lock.
+		discard(conn)
 	}()
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", lockClass, lockAppend); err != nil {
-		return nil, fmt.Errorf("ledger/postgres: append: lock: %w", err)
-	}
-	// A new statement, so a new snapshot: it sees every append committed
-	// before the lock was granted.
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue("SELECT pg_advisory_xact_lock($1, $2)", lockClass, lockAppend)
+	b.Queue("SELECT seq, hash FROM workload_runs ORDER BY seq DESC LIMIT 1")
 	head := ledger.Record{Hash: ledger.GenesisHash}
 	var prev *ledger.Record
-	switch err := tx.QueryRow(ctx, "SELECT seq, hash FROM workload_runs ORDER BY seq DESC LIMIT 1").Scan(&head.Seq, &head.Hash); {
+	br := conn.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		br.Close()
+		return nil, fmt.Errorf("ledger/postgres: append: begin: %w", err)
+	}
+	if _, err := br.Exec(); err != nil {
+		br.Close()
+		return nil, fmt.Errorf("ledger/postgres: append: lock: %w", err)
+	}
+	switch err := br.QueryRow().Scan(&head.Seq, &head.Hash); {
 	case err == nil:
 		prev = &head
 	case errors.Is(err, pgx.ErrNoRows):
 	default:
+		br.Close()
+		return nil, fmt.Errorf("ledger/postgres: append: read head: %w", err)
+	}
+	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("ledger/postgres: append: read head: %w", err)
 	}
 	if err := l.head.Check(head.Seq, head.Hash, func(seq int64) (string, bool, error) {
 		var h string
-		err := tx.QueryRow(ctx, "SELECT hash FROM workload_runs WHERE seq = $1", seq).Scan(&h)
+		err := conn.QueryRow(ctx, "SELECT hash FROM workload_runs WHERE seq = $1", seq).Scan(&h)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return "", false, nil
 		}
@@ -257,25 +278,80 @@ func (l *Ledger) appendTx(recs []ledger.Record) ([]ledger.Record, error) {
 		sealed[i] = ledger.Seal(r, prev)
 		prev = &sealed[i]
 	}
-	if len(sealed) == 1 {
-		_, err = tx.Exec(ctx, insertOne, rowValues(&sealed[0])...)
-	} else {
-		_, err = tx.CopyFrom(ctx, pgx.Identifier{"workload_runs"}, columns,
-			pgx.CopyFromSlice(len(sealed), func(i int) ([]any, error) { return rowValues(&sealed[i]), nil }))
-	}
-	if err != nil {
+	b = &pgx.Batch{}
+	b.Queue(insertRows, rowArrays(sealed)...)
+	b.Queue("COMMIT")
+	br = conn.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		br.Close()
 		return nil, &insertError{fmt.Errorf("ledger/postgres: append: insert: %w", err)}
 	}
-	if err := tx.Commit(ctx); err != nil {
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && tag.String() != "COMMIT" {
+		err = fmt.Errorf("the transaction ended with %s", tag)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("ledger/postgres: append: commit: %w", err)
 	}
+	committed = true
 	return sealed, nil
 }
 
-var insertOne = func() string {
+// insertRows inserts one row per element of its array parameters (one
+// array per column, in columns' order), so that any number of rows is one
+// statement, prepared once, that can share a round trip with COMMIT.
+var insertRows = func() string {
 	ps := make([]string, len(columns))
-	for i := range ps {
-		ps[i] = fmt.Sprintf("$%d", i+1)
+	for i, c := range columns {
+		ps[i] = fmt.Sprintf("$%d::%s[]", i+1, columnTypes[c])
 	}
-	return "INSERT INTO workload_runs (" + selectColumns + ") VALUES (" + strings.Join(ps, ", ") + ")"
+	return "INSERT INTO workload_runs (" + selectColumns + ") SELECT * FROM unnest(" + strings.Join(ps, ", ") + ")"
 }()
+
+// columnTypes are the columns' PostgreSQL types (migrations/).
+var columnTypes = map[string]string{
+	"seq": "bigint", "duration_ns": "bigint", "time_ns": "bigint", "version": "integer",
+	"run_id": "text", "kind": "text", "user_id": "text", "action": "text", "target": "text", "service": "text",
+	"provider": "text", "request_digest": "text", "idempotency_key": "text", "outcome": "text", "error_code": "text",
+	"message": "text", "detail": "text", "prev_hash": "text", "hash": "text", "auth": "text", "user_name": "text",
+	"policy_digest": "text",
+}
+
+// rowArrays are recs as insertRows' parameters: per column, the slice of
+// its values (rowValues' types) in recs' order.
+func rowArrays(recs []ledger.Record) []any {
+	cols := make([][]any, len(columns))
+	for i := range cols {
+		cols[i] = make([]any, len(recs))
+	}
+	for j := range recs {
+		for i, v := range rowValues(&recs[j]) {
+			cols[i][j] = v
+		}
+	}
+	args := make([]any, len(columns))
+	for i, vs := range cols {
+		switch vs[0].(type) {
+		case int64:
+			args[i] = typed[int64](vs)
+		case int32:
+			args[i] = typed[int32](vs)
+		case string:
+			args[i] = typed[string](vs)
+		default:
+			panic(fmt.Sprintf("ledger/postgres: column %s: no array type for %T", columns[i], vs[0]))
+		}
+	}
+	return args
+}
+
+func typed[T any](vs []any) []T {
+	out := make([]T, len(vs))
+	for i, v := range vs {
+		out[i] = v.(T)
+	}
+	return out
+}

@@ -482,7 +482,7 @@ func TestAppendOnly(t *testing.T) {
 		ledger.Seal(rec("forged", 3), &ledger.Record{Seq: 3, Hash: head.PrevHash}), // wrong prev_hash
 	}
 	for _, f := range forged {
-		_, err := c.Exec(ctx, insertOne, rowValues(&f)...)
+		_, err := c.Exec(ctx, insertRows, rowArrays([]ledger.Record{f})...)
 		if err == nil {
 			t.Errorf("forged row %d (prev %s…) was inserted", f.Seq, f.PrevHash[:8])
 		}
