@@ -12,12 +12,35 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// heldLock is a service lock and the session holding it.
+// Lingering. Taking a service lock costs a round trip on its session
+// (pg_advisory_lock) and giving it back another (pg_advisory_unlock): two
+// of the few round trips an operation pays besides its appends. Most of the
+// time the next operation on a service comes from the same controller
+// moments later, so an unlocked service lock lingers: its session keeps it
+// for up to lockLinger, and a LockService of the same key in that time
+// takes it back without a round trip. Exclusion is unchanged — the
+// session holds the lock the whole time, and in this process a lingering
+// lock is handed to one caller at a time — only the moment another
+// process can have it moves: at most lockLinger after the last unlock, and
+// never later than lockMaxHold after the session took it, whatever this
+// process does (a waiting process is queued by PostgreSQL before our next
+// pg_advisory_lock). A lingering lock whose session is seen closed is not
+// reused, and Close ends lingering sessions like held ones.
+const (
+	lockLinger  = 20 * time.Millisecond
+	lockMaxHold = 100 * time.Millisecond
+)
+
+// heldLock is a service lock and the session holding it. Its fields but
+// l, key and conn are guarded by l.locksMu.
 type heldLock struct {
-	l    *Ledger
-	key  string
-	conn *pgxpool.Conn
-	once sync.Once
+	l     *Ledger
+	key   string
+	conn  *pgxpool.Conn
+	since time.Time // when the session took the lock
+	gen   uint64    // acquisitions: a linger timer ends only the one it was set for
+	idle  bool      // lingering: held by the session, by no caller
+	once  sync.Once
 }
 
 // LockService waits until no other session, in this or any other process,
@@ -29,6 +52,10 @@ func (l *Ledger) LockService(ctx context.Context, key string) (unlock func(), er
 		return nil, ErrClosed
 	default:
 	}
+	if h := l.reuse(key); h != nil {
+		return h.unlocker(), nil
+	}
+	l.evictIfFull()
 	// Wait until ctx ends or the Ledger is closed, whichever is first.
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -53,7 +80,7 @@ func (l *Ledger) LockService(ctx context.Context, key string) (unlock func(), er
 		discard(conn)
 		return fail(err)
 	}
-	h := &heldLock{l: l, key: key, conn: conn}
+	h := &heldLock{l: l, key: key, conn: conn, since: time.Now()}
 	l.locksMu.Lock()
 	if l.closed {
 		l.locksMu.Unlock()
@@ -62,12 +89,91 @@ func (l *Ledger) LockService(ctx context.Context, key string) (unlock func(), er
 	}
 	l.locks[h] = struct{}{}
 	l.locksMu.Unlock()
-	return func() { h.release(true) }, nil
+	return h.unlocker(), nil
 }
 
-// release frees the lock (once). It unlocks and returns the connection to
-// the pool, or, when that fails or keep is false, ends the session, which
-// frees the lock as surely.
+// reuse takes key's lingering lock, if there is one whose session is open.
+func (l *Ledger) reuse(key string) *heldLock {
+	l.locksMu.Lock()
+	h := l.idleLocks[key]
+	if h == nil || l.closed {
+		l.locksMu.Unlock()
+		return nil
+	}
+	delete(l.idleLocks, key)
+	h.idle = false
+	h.gen++
+	dead := h.conn.Conn().IsClosed()
+	l.locksMu.Unlock()
+	if dead {
+		h.release(false)
+		return nil
+	}
+	return h
+}
+
+// evictIfFull ends one lingering lock when every session of the lock pool
+// is taken, so that lingering never makes a caller wait for a session.
+func (l *Ledger) evictIfFull() {
+	if l.lockPool.Stat().AcquiredConns() < maxLockConns {
+		return
+	}
+	l.locksMu.Lock()
+	var h *heldLock
+	for k, x := range l.idleLocks {
+		h = x
+		delete(l.idleLocks, k)
+		h.idle = false
+		break
+	}
+	l.locksMu.Unlock()
+	if h != nil {
+		h.release(true)
+	}
+}
+
+// unlocker is the unlock function of one acquisition of h.
+func (h *heldLock) unlocker() func() {
+	var once sync.Once
+	return func() { once.Do(h.unlock) }
+}
+
+// unlock lets h linger when it may, and frees it otherwise.
+func (h *heldLock) unlock() {
+	l := h.l
+	l.locksMu.Lock()
+	if !l.closed && time.Since(h.since) < lockMaxHold && l.idleLocks[h.key] == nil {
+		if l.idleLocks == nil {
+			l.idleLocks = map[string]*heldLock{}
+		}
+		l.idleLocks[h.key] = h
+		h.idle = true
+		gen := h.gen
+		l.locksMu.Unlock()
+		time.AfterFunc(lockLinger, func() { h.expire(gen) })
+		return
+	}
+	l.locksMu.Unlock()
+	h.release(true)
+}
+
+// expire frees h if it still lingers since the acquisition gen.
+func (h *heldLock) expire(gen uint64) {
+	l := h.l
+	l.locksMu.Lock()
+	if !h.idle || h.gen != gen || l.idleLocks[h.key] != h {
+		l.locksMu.Unlock()
+		return
+	}
+	delete(l.idleLocks, h.key)
+	h.idle = false
+	l.locksMu.Unlock()
+	h.release(true)
+}
+
+// release frees the lock for good (once). It unlocks and returns the
+// connection to the pool, or, when that fails or keep is false, ends the
+// session, which frees the lock as surely.
 func (h *heldLock) release(keep bool) {
 	h.once.Do(func() {
 		h.l.locksMu.Lock()
@@ -79,7 +185,7 @@ func (h *heldLock) release(keep bool) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			var ok bool
-			err := h.conn.QueryRow(ctx, "SELECT pg_advisory_unlock(hashtextextended($1, 0))", h.key).Scan(&ok)
+			err := h.conn.QueryRow(ctx, "SELECT pg_advisory_unlock(hashtextextended($1, 0))", lockText(h.key)).Scan(&ok)
 			if err == nil && ok {
 				h.conn.Release()
 				return

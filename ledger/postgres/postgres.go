@@ -110,6 +110,9 @@ type Ledger struct {
 	locksMu sync.Mutex
 	locks   map[*heldLock]struct{}
 	closed  bool
+	// idleLocks are the lingering service locks by key (lock.go); they
+	// are in locks too.
+	idleLocks map[string]*heldLock
 
 	head ledger.HeadWatch
 }
