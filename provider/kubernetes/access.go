@@ -84,22 +84,6 @@ type accessState struct {
 	user      string // who the API server says the credentials are ("" if unknown)
 }
 
-// watchAccess checks the permissions (and the namespace) at start and
-// every five minutes after: RBAC may change while the controller runs.
-func (p *Provider) watchAccess(ctx context.Context) {
-	for first := true; ; first = false {
-		p.checkAccess(ctx)
-		if first {
-			close(p.accessFirst)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(5 * time.Minute):
-		}
-	}
-}
-
 // checkAccess asks the API server, with one SelfSubjectAccessReview per
 // permission, which of them the target's credentials lack, and checks with
 // a server-side dry run that the namespace exists. An answer it cannot get

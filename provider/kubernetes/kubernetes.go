@@ -331,7 +331,8 @@ func (p *Provider) start() {
 	}()
 	go func() {
 		defer p.wg.Done()
-		p.watchAccess(p.ctx)
+		// RBAC may change while the controller runs.
+		provider.Recheck(p.ctx, 5*time.Minute, p.checkAccess, p.accessFirst, nil)
 	}()
 }
 
