@@ -14,6 +14,7 @@ import (
 	"github.com/alphaswarm/controller/credentials"
 	"github.com/alphaswarm/controller/internal/k8stest"
 	"github.com/alphaswarm/controller/internal/testkit"
+	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/provider/aws/fakeaws"
 	"github.com/alphaswarm/controller/provider/docker"
@@ -179,4 +180,61 @@ func TestRollbackECS(t *testing.T) {
 			return img, nil
 		},
 	}.Run(t)
+}
+
+// TestRollbackRefusedDocker: on the real Engine, through the HTTP API, a
+// rollback to a revision whose image is no longer on the Engine is
+// refused with the docker provider's reference check (not_found, field
+// image, the image named), leaving one rejected row and the service on
+// v2; a viewer's rollback is refused before that (permission_denied);
+// the history never shows an env or config value.
+func TestRollbackRefusedDocker(t *testing.T) {
+	s := newStack(t)
+	name := "rr" + strings.ToLower(target[len(target)-6:])
+	gone := image + "-gone"
+	if out, err := exec.Command("docker", "tag", image, gone).CombinedOutput(); err != nil {
+		t.Fatalf("docker tag: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("docker", "rmi", gone).Run() })
+	s.cleanup(t, name)
+	v1, v2 := rollbackSpecs(name, gone, image)
+	for _, sp := range []workload.DeploymentSpec{v1, v2} {
+		b, _ := json.Marshal(sp)
+		if code, env := s.call(t, "operator", "POST", "/v1/targets/"+target+"/services", string(b)); code != 200 {
+			t.Fatalf("deploy %s: %d %+v", sp.Image, code, env.Error)
+		}
+	}
+	svc := "/v1/targets/" + target + "/services/" + name
+	code, env := s.call(t, "viewer", "GET", svc+"/history", "")
+	if code != 200 {
+		t.Fatalf("history: %d %+v", code, env.Error)
+	}
+	for _, v := range []string{"rollback-env-v1-8f3a", "rollback-config-v1-c41d", "rollback-env-v2-6b0e", "rollback-config-v2-0d9a"} {
+		if strings.Contains(string(env.Data), v) {
+			t.Errorf("the history holds the value %q: %s", v, env.Data)
+		}
+	}
+	if code, env := s.call(t, "viewer", "POST", svc+"/rollback", `{"to":1}`); code != 403 || env.Error.Code != workload.PermissionDenied {
+		t.Errorf("a viewer's rollback: %d %+v, want 403 permission_denied", code, env.Error)
+	}
+	if out, err := exec.Command("docker", "rmi", gone).CombinedOutput(); err != nil {
+		t.Fatalf("docker rmi %s: %v %s", gone, err, out)
+	}
+	code, env = s.call(t, "operator", "POST", svc+"/rollback", `{"to":1}`)
+	if code != 404 || env.Error.Code != workload.NotFound || len(env.Error.Fields) == 0 || env.Error.Fields[0].Path != "image" ||
+		!strings.Contains(env.Error.Message, "revision 1 of") || !strings.Contains(env.Error.Message, gone) {
+		t.Fatalf("rollback to a revision whose image is gone: %d %+v, want 404 not_found on image naming %s", code, env.Error, gone)
+	}
+	page, err := s.led.Query(context.Background(), ledger.Filter{Service: name, Action: "rollback", Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Records) != 2 || page.Records[0].Outcome != ledger.OutcomeDenied || page.Records[1].Kind != ledger.KindRejected ||
+		page.Records[1].ErrorCode != string(workload.NotFound) {
+		t.Errorf("rollback rows: %+v, want the viewer's denied row and one rejected not_found row", page.Records)
+	}
+	st, err := s.rt.Status(context.Background(), target, name)
+	if err != nil || st.Image != image {
+		t.Errorf("after the refusal the service runs %q (%v), want v2's %q", st.Image, err, image)
+	}
 }
