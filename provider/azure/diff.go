@@ -155,6 +155,11 @@ func (p *Provider) Diff(ctx context.Context, spec workload.DeploymentSpec) (work
 	}
 	if len(groups) == 0 {
 		d.Action = workload.DiffCreate
+		// What every new group holds.
+		for _, c := range fieldChanges(map[string]string{}, want, showEnv) {
+			c.Replaces = false
+			add(c)
+		}
 	}
 	for _, w := range whys {
 		reasons = append(reasons, strings.Join(byWhy[w], ", ")+": "+w)
