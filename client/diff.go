@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"net/url"
+	"strconv"
 
 	"github.com/alphaswarm/controller/workload"
 )
@@ -12,4 +14,12 @@ import (
 func (c *Client) Diff(ctx context.Context, target string, spec workload.DeploymentSpec) (workload.Diff, error) {
 	var d workload.Diff
 	return d, c.do(ctx, "POST", svc(target, spec.Name)+"/diff", nil, spec, &d)
+}
+
+// DiffRevision previews deploying revision rev of a service (what a
+// rollback to it would deploy) against the live service (POST
+// .../diff?revision=N; viewer).
+func (c *Client) DiffRevision(ctx context.Context, target, service string, rev int) (workload.Diff, error) {
+	var d workload.Diff
+	return d, c.do(ctx, "POST", svc(target, service)+"/diff", url.Values{"revision": {strconv.Itoa(rev)}}, nil, &d)
 }

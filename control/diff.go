@@ -75,3 +75,22 @@ func (rt *Runtime) redactDiff(target, service string, d workload.Diff) workload.
 	d.Changes = changes
 	return d
 }
+
+// DiffRevision previews deploying revision rev of a service (its full spec,
+// env and config values restored: what a rollback to it would deploy)
+// against the live service: the dashboard's "diff against live". A read,
+// like Diff. No such revision is NotFound; one that cannot be restored is
+// InvalidArgument on field revision.
+func (rt *Runtime) DiffRevision(ctx context.Context, p Principal, target, service string, rev int) (workload.Diff, error) {
+	if p.User == "" {
+		return workload.Diff{}, workload.Errorf(workload.Unauthenticated, "no authenticated user")
+	}
+	if rev < 1 {
+		return workload.Diff{}, workload.Invalid(workload.FieldError{Path: "revision", Message: "must be a revision number (1 or more)"})
+	}
+	spec, err := rt.revisionSpec(ctx, target, service, rev)
+	if err != nil {
+		return workload.Diff{}, rt.redactErr(err)
+	}
+	return rt.Diff(ctx, p, target, spec)
+}

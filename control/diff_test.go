@@ -83,3 +83,42 @@ func TestDiffRefusals(t *testing.T) {
 		t.Errorf("diffs wrote %d ledger rows; a diff is a read and writes none", after-before)
 	}
 }
+
+// TestDiffRevisionRefusals: DiffRevision finds the recorded revision (a
+// provider without Differ then answers unsupported: the revision's spec
+// got as far as the provider), refuses a revision that does not exist
+// (not_found) or is not a number ≥ 1 (invalid_argument, field revision),
+// and writes no ledger row.
+func TestDiffRevisionRefusals(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	e.mustDo(t, control.Request{Action: workload.ActionStart, Service: "web", Spec: spec("web", 1)})
+	viewer := control.Principal{User: "vic", Role: "viewer"}
+	before := len(e.records(t, ledger.Filter{}))
+	for _, tc := range []struct {
+		name            string
+		p               control.Principal
+		target, service string
+		rev             int
+		code            workload.Code
+	}{
+		{"recorded revision", viewer, "local", "web", 1, workload.Unsupported},
+		{"no such revision", viewer, "local", "web", 7, workload.NotFound},
+		{"unknown service", viewer, "local", "ghost", 1, workload.NotFound},
+		{"unknown target", viewer, "mars", "web", 1, workload.NotFound},
+		{"revision 0", viewer, "local", "web", 0, workload.InvalidArgument},
+		{"unauthenticated", control.Principal{}, "local", "web", 1, workload.Unauthenticated},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := e.rt.DiffRevision(context.Background(), tc.p, tc.target, tc.service, tc.rev)
+			if got := workload.CodeOf(err); got != tc.code {
+				t.Fatalf("DiffRevision = %+v, %v; want %s", d, err, tc.code)
+			}
+			if tc.code == workload.InvalidArgument && workload.AsError(err).Fields[0].Path != "revision" {
+				t.Errorf("fields %v, want revision", workload.AsError(err).Fields)
+			}
+		})
+	}
+	if after := len(e.records(t, ledger.Filter{})); after != before {
+		t.Errorf("revision diffs wrote %d ledger rows", after-before)
+	}
+}

@@ -1,23 +1,48 @@
 package httpapi
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/alphaswarm/controller/control"
 	"github.com/alphaswarm/controller/workload"
 	"github.com/alphaswarm/controller/workload/specfile"
 )
 
-// diff previews a deploy (POST .../services/{service}/diff, viewer): the
+// diff previews a deploy (POST .../services/{service}/diff, viewer). The
 // body is a spec exactly as deploy takes it (JSON or YAML as Content-Type
-// says, the name required). The spec's name must be the path's service
-// (field name). A read: nothing is recorded, refusals included.
+// says, the name required), whose name must be the path's service (field
+// name); or, with ?revision=N and no body, the spec of the service's
+// revision N (what a rollback to it would deploy). A read: nothing is
+// recorded, refusals included.
 func (s *Server) diff(w http.ResponseWriter, r *http.Request, p control.Principal) {
 	target, service := r.PathValue("target"), r.PathValue("service")
 	b, err := readBody(r)
 	if err != nil {
 		writeError(w, err)
+		return
+	}
+	if q := r.URL.Query(); q.Has("revision") {
+		rev, err := strconv.Atoi(q.Get("revision"))
+		var errs []workload.FieldError
+		if err != nil || rev < 1 {
+			errs = append(errs, workload.FieldError{Path: "revision", Message: "must be a revision number (1 or more)"})
+		}
+		if len(bytes.TrimSpace(b)) > 0 {
+			errs = append(errs, workload.FieldError{Path: "body", Message: "must be empty with ?revision=N (the revision is the spec)"})
+		}
+		if len(errs) > 0 {
+			writeError(w, workload.Invalid(errs...))
+			return
+		}
+		d, err := s.rt.DiffRevision(r.Context(), p, target, service, rev)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, d)
 		return
 	}
 	spec, err := specfile.Decode(b, specfile.FormatOf(r.Header.Get("Content-Type")))

@@ -17,9 +17,10 @@ import (
 // TestDiffRoute: POST .../diff is a read for every role from viewer up (a
 // principal without a role is refused), takes the spec as deploy does and
 // refuses a bad one with the field paths, names the target and the service
-// it previews, and records nothing, refusals included. The in-memory
-// provider has no Differ: a good spec is answered unsupported with its
-// reason (a previewing provider's answers are tested in internal/cli's
+// it previews, and records nothing, refusals included; with ?revision=N
+// (no body) it previews the service's recorded revision N. The in-memory
+// provider has no Differ: a good spec or revision is answered unsupported
+// with its reason (a previewing provider's answers are tested in internal/cli's
 // end-to-end test against the Engine).
 func TestDiffRoute(t *testing.T) {
 	a := staticAuth{"tok-none": control.Principal{User: "nobody"}}
@@ -51,6 +52,15 @@ func TestDiffRoute(t *testing.T) {
 		{"empty body", "tok-viewer", path, "", nil, 400, workload.InvalidArgument, nil, ""},
 		{"unknown target", "tok-viewer", "/v1/targets/mars/services/web/diff", `{"name":"web","image":"x/y:2"}`, js, 404, workload.NotFound, nil, `target "mars" is not configured`},
 		{"bad service", "tok-viewer", "/v1/targets/local/services/Web_1/diff", `{"name":"Web_1","image":"x/y:2"}`, js, 400, workload.InvalidArgument, []string{"name"}, ""},
+		// ?revision=N: the recorded revision's spec against the live service.
+		{"revision", "tok-viewer", path + "?revision=1", "", nil, 501, workload.Unsupported, nil, "does not implement diff"},
+		{"no such revision", "tok-viewer", path + "?revision=9", "", nil, 404, workload.NotFound, nil, ""},
+		{"revision of an unknown service", "tok-viewer", "/v1/targets/local/services/ghost/diff?revision=1", "", nil, 404, workload.NotFound, nil, ""},
+		{"revision of an unknown target", "tok-viewer", "/v1/targets/mars/services/web/diff?revision=1", "", nil, 404, workload.NotFound, nil, ""},
+		{"revision 0", "tok-viewer", path + "?revision=0", "", nil, 400, workload.InvalidArgument, []string{"revision"}, ""},
+		{"revision not a number", "tok-viewer", path + "?revision=last", "", nil, 400, workload.InvalidArgument, []string{"revision"}, ""},
+		{"revision and a body", "tok-viewer", path + "?revision=1", `{"name":"web","image":"x/y:2"}`, js, 400, workload.InvalidArgument, []string{"body"}, ""},
+		{"revision, no role", "tok-none", path + "?revision=1", "", nil, 403, workload.PermissionDenied, nil, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -96,6 +96,9 @@ func TestOpenAPIConformance(t *testing.T) {
 		{"viewer", "POST", svc + "/diff", js, `{"name":"web","image":"x","bogus":1}`, nil, 400, nil},
 		{"viewer", "POST", "/v1/targets/nowhere/services/web/diff", js, `{"name":"web","image":"x/y:2"}`, nil, 404, nil},
 		{"", "POST", svc + "/diff", js, `{"name":"web","image":"x/y:2"}`, nil, 401, nil},
+		{"viewer", "POST", svc + "/diff?revision=1", "", "", nil, 501, nil},
+		{"viewer", "POST", svc + "/diff?revision=99", "", "", nil, 404, nil},
+		{"viewer", "POST", svc + "/diff?revision=0", "", "", nil, 400, nil},
 		// Deploy: JSON and YAML; refusals the document states.
 		{"operator", "POST", "/v1/targets/local/services", js, `{"name":"api","image":"x/y:1","replicas":1,"ports":[{"container":80}],"healthCheck":{"tcp":{"port":80},"interval":"5s"}}`, nil, 200, nil},
 		{"operator", "POST", "/v1/targets/local/services", "application/yaml", "name: api\nimage: x/y:1\nreplicas: 2\n", nil, 200, nil},
