@@ -38,11 +38,18 @@ func (d *Dashboard) client(r *http.Request) (*apiClient, error) {
 
 // get calls GET path?query and decodes the envelope's data into out.
 func (c *apiClient) get(path string, query url.Values, out any) error {
+	return c.call(http.MethodGet, path, query, out)
+}
+
+// call calls method path?query without a body (the dashboard's fragments
+// only read: GET, and POST .../diff?revision=N) and decodes the
+// envelope's data into out.
+func (c *apiClient) call(method, path string, query url.Values, out any) error {
 	u := path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
-	req, err := http.NewRequestWithContext(c.ctx, http.MethodGet, u, nil)
+	req, err := http.NewRequestWithContext(c.ctx, method, u, http.NoBody) // a server's request always has a Body
 	if err != nil {
 		return workload.Errorf(workload.InvalidArgument, "bad API path %q", path)
 	}
@@ -52,7 +59,7 @@ func (c *apiClient) get(path string, query url.Values, out any) error {
 	rec := &recorder{header: http.Header{}, status: http.StatusOK}
 	c.h.ServeHTTP(rec, req)
 	if ct := rec.header.Get("Content-Type"); ct != "" && !bytes.HasPrefix([]byte(ct), []byte("application/json")) {
-		return workload.Errorf(workload.Internal, "GET %s answered %d %s, not JSON", path, rec.status, ct)
+		return workload.Errorf(workload.Internal, "%s %s answered %d %s, not JSON", method, path, rec.status, ct)
 	}
 	return workload.DecodeEnvelope(rec.body.Bytes(), out)
 }

@@ -101,6 +101,8 @@ func (d *Dashboard) Routes() map[string]http.Handler {
 		"GET /ui/frag/service/{target}/{service}":         d.fragment("frag-service", d.loadService),
 		"GET /ui/frag/service/{target}/{service}/actions": d.fragment("frag-actions", d.loadActions),
 		"GET /ui/frag/service/{target}/{service}/runs":    d.fragment("frag-runs", d.loadServiceRuns),
+		"GET /ui/frag/service/{target}/{service}/history": d.fragment("frag-history", d.loadHistory),
+		"GET /ui/frag/service/{target}/{service}/diff":    d.fragment("frag-diff", d.loadDiff),
 		"GET /ui/frag/ledger":                             d.fragment("frag-ledger", d.loadLedger),
 		"GET /ui/oidc/authorize":                          http.HandlerFunc(d.oidcAuthorize),
 		"POST /ui/oidc/token":                             http.HandlerFunc(d.oidcToken),

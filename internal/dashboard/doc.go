@@ -1,8 +1,10 @@
 // Package dashboard is the web dashboard that `alphaswarm serve` mounts at
 // "/" next to the HTTP API: services and their live status, targets and
 // their capability matrices, a service page with live CPU, memory and
-// network charts, a log panel and the workload actions, and the audit
-// ledger with its chain verification.
+// network charts, a log panel, the workload actions and the service's
+// history (its spec revisions, the diff of one against the live service,
+// a confirmed rollback to it for the roles that may roll back), and the
+// audit ledger with its chain verification.
 //
 // Everything is embedded (go:embed) and works offline. Pages are shells
 // rendered with html/template; small vanilla JavaScript modules add the

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/alphaswarm/controller/control"
+	"github.com/alphaswarm/controller/credentials"
 	"github.com/alphaswarm/controller/internal/config"
 	"github.com/alphaswarm/controller/internal/httpapi"
 	"github.com/alphaswarm/controller/internal/testkit"
@@ -40,6 +41,8 @@ type envOptions struct {
 	httpClient      *http.Client
 	// extra targets beside "local"
 	extra []control.Target
+	// creds is the runtime's resolver (default: none)
+	creds *credentials.Resolver
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -50,7 +53,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		mem.MetricsInterval = 50 * time.Millisecond
 	}
 	s := testkit.NewStack(t, testkit.Options{Targets: append([]control.Target{{Name: "local", Provider: mem}}, o.extra...), Memory: mem,
-		UserPrefix: "dash", OIDC: o.oidc, HTTPClient: o.httpClient})
+		UserPrefix: "dash", OIDC: o.oidc, HTTPClient: o.httpClient, Credentials: o.creds})
 	e := &env{url: s.URL, api: s.API, mem: mem, rt: s.Runtime, tokens: s.Tokens, users: s.Users,
 		client: &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}}
 	t.Cleanup(e.client.CloseIdleConnections)

@@ -2,6 +2,7 @@
 // services event stream), actions, live metric charts and a log panel.
 import { $, $$, init, fragment, stream, liveState, api, randomID, confirmAction, can, fmtTime } from './app.js';
 import { Chart, fmt } from './chart.js';
+import { initHistory } from './history.js';
 
 const who = await init();
 const { target, service } = document.body.dataset;
@@ -13,7 +14,8 @@ const runs = $('#runs');
 
 const loadStatus = () => fragment(content, content.dataset.frag);
 const loadRuns = () => fragment(runs, runs.dataset.frag);
-await Promise.all([loadStatus(), fragment(actions, actions.dataset.frag), loadRuns()]);
+const loadHistory = initHistory({ target, service, base, onChange: () => { loadStatus(); loadRuns(); } });
+await Promise.all([loadStatus(), fragment(actions, actions.dataset.frag), loadRuns(), loadHistory()]);
 if (!can(who, 'operator')) $('#actions-card').classList.add('readonly');
 
 // --- live status: the one services stream, this service's events ---------
@@ -102,7 +104,7 @@ actions.addEventListener('submit', async (e) => {
       return { runId: res.runId, summary: st ? `${st.phase} · ${st.replicas.ready}/${st.replicas.desired} ready · revision ${st.revision || '–'}` : '' };
     },
     lookup: { action, target, service },
-    onDone: () => { loadStatus(); loadRuns(); },
+    onDone: () => { loadStatus(); loadRuns(); loadHistory(); },
   });
 });
 
