@@ -16,10 +16,12 @@ var _ provider.RefChecker = (*Provider)(nil)
 // ("secret-name/key", secrets[i].from) must name a Secret of the target's
 // namespace that has that key, and each of extensions.kubernetes'
 // imagePullSecrets must exist. It answers NotFound naming the first that
-// does not resolve, PermissionDenied when the target's credentials may not
-// read Secrets (get secrets is not in deploy/kubernetes/role.yaml: reading
-// a Secret returns its values, so granting it is the admin's choice), and
-// invalid_argument for a reference that is not one.
+// does not resolve, and invalid_argument for a reference that is not one.
+// A Secret the target's credentials may not read is one CheckRefs cannot
+// tell about, and passes (get secrets is not in deploy/kubernetes/role.yaml:
+// reading a Secret returns its values, so granting it is the admin's
+// choice, and a rollback must not need a permission start does not; a
+// Secret that is gone then fails the rollout as it would fail a start).
 //
 // Reading a Secret returns its values: CheckRefs keeps only whether the
 // key is there; no value is copied into an error, a log line or anything
@@ -68,14 +70,7 @@ func (p *Provider) secretHasKey(ctx context.Context, field, name, key string) (b
 	case code == workload.NotFound:
 		return false, refNotFound(field, "Secret %s does not exist in namespace %s", name, p.opts.Namespace)
 	case code == workload.PermissionDenied:
-		e := provider.Errorf(Name, workload.PermissionDenied,
-			"cannot check that Secret %s exists: the target's credentials lack get secrets in namespace %s; "+
-				"deploy/kubernetes/role.yaml leaves it out because reading a Secret returns its values "+
-				"(grant it, optionally limited to the referenced Secrets with resourceNames, to let rollback check secret references)",
-			name, p.opts.Namespace)
-		e.Fields = []workload.FieldError{{Path: field, Message: "cannot be checked: get secrets is not granted"}}
-		e.Err = err
-		return false, e
+		return true, nil // cannot tell (see CheckRefs)
 	default:
 		return false, provider.Wrap(Name, p.classified, err, "read secret "+name)
 	}
