@@ -29,8 +29,10 @@ import (
 // change (exit 0); a changed image, env, config and replica count is a
 // replace (exit 1) whose lines name the Engine's fields, mark the ones
 // that replace replicas and never show a config value; -o json decodes to
-// the same diff; --native says docker has no native rendering. A viewer
-// runs every diff, none writes a ledger row, and none changes the Engine.
+// the same diff; --native says docker has no native rendering. The specs
+// carry config values, so an operator runs the diffs and a viewer's is
+// refused (exit 2, permission_denied on config); none writes a ledger row,
+// and none changes the Engine.
 func TestDiffCLIDocker(t *testing.T) {
 	cli := dockertest.Require(t) // skips loudly without an Engine; fails under CI
 	t.Cleanup(func() { cli.Close() })
@@ -81,7 +83,7 @@ func TestDiffCLIDocker(t *testing.T) {
 	}
 	diff := func(t *testing.T, want int, args ...string) result {
 		t.Helper()
-		r := s.run(t, "viewer", append([]string{"diff", "--target", target}, args...)...)
+		r := s.run(t, "operator", append([]string{"diff", "--target", target}, args...)...)
 		if r.code != want {
 			t.Fatalf("diff %v: exit %d, want %d\nstdout: %s\nstderr: %s", args, r.code, want, r.stdout, r.stderr)
 		}
@@ -100,6 +102,10 @@ func TestDiffCLIDocker(t *testing.T) {
 	r := diff(t, 1, "-f", v1)
 	if !strings.HasPrefix(r.stdout, target+"/web (docker): create: ") {
 		t.Errorf("diff of an absent service:\n%s", r.stdout)
+	}
+	if r := s.run(t, "viewer", "diff", "--target", target, "-f", v1); r.code != 2 || !strings.Contains(r.stderr, "permission_denied") ||
+		!strings.Contains(r.stderr, "config") {
+		t.Errorf("a viewer's diff of a spec with config: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
 	if n := records(); n != before {
 		t.Errorf("a diff wrote %d ledger rows", n-before)

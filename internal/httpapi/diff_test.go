@@ -15,7 +15,8 @@ import (
 )
 
 // TestDiffRoute: POST .../diff is a read for every role from viewer up (a
-// principal without a role is refused), takes the spec as deploy does and
+// principal without a role is refused; a spec carrying config values needs
+// the operator role, see diff), takes the spec as deploy does and
 // refuses a bad one with the field paths, names the target and the service
 // it previews, and records nothing, refusals included; with ?revision=N
 // (no body) it previews the service's recorded revision N. The in-memory
@@ -44,6 +45,8 @@ func TestDiffRoute(t *testing.T) {
 		{"operator", "tok-operator", path, `{"name":"web","image":"x/y:2"}`, js, 501, workload.Unsupported, nil, ""},
 		{"yaml body", "tok-viewer", path, "name: web\nimage: x/y:2\n", yml, 501, workload.Unsupported, nil, ""},
 		{"no role", "tok-none", path, `{"name":"web","image":"x/y:2"}`, js, 403, workload.PermissionDenied, nil, ""},
+		{"viewer with config", "tok-viewer", path, `{"name":"web","image":"x/y:2","config":{"db_url":"guess"}}`, js, 403, workload.PermissionDenied, []string{"config"}, "needs the operator role"},
+		{"operator with config", "tok-operator", path, `{"name":"web","image":"x/y:2","config":{"db_url":"guess"}}`, js, 501, workload.Unsupported, nil, ""},
 		{"anonymous", "", path, `{"name":"web","image":"x/y:2"}`, js, 401, workload.Unauthenticated, nil, ""},
 		{"bad spec", "tok-viewer", path, `{"name":"web","image":"x","replicas":-1,"ports":[{"container":0}]}`, js, 400, workload.InvalidArgument, []string{"replicas", "ports[0].container"}, ""},
 		{"unknown field", "tok-viewer", path, `{"name":"web","image":"x","imagee":"y"}`, js, 400, workload.InvalidArgument, []string{"imagee"}, ""},
