@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/alphaswarm/controller/ledger"
@@ -13,14 +14,58 @@ import (
 
 var _ ledger.RevisionStore = (*Ledger)(nil)
 
+// revisionConn is the connection revisions are written on, with
+// synchronous=NORMAL: in WAL mode such a commit is not fsynced by itself,
+// but the WAL is one sequential file, so the next synchronous=FULL commit
+// (the run's result row, appended right after PutRevision returns) makes
+// it durable with its own fsync. A revision costs no fsync of its own,
+// and a crash between the two loses only a revision the ledger does not
+// name yet (which history ignores anyway).
+type revisionConn struct {
+	mu   sync.Mutex
+	conn *sql.Conn
+}
+
+func (r *revisionConn) get(ctx context.Context, db *sql.DB) (*sql.Conn, error) {
+	if r.conn != nil {
+		return r.conn, nil
+	}
+	c, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.ExecContext(ctx, "PRAGMA synchronous=NORMAL"); err != nil {
+		c.Close()
+		return nil, err
+	}
+	r.conn = c
+	return c, nil
+}
+
+func (r *revisionConn) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.conn != nil {
+		r.conn.Close()
+		r.conn = nil
+	}
+}
+
 // PutRevision implements ledger.RevisionStore (table workload_revisions,
-// migration 0004). It writes outside the append writer: revisions are not
-// part of the hash chain, the run's result row vouches for them.
+// migration 0004). It writes outside the append writer, on its own
+// connection (revisionConn): revisions are not part of the hash chain,
+// the run's result row vouches for them.
 func (l *Ledger) PutRevision(ctx context.Context, rev ledger.Revision) error {
 	if rev.Time.IsZero() {
 		rev.Time = time.Now()
 	}
-	_, err := l.db.ExecContext(ctx, `INSERT INTO workload_revisions (run_id, target, service, revision, spec, sealed, digest, time_ns)
+	l.revs.mu.Lock()
+	defer l.revs.mu.Unlock()
+	c, err := l.revs.get(ctx, l.db)
+	if err != nil {
+		return fmt.Errorf("sqlite ledger: storing revision: %w", err)
+	}
+	_, err = c.ExecContext(ctx, `INSERT INTO workload_revisions (run_id, target, service, revision, spec, sealed, digest, time_ns)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, rev.RunID, rev.Target, rev.Service, rev.Revision, rev.Spec, rev.Sealed, rev.Digest, rev.Time.UnixNano())
 	if err != nil {
 		if strings.Contains(err.Error(), "UNIQUE constraint failed") {

@@ -68,6 +68,8 @@ type Ledger struct {
 	// connection when first used there and keeps it): parsing SQL is a
 	// large part of an append's CPU in this pure-Go SQLite.
 	headStmt, insertStmt, haltsStmt *sql.Stmt
+
+	revs revisionConn // revisions.go
 }
 
 var (
@@ -469,6 +471,7 @@ func (l *Ledger) Close() error {
 	})
 	<-l.stopped
 	l.closeStmts()
+	l.revs.close()
 	return l.db.Close()
 }
 
