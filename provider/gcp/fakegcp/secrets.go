@@ -214,17 +214,27 @@ func (m *secretManager) GetSecretVersion(_ context.Context, req *secretmanagerpb
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "Secret [%s] not found or has no versions.", secretName)
 	}
+	n, err := s.versionNumber(secretName, version)
+	if err != nil {
+		return nil, err
+	}
+	return &secretmanagerpb.SecretVersion{Name: fmt.Sprintf("%s/versions/%d", secretName, n), CreateTime: s.s.GetCreateTime(), State: s.versionState(n)}, nil
+}
+
+// versionNumber resolves version ("latest" or a number) of the secret
+// named secretName to a version number that exists.
+func (s *secret) versionNumber(secretName, version string) (int, error) {
 	n := len(s.versions)
 	if version != "latest" {
 		var err error
 		if n, err = strconv.Atoi(version); err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "version %q", version)
+			return 0, status.Errorf(codes.InvalidArgument, "version %q", version)
 		}
 	}
 	if n < 1 || n > len(s.versions) {
-		return nil, status.Errorf(codes.NotFound, "Secret Version [%s/versions/%s] not found.", secretName, version)
+		return 0, status.Errorf(codes.NotFound, "Secret Version [%s/versions/%s] not found.", secretName, version)
 	}
-	return &secretmanagerpb.SecretVersion{Name: fmt.Sprintf("%s/versions/%d", secretName, n), CreateTime: s.s.GetCreateTime(), State: s.versionState(n)}, nil
+	return n, nil
 }
 
 func (s *secret) versionState(n int) secretmanagerpb.SecretVersion_State {
@@ -324,15 +334,9 @@ func (f *Server) accessLocked(secretName, version string) ([]byte, error) {
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "Secret [%s] not found or has no versions.", secretName)
 	}
-	n := len(s.versions)
-	if version != "latest" {
-		var err error
-		if n, err = strconv.Atoi(version); err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "version %q", version)
-		}
-	}
-	if n < 1 || n > len(s.versions) {
-		return nil, status.Errorf(codes.NotFound, "Secret Version [%s/versions/%s] not found.", secretName, version)
+	n, err := s.versionNumber(secretName, version)
+	if err != nil {
+		return nil, err
 	}
 	// A version that is not ENABLED cannot be accessed, "latest"
 	// included when the newest version is the disabled one:
