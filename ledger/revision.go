@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -73,3 +74,61 @@ var ErrNoRevision = errors.New("ledger: no revision for the run")
 // ErrRevisionExists is returned by PutRevision for a run that already has
 // a revision.
 var ErrRevisionExists = errors.New("ledger: the run already has a revision")
+
+// RevisionAppender is implemented by ledgers that store a revision row in
+// the transaction that appends the record naming it (ledger/sqlite: the
+// writer's batch; ledger/postgres: the append transaction; ledger/checkpoint
+// passes it through): one write, one commit, and the record's durable
+// commit covers the revision. Use the function AppendWithRevision, which
+// falls back to PutRevision then Append for a ledger without it.
+type RevisionAppender interface {
+	// AppendWithRevision appends r as Append does and stores rev, which
+	// must belong to r (CheckRevision), in the same transaction: both
+	// are durable when it returns nil. An error wrapping
+	// ErrRevisionNotStored (rev exists already, does not belong to r, or
+	// the database refused the row) means that neither was written, so
+	// r may be appended alone; any other error is Append's. A zero
+	// rev.Time is r's sealed time.
+	AppendWithRevision(ctx context.Context, r Record, rev Revision) (Record, error)
+}
+
+// ErrRevisionNotStored wraps AppendWithRevision's errors that wrote
+// nothing because of the revision: the record can still be appended
+// alone.
+var ErrRevisionNotStored = errors.New("ledger: revision not stored, nor its record")
+
+// CheckRevision refuses a revision that does not belong to the record
+// AppendWithRevision would append with it (another run, target or
+// service); the error wraps ErrRevisionNotStored.
+func CheckRevision(r Record, rev Revision) error {
+	if rev.RunID != r.RunID || rev.Target != r.Target || rev.Service != r.Service {
+		return fmt.Errorf("%w: the revision of run %s (%s/%s) does not belong to the record of run %s (%s/%s)",
+			ErrRevisionNotStored, rev.RunID, rev.Target, rev.Service, r.RunID, r.Target, r.Service)
+	}
+	return nil
+}
+
+// AppendWithRevision appends r with rev in one transaction when l is a
+// RevisionAppender. Otherwise it stores rev with PutRevision, then appends
+// r: two writes, and a crash between them leaves a revision row no record
+// names, which readers ignore (see Revision). A failed PutRevision wraps
+// ErrRevisionNotStored; a ledger that is not a RevisionStore too.
+func AppendWithRevision(ctx context.Context, l Ledger, r Record, rev Revision) (Record, error) {
+	if ra, ok := l.(RevisionAppender); ok {
+		return ra.AppendWithRevision(ctx, r, rev)
+	}
+	if err := CheckRevision(r, rev); err != nil {
+		return Record{}, err
+	}
+	rs, ok := l.(RevisionStore)
+	if !ok {
+		return Record{}, fmt.Errorf("%w: %T keeps no revisions", ErrRevisionNotStored, l)
+	}
+	if rev.Time.IsZero() {
+		rev.Time = time.Now()
+	}
+	if err := rs.PutRevision(ctx, rev); err != nil {
+		return Record{}, fmt.Errorf("%w: %w", ErrRevisionNotStored, err)
+	}
+	return l.Append(ctx, r)
+}

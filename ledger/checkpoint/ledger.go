@@ -264,10 +264,16 @@ func (l *Ledger) Health() error { return l.guard.Health() }
 // Append implements ledger.Ledger: the backend's append, then a signal to
 // the signer and the exporters, which never waits.
 func (l *Ledger) Append(ctx context.Context, r ledger.Record) (ledger.Record, error) {
+	return l.appendVia(func() (ledger.Record, error) { return l.inner.Append(ctx, r) })
+}
+
+// appendVia runs one append of the backend (Append, or AppendWithRevision
+// in revisions.go) between the tamper check and the signal.
+func (l *Ledger) appendVia(appendFn func() (ledger.Record, error)) (ledger.Record, error) {
 	if err := l.guard.Tampered(); err != nil {
 		return ledger.Record{}, err
 	}
-	out, err := l.inner.Append(ctx, r)
+	out, err := appendFn()
 	if err != nil {
 		if errors.Is(err, ledger.ErrHeadMoved) {
 			l.tampered(err.Error())

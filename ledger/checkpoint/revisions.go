@@ -7,7 +7,17 @@ import (
 	"github.com/alphaswarm/controller/ledger"
 )
 
-var _ ledger.RevisionStore = (*Ledger)(nil)
+var (
+	_ ledger.RevisionStore    = (*Ledger)(nil)
+	_ ledger.RevisionAppender = (*Ledger)(nil)
+)
+
+// AppendWithRevision implements ledger.RevisionAppender: the backend's
+// (one transaction when it is a RevisionAppender, else its PutRevision
+// then Append: ledger.AppendWithRevision), then what Append does after.
+func (l *Ledger) AppendWithRevision(ctx context.Context, r ledger.Record, rev ledger.Revision) (ledger.Record, error) {
+	return l.appendVia(func() (ledger.Record, error) { return ledger.AppendWithRevision(ctx, l.inner, r, rev) })
+}
 
 // PutRevision implements ledger.RevisionStore when the backend does.
 // Revisions are not rows of the chain: they are neither checkpointed nor

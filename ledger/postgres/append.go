@@ -40,7 +40,10 @@ const (
 )
 
 type appendReq struct {
-	rec   ledger.Record
+	rec ledger.Record
+	// rev, when set, is inserted in the transaction that appends rec
+	// (AppendWithRevision, revisions.go).
+	rev   *ledger.Revision
 	state atomic.Int32
 	res   chan appendRes // buffered: the writer never blocks on it
 }
@@ -60,7 +63,11 @@ func (l *Ledger) Append(ctx context.Context, r ledger.Record) (ledger.Record, er
 	if err != nil {
 		return ledger.Record{}, err
 	}
-	req := &appendReq{rec: r, res: make(chan appendRes, 1)}
+	return l.enqueue(ctx, &appendReq{rec: r, res: make(chan appendRes, 1)})
+}
+
+// enqueue hands req to the writer and waits for its answer.
+func (l *Ledger) enqueue(ctx context.Context, req *appendReq) (ledger.Record, error) {
 	select {
 	case <-l.done:
 		return ledger.Record{}, ErrClosed
@@ -182,10 +189,11 @@ func (l *Ledger) commit(batch []*appendReq) {
 		return
 	}
 	recs := make([]ledger.Record, len(batch))
+	revs := make([]*ledger.Revision, len(batch))
 	for i, r := range batch {
-		recs[i] = r.rec
+		recs[i], revs[i] = r.rec, r.rev
 	}
-	sealed, err := l.appendTx(recs)
+	sealed, err := l.appendTx(recs, revs)
 	if err != nil {
 		l.head.Failed(err)
 	} else {
@@ -194,7 +202,7 @@ func (l *Ledger) commit(batch []*appendReq) {
 	var ie *insertError
 	if err != nil && len(batch) > 1 && errors.As(err, &ie) {
 		for _, r := range batch {
-			one, err := l.appendTx([]ledger.Record{r.rec})
+			one, err := l.appendTx([]ledger.Record{r.rec}, []*ledger.Revision{r.rev})
 			res := appendRes{err: err}
 			if err == nil {
 				res.rec = one[0]
@@ -220,7 +228,9 @@ func (l *Ledger) commit(batch []*appendReq) {
 // snapshot: it sees every append committed before the lock was granted);
 // then, with the records sealed after that head, one INSERT of every row
 // and COMMIT. (It was five: BEGIN, lock, head, INSERT or COPY, COMMIT.)
-func (l *Ledger) appendTx(recs []ledger.Record) ([]ledger.Record, error) {
+// revs[i], when set, is recs[i]'s revision row, inserted by one more
+// statement of the second pipeline, before COMMIT.
+func (l *Ledger) appendTx(recs []ledger.Record, revs []*ledger.Revision) ([]ledger.Record, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
 	conn, err := l.pool.Acquire(ctx)
@@ -280,11 +290,21 @@ func (l *Ledger) appendTx(recs []ledger.Record) ([]ledger.Record, error) {
 	}
 	b = &pgx.Batch{}
 	b.Queue(insertRows, rowArrays(sealed)...)
+	revArgs := revisionArrays(sealed, revs)
+	if revArgs != nil {
+		b.Queue(insertRevisions, revArgs...)
+	}
 	b.Queue("COMMIT")
 	br = conn.SendBatch(ctx, b)
 	if _, err := br.Exec(); err != nil {
 		br.Close()
 		return nil, &insertError{fmt.Errorf("ledger/postgres: append: insert: %w", err)}
+	}
+	if revArgs != nil {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return nil, revisionInsertError(err)
+		}
 	}
 	tag, err := br.Exec()
 	if cerr := br.Close(); err == nil {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -12,7 +14,84 @@ import (
 	"github.com/alphaswarm/controller/ledger"
 )
 
-var _ ledger.RevisionStore = (*Ledger)(nil)
+var (
+	_ ledger.RevisionStore    = (*Ledger)(nil)
+	_ ledger.RevisionAppender = (*Ledger)(nil)
+)
+
+// AppendWithRevision implements ledger.RevisionAppender: the writer
+// inserts rev in the transaction that appends r (one more statement in
+// the pipeline that inserts the rows and commits: no round trip of its
+// own), so r's commit makes both durable. When the database refuses the
+// revision row (a run that has one already: ErrRevisionExists) the
+// transaction rolls back and r is retried alone by the writer's fallback
+// for refused rows, failing with an error wrapping ErrRevisionNotStored;
+// the other records of its batch commit.
+func (l *Ledger) AppendWithRevision(ctx context.Context, r ledger.Record, rev ledger.Revision) (ledger.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return ledger.Record{}, err
+	}
+	if err := ledger.CheckRevision(r, rev); err != nil {
+		return ledger.Record{}, err
+	}
+	for _, f := range []string{rev.Spec, rev.Digest} {
+		if strings.IndexByte(f, 0) >= 0 || !utf8.ValidString(f) {
+			return ledger.Record{}, fmt.Errorf("%w: ledger/postgres: the revision of run %s holds a NUL byte or invalid UTF-8, which PostgreSQL text cannot store as is",
+				ledger.ErrRevisionNotStored, rev.RunID)
+		}
+	}
+	r, err := storable(r)
+	if err != nil {
+		return ledger.Record{}, err
+	}
+	return l.enqueue(ctx, &appendReq{rec: r, rev: &rev, res: make(chan appendRes, 1)})
+}
+
+// insertRevisions inserts one revision row per element of its arrays (as
+// insertRows does for records).
+const insertRevisions = `INSERT INTO workload_revisions (run_id, target, service, revision, spec, sealed, digest, time_ns)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::bytea[], $7::text[], $8::bigint[])`
+
+// revisionArrays are insertRevisions' parameters for the revisions among
+// revs (revs[i] belongs to sealed[i]; a zero time is the record's); nil
+// when there are none.
+func revisionArrays(sealed []ledger.Record, revs []*ledger.Revision) []any {
+	var runs, targets, services, specs, digests []string
+	var nums []int32
+	var blobs [][]byte
+	var times []int64
+	for i, rev := range revs {
+		if rev == nil {
+			continue
+		}
+		t := rev.Time
+		if t.IsZero() {
+			t = sealed[i].Time
+		}
+		runs, targets, services = append(runs, rev.RunID), append(targets, rev.Target), append(services, rev.Service)
+		nums, specs, blobs = append(nums, int32(rev.Revision)), append(specs, rev.Spec), append(blobs, rev.Sealed)
+		digests, times = append(digests, rev.Digest), append(times, t.UnixNano())
+	}
+	if runs == nil {
+		return nil
+	}
+	return []any{runs, targets, services, nums, specs, blobs, digests, times}
+}
+
+// revisionInsertError classifies a failed insertRevisions: refused by the
+// database, the transaction is rolled back and nothing was written (an
+// insertError, wrapping ErrRevisionNotStored); any other failure leaves
+// the commit's outcome unknown.
+func revisionInsertError(err error) error {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return fmt.Errorf("ledger/postgres: append: insert revision: %w", err)
+	}
+	if pe.Code == "23505" { // unique_violation
+		return &insertError{fmt.Errorf("%w: %w: %w", ledger.ErrRevisionNotStored, ledger.ErrRevisionExists, err)}
+	}
+	return &insertError{fmt.Errorf("%w: %w", ledger.ErrRevisionNotStored, err)}
+}
 
 // PutRevision implements ledger.RevisionStore (table workload_revisions,
 // migration 0004). It is one INSERT, committed with the pool's

@@ -12,7 +12,38 @@ import (
 	"github.com/alphaswarm/controller/ledger"
 )
 
-var _ ledger.RevisionStore = (*Ledger)(nil)
+var (
+	_ ledger.RevisionStore    = (*Ledger)(nil)
+	_ ledger.RevisionAppender = (*Ledger)(nil)
+)
+
+const revInsertSQL = `INSERT INTO workload_revisions (run_id, target, service, revision, spec, sealed, digest, time_ns)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+
+// AppendWithRevision implements ledger.RevisionAppender: the writer
+// inserts rev in the transaction of the batch that appends r, just before
+// r, so r's synchronous=FULL commit makes both durable with one fsync. A
+// run that has a revision already fails alone (ErrRevisionExists, wrapping
+// ErrRevisionNotStored); the rest of its batch commits.
+func (l *Ledger) AppendWithRevision(ctx context.Context, r ledger.Record, rev ledger.Revision) (ledger.Record, error) {
+	if err := ledger.CheckRevision(r, rev); err != nil {
+		return ledger.Record{}, err
+	}
+	return l.enqueue(ctx, appendReq{ctx: ctx, rec: r, rev: &rev})
+}
+
+// insertRevision runs revInsertSQL for rev (at sealed, the time of its
+// record, when rev has none).
+func insertRevision(ctx context.Context, stmt *sql.Stmt, rev ledger.Revision, sealed time.Time) error {
+	if rev.Time.IsZero() {
+		rev.Time = sealed
+	}
+	_, err := stmt.ExecContext(ctx, rev.RunID, rev.Target, rev.Service, rev.Revision, rev.Spec, rev.Sealed, rev.Digest, rev.Time.UnixNano())
+	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") {
+		return fmt.Errorf("%w: %w: %s", ledger.ErrRevisionNotStored, ledger.ErrRevisionExists, rev.RunID)
+	}
+	return err
+}
 
 // revisionConn is the connection revisions are written on, with
 // synchronous=NORMAL: in WAL mode such a commit is not fsynced by itself,
@@ -65,8 +96,7 @@ func (l *Ledger) PutRevision(ctx context.Context, rev ledger.Revision) error {
 	if err != nil {
 		return fmt.Errorf("sqlite ledger: storing revision: %w", err)
 	}
-	_, err = c.ExecContext(ctx, `INSERT INTO workload_revisions (run_id, target, service, revision, spec, sealed, digest, time_ns)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, rev.RunID, rev.Target, rev.Service, rev.Revision, rev.Spec, rev.Sealed, rev.Digest, rev.Time.UnixNano())
+	_, err = c.ExecContext(ctx, revInsertSQL, rev.RunID, rev.Target, rev.Service, rev.Revision, rev.Spec, rev.Sealed, rev.Digest, rev.Time.UnixNano())
 	if err != nil {
 		if strings.Contains(err.Error(), "UNIQUE constraint failed") {
 			return fmt.Errorf("%w: %s", ledger.ErrRevisionExists, rev.RunID)

@@ -67,7 +67,7 @@ type Ledger struct {
 	// Statements prepared once (database/sql prepares each on a
 	// connection when first used there and keeps it): parsing SQL is a
 	// large part of an append's CPU in this pure-Go SQLite.
-	headStmt, insertStmt, haltsStmt *sql.Stmt
+	headStmt, insertStmt, haltsStmt, revInsertStmt *sql.Stmt
 
 	revs revisionConn // revisions.go
 }
@@ -82,8 +82,11 @@ var (
 func (l *Ledger) HeadWatch() *ledger.HeadWatch { return &l.head }
 
 type appendReq struct {
-	ctx   context.Context
-	rec   ledger.Record
+	ctx context.Context
+	rec ledger.Record
+	// rev, when set, is inserted in the batch's transaction before rec
+	// (AppendWithRevision, revisions.go).
+	rev   *ledger.Revision
 	reply chan appendReply
 }
 
@@ -148,7 +151,7 @@ func (l *Ledger) prepare(ctx context.Context) error {
 	for _, s := range []struct {
 		stmt **sql.Stmt
 		sql  string
-	}{{&l.headStmt, headSQL}, {&l.insertStmt, insertSQL}, {&l.haltsStmt, haltsSQL}} {
+	}{{&l.headStmt, headSQL}, {&l.insertStmt, insertSQL}, {&l.haltsStmt, haltsSQL}, {&l.revInsertStmt, revInsertSQL}} {
 		st, err := l.db.PrepareContext(ctx, s.sql)
 		if err != nil {
 			return err
@@ -159,7 +162,7 @@ func (l *Ledger) prepare(ctx context.Context) error {
 }
 
 func (l *Ledger) closeStmts() {
-	for _, st := range []*sql.Stmt{l.headStmt, l.insertStmt, l.haltsStmt} {
+	for _, st := range []*sql.Stmt{l.headStmt, l.insertStmt, l.haltsStmt, l.revInsertStmt} {
 		if st != nil {
 			st.Close()
 		}
@@ -210,14 +213,20 @@ var ErrClosed = errors.New("sqlite ledger: closed")
 // writer into a single transaction; each returns once that transaction has
 // committed with synchronous=FULL.
 func (l *Ledger) Append(ctx context.Context, r ledger.Record) (ledger.Record, error) {
+	return l.enqueue(ctx, appendReq{ctx: ctx, rec: r})
+}
+
+// enqueue hands req to the writer and waits for its answer.
+func (l *Ledger) enqueue(ctx context.Context, req appendReq) (ledger.Record, error) {
 	reply := make(chan appendReply, 1)
+	req.reply = reply
 	l.closeMu.RLock()
 	if l.closed {
 		l.closeMu.RUnlock()
 		return ledger.Record{}, ErrClosed
 	}
 	select {
-	case l.reqs <- appendReq{ctx: ctx, rec: r, reply: reply}:
+	case l.reqs <- req:
 		l.closeMu.RUnlock()
 	case <-ctx.Done():
 		l.closeMu.RUnlock()
@@ -278,28 +287,33 @@ func (l *Ledger) commit(batch []appendReq) {
 	if len(live) == 0 {
 		return
 	}
-	sealed, err := l.writeBatch(live)
+	sealed, errs, last, err := l.writeBatch(live)
 	if err != nil {
 		l.head.Failed(err)
-	} else {
-		last := sealed[len(sealed)-1]
+	} else if last != nil {
 		l.head.Observe(last.Seq, last.Hash)
 	}
 	for i, req := range live {
-		if err != nil {
+		switch {
+		case err != nil:
 			req.reply <- appendReply{err: fmt.Errorf("sqlite ledger append: %w", err)}
-		} else {
+		case errs[i] != nil:
+			req.reply <- appendReply{err: errs[i]}
+		default:
 			req.reply <- appendReply{rec: sealed[i]}
 		}
 	}
 }
 
-func (l *Ledger) writeBatch(batch []appendReq) ([]ledger.Record, error) {
+// writeBatch writes batch in one transaction. err fails the whole batch;
+// errs[i] fails one request whose revision was refused (nothing of it
+// written, the others committed); last is the last row written.
+func (l *Ledger) writeBatch(batch []appendReq) (out []ledger.Record, errs []error, last *ledger.Record, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	tx, err := l.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (see _txlock)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	defer tx.Rollback()
 	var prev *ledger.Record
@@ -308,7 +322,7 @@ func (l *Ledger) writeBatch(batch []appendReq) ([]ledger.Record, error) {
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
-		return nil, err
+		return nil, nil, nil, err
 	default:
 		prev = &head
 	}
@@ -320,24 +334,39 @@ func (l *Ledger) writeBatch(batch []appendReq) ([]ledger.Record, error) {
 		}
 		return h, err == nil, err
 	}); err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	stmt := tx.StmtContext(ctx, l.insertStmt) // closed with tx
-	out := make([]ledger.Record, len(batch))
+	var revStmt *sql.Stmt
+	out, errs = make([]ledger.Record, len(batch)), make([]error, len(batch))
 	for i, req := range batch {
 		r := ledger.Seal(req.rec, prev)
+		if req.rev != nil {
+			if revStmt == nil {
+				revStmt = tx.StmtContext(ctx, l.revInsertStmt)
+			}
+			// A refused revision row fails its own request only: SQLite
+			// undoes just the failed statement, and r is not written.
+			if errs[i] = insertRevision(ctx, revStmt, *req.rev, r.Time); errs[i] != nil {
+				if !errors.Is(errs[i], ledger.ErrRevisionNotStored) {
+					return nil, nil, nil, errs[i]
+				}
+				continue
+			}
+		}
 		if _, err := stmt.ExecContext(ctx, r.Seq, r.RunID, string(r.Kind), r.UserID, r.Action, r.Target, r.Service, r.Provider,
 			r.RequestDigest, r.IdempotencyKey, string(r.Outcome), r.ErrorCode, r.Message, r.Detail, int64(r.Duration),
 			r.Time.UnixNano(), r.PrevHash, r.Hash, r.Auth, r.UserName, r.Version, r.PolicyDigest); err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
 		out[i] = r
 		prev = &out[i]
+		last = prev
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	return out, nil
+	return out, errs, last, nil
 }
 
 // readHead reads the last row's seq and hash (0 and GenesisHash when empty).
