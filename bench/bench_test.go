@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/ledger/sqlite"
 )
 
@@ -29,6 +30,37 @@ func TestOverheadRuns(t *testing.T) {
 	res, err := led.Verify(ctx)
 	if err != nil || !res.OK {
 		t.Errorf("ledger after the rounds: %+v, %v", res, err)
+	}
+}
+
+// TestOverheadHistory: the runtime records revisions on the ledger as it
+// is, and none on the same ledger withoutHistory, whose other capabilities
+// (the head guard) are kept.
+func TestOverheadHistory(t *testing.T) {
+	ctx := context.Background()
+	for _, hist := range []bool{true, false} {
+		led, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "ledger.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer led.Close()
+		var l ledger.Ledger = led
+		if !hist {
+			l = withoutHistory(led)
+			if _, ok := l.(ledger.Guarded); !ok {
+				t.Error("withoutHistory dropped the head guard")
+			}
+		}
+		if _, err := measureOverhead(ctx, l, 2, 1, 2); err != nil {
+			t.Fatal(err)
+		}
+		revs, err := led.Revisions(ctx, "local", "svc-0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hist && len(revs) == 0 || !hist && len(revs) != 0 {
+			t.Errorf("history %v: %d revisions of svc-0", hist, len(revs))
+		}
 	}
 }
 

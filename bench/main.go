@@ -32,6 +32,10 @@ type options struct {
 	only   map[string]bool // tiers to run; empty: all
 	rounds int             // repetitions of whole-process measurements
 	pairs  int             // alternating rounds of the overhead measurement
+	// history: "on" (the runtime records revisions, as serve does), "off"
+	// (on ledgers that keep none: the pipeline without history's cost,
+	// labelled so) or "both".
+	history string
 }
 
 func (o options) want(tier string) bool { return len(o.only) == 0 || o.only[tier] }
@@ -45,7 +49,12 @@ func main() {
 	flag.StringVar(&only, "only", "", "comma-separated tiers to run: "+strings.Join(tiers, ","))
 	flag.IntVar(&o.rounds, "rounds", 10, "repetitions of each whole-process measurement (the median is reported)")
 	flag.IntVar(&o.pairs, "pairs", 7, "alternating runtime/bound rounds of the overhead measurement")
+	flag.StringVar(&o.history, "history", "on", "overhead tier: on (revisions recorded, as serve does), off (ledgers keeping no revisions, rows labelled \"no history\") or both")
 	flag.Parse()
+	if o.history != "on" && o.history != "off" && o.history != "both" {
+		fmt.Fprintln(os.Stderr, "bench: -history must be on, off or both")
+		os.Exit(2)
+	}
 	o.only = map[string]bool{}
 	for _, t := range strings.Split(only, ",") {
 		if t = strings.TrimSpace(t); t != "" {

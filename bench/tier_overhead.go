@@ -27,21 +27,17 @@ func overheadTier(ctx context.Context, o options) ([]row, error) {
 	}
 	rows = append(rows, row{op: "fsync of 4 KiB (the floor under one durable append)", alpha: ms(fs)})
 
-	backends := []struct {
+	type backend struct {
 		name string
 		open func(i int) (ledger.Ledger, error)
-	}{
-		{"sqlite", func(i int) (ledger.Ledger, error) {
-			return sqlite.Open(ctx, filepath.Join(dir, fmt.Sprintf("ledger-%d.db", i)))
-		}},
 	}
+	backends := []backend{{"sqlite", func(i int) (ledger.Ledger, error) {
+		return sqlite.Open(ctx, filepath.Join(dir, fmt.Sprintf("ledger-%d.db", i)))
+	}}}
 	pg, pgErr := pgtest.Launch()
 	if pgErr == nil {
 		defer pg.Stop()
-		backends = append(backends, struct {
-			name string
-			open func(i int) (ledger.Ledger, error)
-		}{"postgres", func(i int) (ledger.Ledger, error) {
+		backends = append(backends, backend{"postgres", func(i int) (ledger.Ledger, error) {
 			dsn, err := pg.CreateDB(ctx, fmt.Sprintf("bench_%d", i))
 			if err != nil {
 				return nil, err
@@ -49,24 +45,43 @@ func overheadTier(ctx context.Context, o options) ([]row, error) {
 			return postgres.Open(ctx, dsn)
 		}})
 	}
+	var histories []bool // true: revisions recorded
+	switch o.history {
+	case "on":
+		histories = []bool{true}
+	case "off":
+		histories = []bool{false}
+	default:
+		histories = []bool{true, false}
+	}
 	i := 0
 	for _, b := range backends {
-		for _, callers := range []int{1, 64} {
-			i++
-			led, err := b.open(i)
-			if err != nil {
-				return rows, fmt.Errorf("%s: %w", b.name, err)
+		for _, hist := range histories {
+			name := b.name
+			if !hist {
+				name += " (no history)"
 			}
-			per := 20
-			if callers == 1 {
-				per = 200
+			for _, callers := range []int{1, 64} {
+				i++
+				led, err := b.open(i)
+				if err != nil {
+					return rows, fmt.Errorf("%s: %w", b.name, err)
+				}
+				per := 20
+				if callers == 1 {
+					per = 200
+				}
+				rl := led
+				if !hist {
+					rl = withoutHistory(led)
+				}
+				r, err := measureOverhead(ctx, rl, callers, o.pairs, per)
+				led.Close()
+				if err != nil {
+					return rows, fmt.Errorf("%s, %d callers: %w", name, callers, err)
+				}
+				rows = append(rows, overheadRows(name, r)...)
 			}
-			r, err := measureOverhead(ctx, led, callers, o.pairs, per)
-			led.Close()
-			if err != nil {
-				return rows, fmt.Errorf("%s, %d callers: %w", b.name, callers, err)
-			}
-			rows = append(rows, overheadRows(b.name, r)...)
 		}
 	}
 	if pgErr != nil {
@@ -89,3 +104,24 @@ func overheadRows(backend string, r overheadResult) []row {
 			ratio: times(r.p50, r.boundP50, "bound (p50)")},
 	}
 }
+
+// withoutHistory is led keeping no revisions, every other capability
+// (service locks, head guard) kept: the runtime then records none, which
+// tells the pipeline's own cost from history's.
+func withoutHistory(led ledger.Ledger) ledger.Ledger {
+	switch l := led.(type) {
+	case *sqlite.Ledger:
+		return noHistorySQLite{l}
+	case *postgres.Ledger:
+		return noHistoryPostgres{l}
+	}
+	return led
+}
+
+type noHistorySQLite struct{ *sqlite.Ledger }
+
+func (noHistorySQLite) KeepsRevisions() bool { return false }
+
+type noHistoryPostgres struct{ *postgres.Ledger }
+
+func (noHistoryPostgres) KeepsRevisions() bool { return false }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/alphaswarm/controller/control"
 	"github.com/alphaswarm/controller/internal/pgtest"
+	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/ledger/checkpoint"
 	"github.com/alphaswarm/controller/ledger/postgres"
 	"github.com/alphaswarm/controller/ledger/sqlite"
@@ -98,17 +99,59 @@ func BenchmarkRuntimeOverhead(b *testing.B) {
 			benchOverhead(b, newEnvOn(b, led, nil, nil), callers)
 		})
 	}
+	// nohistory: the same operations on ledgers that keep no revisions
+	// (the runtime then records none), to tell the pipeline's own cost
+	// from history's. Not the goal's figure: the goal is measured with
+	// history on (sqlite/ and postgres/ above).
+	for _, callers := range []int{1, 64} {
+		b.Run(fmt.Sprintf("sqlite-nohistory/callers=%d", callers), func(b *testing.B) {
+			led, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "ledger.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer led.Close()
+			benchOverhead(b, newEnvOn(b, noHistorySQLite{led}, nil, nil), callers)
+		})
+		b.Run(fmt.Sprintf("postgres-nohistory/callers=%d", callers), func(b *testing.B) {
+			led, err := postgres.Open(context.Background(), pgtest.CreateDB(b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer led.Close()
+			benchOverhead(b, newEnvOn(b, noHistoryPostgres{led}, nil, nil), callers)
+		})
+	}
 }
 
+// noHistorySQLite and noHistoryPostgres are their ledgers, every
+// capability kept (locks, head guard), but keeping no revisions.
+type noHistorySQLite struct{ *sqlite.Ledger }
+
+func (noHistorySQLite) KeepsRevisions() bool { return false }
+
+type noHistoryPostgres struct{ *postgres.Ledger }
+
+func (noHistoryPostgres) KeepsRevisions() bool { return false }
+
 func benchOverhead(b *testing.B, e *env, callers int) {
+	// Warm-up, every caller at once, as the timed loop runs: the services
+	// exist, and the sessions the ledger opens for concurrent callers
+	// (PostgreSQL's lock sessions) are open before the timer starts.
+	var wg sync.WaitGroup
 	for i := range callers {
-		e.mustDo(b, control.Request{Action: workload.ActionStart, Service: fmt.Sprintf("svc-%d", i), Spec: spec(fmt.Sprintf("svc-%d", i), 1)})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			svc := fmt.Sprintf("svc-%d", i)
+			e.mustDo(b, control.Request{Action: workload.ActionStart, Service: svc, Spec: spec(svc, 1)})
+			e.mustDo(b, control.Request{Action: workload.ActionScale, Service: svc, Replicas: 2})
+		}()
 	}
+	wg.Wait()
 	var mu sync.Mutex
 	lat := make([]time.Duration, 0, b.N)
 	per := max(b.N/callers, 1)
 	b.ResetTimer()
-	var wg sync.WaitGroup
 	for c := range callers {
 		wg.Add(1)
 		go func() {
@@ -133,11 +176,46 @@ func benchOverhead(b *testing.B, e *env, callers int) {
 	elapsed := b.Elapsed()
 	b.StopTimer()
 	slices.Sort(lat)
-	if len(lat) > 0 {
-		b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "ops/s")
-		b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	if len(lat) == 0 {
+		return
 	}
+	ops := float64(len(lat)) / elapsed.Seconds()
+	b.ReportMetric(ops, "ops/s")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	// The bound, right after in the same run: the same ledger appending the
+	// last operation's two rows (intent, result) per operation, one after
+	// the other, from as many callers, with nothing else around them.
+	page, err := e.ledger.Query(context.Background(), ledger.Filter{Descending: true, Limit: 2})
+	if err != nil || len(page.Records) != 2 {
+		b.Fatalf("reading the rows of one operation back: %v", err)
+	}
+	rows := [2]ledger.Record{page.Records[1], page.Records[0]}
+	for i, r := range rows {
+		rows[i] = ledger.Record{RunID: r.RunID, Kind: r.Kind, UserID: r.UserID, Auth: r.Auth, UserName: r.UserName, Action: r.Action,
+			Target: r.Target, Service: r.Service, Provider: r.Provider, RequestDigest: r.RequestDigest, Outcome: r.Outcome,
+			Detail: r.Detail, Duration: r.Duration, PolicyDigest: r.PolicyDigest}
+	}
+	t0 := time.Now()
+	for c := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range per {
+				for _, r := range rows {
+					r.Service = fmt.Sprintf("svc-%d", c)
+					if _, err := e.ledger.Append(context.Background(), r); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	bound := float64(per*callers) / time.Since(t0).Seconds()
+	b.ReportMetric(bound, "bound-ops/s")
+	b.ReportMetric(100*ops/bound, "%-of-bound")
 }
 
 // BenchmarkConcurrentServices runs 50 operations on 50 services against a
