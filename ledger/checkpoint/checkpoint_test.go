@@ -22,6 +22,7 @@ import (
 
 	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/ledger/checkpoint"
+	"github.com/alphaswarm/controller/ledger/ledgertest"
 	"github.com/alphaswarm/controller/ledger/sqlite"
 )
 
@@ -291,5 +292,32 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 20s")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestUnfinishedAfterPassesThrough: the checkpoint ledger answers
+// ledger.UnfinishedAfter with its backend's scanner, or with the fallback
+// when the backend has none.
+func TestUnfinishedAfterPassesThrough(t *testing.T) {
+	for name, wrap := range map[string]func(*sqlite.Ledger) ledger.Ledger{
+		"scanner":  func(l *sqlite.Ledger) ledger.Ledger { return l },
+		"fallback": func(l *sqlite.Ledger) ledger.Ledger { return struct{ ledger.Ledger }{l} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			ledgertest.RunUnfinishedAfter(t, func(t *testing.T) ledger.Ledger {
+				dir := t.TempDir()
+				_, key, err := ed25519.GenerateKey(rand.Reader)
+				if err != nil {
+					t.Fatal(err)
+				}
+				l, _, err := checkpoint.Open(context.Background(), wrap(openSQLite(t, filepath.Join(dir, "ledger.db"))),
+					checkpoint.Options{Key: key, File: filepath.Join(dir, "checkpoints"), Logger: quiet()})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { l.Close() })
+				return l
+			})
+		})
 	}
 }

@@ -111,9 +111,10 @@ type Stats struct {
 }
 
 var (
-	_ ledger.Ledger        = (*Ledger)(nil)
-	_ ledger.Guarded       = (*Ledger)(nil)
-	_ ledger.ServiceLocker = (*Ledger)(nil)
+	_ ledger.Ledger            = (*Ledger)(nil)
+	_ ledger.Guarded           = (*Ledger)(nil)
+	_ ledger.ServiceLocker     = (*Ledger)(nil)
+	_ ledger.UnfinishedScanner = (*Ledger)(nil)
 )
 
 // Open verifies inner against the checkpoints in o.File and wraps it. When
@@ -371,6 +372,12 @@ func (l *Ledger) Verify(ctx context.Context) (ledger.VerifyResult, error) { retu
 // Unfinished implements ledger.Ledger.
 func (l *Ledger) Unfinished(ctx context.Context) ([]ledger.Record, error) {
 	return l.inner.Unfinished(ctx)
+}
+
+// UnfinishedAfter implements ledger.UnfinishedScanner: the backend's when
+// it has one, else its Unfinished filtered (ledger.UnfinishedAfter).
+func (l *Ledger) UnfinishedAfter(ctx context.Context, after int64) ([]ledger.Record, int64, error) {
+	return ledger.UnfinishedAfter(ctx, l.inner, after)
 }
 
 // LockService implements ledger.ServiceLocker when the backend does; else

@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) ledger.Ledger, opts ...Option) {
 	t.Run("ConcurrentAppendsOneChain", func(t *testing.T) { testConcurrent(t, open(t)) })
 	t.Run("Query", func(t *testing.T) { testQuery(t, open(t)) })
 	t.Run("Unfinished", func(t *testing.T) { testUnfinished(t, open(t)) })
+	t.Run("UnfinishedAfter", func(t *testing.T) { RunUnfinishedAfter(t, open) })
 	t.Run("Halts", func(t *testing.T) { testHalts(t, open(t)) })
 	t.Run("MixedVersions", func(t *testing.T) { testMixedVersions(t, open(t)) })
 	t.Run("VisibleToSecondConnection", func(t *testing.T) {
@@ -322,6 +323,81 @@ func testUnfinished(t *testing.T, l ledger.Ledger) {
 	}
 }
 
+// RunUnfinishedAfter checks ledger.UnfinishedAfter on ledgers open
+// returns (new and empty each call): the intents without a result after a
+// seq, with runs closed out of order, an intent left open while later runs
+// come and go, rejected rows, and an after beyond the head. Run calls it;
+// a wrapper ledger (ledger/checkpoint) calls it on its own.
+func RunUnfinishedAfter(t *testing.T, open func(t *testing.T) ledger.Ledger) {
+	l := open(t)
+	check := func(t *testing.T, after, wantHead int64, want string) {
+		t.Helper()
+		got, head, err := ledger.UnfinishedAfter(ctx(t), l, after)
+		if err != nil {
+			t.Fatalf("UnfinishedAfter(%d): %v", after, err)
+		}
+		var ids []string
+		for i, r := range got {
+			ids = append(ids, r.RunID)
+			if r.Kind != ledger.KindIntent || r.Seq <= after || r.Seq > head || (i > 0 && r.Seq <= got[i-1].Seq) {
+				t.Errorf("UnfinishedAfter(%d) returned seq %d (%s): want intents in (%d, %d], oldest first", after, r.Seq, r.Kind, after, head)
+			}
+		}
+		if head != wantHead || fmt.Sprint(ids) != want {
+			t.Fatalf("UnfinishedAfter(%d) = %v, head %d; want %s, head %d", after, ids, head, want, wantHead)
+		}
+	}
+	check(t, 0, 0, "[]") // empty
+	reject := rec(99, ledger.KindRejected)
+	reject.Outcome = ledger.OutcomeDenied
+	for _, r := range []ledger.Record{
+		rec(0, ledger.KindIntent), rec(0, ledger.KindResult), // seq 1, 2
+		rec(1, ledger.KindIntent),                            // 3: stays open (a long exec)
+		rec(2, ledger.KindIntent), rec(3, ledger.KindIntent), // 4, 5
+		rec(3, ledger.KindResult), rec(2, ledger.KindResult), // 6, 7: closed out of order
+		reject,                    // 8
+		rec(4, ledger.KindIntent), // 9
+	} {
+		mustAppend(t, l, r)
+	}
+	for _, c := range []struct {
+		after, head int64
+		want        string
+	}{
+		{0, 9, "[run-0001 run-0004]"},
+		{2, 9, "[run-0001 run-0004]"},
+		{3, 9, "[run-0004]"}, // the open intent at 3 is the caller's to remember
+		{4, 9, "[run-0004]"}, // run 2's intent is before after, its result after: not returned
+		{8, 9, "[run-0004]"},
+		{9, 9, "[]"},
+		{50, 9, "[]"}, // after beyond the head: head tells the caller
+	} {
+		t.Run(fmt.Sprintf("after=%d", c.after), func(t *testing.T) { check(t, c.after, c.head, c.want) })
+	}
+	// Later rows: run 1 closes long after it began, run 5 begins.
+	mustAppend(t, l, rec(1, ledger.KindResult)) // 10
+	mustAppend(t, l, rec(5, ledger.KindIntent)) // 11
+	for _, c := range []struct {
+		after, head int64
+		want        string
+	}{
+		{0, 11, "[run-0004 run-0005]"},
+		{9, 11, "[run-0005]"},
+		{10, 11, "[run-0005]"},
+		{11, 11, "[]"},
+	} {
+		t.Run(fmt.Sprintf("later/after=%d", c.after), func(t *testing.T) { check(t, c.after, c.head, c.want) })
+	}
+	// Unfinished and UnfinishedAfter(0) agree.
+	all, err := l.Unfinished(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || all[0].RunID != "run-0004" || all[1].RunID != "run-0005" {
+		t.Fatalf("Unfinished = %v, want run-0004 and run-0005", all)
+	}
+}
+
 func testHalts(t *testing.T, l ledger.Ledger) {
 	halt := func(scope string, on bool, outcome ledger.Outcome) {
 		r := ledger.Record{RunID: fmt.Sprintf("halt-%s-%v-%s", scope, on, outcome), Kind: ledger.KindResult,
@@ -360,6 +436,14 @@ func testVisible(t *testing.T, l, second ledger.Ledger) {
 		}
 		if len(page.Records) != 1 || page.Records[0].Hash != r.Hash {
 			t.Fatalf("record %d not visible on a second connection right after Append: %+v", r.Seq, page.Records)
+		}
+		// Recovery in another process finds the intent it did not write.
+		open, head, err := ledger.UnfinishedAfter(ctx(t), second, r.Seq-1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if head != r.Seq || len(open) != 1 || open[0].Hash != r.Hash {
+			t.Fatalf("UnfinishedAfter(%d) on a second connection right after Append = %+v, head %d; want the intent at %d", r.Seq-1, open, head, r.Seq)
 		}
 	}
 }

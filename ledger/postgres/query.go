@@ -12,6 +12,8 @@ import (
 	"github.com/alphaswarm/controller/ledger"
 )
 
+var _ ledger.UnfinishedScanner = (*Ledger)(nil)
+
 // scanRecord reads a row selected with selectColumns.
 func scanRecord(rows pgx.Rows) (ledger.Record, error) {
 	var r ledger.Record
@@ -102,13 +104,34 @@ func recordSeq(rows pgx.Rows) iter.Seq2[ledger.Record, error] {
 	}
 }
 
-// Unfinished returns the intents with no result for their run, oldest
-// first.
-func (l *Ledger) Unfinished(ctx context.Context) ([]ledger.Record, error) {
-	return l.queryRecords(ctx, `SELECT `+selectColumns+` FROM workload_runs i
+// unfinishedSQL selects the intents that have no result (the run_id index
+// answers the NOT EXISTS); callers add a range of seq and the order.
+var unfinishedSQL = `SELECT ` + selectColumns + ` FROM workload_runs i
 		WHERE kind = 'intent'
-		  AND NOT EXISTS (SELECT 1 FROM workload_runs r WHERE r.run_id = i.run_id AND r.kind = 'result')
-		ORDER BY seq`)
+		  AND NOT EXISTS (SELECT 1 FROM workload_runs r WHERE r.run_id = i.run_id AND r.kind = 'result')`
+
+// Unfinished returns the intents with no result for their run, oldest
+// first. It reads every intent of the ledger; recovery uses
+// UnfinishedAfter.
+func (l *Ledger) Unfinished(ctx context.Context) ([]ledger.Record, error) {
+	return l.queryRecords(ctx, unfinishedSQL+" ORDER BY seq")
+}
+
+// UnfinishedAfter implements ledger.UnfinishedScanner: the intents in
+// (after, head] without a result, read through the primary key's range.
+// The head is read first, by its own statement: appends commit in seq
+// order under the append lock, so the range's statement sees every row up
+// to it.
+func (l *Ledger) UnfinishedAfter(ctx context.Context, after int64) ([]ledger.Record, int64, error) {
+	var head int64
+	if err := l.pool.QueryRow(ctx, "SELECT coalesce(max(seq), 0) FROM workload_runs").Scan(&head); err != nil {
+		return nil, 0, fmt.Errorf("ledger/postgres: unfinished: %w", err)
+	}
+	if head <= after {
+		return nil, head, nil
+	}
+	open, err := l.queryRecords(ctx, unfinishedSQL+" AND seq > $1 AND seq <= $2 ORDER BY seq", after, head)
+	return open, head, err
 }
 
 // Halts returns the scopes ("*" or a target) whose latest successful halt

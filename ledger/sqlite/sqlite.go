@@ -73,8 +73,9 @@ type Ledger struct {
 }
 
 var (
-	_ ledger.Ledger  = (*Ledger)(nil)
-	_ ledger.Guarded = (*Ledger)(nil)
+	_ ledger.Ledger            = (*Ledger)(nil)
+	_ ledger.Guarded           = (*Ledger)(nil)
+	_ ledger.UnfinishedScanner = (*Ledger)(nil)
 )
 
 // HeadWatch implements ledger.Guarded: the head guard checked inside every
@@ -446,10 +447,33 @@ func (l *Ledger) all(ctx context.Context) iter.Seq2[ledger.Record, error] {
 	}
 }
 
-// Unfinished implements ledger.Ledger.
+// unfinishedSQL selects the intents that have no result (the run_id index
+// answers the NOT EXISTS); callers add a range of seq and the order.
+const unfinishedSQL = "SELECT " + columns + ` FROM workload_runs i WHERE kind = 'intent'
+	AND NOT EXISTS (SELECT 1 FROM workload_runs r WHERE r.run_id = i.run_id AND r.kind = 'result')`
+
+// Unfinished implements ledger.Ledger. It reads every intent of the
+// ledger; recovery uses UnfinishedAfter.
 func (l *Ledger) Unfinished(ctx context.Context) ([]ledger.Record, error) {
-	rows, err := l.db.QueryContext(ctx, "SELECT "+columns+` FROM workload_runs i WHERE kind = 'intent'
-		AND NOT EXISTS (SELECT 1 FROM workload_runs r WHERE r.run_id = i.run_id AND r.kind = 'result') ORDER BY seq`)
+	return l.unfinished(ctx, unfinishedSQL+" ORDER BY seq")
+}
+
+// UnfinishedAfter implements ledger.UnfinishedScanner: the intents in
+// (after, head] without a result, read through the primary key's range.
+func (l *Ledger) UnfinishedAfter(ctx context.Context, after int64) ([]ledger.Record, int64, error) {
+	head, _, err := readHead(ctx, l.db)
+	if err != nil {
+		return nil, 0, fmt.Errorf("sqlite ledger unfinished: %w", err)
+	}
+	if head <= after {
+		return nil, head, nil
+	}
+	open, err := l.unfinished(ctx, unfinishedSQL+" AND seq > ? AND seq <= ? ORDER BY seq", after, head)
+	return open, head, err
+}
+
+func (l *Ledger) unfinished(ctx context.Context, q string, args ...any) ([]ledger.Record, error) {
+	rows, err := l.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite ledger unfinished: %w", err)
 	}

@@ -110,3 +110,16 @@ func BenchmarkAppend(b *testing.B) {
 		})
 	}
 }
+
+// plain hides every method but ledger.Ledger's, so ledger.UnfinishedAfter
+// takes its fallback (Unfinished, filtered).
+type plain struct{ ledger.Ledger }
+
+// TestUnfinishedAfterFallback: a ledger without ledger.UnfinishedScanner
+// gives the same answers through ledger.UnfinishedAfter.
+func TestUnfinishedAfterFallback(t *testing.T) {
+	if _, ok := ledger.Ledger(plain{}).(ledger.UnfinishedScanner); ok {
+		t.Fatal("plain must not be an UnfinishedScanner")
+	}
+	ledgertest.RunUnfinishedAfter(t, func(t *testing.T) ledger.Ledger { return plain{open(t)} })
+}
