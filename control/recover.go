@@ -1,10 +1,14 @@
 package control
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/alphaswarm/controller/ledger"
@@ -123,7 +127,7 @@ func (rt *Runtime) RecoverEvery(ctx context.Context, interval time.Duration) {
 // recoverPass is one pass of Recover; held is the level of the "held by a
 // live controller" line.
 func (rt *Runtime) recoverPass(ctx context.Context, held slog.Level) (int, error) {
-	open, err := rt.ledger.Unfinished(ctx)
+	open, err := rt.recovery.unfinished(ctx, rt.ledger)
 	if err != nil {
 		return 0, err
 	}
@@ -149,6 +153,7 @@ func (rt *Runtime) recoverPass(ctx context.Context, held slog.Level) (int, error
 		if err != nil {
 			return closed, err
 		}
+		rt.recovery.closed(in.RunID)
 		closed++
 	}
 	return closed, nil
@@ -222,4 +227,79 @@ func (rt *Runtime) laterRun(ctx context.Context, in ledger.Record) (string, erro
 		return r.RunID, nil
 	}
 	return "", nil
+}
+
+// recoveryMark is what this process's recovery passes know of the ledger,
+// so that a pass reads what changed since the last one instead of every
+// intent (a periodic pass runs every minute in every replica): every
+// intent with a seq up to seq had a result when read, except those in
+// open. A pass asks the ledger for the intents after seq
+// (ledger.UnfinishedAfter: a range of the primary key) and looks up the
+// result of each run in open (one index look-up each; they are the runs in
+// flight, or held by a live controller for a long time, like an exec).
+//
+// It is sound whichever process writes the rows: a ledger is one chain
+// whose rows become visible in seq order, so no intent can appear at or
+// below a head already read, and results are never removed, so an intent
+// found closed stays closed. Runs closed in any order, by any replica,
+// leave open when their result is seen. Concurrent passes may each set
+// the mark: each state they set holds on its own (open may name a run
+// closed since, which the next pass looks up and drops).
+type recoveryMark struct {
+	mu   sync.Mutex
+	seq  int64
+	open map[string]ledger.Record // by run ID
+}
+
+// unfinished returns the intents of l without a result, oldest first: the
+// answer of l.Unfinished, read as recoveryMark says.
+func (m *recoveryMark) unfinished(ctx context.Context, l ledger.Ledger) ([]ledger.Record, error) {
+	m.mu.Lock()
+	after, carried := m.seq, slices.Collect(maps.Values(m.open))
+	m.mu.Unlock()
+	fresh, head, err := ledger.UnfinishedAfter(ctx, l, after)
+	if err != nil {
+		return nil, err
+	}
+	if head < after {
+		// The ledger ends before a row this process saw: rows were
+		// removed from the tail (the head guard refuses appends then).
+		// What this process knew no longer holds: read it all.
+		m.mu.Lock()
+		m.seq, m.open = 0, nil
+		m.mu.Unlock()
+		if fresh, head, err = ledger.UnfinishedAfter(ctx, l, 0); err != nil {
+			return nil, err
+		}
+		carried = nil
+	}
+	slices.SortFunc(carried, func(a, b ledger.Record) int { return cmp.Compare(a.Seq, b.Seq) })
+	open := make([]ledger.Record, 0, len(carried)+len(fresh))
+	for _, in := range carried {
+		page, err := l.Query(ctx, ledger.Filter{RunID: in.RunID, Kind: ledger.KindResult, Limit: 1})
+		if err != nil {
+			return nil, err
+		}
+		if len(page.Records) == 0 {
+			open = append(open, in)
+		}
+	}
+	open = append(open, fresh...) // all after every carried one
+	m.mu.Lock()
+	if head >= m.seq {
+		m.seq, m.open = head, make(map[string]ledger.Record, len(open))
+		for _, in := range open {
+			m.open[in.RunID] = in
+		}
+	}
+	m.mu.Unlock()
+	return open, nil
+}
+
+// closed records that the run has a result (recovery appended it, or
+// found it appended).
+func (m *recoveryMark) closed(runID string) {
+	m.mu.Lock()
+	delete(m.open, runID)
+	m.mu.Unlock()
 }

@@ -155,6 +155,7 @@ type Runtime struct {
 	roleOn   func(Principal, string) string
 	revs     ledger.RevisionStore // nil: no history (history.go)
 	sealer   *sealer              // nil: no revision key
+	recovery recoveryMark         // what recovery passes know (recover.go)
 }
 
 // New builds a Runtime and closes intents that an earlier process left
