@@ -1,0 +1,211 @@
+package ledgertest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/alphaswarm/controller/ledger"
+)
+
+// Synthetic returns a sealed chain of about 2*runs rows shaped like a
+// controller's ledger after a long life, for benchmarks that time the
+// ledger's reads on a large ledger (backends insert the rows in bulk, not
+// through Append):
+//   - runs over 3 targets and 150 services (svc-0 … svc-49 on each), 10
+//     users, the actions a controller writes; a third carry an
+//     idempotency key (key-<i>);
+//   - each run an intent and, a few rows later, its result (runs close out
+//     of order): 5 % error, the rest ok; one run in 500 is refused (a
+//     single rejected row);
+//   - a halt on and off of target "edge" every 10 000 runs;
+//   - OpenRuns of them without a result: one near the start (a run a
+//     controller left long ago), the rest among the last rows.
+//
+// Row times start at base and advance 1 ms a row.
+func Synthetic(runs int, base time.Time) []ledger.Record {
+	out := make([]ledger.Record, 0, 2*runs+8)
+	var prev *ledger.Record
+	add := func(r ledger.Record) {
+		r.Time = base.Add(time.Duration(len(out)) * time.Millisecond)
+		s := ledger.Seal(r, prev)
+		out = append(out, s)
+		prev = &out[len(out)-1]
+	}
+	targets := []string{"local", "prod", "edge"}
+	actions := []string{"start", "scale", "restart", "apply_config", "stop", "exec"}
+	open := map[int]bool{runs / 10: true}
+	for i := range OpenRuns - 1 {
+		open[runs-2-17*i] = true
+	}
+	var pending []ledger.Record // intents waiting for their result
+	for i := range runs {
+		r := ledger.Record{
+			RunID:         fmt.Sprintf("run_%08d", i),
+			Kind:          ledger.KindIntent,
+			UserID:        fmt.Sprintf("user-%d", i%10),
+			Auth:          fmt.Sprintf("token:tok%d", i%10),
+			UserName:      fmt.Sprintf("user-%d@example.com", i%10),
+			Action:        actions[i%len(actions)],
+			Target:        targets[i%len(targets)],
+			Service:       fmt.Sprintf("svc-%d", i%50),
+			Provider:      "docker",
+			RequestDigest: fmt.Sprintf("%064x", i),
+			Detail:        `{"replicas":2}`,
+		}
+		if i%3 == 0 {
+			r.IdempotencyKey = fmt.Sprintf("key-%d", i)
+		}
+		if i%500 == 499 && !open[i] {
+			r.Kind, r.Outcome, r.ErrorCode, r.Message = ledger.KindRejected, ledger.OutcomeDenied, "permission_denied", "denied by policy"
+			add(r)
+			continue
+		}
+		if i%10000 == 5000 {
+			for _, on := range []bool{true, false} {
+				h := ledger.Record{RunID: fmt.Sprintf("run_halt_%d_%v", i, on), UserID: "admin", Action: "halt", Target: "edge",
+					RequestDigest: r.RequestDigest, Detail: fmt.Sprintf(`{"on":%v}`, on)}
+				h.Kind = ledger.KindIntent
+				add(h)
+				h.Kind, h.Outcome = ledger.KindResult, ledger.OutcomeOK
+				add(h)
+			}
+		}
+		add(r)
+		if !open[i] {
+			pending = append(pending, r)
+		}
+		// Close the oldest pending run once three wait, the newest first
+		// every other time: results come in another order than intents.
+		for len(pending) >= 3 {
+			k := 0
+			if i%2 == 1 {
+				k = len(pending) - 1
+			}
+			res := pending[k]
+			pending = append(pending[:k], pending[k+1:]...)
+			res.Kind, res.Outcome, res.Detail, res.Duration = ledger.KindResult, ledger.OutcomeOK, `{"status":{"phase":"Running"}}`, 40*time.Millisecond
+			if i%20 == 0 {
+				res.Outcome, res.ErrorCode, res.Message = ledger.OutcomeError, "unavailable", "backend down"
+			}
+			res.Seq, res.PrevHash, res.Hash, res.Version = 0, "", "", 0
+			add(res)
+		}
+	}
+	for _, res := range pending {
+		res.Kind, res.Outcome, res.Detail = ledger.KindResult, ledger.OutcomeOK, "{}"
+		res.Seq, res.PrevHash, res.Hash, res.Version = 0, "", "", 0
+		add(res)
+	}
+	return out
+}
+
+// OpenRuns is how many runs of Synthetic have no result.
+const OpenRuns = 4
+
+// ReadCase is one read a controller does routinely, for benchmarks that
+// time it on a Synthetic ledger the old way and the new way in one run.
+type ReadCase struct {
+	Name string
+	// Old is the statement as the ledger ran it before schema 0005 and
+	// ledger.UnfinishedScanner, for the backend's placeholder prefix ("?"
+	// or "$") and column list; run on a copy of the ledger at schema 0004.
+	Old func(columns, prefix string) (string, []any)
+	// Now is the statement the new way runs (its main one), for its plan.
+	Now func(columns, prefix string) (string, []any)
+	// New is the read as the controller does it now.
+	New func(ctx context.Context, l ledger.Ledger) error
+}
+
+// ReadCases are the reads of a controller's hot and periodic paths on a
+// Synthetic(runs, base) ledger whose last row is head: a recovery pass (the
+// rows since a minute ago at ~30 rows/s, then the pass at start), the
+// idempotency look-up (a key used, a new key), the halt switch, the
+// history's result scan, recovery's look-ups, the checkpoint follower's
+// read, and the runs listings. haltsBefore is the backend's halt query
+// before schema 0005.
+func ReadCases(runs int, head int64, base time.Time, haltsBefore string) []ReadCase {
+	unchanged := func(f ledger.Filter) func(columns, prefix string) (string, []any) {
+		return func(columns, prefix string) (string, []any) {
+			q, args, _, err := f.SelectSQL(columns, prefix)
+			if err != nil {
+				panic(err)
+			}
+			return q, args
+		}
+	}
+	query := func(f ledger.Filter) func(ctx context.Context, l ledger.Ledger) error {
+		return func(ctx context.Context, l ledger.Ledger) error {
+			_, err := l.Query(ctx, f)
+			return err
+		}
+	}
+	c := func(name string, f ledger.Filter) ReadCase {
+		return ReadCase{Name: name, Old: unchanged(f), Now: unchanged(f), New: query(f)}
+	}
+	// changed is a query whose statement changed: old is its text before.
+	changed := func(name string, old func(columns, prefix string) (string, []any), f ledger.Filter) ReadCase {
+		return ReadCase{Name: name, Old: old, Now: unchanged(f), New: query(f)}
+	}
+	oldUnfinished := func(columns, _ string) (string, []any) {
+		return "SELECT " + columns + ` FROM workload_runs i WHERE kind = 'intent'
+	AND NOT EXISTS (SELECT 1 FROM workload_runs r WHERE r.run_id = i.run_id AND r.kind = 'result') ORDER BY seq`, nil
+	}
+	unfinishedAfter := func(after int64) func(columns, prefix string) (string, []any) {
+		return func(columns, p string) (string, []any) {
+			q, _ := oldUnfinished(columns, p)
+			return strings.Replace(q, " ORDER BY seq", " AND seq > "+p+"1 AND seq <= "+p+"2 ORDER BY seq", 1), []any{after, head}
+		}
+	}
+	oldIdem := func(key string) func(columns, prefix string) (string, []any) {
+		return func(columns, p string) (string, []any) {
+			return "SELECT " + columns + " FROM workload_runs WHERE idempotency_key = " + p + "1 ORDER BY seq ASC LIMIT " + p + "2",
+				[]any{key, ledger.MaxLimit + 1}
+		}
+	}
+	oldUser := func(user string) func(columns, prefix string) (string, []any) {
+		return func(columns, p string) (string, []any) {
+			return "SELECT " + columns + " FROM workload_runs WHERE (user_id = " + p + "1 OR user_name = " + p + "1) ORDER BY seq DESC LIMIT " + p + "2",
+				[]any{user, ledger.DefaultLimit + 1}
+		}
+	}
+	halts := func(_, _ string) (string, []any) { return haltsBefore, nil }
+	used, fresh := fmt.Sprintf("key-%d", runs/2/3*3), "key-never-used"
+	svc := ledger.Filter{Target: "prod", Service: "svc-7", Kind: ledger.KindResult, Outcome: ledger.OutcomeOK}
+	page, scan := svc, svc
+	page.Limit, page.Descending = 50, true
+	scan.Limit = ledger.MaxLimit
+	return []ReadCase{
+		{Name: "recovery-pass", Old: oldUnfinished, Now: unfinishedAfter(head - 2000), New: func(ctx context.Context, l ledger.Ledger) error {
+			_, _, err := ledger.UnfinishedAfter(ctx, l, head-2000)
+			return err
+		}},
+		{Name: "recovery-pass-at-start", Old: oldUnfinished, Now: unfinishedAfter(0), New: func(ctx context.Context, l ledger.Ledger) error {
+			_, _, err := ledger.UnfinishedAfter(ctx, l, 0)
+			return err
+		}},
+		changed("idempotency-key-used", oldIdem(used), ledger.Filter{IdempotencyKey: used, Limit: ledger.MaxLimit}),
+		changed("idempotency-key-new", oldIdem(fresh), ledger.Filter{IdempotencyKey: fresh, Limit: ledger.MaxLimit}),
+		{Name: "halts", Old: halts, Now: halts, New: func(ctx context.Context, l ledger.Ledger) error {
+			_, err := l.Halts(ctx)
+			return err
+		}},
+		c("history-page", page),
+		c("history-scan-one-page", scan),
+		c("recovery-result-of-run", ledger.Filter{RunID: fmt.Sprintf("run_%08d", runs/2), Kind: ledger.KindResult}),
+		c("recovery-later-run", ledger.Filter{Target: "prod", Service: "svc-7", Kind: ledger.KindIntent, Descending: true, Limit: 20}),
+		c("checkpoint-rows-after", ledger.Filter{Cursor: fmt.Sprintf("s%d", head-1000), Limit: ledger.MaxLimit}),
+		c("runs-dashboard-results", ledger.Filter{Kind: ledger.KindResult, Descending: true, Limit: 20}),
+		c("runs-service", ledger.Filter{Service: "svc-7", Descending: true}),
+		c("runs-target", ledger.Filter{Target: "edge", Descending: true}),
+		c("runs-action", ledger.Filter{Action: "scale", Descending: true}),
+		changed("runs-user-name", oldUser("user-3@example.com"), ledger.Filter{UserID: "user-3@example.com", Descending: true}),
+		changed("runs-user-id", oldUser("user-3"), ledger.Filter{UserID: "user-3", Descending: true}),
+		c("runs-rejected", ledger.Filter{Kind: ledger.KindRejected, Descending: true}),
+		c("runs-outcome-error", ledger.Filter{Outcome: ledger.OutcomeError, Descending: true}),
+		c("runs-outcome-interrupted", ledger.Filter{Outcome: ledger.OutcomeInterrupted, Descending: true}),
+		c("runs-since", ledger.Filter{Since: base.Add(time.Duration(head-1000) * time.Millisecond)}),
+		c("runs-until", ledger.Filter{Until: base.Add(1000 * time.Millisecond), Descending: true}),
+	}
+}

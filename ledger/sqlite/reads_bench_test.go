@@ -1,0 +1,155 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alphaswarm/controller/ledger"
+	"github.com/alphaswarm/controller/ledger/ledgertest"
+	"github.com/alphaswarm/controller/ledger/sqlite"
+)
+
+// benchColumns is the ledger's column list (sqlite.go).
+const benchColumns = `seq, run_id, kind, user_id, action, target, service, provider, request_digest, idempotency_key,
+	outcome, error_code, message, detail, duration_ns, time_ns, prev_hash, hash, auth, user_name, version, policy_digest`
+
+// haltsBefore is the halt query of schema 0004 (sqlite.go haltsSQL).
+const haltsBefore = `SELECT target, detail FROM workload_runs WHERE seq IN (
+		SELECT MAX(seq) FROM workload_runs WHERE action = 'halt' AND kind = 'result' AND outcome = 'ok' GROUP BY target)`
+
+// writeSchema0004 creates the schema as migrations 0001-0004 left it, as
+// an older controller did, in a database opened without the ledger.
+func writeSchema0004(tb testing.TB, db *sql.DB) {
+	tb.Helper()
+	for _, v := range []string{"0001_workload_runs", "0002_principal", "0003_policy_digest", "0004_revisions"} {
+		body, err := os.ReadFile(filepath.Join("migrations", v+".sql"))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if _, err := db.Exec(string(body)); err != nil {
+			tb.Fatalf("%s: %v", v, err)
+		}
+	}
+	if _, err := db.Exec(`CREATE TABLE schema_migrations (version TEXT PRIMARY KEY, applied_ns INTEGER NOT NULL);
+		INSERT INTO schema_migrations VALUES ('0001_workload_runs', 1), ('0002_principal', 1), ('0003_policy_digest', 1), ('0004_revisions', 1)`); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// insertRows writes recs in one transaction, as an older controller's
+// appends left them.
+func insertRows(tb testing.TB, db *sql.DB, recs []ledger.Record) {
+	tb.Helper()
+	tx, err := db.Begin()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	st, err := tx.Prepare(`INSERT INTO workload_runs (` + benchColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, r := range recs {
+		if _, err := st.Exec(r.Seq, r.RunID, string(r.Kind), r.UserID, r.Action, r.Target, r.Service, r.Provider, r.RequestDigest,
+			r.IdempotencyKey, string(r.Outcome), r.ErrorCode, r.Message, r.Detail, int64(r.Duration), r.Time.UnixNano(),
+			r.PrevHash, r.Hash, r.Auth, r.UserName, r.Version, r.PolicyDigest); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// plan is SQLite's EXPLAIN QUERY PLAN of q, one step a line.
+func plan(tb testing.TB, db *sql.DB, q string, args ...any) string {
+	tb.Helper()
+	rows, err := db.Query("EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		tb.Fatalf("explain %s: %v", q, err)
+	}
+	defer rows.Close()
+	var lines []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			tb.Fatal(err)
+		}
+		lines = append(lines, detail)
+	}
+	return strings.Join(lines, "; ")
+}
+
+// BenchmarkLedgerReads times the reads a controller does routinely on a
+// ledger of ~200k rows (ledgertest.Synthetic), the old way — the statement
+// as it was, on a copy of the ledger at schema 0004 — and the new way — the
+// ledger's own read after it migrated the copy — alternately in the same
+// run, and reports both and their ratio (new/old; below 1 is faster). With
+// -v it logs the plans of both statements (EXPLAIN QUERY PLAN).
+//
+//	go test -run '^$' -bench LedgerReads -benchtime 20x -v ./ledger/sqlite
+func BenchmarkLedgerReads(b *testing.B) {
+	ctx := context.Background()
+	const runs = 100_000
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	recs := ledgertest.Synthetic(runs, base)
+	head := recs[len(recs)-1].Seq
+	dir := b.TempDir()
+	oldPath, newPath := filepath.Join(dir, "old.db"), filepath.Join(dir, "new.db")
+	old, err := sql.Open("sqlite", "file:"+oldPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { old.Close() })
+	writeSchema0004(b, old)
+	insertRows(b, old, recs)
+	body, err := os.ReadFile(oldPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(newPath, body, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	l, err := sqlite.Open(ctx, newPath) // migrates the copy
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Close() })
+	b.Logf("%d rows; opening (and migrating) the copy took %s", head, time.Since(start).Round(time.Millisecond))
+	for _, c := range ledgertest.ReadCases(runs, head, base, haltsBefore) {
+		b.Run(c.Name, func(b *testing.B) {
+			q, args := c.Old(benchColumns, "?")
+			nq, nargs := c.Now(benchColumns, "?")
+			b.Logf("plan before: %s\nplan after:  %s", plan(b, old, q, args...), plan(b, sqlite.DB(l), nq, nargs...))
+			var oldT, newT time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				rows, err := old.QueryContext(ctx, q, args...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for rows.Next() {
+				}
+				if err := rows.Err(); err != nil {
+					b.Fatal(err)
+				}
+				rows.Close()
+				t1 := time.Now()
+				if err := c.New(ctx, l); err != nil {
+					b.Fatal(err)
+				}
+				oldT, newT = oldT+t1.Sub(t0), newT+time.Since(t1)
+			}
+			n := float64(b.N)
+			b.ReportMetric(float64(oldT.Microseconds())/n, "old-µs/op")
+			b.ReportMetric(float64(newT.Microseconds())/n, "new-µs/op")
+			b.ReportMetric(float64(newT)/float64(oldT), "new/old")
+		})
+	}
+}
