@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
@@ -79,18 +80,28 @@ func (rt *Runtime) redactDiff(target, service string, d workload.Diff) workload.
 // DiffRevision previews deploying revision rev of a service (its full spec,
 // env and config values restored: what a rollback to it would deploy)
 // against the live service: the dashboard's "diff against live". A read,
-// like Diff. No such revision is NotFound; one that cannot be restored is
+// like Diff. rev 0 is the revision before the current one, as a
+// rollback's "to: 0" is (the same lookup); the answer's Revision is the
+// revision it resolved to. No such revision is NotFound; one that cannot
+// be restored, a negative rev, or 0 for a service with one revision is
 // InvalidArgument on field revision.
 func (rt *Runtime) DiffRevision(ctx context.Context, p Principal, target, service string, rev int) (workload.Diff, error) {
 	if p.User == "" {
 		return workload.Diff{}, workload.Errorf(workload.Unauthenticated, "no authenticated user")
 	}
-	if rev < 1 {
-		return workload.Diff{}, workload.Invalid(workload.FieldError{Path: "revision", Message: "must be a revision number (1 or more)"})
-	}
-	spec, err := rt.revisionSpec(ctx, target, service, rev)
+	e, _, err := rt.findRevision(ctx, target, service, rev, "revision")
 	if err != nil {
 		return workload.Diff{}, rt.redactErr(err)
 	}
-	return rt.Diff(ctx, p, target, spec)
+	spec, err := rt.fullSpec(target, service, e)
+	if err != nil {
+		return workload.Diff{}, workload.Invalid(workload.FieldError{Path: "revision",
+			Message: fmt.Sprintf("revision %d of %s cannot be restored: %v", e.n, workload.ServiceID(target, service), err)})
+	}
+	d, err := rt.Diff(ctx, p, target, spec)
+	if err != nil {
+		return workload.Diff{}, err
+	}
+	d.Revision = e.n
+	return d, nil
 }

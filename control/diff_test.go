@@ -2,13 +2,18 @@ package control_test
 
 import (
 	"context"
+	"log/slog"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/alphaswarm/controller/control"
+	"github.com/alphaswarm/controller/credentials"
 	"github.com/alphaswarm/controller/ledger"
+	"github.com/alphaswarm/controller/ledger/sqlite"
+	"github.com/alphaswarm/controller/policy"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/provider/providertest"
 	"github.com/alphaswarm/controller/workload"
@@ -87,8 +92,8 @@ func TestDiffRefusals(t *testing.T) {
 // TestDiffRevisionRefusals: DiffRevision finds the recorded revision (a
 // provider without Differ then answers unsupported: the revision's spec
 // got as far as the provider), refuses a revision that does not exist
-// (not_found) or is not a number ≥ 1 (invalid_argument, field revision),
-// and writes no ledger row.
+// (not_found), a negative one, and 0 when there is no revision before the
+// current one (invalid_argument, field revision), and writes no ledger row.
 func TestDiffRevisionRefusals(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	e.mustDo(t, control.Request{Action: workload.ActionStart, Service: "web", Spec: spec("web", 1)})
@@ -105,7 +110,8 @@ func TestDiffRevisionRefusals(t *testing.T) {
 		{"no such revision", viewer, "local", "web", 7, workload.NotFound},
 		{"unknown service", viewer, "local", "ghost", 1, workload.NotFound},
 		{"unknown target", viewer, "mars", "web", 1, workload.NotFound},
-		{"revision 0", viewer, "local", "web", 0, workload.InvalidArgument},
+		{"revision 0 with one revision", viewer, "local", "web", 0, workload.InvalidArgument},
+		{"revision -1", viewer, "local", "web", -1, workload.InvalidArgument},
 		{"unauthenticated", control.Principal{}, "local", "web", 1, workload.Unauthenticated},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -120,5 +126,95 @@ func TestDiffRevisionRefusals(t *testing.T) {
 	}
 	if after := len(e.records(t, ledger.Filter{})); after != before {
 		t.Errorf("revision diffs wrote %d ledger rows", after-before)
+	}
+}
+
+// newDiffEnv is a runtime over SQLite whose target "local" is a
+// providertest.Differ (a Memory that previews) with the static policy pol
+// and the admin's policy evaluator (nil: none).
+func newDiffEnv(t testing.TB, pol provider.Policy, evaluator policy.Evaluator) (*env, *providertest.Differ) {
+	t.Helper()
+	led, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "ledger.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { led.Close() })
+	d := providertest.NewDiffer("local")
+	rt, err := control.New(context.Background(), control.Options{Ledger: led, Credentials: credentials.FromMap(nil), Policy: evaluator,
+		Logger: slog.New(slog.DiscardHandler), Targets: []control.Target{{Name: "local", Provider: d, Policy: pol}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.Close)
+	return &env{rt: rt, mem: d.Memory, led: led, ledger: led}, d
+}
+
+// TestDiffRevisionZeroIsRollbackZero: ?revision=0 means what rollback's
+// "to: 0" means, the revision before the current one, through the same
+// lookup: the diff of revision 0 is the diff of that revision (and says
+// which), a rollback to 0 then deploys exactly the spec that diff
+// previewed, and with a single revision both refuse 0 on their field.
+func TestDiffRevisionZeroIsRollbackZero(t *testing.T) {
+	e, _ := newDiffEnv(t, provider.Policy{}, nil)
+	ctx := context.Background()
+	viewer := control.Principal{User: "vic", Role: "viewer"}
+	deploy := func(image string, replicas int) {
+		s := spec("web", replicas)
+		s.Image = image
+		e.mustDo(t, control.Request{Action: workload.ActionStart, Service: "web", Spec: s})
+	}
+	deploy("example/app:1", 1)
+	// One revision: no revision before the current one, for either.
+	_, derr := e.rt.DiffRevision(ctx, viewer, "local", "web", 0)
+	_, rerr := e.do(t, control.Request{Action: workload.ActionRollback, Service: "web", ToRevision: 0})
+	for _, c := range []struct {
+		what, field string
+		err         error
+	}{{"diff of revision 0", "revision", derr}, {"rollback to 0", "to", rerr}} {
+		if got := workload.AsError(c.err); got == nil || got.Code != workload.InvalidArgument || len(got.Fields) != 1 ||
+			got.Fields[0].Path != c.field || !strings.Contains(got.Fields[0].Message, "only revision 1") {
+			t.Errorf("%s with one revision: %v, want invalid_argument on %s naming the only revision", c.what, c.err, c.field)
+		}
+	}
+
+	deploy("example/app:2", 2) // revision 2
+	for _, tc := range []struct {
+		name     string
+		ask      int
+		revision int
+		action   workload.DiffAction
+		changes  []workload.Change
+	}{
+		{"0 is the one before the current", 0, 1, workload.DiffReplace, []workload.Change{
+			{Path: "replicas", From: "2", To: "1"}, {Path: "image", From: "example/app:2", To: "example/app:1", Replaces: true}}},
+		{"1 by number", 1, 1, workload.DiffReplace, []workload.Change{
+			{Path: "replicas", From: "2", To: "1"}, {Path: "image", From: "example/app:2", To: "example/app:1", Replaces: true}}},
+		{"the current one", 2, 2, workload.DiffNone, []workload.Change{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := e.rt.DiffRevision(ctx, viewer, "local", "web", tc.ask)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Revision != tc.revision || d.Action != tc.action || !slices.Equal(d.Changes, tc.changes) {
+				t.Errorf("DiffRevision(%d) = revision %d, %s %+v; want revision %d, %s %+v", tc.ask, d.Revision, d.Action, d.Changes, tc.revision, tc.action, tc.changes)
+			}
+		})
+	}
+	before, err := e.rt.DiffRevision(ctx, viewer, "local", "web", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := e.mustDo(t, control.Request{Action: workload.ActionRollback, Service: "web", ToRevision: 0})
+	if res.Revision != 3 || res.Status == nil || res.Status.Image != "example/app:1" || res.Status.Replicas.Desired != 1 {
+		t.Fatalf("rollback to 0 = %+v, want revision 3 running example/app:1 ×1 (what the diff of 0 previewed: %+v)", res, before.Changes)
+	}
+	// Revision 1 (what the diff of 0 named) is now live: nothing to change.
+	if d, err := e.rt.DiffRevision(ctx, viewer, "local", "web", before.Revision); err != nil || d.Action != workload.DiffNone {
+		t.Errorf("after the rollback, DiffRevision(%d) = %+v, %v; want none", before.Revision, d, err)
+	}
+	// And 0 now means revision 2, the one before the rollback's.
+	if d, err := e.rt.DiffRevision(ctx, viewer, "local", "web", 0); err != nil || d.Revision != 2 || d.Action != workload.DiffReplace {
+		t.Errorf("after the rollback, DiffRevision(0) = %+v, %v; want revision 2, replace", d, err)
 	}
 }

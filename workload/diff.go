@@ -42,6 +42,11 @@ type Diff struct {
 	// one (kubernetes: the server-side-apply dry run's objects diffed
 	// against the live ones, unified format), redacted like Changes.
 	Native string `json:"native,omitempty"`
+	// Revision is the recorded revision whose spec was previewed, for the
+	// diff of a revision (what a rollback to it would deploy; revision 0,
+	// "the one before the current one", resolved); 0 for the diff of a
+	// spec.
+	Revision int `json:"revision,omitempty"`
 }
 
 // Change is one field that differs, named by the backend's own path

@@ -67,17 +67,18 @@ type diffView struct {
 	D        workload.Diff
 }
 
-// loadDiff previews deploying revision N (?revision=N) of the service: what
-// rolling back to it would change on the backend now.
+// loadDiff previews deploying revision N (?revision=N; 0: the one before
+// the current one) of the service: what rolling back to it would change on
+// the backend now.
 func (d *Dashboard) loadDiff(c *apiClient, r *http.Request) (any, error) {
 	target, service := r.PathValue("target"), r.PathValue("service")
 	rev, err := strconv.Atoi(r.URL.Query().Get("revision"))
-	if err != nil || rev < 1 {
-		return nil, workload.Invalid(workload.FieldError{Path: "revision", Message: "must be a revision number (1 or more)"})
+	if err != nil || rev < 0 {
+		return nil, workload.Invalid(workload.FieldError{Path: "revision", Message: "must be a revision number (1 or more), or 0 for the revision before the current one"})
 	}
 	var diff workload.Diff
 	if err := c.call(http.MethodPost, svcPath(target, service)+"/diff", url.Values{"revision": {strconv.Itoa(rev)}}, &diff); err != nil {
 		return nil, err
 	}
-	return diffView{Revision: rev, D: diff}, nil
+	return diffView{Revision: diff.Revision, D: diff}, nil
 }

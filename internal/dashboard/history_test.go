@@ -66,6 +66,8 @@ func TestHistoryFragments(t *testing.T) {
 		code   string
 	}{
 		{"/ui/frag/service/local/web/diff?revision=1", 501, "unsupported"},
+		{"/ui/frag/service/local/web/diff?revision=0", 501, "unsupported"}, // revision 1, the one before the current
+		{"/ui/frag/service/local/web/diff?revision=-1", 400, "invalid_argument"},
 		{"/ui/frag/service/local/web/diff?revision=9", 404, "not_found"},
 		{"/ui/frag/service/local/ghost/diff?revision=1", 404, "not_found"},
 		{"/ui/frag/service/local/web/diff?revision=first", 400, "invalid_argument"},

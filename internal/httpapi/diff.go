@@ -16,7 +16,8 @@ import (
 // body is a spec exactly as deploy takes it (JSON or YAML as Content-Type
 // says, the name required), whose name must be the path's service (field
 // name); or, with ?revision=N and no body, the spec of the service's
-// revision N (what a rollback to it would deploy). A read: nothing is
+// revision N (what a rollback to it would deploy; 0 is the revision before
+// the current one, as for rollback's "to"). A read: nothing is
 // recorded, refusals included. A spec with config values needs the
 // operator role (see below).
 func (s *Server) diff(w http.ResponseWriter, r *http.Request, p control.Principal) {
@@ -29,8 +30,8 @@ func (s *Server) diff(w http.ResponseWriter, r *http.Request, p control.Principa
 	if q := r.URL.Query(); q.Has("revision") {
 		rev, err := strconv.Atoi(q.Get("revision"))
 		var errs []workload.FieldError
-		if err != nil || rev < 1 {
-			errs = append(errs, workload.FieldError{Path: "revision", Message: "must be a revision number (1 or more)"})
+		if err != nil || rev < 0 {
+			errs = append(errs, workload.FieldError{Path: "revision", Message: "must be a revision number (1 or more), or 0 for the revision before the current one"})
 		}
 		if len(bytes.TrimSpace(b)) > 0 {
 			errs = append(errs, workload.FieldError{Path: "body", Message: "must be empty with ?revision=N (the revision is the spec)"})

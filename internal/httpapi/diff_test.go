@@ -60,7 +60,10 @@ func TestDiffRoute(t *testing.T) {
 		{"no such revision", "tok-viewer", path + "?revision=9", "", nil, 404, workload.NotFound, nil, ""},
 		{"revision of an unknown service", "tok-viewer", "/v1/targets/local/services/ghost/diff?revision=1", "", nil, 404, workload.NotFound, nil, ""},
 		{"revision of an unknown target", "tok-viewer", "/v1/targets/mars/services/web/diff?revision=1", "", nil, 404, workload.NotFound, nil, ""},
-		{"revision 0", "tok-viewer", path + "?revision=0", "", nil, 400, workload.InvalidArgument, []string{"revision"}, ""},
+		// 0 is the revision before the current one (rollback's "to: 0"):
+		// web has only revision 1.
+		{"revision 0, one revision", "tok-viewer", path + "?revision=0", "", nil, 400, workload.InvalidArgument, []string{"revision"}, "has only revision 1"},
+		{"revision -1", "tok-viewer", path + "?revision=-1", "", nil, 400, workload.InvalidArgument, []string{"revision"}, "or 0 for the revision before the current one"},
 		{"revision not a number", "tok-viewer", path + "?revision=last", "", nil, 400, workload.InvalidArgument, []string{"revision"}, ""},
 		{"revision and a body", "tok-viewer", path + "?revision=1", `{"name":"web","image":"x/y:2"}`, js, 400, workload.InvalidArgument, []string{"body"}, ""},
 		{"revision, no role", "tok-none", path + "?revision=1", "", nil, 403, workload.PermissionDenied, nil, ""},

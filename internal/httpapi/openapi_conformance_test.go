@@ -98,7 +98,7 @@ func TestOpenAPIConformance(t *testing.T) {
 		{"", "POST", svc + "/diff", js, `{"name":"web","image":"x/y:2"}`, nil, 401, nil},
 		{"viewer", "POST", svc + "/diff?revision=1", "", "", nil, 501, nil},
 		{"viewer", "POST", svc + "/diff?revision=99", "", "", nil, 404, nil},
-		{"viewer", "POST", svc + "/diff?revision=0", "", "", nil, 400, nil},
+		{"viewer", "POST", svc + "/diff?revision=-1", "", "", nil, 400, nil},
 		// Deploy: JSON and YAML; refusals the document states.
 		{"operator", "POST", "/v1/targets/local/services", js, `{"name":"api","image":"x/y:1","replicas":1,"ports":[{"container":80}],"healthCheck":{"tcp":{"port":80},"interval":"5s"}}`, nil, 200, nil},
 		{"operator", "POST", "/v1/targets/local/services", "application/yaml", "name: api\nimage: x/y:1\nreplicas: 2\n", nil, 200, nil},
@@ -132,6 +132,7 @@ func TestOpenAPIConformance(t *testing.T) {
 		{"operator", "POST", svc + "/rollback", js, `{"to":"one"}`, nil, 400, nil},
 		{"operator", "POST", svc + "/rollback", js, `{"to":1,"force":true}`, nil, 400, nil},
 		{"viewer", "POST", svc + "/rollback", js, `{"to":1}`, nil, 403, nil},
+		{"viewer", "POST", svc + "/diff?revision=0", "", "", nil, 501, nil}, // the revision before the current one, as rollback's to: 0
 		// Exec, once and interactive (the handshake's refusals; the 101
 		// itself is checked below).
 		{"admin", "POST", svc + "/exec", js, `{"command":["echo","hi"]}`, nil, 200, nil},
