@@ -18,7 +18,8 @@ func (c *Client) Diff(ctx context.Context, target string, spec workload.Deployme
 
 // DiffRevision previews deploying revision rev of a service (what a
 // rollback to it would deploy) against the live service (POST
-// .../diff?revision=N; viewer).
+// .../diff?revision=N; viewer). rev 0 is the revision before the current
+// one, as Rollback's to 0; the answer's Revision says which it was.
 func (c *Client) DiffRevision(ctx context.Context, target, service string, rev int) (workload.Diff, error) {
 	var d workload.Diff
 	return d, c.do(ctx, "POST", svc(target, service)+"/diff", url.Values{"revision": {strconv.Itoa(rev)}}, nil, &d)

@@ -23,31 +23,30 @@ const (
 func diffCmd(g *globals) *cobra.Command {
 	var file string
 	var native bool
+	var revision int
 	cmd := &cobra.Command{
-		Use:   "diff -f FILE",
-		Short: "Show what deploy -f FILE would change on the backend, changing nothing (exit 0: no change, 1: changes, 2: error)",
+		Use:   "diff (-f FILE | SERVICE --revision N)",
+		Short: "Show what deploy -f FILE (or a rollback to revision N) would change on the backend, changing nothing (exit 0: no change, 1: changes, 2: error)",
 		Long: "Show what `deploy -f FILE` would change on the backend, in the backend's own terms, without changing\n" +
 			"anything: the action (none, create, update, replace, recreate), why, and one line per field that\n" +
 			"differs (path: from → to), marked where the change alone replaces running instances. Secret values\n" +
 			"are never shown, only their references; config values only as (set), (changed) or (removed).\n\n" +
+			"With SERVICE --revision N instead of -f, the spec is the service's recorded revision N (see\n" +
+			"`alphaswarm history SERVICE`): what `alphaswarm rollback SERVICE --to N` would change on the live\n" +
+			"service. --revision 0 is the revision before the current one, as rollback's default.\n\n" +
 			"Exit status: 0 no change, 1 changes, 2 or more an error (as diff(1) and kubectl diff).",
+		Example: "  alphaswarm diff -f web.yaml\n" +
+			"  alphaswarm diff web --revision 3     # what rollback web --to 3 would change\n" +
+			"  alphaswarm diff web --revision 0     # the same for the revision before the current one",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return diffExit(cmd, g.run(func(cmd *cobra.Command, args []string, c *client.Client, p printer) error {
-				if len(args) > 0 {
-					return workload.Invalid(workload.FieldError{Path: "args", Message: "diff takes no arguments (the service is the spec's name)"})
+				var d workload.Diff
+				var err error
+				if cmd.Flags().Changed("revision") {
+					d, err = diffRevision(cmd, g, c, args, file, revision)
+				} else {
+					d, err = diffFile(cmd, g, c, args, file)
 				}
-				if file == "" {
-					return workload.Invalid(workload.FieldError{Path: "file", Message: "is required (-f FILE, or -f - for stdin)"})
-				}
-				spec, err := readSpecFile(cmd, file)
-				if err != nil {
-					return err
-				}
-				target := g.target
-				if spec.Target != "" && !cmd.Flags().Changed("target") {
-					target = spec.Target
-				}
-				d, err := c.Diff(cmd.Context(), target, spec)
 				if err != nil {
 					return err
 				}
@@ -64,9 +63,49 @@ func diffCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "spec file (YAML or JSON; - reads stdin)")
+	cmd.Flags().IntVar(&revision, "revision", 0, "diff the service's recorded revision N instead of a file (0: the one before the current)")
 	cmd.Flags().BoolVar(&native, "native", false, "also print the backend's own rendering of the change, where it has one")
 	cmd.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return diffExit(cmd, err) })
 	return cmd
+}
+
+// diffFile is `diff -f FILE`: the spec in the file against the live service.
+func diffFile(cmd *cobra.Command, g *globals, c *client.Client, args []string, file string) (workload.Diff, error) {
+	if len(args) > 0 {
+		return workload.Diff{}, workload.Invalid(workload.FieldError{Path: "args",
+			Message: "diff -f takes no arguments (the service is the spec's name); diff SERVICE needs --revision N"})
+	}
+	if file == "" {
+		return workload.Diff{}, workload.Invalid(workload.FieldError{Path: "file", Message: "is required (-f FILE, or -f - for stdin; or SERVICE --revision N)"})
+	}
+	spec, err := readSpecFile(cmd, file)
+	if err != nil {
+		return workload.Diff{}, err
+	}
+	target := g.target
+	if spec.Target != "" && !cmd.Flags().Changed("target") {
+		target = spec.Target
+	}
+	return c.Diff(cmd.Context(), target, spec)
+}
+
+// diffRevision is `diff SERVICE --revision N`: the service's recorded
+// revision N (0: the one before the current) against the live service.
+func diffRevision(cmd *cobra.Command, g *globals, c *client.Client, args []string, file string, rev int) (workload.Diff, error) {
+	var errs []workload.FieldError
+	if file != "" {
+		errs = append(errs, workload.FieldError{Path: "file", Message: "cannot be used with --revision (the revision is the spec)"})
+	}
+	if len(args) != 1 {
+		errs = append(errs, workload.FieldError{Path: "args", Message: "diff --revision N takes the service's name: diff SERVICE --revision N"})
+	}
+	if rev < 0 {
+		errs = append(errs, workload.FieldError{Path: "revision", Message: "must be a revision number (1 or more), or 0 for the revision before the current one"})
+	}
+	if len(errs) > 0 {
+		return workload.Diff{}, workload.Invalid(errs...)
+	}
+	return c.DiffRevision(cmd.Context(), g.target, args[0], rev)
 }
 
 // diffExit turns an error of diff into exit status 2 (printed here, since
@@ -104,11 +143,15 @@ func readSpecFile(cmd *cobra.Command, file string) (workload.DeploymentSpec, err
 	return spec, spec.Validate()
 }
 
-// printDiff writes a diff for people: the service, its provider and the
-// action with its reason, then one line per change, "path: from → to",
+// printDiff writes a diff for people: the service, its provider (and the
+// revision, for a revision's diff) and the action with its reason, then one line per change, "path: from → to",
 // "(replaces)" after a change that alone replaces running instances.
 func printDiff(w io.Writer, d workload.Diff, native bool) {
-	fmt.Fprintf(w, "%s (%s): %s", workload.ServiceID(d.Target, d.Service), d.Provider, d.Action)
+	fmt.Fprintf(w, "%s (%s)", workload.ServiceID(d.Target, d.Service), d.Provider)
+	if d.Revision > 0 {
+		fmt.Fprintf(w, ", revision %d", d.Revision)
+	}
+	fmt.Fprintf(w, ": %s", d.Action)
 	if d.Reason != "" {
 		fmt.Fprintf(w, ": %s", flat(d.Reason))
 	}

@@ -13,7 +13,8 @@ import (
 var updateDiffGolden = flag.Bool("update-diff", false, "rewrite testdata/diff-*.golden")
 
 // TestPrintDiff: the human form of a diff, against golden files: the
-// service, provider, action and reason on the first line, one line per
+// service, provider, revision (a revision's diff), action and reason on
+// the first line, one line per
 // change with "-" for an absent side and "(replaces)" after a change that
 // replaces instances, a value's newlines kept on its line, and the native
 // rendering only with --native (or a sentence saying there is none).
@@ -38,6 +39,8 @@ func TestPrintDiff(t *testing.T) {
 		{"replace-native", replace, true},
 		{"none", workload.Diff{Target: "local", Service: "web", Provider: "docker", Action: workload.DiffNone, Changes: []workload.Change{}}, false},
 		{"none-native", workload.Diff{Target: "local", Service: "web", Provider: "docker", Action: workload.DiffNone}, true},
+		{"revision", workload.Diff{Target: "local", Service: "web", Provider: "docker", Action: workload.DiffUpdate, Revision: 3,
+			Changes: []workload.Change{{Path: "replicas", From: "2", To: "1"}}}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b bytes.Buffer
