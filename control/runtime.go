@@ -156,6 +156,7 @@ type Runtime struct {
 	revs     ledger.RevisionStore // nil: no history (history.go)
 	sealer   *sealer              // nil: no revision key
 	recovery recoveryMark         // what recovery passes know (recover.go)
+	revCache revisionCache        // newest revision per service (history.go)
 }
 
 // New builds a Runtime and closes intents that an earlier process left
@@ -375,11 +376,9 @@ func (rt *Runtime) Do(ctx context.Context, r Request) (Result, error) {
 		IdempotencyKey: r.IdempotencyKey, Outcome: ledger.OutcomeOK, Duration: elapsed,
 		Detail: rt.resultDetail(res), PolicyDigest: r.policyDigest,
 	}
+	var rev *pendingRevision
 	if callErr == nil && recordsRevision(r.Action) {
-		if m := rt.recordRevision(ctx, &r, intent.RunID, plan); m.Revision > 0 {
-			res.Revision = m.Revision
-			result.Detail = rt.revisionResultDetail(res, m)
-		}
+		rev = rt.prepareRevision(&r, intent.RunID, plan) // written with the result (history.go)
 	}
 	if callErr != nil {
 		e := workload.AsError(callErr)
@@ -398,7 +397,7 @@ func (rt *Runtime) Do(ctx context.Context, r Request) (Result, error) {
 			result.Message = truncate(rt.creds.Redact(context.Cause(ctx).Error()), 1024)
 		}
 	}
-	if _, err := rt.append(context.WithoutCancel(ctx), result); err != nil {
+	if res.Revision, err = rt.appendResult(context.WithoutCancel(ctx), &r, result, res, rev); err != nil {
 		// The operation ran; its intent stays open and the next start closes
 		// it after probing the backend. Say so loudly.
 		rt.log.Error("ledger: result not written; the run stays open until recovery", "run", intent.RunID, "err", err)
