@@ -5,6 +5,11 @@ import (
 	"strings"
 )
 
+// unusualRows is the condition of the partial index workload_runs_unusual
+// (migration 0005 of both SQL backends): refused requests and runs that
+// did not end ok, which the runs listings filter for and which are rare.
+const unusualRows = "(kind = 'rejected' OR outcome NOT IN ('', 'ok'))"
+
 // SelectSQL renders f as one SELECT of columns over workload_runs for the
 // SQL backends: f's conditions, the cursor, the order and a LIMIT one past
 // the page (so that the caller knows whether a next page exists). prefix
@@ -37,8 +42,20 @@ func (f Filter) SelectSQL(columns, prefix string) (query string, args []any, lim
 	eq("action", f.Action)
 	eq("kind", string(f.Kind))
 	eq("outcome", string(f.Outcome))
+	if f.Kind == KindRejected || (f.Outcome != "" && f.Outcome != OutcomeOK) {
+		// Implied by the two above; it is the condition of the partial
+		// index of these rare rows (migration 0005), which SQLite uses
+		// only when a query repeats it.
+		where = append(where, unusualRows)
+	}
 	eq("run_id", f.RunID)
-	eq("idempotency_key", f.IdempotencyKey)
+	if f.IdempotencyKey != "" {
+		// The second term, implied by the first, lets SQLite use its
+		// index of keyed rows (WHERE idempotency_key <> ''), as it does
+		// a partial index only when a query repeats its condition:
+		// without it every request with a key read the whole ledger.
+		where = append(where, "idempotency_key = "+arg(f.IdempotencyKey)+" AND idempotency_key <> ''")
+	}
 	if !f.Since.IsZero() {
 		where = append(where, "time_ns >= "+arg(f.Since.UnixNano()))
 	}

@@ -28,6 +28,18 @@ func TestSelectSQL(t *testing.T) {
 		{"cursor descending", ledger.Filter{Kind: ledger.KindResult, Since: since, Cursor: "s9", Descending: true, Limit: 5000}, "$",
 			"SELECT c FROM workload_runs WHERE kind = $1 AND time_ns >= $2 AND seq < $3 ORDER BY seq DESC LIMIT $4",
 			[]any{"result", int64(5), int64(9), ledger.MaxLimit + 1}, ledger.MaxLimit},
+		{"idempotency key repeats the index condition", ledger.Filter{IdempotencyKey: "k1", Limit: ledger.MaxLimit}, "?",
+			"SELECT c FROM workload_runs WHERE idempotency_key = ?1 AND idempotency_key <> '' ORDER BY seq ASC LIMIT ?2",
+			[]any{"k1", ledger.MaxLimit + 1}, ledger.MaxLimit},
+		{"rejected repeats the index condition", ledger.Filter{Kind: ledger.KindRejected, Descending: true}, "$",
+			"SELECT c FROM workload_runs WHERE kind = $1 AND (kind = 'rejected' OR outcome NOT IN ('', 'ok')) ORDER BY seq DESC LIMIT $2",
+			[]any{"rejected", ledger.DefaultLimit + 1}, ledger.DefaultLimit},
+		{"failed outcome repeats the index condition", ledger.Filter{Service: "web", Outcome: ledger.OutcomeInterrupted}, "?",
+			"SELECT c FROM workload_runs WHERE service = ?1 AND outcome = ?2 AND (kind = 'rejected' OR outcome NOT IN ('', 'ok')) ORDER BY seq ASC LIMIT ?3",
+			[]any{"web", "interrupted", ledger.DefaultLimit + 1}, ledger.DefaultLimit},
+		{"ok outcome is not rare", ledger.Filter{Kind: ledger.KindResult, Outcome: ledger.OutcomeOK}, "$",
+			"SELECT c FROM workload_runs WHERE kind = $1 AND outcome = $2 ORDER BY seq ASC LIMIT $3",
+			[]any{"result", "ok", ledger.DefaultLimit + 1}, ledger.DefaultLimit},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			q, args, limit, err := tc.f.SelectSQL("c", tc.prefix)

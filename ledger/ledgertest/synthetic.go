@@ -3,7 +3,9 @@ package ledgertest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/alphaswarm/controller/ledger"
@@ -177,8 +179,8 @@ func ReadCases(runs int, head int64, base time.Time, haltsBefore string) []ReadC
 	page.Limit, page.Descending = 50, true
 	scan.Limit = ledger.MaxLimit
 	return []ReadCase{
-		{Name: "recovery-pass", Old: oldUnfinished, Now: unfinishedAfter(head - 2000), New: func(ctx context.Context, l ledger.Ledger) error {
-			_, _, err := ledger.UnfinishedAfter(ctx, l, head-2000)
+		{Name: "recovery-pass", Old: oldUnfinished, Now: unfinishedAfter(max(head-2000, 0)), New: func(ctx context.Context, l ledger.Ledger) error {
+			_, _, err := ledger.UnfinishedAfter(ctx, l, max(head-2000, 0))
 			return err
 		}},
 		{Name: "recovery-pass-at-start", Old: oldUnfinished, Now: unfinishedAfter(0), New: func(ctx context.Context, l ledger.Ledger) error {
@@ -195,7 +197,7 @@ func ReadCases(runs int, head int64, base time.Time, haltsBefore string) []ReadC
 		c("history-scan-one-page", scan),
 		c("recovery-result-of-run", ledger.Filter{RunID: fmt.Sprintf("run_%08d", runs/2), Kind: ledger.KindResult}),
 		c("recovery-later-run", ledger.Filter{Target: "prod", Service: "svc-7", Kind: ledger.KindIntent, Descending: true, Limit: 20}),
-		c("checkpoint-rows-after", ledger.Filter{Cursor: fmt.Sprintf("s%d", head-1000), Limit: ledger.MaxLimit}),
+		c("checkpoint-rows-after", ledger.Filter{Cursor: fmt.Sprintf("s%d", max(head-1000, 0)), Limit: ledger.MaxLimit}),
 		c("runs-dashboard-results", ledger.Filter{Kind: ledger.KindResult, Descending: true, Limit: 20}),
 		c("runs-service", ledger.Filter{Service: "svc-7", Descending: true}),
 		c("runs-target", ledger.Filter{Target: "edge", Descending: true}),
@@ -205,7 +207,68 @@ func ReadCases(runs int, head int64, base time.Time, haltsBefore string) []ReadC
 		c("runs-rejected", ledger.Filter{Kind: ledger.KindRejected, Descending: true}),
 		c("runs-outcome-error", ledger.Filter{Outcome: ledger.OutcomeError, Descending: true}),
 		c("runs-outcome-interrupted", ledger.Filter{Outcome: ledger.OutcomeInterrupted, Descending: true}),
-		c("runs-since", ledger.Filter{Since: base.Add(time.Duration(head-1000) * time.Millisecond)}),
+		c("runs-since", ledger.Filter{Since: base.Add(time.Duration(max(head-1000, 0)) * time.Millisecond)}),
 		c("runs-until", ledger.Filter{Until: base.Add(1000 * time.Millisecond), Descending: true}),
 	}
+}
+
+// CheckUpgraded checks a ledger that holds recs (a Synthetic chain written
+// at an older schema) and was opened, so migrated, by its backend: it
+// verifies, UnfinishedAfter finds the OpenRuns, and the filters the
+// indexes of the last migration serve answer what recs say, page by page.
+func CheckUpgraded(t *testing.T, l ledger.Ledger, recs []ledger.Record) {
+	t.Helper()
+	if res := mustVerify(t, l); !res.OK || res.Count != int64(len(recs)) {
+		t.Fatalf("after the migration: Verify = %+v, want %d rows OK", res, len(recs))
+	}
+	open, head, err := ledger.UnfinishedAfter(ctx(t), l, 0)
+	if err != nil || len(open) != OpenRuns || head != recs[len(recs)-1].Seq {
+		t.Fatalf("after the migration: UnfinishedAfter(0) = %d intents, head %d, %v; want %d, head %d", len(open), head, err, OpenRuns, recs[len(recs)-1].Seq)
+	}
+	keyed := recs[len(recs)/2]
+	for keyed.IdempotencyKey == "" {
+		keyed = recs[keyed.Seq]
+	}
+	for _, f := range []ledger.Filter{
+		{Kind: ledger.KindRejected},
+		{Kind: ledger.KindRejected, Descending: true, Limit: 7},
+		{Outcome: ledger.OutcomeError, Limit: ledger.MaxLimit},
+		{Outcome: ledger.OutcomeDenied, Target: "prod"},
+		{Outcome: ledger.OutcomeInterrupted},
+		{Service: "svc-7", Outcome: ledger.OutcomeError, Descending: true},
+		{Kind: ledger.KindResult, Outcome: ledger.OutcomeOK, Service: "svc-3", Target: "edge", Limit: ledger.MaxLimit},
+		{IdempotencyKey: keyed.IdempotencyKey, Limit: ledger.MaxLimit},
+		{IdempotencyKey: "key-never-used"},
+		{Since: recs[len(recs)-300].Time, Until: recs[len(recs)-100].Time, Limit: 90},
+	} {
+		t.Run(fmt.Sprintf("%+v", f), func(t *testing.T) {
+			got := collect(t, l, f)
+			var want []ledger.Record
+			for _, r := range recs {
+				if matches(f, r) {
+					want = append(want, r)
+				}
+			}
+			if f.Descending {
+				slices.Reverse(want)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%d rows, want %d", len(got), len(want))
+			}
+			for i := range got {
+				if got[i].Seq != want[i].Seq || got[i].Hash != want[i].Hash {
+					t.Fatalf("row %d: seq %d, want %d", i, got[i].Seq, want[i].Seq)
+				}
+			}
+		})
+	}
+}
+
+// matches is Filter's meaning, for checking a backend's answer.
+func matches(f ledger.Filter, r ledger.Record) bool {
+	eq := func(want, got string) bool { return want == "" || want == got }
+	return eq(f.Service, r.Service) && eq(f.Target, r.Target) && eq(f.Action, r.Action) &&
+		eq(string(f.Kind), string(r.Kind)) && eq(string(f.Outcome), string(r.Outcome)) && eq(f.RunID, r.RunID) &&
+		eq(f.IdempotencyKey, r.IdempotencyKey) && (f.UserID == "" || f.UserID == r.UserID || f.UserID == r.UserName) &&
+		(f.Since.IsZero() || !r.Time.Before(f.Since)) && (f.Until.IsZero() || r.Time.Before(f.Until))
 }

@@ -5,7 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/alphaswarm/controller/ledger"
+	"github.com/alphaswarm/controller/ledger/ledgertest"
 )
 
 // TestMigrateKeepsVersion1Rows: a database at schema 0001 (no auth,
@@ -63,4 +66,24 @@ func TestMigrateKeepsVersion1Rows(t *testing.T) {
 			t.Errorf("Query(user %q) = %+v; want the %s row", user, got, want)
 		}
 	}
+}
+
+// TestMigrate0005: a database an older controller wrote (schema 0004,
+// many rows) is migrated on Open, gains the indexes of 0005, and answers
+// as before.
+func TestMigrate0005(t *testing.T) {
+	dsn := newDB(t)
+	recs := ledgertest.Synthetic(3000, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	c := loadAt0004(t, dsn, recs)
+	l := openDSN(t, dsn)
+	var names []string
+	rows, err := c.Query(context.Background(), `SELECT indexname FROM pg_indexes WHERE tablename = 'workload_runs'
+		AND indexname IN ('workload_runs_unusual', 'workload_runs_time') ORDER BY indexname`)
+	if err == nil {
+		names, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	if err != nil || len(names) != 2 {
+		t.Fatalf("indexes of 0005: %v, %v", names, err)
+	}
+	ledgertest.CheckUpgraded(t, l, recs)
 }

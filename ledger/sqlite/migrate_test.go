@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/alphaswarm/controller/ledger"
+	"github.com/alphaswarm/controller/ledger/ledgertest"
 	"github.com/alphaswarm/controller/ledger/sqlite"
 )
 
@@ -84,4 +85,29 @@ func TestMigrateKeepsVersion1Rows(t *testing.T) {
 			t.Errorf("Query(user %q) = %+v, %v; want the %s row", user, p.Records, err, want)
 		}
 	}
+}
+
+// TestMigrate0005: a ledger an older controller wrote (schema 0004, many
+// rows) opens, gains the indexes of 0005, and answers as before.
+func TestMigrate0005(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeSchema0004(t, db)
+	recs := ledgertest.Synthetic(3000, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	insertRows(t, db, recs)
+	db.Close()
+	l, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var n int
+	if err := sqlite.DB(l).QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'workload_runs_unusual'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("index workload_runs_unusual: %d, %v", n, err)
+	}
+	ledgertest.CheckUpgraded(t, l, recs)
 }

@@ -153,3 +153,43 @@ func BenchmarkLedgerReads(b *testing.B) {
 		})
 	}
 }
+
+// TestRoutineReadsUseAnIndex: the plan of every read of a controller's hot
+// and periodic paths (ledgertest.ReadCases) reaches its rows through an
+// index, never by reading the table from one end (a plan step "SCAN t"
+// without "USING"). The listings that still do are named with the reason:
+// their LIMIT stops the scan after a page of common rows.
+func TestRoutineReadsUseAnIndex(t *testing.T) {
+	ctx := context.Background()
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const runs = 1500 // more rows than the reads skip (2000)
+	recs := ledgertest.Synthetic(runs, base)
+	l := open(t).(*sqlite.Ledger)
+	insertRows(t, sqlite.DB(l), recs)
+	scans := map[string]string{ // case → why a scan is fine
+		"runs-dashboard-results": "the newest results: a page of them ends the scan",
+		"runs-target":            "a target's runs are a large share of the ledger",
+		"runs-user-name":         "the OR of two indexed columns sorts every row of the user; the scan stops after a page",
+		"runs-user-id":           "as runs-user-name",
+		"runs-since":             "SQLite without statistics prefers the seq order to the time index",
+		"runs-until":             "as runs-since",
+	}
+	for _, c := range ledgertest.ReadCases(runs, recs[len(recs)-1].Seq, base, haltsBefore) {
+		t.Run(c.Name, func(t *testing.T) {
+			q, args := c.Now(benchColumns, "?")
+			p := plan(t, sqlite.DB(l), q, args...)
+			full := false
+			for _, step := range strings.Split(p, "; ") {
+				if strings.HasPrefix(step, "SCAN ") && !strings.Contains(step, " USING ") && !strings.Contains(step, "(subquery") {
+					full = true
+				}
+			}
+			if _, ok := scans[c.Name]; full != ok {
+				t.Errorf("plan %q: full scan %v, want %v", p, full, ok)
+			}
+			if err := c.New(ctx, l); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

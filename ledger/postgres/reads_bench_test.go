@@ -1,0 +1,117 @@
+package postgres
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/alphaswarm/controller/ledger"
+	"github.com/alphaswarm/controller/ledger/ledgertest"
+)
+
+// haltsBefore is the halt query of schema 0004 (query.go Halts).
+const haltsBefore = `SELECT DISTINCT ON (target) target, seq, detail FROM workload_runs
+		WHERE action = 'halt' AND kind = 'result' AND outcome = 'ok'
+		ORDER BY target, seq DESC`
+
+// loadAt0004 fills a new database with the schema as migrations 0001-0004
+// left it and recs, in bulk (COPY, the chain trigger off while loading),
+// then ANALYZE (autovacuum's statistics, which a long-lived ledger has).
+func loadAt0004(tb testing.TB, dsn string, recs []ledger.Record) *pgx.Conn {
+	tb.Helper()
+	ctx := context.Background()
+	c := sqlConn(tb, dsn)
+	ms, err := migrations()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, m := range ms[:4] {
+		if _, err := c.Exec(ctx, m.sql); err != nil {
+			tb.Fatalf("%s: %v", m.name, err)
+		}
+	}
+	if _, err := c.Exec(ctx, `CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
+		applied_at timestamptz NOT NULL DEFAULT now());
+		INSERT INTO schema_migrations (version, name) VALUES (1, '0001'), (2, '0002'), (3, '0003'), (4, '0004');
+		ALTER TABLE workload_runs DISABLE TRIGGER workload_runs_chain`); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := c.CopyFrom(ctx, pgx.Identifier{"workload_runs"}, columns, pgx.CopyFromSlice(len(recs), func(i int) ([]any, error) {
+		return rowValues(&recs[i]), nil
+	})); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, `ALTER TABLE workload_runs ENABLE TRIGGER workload_runs_chain; ANALYZE workload_runs`); err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+// explain is PostgreSQL's EXPLAIN of q, one plan node a line.
+func explain(tb testing.TB, c *pgx.Conn, q string, args ...any) string {
+	tb.Helper()
+	rows, err := c.Query(context.Background(), "EXPLAIN "+q, args...)
+	if err != nil {
+		tb.Fatalf("explain %s: %v", q, err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return strings.Join(lines, "\n    ")
+}
+
+// BenchmarkLedgerReads times the reads a controller does routinely on a
+// ledger of ~200k rows (ledgertest.Synthetic), the old way — the statement
+// as it was, on a database at schema 0004 — and the new way — the ledger's
+// own read on a database with the same rows that the ledger migrated —
+// alternately in the same run, and reports both and their ratio (new/old;
+// below 1 is faster). With -v it logs the EXPLAIN of both statements.
+//
+//	CI=true go test -run '^$' -bench LedgerReads -benchtime 20x -v ./ledger/postgres
+func BenchmarkLedgerReads(b *testing.B) {
+	ctx := context.Background()
+	const runs = 100_000
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	recs := ledgertest.Synthetic(runs, base)
+	head := recs[len(recs)-1].Seq
+	old := loadAt0004(b, newDB(b), recs)
+	dsn := newDB(b)
+	loadAt0004(b, dsn, recs)
+	start := time.Now()
+	l := openDSN(b, dsn) // migrates
+	b.Logf("%d rows; opening (and migrating) the ledger took %s", head, time.Since(start).Round(time.Millisecond))
+	now := sqlConn(b, dsn)
+	for _, c := range ledgertest.ReadCases(runs, head, base, haltsBefore) {
+		b.Run(c.Name, func(b *testing.B) {
+			q, args := c.Old(selectColumns, "$")
+			nq, nargs := c.Now(selectColumns, "$")
+			b.Logf("plan before:\n    %s\nplan after:\n    %s", explain(b, old, q, args...), explain(b, now, nq, nargs...))
+			var oldT, newT time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				rows, err := old.Query(ctx, q, args...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for rows.Next() {
+				}
+				if err := rows.Err(); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				if err := c.New(ctx, l); err != nil {
+					b.Fatal(err)
+				}
+				oldT, newT = oldT+t1.Sub(t0), newT+time.Since(t1)
+			}
+			n := float64(b.N)
+			b.ReportMetric(float64(oldT.Microseconds())/n, "old-µs/op")
+			b.ReportMetric(float64(newT.Microseconds())/n, "new-µs/op")
+			b.ReportMetric(float64(newT)/float64(oldT), "new/old")
+		})
+	}
+}

@@ -1,0 +1,8 @@
+-- The reads a controller does routinely cost what they return, not the
+-- size of the ledger (see BenchmarkLedgerReads). Refused requests and runs
+-- that did not end ok are rare, and what an operator lists the runs for
+-- ("runs --outcome interrupted", the rejected rows): without an index each
+-- such listing read the whole ledger. The index holds those rows only, so
+-- appends of ok runs do not pay for it. SQLite uses it when a query
+-- repeats its condition (ledger.Filter.SelectSQL does).
+CREATE INDEX workload_runs_unusual ON workload_runs (seq) WHERE kind = 'rejected' OR outcome NOT IN ('', 'ok');
