@@ -5,8 +5,9 @@ import (
 	"strings"
 )
 
-// unusualRows is the condition of the partial index workload_runs_unusual
-// (migration 0005 of both SQL backends): refused requests and runs that
+// unusualRows is the condition of the partial indexes
+// workload_runs_unusual_kind and _outcome (migration 0005 of both SQL
+// backends): refused requests and runs that
 // did not end ok, which the runs listings filter for and which are rare.
 const unusualRows = "(kind = 'rejected' OR outcome NOT IN ('', 'ok'))"
 
@@ -44,7 +45,7 @@ func (f Filter) SelectSQL(columns, prefix string) (query string, args []any, lim
 	eq("outcome", string(f.Outcome))
 	if f.Kind == KindRejected || (f.Outcome != "" && f.Outcome != OutcomeOK) {
 		// Implied by the two above; it is the condition of the partial
-		// index of these rare rows (migration 0005), which SQLite uses
+		// indexes of these rare rows (migration 0005), which SQLite uses
 		// only when a query repeats it.
 		where = append(where, unusualRows)
 	}

@@ -78,11 +78,11 @@ func TestMigrate0005(t *testing.T) {
 	l := openDSN(t, dsn)
 	var names []string
 	rows, err := c.Query(context.Background(), `SELECT indexname FROM pg_indexes WHERE tablename = 'workload_runs'
-		AND indexname IN ('workload_runs_unusual', 'workload_runs_time') ORDER BY indexname`)
+		AND indexname IN ('workload_runs_unusual_kind', 'workload_runs_unusual_outcome', 'workload_runs_time') ORDER BY indexname`)
 	if err == nil {
 		names, err = pgx.CollectRows(rows, pgx.RowTo[string])
 	}
-	if err != nil || len(names) != 2 {
+	if err != nil || len(names) != 3 {
 		t.Fatalf("indexes of 0005: %v, %v", names, err)
 	}
 	ledgertest.CheckUpgraded(t, l, recs)

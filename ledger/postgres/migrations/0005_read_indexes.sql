@@ -3,9 +3,10 @@
 --
 -- Refused requests and runs that did not end ok are rare, and what an
 -- operator lists the runs for ("runs --outcome interrupted", the rejected
--- rows): without an index each such listing read the whole ledger. The
--- index holds those rows only, so appends of ok runs do not pay for it.
-CREATE INDEX workload_runs_unusual ON workload_runs (seq) WHERE kind = 'rejected' OR outcome NOT IN ('', 'ok');
+-- rows): without an index each such listing read the whole ledger. These
+-- indexes hold those rows only, so appends of ok runs do not pay for them.
+CREATE INDEX workload_runs_unusual_kind ON workload_runs (kind, seq) WHERE kind = 'rejected' OR outcome NOT IN ('', 'ok');
+CREATE INDEX workload_runs_unusual_outcome ON workload_runs (outcome, seq) WHERE kind = 'rejected' OR outcome NOT IN ('', 'ok');
 
 -- The runs listing's since/until (time_ns), indexed on SQLite since 0001
 -- but never here: a window of time read the whole ledger.
