@@ -71,7 +71,7 @@ func BenchmarkRecoveryPass(b *testing.B) {
 		b.Cleanup(rt.Close)
 		return rt
 	}
-	now := newRT(led)                           // its pass at start closed the Synthetic open runs
+	now := newRT(led)                          // its pass at start closed the Synthetic open runs
 	old := newRT(struct{ ledger.Ledger }{led}) // no UnfinishedScanner: Unfinished every pass
 	var oldT, newT time.Duration
 	i := 0
