@@ -44,20 +44,6 @@ func (d *Dashboard) fragment(name string, load func(c *apiClient, r *http.Reques
 	})
 }
 
-// who is the caller as /v1/whoami reports it.
-type who struct {
-	User string `json:"user"`
-	Role string `json:"role"`
-}
-
-// Can reports whether the caller's role includes need.
-func (w who) Can(need string) bool { return auth.Role(w.Role).Allows(auth.Role(need)) }
-
-func (c *apiClient) whoami() (who, error) {
-	var w who
-	return w, c.get("/v1/whoami", nil, &w)
-}
-
 func (c *apiClient) targets() ([]control.TargetInfo, error) {
 	var ts []control.TargetInfo
 	return ts, c.get("/v1/targets", nil, &ts)
@@ -190,7 +176,11 @@ func (d *Dashboard) loadService(c *apiClient, r *http.Request) (any, error) {
 }
 
 type actionsView struct {
-	Who             who
+	// Role is the caller's role on the target (auth.RoleOn: its role on
+	// every target, or a grant on this one, whichever is higher); Operate
+	// says it may scale, restart, stop and apply config there.
+	Role            auth.Role
+	Operate         bool
 	Target, Service string
 	Replicas        int
 	Config          string
@@ -204,16 +194,25 @@ type actionCap struct {
 	Reason    string
 }
 
-// loadActions renders the controls the caller's role may use (none for a
-// viewer) on the operations the target supports.
+// actionsRole is the role POST .../scale, .../restart, .../stop and PUT
+// .../config need (the API's route table).
+const actionsRole = auth.RoleOperator
+
+// loadActions renders the controls the caller's role on the service's
+// target may use (none for a viewer there) on the operations the target
+// supports. The role is the one the API checks, per target (its role on
+// every target or a grant on this one): a viewer that an OIDC grant makes
+// an operator of this target gets the controls, as the history card's
+// rollback does.
 func (d *Dashboard) loadActions(c *apiClient, r *http.Request) (any, error) {
-	w, err := c.whoami()
+	p, err := c.principal()
 	if err != nil {
 		return nil, err
 	}
 	target, service := r.PathValue("target"), r.PathValue("service")
-	v := actionsView{Who: w, Target: target, Service: service}
-	if !w.Can(string(auth.RoleOperator)) {
+	role := auth.RoleOn(p, target)
+	v := actionsView{Role: role, Operate: role.Allows(actionsRole), Target: target, Service: service}
+	if !v.Operate {
 		return v, nil
 	}
 	var st workload.DeploymentStatus

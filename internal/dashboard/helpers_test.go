@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -43,6 +44,27 @@ type envOptions struct {
 	extra []control.Target
 	// creds is the runtime's resolver (default: none)
 	creds *credentials.Resolver
+	// principals are more callers, by name: each gets a bearer token
+	// (tokens[name]) that authenticates as that principal, beside the
+	// token store's (a principal with roles on single targets, as an
+	// OIDC grant gives, which the token store cannot make).
+	principals map[string]control.Principal
+}
+
+// grantAuth authenticates the tokens of envOptions.principals and hands
+// every other request to the stack's authenticator.
+type grantAuth struct {
+	next   httpapi.Authenticator
+	tokens map[string]control.Principal
+}
+
+func (a grantAuth) Authenticate(r *http.Request) (control.Principal, error) {
+	if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		if p, ok := a.tokens[tok]; ok {
+			return p, nil
+		}
+	}
+	return a.next.Authenticate(r)
 }
 
 func newEnv(t testing.TB, o envOptions) *env {
@@ -52,9 +74,23 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if mem.MetricsInterval == 0 {
 		mem.MetricsInterval = 50 * time.Millisecond
 	}
+	grants := grantAuth{tokens: map[string]control.Principal{}}
+	tokens, users := map[string]string{}, map[string]string{}
+	for name, p := range o.principals {
+		tok := "asw_grant_" + name
+		grants.tokens[tok], tokens[name], users[name] = p, tok, p.User
+	}
 	s := testkit.NewStack(t, testkit.Options{Targets: append([]control.Target{{Name: "local", Provider: mem}}, o.extra...), Memory: mem,
-		UserPrefix: "dash", OIDC: o.oidc, HTTPClient: o.httpClient, Credentials: o.creds})
-	e := &env{url: s.URL, api: s.API, mem: mem, rt: s.Runtime, tokens: s.Tokens, users: s.Users,
+		UserPrefix: "dash", OIDC: o.oidc, HTTPClient: o.httpClient, Credentials: o.creds,
+		API: func(ho *httpapi.Options) {
+			if len(grants.tokens) > 0 {
+				grants.next = ho.Auth
+				ho.Auth = grants
+			}
+		}})
+	maps.Copy(tokens, s.Tokens)
+	maps.Copy(users, s.Users)
+	e := &env{url: s.URL, api: s.API, mem: mem, rt: s.Runtime, tokens: tokens, users: users,
 		client: &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}}
 	t.Cleanup(e.client.CloseIdleConnections)
 	return e
