@@ -143,8 +143,16 @@ func ReadCases(runs int, head int64, base time.Time, haltsBefore string) []ReadC
 			return err
 		}
 	}
+	// before is f's statement before 0005: without the repeated condition
+	// of the partial indexes of rare rows.
+	before := func(f ledger.Filter) func(columns, prefix string) (string, []any) {
+		return func(columns, prefix string) (string, []any) {
+			q, args := unchanged(f)(columns, prefix)
+			return strings.Replace(q, " AND (kind = 'rejected' OR outcome NOT IN ('', 'ok'))", "", 1), args
+		}
+	}
 	c := func(name string, f ledger.Filter) ReadCase {
-		return ReadCase{Name: name, Old: unchanged(f), Now: unchanged(f), New: query(f)}
+		return ReadCase{Name: name, Old: before(f), Now: unchanged(f), New: query(f)}
 	}
 	// changed is a query whose statement changed: old is its text before.
 	changed := func(name string, old func(columns, prefix string) (string, []any), f ledger.Filter) ReadCase {
