@@ -222,8 +222,9 @@ func ReadCases(runs int, head int64, base time.Time, haltsBefore string) []ReadC
 
 // CheckUpgraded checks a ledger that holds recs (a Synthetic chain written
 // at an older schema) and was opened, so migrated, by its backend: it
-// verifies, UnfinishedAfter finds the OpenRuns, and the filters the
-// indexes of the last migration serve answer what recs say, page by page.
+// verifies, UnfinishedAfter finds the OpenRuns, the halt switches read
+// off, and the filters the indexes of migrations 0005 and 0006 serve
+// answer what recs say, page by page.
 func CheckUpgraded(t *testing.T, l ledger.Ledger, recs []ledger.Record) {
 	t.Helper()
 	if res := mustVerify(t, l); !res.OK || res.Count != int64(len(recs)) {
@@ -232,6 +233,9 @@ func CheckUpgraded(t *testing.T, l ledger.Ledger, recs []ledger.Record) {
 	open, head, err := ledger.UnfinishedAfter(ctx(t), l, 0)
 	if err != nil || len(open) != OpenRuns || head != recs[len(recs)-1].Seq {
 		t.Fatalf("after the migration: UnfinishedAfter(0) = %d intents, head %d, %v; want %d, head %d", len(open), head, err, OpenRuns, recs[len(recs)-1].Seq)
+	}
+	if h, err := l.Halts(ctx(t)); err != nil || len(h) != 0 {
+		t.Fatalf("after the migration: Halts = %v, %v; want none on (Synthetic turns edge's off again)", h, err)
 	}
 	keyed := recs[len(recs)/2]
 	for keyed.IdempotencyKey == "" {
@@ -247,6 +251,8 @@ func CheckUpgraded(t *testing.T, l ledger.Ledger, recs []ledger.Record) {
 		{Kind: ledger.KindResult, Outcome: ledger.OutcomeOK, Service: "svc-3", Target: "edge", Limit: ledger.MaxLimit},
 		{IdempotencyKey: keyed.IdempotencyKey, Limit: ledger.MaxLimit},
 		{IdempotencyKey: "key-never-used"},
+		{Action: "scale", Descending: true},
+		{Action: "halt", Kind: ledger.KindResult, Outcome: ledger.OutcomeOK, Target: "edge", Descending: true, Limit: 1},
 		{Since: recs[len(recs)-300].Time, Until: recs[len(recs)-100].Time, Limit: 90},
 	} {
 		t.Run(fmt.Sprintf("%+v", f), func(t *testing.T) {
