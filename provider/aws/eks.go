@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"path"
@@ -29,20 +28,9 @@ import (
 	"github.com/alphaswarm/controller/workload"
 )
 
-// Interface guards: in mode eks the target has every capability of the
+// Interface guard: in mode eks the target has every capability of the
 // kubernetes provider it delegates to.
-var (
-	_ provider.Provider  = (*EKSProvider)(nil)
-	_ provider.Restarter = (*EKSProvider)(nil)
-	_ provider.LogTailer = (*EKSProvider)(nil)
-	_ provider.Execer    = (*EKSProvider)(nil)
-	_ provider.Lister    = (*EKSProvider)(nil)
-	_ provider.Watcher   = (*EKSProvider)(nil)
-	_ provider.Pinger    = (*EKSProvider)(nil)
-	_ provider.Explainer = (*EKSProvider)(nil)
-	_ provider.Named     = (*EKSProvider)(nil)
-	_ io.Closer          = (*EKSProvider)(nil)
-)
+var _ kubernetes.Capabilities = (*EKSProvider)(nil)
 
 // The EKS token, as aws-iam-authenticator and `aws eks get-token` make it.
 const (

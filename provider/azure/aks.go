@@ -3,7 +3,6 @@ package azure
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 
@@ -25,20 +24,9 @@ import (
 // Entra ID (AAD) integration.
 const AKSServerAppID = "6dae42f8-4368-4678-94ff-3960e28e3630"
 
-// Interface guards: in AKS mode the provider offers exactly what the
+// Interface guard: in AKS mode the provider offers exactly what the
 // kubernetes provider offers.
-var (
-	_ provider.Provider  = (*AKSProvider)(nil)
-	_ provider.Restarter = (*AKSProvider)(nil)
-	_ provider.LogTailer = (*AKSProvider)(nil)
-	_ provider.Execer    = (*AKSProvider)(nil)
-	_ provider.Lister    = (*AKSProvider)(nil)
-	_ provider.Watcher   = (*AKSProvider)(nil)
-	_ provider.Pinger    = (*AKSProvider)(nil)
-	_ provider.Explainer = (*AKSProvider)(nil)
-	_ provider.Named     = (*AKSProvider)(nil)
-	_ io.Closer          = (*AKSProvider)(nil)
-)
+var _ kubernetes.Capabilities = (*AKSProvider)(nil)
 
 // AKSProvider is the azure provider in AKS mode: it fetches the cluster's
 // kubeconfig from the Container Service API (ListClusterUserCredentials,

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"regexp"
@@ -27,21 +26,9 @@ import (
 	"github.com/alphaswarm/controller/workload"
 )
 
-// Interface guards: in GKE mode the provider offers exactly what the
+// Interface guard: in GKE mode the provider offers exactly what the
 // kubernetes provider offers.
-var (
-	_ provider.Provider            = (*GKEProvider)(nil)
-	_ provider.Restarter           = (*GKEProvider)(nil)
-	_ provider.LogTailer           = (*GKEProvider)(nil)
-	_ provider.Execer              = (*GKEProvider)(nil)
-	_ provider.Lister              = (*GKEProvider)(nil)
-	_ provider.Watcher             = (*GKEProvider)(nil)
-	_ provider.Pinger              = (*GKEProvider)(nil)
-	_ provider.Explainer           = (*GKEProvider)(nil)
-	_ provider.PermissionExplainer = (*GKEProvider)(nil)
-	_ provider.Named               = (*GKEProvider)(nil)
-	_ io.Closer                    = (*GKEProvider)(nil)
-)
+var _ kubernetes.Capabilities = (*GKEProvider)(nil)
 
 // GKEScopes are the OAuth 2.0 scopes of the access token the provider
 // presents to the cluster (and to the GKE API), those

@@ -35,19 +35,28 @@ func init() {
 	provider.Register(Name, Open)
 }
 
-// Interface guards: the optional interfaces this provider implements.
-var (
-	_ provider.Provider  = (*Provider)(nil)
-	_ provider.Restarter = (*Provider)(nil)
-	_ provider.LogTailer = (*Provider)(nil)
-	_ provider.Execer    = (*Provider)(nil)
-	_ provider.Lister    = (*Provider)(nil)
-	_ provider.Watcher   = (*Provider)(nil)
-	_ provider.Pinger    = (*Provider)(nil)
-	_ provider.Explainer = (*Provider)(nil)
-	_ provider.Named     = (*Provider)(nil)
-	_ io.Closer          = (*Provider)(nil)
-)
+// Capabilities is every interface the kubernetes provider implements. A
+// provider that delegates every operation to it (Managed, and the EKS, AKS
+// and GKE providers that embed one) offers all of them too, and guards
+// that with one line: var _ kubernetes.Capabilities = (*T)(nil).
+type Capabilities interface {
+	provider.Provider
+	provider.Restarter
+	provider.LogTailer
+	provider.Execer
+	provider.Lister
+	provider.Watcher
+	provider.Pinger
+	provider.Explainer
+	provider.PermissionExplainer
+	provider.Differ
+	provider.RefChecker
+	provider.Named
+	io.Closer
+}
+
+// Interface guard: the provider has every capability it declares.
+var _ Capabilities = (*Provider)(nil)
 
 // In-cluster service-account files, as rest.InClusterConfig reads them.
 const (

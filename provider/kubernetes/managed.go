@@ -89,23 +89,9 @@ type managedAttempt struct {
 	err  error
 }
 
-// Interface guards: a managed cluster offers what the kubernetes
-// provider does.
-var (
-	_ provider.Provider  = (*Managed)(nil)
-	_ provider.Restarter = (*Managed)(nil)
-	_ provider.LogTailer = (*Managed)(nil)
-	_ provider.Execer    = (*Managed)(nil)
-	_ provider.Lister    = (*Managed)(nil)
-	_ provider.Watcher   = (*Managed)(nil)
-	_ provider.Pinger    = (*Managed)(nil)
-	_ provider.Explainer = (*Managed)(nil)
-	_ provider.Named     = (*Managed)(nil)
-
-	_ provider.PermissionExplainer = (*Managed)(nil)
-	_ provider.Differ              = (*Managed)(nil)
-	_ provider.RefChecker          = (*Managed)(nil)
-)
+// Interface guard: a managed cluster offers what the kubernetes provider
+// does.
+var _ Capabilities = (*Managed)(nil)
 
 // NewManaged checks the configuration and the kubernetes options and
 // returns the provider. It does not call Resolve unless cfg.Eager is set.
