@@ -111,7 +111,8 @@ type cache struct {
 	attempts    int
 	lastErr     error
 	changed     chan struct{} // closed and replaced when connection state changes
-	subs        map[*subscriber]struct{}
+
+	subs provider.Subscribers // told of every change, by service
 
 	dirtyMu sync.Mutex
 	dirty   map[string]struct{}
@@ -126,7 +127,6 @@ func newCache(p *Provider) *cache {
 		gone:        map[string]uint64{},
 		changed:     make(chan struct{}),
 		terminating: map[string]bool{},
-		subs:        map[*subscriber]struct{}{},
 		dirty:       map[string]struct{}{},
 		wake:        make(chan struct{}, 1),
 	}
@@ -343,7 +343,7 @@ func (c *cache) removeLocked(id string) {
 		delete(s.anchors, id)
 		c.gcLocked(s)
 	}
-	c.notifyLocked(name)
+	c.subs.Notify(name)
 }
 
 func (c *cache) gcLocked(s *serviceEntry) {
@@ -398,7 +398,7 @@ func (c *cache) applyInspectLocked(r *container.InspectResponse, seq uint64) {
 		if a := s.anchors[r.ID]; a == nil || a.seq <= seq {
 			s.anchors[r.ID] = parseAnchor(r.ID, labels, seq)
 		}
-		c.notifyLocked(name)
+		c.subs.Notify(name)
 		return
 	}
 	hasHealth := r.State.Health != nil && r.State.Health.Status != container.NoHealthcheck ||
@@ -414,7 +414,7 @@ func (c *cache) applyInspectLocked(r *container.InspectResponse, seq uint64) {
 		if hasHealth && old.health == "" && r.State.Health != nil {
 			old.health = r.State.Health.Status
 		}
-		c.notifyLocked(name)
+		c.subs.Notify(name)
 		return
 	}
 	in := &instance{
@@ -443,7 +443,7 @@ func (c *cache) applyInspectLocked(r *container.InspectResponse, seq uint64) {
 		}
 	}
 	s.replicas[r.ID] = in
-	c.notifyLocked(name)
+	c.subs.Notify(name)
 }
 
 // onEvent applies one container event at once (so a kill shows within
@@ -490,7 +490,7 @@ func (c *cache) onEvent(m events.Message) {
 		if _, ok := s.anchors[id]; !ok {
 			s.anchors[id] = parseAnchor(id, attrs, seq)
 		}
-		c.notifyLocked(name)
+		c.subs.Notify(name)
 		c.mu.Unlock()
 		return
 	}
@@ -525,7 +525,7 @@ func (c *cache) onEvent(m events.Message) {
 		inspect = false
 	}
 	in.seq = seq
-	c.notifyLocked(name)
+	c.subs.Notify(name)
 	c.mu.Unlock()
 	if inspect {
 		c.markDirty(id)
@@ -613,7 +613,7 @@ func (c *cache) setTerminating(ids []string, on bool) {
 			delete(c.terminating, id)
 		}
 		if name, ok := c.byID[id]; ok {
-			c.notifyLocked(name)
+			c.subs.Notify(name)
 		}
 	}
 	c.mu.Unlock()
@@ -650,6 +650,6 @@ func (c *cache) setBusy(name, op string, delta int) {
 		s.busy, s.busyOp = 0, ""
 		c.gcLocked(s)
 	}
-	c.notifyLocked(name)
+	c.subs.Notify(name)
 	c.mu.Unlock()
 }

@@ -459,7 +459,7 @@ func (p *Provider) runReplica(ctx context.Context, rec *record, env []string, ne
 // 250ms should an event be missed.
 func (p *Provider) waitReplicas(ctx context.Context, name string, ids []string, settle time.Duration) result {
 	var res result
-	sub, unsubscribe := p.cache.subscribe(name)
+	sub, unsubscribe := p.cache.subs.Subscribe(name)
 	defer unsubscribe()
 	pending := slices.Clone(ids)
 	firstRunning := map[string]time.Time{}
@@ -531,8 +531,8 @@ func (p *Provider) waitReplicas(ctx context.Context, name string, ids []string, 
 			timer.Stop()
 			res.timedOut = true
 			return res
-		case <-sub.wake:
-			sub.take()
+		case <-sub.Wake():
+			sub.Take()
 		case <-timer.C:
 		}
 		timer.Stop()

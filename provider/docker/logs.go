@@ -35,7 +35,7 @@ func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptio
 			yield(workload.LogLine{}, err)
 			return
 		}
-		sub, unsubscribe := p.cache.subscribe(name)
+		sub, unsubscribe := p.cache.subs.Subscribe(name)
 		defer unsubscribe()
 		_, insts, ok := p.cache.snapshot(name)
 		if !ok {
@@ -105,8 +105,8 @@ func (p *Provider) Logs(ctx context.Context, name string, opts provider.LogOptio
 				if !yield(l, nil) {
 					return
 				}
-			case <-sub.wake:
-				sub.take()
+			case <-sub.Wake():
+				sub.Take()
 				_, insts, ok := p.cache.snapshot(name)
 				if !ok {
 					// Drain what the replicas already said, then end.

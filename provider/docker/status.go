@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
@@ -180,7 +179,7 @@ func (p *Provider) List(ctx context.Context) ([]workload.DeploymentStatus, error
 // ends.
 func (p *Provider) Watch(ctx context.Context) iter.Seq2[workload.DeploymentStatus, error] {
 	return func(yield func(workload.DeploymentStatus, error) bool) {
-		sub, cancel := p.cache.subscribe("")
+		sub, cancel := p.cache.subs.Subscribe("")
 		defer cancel()
 		if err := p.cache.waitReady(ctx); err != nil {
 			yield(workload.DeploymentStatus{}, err)
@@ -205,8 +204,8 @@ func (p *Provider) Watch(ctx context.Context) iter.Seq2[workload.DeploymentStatu
 					yield(workload.DeploymentStatus{}, p.syncError(err))
 					return
 				}
-			case <-sub.wake:
-				for _, n := range sub.take() {
+			case <-sub.Wake():
+				for _, n := range sub.Take() {
 					st, ok := p.cache.status(n)
 					if !ok {
 						st = workload.DeploymentStatus{ID: p.serviceID(n), Name: n, Target: p.target, Provider: Name,
@@ -293,53 +292,6 @@ func (c *cache) names() []string {
 			out = append(out, n)
 		}
 	}
-	slices.Sort(out)
-	return out
-}
-
-// subscriber receives the names of services that changed.
-type subscriber struct {
-	filter  string // one service, or "" for all
-	mu      sync.Mutex
-	pending map[string]struct{}
-	wake    chan struct{}
-}
-
-func (c *cache) subscribe(filter string) (*subscriber, func()) {
-	s := &subscriber{filter: filter, pending: map[string]struct{}{}, wake: make(chan struct{}, 1)}
-	c.mu.Lock()
-	c.subs[s] = struct{}{}
-	c.mu.Unlock()
-	return s, func() {
-		c.mu.Lock()
-		delete(c.subs, s)
-		c.mu.Unlock()
-	}
-}
-
-func (c *cache) notifyLocked(name string) {
-	for s := range c.subs {
-		if s.filter != "" && s.filter != name {
-			continue
-		}
-		s.mu.Lock()
-		s.pending[name] = struct{}{}
-		s.mu.Unlock()
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
-	}
-}
-
-func (s *subscriber) take() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.pending))
-	for n := range s.pending {
-		out = append(out, n)
-	}
-	clear(s.pending)
 	slices.Sort(out)
 	return out
 }

@@ -38,43 +38,15 @@ type cache struct {
 	rss     toolscache.SharedIndexInformer
 	pods    toolscache.SharedIndexInformer
 
+	subs provider.Subscribers // told of every change, by service
+
 	mu      sync.Mutex
 	changed map[string]chan struct{} // per service; closed at its next change
-	subs    map[*subscriber]struct{}
-	lastErr error // the latest list/watch error, until the caches sync
-}
-
-// subscriber collects the names of changed services for one Watch.
-type subscriber struct {
-	mu      sync.Mutex
-	pending map[string]struct{}
-	wake    chan struct{}
-}
-
-func (s *subscriber) add(name string) {
-	s.mu.Lock()
-	s.pending[name] = struct{}{}
-	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (s *subscriber) take() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	names := make([]string, 0, len(s.pending))
-	for n := range s.pending {
-		names = append(names, n)
-	}
-	clear(s.pending)
-	slices.Sort(names)
-	return names
+	lastErr error                    // the latest list/watch error, until the caches sync
 }
 
 func newCache(p *Provider) *cache {
-	c := &cache{p: p, changed: map[string]chan struct{}{}, subs: map[*subscriber]struct{}{}}
+	c := &cache{p: p, changed: map[string]chan struct{}{}}
 	sel := labels.Set{LabelTarget: p.target}.AsSelector().String()
 	c.factory = informers.NewSharedInformerFactoryWithOptions(p.kube, 0,
 		informers.WithNamespace(p.opts.Namespace),
@@ -140,9 +112,7 @@ func (c *cache) notify(name string) {
 		close(ch)
 		delete(c.changed, name)
 	}
-	for s := range c.subs {
-		s.add(name)
-	}
+	c.subs.Notify(name)
 }
 
 // changedCh returns a channel closed at the next change of name's objects.
@@ -156,18 +126,6 @@ func (c *cache) changedCh(name string) <-chan struct{} {
 		c.changed[name] = ch
 	}
 	return ch
-}
-
-func (c *cache) subscribe() (*subscriber, func()) {
-	s := &subscriber{pending: map[string]struct{}{}, wake: make(chan struct{}, 1)}
-	c.mu.Lock()
-	c.subs[s] = struct{}{}
-	c.mu.Unlock()
-	return s, func() {
-		c.mu.Lock()
-		delete(c.subs, s)
-		c.mu.Unlock()
-	}
 }
 
 func (c *cache) hasSynced() bool {
@@ -367,7 +325,7 @@ func (p *Provider) List(ctx context.Context) ([]workload.DeploymentStatus, error
 // or with an error if the cache cannot be filled.
 func (p *Provider) Watch(ctx context.Context) iter.Seq2[workload.DeploymentStatus, error] {
 	return func(yield func(workload.DeploymentStatus, error) bool) {
-		sub, cancel := p.cache.subscribe()
+		sub, cancel := p.cache.subs.Subscribe("")
 		defer cancel()
 		if err := p.cache.waitSynced(ctx); err != nil {
 			yield(workload.DeploymentStatus{}, err)
@@ -380,8 +338,8 @@ func (p *Provider) Watch(ctx context.Context) iter.Seq2[workload.DeploymentStatu
 			case <-p.ctx.Done():
 				yield(workload.DeploymentStatus{}, provider.Wrap(Name, p.classified, errClosed, ""))
 				return
-			case <-sub.wake:
-				for _, n := range sub.take() {
+			case <-sub.Wake():
+				for _, n := range sub.Take() {
 					d, _, ok := p.cache.derive(n)
 					st := d.status
 					if !ok {
