@@ -11,8 +11,6 @@ import (
 	"github.com/alphaswarm/controller/workload"
 )
 
-var _ provider.Differ = (*Provider)(nil)
-
 // Diff implements provider.Differ the way `kubectl diff --server-side`
 // does: it builds the objects Start would apply (the same builders, the
 // same plan), applies them with a server-side dry run as the same field

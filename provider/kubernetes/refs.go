@@ -10,8 +10,6 @@ import (
 	"github.com/alphaswarm/controller/workload"
 )
 
-var _ provider.RefChecker = (*Provider)(nil)
-
 // CheckRefs implements provider.RefChecker: each secret reference
 // ("secret-name/key", secrets[i].from) must name a Secret of the target's
 // namespace that has that key, and each of extensions.kubernetes'
