@@ -15,15 +15,8 @@ import (
 // away), the exec'd process is ended in the container and the result says
 // so. The Engine's own view (`docker top`) is the witness.
 func TestExecEndedWhenSessionEnds(t *testing.T) {
-	requireDocker(t)
 	t.Parallel()
-	p := openProvider(t, nil)
-	name := uniqueName("execend")
-	cleanupService(t, p, name)
-	ctx := testCtx(t, 2*time.Minute)
-	if _, err := p.Start(ctx, testSpec(name, 1, false)); err != nil {
-		t.Fatal(err)
-	}
+	p, name, ctx, _ := startService(t, "execend", 1)
 	ids, err := runningIDs(ctx, name)
 	if err != nil || len(ids) != 1 {
 		t.Fatalf("replicas: %v %v", ids, err)

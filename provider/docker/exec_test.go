@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
@@ -12,16 +11,8 @@ import (
 
 // TestExecStreams: stdin, stderr, TTY with resize, picking an instance.
 func TestExecStreams(t *testing.T) {
-	requireDocker(t)
 	t.Parallel()
-	p := openProvider(t, nil)
-	name := uniqueName("exec")
-	cleanupService(t, p, name)
-	ctx := testCtx(t, 2*time.Minute)
-	st, err := p.Start(ctx, testSpec(name, 2, false))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, name, ctx, st := startService(t, "exec", 2)
 	var out, errOut bytes.Buffer
 	res, err := p.Exec(ctx, name, provider.ExecRequest{Command: []string{"/workload", "stdin"}, Stdin: strings.NewReader("line one\nline two\n"), Stdout: &out, Stderr: &errOut})
 	if err != nil || res.ExitCode != 0 || out.String() != "line one\nline two\nstdin closed\n" {

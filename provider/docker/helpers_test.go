@@ -263,6 +263,24 @@ func cleanupService(t testing.TB, p *Provider, name string) {
 	})
 }
 
+// startService opens a provider of the test's own and starts a service
+// of replicas (testSpec, no health check) named after prefix, stopped and
+// swept at cleanup. ctx bounds the rest of the test (2 min); st is what
+// Start returned.
+func startService(t *testing.T, prefix string, replicas int) (p *Provider, name string, ctx context.Context, st workload.DeploymentStatus) {
+	t.Helper()
+	requireDocker(t)
+	p = openProvider(t, nil)
+	name = uniqueName(prefix)
+	cleanupService(t, p, name)
+	ctx = testCtx(t, 2*time.Minute)
+	st, err := p.Start(ctx, testSpec(name, replicas, false))
+	if err != nil {
+		t.Fatalf("Start %s: %v", name, err)
+	}
+	return p, name, ctx, st
+}
+
 // sweep removes every container of the test target (of one service, if
 // name is set) and their networks, with the raw client. It returns how
 // many containers it found.

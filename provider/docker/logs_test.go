@@ -12,15 +12,8 @@ import (
 
 // TestLogsOptions: tail, since, stderr, per-instance tags, no follow.
 func TestLogsOptions(t *testing.T) {
-	requireDocker(t)
 	t.Parallel()
-	p := openProvider(t, nil)
-	name := uniqueName("logs")
-	cleanupService(t, p, name)
-	ctx := testCtx(t, 2*time.Minute)
-	if _, err := p.Start(ctx, testSpec(name, 2, false)); err != nil {
-		t.Fatal(err)
-	}
+	p, name, ctx, _ := startService(t, "logs", 2)
 	ids, _ := runningIDs(ctx, name)
 	mid := time.Now()
 	time.Sleep(50 * time.Millisecond)

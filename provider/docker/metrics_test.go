@@ -14,15 +14,8 @@ import (
 // Engine stats stream per container; burning CPU shows in the samples;
 // the upstreams close when the callers leave.
 func TestMetricsFanOut(t *testing.T) {
-	requireDocker(t)
 	t.Parallel()
-	p := openProvider(t, nil)
-	name := uniqueName("metrics")
-	cleanupService(t, p, name)
-	ctx := testCtx(t, 2*time.Minute)
-	if _, err := p.Start(ctx, testSpec(name, 2, false)); err != nil {
-		t.Fatal(err)
-	}
+	p, name, ctx, _ := startService(t, "metrics", 2)
 	ids, _ := runningIDs(ctx, name)
 	mctx, cancel := context.WithCancel(ctx)
 	defer cancel()

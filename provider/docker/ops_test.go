@@ -19,15 +19,10 @@ import (
 // back: the event stream shows the service Degraded within 2s, Watch
 // reports it, and Restart brings it back with new instances.
 func TestKillDegradedRestartHeals(t *testing.T) {
-	requireDocker(t)
 	t.Parallel()
-	p := openProvider(t, nil)
-	name := uniqueName("kill")
-	cleanupService(t, p, name)
-	ctx := testCtx(t, 2*time.Minute)
-	st, err := p.Start(ctx, testSpec(name, 2, false))
-	if err != nil || st.Phase != workload.Running {
-		t.Fatalf("Start: %+v, %v", st, err)
+	p, name, ctx, st := startService(t, "kill", 2)
+	if st.Phase != workload.Running {
+		t.Fatalf("Start: %+v", st)
 	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
@@ -51,7 +46,10 @@ func TestKillDegradedRestartHeals(t *testing.T) {
 	if _, err := dockerCLI(ctx, "kill", before[0]); err != nil {
 		t.Fatal(err)
 	}
-	var last workload.DeploymentStatus
+	var (
+		last workload.DeploymentStatus
+		err  error
+	)
 	waitFor(t, 2*time.Second, "Degraded after docker kill", func() (bool, string) {
 		last, err = p.Status(ctx, name)
 		return err == nil && last.Phase == workload.Degraded && last.Replicas.Ready == 1, fmt.Sprintf("%s %+v %v", last.Phase, last.Replicas, err)
