@@ -49,13 +49,11 @@ import (
 	"github.com/alphaswarm/controller/workload"
 )
 
-// recordsRevision reports whether a successful a records a revision.
+// recordsRevision reports whether a successful a records a revision
+// (start, scale, apply_config, rollback: ledger.RevisionActions, which
+// ledger.RevisionHead looks for).
 func recordsRevision(a workload.Action) bool {
-	switch a {
-	case workload.ActionStart, workload.ActionScale, workload.ActionApplyConfig, workload.ActionRollback:
-		return true
-	}
-	return false
+	return slices.Contains(ledger.RevisionActions, string(a))
 }
 
 // storedSpec is the Spec column of a revision row.
@@ -111,11 +109,10 @@ func (rt *Runtime) setHistory(o Options) error {
 }
 
 // scanResults calls fn with the service's successful result rows, oldest
-// first (newest first when desc), until fn returns false. pageSize is the
-// first page's; later pages have at least scanPage rows.
+// first (newest first when desc), until fn returns false.
 func (rt *Runtime) scanResults(ctx context.Context, target, service string, desc bool, pageSize int, fn func(ledger.Record) bool) error {
 	f := ledger.Filter{Target: target, Service: service, Kind: ledger.KindResult, Outcome: ledger.OutcomeOK, Limit: pageSize, Descending: desc}
-	for ; ; f.Limit = max(f.Limit, scanPage) {
+	for {
 		page, err := rt.ledger.Query(ctx, f)
 		if err != nil {
 			return workload.Errorf(workload.Unavailable, "ledger unavailable: %w", err)
@@ -250,7 +247,7 @@ func (rt *Runtime) publicSpec(spec workload.DeploymentSpec) (workload.Deployment
 	return spec, sealed
 }
 
-// scanPage is the page size of scanResults after the first page.
+// scanPage is the page size of planRevision's scan of result rows.
 const scanPage = 50
 
 // revisionPlan is what Do knows, under the service lock and before the
@@ -271,8 +268,9 @@ type revisionPlan struct {
 //
 // A cache entry is only believed after one indexed read, under the
 // service lock: the seq of the service's newest successful result row of
-// a revision-recording action must be the seq of the row the entry was
-// learnt from. Rows are append-only and chained, and every such row is
+// a revision-recording action (ledger.RevisionHead: a prepared statement
+// on SQLite, one round trip on PostgreSQL) must be the seq of the row the
+// entry was learnt from. Rows are append-only and chained, and every such row is
 // written under the service lock, which crosses processes on PostgreSQL
 // (ledger.ServiceLocker); so if no such row was appended since, the
 // newest number and the current revision are the ones the entry holds,
@@ -329,24 +327,30 @@ func (rt *Runtime) planRevision(ctx context.Context, r *Request) (*revisionPlan,
 	if rt.revs == nil || !recordsRevision(r.Action) {
 		return nil, nil
 	}
-	cached, haveCache := rt.revCache.get(r.key())
-	hit := false
 	plan := &revisionPlan{}
+	if cached, ok := rt.revCache.get(r.key()); ok {
+		seq, err := ledger.RevisionHead(ctx, rt.ledger, r.Target, r.Service)
+		if err != nil {
+			return nil, workload.Errorf(workload.Unavailable, "ledger unavailable: %w", err)
+		}
+		if seq == cached.seq {
+			plan.latest = cached.latest
+			if r.Action == workload.ActionScale || r.Action == workload.ActionApplyConfig {
+				plan.base = cached.base
+			}
+			return plan, nil
+		}
+	}
 	var newest *ledger.Record // the newest revision-recording run, numbered or not
 	var numbered revisionMark
 	var numberedRun string
-	// The first page is small: with a cache entry, the first row of a
-	// revision-recording action decides.
-	err := rt.scanResults(ctx, r.Target, r.Service, true, 2, func(rec ledger.Record) bool {
+	err := rt.scanResults(ctx, r.Target, r.Service, true, scanPage, func(rec ledger.Record) bool {
 		if !recordsRevision(workload.Action(rec.Action)) {
 			return true
 		}
 		if newest == nil {
 			c := rec
 			newest = &c
-			if hit = haveCache && cached.seq == rec.Seq; hit {
-				return false
-			}
 		}
 		if m := markOf(rec); m.Revision > 0 {
 			numbered, numberedRun = m, rec.RunID
@@ -356,13 +360,6 @@ func (rt *Runtime) planRevision(ctx context.Context, r *Request) (*revisionPlan,
 	})
 	if err != nil {
 		return nil, err
-	}
-	if hit {
-		plan.latest = cached.latest
-		if r.Action == workload.ActionScale || r.Action == workload.ActionApplyConfig {
-			plan.base = cached.base
-		}
-		return plan, nil
 	}
 	plan.latest = numbered.Revision
 	if numbered.Revision == 0 || newest.RunID != numberedRun || (r.Action != workload.ActionScale && r.Action != workload.ActionApplyConfig) {

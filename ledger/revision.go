@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -131,4 +133,59 @@ func AppendWithRevision(ctx context.Context, l Ledger, r Record, rev Revision) (
 		return Record{}, fmt.Errorf("%w: %w", ErrRevisionNotStored, err)
 	}
 	return l.Append(ctx, r)
+}
+
+// RevisionActions are the actions whose successful result rows record a
+// revision (package control records one for each; a row of another
+// action never names one).
+var RevisionActions = []string{"start", "scale", "apply_config", "rollback"}
+
+// RevisionHeadReader is implemented by ledgers that answer RevisionHead
+// with one indexed read (ledger/sqlite: a prepared statement; ledger/
+// postgres; ledger/checkpoint passes it through). Use the function
+// RevisionHead, which falls back to Query.
+type RevisionHeadReader interface {
+	// RevisionHead returns the seq of the service's newest result row
+	// with outcome ok and an action of RevisionActions; 0 when there is
+	// none.
+	RevisionHead(ctx context.Context, target, service string) (int64, error)
+}
+
+// RevisionHead is the seq of the service's newest successful result row
+// of an action that records a revision (0: none): the runtime checks its
+// cached revision against it (a row appended since means another writer
+// recorded one). Through l's RevisionHeadReader, else by pages of Query.
+func RevisionHead(ctx context.Context, l Ledger, target, service string) (int64, error) {
+	if r, ok := l.(RevisionHeadReader); ok {
+		return r.RevisionHead(ctx, target, service)
+	}
+	f := Filter{Target: target, Service: service, Kind: KindResult, Outcome: OutcomeOK, Descending: true, Limit: 8}
+	for {
+		page, err := l.Query(ctx, f)
+		if err != nil {
+			return 0, err
+		}
+		for _, r := range page.Records {
+			if slices.Contains(RevisionActions, r.Action) {
+				return r.Seq, nil
+			}
+		}
+		if page.Next == "" {
+			return 0, nil
+		}
+		f.Cursor, f.Limit = page.Next, MaxLimit
+	}
+}
+
+// RevisionHeadSQL is RevisionHead's statement for the SQL ledgers, with
+// the service as parameter 1 and the target as 2; prefix is the backend's
+// numbered placeholder ("$" for PostgreSQL, "?" for SQLite). Their index
+// on (service, seq) walks back from the service's newest row.
+func RevisionHeadSQL(prefix string) string {
+	acts := make([]string, len(RevisionActions))
+	for i, a := range RevisionActions {
+		acts[i] = "'" + a + "'"
+	}
+	return "SELECT seq FROM workload_runs WHERE service = " + prefix + "1 AND target = " + prefix + "2 AND kind = 'result'" +
+		" AND outcome = 'ok' AND action IN (" + strings.Join(acts, ", ") + ") ORDER BY seq DESC LIMIT 1"
 }

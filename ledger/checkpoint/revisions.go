@@ -8,9 +8,16 @@ import (
 )
 
 var (
-	_ ledger.RevisionStore    = (*Ledger)(nil)
-	_ ledger.RevisionAppender = (*Ledger)(nil)
+	_ ledger.RevisionStore      = (*Ledger)(nil)
+	_ ledger.RevisionAppender   = (*Ledger)(nil)
+	_ ledger.RevisionHeadReader = (*Ledger)(nil)
 )
+
+// RevisionHead implements ledger.RevisionHeadReader: the backend's
+// (ledger.RevisionHead).
+func (l *Ledger) RevisionHead(ctx context.Context, target, service string) (int64, error) {
+	return ledger.RevisionHead(ctx, l.inner, target, service)
+}
 
 // AppendWithRevision implements ledger.RevisionAppender: the backend's
 // (one transaction when it is a RevisionAppender, else its PutRevision

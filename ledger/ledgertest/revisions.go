@@ -27,6 +27,17 @@ func RunRevisions(t *testing.T, open func(t *testing.T) ledger.Ledger, reopen fu
 		}
 		testAppendWithRevision(t, l, reopen)
 	})
+	t.Run("RevisionHead", func(t *testing.T) {
+		l := open(t)
+		if _, ok := l.(ledger.RevisionHeadReader); !ok {
+			t.Fatalf("%T is not a ledger.RevisionHeadReader", l)
+		}
+		testRevisionHead(t, l)
+	})
+	t.Run("RevisionHeadFallback", func(t *testing.T) {
+		l := open(t)
+		testRevisionHead(t, storeOnly{l, l.(ledger.RevisionStore)})
+	})
 	t.Run("AppendWithRevisionFallback", func(t *testing.T) {
 		l := open(t)
 		testAppendWithRevision(t, storeOnly{l, l.(ledger.RevisionStore)}, func(t *testing.T, _ ledger.Ledger) ledger.Ledger { return reopen(t, l) })
@@ -38,6 +49,68 @@ func RunRevisions(t *testing.T, open func(t *testing.T) ledger.Ledger, reopen fu
 type storeOnly struct {
 	ledger.Ledger
 	ledger.RevisionStore
+}
+
+// testRevisionHead: RevisionHead names the newest successful result row
+// of a revision-recording action of one service, and nothing else.
+func testRevisionHead(t *testing.T, l ledger.Ledger) {
+	ctx := context.Background()
+	head := func(target, service string) int64 {
+		t.Helper()
+		seq, err := ledger.RevisionHead(ctx, l, target, service)
+		if err != nil {
+			t.Fatalf("RevisionHead(%s/%s): %v", target, service, err)
+		}
+		return seq
+	}
+	if n := head("local", "web"); n != 0 {
+		t.Fatalf("RevisionHead of an empty ledger: %d, want 0", n)
+	}
+	row := func(kind ledger.Kind, action, target, service string, outcome ledger.Outcome) int64 {
+		t.Helper()
+		out, err := l.Append(ctx, ledger.Record{RunID: fmt.Sprintf("run_h%d", time.Now().UnixNano()), Kind: kind, UserID: "alice",
+			Action: action, Target: target, Service: service, Outcome: outcome})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.Seq
+	}
+	steps := []struct {
+		kind                    ledger.Kind
+		action, target, service string
+		outcome                 ledger.Outcome
+		moves                   bool // local/web's head moves to this row
+	}{
+		{ledger.KindResult, "start", "local", "web", ledger.OutcomeOK, true},
+		{ledger.KindIntent, "scale", "local", "web", "", false},
+		{ledger.KindResult, "scale", "local", "web", ledger.OutcomeError, false},
+		{ledger.KindResult, "restart", "local", "web", ledger.OutcomeOK, false},
+		{ledger.KindResult, "scale", "edge", "web", ledger.OutcomeOK, false},
+		{ledger.KindResult, "apply_config", "local", "api", ledger.OutcomeOK, false},
+		{ledger.KindResult, "scale", "local", "web", ledger.OutcomeInterrupted, false},
+		{ledger.KindResult, "stop", "local", "web", ledger.OutcomeOK, false},
+		{ledger.KindResult, "exec", "local", "web", ledger.OutcomeOK, false},
+		{ledger.KindResult, "scale", "local", "web", ledger.OutcomeOK, true},
+		{ledger.KindResult, "apply_config", "local", "web", ledger.OutcomeOK, true},
+		{ledger.KindRejected, "rollback", "local", "web", ledger.OutcomeInvalid, false},
+		{ledger.KindResult, "rollback", "local", "web", ledger.OutcomeOK, true},
+	}
+	var want int64
+	for i, s := range steps {
+		seq := row(s.kind, s.action, s.target, s.service, s.outcome)
+		if s.moves {
+			want = seq
+		}
+		if got := head("local", "web"); got != want {
+			t.Fatalf("after row %d (%s %s %s/%s %s): RevisionHead = %d, want %d", i, s.kind, s.action, s.target, s.service, s.outcome, got, want)
+		}
+	}
+	if got := head("edge", "web"); got != 5 {
+		t.Errorf("RevisionHead(edge/web) = %d, want 5", got)
+	}
+	if got := head("local", "nothing"); got != 0 {
+		t.Errorf("RevisionHead of a service without rows = %d, want 0", got)
+	}
 }
 
 // testAppendWithRevision: records appended with their revision chain like

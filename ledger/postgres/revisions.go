@@ -15,9 +15,26 @@ import (
 )
 
 var (
-	_ ledger.RevisionStore    = (*Ledger)(nil)
-	_ ledger.RevisionAppender = (*Ledger)(nil)
+	_ ledger.RevisionStore      = (*Ledger)(nil)
+	_ ledger.RevisionAppender   = (*Ledger)(nil)
+	_ ledger.RevisionHeadReader = (*Ledger)(nil)
 )
+
+var revHeadSQL = ledger.RevisionHeadSQL("$")
+
+// RevisionHead implements ledger.RevisionHeadReader: one round trip (the
+// pool caches the prepared statement per connection).
+func (l *Ledger) RevisionHead(ctx context.Context, target, service string) (int64, error) {
+	var seq int64
+	err := l.pool.QueryRow(ctx, revHeadSQL, service, target).Scan(&seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("ledger/postgres: reading the revision head: %w", err)
+	}
+	return seq, nil
+}
 
 // AppendWithRevision implements ledger.RevisionAppender: the writer
 // inserts rev in the transaction that appends r (one more statement in

@@ -13,9 +13,26 @@ import (
 )
 
 var (
-	_ ledger.RevisionStore    = (*Ledger)(nil)
-	_ ledger.RevisionAppender = (*Ledger)(nil)
+	_ ledger.RevisionStore      = (*Ledger)(nil)
+	_ ledger.RevisionAppender   = (*Ledger)(nil)
+	_ ledger.RevisionHeadReader = (*Ledger)(nil)
 )
+
+var revHeadSQL = ledger.RevisionHeadSQL("?")
+
+// RevisionHead implements ledger.RevisionHeadReader: one prepared
+// statement (parsing SQL is most of a small read's CPU here).
+func (l *Ledger) RevisionHead(ctx context.Context, target, service string) (int64, error) {
+	var seq int64
+	err := l.revHeadStmt.QueryRowContext(ctx, service, target).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sqlite ledger: reading the revision head: %w", err)
+	}
+	return seq, nil
+}
 
 const revInsertSQL = `INSERT INTO workload_revisions (run_id, target, service, revision, spec, sealed, digest, time_ns)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?)`

@@ -67,7 +67,7 @@ type Ledger struct {
 	// Statements prepared once (database/sql prepares each on a
 	// connection when first used there and keeps it): parsing SQL is a
 	// large part of an append's CPU in this pure-Go SQLite.
-	headStmt, insertStmt, haltsStmt, revInsertStmt *sql.Stmt
+	headStmt, insertStmt, haltsStmt, revInsertStmt, revHeadStmt *sql.Stmt
 
 	revs revisionConn // revisions.go
 }
@@ -152,7 +152,7 @@ func (l *Ledger) prepare(ctx context.Context) error {
 	for _, s := range []struct {
 		stmt **sql.Stmt
 		sql  string
-	}{{&l.headStmt, headSQL}, {&l.insertStmt, insertSQL}, {&l.haltsStmt, haltsSQL}, {&l.revInsertStmt, revInsertSQL}} {
+	}{{&l.headStmt, headSQL}, {&l.insertStmt, insertSQL}, {&l.haltsStmt, haltsSQL}, {&l.revInsertStmt, revInsertSQL}, {&l.revHeadStmt, revHeadSQL}} {
 		st, err := l.db.PrepareContext(ctx, s.sql)
 		if err != nil {
 			return err
@@ -163,7 +163,7 @@ func (l *Ledger) prepare(ctx context.Context) error {
 }
 
 func (l *Ledger) closeStmts() {
-	for _, st := range []*sql.Stmt{l.headStmt, l.insertStmt, l.haltsStmt, l.revInsertStmt} {
+	for _, st := range []*sql.Stmt{l.headStmt, l.insertStmt, l.haltsStmt, l.revInsertStmt, l.revHeadStmt} {
 		if st != nil {
 			st.Close()
 		}
