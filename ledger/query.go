@@ -7,8 +7,8 @@ import (
 
 // unusualRows is the condition of the partial indexes
 // workload_runs_unusual_kind and _outcome (migration 0005 of both SQL
-// backends): refused requests and runs that
-// did not end ok, which the runs listings filter for and which are rare.
+// backends): refused requests and runs that did not end ok, which the
+// runs listings filter for and which are rare.
 const unusualRows = "(kind = 'rejected' OR outcome NOT IN ('', 'ok'))"
 
 // SelectSQL renders f as one SELECT of columns over workload_runs for the
@@ -43,19 +43,25 @@ func (f Filter) SelectSQL(columns, prefix string) (query string, args []any, lim
 	eq("action", f.Action)
 	eq("kind", string(f.Kind))
 	eq("outcome", string(f.Outcome))
-	if f.Kind == KindRejected || (f.Outcome != "" && f.Outcome != OutcomeOK) {
-		// Implied by the two above; it is the condition of the partial
-		// indexes of these rare rows (migration 0005), which SQLite uses
-		// only when a query repeats it.
+	// SQLite uses a partial index only when the query repeats its
+	// condition; PostgreSQL proves the condition from the query's own
+	// (and a repeated one would skew its row estimate), so the repeats
+	// below are SQLite's only.
+	sqlite := prefix == "?"
+	if sqlite && (f.Kind == KindRejected || (f.Outcome != "" && f.Outcome != OutcomeOK)) {
+		// Implied by the two above: the condition of the partial
+		// indexes of these rare rows (migration 0005).
 		where = append(where, unusualRows)
 	}
 	eq("run_id", f.RunID)
 	if f.IdempotencyKey != "" {
-		// The second term, implied by the first, lets SQLite use its
-		// index of keyed rows (WHERE idempotency_key <> ''), as it does
-		// a partial index only when a query repeats its condition:
-		// without it every request with a key read the whole ledger.
-		where = append(where, "idempotency_key = "+arg(f.IdempotencyKey)+" AND idempotency_key <> ''")
+		c := "idempotency_key = " + arg(f.IdempotencyKey)
+		if sqlite {
+			// The condition of SQLite's index of keyed rows: without
+			// it every request with a key read the whole ledger.
+			c += " AND idempotency_key <> ''"
+		}
+		where = append(where, c)
 	}
 	if !f.Since.IsZero() {
 		where = append(where, "time_ns >= "+arg(f.Since.UnixNano()))
