@@ -181,6 +181,7 @@ func ReadCases(runs int, head int64, base time.Time, haltsBefore string) []ReadC
 		}
 	}
 	halts := func(_, _ string) (string, []any) { return haltsBefore, nil }
+	revHead := func(_, prefix string) (string, []any) { return ledger.RevisionHeadSQL(prefix), []any{"svc-7", "prod"} }
 	used, fresh := fmt.Sprintf("key-%d", runs/2/3*3), "key-never-used"
 	svc := ledger.Filter{Target: "prod", Service: "svc-7", Kind: ledger.KindResult, Outcome: ledger.OutcomeOK}
 	page, scan := svc, svc
@@ -199,6 +200,10 @@ func ReadCases(runs int, head int64, base time.Time, haltsBefore string) []ReadC
 		changed("idempotency-key-new", oldIdem(fresh), ledger.Filter{IdempotencyKey: fresh, Limit: ledger.MaxLimit}),
 		{Name: "halts", Old: halts, Now: halts, New: func(ctx context.Context, l ledger.Ledger) error {
 			_, err := l.Halts(ctx)
+			return err
+		}},
+		{Name: "history-revision-head", Old: revHead, Now: revHead, New: func(ctx context.Context, l ledger.Ledger) error {
+			_, err := ledger.RevisionHead(ctx, l, "prod", "svc-7")
 			return err
 		}},
 		c("history-page", page),
