@@ -88,7 +88,7 @@ func TestMigrateKeepsVersion1Rows(t *testing.T) {
 }
 
 // TestMigrate0005: a ledger an older controller wrote (schema 0004, many
-// rows) opens, gains the indexes of 0005 and 0008, and answers as before.
+// rows) opens, gains the indexes of 0005 and 0006, and answers as before.
 func TestMigrate0005(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "ledger.db")
@@ -107,7 +107,7 @@ func TestMigrate0005(t *testing.T) {
 	t.Cleanup(func() { l.Close() })
 	var n int
 	if err := sqlite.DB(l).QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ('workload_runs_unusual_kind', 'workload_runs_unusual_outcome', 'workload_runs_action_seq')`).Scan(&n); err != nil || n != 3 {
-		t.Fatalf("indexes of 0005 and 0008: %d of 3, %v", n, err)
+		t.Fatalf("indexes of 0005 and 0006: %d of 3, %v", n, err)
 	}
 	ledgertest.CheckUpgraded(t, l, recs)
 }
