@@ -10,7 +10,10 @@ import (
 
 // Diff previews what deploying spec on target would change, changing
 // nothing (POST .../services/{spec.Name}/diff; viewer). A provider that
-// cannot preview answers an Unsupported *workload.Error.
+// cannot preview answers an Unsupported *workload.Error. Whether the
+// deploy would be let through is the answer's Admission (d.Refused()):
+// a refusal there is not an error of Diff; a caller whose role may not
+// deploy gets it unchecked.
 func (c *Client) Diff(ctx context.Context, target string, spec workload.DeploymentSpec) (workload.Diff, error) {
 	var d workload.Diff
 	return d, c.do(ctx, "POST", svc(target, spec.Name)+"/diff", nil, spec, &d)

@@ -8,12 +8,14 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/alphaswarm/controller/control"
 	"github.com/alphaswarm/controller/credentials"
 	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/ledger/sqlite"
 	"github.com/alphaswarm/controller/policy"
+	"github.com/alphaswarm/controller/policy/opa"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/provider/providertest"
 	"github.com/alphaswarm/controller/workload"
@@ -59,7 +61,7 @@ func TestDiffRefusals(t *testing.T) {
 	calls.Store(0)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			d, err := e.rt.Diff(context.Background(), tc.p, tc.target, tc.spec)
+			d, err := e.rt.Diff(context.Background(), tc.p, tc.target, tc.spec, control.DiffOptions{})
 			got := workload.AsError(err)
 			if got == nil || got.Code != tc.code {
 				t.Fatalf("Diff = %+v, %v; want %s", d, err, tc.code)
@@ -115,7 +117,7 @@ func TestDiffRevisionRefusals(t *testing.T) {
 		{"unauthenticated", control.Principal{}, "local", "web", 1, workload.Unauthenticated},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d, err := e.rt.DiffRevision(context.Background(), tc.p, tc.target, tc.service, tc.rev)
+			d, err := e.rt.DiffRevision(context.Background(), tc.p, tc.target, tc.service, tc.rev, control.DiffOptions{})
 			if got := workload.CodeOf(err); got != tc.code {
 				t.Fatalf("DiffRevision = %+v, %v; want %s", d, err, tc.code)
 			}
@@ -165,7 +167,7 @@ func TestDiffRevisionZeroIsRollbackZero(t *testing.T) {
 	}
 	deploy("example/app:1", 1)
 	// One revision: no revision before the current one, for either.
-	_, derr := e.rt.DiffRevision(ctx, viewer, "local", "web", 0)
+	_, derr := e.rt.DiffRevision(ctx, viewer, "local", "web", 0, control.DiffOptions{})
 	_, rerr := e.do(t, control.Request{Action: workload.ActionRollback, Service: "web", ToRevision: 0})
 	for _, c := range []struct {
 		what, field string
@@ -192,7 +194,7 @@ func TestDiffRevisionZeroIsRollbackZero(t *testing.T) {
 		{"the current one", 2, 2, workload.DiffNone, []workload.Change{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d, err := e.rt.DiffRevision(ctx, viewer, "local", "web", tc.ask)
+			d, err := e.rt.DiffRevision(ctx, viewer, "local", "web", tc.ask, control.DiffOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -201,7 +203,7 @@ func TestDiffRevisionZeroIsRollbackZero(t *testing.T) {
 			}
 		})
 	}
-	before, err := e.rt.DiffRevision(ctx, viewer, "local", "web", 0)
+	before, err := e.rt.DiffRevision(ctx, viewer, "local", "web", 0, control.DiffOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,11 +212,189 @@ func TestDiffRevisionZeroIsRollbackZero(t *testing.T) {
 		t.Fatalf("rollback to 0 = %+v, want revision 3 running example/app:1 ×1 (what the diff of 0 previewed: %+v)", res, before.Changes)
 	}
 	// Revision 1 (what the diff of 0 named) is now live: nothing to change.
-	if d, err := e.rt.DiffRevision(ctx, viewer, "local", "web", before.Revision); err != nil || d.Action != workload.DiffNone {
+	if d, err := e.rt.DiffRevision(ctx, viewer, "local", "web", before.Revision, control.DiffOptions{}); err != nil || d.Action != workload.DiffNone {
 		t.Errorf("after the rollback, DiffRevision(%d) = %+v, %v; want none", before.Revision, d, err)
 	}
 	// And 0 now means revision 2, the one before the rollback's.
-	if d, err := e.rt.DiffRevision(ctx, viewer, "local", "web", 0); err != nil || d.Revision != 2 || d.Action != workload.DiffReplace {
+	if d, err := e.rt.DiffRevision(ctx, viewer, "local", "web", 0, control.DiffOptions{}); err != nil || d.Revision != 2 || d.Action != workload.DiffReplace {
 		t.Errorf("after the rollback, DiffRevision(0) = %+v, %v; want revision 2, replace", d, err)
+	}
+}
+
+// countingEvaluator counts the policy evaluations it passes on.
+type countingEvaluator struct {
+	policy.Evaluator
+	n atomic.Int32
+}
+
+func (c *countingEvaluator) Evaluate(ctx context.Context, in policy.Input) (policy.Decision, error) {
+	c.n.Add(1)
+	return c.Evaluator.Evaluate(ctx, in)
+}
+
+// maxThreeStartRollback is the Rego policy of TestDiffAdmission: a start or
+// rollback of more than 3 replicas is denied.
+const maxThreeStartRollback = `package alphaswarm
+deny contains sprintf("at most 3 replicas, asked for %d", [input.request.replicas]) if {
+	input.action in {"start", "rollback"}
+	input.request.replicas > 3
+}
+`
+
+// TestDiffAdmission: a diff tells whether the previewed operation would be
+// let through, by running its own admission checks (precheck) as a dry
+// run: a spec outside the target's static policy (images, maxReplicas),
+// one the Rego policy denies, and any spec on a halted target are refused
+// with exactly the code, message and fields Do answers — while the diff
+// itself is still computed — and an admitted one is allowed. A revision's
+// diff judges the rollback: references that no longer resolve
+// (provider.CheckRefs) and the current revision are refused as the
+// rollback would be. Without DiffOptions.Admit (a caller whose role may
+// not deploy) nothing is evaluated and the verdict is unchecked. No diff
+// writes a ledger row or enters the provider's mutating side; each Do of
+// a refused spec writes its one rejected row.
+func TestDiffAdmission(t *testing.T) {
+	dir := t.TempDir()
+	writePolicy(t, dir, "max.rego", maxThreeStartRollback, time.Now().Add(-time.Hour))
+	engine, err := opa.Open(context.Background(), opa.Options{Paths: []string{dir}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eval := &countingEvaluator{Evaluator: engine}
+	e, d := newDiffEnv(t, provider.Policy{Images: []string{"example/"}, MaxReplicas: 10}, eval)
+	ctx := context.Background()
+	op := control.Principal{User: "olga", Role: "operator"}
+	admin := control.Principal{User: "root-admin", Role: "admin"}
+	withImage := func(image string, replicas int) workload.DeploymentSpec {
+		s := *spec("web", replicas)
+		s.Image = image
+		return s
+	}
+	e.mustDo(t, control.Request{Principal: op, Action: workload.ActionStart, Service: "web", Spec: spec("web", 1)})
+	e.mustDo(t, control.Request{Principal: op, Action: workload.ActionScale, Service: "web", Replicas: 2}) // revision 2
+	var entered atomic.Int32
+	d.Enter = func(context.Context, provider.Operation, string) error { entered.Add(1); return nil }
+
+	type verdict struct {
+		v      workload.AdmissionVerdict
+		code   workload.Code
+		fields []string
+		text   string // in the message
+	}
+	cases := []struct {
+		name   string
+		halt   bool
+		spec   workload.DeploymentSpec
+		admit  bool
+		action workload.DiffAction
+		want   verdict
+	}{
+		{"admitted", false, withImage("example/app:2", 2), true, workload.DiffReplace, verdict{v: workload.AdmissionAllowed}},
+		{"image outside the target policy", false, withImage("registry.evil.example/app:2", 2), true, workload.DiffReplace,
+			verdict{workload.AdmissionRefused, workload.PermissionDenied, []string{"image"}, "rule images"}},
+		{"more replicas than the target admits", false, withImage("example/app:1", 12), true, workload.DiffUpdate,
+			verdict{workload.AdmissionRefused, workload.PermissionDenied, []string{"replicas"}, "rule maxReplicas"}},
+		{"denied by the Rego policy", false, withImage("example/app:1", 5), true, workload.DiffUpdate,
+			verdict{workload.AdmissionRefused, workload.PermissionDenied, nil, "denied by policy " + engine.Digest() + ": at most 3 replicas, asked for 5"}},
+		{"halted target", true, withImage("example/app:1", 2), true, workload.DiffNone,
+			verdict{workload.AdmissionRefused, workload.Halted, nil, "halted for target local"}},
+		{"not admitted to check", false, withImage("registry.evil.example/app:2", 5), false, workload.DiffReplace,
+			verdict{workload.AdmissionUnchecked, "", nil, "not checked"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.halt {
+				e.mustDo(t, control.Request{Principal: admin, Action: workload.ActionHalt, Target: "local", HaltOn: true})
+				defer e.mustDo(t, control.Request{Principal: admin, Action: workload.ActionHalt, Target: "local", HaltOn: false})
+			}
+			rows, evals := len(e.records(t, ledger.Filter{})), eval.n.Load()
+			got, err := e.rt.Diff(ctx, op, "local", tc.spec, control.DiffOptions{Admit: tc.admit})
+			if err != nil {
+				t.Fatalf("Diff: %v (a refusal belongs in Admission, not in the error)", err)
+			}
+			if n := len(e.records(t, ledger.Filter{})); n != rows {
+				t.Errorf("the diff wrote %d ledger rows", n-rows)
+			}
+			if got.Action != tc.action {
+				t.Errorf("diff action %s, want %s (%+v)", got.Action, tc.action, got.Changes)
+			}
+			a := got.Admission
+			if a == nil || a.Verdict != tc.want.v || a.Code != tc.want.code || a.Action != workload.ActionStart || !strings.Contains(a.Message, tc.want.text) {
+				t.Fatalf("admission %+v, want %s %s with %q (action start)", a, tc.want.v, tc.want.code, tc.want.text)
+			}
+			if got.Refused() != (tc.want.v == workload.AdmissionRefused) {
+				t.Errorf("Refused() = %v", got.Refused())
+			}
+			var paths []string
+			for _, f := range a.Fields {
+				paths = append(paths, f.Path)
+			}
+			if !slices.Equal(paths, tc.want.fields) {
+				t.Errorf("fields %v, want %v", paths, tc.want.fields)
+			}
+			if !tc.admit {
+				if n := eval.n.Load(); n != evals {
+					t.Errorf("an unchecked diff evaluated the policy %d times", n-evals)
+				}
+				return
+			}
+			if tc.want.v != workload.AdmissionRefused {
+				return
+			}
+			// The operation itself answers what the diff said, and records it.
+			s := tc.spec
+			_, derr := e.do(t, control.Request{Principal: op, Action: workload.ActionStart, Service: "web", Spec: &s})
+			de := workload.AsError(derr)
+			if de == nil || de.Code != a.Code || de.Message != a.Message || !slices.Equal(de.Fields, a.Fields) {
+				t.Errorf("Do answered %+v; the diff said %+v", de, a)
+			}
+			if n := len(e.records(t, ledger.Filter{})); n != rows+1 {
+				t.Errorf("Do of the refused spec wrote %d rows, want its one rejected row", n-rows)
+			}
+		})
+	}
+
+	// A revision's diff judges the rollback to it.
+	d.Refs = func(s workload.DeploymentSpec) error {
+		if s.Replicas == 1 {
+			return &workload.Error{Code: workload.NotFound, Message: "image example/app:1 is gone", Fields: []workload.FieldError{{Path: "image", Message: "not found"}}}
+		}
+		return nil
+	}
+	for _, tc := range []struct {
+		name string
+		rev  int
+		want verdict
+	}{
+		{"references gone", 1, verdict{workload.AdmissionRefused, workload.NotFound, []string{"image"}, "revision 1 of local/web cannot be restored: image example/app:1 is gone"}},
+		{"the current revision", 2, verdict{workload.AdmissionRefused, workload.InvalidArgument, []string{"to"}, "revision 2 is the current revision"}},
+	} {
+		t.Run("revision: "+tc.name, func(t *testing.T) {
+			rows := len(e.records(t, ledger.Filter{}))
+			got, err := e.rt.DiffRevision(ctx, op, "local", "web", tc.rev, control.DiffOptions{Admit: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := got.Admission
+			if a == nil || a.Verdict != tc.want.v || a.Code != tc.want.code || a.Action != workload.ActionRollback || !strings.Contains(a.Message, tc.want.text) ||
+				len(a.Fields) != 1 || a.Fields[0].Path != tc.want.fields[0] {
+				t.Fatalf("admission %+v, want %s %s on %v with %q (action rollback)", a, tc.want.v, tc.want.code, tc.want.fields, tc.want.text)
+			}
+			_, derr := e.do(t, control.Request{Principal: op, Action: workload.ActionRollback, Service: "web", ToRevision: tc.rev})
+			if de := workload.AsError(derr); de == nil || de.Code != a.Code || de.Message != a.Message {
+				t.Errorf("the rollback answered %+v; the diff said %+v", de, a)
+			}
+			if n := len(e.records(t, ledger.Filter{})); n != rows+1 {
+				t.Errorf("diff and refused rollback wrote %d rows, want the rollback's one", n-rows)
+			}
+		})
+	}
+	d.Refs = nil
+	if got, err := e.rt.DiffRevision(ctx, op, "local", "web", 0, control.DiffOptions{Admit: true}); err != nil || got.Revision != 1 ||
+		got.Admission == nil || got.Admission.Verdict != workload.AdmissionAllowed {
+		t.Errorf("DiffRevision(0) with resolving references = %+v, %v; want revision 1 allowed", got, err)
+	}
+	if n := entered.Load(); n != 0 {
+		t.Errorf("the provider's mutating side was entered %d times", n)
 	}
 }

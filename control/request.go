@@ -59,6 +59,9 @@ type Request struct {
 	policyDigest string
 	// rollback is what precheck resolved of a rollback (rollback.go).
 	rollback *rollbackPlan
+	// dryRun makes precheck a diff's admission check (diff.go): the same
+	// steps, with no rejected row written (reject).
+	dryRun bool
 }
 
 // Result is what a mutating operation returns (the wire type api.Result).

@@ -267,6 +267,9 @@ func (rt *Runtime) Reject(ctx context.Context, p Principal, action workload.Acti
 }
 
 func (rt *Runtime) reject(ctx context.Context, r *Request, digest string, cause error) error {
+	if r.dryRun {
+		return nil // a diff's admission check records nothing (diff.go)
+	}
 	e := workload.AsError(cause)
 	outcome := ledger.OutcomeInvalid
 	switch e.Code {

@@ -47,7 +47,50 @@ type Diff struct {
 	// "the one before the current one", resolved); 0 for the diff of a
 	// spec.
 	Revision int `json:"revision,omitempty"`
+	// Admission is whether the operation previewed (a deploy of the spec,
+	// or a rollback to the revision) would be let through to the backend
+	// now: the checks it runs before any lock, run as a dry run. Set by the
+	// runtime, never by a provider.
+	Admission *Admission `json:"admission,omitempty"`
 }
+
+// AdmissionVerdict says what the checks an operation runs before its lock
+// would answer it.
+type AdmissionVerdict string
+
+// The admission verdicts.
+const (
+	// AdmissionAllowed: the operation would reach the backend.
+	AdmissionAllowed AdmissionVerdict = "allowed"
+	// AdmissionRefused: the operation would be refused, with the Code,
+	// Message and Fields of the error it would get.
+	AdmissionRefused AdmissionVerdict = "refused"
+	// AdmissionUnchecked: the checks were not run, because the caller's
+	// role may not perform the operation (its refusal would be the role's,
+	// and the policies' verdict is not its to learn); Message says so.
+	AdmissionUnchecked AdmissionVerdict = "unchecked"
+)
+
+// Admission is the verdict of the checks an operation runs before any lock
+// (the halt switch, the target's static policy, the admin's Rego policies
+// and, for a rollback, whether the revision's references still resolve)
+// on the operation a Diff previews, run as a dry run of the same code:
+// nothing is recorded and no lock is taken.
+type Admission struct {
+	// Action is the operation judged: start for the diff of a spec,
+	// rollback for the diff of a revision.
+	Action  Action           `json:"action"`
+	Verdict AdmissionVerdict `json:"verdict"`
+	// Code, Message and Fields are those of the error the operation would
+	// get (Verdict refused); Message alone says why nothing was checked
+	// (Verdict unchecked).
+	Code    Code         `json:"code,omitempty"`
+	Message string       `json:"message,omitempty"`
+	Fields  []FieldError `json:"fields,omitempty"`
+}
+
+// Refused reports whether the operation the diff previews would be refused.
+func (d Diff) Refused() bool { return d.Admission != nil && d.Admission.Verdict == AdmissionRefused }
 
 // Change is one field that differs, named by the backend's own path
 // ("spec.template.spec.containers[0].image",

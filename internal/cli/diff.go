@@ -13,11 +13,15 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// The exit codes of `alphaswarm diff`, those of diff(1) and kubectl diff.
+// The exit codes of `alphaswarm diff`: 0-2 those of diff(1) and kubectl
+// diff; 3 when the previewed deploy (or rollback) would be refused, which
+// a script must not take for "no change" nor for "apply it": like an
+// error it is 2 or more, and unlike one the diff was computed and printed.
 const (
 	diffExitSame    = 0 // deploying would change nothing
 	diffExitChanges = 1 // deploying would change something
 	diffExitError   = 2 // the diff could not be computed (any error, usage included)
+	diffExitRefused = 3 // the diff was computed, but the operation would be refused (admission)
 )
 
 func diffCmd(g *globals) *cobra.Command {
@@ -26,7 +30,7 @@ func diffCmd(g *globals) *cobra.Command {
 	var revision int
 	cmd := &cobra.Command{
 		Use:   "diff (-f FILE | SERVICE --revision N)",
-		Short: "Show what deploy -f FILE (or a rollback to revision N) would change on the backend, changing nothing (exit 0: no change, 1: changes, 2: error)",
+		Short: "Show what deploy -f FILE (or a rollback to revision N) would change on the backend, changing nothing (exit 0: no change, 1: changes, 2: error, 3: would be refused)",
 		Long: "Show what `deploy -f FILE` would change on the backend, in the backend's own terms, without changing\n" +
 			"anything: the action (none, create, update, replace, recreate), why, and one line per field that\n" +
 			"differs (path: from → to), marked where the change alone replaces running instances. Secret values\n" +
@@ -34,7 +38,13 @@ func diffCmd(g *globals) *cobra.Command {
 			"With SERVICE --revision N instead of -f, the spec is the service's recorded revision N (see\n" +
 			"`alphaswarm history SERVICE`): what `alphaswarm rollback SERVICE --to N` would change on the live\n" +
 			"service. --revision 0 is the revision before the current one, as rollback's default.\n\n" +
-			"Exit status: 0 no change, 1 changes, 2 or more an error (as diff(1) and kubectl diff).",
+			"The server also runs the checks the operation itself would meet before reaching the backend (halt\n" +
+			"switch, the target's policy, the Rego policies; for a revision, that its image and secrets still\n" +
+			"resolve), as a dry run: nothing recorded, no lock. A refusal is printed after the changes\n" +
+			"(\"would be refused: CODE: why\", one line per field). The checks run only for a role that may\n" +
+			"deploy (operator); for a viewer they are not checked (a note on stderr).\n\n" +
+			"Exit status: 0 no change, 1 changes, 2 an error (no diff), 3 the operation would be refused (the\n" +
+			"diff is printed). As with diff(1) and kubectl diff, 2 or more means: do not apply.",
 		Example: "  alphaswarm diff -f web.yaml\n" +
 			"  alphaswarm diff web --revision 3     # what rollback web --to 3 would change\n" +
 			"  alphaswarm diff web --revision 0     # the same for the revision before the current one",
@@ -54,6 +64,15 @@ func diffCmd(g *globals) *cobra.Command {
 					printDiff(p.w, d, native)
 				} else if err := p.print(d, nil); err != nil {
 					return err
+				}
+				switch a := d.Admission; {
+				case d.Refused():
+					if p.format != "table" { // the table said it
+						fmt.Fprintf(cmd.ErrOrStderr(), "would be refused: %s: %s\n", a.Code, flat(a.Message))
+					}
+					return exitCodeError{diffExitRefused}
+				case a != nil && a.Verdict == workload.AdmissionUnchecked:
+					fmt.Fprintf(cmd.ErrOrStderr(), "note: admission %s\n", flat(a.Message))
 				}
 				if d.Changed() {
 					return exitCodeError{diffExitChanges}
@@ -144,8 +163,11 @@ func readSpecFile(cmd *cobra.Command, file string) (workload.DeploymentSpec, err
 }
 
 // printDiff writes a diff for people: the service, its provider (and the
-// revision, for a revision's diff) and the action with its reason, then one line per change, "path: from → to",
-// "(replaces)" after a change that alone replaces running instances.
+// revision, for a revision's diff) and the action with its reason, then
+// one line per change, "path: from → to", "(replaces)" after a change that
+// alone replaces running instances; then, when the operation would be
+// refused, "would be refused: CODE: message" and a "! path: message" line
+// per field.
 func printDiff(w io.Writer, d workload.Diff, native bool) {
 	fmt.Fprintf(w, "%s (%s)", workload.ServiceID(d.Target, d.Service), d.Provider)
 	if d.Revision > 0 {
@@ -162,6 +184,13 @@ func printDiff(w io.Writer, d workload.Diff, native bool) {
 			mark = " (replaces)"
 		}
 		fmt.Fprintf(w, "  %s: %s → %s%s\n", c.Path, dash(flat(c.From)), dash(flat(c.To)), mark)
+	}
+	if d.Refused() {
+		a := d.Admission
+		fmt.Fprintf(w, "would be refused: %s: %s\n", a.Code, flat(a.Message))
+		for _, f := range a.Fields {
+			fmt.Fprintf(w, "  ! %s: %s\n", f.Path, flat(f.Message))
+		}
 	}
 	if native && d.Native != "" {
 		fmt.Fprintf(w, "\n%s", d.Native)

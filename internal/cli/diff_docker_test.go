@@ -29,7 +29,9 @@ import (
 // change (exit 0); a changed image, env, config and replica count is a
 // replace (exit 1) whose lines name the Engine's fields, mark the ones
 // that replace replicas and never show a config value; -o json decodes to
-// the same diff; --native says docker has no native rendering. The specs
+// the same diff; --native says docker has no native rendering; a spec the
+// target's policy refuses (a privileged host port) exits 3 with the
+// refusal after the diff, not checked for a viewer (exit 1). The specs
 // carry config values, so an operator runs the diffs and a viewer's is
 // refused (exit 2, permission_denied on config); none writes a ledger row,
 // and none changes the Engine.
@@ -154,6 +156,39 @@ func TestDiffCLIDocker(t *testing.T) {
 	if n := records(); n != before {
 		t.Errorf("diffs wrote %d ledger rows", n-before)
 	}
+	// A spec the target's policy refuses (host port 80: the default policy
+	// admits 1024-65535): the diff is printed, with the refusal deploy
+	// would get, and exits 3; the viewer's diff of it (no config values)
+	// is not checked, exits 1 with a note, and names no rule. Nothing is
+	// recorded, and deploy then refuses it with the same reason.
+	priv := write("priv.yaml", fmt.Sprintf("name: web\nimage: %s\nreplicas: 1\nports:\n  - container: 8080\n    host: 80\n", image))
+	r = diff(t, 3, "-f", priv)
+	for _, want := range []string{
+		"would be refused: permission_denied: outside the policy of target " + target + ": ports[0]: ",
+		"(rule ports)\n  ! ports[0]: ",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("the refused diff lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if !strings.HasPrefix(r.stdout, target+"/web (docker): replace") {
+		t.Errorf("the refused diff does not show the diff first:\n%s", r.stdout)
+	}
+	if r := s.run(t, "operator", "diff", "--target", target, "-f", priv, "-o", "json"); r.code != 3 ||
+		!strings.Contains(r.stdout, `"verdict": "refused"`) || !strings.Contains(r.stderr, "would be refused: permission_denied") {
+		t.Errorf("-o json of the refused diff: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	if r := s.run(t, "viewer", "diff", "--target", target, "-f", priv); r.code != 1 || strings.Contains(r.stdout, "refused") ||
+		strings.Contains(r.stdout+r.stderr, "rule ports") || !strings.Contains(r.stderr, "note: admission not checked") {
+		t.Errorf("a viewer's diff of the refused spec: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	if n := records(); n != before {
+		t.Errorf("diffs wrote %d ledger rows", n-before)
+	}
+	if r := s.run(t, "operator", "deploy", "--target", target, "-f", priv); r.code == 0 || !strings.Contains(r.stderr, "(rule ports)") {
+		t.Errorf("deploy of the spec the diff said would be refused: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
 	var stNow workload.DeploymentStatus
 	r = s.run(t, "viewer", "status", "--target", target, "web", "-o", "json")
 	if err := json.Unmarshal([]byte(r.stdout), &stNow); err != nil || stNow.Replicas.Desired != 1 || len(stNow.Instances) != 1 {

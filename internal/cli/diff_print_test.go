@@ -16,7 +16,8 @@ var updateDiffGolden = flag.Bool("update-diff", false, "rewrite testdata/diff-*.
 // service, provider, revision (a revision's diff), action and reason on
 // the first line, one line per
 // change with "-" for an absent side and "(replaces)" after a change that
-// replaces instances, a value's newlines kept on its line, and the native
+// replaces instances, a value's newlines kept on its line, a refusal of
+// the operation after the changes (nothing for an allowed one), and the native
 // rendering only with --native (or a sentence saying there is none).
 func TestPrintDiff(t *testing.T) {
 	replace := workload.Diff{Target: "prod", Service: "web", Provider: "kubernetes", Action: workload.DiffReplace,
@@ -39,6 +40,13 @@ func TestPrintDiff(t *testing.T) {
 		{"replace-native", replace, true},
 		{"none", workload.Diff{Target: "local", Service: "web", Provider: "docker", Action: workload.DiffNone, Changes: []workload.Change{}}, false},
 		{"none-native", workload.Diff{Target: "local", Service: "web", Provider: "docker", Action: workload.DiffNone}, true},
+		{"refused", workload.Diff{Target: "local", Service: "web", Provider: "docker", Action: workload.DiffCreate,
+			Changes: []workload.Change{{Path: "Config.Image", To: "web:1"}},
+			Admission: &workload.Admission{Action: workload.ActionStart, Verdict: workload.AdmissionRefused, Code: workload.PermissionDenied,
+				Message: "request outside target local's policy: ports[0].host: 80 is not an admitted host port (rule hostPorts)",
+				Fields:  []workload.FieldError{{Path: "ports[0].host", Message: "80 is not an admitted host port (rule hostPorts)"}}}}, false},
+		{"allowed", workload.Diff{Target: "local", Service: "web", Provider: "docker", Action: workload.DiffNone, Changes: []workload.Change{},
+			Admission: &workload.Admission{Action: workload.ActionStart, Verdict: workload.AdmissionAllowed}}, false},
 		{"revision", workload.Diff{Target: "local", Service: "web", Provider: "docker", Action: workload.DiffUpdate, Revision: 3,
 			Changes: []workload.Change{{Path: "replicas", From: "2", To: "1"}}}, false},
 	} {

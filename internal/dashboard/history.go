@@ -69,7 +69,9 @@ type diffView struct {
 
 // loadDiff previews deploying revision N (?revision=N; 0: the one before
 // the current one) of the service: what rolling back to it would change on
-// the backend now.
+// the backend now, and whether the rollback would be let through (the
+// API's admission verdict: checked for the roles that may roll back,
+// unchecked for the others).
 func (d *Dashboard) loadDiff(c *apiClient, r *http.Request) (any, error) {
 	target, service := r.PathValue("target"), r.PathValue("service")
 	rev, err := strconv.Atoi(r.URL.Query().Get("revision"))

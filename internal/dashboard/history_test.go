@@ -4,6 +4,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/alphaswarm/controller/control"
+	"github.com/alphaswarm/controller/provider/providertest"
 )
 
 var (
@@ -91,4 +94,43 @@ func submatches(re *regexp.Regexp, s string) []string {
 		out = append(out, m[1])
 	}
 	return out
+}
+
+// TestDiffFragmentAdmission: the diff of a revision says whether the
+// rollback to it would be let through, as the API's verdict has it: for
+// an operator, refused (with the code and the reason) for the current
+// revision and allowed for an earlier one; for a viewer, not checked,
+// without a word of the reason.
+func TestDiffFragmentAdmission(t *testing.T) {
+	d := providertest.NewDiffer("preview")
+	e := newEnv(t, envOptions{extra: []control.Target{{Name: "preview", Provider: d}}})
+	for _, body := range []string{`{"name":"web","image":"example/web:1","replicas":1}`, `{"name":"web","image":"example/web:2","replicas":1}`} {
+		if r := e.call("operator", "POST", "/v1/targets/preview/services", body); r.err != nil {
+			t.Fatal(r.err)
+		}
+	}
+	for _, tc := range []struct {
+		role, rev string
+		want      []string
+		absent    string
+	}{
+		{"operator", "2", []string{`data-verdict="refused"`, `data-code="invalid_argument"`, "would be refused now", "is the current revision", "<code>to</code>"}, ""},
+		{"operator", "1", []string{`data-verdict="allowed"`, "would pass the halt switch and the policies"}, "refused"},
+		{"operator", "0", []string{`data-revision="1"`, `data-verdict="allowed"`}, "refused"},
+		{"viewer", "2", []string{`data-verdict="unchecked"`, "Admission not checked"}, "current revision"},
+	} {
+		r := e.get(t, tc.role, "/ui/frag/service/preview/web/diff?revision="+tc.rev)
+		if r.status != 200 {
+			t.Fatalf("diff of %s as %s: %d %s", tc.rev, tc.role, r.status, r.body)
+		}
+		checkNoInline(t, "diff fragment", r.body)
+		for _, w := range tc.want {
+			if !strings.Contains(r.body, w) {
+				t.Errorf("diff of %s as %s lacks %q:\n%s", tc.rev, tc.role, w, r.body)
+			}
+		}
+		if tc.absent != "" && strings.Contains(r.body, tc.absent) {
+			t.Errorf("diff of %s as %s shows %q:\n%s", tc.rev, tc.role, tc.absent, r.body)
+		}
+	}
 }

@@ -68,11 +68,24 @@ func newFixture(t *testing.T) *fixture {
 // unless opts sets one, no dashboard routes and a 64 KiB body limit.
 func newFixtureWith(t *testing.T, creds *credentials.Resolver, log *slog.Logger, opts ...func(*httpapi.Options)) *fixture {
 	t.Helper()
+	return newFixtureOn(t, nil, creds, log, opts...)
+}
+
+// newFixtureOn is newFixtureWith with more targets beside "local".
+func newFixtureOn(t *testing.T, extra []control.Target, creds *credentials.Resolver, log *slog.Logger, opts ...func(*httpapi.Options)) *fixture {
+	t.Helper()
 	auth := staticAuth{}
 	for role, tok := range tokens {
 		auth[tok] = control.Principal{User: role + "-user", Role: role}
 	}
-	st := testkit.NewStack(t, testkit.Options{Credentials: creds, Logger: log, MetricsInterval: 20 * time.Millisecond,
+	var targets []control.Target
+	var mem *providertest.Memory
+	if len(extra) > 0 {
+		mem = providertest.NewMemory("local")
+		mem.MetricsInterval = 20 * time.Millisecond
+		targets = append([]control.Target{{Name: "local", Provider: mem}}, extra...)
+	}
+	st := testkit.NewStack(t, testkit.Options{Targets: targets, Memory: mem, Credentials: creds, Logger: log, MetricsInterval: 20 * time.Millisecond,
 		API: func(o *httpapi.Options) {
 			o.Auth, o.AuthStatus, o.Tokens, o.Extra = auth, nil, nil, nil
 			o.MaxBodyBytes, o.ReadTimeout, o.MaxStreamsPerPrincipal = 64<<10, 0, 0

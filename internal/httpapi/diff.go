@@ -20,8 +20,21 @@ import (
 // the current one, as for rollback's "to"). A read: nothing is
 // recorded, refusals included. A spec with config values needs the
 // operator role (see below).
+//
+// The answer's admission says whether the deploy (or the rollback) would
+// be let through now: the runtime runs the operation's own checks as a
+// dry run (control.DiffOptions.Admit) for a caller whose role on the
+// target may perform it, and reports them unchecked for anyone else, so
+// that a viewer learns nothing of the policies it could not learn by
+// trying (its own attempt would be refused for its role, before any
+// policy).
 func (s *Server) diff(w http.ResponseWriter, r *http.Request, p control.Principal) {
 	target, service := r.PathValue("target"), r.PathValue("service")
+	o := control.DiffOptions{Admit: auth.RoleOn(p, target).Allows(deployRole)}
+	if !o.Admit {
+		o.Unchecked = fmt.Sprintf("not checked: the halt switch and policies judge a deploy or rollback only for a role that may perform it "+
+			"(%s on target %q; yours: %s)", deployRole, target, roleName(auth.RoleOn(p, target)))
+	}
 	b, err := readBody(r)
 	if err != nil {
 		writeError(w, err)
@@ -40,7 +53,7 @@ func (s *Server) diff(w http.ResponseWriter, r *http.Request, p control.Principa
 			writeError(w, workload.Invalid(errs...))
 			return
 		}
-		d, err := s.rt.DiffRevision(r.Context(), p, target, service, rev)
+		d, err := s.rt.DiffRevision(r.Context(), p, target, service, rev, o)
 		if err != nil {
 			writeError(w, err)
 			return
@@ -71,10 +84,22 @@ func (s *Server) diff(w http.ResponseWriter, r *http.Request, p control.Principa
 		writeError(w, e)
 		return
 	}
-	d, err := s.rt.Diff(r.Context(), p, target, spec)
+	d, err := s.rt.Diff(r.Context(), p, target, spec, o)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, d)
+}
+
+// deployRole is the role a deploy and a rollback need (POST
+// .../services and .../rollback in the route table): the role for which a
+// diff runs their admission checks.
+const deployRole = auth.RoleOperator
+
+func roleName(r auth.Role) string {
+	if r == "" {
+		return "none"
+	}
+	return string(r)
 }

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"slices"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"github.com/alphaswarm/controller/credentials"
 	"github.com/alphaswarm/controller/internal/httpapi"
 	"github.com/alphaswarm/controller/ledger"
+	"github.com/alphaswarm/controller/provider"
+	"github.com/alphaswarm/controller/provider/providertest"
 	"github.com/alphaswarm/controller/workload"
 )
 
@@ -104,4 +107,88 @@ func countRecords(t *testing.T, led ledger.Ledger) int {
 		t.Fatal(err)
 	}
 	return len(page.Records)
+}
+
+// TestDiffRouteAdmission: the answer's admission says whether the
+// previewed deploy (or, with ?revision=N, rollback) would be let through:
+// for a caller whose role on the target may deploy (the operator role, or
+// a grant on that target) the runtime's dry run of the operation's checks
+// (here the target's static policy) — refused with the code, message and
+// fields the deploy would get, or allowed; for a viewer, unchecked,
+// naming the role it would need and nothing of the policy. No diff
+// writes a ledger row.
+func TestDiffRouteAdmission(t *testing.T) {
+	a := staticAuth{"tok-grant": control.Principal{User: "vic", Role: "viewer", TargetRoles: map[string]string{"preview": "operator"}}}
+	for role, tok := range tokens {
+		a[tok] = control.Principal{User: role + "-user", Role: role}
+	}
+	d := providertest.NewDiffer("preview")
+	f := newFixtureOn(t, []control.Target{{Name: "preview", Provider: d, Policy: provider.Policy{MaxReplicas: 3}}},
+		credentials.FromMap(nil), slog.New(slog.DiscardHandler), func(o *httpapi.Options) { o.Auth = a })
+	const path = "/v1/targets/preview/services/web"
+	for _, body := range []string{`{"name":"web","image":"x/y:1","replicas":1}`, `{"name":"web","image":"x/y:2","replicas":2}`} {
+		if r := f.call(t, "operator", "POST", "/v1/targets/preview/services", body, "Content-Type", "application/json"); r.status != 200 && r.status != 201 {
+			t.Fatalf("deploy: %d %s", r.status, r.raw)
+		}
+	}
+	before := countRecords(t, f.led)
+	over := `{"name":"web","image":"x/y:3","replicas":5}`
+	for _, tc := range []struct {
+		name, tok, query, body string
+		action                 workload.Action
+		verdict                workload.AdmissionVerdict
+		code                   workload.Code
+		fields                 []string
+		text                   []string // in the message
+		absent                 string   // not in the message
+	}{
+		{"operator, admitted", "tok-operator", "", `{"name":"web","image":"x/y:3","replicas":2}`, workload.ActionStart, workload.AdmissionAllowed, "", nil, nil, ""},
+		{"operator, outside the policy", "tok-operator", "", over, workload.ActionStart, workload.AdmissionRefused, workload.PermissionDenied,
+			[]string{"replicas"}, []string{"5 is more than target preview admits (3)", "rule maxReplicas"}, ""},
+		{"a grant on the target", "tok-grant", "", over, workload.ActionStart, workload.AdmissionRefused, workload.PermissionDenied, []string{"replicas"}, nil, ""},
+		{"viewer", "tok-viewer", "", over, workload.ActionStart, workload.AdmissionUnchecked, "", nil,
+			[]string{"not checked", `operator on target "preview"`, "yours: viewer"}, "maxReplicas"},
+		{"operator, revision 1", "tok-operator", "?revision=1", "", workload.ActionRollback, workload.AdmissionAllowed, "", nil, nil, ""},
+		{"operator, revision 0", "tok-operator", "?revision=0", "", workload.ActionRollback, workload.AdmissionAllowed, "", nil, nil, ""},
+		{"operator, the current revision", "tok-operator", "?revision=2", "", workload.ActionRollback, workload.AdmissionRefused, workload.InvalidArgument,
+			[]string{"to"}, []string{"is the current revision"}, ""},
+		{"viewer, revision", "tok-viewer", "?revision=2", "", workload.ActionRollback, workload.AdmissionUnchecked, "", nil, []string{"not checked"}, "current"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hdr := []string{"Authorization", "Bearer " + tc.tok}
+			if tc.body != "" {
+				hdr = append(hdr, "Content-Type", "application/json")
+			}
+			r := f.call(t, "", "POST", path+"/diff"+tc.query, tc.body, hdr...)
+			if r.status != 200 {
+				t.Fatalf("%d %s", r.status, r.raw)
+			}
+			var got workload.Diff
+			if err := json.Unmarshal(r.env.Data, &got); err != nil {
+				t.Fatal(err)
+			}
+			ad := got.Admission
+			if ad == nil || ad.Action != tc.action || ad.Verdict != tc.verdict || ad.Code != tc.code {
+				t.Fatalf("admission %+v, want %s %s %s\n%s", ad, tc.action, tc.verdict, tc.code, r.raw)
+			}
+			var paths []string
+			for _, fe := range ad.Fields {
+				paths = append(paths, fe.Path)
+			}
+			if !slices.Equal(paths, tc.fields) {
+				t.Errorf("fields %v, want %v", paths, tc.fields)
+			}
+			for _, w := range tc.text {
+				if !strings.Contains(ad.Message, w) {
+					t.Errorf("message %q lacks %q", ad.Message, w)
+				}
+			}
+			if tc.absent != "" && strings.Contains(r.raw, tc.absent) {
+				t.Errorf("the answer shows %q:\n%s", tc.absent, r.raw)
+			}
+		})
+	}
+	if after := countRecords(t, f.led); after != before {
+		t.Errorf("diffs wrote %d ledger rows", after-before)
+	}
 }

@@ -18,9 +18,12 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 
 	"github.com/alphaswarm/controller/api"
+	"github.com/alphaswarm/controller/control"
 	"github.com/alphaswarm/controller/credentials"
 	"github.com/alphaswarm/controller/internal/auth"
 	"github.com/alphaswarm/controller/internal/httpapi"
+	"github.com/alphaswarm/controller/provider"
+	"github.com/alphaswarm/controller/provider/providertest"
 )
 
 // conformanceCase is one real request and what the server must answer.
@@ -47,7 +50,10 @@ func TestOpenAPIConformance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFixtureWith(t, credentials.FromMap(nil), slog.New(slog.DiscardHandler), func(o *httpapi.Options) { o.Tokens = store })
+	// "preview" previews (providertest.Differ) under a static policy, for
+	// the diff's 200 answers and their admission verdicts.
+	preview := control.Target{Name: "preview", Provider: providertest.NewDiffer("preview"), Policy: provider.Policy{MaxReplicas: 3}}
+	f := newFixtureOn(t, []control.Target{preview}, credentials.FromMap(nil), slog.New(slog.DiscardHandler), func(o *httpapi.Options) { o.Tokens = store })
 	f.deploy(t, "web", 2)
 	ctx := context.Background()
 	raw := f.call(t, "", "GET", "/v1/openapi.json", "").raw
@@ -99,6 +105,12 @@ func TestOpenAPIConformance(t *testing.T) {
 		{"viewer", "POST", svc + "/diff?revision=1", "", "", nil, 501, nil},
 		{"viewer", "POST", svc + "/diff?revision=99", "", "", nil, 404, nil},
 		{"viewer", "POST", svc + "/diff?revision=-1", "", "", nil, 400, nil},
+		// A previewing target: the diff with its admission verdict
+		// (unchecked for a viewer; allowed, or refused by the target's
+		// policy, for an operator).
+		{"viewer", "POST", "/v1/targets/preview/services/web/diff", js, `{"name":"web","image":"x/y:2","replicas":5}`, nil, 200, nil},
+		{"operator", "POST", "/v1/targets/preview/services/web/diff", js, `{"name":"web","image":"x/y:2","replicas":2}`, nil, 200, nil},
+		{"operator", "POST", "/v1/targets/preview/services/web/diff", "application/yaml", "name: web\nimage: x/y:2\nreplicas: 5\n", nil, 200, nil},
 		// Deploy: JSON and YAML; refusals the document states.
 		{"operator", "POST", "/v1/targets/local/services", js, `{"name":"api","image":"x/y:1","replicas":1,"ports":[{"container":80}],"healthCheck":{"tcp":{"port":80},"interval":"5s"}}`, nil, 200, nil},
 		{"operator", "POST", "/v1/targets/local/services", "application/yaml", "name: api\nimage: x/y:1\nreplicas: 2\n", nil, 200, nil},
