@@ -9,6 +9,7 @@ import (
 
 	"github.com/alphaswarm/controller/control"
 	"github.com/alphaswarm/controller/provider/providertest"
+	"github.com/alphaswarm/controller/workload"
 )
 
 // targetGrants are callers whose roles differ per target (what an OIDC
@@ -131,4 +132,56 @@ func TestBrowserActionsPerTargetRole(t *testing.T) {
 		t.Errorf("the card says %q", text)
 	}
 	b.shot("target-operator-views-local")
+}
+
+// TestBrowserDiffAdmission: in headless Chromium, the diff of a revision
+// against the live service shows whether the rollback to it would be let
+// through: to an operator, refused with the code and reason for a
+// revision whose image is gone from the backend (the rollback's
+// CheckRefs), allowed for one whose image resolves; to a viewer, not
+// checked, with no word of the reason.
+func TestBrowserDiffAdmission(t *testing.T) {
+	d := providertest.NewDiffer("preview")
+	e := newEnv(t, envOptions{extra: []control.Target{{Name: "preview", Provider: d}}})
+	for _, image := range []string{"example/web:1", "example/web:2", "example/web:3"} {
+		if r := e.call("operator", "POST", "/v1/targets/preview/services", `{"name":"web","image":"`+image+`","replicas":1}`); r.err != nil {
+			t.Fatal(r.err)
+		}
+	}
+	// Revision 1's image is gone from the backend (the rollback's CheckRefs).
+	d.Refs = func(s workload.DeploymentSpec) error {
+		if s.Image == "example/web:1" {
+			return &workload.Error{Code: workload.NotFound, Message: "image example/web:1 is gone", Fields: []workload.FieldError{{Path: "image", Message: "not found"}}}
+		}
+		return nil
+	}
+	b := newBrowser(t, 1280, 900)
+	diffOf := func(rev string) map[string]string {
+		t.Helper()
+		b.do(chromedp.Click(chromedp.CSS(`#history button[data-diff="` + rev + `"]`)))
+		b.wait("the diff of revision "+rev, `(() => { const d = document.querySelector('#diff-result'); return d && d.dataset.revision === '`+rev+`' && !!document.querySelector('#diff-admission'); })()`, 15*time.Second)
+		return evalAs[map[string]string](b, `(() => { const a = document.querySelector('#diff-admission');
+			return {verdict: a.dataset.verdict, code: a.dataset.code || '', text: a.textContent}; })()`)
+	}
+	b.signIn(e, "operator")
+	b.nav(e.url + "/services/preview/web")
+	b.wait("the history", `document.querySelectorAll('#history-table tbody tr').length === 3`, 15*time.Second)
+	if got := diffOf("1"); got["verdict"] != "refused" || got["code"] != "not_found" ||
+		!strings.Contains(got["text"], "would be refused now") || !strings.Contains(got["text"], "image example/web:1 is gone") {
+		t.Errorf("the operator's diff of revision 1: %v", got)
+	}
+	b.shot("diff-admission-refused")
+	if got := diffOf("2"); got["verdict"] != "allowed" || !strings.Contains(got["text"], "would pass") {
+		t.Errorf("the operator's diff of revision 2: %v", got)
+	}
+
+	viewer := newBrowser(t, 1280, 900)
+	b = viewer
+	b.signIn(e, "viewer")
+	b.nav(e.url + "/services/preview/web")
+	b.wait("the viewer's history", `document.querySelectorAll('#history-table tbody tr').length === 3`, 15*time.Second)
+	if got := diffOf("1"); got["verdict"] != "unchecked" || strings.Contains(got["text"], "gone") || !strings.Contains(got["text"], "not checked") {
+		t.Errorf("the viewer's diff of revision 1: %v", got)
+	}
+	b.shot("diff-admission-viewer")
 }
