@@ -11,16 +11,13 @@ import (
 	"time"
 
 	"github.com/alphaswarm/controller/credentials"
+	"github.com/alphaswarm/controller/internal/testkit"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/provider/aws/fakeaws"
 	"github.com/alphaswarm/controller/workload"
 )
 
-func ctx(t *testing.T) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	t.Cleanup(cancel)
-	return c
-}
+func ctx(t *testing.T) context.Context { return testkit.Context(t, 15*time.Second) }
 
 func TestOpenErrors(t *testing.T) {
 	raw := func(m map[string]any) map[string]json.RawMessage {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/alphaswarm/controller/credentials"
+	"github.com/alphaswarm/controller/internal/testkit"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
@@ -47,7 +48,7 @@ func TestCompose(t *testing.T) {
 		Policy: provider.Policy{Compose: provider.ComposePolicy{Dir: dir}}}, nil, credentials.FromEnv())
 	name := uniqueName("compose")
 	cleanupService(t, p, name)
-	ctx := testCtx(t, 3*time.Minute)
+	ctx := testkit.Context(t, 3*time.Minute)
 	file := filepath.Join(dir, "compose.yml")
 	if err := os.WriteFile(file, []byte(fmt.Sprintf(composeFile, testImage)), 0o644); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/alphaswarm/controller/credentials"
+	"github.com/alphaswarm/controller/internal/testkit"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
@@ -120,7 +121,7 @@ func TestDiff(t *testing.T) {
 			{path: "replicas", from: "1", to: "2"},
 		}},
 		{name: "a replica removed behind our back", before: func(t *testing.T) {
-			ctx := testCtx(t, time.Minute)
+			ctx := testkit.Context(t, time.Minute)
 			waitFor(t, 30*time.Second, "the replaced replicas to drain", func() (bool, string) {
 				ids, err := runningIDs(ctx, name)
 				return err == nil && len(ids) == 2, strings.Join(ids, " ")
@@ -147,7 +148,7 @@ func TestDiff(t *testing.T) {
 	spec.Env = map[string]string{"LOG_LEVEL": "info"}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
-			ctx := testCtx(t, 2*time.Minute)
+			ctx := testkit.Context(t, 2*time.Minute)
 			s := spec
 			s.Env = map[string]string{}
 			for k, v := range spec.Env {
@@ -222,7 +223,7 @@ func TestDiff(t *testing.T) {
 		})
 	}
 	// Start refuses to switch an image service to Compose; so does Diff.
-	_, err := p.Diff(testCtx(t, time.Minute), composeSpec(name))
+	_, err := p.Diff(testkit.Context(t, time.Minute), composeSpec(name))
 	if e := workload.AsError(err); err == nil || e.Code != workload.InvalidArgument || len(e.Fields) == 0 || e.Fields[0].Path != "compose" {
 		t.Errorf("Diff of a Compose spec for an image service: %v", err)
 	}
@@ -236,7 +237,7 @@ func TestDiffRefused(t *testing.T) {
 	t.Parallel()
 	p := openProvider(t, nil)
 	name := uniqueName("diffno")
-	ctx := testCtx(t, time.Minute)
+	ctx := testkit.Context(t, time.Minute)
 	bad := testSpec(name, 1, false)
 	bad.Replicas = -1
 	other := testSpec(name, 1, false)
@@ -276,7 +277,7 @@ func TestCheckRefs(t *testing.T) {
 	requireDocker(t)
 	t.Parallel()
 	p := openProviderWith(t, nil, diffCreds())
-	ctx := testCtx(t, time.Minute)
+	ctx := testkit.Context(t, time.Minute)
 	spec := func(image string, from ...string) workload.DeploymentSpec {
 		s := testSpec(uniqueName("refs"), 1, false)
 		s.Image = image

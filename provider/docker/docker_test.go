@@ -12,6 +12,7 @@ import (
 	"github.com/moby/moby/client/pkg/versions"
 
 	"github.com/alphaswarm/controller/credentials"
+	"github.com/alphaswarm/controller/internal/testkit"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
@@ -69,7 +70,7 @@ func TestOptions(t *testing.T) {
 func TestNegotiatesAPIVersion(t *testing.T) {
 	requireDocker(t)
 	p := openProvider(t, nil)
-	ctx := testCtx(t, 10*time.Second)
+	ctx := testkit.Context(t, 10*time.Second)
 	if err := p.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func TestEngineUnreachable(t *testing.T) {
 			}
 			p := pr.(*Provider)
 			defer p.Close()
-			ctx := testCtx(t, 20*time.Second)
+			ctx := testkit.Context(t, 20*time.Second)
 			began := time.Now()
 			want := func(op string, err error) {
 				t.Helper()

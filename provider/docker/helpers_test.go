@@ -16,6 +16,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/alphaswarm/controller/credentials"
+	"github.com/alphaswarm/controller/internal/testkit"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/provider/docker/dockertest"
 	"github.com/alphaswarm/controller/provider/providertest"
@@ -148,12 +149,6 @@ func testSpec(name string, replicas int, health bool) workload.DeploymentSpec {
 	return spec
 }
 
-func testCtx(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // dockerCLI runs the docker CLI: the tests' independent view.
 func dockerCLI(ctx context.Context, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, "docker", args...)
@@ -273,7 +268,7 @@ func startService(t *testing.T, prefix string, replicas int) (p *Provider, name 
 	p = openProvider(t, nil)
 	name = uniqueName(prefix)
 	cleanupService(t, p, name)
-	ctx = testCtx(t, 2*time.Minute)
+	ctx = testkit.Context(t, 2*time.Minute)
 	st, err := p.Start(ctx, testSpec(name, replicas, false))
 	if err != nil {
 		t.Fatalf("Start %s: %v", name, err)

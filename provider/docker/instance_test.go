@@ -9,6 +9,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/alphaswarm/controller/credentials"
+	"github.com/alphaswarm/controller/internal/testkit"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
@@ -20,7 +21,7 @@ import (
 func TestInstanceScoping(t *testing.T) {
 	requireDocker(t)
 	t.Parallel()
-	ctx := testCtx(t, 3*time.Minute)
+	ctx := testkit.Context(t, 3*time.Minute)
 	open := func(instance string, opts map[string]any) *Provider {
 		if opts == nil {
 			opts = map[string]any{"stopTimeout": "2s", "pull": "never"}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/alphaswarm/controller/credentials"
+	"github.com/alphaswarm/controller/internal/testkit"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
@@ -93,7 +94,7 @@ func TestSurvivesControllerRestart(t *testing.T) {
 	name := uniqueName("persist")
 	p1 := openProvider(t, nil)
 	t.Cleanup(func() { sweep(context.Background(), name) })
-	ctx := testCtx(t, 2*time.Minute)
+	ctx := testkit.Context(t, 2*time.Minute)
 	spec := testSpec(name, 1, false)
 	spec.Secrets = []workload.SecretRef{{Env: "API_TOKEN", From: "env:ALPHASWARM_SECRET_TEST_PERSIST_TOKEN"}}
 	secret := "s3cret-" + randHex(8)
@@ -160,7 +161,7 @@ func TestRollingUpdate(t *testing.T) {
 	p := openProvider(t, nil)
 	name := uniqueName("roll")
 	cleanupService(t, p, name)
-	ctx := testCtx(t, 2*time.Minute)
+	ctx := testkit.Context(t, 2*time.Minute)
 	spec := testSpec(name, 2, true)
 	if _, err := p.Start(ctx, spec); err != nil {
 		t.Fatal(err)
@@ -232,7 +233,7 @@ func TestStartFailures(t *testing.T) {
 	requireDocker(t)
 	t.Parallel()
 	p := openProvider(t, nil)
-	ctx := testCtx(t, 2*time.Minute)
+	ctx := testkit.Context(t, 2*time.Minute)
 
 	t.Run("NoSuchImage", func(t *testing.T) {
 		name := uniqueName("noimage")

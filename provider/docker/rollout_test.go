@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/alphaswarm/controller/internal/testkit"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
@@ -47,7 +48,7 @@ func shortIDs(ids []string) []string {
 // the ids of its replicas.
 func startSlow(t *testing.T, p *Provider, name string, n int) []string {
 	t.Helper()
-	ctx := testCtx(t, 3*time.Minute)
+	ctx := testkit.Context(t, 3*time.Minute)
 	st, err := p.Start(ctx, slowSpec(name, n))
 	if err != nil || st.Phase != workload.Running {
 		t.Fatalf("Start: %+v %v", st, err)
@@ -74,7 +75,7 @@ func TestNoWaitRollout(t *testing.T) {
 			name := uniqueName("nowait-roll")
 			cleanupService(t, p, name)
 			old := startSlow(t, p, name, 2)
-			ctx := provider.WithoutWait(testCtx(t, 3*time.Minute))
+			ctx := provider.WithoutWait(testkit.Context(t, 3*time.Minute))
 			var st workload.DeploymentStatus
 			var err error
 			if op == "restart" {
@@ -148,7 +149,7 @@ func TestNoWaitRolloutSuperseded(t *testing.T) {
 		name := uniqueName("nowait-stop")
 		cleanupService(t, p, name)
 		startSlow(t, p, name, 2)
-		ctx := testCtx(t, 3*time.Minute)
+		ctx := testkit.Context(t, 3*time.Minute)
 		if _, err := p.Restart(provider.WithoutWait(ctx), name); err != nil {
 			t.Fatal(err)
 		}
@@ -172,7 +173,7 @@ func TestNoWaitRolloutSuperseded(t *testing.T) {
 		name := uniqueName("nowait-scale")
 		cleanupService(t, p, name)
 		old := startSlow(t, p, name, 2)
-		ctx := testCtx(t, 3*time.Minute)
+		ctx := testkit.Context(t, 3*time.Minute)
 		if _, err := p.Restart(provider.WithoutWait(ctx), name); err != nil {
 			t.Fatal(err)
 		}
@@ -205,7 +206,7 @@ func TestNoWaitRolloutClose(t *testing.T) {
 		sweep(ctx, name)
 	})
 	old := startSlow(t, p, name, 2)
-	ctx := testCtx(t, 3*time.Minute)
+	ctx := testkit.Context(t, 3*time.Minute)
 	if _, err := p.Restart(provider.WithoutWait(ctx), name); err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +235,7 @@ func TestNoWaitRolloutFails(t *testing.T) {
 	name := uniqueName("nowait-fail")
 	cleanupService(t, p, name)
 	old := startSlow(t, p, name, 2)
-	ctx := testCtx(t, 3*time.Minute)
+	ctx := testkit.Context(t, 3*time.Minute)
 	spec := slowSpec(name, 2)
 	spec.Args = []string{"exit", "3"}
 	st, err := p.Start(provider.WithoutWait(ctx), spec)

@@ -13,6 +13,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/alphaswarm/controller/credentials"
+	"github.com/alphaswarm/controller/internal/testkit"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
@@ -77,7 +78,7 @@ func TestSpecToContainer(t *testing.T) {
 	p := openProvider(t, nil)
 	name := uniqueName("spec")
 	cleanupService(t, p, name)
-	ctx := testCtx(t, 2*time.Minute)
+	ctx := testkit.Context(t, 2*time.Minute)
 	secret := "tok-" + randHex(8)
 	p.creds = credentials.FromMap(map[string]string{"ALPHASWARM_SECRET_TEST_SPEC_SECRET": secret})
 	spec := testSpec(name, 1, true)

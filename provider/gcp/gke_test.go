@@ -32,6 +32,7 @@ import (
 
 	"github.com/alphaswarm/controller/credentials"
 	"github.com/alphaswarm/controller/internal/k8stest"
+	"github.com/alphaswarm/controller/internal/testkit"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/provider/gcp"
 	"github.com/alphaswarm/controller/provider/gcp/fakegcp"
@@ -157,12 +158,6 @@ func (g *gkeFakes) trustTokens(t testing.TB, c *k8stest.Cluster) *tokenLog {
 	return l
 }
 
-func testCtx(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // settleCapabilities waits until the kubernetes provider underneath has
 // found out that this control plane serves no metrics.k8s.io, so that the
 // capability matrix is final.
@@ -189,7 +184,7 @@ func TestGKEConformance(t *testing.T) {
 	g.api.AddCluster(gkeProject, clusterOf(c))
 	seen := g.trustTokens(t, c)
 	p := g.open(t, map[string]any{"namespace": ns})
-	if err := p.Ping(testCtx(t, time.Minute)); err != nil {
+	if err := p.Ping(testkit.Context(t, time.Minute)); err != nil {
 		t.Fatalf("Ping: %v", err)
 	}
 	settleCapabilities(t, p)
@@ -231,7 +226,7 @@ func TestGKETokenReusedThenRefreshed(t *testing.T) {
 	g.api.AddCluster(gkeProject, clusterOf(c))
 	seen := g.trustTokens(t, c)
 	p := g.open(t, map[string]any{"namespace": ns})
-	ctx := testCtx(t, time.Minute)
+	ctx := testkit.Context(t, time.Minute)
 	for i := range 3 {
 		if err := p.Ping(ctx); err != nil {
 			t.Fatalf("Ping %d: %v", i, err)
@@ -271,7 +266,7 @@ func TestGKETokenRefused(t *testing.T) {
 	seen := g.trustTokens(t, c)
 	g.oauth.Refuse("Invalid JWT Signature.")
 	p := g.open(t, map[string]any{"namespace": ns})
-	ctx := testCtx(t, time.Minute)
+	ctx := testkit.Context(t, time.Minute)
 	_, err := p.Status(ctx, "web")
 	if workload.CodeOf(err) != workload.Unauthenticated || !strings.Contains(err.Error(), "invalid_grant: Invalid JWT Signature.") {
 		t.Fatalf("Status with a refused key = %v (%s), want unauthenticated naming invalid_grant", err, workload.CodeOf(err))
@@ -332,7 +327,7 @@ func TestGKEClusterErrors(t *testing.T) {
 				}
 			}
 			p := g.open(t, tc.opts)
-			ctx := testCtx(t, 30*time.Second)
+			ctx := testkit.Context(t, 30*time.Second)
 			_, err := p.Status(ctx, "web")
 			we := workload.AsError(err)
 			if we.Code != tc.wantCode || !strings.Contains(we.Message, tc.wantMsg) || we.Provider != gcp.Name {
@@ -361,7 +356,7 @@ func TestGKEClusterAppearsLater(t *testing.T) {
 	g := newGKEFakes(t, time.Hour)
 	g.trustTokens(t, c)
 	p := g.open(t, map[string]any{"namespace": ns})
-	ctx := testCtx(t, time.Minute)
+	ctx := testkit.Context(t, time.Minute)
 	if err := p.Ping(ctx); workload.CodeOf(err) != workload.NotFound {
 		t.Fatalf("Ping before the cluster exists = %v, want not_found", err)
 	}
@@ -419,7 +414,7 @@ func TestGKEEndpointChoice(t *testing.T) {
 			g.api.AddCluster(gkeProject, tc.cluster)
 			g.trustTokens(t, c)
 			p := g.open(t, map[string]any{"namespace": ns, "endpoint": tc.endpoint})
-			err := p.Ping(testCtx(t, 30*time.Second))
+			err := p.Ping(testkit.Context(t, 30*time.Second))
 			switch {
 			case tc.wantErr == "" && err != nil:
 				t.Fatalf("Ping: %v", err)
@@ -441,7 +436,7 @@ func TestGKEDelegation(t *testing.T) {
 	g.api.AddCluster(gkeProject, clusterOf(c))
 	g.trustTokens(t, c)
 	p := g.open(t, map[string]any{"namespace": ns})
-	ctx := testCtx(t, 2*time.Minute)
+	ctx := testkit.Context(t, 2*time.Minute)
 
 	kp, err := kubernetes.New(ctx, gkeTarget, c.RESTConfig, kubernetes.Options{Namespace: ns})
 	if err != nil {
@@ -806,7 +801,7 @@ func TestGKEMissingPermissionNamed(t *testing.T) {
 		it, ok := g.oauth.Valid(token)
 		return it.Email, nil, ok
 	})
-	ctx := testCtx(t, 2*time.Minute)
+	ctx := testkit.Context(t, 2*time.Minute)
 	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "alphaswarm", Namespace: ns}, Rules: []rbacv1.PolicyRule{
 		{APIGroups: []string{"", "apps", "metrics.k8s.io"}, Resources: []string{"deployments", "deployments/scale", "replicasets", "pods", "pods/log", "configmaps", "services"}, Verbs: []string{"*"}},
 		{APIGroups: []string{""}, Resources: []string{"pods/exec"}, Verbs: []string{"get"}}, // no create

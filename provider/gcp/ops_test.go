@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/alphaswarm/controller/internal/testkit"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/provider/gcp"
 	"github.com/alphaswarm/controller/provider/gcp/fakegcp"
@@ -16,11 +17,7 @@ import (
 	"github.com/alphaswarm/controller/workload"
 )
 
-func ctx(t *testing.T) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return c
-}
+func ctx(t *testing.T) context.Context { return testkit.Context(t, 10*time.Second) }
 
 func TestBadImageReportsFailedCondition(t *testing.T) {
 	p, f := openFake(t, nil)
