@@ -3,12 +3,14 @@ package postgres
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -21,11 +23,33 @@ import (
 // takes it back without a round trip. Exclusion is unchanged — the
 // session holds the lock the whole time, and in this process a lingering
 // lock is handed to one caller at a time — only the moment another
-// process can have it moves: at most lockLinger after the last unlock, and
-// never later than lockMaxHold after the session took it, whatever this
-// process does (a waiting process is queued by PostgreSQL before our next
-// pg_advisory_lock). A lingering lock whose session is seen closed is not
-// reused, and Close ends lingering sessions like held ones.
+// process can have it moves: at most lockLinger after the last unlock.
+//
+// Fairness. A lock its session has held for lockMaxHold or more is not
+// taken back as is: the relock sends pg_advisory_unlock and
+// pg_advisory_lock in one pipelined round trip on the same session. The
+// unlock hands the lock to a process that waits for it (PostgreSQL grants
+// it to the queued waiter at once), and the lock then queues behind it; with
+// no waiter it is granted again. So a process that relocks in a tight loop
+// still lets a waiting process in within lockMaxHold (plus the operation
+// under way), and pays one round trip per lockMaxHold, not two.
+//
+// A lost session. A lingering lock is only taken back when its session is
+// quiet (session_unix.go: nothing to read, not closed: one non-blocking
+// look at the socket). A session the server ended — terminated, timed out,
+// restarted — has freed its locks, and another process may hold them now;
+// the server's last message or EOF is on the socket, so the lock is not
+// reused but taken afresh, waiting for that process like any other.
+// Where the socket cannot be looked at, a lingering lock is never reused.
+// Close ends lingering sessions like held ones.
+//
+// Why a session per lock, not one session for every lock of the process:
+// one shared session would take many locks in one round trip, but its loss
+// would free every lock the process holds at once, and while one
+// pg_advisory_lock waits on a session nothing else can be sent on it. A
+// session per lock keeps a waiter from blocking others and a lost session
+// to the one lock it held; lingering takes away most of the round trips
+// that sharing would save.
 const (
 	lockLinger  = 20 * time.Millisecond
 	lockMaxHold = 100 * time.Millisecond
@@ -52,10 +76,6 @@ func (l *Ledger) LockService(ctx context.Context, key string) (unlock func(), er
 		return nil, ErrClosed
 	default:
 	}
-	if h := l.reuse(key); h != nil {
-		return h.unlocker(), nil
-	}
-	l.evictIfFull()
 	// Wait until ctx ends or the Ledger is closed, whichever is first.
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -69,6 +89,21 @@ func (l *Ledger) LockService(ctx context.Context, key string) (unlock func(), er
 		}
 		return nil, fmt.Errorf("ledger/postgres: lock %q: %w", key, err)
 	}
+	if h, since := l.reuse(key); h != nil {
+		if time.Since(since) < l.maxHold {
+			return h.unlocker(), nil
+		}
+		err := h.handOver(wctx)
+		if err == nil {
+			return h.unlocker(), nil
+		}
+		h.release(false) // its state is unknown; ending it frees the lock
+		if wctx.Err() != nil {
+			return fail(err)
+		}
+		// The session failed: take the lock afresh, below.
+	}
+	l.evictIfFull()
 	conn, err := l.lockPool.Acquire(wctx)
 	if err != nil {
 		return fail(err)
@@ -92,24 +127,54 @@ func (l *Ledger) LockService(ctx context.Context, key string) (unlock func(), er
 	return h.unlocker(), nil
 }
 
-// reuse takes key's lingering lock, if there is one whose session is open.
-func (l *Ledger) reuse(key string) *heldLock {
+// reuse takes key's lingering lock, if there is one whose session is
+// quiet, and tells since when its session holds it.
+func (l *Ledger) reuse(key string) (*heldLock, time.Time) {
 	l.locksMu.Lock()
 	h := l.idleLocks[key]
 	if h == nil || l.closed {
 		l.locksMu.Unlock()
-		return nil
+		return nil, time.Time{}
 	}
 	delete(l.idleLocks, key)
 	h.idle = false
 	h.gen++
-	dead := h.conn.Conn().IsClosed()
+	since := h.since
 	l.locksMu.Unlock()
-	if dead {
+	if !quiet(h.conn.Conn().PgConn()) {
 		h.release(false)
-		return nil
+		return nil, time.Time{}
 	}
-	return h
+	return h, since
+}
+
+// handOver gives h's lock to a process waiting for it, if any, and takes
+// it back (after that process, if it had it), in one round trip (see
+// Fairness above). On an error the session's state is unknown: the caller
+// ends it.
+func (h *heldLock) handOver(ctx context.Context) error {
+	b := &pgx.Batch{}
+	b.Queue("SELECT pg_advisory_unlock(hashtextextended($1, 0))", lockText(h.key))
+	b.Queue("SELECT pg_advisory_lock(hashtextextended($1, 0))", lockText(h.key))
+	br := h.conn.SendBatch(ctx, b)
+	var held bool
+	err := br.QueryRow().Scan(&held)
+	if err == nil && !held {
+		err = errors.New("the session did not hold the lock it was lingering with")
+	}
+	if err == nil {
+		_, err = br.Exec()
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	h.l.locksMu.Lock()
+	h.since = time.Now()
+	h.l.locksMu.Unlock()
+	return nil
 }
 
 // evictIfFull ends one lingering lock when every session of the lock pool
@@ -142,7 +207,7 @@ func (h *heldLock) unlocker() func() {
 func (h *heldLock) unlock() {
 	l := h.l
 	l.locksMu.Lock()
-	if !l.closed && time.Since(h.since) < lockMaxHold && l.idleLocks[h.key] == nil {
+	if !l.closed && l.idleLocks[h.key] == nil {
 		if l.idleLocks == nil {
 			l.idleLocks = map[string]*heldLock{}
 		}
@@ -150,7 +215,7 @@ func (h *heldLock) unlock() {
 		h.idle = true
 		gen := h.gen
 		l.locksMu.Unlock()
-		time.AfterFunc(lockLinger, func() { h.expire(gen) })
+		time.AfterFunc(l.linger, func() { h.expire(gen) })
 		return
 	}
 	l.locksMu.Unlock()

@@ -113,6 +113,9 @@ type Ledger struct {
 	// idleLocks are the lingering service locks by key (lock.go); they
 	// are in locks too.
 	idleLocks map[string]*heldLock
+	// linger and maxHold are lockLinger and lockMaxHold (tests lengthen
+	// them).
+	linger, maxHold time.Duration
 
 	head ledger.HeadWatch
 }
@@ -185,6 +188,8 @@ func Open(ctx context.Context, dsn string) (*Ledger, error) {
 		done:         make(chan struct{}),
 		writerExited: make(chan struct{}),
 		locks:        map[*heldLock]struct{}{},
+		linger:       lockLinger,
+		maxHold:      lockMaxHold,
 	}
 	head := ledger.Record{Hash: ledger.GenesisHash}
 	switch err := pool.QueryRow(ctx, "SELECT seq, hash FROM workload_runs ORDER BY seq DESC LIMIT 1").Scan(&head.Seq, &head.Hash); {

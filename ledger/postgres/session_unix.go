@@ -1,0 +1,47 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
+
+package postgres
+
+import (
+	"errors"
+	"net"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// quiet reports whether an idle session's socket is as it was left: open,
+// with nothing to read. The server writes nothing to a session between
+// queries unless it is ending it (a FATAL message, then EOF: the session
+// was terminated, timed out or the server is shutting down), so pending
+// bytes or EOF mean the session, and every lock it held, may be gone. The
+// check is one non-blocking peek, no round trip. False when it cannot
+// tell.
+func quiet(c *pgconn.PgConn) bool {
+	if c.IsClosed() {
+		return false
+	}
+	nc := c.Conn()
+	if t, ok := nc.(interface{ NetConn() net.Conn }); ok { // TLS: any record pending is as telling
+		nc = t.NetConn()
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var rerr error
+	var b [1]byte
+	if err := rc.Read(func(fd uintptr) bool {
+		_, _, rerr = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		return true // one look, never wait
+	}); err != nil {
+		return false
+	}
+	// Nothing to read is the only quiet answer: a byte or EOF (no error)
+	// or any other error is not.
+	return errors.Is(rerr, syscall.EAGAIN) || errors.Is(rerr, syscall.EWOULDBLOCK)
+}
