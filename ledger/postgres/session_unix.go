@@ -18,10 +18,11 @@ import (
 // check is one non-blocking peek, no round trip. False when it cannot
 // tell.
 func quiet(c *pgconn.PgConn) bool {
-	if c.IsClosed() {
-		return false
-	}
-	nc := c.Conn()
+	return !c.IsClosed() && quietConn(c.Conn())
+}
+
+// quietConn reports whether nc's socket is open with nothing to read.
+func quietConn(nc net.Conn) bool {
 	if t, ok := nc.(interface{ NetConn() net.Conn }); ok { // TLS: any record pending is as telling
 		nc = t.NetConn()
 	}
@@ -33,11 +34,13 @@ func quiet(c *pgconn.PgConn) bool {
 	if err != nil {
 		return false
 	}
+	// Control, not Read: pgx may have left a read of its own parked on the
+	// socket (its background reader), which holds the socket's read lock
+	// until bytes come; a peek needs no lock and takes nothing away.
 	var rerr error
 	var b [1]byte
-	if err := rc.Read(func(fd uintptr) bool {
+	if err := rc.Control(func(fd uintptr) {
 		_, _, rerr = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		return true // one look, never wait
 	}); err != nil {
 		return false
 	}
