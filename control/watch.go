@@ -20,6 +20,13 @@ const DefaultListPollInterval = 2 * time.Second
 // Options.ListPollInterval and only changed statuses are yielded. A target that
 // fails is reported once as an error and retried; the stream goes on.
 func (rt *Runtime) Watch(ctx context.Context) iter.Seq2[workload.DeploymentStatus, error] {
+	return rt.WatchOnly(ctx, nil)
+}
+
+// WatchOnly is Watch over the targets for which visible is true (every
+// target when visible is nil): the others are not watched, so neither
+// their statuses nor their errors reach the caller.
+func (rt *Runtime) WatchOnly(ctx context.Context, visible func(target string) bool) iter.Seq2[workload.DeploymentStatus, error] {
 	return func(yield func(workload.DeploymentStatus, error) bool) {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
@@ -38,6 +45,9 @@ func (rt *Runtime) Watch(ctx context.Context) iter.Seq2[workload.DeploymentStatu
 			}
 		}
 		for _, t := range rt.targets {
+			if visible != nil && !visible(t.Name) {
+				continue
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -99,22 +100,48 @@ func (s *Server) whoami(w http.ResponseWriter, _ *http.Request, p control.Princi
 	writeJSON(w, 200, p)
 }
 
-func (s *Server) targets(w http.ResponseWriter, r *http.Request, _ control.Principal) {
+func (s *Server) targets(w http.ResponseWriter, r *http.Request, p control.Principal) {
 	ts, err := s.rt.Targets(r.Context())
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, 200, ts)
+	writeJSON(w, 200, slices.DeleteFunc(ts, func(t control.TargetInfo) bool { return !auth.RoleOn(p, t.Name).Allows(auth.RoleViewer) }))
 }
 
-func (s *Server) listAll(w http.ResponseWriter, r *http.Request, _ control.Principal) {
-	sts, err := s.rt.List(r.Context(), r.URL.Query().Get("target"))
-	if err != nil {
-		writeError(w, err)
+// listAll lists the services of every target p may view (GET /v1/services;
+// ?target= one of them). A principal with grants on some targets only sees
+// those targets' services.
+func (s *Server) listAll(w http.ResponseWriter, r *http.Request, p control.Principal) {
+	if t := r.URL.Query().Get("target"); t != "" || auth.RoleOn(p, "").Allows(auth.RoleViewer) {
+		if t != "" && !auth.RoleOn(p, t).Allows(auth.RoleViewer) {
+			writeError(w, auth.Denied(p, auth.RoleViewer, t))
+			return
+		}
+		sts, err := s.rt.List(r.Context(), t)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, 200, sts)
 		return
 	}
-	writeJSON(w, 200, sts)
+	out := []workload.DeploymentStatus{}
+	for _, t := range slices.Sorted(maps.Keys(p.TargetRoles)) {
+		if !auth.RoleOn(p, t).Allows(auth.RoleViewer) {
+			continue
+		}
+		sts, err := s.rt.List(r.Context(), t)
+		if err != nil {
+			if code := workload.AsError(err).Code; code == workload.Unsupported || code == workload.NotFound {
+				continue // as GET /v1/services skips a provider that cannot list; a grant may name an unconfigured target
+			}
+			writeError(w, err)
+			return
+		}
+		out = append(out, sts...)
+	}
+	writeJSON(w, 200, out)
 }
 
 func (s *Server) listTarget(w http.ResponseWriter, r *http.Request, _ control.Principal) {

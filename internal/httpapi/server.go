@@ -101,6 +101,13 @@ type route struct {
 	h               func(w http.ResponseWriter, r *http.Request, p control.Principal)
 }
 
+// scoped are the routes naming no target whose need is met by the role on
+// every target or by a grant on at least one: their handlers show only the
+// targets the principal's roles cover, so a principal with grants on some
+// targets only can ask who it is and list what it may see.
+var scoped = map[string]bool{"GET /v1/whoami": true, "GET /v1/targets": true, "GET /v1/services": true,
+	"GET /v1/services/events": true}
+
 // New builds the server and its routes.
 func New(o Options) *Server {
 	s := &Server{rt: o.Runtime, auth: o.Auth, tokens: o.Tokens, log: o.Logger, metrics: o.Metrics,
@@ -256,7 +263,7 @@ func (s *Server) wrap(rt route) http.Handler {
 				writeError(sw, err)
 				return
 			}
-			if !auth.RoleOn(p, r.PathValue("target")).Allows(rt.need) {
+			if !allowed(p, rt, r.PathValue("target")) {
 				closeUnreadBody(sw, r)
 				err := auth.Denied(p, rt.need, r.PathValue("target"))
 				if rt.action != "" {
@@ -276,6 +283,22 @@ func (s *Server) wrap(rt route) http.Handler {
 		}
 		rt.h(sw, r, p)
 	})
+}
+
+// allowed reports whether p may use rt on target (the route's path
+// value; "" when it names none).
+func allowed(p control.Principal, rt route, target string) bool {
+	if auth.RoleOn(p, target).Allows(rt.need) {
+		return true
+	}
+	if scoped[rt.method+" "+rt.pattern] && target == "" {
+		for t := range p.TargetRoles {
+			if auth.RoleOn(p, t).Allows(rt.need) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // statusWriter remembers the status for metrics and passes Flush and

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/alphaswarm/controller/control"
+	"github.com/alphaswarm/controller/internal/auth"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/workload"
 )
@@ -258,5 +259,9 @@ func (s *Server) servicesSSE(w http.ResponseWriter, r *http.Request, p control.P
 		return
 	}
 	defer end()
-	relay(s, ctx, s.startSSE(w), pump(ctx, s.rt.Watch(ctx), false), "status", false)
+	var visible func(string) bool // a principal with grants on some targets only sees theirs
+	if !auth.RoleOn(p, "").Allows(auth.RoleViewer) {
+		visible = func(t string) bool { return auth.RoleOn(p, t).Allows(auth.RoleViewer) }
+	}
+	relay(s, ctx, s.startSSE(w), pump(ctx, s.rt.WatchOnly(ctx, visible), false), "status", false)
 }
