@@ -211,6 +211,9 @@ func (d *Dashboard) loadActions(c *apiClient, r *http.Request) (any, error) {
 	}
 	target, service := r.PathValue("target"), r.PathValue("service")
 	role := auth.RoleOn(p, target)
+	if !role.Allows(auth.RoleViewer) { // no role on this target: the API's refusal, not "can watch"
+		return nil, auth.Denied(p, auth.RoleViewer, target)
+	}
 	v := actionsView{Role: role, Operate: role.Allows(actionsRole), Target: target, Service: service}
 	if !v.Operate {
 		return v, nil
