@@ -303,8 +303,13 @@ auth:
 	if r := scale("local", ciTok); r.status != 403 {
 		t.Fatalf("CI token on another target: %d %+v", r.status, r.env.Error)
 	}
-	if r := apiCall(t, "GET", u+"/v1/services", ciTok, ""); r.status != 403 {
+	if r := apiCall(t, "GET", u+"/v1/runs", ciTok, ""); r.status != 403 {
 		t.Fatalf("CI token on a route of every target: %d", r.status)
+	}
+	// A listing across targets shows the CI token its grant's targets
+	// only: staging, which this controller does not configure, so none.
+	if r := apiCall(t, "GET", u+"/v1/targets", ciTok, ""); r.status != 200 || string(r.env.Data) != "[]" {
+		t.Fatalf("CI token's targets: %d %s", r.status, r.env.Data)
 	}
 	otherEnv := ci.token(t, "alphaswarm-ci", map[string]any{"sub": "repo:acme/shop:environment:dev",
 		"repository": "acme/shop", "environment": "dev"})
