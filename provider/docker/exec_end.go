@@ -50,6 +50,12 @@ func (p *Provider) endExec(execID, containerID string) *provider.ExecOrphan {
 		return &provider.ExecOrphan{Detail: "left running: the Engine did not report the exec's process ID"}
 	}
 	if why := ownedBy(pid, containerID); why != "" {
+		// The command may have exited between the inspection and the look
+		// at /proc: one reading stdin ends on the EOF the closed session
+		// gives it. Ask the Engine again, briefly, before saying it runs.
+		if ins, ok := p.execExited(ctx, execID, execGoneWait); ok {
+			return &provider.ExecOrphan{Ended: true, Detail: fmt.Sprintf("the command exited with code %d as its session ended", ins.ExitCode)}
+		}
 		return &provider.ExecOrphan{Detail: "left running: the Engine API cannot signal an exec'd process " +
 			"(moby/moby#9098) and " + why}
 	}
@@ -74,20 +80,31 @@ func (p *Provider) endExec(execID, containerID string) *provider.ExecOrphan {
 	return &provider.ExecOrphan{Detail: fmt.Sprintf("left running: process %d was still running after SIGKILL", pid)}
 }
 
+// execGoneWait is how long endExec waits for the Engine to report the
+// exit of an exec whose process is no longer to be seen.
+const execGoneWait = 500 * time.Millisecond
+
 // waitExecExit polls until the exec is no longer running or d passes.
 func (p *Provider) waitExecExit(ctx context.Context, execID string, d time.Duration) bool {
+	_, ok := p.execExited(ctx, execID, d)
+	return ok
+}
+
+// execExited polls until the Engine reports the exec not running (true,
+// with that inspection) or d passes.
+func (p *Provider) execExited(ctx context.Context, execID string, d time.Duration) (client.ExecInspectResult, bool) {
 	deadline := time.Now().Add(d)
 	for {
 		ins, err := p.eng.ExecInspect(ctx, execID, client.ExecInspectOptions{})
 		if err == nil && !ins.Running {
-			return true
+			return ins, true
 		}
 		if time.Now().After(deadline) {
-			return false
+			return ins, false
 		}
 		select {
 		case <-ctx.Done():
-			return false
+			return ins, false
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
