@@ -64,6 +64,23 @@ func explain(tb testing.TB, c *pgx.Conn, q string, args ...any) string {
 	return strings.Join(lines, "\n    ")
 }
 
+// readConn is a connection ledgertest.BenchmarkReads reads through.
+type readConn struct{ c *pgx.Conn }
+
+func (r readConn) ReadAll(ctx context.Context, q string, args ...any) error {
+	rows, err := r.c.Query(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+	}
+	return rows.Err()
+}
+
+func (r readConn) Plan(tb testing.TB, q string, args ...any) string {
+	return "\n    " + explain(tb, r.c, q, args...)
+}
+
 // BenchmarkLedgerReads times the reads a controller does routinely on a
 // ledger of ~200k rows (ledgertest.Synthetic), the old way — the statement
 // as it was, on a database at schema 0004 — and the new way — the ledger's
@@ -73,7 +90,6 @@ func explain(tb testing.TB, c *pgx.Conn, q string, args ...any) string {
 //
 //	CI=true go test -run '^$' -bench LedgerReads -benchtime 20x -v ./ledger/postgres
 func BenchmarkLedgerReads(b *testing.B) {
-	ctx := context.Background()
 	const runs = 100_000
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	recs := ledgertest.Synthetic(runs, base)
@@ -84,34 +100,6 @@ func BenchmarkLedgerReads(b *testing.B) {
 	start := time.Now()
 	l := openDSN(b, dsn) // migrates
 	b.Logf("%d rows; opening (and migrating) the ledger took %s", head, time.Since(start).Round(time.Millisecond))
-	now := sqlConn(b, dsn)
-	for _, c := range ledgertest.ReadCases(runs, head, base, haltsBefore) {
-		b.Run(c.Name, func(b *testing.B) {
-			q, args := c.Old(selectColumns, "$")
-			nq, nargs := c.Now(selectColumns, "$")
-			b.Logf("plan before:\n    %s\nplan after:\n    %s", explain(b, old, q, args...), explain(b, now, nq, nargs...))
-			var oldT, newT time.Duration
-			for b.Loop() {
-				t0 := time.Now()
-				rows, err := old.Query(ctx, q, args...)
-				if err != nil {
-					b.Fatal(err)
-				}
-				for rows.Next() {
-				}
-				if err := rows.Err(); err != nil {
-					b.Fatal(err)
-				}
-				t1 := time.Now()
-				if err := c.New(ctx, l); err != nil {
-					b.Fatal(err)
-				}
-				oldT, newT = oldT+t1.Sub(t0), newT+time.Since(t1)
-			}
-			n := float64(b.N)
-			b.ReportMetric(float64(oldT.Microseconds())/n, "old-µs/op")
-			b.ReportMetric(float64(newT.Microseconds())/n, "new-µs/op")
-			b.ReportMetric(float64(newT)/float64(oldT), "new/old")
-		})
-	}
+	ledgertest.BenchmarkReads(b, ledgertest.ReadCases(runs, head, base, haltsBefore), ledgertest.ReadBench{
+		Ledger: l, Columns: selectColumns, Prefix: "$", Old: readConn{old}, Now: readConn{sqlConn(b, dsn)}})
 }

@@ -85,6 +85,22 @@ func plan(tb testing.TB, db *sql.DB, q string, args ...any) string {
 	return strings.Join(lines, "; ")
 }
 
+// readDB is a database ledgertest.BenchmarkReads reads through.
+type readDB struct{ db *sql.DB }
+
+func (r readDB) ReadAll(ctx context.Context, q string, args ...any) error {
+	rows, err := r.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+	}
+	return rows.Err()
+}
+
+func (r readDB) Plan(tb testing.TB, q string, args ...any) string { return plan(tb, r.db, q, args...) }
+
 // BenchmarkLedgerReads times the reads a controller does routinely on a
 // ledger of ~200k rows (ledgertest.Synthetic), the old way — the statement
 // as it was, on a copy of the ledger at schema 0004 — and the new way — the
@@ -125,36 +141,8 @@ func BenchmarkLedgerReads(b *testing.B) {
 		}
 	}
 	b.Logf("%d rows; opening (and migrating) the copy took %s", head, time.Since(start).Round(time.Millisecond))
-	for _, c := range ledgertest.ReadCases(runs, head, base, haltsBefore) {
-		b.Run(c.Name, func(b *testing.B) {
-			q, args := c.Old(benchColumns, "?")
-			nq, nargs := c.Now(benchColumns, "?")
-			b.Logf("plan before: %s\nplan after:  %s", plan(b, old, q, args...), plan(b, sqlite.DB(l), nq, nargs...))
-			var oldT, newT time.Duration
-			for b.Loop() {
-				t0 := time.Now()
-				rows, err := old.QueryContext(ctx, q, args...)
-				if err != nil {
-					b.Fatal(err)
-				}
-				for rows.Next() {
-				}
-				if err := rows.Err(); err != nil {
-					b.Fatal(err)
-				}
-				rows.Close()
-				t1 := time.Now()
-				if err := c.New(ctx, l); err != nil {
-					b.Fatal(err)
-				}
-				oldT, newT = oldT+t1.Sub(t0), newT+time.Since(t1)
-			}
-			n := float64(b.N)
-			b.ReportMetric(float64(oldT.Microseconds())/n, "old-µs/op")
-			b.ReportMetric(float64(newT.Microseconds())/n, "new-µs/op")
-			b.ReportMetric(float64(newT)/float64(oldT), "new/old")
-		})
-	}
+	ledgertest.BenchmarkReads(b, ledgertest.ReadCases(runs, head, base, haltsBefore), ledgertest.ReadBench{
+		Ledger: l, Columns: benchColumns, Prefix: "?", Old: readDB{old}, Now: readDB{sqlite.DB(l)}})
 }
 
 // TestRoutineReadsUseAnIndex: the plan of every read of a controller's hot
