@@ -94,13 +94,39 @@ func (rt *Runtime) admission(ctx context.Context, r Request, o DiffOptions) *wor
 	if _, err := rt.precheck(ctx, &r); err != nil {
 		e := workload.AsError(rt.redactErr(err))
 		a.Verdict, a.Code, a.Message = workload.AdmissionRefused, e.Code, e.Message
+		paths := make([]string, 0, len(e.Fields))
 		for _, f := range e.Fields {
 			a.Fields = append(a.Fields, workload.FieldError{Path: f.Path, Message: rt.creds.Redact(f.Message)})
+			paths = append(paths, f.Path)
 		}
+		rt.diffRefused(r, a.Code, a.Message, paths)
 		return a
 	}
 	a.Verdict = workload.AdmissionAllowed
 	return a
+}
+
+// DiffObserver is implemented by an Observer (Options.Observer) that
+// counts the diffs whose admission verdict is refused: a dry run writes no
+// ledger row, so this count and the runtime's log line are where repeated
+// probing of the policies by one caller shows. target is a configured
+// target (a diff of another is not_found before admission) and code a
+// workload code: neither carries a request's values. May be called
+// concurrently.
+type DiffObserver interface {
+	DiffRefused(target string, code workload.Code)
+}
+
+// diffRefused logs a diff's refused admission verdict (who, what, why —
+// the message redacted, as a rejected row's; the fields by path only) and
+// counts it when the Observer is a DiffObserver. No ledger row: the
+// operation was only previewed.
+func (rt *Runtime) diffRefused(r Request, code workload.Code, message string, fields []string) {
+	rt.log.Info("diff: admission would refuse", "action", r.Action, "target", r.Target, "service", r.Service,
+		"user", r.Principal.User, "auth", r.Principal.Auth, "code", code, "message", message, "fields", fields)
+	if o, ok := rt.obs.(DiffObserver); ok {
+		o.DiffRefused(r.Target, code)
+	}
 }
 
 // startSpec is the spec a start hands its provider: the request's, with

@@ -166,6 +166,18 @@ func Seal(r Record, prev *Record) Record {
 type Filter struct {
 	Service string
 	Target  string
+	// Targets, when not nil, keeps only the records of these targets and
+	// the intent and result records of the global halt switch (Target
+	// GlobalScope, action halt: a global halt stops every target, so
+	// whoever may see a target sees it). Every other record is left out:
+	// those of other targets (their rejected requests too), global-scope
+	// records of other actions, and records naming no target (token
+	// administration, a refused halt request). An empty, non-nil Targets
+	// keeps only the global halt's records. It is a query's condition,
+	// not a filter of its page: pages and cursors count only the records
+	// it keeps. The API sets it for a principal whose roles cover some
+	// targets only.
+	Targets []string
 	// UserID matches a record's UserID or its UserName (the display
 	// name), so either form of a principal finds its rows.
 	UserID         string

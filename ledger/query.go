@@ -11,6 +11,11 @@ import (
 // runs listings filter for and which are rare.
 const unusualRows = "(kind = 'rejected' OR outcome NOT IN ('', 'ok'))"
 
+// globalHaltRows is the condition of the records Filter.Targets keeps
+// besides its targets': the global halt switch's intents and results
+// (never a refused request, which changed nothing).
+const globalHaltRows = "(target = '" + GlobalScope + "' AND action = 'halt' AND kind <> 'rejected')"
+
 // SelectSQL renders f as one SELECT of columns over workload_runs for the
 // SQL backends: f's conditions, the cursor, the order and a LIMIT one past
 // the page (so that the caller knows whether a next page exists). prefix
@@ -35,6 +40,19 @@ func (f Filter) SelectSQL(columns, prefix string) (query string, args []any, lim
 	}
 	eq("service", f.Service)
 	eq("target", f.Target)
+	if f.Targets != nil {
+		// The targets one by one (the same SQL on both backends), and the
+		// global halt switch's own records.
+		c := globalHaltRows
+		if len(f.Targets) > 0 {
+			ps := make([]string, len(f.Targets))
+			for i, t := range f.Targets {
+				ps[i] = arg(t)
+			}
+			c = "target IN (" + strings.Join(ps, ", ") + ") OR " + c
+		}
+		where = append(where, "("+c+")")
+	}
 	if f.UserID != "" {
 		// Either form of the principal: its id or its display name.
 		a := arg(f.UserID)

@@ -303,8 +303,15 @@ auth:
 	if r := scale("local", ciTok); r.status != 403 {
 		t.Fatalf("CI token on another target: %d %+v", r.status, r.env.Error)
 	}
-	if r := apiCall(t, "GET", u+"/v1/runs", ciTok, ""); r.status != 403 {
+	if r := apiCall(t, "GET", u+"/v1/ledger/verify", ciTok, ""); r.status != 403 {
 		t.Fatalf("CI token on a route of every target: %d", r.status)
+	}
+	// The ledger listing is scoped: the CI token sees staging's rows (its
+	// scale there, refused: this controller has no such target), not its
+	// refused scale of local.
+	if r := apiCall(t, "GET", u+"/v1/runs", ciTok, ""); r.status != 200 ||
+		!strings.Contains(string(r.env.Data), `"target":"staging"`) || strings.Contains(string(r.env.Data), `"target":"local"`) {
+		t.Fatalf("CI token's runs: %d %s", r.status, r.env.Data)
 	}
 	// A listing across targets shows the CI token its grant's targets
 	// only: staging, which this controller does not configure, so none.

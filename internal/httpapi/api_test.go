@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/alphaswarm/controller/credentials"
 	"github.com/alphaswarm/controller/internal/auth"
 	"github.com/alphaswarm/controller/internal/httpapi"
+	"github.com/alphaswarm/controller/internal/pgtest"
 	"github.com/alphaswarm/controller/internal/testkit"
 	"github.com/alphaswarm/controller/ledger"
 	"github.com/alphaswarm/controller/provider"
@@ -29,7 +31,19 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain stops the PostgreSQL cluster a test started (pgtest) before
+// checking that no goroutine outlived the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.Shutdown()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
 
 // staticAuth maps bearer tokens to principals (the real store is tested in
 // internal/auth; here the router and roles are under test).

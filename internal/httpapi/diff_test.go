@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -116,15 +117,18 @@ func countRecords(t *testing.T, led ledger.Ledger) int {
 // (here the target's static policy) — refused with the code, message and
 // fields the deploy would get, or allowed; for a viewer, unchecked,
 // naming the role it would need and nothing of the policy. No diff
-// writes a ledger row.
+// writes a ledger row; each refused verdict is a log line of the runtime
+// and a count of alphaswarm_diff_admission_refused_total by target and
+// code, neither with the spec's values.
 func TestDiffRouteAdmission(t *testing.T) {
 	a := staticAuth{"tok-grant": control.Principal{User: "vic", Role: "viewer", TargetRoles: map[string]string{"preview": "operator"}}}
 	for role, tok := range tokens {
 		a[tok] = control.Principal{User: role + "-user", Role: role}
 	}
 	d := providertest.NewDiffer("preview")
+	var logs lockedBuffer
 	f := newFixtureOn(t, []control.Target{{Name: "preview", Provider: d, Policy: provider.Policy{MaxReplicas: 3}}},
-		credentials.FromMap(nil), slog.New(slog.DiscardHandler), func(o *httpapi.Options) { o.Auth = a })
+		credentials.FromMap(nil), slog.New(slog.NewJSONHandler(&logs, nil)), func(o *httpapi.Options) { o.Auth = a })
 	const path = "/v1/targets/preview/services/web"
 	for _, body := range []string{`{"name":"web","image":"x/y:1","replicas":1}`, `{"name":"web","image":"x/y:2","replicas":2}`} {
 		if r := f.call(t, "operator", "POST", "/v1/targets/preview/services", body, "Content-Type", "application/json"); r.status != 200 && r.status != 201 {
@@ -190,5 +194,39 @@ func TestDiffRouteAdmission(t *testing.T) {
 	}
 	if after := countRecords(t, f.led); after != before {
 		t.Errorf("diffs wrote %d ledger rows", after-before)
+	}
+	// Three refused verdicts: the two starts over the policy (one by the
+	// operator, one by the grant) and the rollback to the current revision.
+	m := f.call(t, "", "GET", "/metrics", "").raw
+	for _, want := range []string{`alphaswarm_diff_admission_refused_total{code="permission_denied",target="preview"} 2`,
+		`alphaswarm_diff_admission_refused_total{code="invalid_argument",target="preview"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	var refused []map[string]any
+	for _, line := range strings.Split(logs.String(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "diff: admission would refuse" {
+			refused = append(refused, rec)
+		}
+	}
+	if len(refused) != 3 {
+		t.Fatalf("%d refusal log lines, want 3:\n%s", len(refused), logs.String())
+	}
+	if r := refused[0]; r["user"] != "operator-user" || r["target"] != "preview" || r["service"] != "web" || r["action"] != "start" ||
+		r["code"] != "permission_denied" || !strings.Contains(fmt.Sprint(r["message"]), "rule maxReplicas") || fmt.Sprint(r["fields"]) != "[replicas]" {
+		t.Errorf("refusal log line %v", r)
+	}
+	if r := refused[1]; r["user"] != "vic" {
+		t.Errorf("the grant's refusal logged as %v", r)
+	}
+	if r := refused[2]; r["action"] != "rollback" || r["code"] != "invalid_argument" {
+		t.Errorf("the rollback's refusal logged as %v", r)
+	}
+	for _, line := range refused {
+		if strings.Contains(fmt.Sprint(line), "x/y:3") {
+			t.Errorf("a refusal log line carries the spec's image: %v", line)
+		}
 	}
 }

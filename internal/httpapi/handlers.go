@@ -113,11 +113,13 @@ func (s *Server) targets(w http.ResponseWriter, r *http.Request, p control.Princ
 // ?target= one of them). A principal with grants on some targets only sees
 // those targets' services.
 func (s *Server) listAll(w http.ResponseWriter, r *http.Request, p control.Principal) {
-	if t := r.URL.Query().Get("target"); t != "" || auth.RoleOn(p, "").Allows(auth.RoleViewer) {
-		if t != "" && !auth.RoleOn(p, t).Allows(auth.RoleViewer) {
-			writeError(w, auth.Denied(p, auth.RoleViewer, t))
-			return
-		}
+	t := r.URL.Query().Get("target")
+	visible, err := viewable(p, t)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if visible == nil {
 		sts, err := s.rt.List(r.Context(), t)
 		if err != nil {
 			writeError(w, err)
@@ -127,10 +129,7 @@ func (s *Server) listAll(w http.ResponseWriter, r *http.Request, p control.Princ
 		return
 	}
 	out := []workload.DeploymentStatus{}
-	for _, t := range slices.Sorted(maps.Keys(p.TargetRoles)) {
-		if !auth.RoleOn(p, t).Allows(auth.RoleViewer) {
-			continue
-		}
+	for _, t := range visible {
 		sts, err := s.rt.List(r.Context(), t)
 		if err != nil {
 			if code := workload.AsError(err).Code; code == workload.Unsupported || code == workload.NotFound {
@@ -142,6 +141,31 @@ func (s *Server) listAll(w http.ResponseWriter, r *http.Request, p control.Princ
 		out = append(out, sts...)
 	}
 	writeJSON(w, 200, out)
+}
+
+// viewable says which targets a scoped route shows p, asked about target
+// (its ?target=, "" for all): nil for every target — p is a viewer of
+// every target, or target is one p may view (the route's own filter then
+// keeps to it) — else the targets of p's grants that allow viewing,
+// sorted. A target p may not view is permission_denied, as the routes
+// naming it are.
+func viewable(p control.Principal, target string) ([]string, error) {
+	if target != "" {
+		if !auth.RoleOn(p, target).Allows(auth.RoleViewer) {
+			return nil, auth.Denied(p, auth.RoleViewer, target)
+		}
+		return nil, nil
+	}
+	if auth.RoleOn(p, "").Allows(auth.RoleViewer) {
+		return nil, nil
+	}
+	out := []string{}
+	for _, t := range slices.Sorted(maps.Keys(p.TargetRoles)) {
+		if auth.RoleOn(p, t).Allows(auth.RoleViewer) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
 }
 
 func (s *Server) listTarget(w http.ResponseWriter, r *http.Request, _ control.Principal) {
@@ -303,9 +327,20 @@ func (s *Server) execOnce(w http.ResponseWriter, r *http.Request, p control.Prin
 	writeJSON(w, 200, out)
 }
 
-func (s *Server) runs(w http.ResponseWriter, r *http.Request, _ control.Principal) {
+// runs lists ledger records (GET /v1/runs). A principal whose roles cover
+// some targets only gets those targets' records and the global halt
+// switch's (ledger.Filter.Targets: the query's condition, so pages and
+// cursors count only what it may see); a run of another target is
+// answered as a run that does not exist, and ?target= naming one is
+// permission_denied.
+func (s *Server) runs(w http.ResponseWriter, r *http.Request, p control.Principal) {
 	q := r.URL.Query()
-	f := ledger.Filter{Service: q.Get("service"), Target: q.Get("target"), UserID: q.Get("user"), Action: q.Get("action"),
+	visible, err := viewable(p, q.Get("target"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	f := ledger.Filter{Service: q.Get("service"), Target: q.Get("target"), Targets: visible, UserID: q.Get("user"), Action: q.Get("action"),
 		Kind: ledger.Kind(q.Get("kind")), Outcome: ledger.Outcome(q.Get("outcome")), RunID: q.Get("run"), Cursor: q.Get("cursor"),
 		Descending: q.Get("order") == "desc"}
 	var errs []workload.FieldError

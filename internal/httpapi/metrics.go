@@ -13,14 +13,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
+var (
+	_ control.Observer     = (*Metrics)(nil)
+	_ control.DiffObserver = (*Metrics)(nil)
+)
+
 // Metrics holds the Prometheus collectors of the control plane. It
-// implements control.Observer.
+// implements control.Observer and control.DiffObserver.
 type Metrics struct {
 	reg         *prometheus.Registry
 	ops         *prometheus.CounterVec
 	opLatency   *prometheus.HistogramVec
 	ledgerAdd   prometheus.Histogram
 	ledgerFails prometheus.Counter
+	diffRefused *prometheus.CounterVec
 	streams     *prometheus.GaugeVec
 	streamDur   *prometheus.HistogramVec
 	httpReqs    *prometheus.CounterVec
@@ -41,6 +47,9 @@ func NewMetrics() *Metrics {
 			Help: "Durable ledger append latency.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14)}),
 		ledgerFails: prometheus.NewCounter(prometheus.CounterOpts{Name: "alphaswarm_ledger_append_failures_total",
 			Help: "Ledger appends that failed (operations refused or results left open)."}),
+		diffRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "alphaswarm_diff_admission_refused_total",
+			Help: "Diffs (dry runs, no ledger row) whose admission verdict was refused, by target and error code."},
+			[]string{"target", "code"}),
 		streams: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "alphaswarm_open_streams",
 			Help: "Open client streams by kind (metrics, logs, services, exec)."}, []string{"kind"}),
 		// Streams last seconds to hours: they have their own histogram and
@@ -53,7 +62,7 @@ func NewMetrics() *Metrics {
 		httpLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "alphaswarm_http_request_duration_seconds",
 			Help: "HTTP request latency by route.", Buckets: prometheus.DefBuckets}, []string{"route"}),
 	}
-	m.reg.MustRegister(m.ops, m.opLatency, m.ledgerAdd, m.ledgerFails, m.streams, m.streamDur, m.httpReqs, m.httpLatency,
+	m.reg.MustRegister(m.ops, m.opLatency, m.ledgerAdd, m.ledgerFails, m.diffRefused, m.streams, m.streamDur, m.httpReqs, m.httpLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -80,6 +89,11 @@ func (m *Metrics) LedgerAppend(d time.Duration, err error) {
 	if err != nil {
 		m.ledgerFails.Inc()
 	}
+}
+
+// DiffRefused implements control.DiffObserver.
+func (m *Metrics) DiffRefused(target string, code workload.Code) {
+	m.diffRefused.WithLabelValues(target, string(code)).Inc()
 }
 
 func (m *Metrics) streamOpened(kind string) func() {

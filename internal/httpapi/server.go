@@ -103,10 +103,12 @@ type route struct {
 
 // scoped are the routes naming no target whose need is met by the role on
 // every target or by a grant on at least one: their handlers show only the
-// targets the principal's roles cover, so a principal with grants on some
-// targets only can ask who it is and list what it may see.
+// targets the principal's roles cover (viewable), so a principal with
+// grants on some targets only can ask who it is and list what it may see,
+// its targets' ledger records included. Verify and the halt switches are
+// not scoped: they answer for every target.
 var scoped = map[string]bool{"GET /v1/whoami": true, "GET /v1/targets": true, "GET /v1/services": true,
-	"GET /v1/services/events": true}
+	"GET /v1/services/events": true, "GET /v1/runs": true}
 
 // New builds the server and its routes.
 func New(o Options) *Server {
