@@ -357,6 +357,11 @@ auth:
 	if code != 0 || !strings.Contains(out, "oidc:"+peopleURL+"#admin") {
 		t.Fatalf("runs --user alice@example.com: %d\n%s", code, out)
 	}
+	// The CI identity lists its own target's runs from the CLI.
+	if out, code := s.cli(t, "runs", "-o", "json", "--server", u, "--token", ciTok); code != 0 ||
+		!strings.Contains(out, `"target": "staging"`) || strings.Contains(out, `"target": "local"`) {
+		t.Fatalf("runs as the CI identity: %d\n%s", code, out)
+	}
 	if r := apiCall(t, "GET", u+"/v1/ledger/verify", admin, ""); r.status != 200 || !strings.Contains(string(r.env.Data), `"ok":true`) {
 		t.Fatalf("verify: %d %s", r.status, r.env.Data)
 	}
