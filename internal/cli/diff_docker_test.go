@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,10 +13,8 @@ import (
 	"time"
 
 	"github.com/alphaswarm/controller/control"
-	"github.com/alphaswarm/controller/credentials"
 	"github.com/alphaswarm/controller/internal/testkit"
 	"github.com/alphaswarm/controller/ledger"
-	"github.com/alphaswarm/controller/provider"
 	_ "github.com/alphaswarm/controller/provider/docker" // registers "docker"
 	"github.com/alphaswarm/controller/provider/docker/dockertest"
 	"github.com/alphaswarm/controller/workload"
@@ -36,31 +33,12 @@ import (
 // refused (exit 2, permission_denied on config); none writes a ledger row,
 // and none changes the Engine.
 func TestDiffCLIDocker(t *testing.T) {
-	cli := dockertest.Require(t) // skips loudly without an Engine; fails under CI
-	t.Cleanup(func() { cli.Close() })
 	var rnd [3]byte
 	rand.Read(rnd[:])
-	target := "cdiff" + hex.EncodeToString(rnd[:])
-	image := "alphaswarm-diff-workload:" + target
-	ctx := testkit.Context(t, 5*time.Minute)
-	if err := dockertest.BuildImage(ctx, cli, image, target); err != nil {
-		t.Fatalf("building the test workload image: %v", err)
-	}
-	p, err := provider.Open(ctx, provider.TargetConfig{Name: target, Provider: "docker", Options: map[string]json.RawMessage{
-		"stopTimeout": json.RawMessage(`"2s"`), "pull": json.RawMessage(`"never"`)}}, credentials.FromEnv())
-	if err != nil {
-		t.Fatalf("opening the docker provider: %v", err)
-	}
-	t.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if c, ok := p.(io.Closer); ok {
-			c.Close()
-		}
-		dockertest.Sweep(cctx, cli, target)
-		dockertest.RemoveImage(cctx, cli, image)
-	})
-	st := testkit.NewStack(t, testkit.Options{Targets: []control.Target{{Name: target, Provider: p}}, UserPrefix: "cli"})
+	// Skips loudly without an Engine; fails under CI.
+	dt := dockertest.NewTarget(testkit.Context(t, 5*time.Minute), t, "cdiff"+hex.EncodeToString(rnd[:]), dockertest.TargetOptions{})
+	target, image := dt.Name, dt.Image
+	st := testkit.NewStack(t, testkit.Options{Targets: []control.Target{{Name: target, Provider: dt.Provider}}, UserPrefix: "cli"})
 	s := &server{url: st.URL, tokens: st.Tokens, led: st.Ledger}
 
 	dir := t.TempDir()

@@ -6,15 +6,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/url"
 	"testing"
 	"time"
 
 	"github.com/alphaswarm/controller/control"
-	"github.com/alphaswarm/controller/credentials"
 	"github.com/alphaswarm/controller/internal/testkit"
-	"github.com/alphaswarm/controller/provider"
 	_ "github.com/alphaswarm/controller/provider/docker" // registers "docker"
 	"github.com/alphaswarm/controller/provider/docker/dockertest"
 	"github.com/alphaswarm/controller/workload"
@@ -27,31 +24,11 @@ import (
 // panel must show. Without an Engine it skips loudly; under CI it fails.
 func TestBrowserScenarioDocker(t *testing.T) {
 	chromium(t)
-	cli := dockertest.Require(t)
-	t.Cleanup(func() { cli.Close() })
 	var rnd [3]byte
 	rand.Read(rnd[:])
-	target := "dash" + hex.EncodeToString(rnd[:])
-	image := "alphaswarm-dash-workload:" + target
-	ctx := testkit.Context(t, 5*time.Minute)
-	if err := dockertest.BuildImage(ctx, cli, image, target); err != nil {
-		t.Fatalf("building the test workload image: %v", err)
-	}
-	p, err := provider.Open(ctx, provider.TargetConfig{Name: target, Provider: "docker", Options: map[string]json.RawMessage{
-		"stopTimeout": json.RawMessage(`"2s"`), "pull": json.RawMessage(`"never"`)}}, credentials.FromEnv())
-	if err != nil {
-		t.Fatalf("opening the docker provider: %v", err)
-	}
-	t.Cleanup(func() {
-		cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
-		defer ccancel()
-		if c, ok := p.(io.Closer); ok {
-			c.Close()
-		}
-		dockertest.Sweep(cctx, cli, target)
-		dockertest.RemoveImage(cctx, cli, image)
-	})
-	e := newEnv(t, envOptions{extra: []control.Target{{Name: target, Provider: p}}})
+	dt := dockertest.NewTarget(testkit.Context(t, 5*time.Minute), t, "dash"+hex.EncodeToString(rnd[:]), dockertest.TargetOptions{})
+	target, image := dt.Name, dt.Image
+	e := newEnv(t, envOptions{extra: []control.Target{{Name: target, Provider: dt.Provider}}})
 	exec := func(ctx context.Context, url string) error {
 		body := fmt.Sprintf(`{"command":["/workload","get",%q]}`, url)
 		done := make(chan callResult, 1)

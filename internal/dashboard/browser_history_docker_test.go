@@ -1,12 +1,10 @@
 package dashboard_test
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"strings"
 	"testing"
 	"time"
@@ -34,38 +32,19 @@ import (
 // secret value is ever in the page.
 func TestBrowserHistoryDocker(t *testing.T) {
 	chromium(t)
-	cli := dockertest.Require(t)
-	t.Cleanup(func() { cli.Close() })
 	var rnd [3]byte
 	rand.Read(rnd[:])
 	suffix := hex.EncodeToString(rnd[:])
 	target := "dhist" + suffix
-	image := "alphaswarm-dash-workload:" + target
 	secretEnv := "ALPHASWARM_SECRET_DASH_HISTORY_" + strings.ToUpper(suffix)
 	secretValue := "s3cret-value-" + suffix
 	cfg1, cfg2 := "cfg-value-one-"+suffix, "cfg-value-two-"+suffix
 	t.Setenv(secretEnv, secretValue)
 	creds := credentials.FromEnv()
-	ctx := testkit.Context(t, 5*time.Minute)
-	if err := dockertest.BuildImage(ctx, cli, image, target); err != nil {
-		t.Fatalf("building the test workload image: %v", err)
-	}
 	pol := provider.Policy{Secrets: []provider.SecretGrant{{Secret: secretEnv, Services: []string{"web"}}}}
-	p, err := provider.Open(ctx, provider.TargetConfig{Name: target, Provider: "docker", Options: map[string]json.RawMessage{
-		"stopTimeout": json.RawMessage(`"2s"`), "pull": json.RawMessage(`"never"`)}, Policy: pol}, creds)
-	if err != nil {
-		t.Fatalf("opening the docker provider: %v", err)
-	}
-	t.Cleanup(func() {
-		cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
-		defer ccancel()
-		if c, ok := p.(io.Closer); ok {
-			c.Close()
-		}
-		dockertest.Sweep(cctx, cli, target)
-		dockertest.RemoveImage(cctx, cli, image)
-	})
-	e := newEnv(t, envOptions{extra: []control.Target{{Name: target, Provider: p, Policy: pol}}, creds: creds})
+	dt := dockertest.NewTarget(testkit.Context(t, 5*time.Minute), t, target, dockertest.TargetOptions{Policy: pol, Credentials: creds})
+	image := dt.Image
+	e := newEnv(t, envOptions{extra: []control.Target{{Name: target, Provider: dt.Provider, Policy: pol}}, creds: creds})
 	for _, v := range []struct{ level, cfg string }{{"info", cfg1}, {"debug", cfg2}} {
 		body := fmt.Sprintf(`{"name":"web","image":%q,"replicas":1,"env":{"LOG_LEVEL":%q},"config":{"greeting":%q},"secrets":[{"env":"API_KEY","from":"env:%s"}]}`,
 			image, v.level, v.cfg, secretEnv)

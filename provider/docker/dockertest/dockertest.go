@@ -1,9 +1,14 @@
 // Package dockertest gives tests outside provider/docker what they need to
 // run against the real Docker Engine: a check that an Engine answers
-// (skipping loudly on a laptop without one, failing under CI), and the test
+// (skipping loudly on a laptop without one, failing under CI), the test
 // workload image, built FROM scratch from a static Go program
 // (provider/docker/testdata/workload) because there is no registry to pull
-// from. It is for tests only.
+// from, and NewTarget, a docker target of a test's own with that image and
+// the provider opened on it, removed when the test ends.
+//
+// It is for tests (and the bench harness) only: nothing the controller
+// ships imports it. It does not import provider/docker, whose own tests
+// import it; a caller of NewTarget imports provider/docker itself.
 package dockertest
 
 import (
@@ -28,6 +33,7 @@ type TB interface {
 	Helper()
 	Fatalf(format string, args ...any)
 	Skipf(format string, args ...any)
+	Cleanup(func())
 }
 
 // Client returns a raw Engine client from the environment, or an error if
