@@ -173,8 +173,7 @@ type Filter struct {
 	// those of other targets (their rejected requests too), global-scope
 	// records of other actions, and records naming no target (token
 	// administration, a refused halt request). An empty, non-nil Targets
-	// keeps only the global halt's records; GlobalScope in it adds
-	// nothing more. It is a query's condition,
+	// keeps only the global halt's records. It is a query's condition,
 	// not a filter of its page: pages and cursors count only the records
 	// it keeps. The API sets it for a principal whose roles cover some
 	// targets only.

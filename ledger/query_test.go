@@ -46,19 +46,14 @@ func TestSelectSQL(t *testing.T) {
 		{"ok outcome is not rare", ledger.Filter{Kind: ledger.KindResult, Outcome: ledger.OutcomeOK}, "?",
 			"SELECT c FROM workload_runs WHERE kind = ?1 AND outcome = ?2 ORDER BY seq ASC LIMIT ?3",
 			[]any{"result", "ok", ledger.DefaultLimit + 1}, ledger.DefaultLimit},
-		{"targets of a scoped principal: one branch each and the global halt's", ledger.Filter{Targets: []string{"staging", "dev", "staging", "*"}, Cursor: "s7", Descending: true, Limit: 50}, "$",
-			"SELECT * FROM (SELECT c FROM workload_runs WHERE target = $3 AND seq < $1 ORDER BY seq DESC LIMIT $2) AS b1" +
-				" UNION ALL SELECT * FROM (SELECT c FROM workload_runs WHERE target = $4 AND seq < $1 ORDER BY seq DESC LIMIT $2) AS b2" +
-				" UNION ALL SELECT * FROM (SELECT c FROM workload_runs WHERE target = '*' AND action = 'halt' AND kind <> 'rejected' AND seq < $1 ORDER BY seq DESC LIMIT $2) AS b3" +
-				" ORDER BY seq DESC LIMIT $2",
-			[]any{int64(7), 51, "dev", "staging"}, 50},
+		{"targets of a scoped principal", ledger.Filter{Targets: []string{"staging", "dev"}, Cursor: "s7", Descending: true, Limit: 50}, "$",
+			"SELECT c FROM workload_runs WHERE (target IN ($1, $2) OR (target = '*' AND action = 'halt' AND kind <> 'rejected')) AND seq < $3 ORDER BY seq DESC LIMIT $4",
+			[]any{"staging", "dev", int64(7), 51}, 50},
 		{"targets with a target and a run", ledger.Filter{Target: "staging", Targets: []string{"staging"}, RunID: "r1"}, "?",
-			"SELECT * FROM (SELECT c FROM workload_runs WHERE target = ?4 AND target = ?1 AND run_id = ?2 ORDER BY seq ASC LIMIT ?3) AS b1" +
-				" UNION ALL SELECT * FROM (SELECT c FROM workload_runs WHERE target = '*' AND action = 'halt' AND kind <> 'rejected' AND target = ?1 AND run_id = ?2 ORDER BY seq ASC LIMIT ?3) AS b2" +
-				" ORDER BY seq ASC LIMIT ?3",
-			[]any{"staging", "r1", ledger.DefaultLimit + 1, "staging"}, ledger.DefaultLimit},
+			"SELECT c FROM workload_runs WHERE target = ?1 AND (target IN (?2) OR (target = '*' AND action = 'halt' AND kind <> 'rejected')) AND run_id = ?3 ORDER BY seq ASC LIMIT ?4",
+			[]any{"staging", "staging", "r1", ledger.DefaultLimit + 1}, ledger.DefaultLimit},
 		{"no targets: the global halt's rows only", ledger.Filter{Targets: []string{}}, "?",
-			"SELECT * FROM (SELECT c FROM workload_runs WHERE target = '*' AND action = 'halt' AND kind <> 'rejected' ORDER BY seq ASC LIMIT ?1) AS b1 ORDER BY seq ASC LIMIT ?1",
+			"SELECT c FROM workload_runs WHERE ((target = '*' AND action = 'halt' AND kind <> 'rejected')) ORDER BY seq ASC LIMIT ?1",
 			[]any{ledger.DefaultLimit + 1}, ledger.DefaultLimit},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
