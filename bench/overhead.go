@@ -21,7 +21,8 @@ import (
 // (validate, halt switch, admission, lock, durable intent, a provider that
 // does nothing, durable result, log line) against the bound, the same
 // ledger appending the same two rows per operation with nothing else
-// around it. Rounds of each alternate (and alternate which goes first), so
+// around it (each operation's pair under a run id of its own, as the
+// runtime's). Rounds of each alternate (and alternate which goes first), so
 // that the load of the machine weighs on both alike; the ratio is the
 // median of the per-pair ratios.
 
@@ -95,8 +96,9 @@ func (o *overhead) round(ctx context.Context, callers, per int, bound bool) (tim
 			for i := 0; i < per && err == nil; i++ {
 				s := time.Now()
 				if bound {
+					id := ledger.NewRunID() // each operation its own run, as the runtime's
 					for _, r := range o.rows {
-						r.Service = svc
+						r.RunID, r.Service = id, svc
 						if _, err = o.led.Append(ctx, r); err != nil {
 							break
 						}

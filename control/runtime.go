@@ -52,8 +52,6 @@ package control
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -231,11 +229,7 @@ func New(ctx context.Context, o Options) (*Runtime, error) {
 // ledger or the providers, which the caller owns.
 func (rt *Runtime) Close() { rt.metrics.Close() }
 
-func newRunID() string {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b)
-	return "run_" + hex.EncodeToString(b)
-}
+func newRunID() string { return ledger.NewRunID() }
 
 func (rt *Runtime) append(ctx context.Context, r ledger.Record) (ledger.Record, error) {
 	start := time.Now()
