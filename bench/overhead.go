@@ -21,8 +21,9 @@ import (
 // (validate, halt switch, admission, lock, durable intent, a provider that
 // does nothing, durable result, log line) against the bound, the same
 // ledger appending the same two rows per operation with nothing else
-// around it (each operation's pair under a run id of its own, as the
-// runtime's). Rounds of each alternate (and alternate which goes first), so
+// around it (appendRows: each operation's rows under a run id of its own,
+// as the runtime's, and with history on the result's revision row in its
+// append, as the runtime writes it). Rounds of each alternate (and alternate which goes first), so
 // that the load of the machine weighs on both alike; the ratio is the
 // median of the per-pair ratios.
 
@@ -32,6 +33,7 @@ type overhead struct {
 	rt   *control.Runtime
 	led  ledger.Ledger
 	rows [2]ledger.Record // an intent and a result the runtime wrote, replayed by the bound
+	rev  *ledger.Revision // the result's revision row (history on), replayed with it
 }
 
 func newOverhead(ctx context.Context, led ledger.Ledger, callers int) (*overhead, error) {
@@ -67,6 +69,11 @@ func newOverhead(ctx context.Context, led ledger.Ledger, callers int) (*overhead
 			Target: r.Target, Service: r.Service, Provider: r.Provider, RequestDigest: r.RequestDigest, IdempotencyKey: r.IdempotencyKey,
 			Outcome: r.Outcome, ErrorCode: r.ErrorCode, Message: r.Message, Detail: r.Detail, Duration: r.Duration}
 	}
+	if rs, ok := led.(ledger.RevisionStore); ok {
+		if rev, err := rs.Revision(ctx, o.rows[1].RunID); err == nil {
+			o.rev = &rev
+		}
+	}
 	return o, nil
 }
 
@@ -96,13 +103,7 @@ func (o *overhead) round(ctx context.Context, callers, per int, bound bool) (tim
 			for i := 0; i < per && err == nil; i++ {
 				s := time.Now()
 				if bound {
-					id := ledger.NewRunID() // each operation its own run, as the runtime's
-					for _, r := range o.rows {
-						r.RunID, r.Service = id, svc
-						if _, err = o.led.Append(ctx, r); err != nil {
-							break
-						}
-					}
+					err = o.appendRows(ctx, svc)
 				} else {
 					_, err = o.op(ctx, svc, 1+i%2)
 				}
@@ -120,12 +121,33 @@ func (o *overhead) round(ctx context.Context, callers, per int, bound bool) (tim
 	return time.Since(t0), lat, firstErr
 }
 
+// appendRows appends the rows of one operation again, as service svc,
+// under a run id of their own as the runtime's (one id for all, as the
+// bound had until 2026-12-05, put every run-id index insert on one page):
+// the intent, then the result with its revision row when there is one.
+func (o *overhead) appendRows(ctx context.Context, svc string) error {
+	id := ledger.NewRunID()
+	in, res := o.rows[0], o.rows[1]
+	in.RunID, in.Service, res.RunID, res.Service = id, svc, id, svc
+	if _, err := o.led.Append(ctx, in); err != nil || o.rev == nil {
+		if err == nil {
+			_, err = o.led.Append(ctx, res)
+		}
+		return err
+	}
+	rev := *o.rev
+	rev.RunID, rev.Service = id, svc
+	_, err := ledger.AppendWithRevision(ctx, o.led, res, rev)
+	return err
+}
+
 type overheadResult struct {
 	callers             int
 	opsPerSec, boundOps float64       // medians over the rounds
 	ratio               float64       // median of runtime/bound throughput per pair
 	p50, p99            time.Duration // runtime operation latency, all rounds
 	boundP50, boundP99  time.Duration // two appends alone
+	revisionRow         bool          // the bound's result carried a revision row
 }
 
 // measureOverhead alternates rounds of runtime operations and of the bound.
@@ -135,7 +157,7 @@ func measureOverhead(ctx context.Context, led ledger.Ledger, callers, pairs, per
 		return overheadResult{}, err
 	}
 	defer o.close()
-	res := overheadResult{callers: callers}
+	res := overheadResult{callers: callers, revisionRow: o.rev != nil}
 	var ops, bops, ratios []float64
 	var lat, blat []time.Duration
 	// One warm-up round of each (connections, page cache, statements).

@@ -186,7 +186,8 @@ func TestRevisionCacheConcurrentReplicas(t *testing.T) {
 	checkRevisions(t, envs[1], want)
 }
 
-// faultLedger is a SQLite ledger whose AppendWithRevision fails as told,
+// faultLedger is a SQLite ledger whose AppendWithRevision (and
+// AppendGuarded with a revision) fails as told,
 // once: "refuse" (ledger.ErrRevisionNotStored, nothing written), "fail"
 // (nothing written, the ledger unavailable) or "lost" (both rows
 // committed, the answer lost: the caller sees an error).
@@ -197,6 +198,23 @@ type faultLedger struct {
 }
 
 func (f *faultLedger) AppendWithRevision(ctx context.Context, r ledger.Record, rev ledger.Revision) (ledger.Record, error) {
+	return f.appendWith(ctx, r, rev, f.Ledger.AppendWithRevision)
+}
+
+// AppendGuarded is the runtime's append of a result with its revision
+// (the cache's plan checked in the append), failing as AppendWithRevision
+// does when there is a revision.
+func (f *faultLedger) AppendGuarded(ctx context.Context, r ledger.Record, rev *ledger.Revision, g ledger.Guard) (ledger.Record, error) {
+	if rev == nil {
+		return f.Ledger.AppendGuarded(ctx, r, nil, g)
+	}
+	return f.appendWith(ctx, r, *rev, func(ctx context.Context, r ledger.Record, rev ledger.Revision) (ledger.Record, error) {
+		return f.Ledger.AppendGuarded(ctx, r, &rev, g)
+	})
+}
+
+func (f *faultLedger) appendWith(ctx context.Context, r ledger.Record, rev ledger.Revision,
+	appendFn func(context.Context, ledger.Record, ledger.Revision) (ledger.Record, error)) (ledger.Record, error) {
 	f.mu.Lock()
 	fault := f.fault
 	f.fault = ""
@@ -207,12 +225,12 @@ func (f *faultLedger) AppendWithRevision(ctx context.Context, r ledger.Record, r
 	case "fail":
 		return ledger.Record{}, errors.New("injected: ledger unavailable")
 	case "lost":
-		if _, err := f.Ledger.AppendWithRevision(ctx, r, rev); err != nil {
+		if _, err := appendFn(ctx, r, rev); err != nil {
 			return ledger.Record{}, err
 		}
 		return ledger.Record{}, errors.New("injected: the commit's answer was lost")
 	}
-	return f.Ledger.AppendWithRevision(ctx, r, rev)
+	return appendFn(ctx, r, rev)
 }
 
 func (f *faultLedger) inject(fault string) {

@@ -24,6 +24,11 @@ const scanPage = 50
 type revisionPlan struct {
 	latest int                      // the newest revision the ledger names (0: none)
 	base   *workload.DeploymentSpec // the current revision's full spec (nil: unknown)
+	// guarded: the plan is the cache's, not checked yet; the result's
+	// append checks it (ledger.Guard: the service's revision head must be
+	// head) and appendResult plans again from the ledger if it was not.
+	guarded bool
+	head    int64
 }
 
 // The revision cache. Planning a revision needs the newest revision
@@ -97,6 +102,23 @@ func (rt *Runtime) planRevision(ctx context.Context, r *Request) (*revisionPlan,
 		return nil, nil
 	}
 	plan := &revisionPlan{}
+	if cached, ok := rt.revCache.get(r.key()); ok && rt.guarded != nil && r.Action != workload.ActionRollback {
+		// Checked by the result's append, in its transaction (appendResult):
+		// no read here. A rollback's intent names the revision it replaces
+		// (Do), so its plan is checked before the intent, below.
+		plan.latest, plan.guarded, plan.head = cached.latest, true, cached.seq
+		if r.Action == workload.ActionScale || r.Action == workload.ActionApplyConfig {
+			plan.base = cached.base
+		}
+		return plan, nil
+	}
+	return rt.planFromLedger(ctx, r, plan)
+}
+
+// planFromLedger is planRevision's answer checked against the ledger:
+// the cache's entry when the service's revision head is the row it was
+// learnt from, else what the ledger's rows say.
+func (rt *Runtime) planFromLedger(ctx context.Context, r *Request, plan *revisionPlan) (*revisionPlan, error) {
 	if cached, ok := rt.revCache.get(r.key()); ok {
 		seq, err := ledger.RevisionHead(ctx, rt.ledger, r.Target, r.Service)
 		if err != nil {
@@ -249,6 +271,61 @@ func copySpec(s workload.DeploymentSpec) (*workload.DeploymentSpec, error) {
 // is logged and the row is appended without it: the operation stands.
 // The revision cache follows what was written.
 func (rt *Runtime) appendResult(ctx context.Context, r *Request, result ledger.Record, res Result, rev *pendingRevision) (int, error) {
+	n, err := rt.appendResultOnce(ctx, r, result, res, rev)
+	if !errors.Is(err, ledger.ErrStaleRevision) {
+		return n, err
+	}
+	// The cache's plan was stale (another writer recorded a revision of the
+	// service): nothing was written. Plan again from the ledger, as a
+	// request that missed the cache does, and append that.
+	rt.revCache.drop(r.key())
+	plan, err := rt.planFromLedger(ctx, r, &revisionPlan{})
+	if err != nil {
+		return 0, err
+	}
+	return rt.appendResultOnce(ctx, r, result, res, rt.prepareRevision(r, result.RunID, plan))
+}
+
+// appendResultOnce is one attempt of appendResult. A guarded plan
+// (revisionPlan.guarded) is checked by the append: ErrStaleRevision, and
+// nothing written, when it is not the ledger's.
+func (rt *Runtime) appendResultOnce(ctx context.Context, r *Request, result ledger.Record, res Result, rev *pendingRevision) (int, error) {
+	if rev != nil && rev.plan.guarded {
+		g := ledger.Guard{CheckHead: true, Head: rev.plan.head}
+		plain := result.Detail
+		if rev.row != nil {
+			result.Detail = rt.revisionResultDetail(res, rev.mark)
+		}
+		start := time.Now()
+		out, err := rt.guarded.AppendGuarded(ctx, result, rev.row, g)
+		if rt.obs != nil && !errors.Is(err, ledger.ErrGuard) {
+			rt.obs.LedgerAppend(time.Since(start), err)
+		}
+		switch {
+		case err == nil && rev.row != nil:
+			rt.revCache.set(r.key(), revHead{seq: out.Seq, latest: rev.mark.Revision, base: rev.next})
+			return rev.mark.Revision, nil
+		case err == nil: // a revision-recording success that recorded none
+			rt.revCache.set(r.key(), revHead{seq: out.Seq, latest: rev.plan.latest})
+			return 0, nil
+		case errors.Is(err, ledger.ErrStaleRevision):
+			return 0, err
+		case rev.row != nil && errors.Is(err, ledger.ErrRevisionNotStored):
+			rt.log.Error("history: storing the revision failed; the operation stands, its revision is not recorded",
+				"run", result.RunID, "service", r.key(), "err", err)
+			result.Detail = plain
+			out, err = rt.guarded.AppendGuarded(ctx, result, nil, g)
+			if err == nil {
+				rt.revCache.set(r.key(), revHead{seq: out.Seq, latest: rev.plan.latest})
+				return 0, nil
+			}
+			if errors.Is(err, ledger.ErrStaleRevision) {
+				return 0, err
+			}
+		}
+		rt.revCache.drop(r.key())
+		return 0, err
+	}
 	if rev != nil && rev.row != nil {
 		plain := result.Detail
 		result.Detail = rt.revisionResultDetail(res, rev.mark)

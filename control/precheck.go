@@ -43,18 +43,19 @@ func (rt *Runtime) precheck(ctx context.Context, r *Request) (string, error) {
 		return "", err
 	}
 
-	// 2. Halt switch (fail closed if it cannot be read).
-	if r.Action != workload.ActionHalt {
+	// 2. Halt switch (fail closed if it cannot be read). Do checks it in
+	// the intent's append instead when the ledger can (haltAtIntent).
+	if r.Action != workload.ActionHalt && !r.haltAtIntent {
 		halts, err := rt.haltSw.halts(ctx)
 		if err != nil {
 			return "", workload.Errorf(workload.Unavailable, "ledger unavailable, refusing to operate: %w", err)
 		}
 		if halts[ledger.GlobalScope] || halts[r.Target] {
-			scope := "globally"
-			if !halts[ledger.GlobalScope] {
-				scope = "for target " + r.Target
+			scope := r.Target
+			if halts[ledger.GlobalScope] {
+				scope = ledger.GlobalScope
 			}
-			herr := workload.Errorf(workload.Halted, "workload operations are halted %s; an admin can lift it with `alphaswarm halt off`", scope)
+			herr := haltedError(scope, r.Target)
 			rt.reject(ctx, r, digest, herr)
 			return "", herr
 		}
@@ -107,4 +108,14 @@ func (rt *Runtime) CheckExec(ctx context.Context, r Request) error {
 		return rt.redactErr(err)
 	}
 	return nil
+}
+
+// haltedError is the refusal of a request on target while scope (the
+// target or ledger.GlobalScope) is halted.
+func haltedError(scope, target string) error {
+	where := "globally"
+	if scope != ledger.GlobalScope {
+		where = "for target " + target
+	}
+	return workload.Errorf(workload.Halted, "workload operations are halted %s; an admin can lift it with `alphaswarm halt off`", where)
 }

@@ -62,6 +62,9 @@ type Request struct {
 	// dryRun makes precheck a diff's admission check (diff.go): the same
 	// steps, with no rejected row written (reject).
 	dryRun bool
+	// haltAtIntent: the halt switch is checked by the intent's append, in
+	// its transaction (Runtime.appendIntent), not read by precheck.
+	haltAtIntent bool
 }
 
 // Result is what a mutating operation returns (the wire type api.Result).

@@ -148,7 +148,8 @@ type Runtime struct {
 	recWait  time.Duration
 	settle   time.Duration
 	listPoll time.Duration
-	haltSw   *haltReader // shared reads of the halt switch (halts.go)
+	haltSw   *haltReader            // shared reads of the halt switch (halts.go)
+	guarded  ledger.GuardedAppender // nil: the halt switch and revision head are read before appends (guard.go)
 	policy   policy.Evaluator
 	roleOn   func(Principal, string) string
 	revs     ledger.RevisionStore // nil: no history (history.go)
@@ -195,6 +196,9 @@ func New(ctx context.Context, o Options) (*Runtime, error) {
 	if l, ok := o.Ledger.(ledger.ServiceLocker); ok {
 		rt.locker = l
 	}
+	if l, ok := o.Ledger.(ledger.GuardedAppender); ok {
+		rt.guarded = l
+	}
 	if err := rt.setHistory(o); err != nil {
 		return nil, err
 	}
@@ -235,6 +239,23 @@ func (rt *Runtime) append(ctx context.Context, r ledger.Record) (ledger.Record, 
 	start := time.Now()
 	out, err := rt.ledger.Append(ctx, r)
 	if rt.obs != nil {
+		rt.obs.LedgerAppend(time.Since(start), err)
+	}
+	return out, err
+}
+
+// appendIntent appends r's intent. When the halt switch is checked at the
+// intent (Request.haltAtIntent), the append requires, in its own
+// transaction, that neither the target nor the whole control plane is
+// halted (ledger.Guard): a halt committed before the intent refuses it, and
+// the error is a *ledger.HaltedError.
+func (rt *Runtime) appendIntent(ctx context.Context, r *Request, intent ledger.Record) (ledger.Record, error) {
+	if !r.haltAtIntent {
+		return rt.append(ctx, intent)
+	}
+	start := time.Now()
+	out, err := rt.guarded.AppendGuarded(ctx, intent, nil, ledger.Guard{Unhalted: []string{ledger.GlobalScope, r.Target}})
+	if rt.obs != nil && !errors.Is(err, ledger.ErrGuard) {
 		rt.obs.LedgerAppend(time.Since(start), err)
 	}
 	return out, err
@@ -297,6 +318,7 @@ func truncate(s string, n int) string {
 // Do runs one mutating request through the whole pipeline.
 func (rt *Runtime) Do(ctx context.Context, r Request) (Result, error) {
 	// 1–2b. Principal, validate, halt switch, admission (precheck.go).
+	r.haltAtIntent = rt.guarded != nil && r.Action != workload.ActionHalt
 	digest, err := rt.precheck(ctx, &r)
 	if err != nil {
 		return Result{}, err
@@ -352,7 +374,12 @@ func (rt *Runtime) Do(ctx context.Context, r Request) (Result, error) {
 	if r.Action != workload.ActionHalt {
 		intent.Target = r.Target
 	}
-	intent, err = rt.append(ctx, intent)
+	intent, err = rt.appendIntent(ctx, &r, intent)
+	if herr := (*ledger.HaltedError)(nil); errors.As(err, &herr) {
+		err := haltedError(herr.Scope, r.Target)
+		rt.reject(ctx, &r, digest, err)
+		return Result{}, err
+	}
 	if err != nil {
 		rt.log.Error("ledger: intent not written; provider not called", "action", r.Action, "service", r.key(), "err", err)
 		return Result{}, workload.Errorf(workload.Unavailable, "audit ledger unavailable; the operation was not attempted: %w", err)

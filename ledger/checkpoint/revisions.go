@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/alphaswarm/controller/ledger"
 )
@@ -11,6 +12,7 @@ var (
 	_ ledger.RevisionStore      = (*Ledger)(nil)
 	_ ledger.RevisionAppender   = (*Ledger)(nil)
 	_ ledger.RevisionHeadReader = (*Ledger)(nil)
+	_ ledger.GuardedAppender    = (*Ledger)(nil)
 )
 
 // RevisionHead implements ledger.RevisionHeadReader: the backend's
@@ -24,6 +26,27 @@ func (l *Ledger) RevisionHead(ctx context.Context, target, service string) (int6
 // then Append: ledger.AppendWithRevision), then what Append does after.
 func (l *Ledger) AppendWithRevision(ctx context.Context, r ledger.Record, rev ledger.Revision) (ledger.Record, error) {
 	return l.appendVia(func() (ledger.Record, error) { return ledger.AppendWithRevision(ctx, l.inner, r, rev) })
+}
+
+// AppendGuarded implements ledger.GuardedAppender: the backend's guarded
+// append (ledger.AppendGuarded), then what Append does after. When a scope
+// the guard names is one this process has seen halted (a pin), Halts
+// decides first: it sees a halt row removed behind the backend's back,
+// which the backend's own check cannot.
+func (l *Ledger) AppendGuarded(ctx context.Context, r ledger.Record, rev *ledger.Revision, g ledger.Guard) (ledger.Record, error) {
+	l.mu.Lock()
+	pinned := slices.ContainsFunc(g.Unhalted, func(s string) bool { _, ok := l.pins[s]; return ok })
+	l.mu.Unlock()
+	if pinned {
+		halts, err := l.Halts(ctx)
+		if err != nil {
+			return ledger.Record{}, err
+		}
+		if err := g.CheckHalts(halts); err != nil {
+			return ledger.Record{}, err
+		}
+	}
+	return l.appendVia(func() (ledger.Record, error) { return ledger.AppendGuarded(ctx, l.inner, r, rev, g) })
 }
 
 // PutRevision implements ledger.RevisionStore when the backend does.

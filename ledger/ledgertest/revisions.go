@@ -17,7 +17,8 @@ import (
 // one service's rows only, oldest first; a second revision for a run is
 // ErrRevisionExists; a second connection (reopen) sees them. The ledger
 // must also be a ledger.RevisionAppender (RunRevisionAppender), and the
-// function ledger.AppendWithRevision's fallback is checked on it too.
+// function ledger.AppendWithRevision's fallback is checked on it too; and
+// a ledger.GuardedAppender (RunGuards).
 func RunRevisions(t *testing.T, open func(t *testing.T) ledger.Ledger, reopen func(t *testing.T, l ledger.Ledger) ledger.Ledger) {
 	t.Run("PutRevision", func(t *testing.T) { testPutRevision(t, open, reopen) })
 	t.Run("AppendWithRevision", func(t *testing.T) {
@@ -38,6 +39,7 @@ func RunRevisions(t *testing.T, open func(t *testing.T) ledger.Ledger, reopen fu
 		l := open(t)
 		testRevisionHead(t, storeOnly{l, l.(ledger.RevisionStore)})
 	})
+	t.Run("Guards", func(t *testing.T) { RunGuards(t, open) })
 	t.Run("AppendWithRevisionFallback", func(t *testing.T) {
 		l := open(t)
 		testAppendWithRevision(t, storeOnly{l, l.(ledger.RevisionStore)}, func(t *testing.T, _ ledger.Ledger) ledger.Ledger { return reopen(t, l) })

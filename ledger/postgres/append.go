@@ -43,7 +43,10 @@ type appendReq struct {
 	rec ledger.Record
 	// rev, when set, is inserted in the transaction that appends rec
 	// (AppendWithRevision, revisions.go).
-	rev   *ledger.Revision
+	rev *ledger.Revision
+	// guard, when set, must hold in the transaction before rec is written
+	// (AppendGuarded, revisions.go).
+	guard *ledger.Guard
 	state atomic.Int32
 	res   chan appendRes // buffered: the writer never blocks on it
 }
@@ -190,33 +193,51 @@ func (l *Ledger) commit(batch []*appendReq) {
 	}
 	recs := make([]ledger.Record, len(batch))
 	revs := make([]*ledger.Revision, len(batch))
+	guards := make([]*ledger.Guard, len(batch))
 	for i, r := range batch {
-		recs[i], revs[i] = r.rec, r.rev
+		recs[i], revs[i], guards[i] = r.rec, r.rev, r.guard
 	}
-	sealed, err := l.appendTx(recs, revs)
-	if err != nil {
-		l.head.Failed(err)
-	} else {
-		l.head.Observe(sealed[len(sealed)-1].Seq, sealed[len(sealed)-1].Hash)
-	}
+	sealed, errs, err := l.appendTx(recs, revs, guards)
+	l.observe(sealed, err)
 	var ie *insertError
 	if err != nil && len(batch) > 1 && errors.As(err, &ie) {
 		for _, r := range batch {
-			one, err := l.appendTx([]ledger.Record{r.rec}, []*ledger.Revision{r.rev})
+			one, errs, err := l.appendTx([]ledger.Record{r.rec}, []*ledger.Revision{r.rev}, []*ledger.Guard{r.guard})
+			l.observe(one, err)
+			if err == nil {
+				err = errs[0]
+			}
 			res := appendRes{err: err}
 			if err == nil {
 				res.rec = one[0]
-				l.head.Observe(one[0].Seq, one[0].Hash)
 			}
 			r.res <- res
 		}
 		return
 	}
 	for i, r := range batch {
-		if err != nil {
+		switch {
+		case err != nil:
 			r.res <- appendRes{err: err}
-		} else {
+		case errs[i] != nil:
+			r.res <- appendRes{err: errs[i]}
+		default:
 			r.res <- appendRes{rec: sealed[i]}
+		}
+	}
+}
+
+// observe tells the head guard how an append transaction ended: the last
+// row it wrote, or its failure.
+func (l *Ledger) observe(sealed []ledger.Record, err error) {
+	if err != nil {
+		l.head.Failed(err)
+		return
+	}
+	for i := len(sealed) - 1; i >= 0; i-- {
+		if sealed[i].Seq > 0 {
+			l.head.Observe(sealed[i].Seq, sealed[i].Hash)
+			return
 		}
 	}
 }
@@ -229,13 +250,17 @@ func (l *Ledger) commit(batch []*appendReq) {
 // then, with the records sealed after that head, one INSERT of every row
 // and COMMIT. (It was five: BEGIN, lock, head, INSERT or COPY, COMMIT.)
 // revs[i], when set, is recs[i]'s revision row, inserted by one more
-// statement of the second pipeline, before COMMIT.
-func (l *Ledger) appendTx(recs []ledger.Record, revs []*ledger.Revision) ([]ledger.Record, error) {
+// statement of the second pipeline, before COMMIT. guards[i], when set, is
+// checked against what the first pipeline read after the head (the halt
+// switches, the revision heads of the guarded services: one statement
+// each, no round trip of their own); a record whose guard fails is not
+// written and errs[i] says why (sealed[i] is then zero).
+func (l *Ledger) appendTx(recs []ledger.Record, revs []*ledger.Revision, guards []*ledger.Guard) (sealed []ledger.Record, errs []error, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
 	conn, err := l.pool.Acquire(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("ledger/postgres: append: begin: %w", err)
+		return nil, nil, fmt.Errorf("ledger/postgres: append: begin: %w", err)
 	}
 	committed := false
 	defer func() {
@@ -251,16 +276,23 @@ func (l *Ledger) appendTx(recs []ledger.Record, revs []*ledger.Revision) ([]ledg
 	b.Queue("BEGIN")
 	b.Queue("SELECT pg_advisory_xact_lock($1, $2)", lockClass, lockAppend)
 	b.Queue("SELECT seq, hash FROM workload_runs ORDER BY seq DESC LIMIT 1")
+	needHalts, heads := ledger.NeedsHalts(guards), ledger.HeadKeys(recs, guards)
+	if needHalts {
+		b.Queue(haltsSQL)
+	}
+	if len(heads) > 0 {
+		b.Queue(revisionHeadsSQL, headArrays(heads)...)
+	}
 	head := ledger.Record{Hash: ledger.GenesisHash}
 	var prev *ledger.Record
 	br := conn.SendBatch(ctx, b)
 	if _, err := br.Exec(); err != nil {
 		br.Close()
-		return nil, fmt.Errorf("ledger/postgres: append: begin: %w", err)
+		return nil, nil, fmt.Errorf("ledger/postgres: append: begin: %w", err)
 	}
 	if _, err := br.Exec(); err != nil {
 		br.Close()
-		return nil, fmt.Errorf("ledger/postgres: append: lock: %w", err)
+		return nil, nil, fmt.Errorf("ledger/postgres: append: lock: %w", err)
 	}
 	switch err := br.QueryRow().Scan(&head.Seq, &head.Hash); {
 	case err == nil:
@@ -268,10 +300,15 @@ func (l *Ledger) appendTx(recs []ledger.Record, revs []*ledger.Revision) ([]ledg
 	case errors.Is(err, pgx.ErrNoRows):
 	default:
 		br.Close()
-		return nil, fmt.Errorf("ledger/postgres: append: read head: %w", err)
+		return nil, nil, fmt.Errorf("ledger/postgres: append: read head: %w", err)
+	}
+	guardReads, err := readGuards(br, needHalts, heads)
+	if err != nil {
+		br.Close()
+		return nil, nil, fmt.Errorf("ledger/postgres: append: read guards: %w", err)
 	}
 	if err := br.Close(); err != nil {
-		return nil, fmt.Errorf("ledger/postgres: append: read head: %w", err)
+		return nil, nil, fmt.Errorf("ledger/postgres: append: read head: %w", err)
 	}
 	if err := l.head.Check(head.Seq, head.Hash, func(seq int64) (string, bool, error) {
 		var h string
@@ -281,29 +318,40 @@ func (l *Ledger) appendTx(recs []ledger.Record, revs []*ledger.Revision) ([]ledg
 		}
 		return h, err == nil, err
 	}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	sealed := make([]ledger.Record, len(recs))
+	sealed, errs = make([]ledger.Record, len(recs)), make([]error, len(recs))
+	var rows []ledger.Record
+	var rowRevs []*ledger.Revision
 	for i, r := range recs {
+		if errs[i] = guardReads.Check(r, guards[i]); errs[i] != nil {
+			continue
+		}
 		sealed[i] = ledger.Seal(r, prev)
 		prev = &sealed[i]
+		guardReads.Accepted(sealed[i])
+		rows, rowRevs = append(rows, sealed[i]), append(rowRevs, revs[i])
 	}
 	b = &pgx.Batch{}
-	b.Queue(insertRows, rowArrays(sealed)...)
-	revArgs := revisionArrays(sealed, revs)
+	if len(rows) > 0 {
+		b.Queue(insertRows, rowArrays(rows)...)
+	}
+	revArgs := revisionArrays(rows, rowRevs)
 	if revArgs != nil {
 		b.Queue(insertRevisions, revArgs...)
 	}
 	b.Queue("COMMIT")
 	br = conn.SendBatch(ctx, b)
-	if _, err := br.Exec(); err != nil {
-		br.Close()
-		return nil, &insertError{fmt.Errorf("ledger/postgres: append: insert: %w", err)}
+	if len(rows) > 0 {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return nil, nil, &insertError{fmt.Errorf("ledger/postgres: append: insert: %w", err)}
+		}
 	}
 	if revArgs != nil {
 		if _, err := br.Exec(); err != nil {
 			br.Close()
-			return nil, revisionInsertError(err)
+			return nil, nil, revisionInsertError(err)
 		}
 	}
 	tag, err := br.Exec()
@@ -314,10 +362,10 @@ func (l *Ledger) appendTx(recs []ledger.Record, revs []*ledger.Revision) ([]ledg
 		err = fmt.Errorf("the transaction ended with %s", tag)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("ledger/postgres: append: commit: %w", err)
+		return nil, nil, fmt.Errorf("ledger/postgres: append: commit: %w", err)
 	}
 	committed = true
-	return sealed, nil
+	return sealed, errs, nil
 }
 
 // insertRows inserts one row per element of its array parameters (one

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -18,6 +19,7 @@ var (
 	_ ledger.RevisionStore      = (*Ledger)(nil)
 	_ ledger.RevisionAppender   = (*Ledger)(nil)
 	_ ledger.RevisionHeadReader = (*Ledger)(nil)
+	_ ledger.GuardedAppender    = (*Ledger)(nil)
 )
 
 var revHeadSQL = ledger.RevisionHeadSQL("$")
@@ -45,23 +47,135 @@ func (l *Ledger) RevisionHead(ctx context.Context, target, service string) (int6
 // for refused rows, failing with an error wrapping ErrRevisionNotStored;
 // the other records of its batch commit.
 func (l *Ledger) AppendWithRevision(ctx context.Context, r ledger.Record, rev ledger.Revision) (ledger.Record, error) {
-	if err := ctx.Err(); err != nil {
+	req, err := revisionRequest(ctx, r, rev)
+	if err != nil {
 		return ledger.Record{}, err
 	}
+	return l.enqueue(ctx, req)
+}
+
+// revisionRequest is the writer's request to append r with rev, or why
+// neither can be stored.
+func revisionRequest(ctx context.Context, r ledger.Record, rev ledger.Revision) (*appendReq, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := ledger.CheckRevision(r, rev); err != nil {
-		return ledger.Record{}, err
+		return nil, err
 	}
 	for _, f := range []string{rev.Spec, rev.Digest} {
 		if strings.IndexByte(f, 0) >= 0 || !utf8.ValidString(f) {
-			return ledger.Record{}, fmt.Errorf("%w: ledger/postgres: the revision of run %s holds a NUL byte or invalid UTF-8, which PostgreSQL text cannot store as is",
+			return nil, fmt.Errorf("%w: ledger/postgres: the revision of run %s holds a NUL byte or invalid UTF-8, which PostgreSQL text cannot store as is",
 				ledger.ErrRevisionNotStored, rev.RunID)
 		}
 	}
 	r, err := storable(r)
 	if err != nil {
+		return nil, err
+	}
+	return &appendReq{rec: r, rev: &rev, res: make(chan appendRes, 1)}, nil
+}
+
+// AppendGuarded implements ledger.GuardedAppender: the writer checks g in
+// the transaction that appends r, against what the transaction's first
+// pipeline reads after the head under the append lock (the halt switches,
+// the revision heads of the batch's guarded services: a statement each
+// per batch, no round trip of their own). Nothing can be appended between
+// that read and the row. A guard that fails refuses its own record only;
+// the rest of the batch commits.
+func (l *Ledger) AppendGuarded(ctx context.Context, r ledger.Record, rev *ledger.Revision, g ledger.Guard) (ledger.Record, error) {
+	if rev == nil {
+		if err := ctx.Err(); err != nil {
+			return ledger.Record{}, err
+		}
+		r, err := storable(r)
+		if err != nil {
+			return ledger.Record{}, err
+		}
+		return l.enqueue(ctx, &appendReq{rec: r, guard: &g, res: make(chan appendRes, 1)})
+	}
+	req, err := revisionRequest(ctx, r, *rev)
+	if err != nil {
 		return ledger.Record{}, err
 	}
-	return l.enqueue(ctx, &appendReq{rec: r, rev: &rev, res: make(chan appendRes, 1)})
+	req.guard = &g
+	return l.enqueue(ctx, req)
+}
+
+// haltsSQL reads the newest successful halt result of each scope.
+const haltsSQL = `SELECT DISTINCT ON (target) target, seq, detail FROM workload_runs
+	WHERE action = 'halt' AND kind = 'result' AND outcome = 'ok'
+	ORDER BY target, seq DESC`
+
+// revisionHeadsSQL is RevisionHead for each {target, service} of its two
+// arrays: one statement for a batch.
+var revisionHeadsSQL = `SELECT k.t, k.s, COALESCE((` +
+	strings.NewReplacer("$1", "k.s", "$2", "k.t").Replace(revHeadSQL) +
+	`), 0) FROM unnest($1::text[], $2::text[]) AS k(t, s)`
+
+// headArrays are revisionHeadsSQL's parameters.
+func headArrays(keys [][2]string) []any {
+	ts, ss := make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		ts[i], ss[i] = k[0], k[1]
+	}
+	return []any{ts, ss}
+}
+
+// readGuards reads the results of haltsSQL (when queued) and
+// revisionHeadsSQL (when heads is not empty), queued in that order after
+// the head read of br's pipeline.
+func readGuards(br pgx.BatchResults, halts bool, heads [][2]string) (*ledger.BatchGuards, error) {
+	bg := &ledger.BatchGuards{}
+	if halts {
+		rows, err := br.Query()
+		if err != nil {
+			return nil, err
+		}
+		if bg.Halts, err = scanHalts(rows); err != nil {
+			return nil, err
+		}
+	}
+	if len(heads) == 0 {
+		return bg, nil
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	bg.Heads = make(map[[2]string]int64, len(heads))
+	for rows.Next() {
+		var k [2]string
+		var seq int64
+		if err := rows.Scan(&k[0], &k[1], &seq); err != nil {
+			return nil, err
+		}
+		bg.Heads[k] = seq
+	}
+	return bg, rows.Err()
+}
+
+// scanHalts reads haltsSQL's rows: the scopes whose newest halt result
+// turned the switch on.
+func scanHalts(rows pgx.Rows) (map[string]bool, error) {
+	defer rows.Close()
+	on := map[string]bool{}
+	for rows.Next() {
+		var target, detail string
+		var seq int64
+		if err := rows.Scan(&target, &seq, &detail); err != nil {
+			return nil, err
+		}
+		var d ledger.HaltDetail
+		if err := json.Unmarshal([]byte(detail), &d); err != nil {
+			return nil, fmt.Errorf("row %d: detail is not a halt detail: %w", seq, err)
+		}
+		if d.On {
+			on[target] = true
+		}
+	}
+	return on, rows.Err()
 }
 
 // insertRevisions inserts one revision row per element of its arrays (as

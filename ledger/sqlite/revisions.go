@@ -16,6 +16,7 @@ var (
 	_ ledger.RevisionStore      = (*Ledger)(nil)
 	_ ledger.RevisionAppender   = (*Ledger)(nil)
 	_ ledger.RevisionHeadReader = (*Ledger)(nil)
+	_ ledger.GuardedAppender    = (*Ledger)(nil)
 )
 
 var revHeadSQL = ledger.RevisionHeadSQL("?")
@@ -47,6 +48,60 @@ func (l *Ledger) AppendWithRevision(ctx context.Context, r ledger.Record, rev le
 		return ledger.Record{}, err
 	}
 	return l.enqueue(ctx, appendReq{ctx: ctx, rec: r, rev: &rev})
+}
+
+// AppendGuarded implements ledger.GuardedAppender: the writer checks g in
+// the transaction of the batch that appends r, after the head read (under
+// BEGIN IMMEDIATE's write lock: no other connection or process can append
+// between the check and the row), with one read of the halt switches and
+// one of each guarded service's revision head per batch. A guard that
+// fails refuses its own request only; the rest of the batch commits.
+func (l *Ledger) AppendGuarded(ctx context.Context, r ledger.Record, rev *ledger.Revision, g ledger.Guard) (ledger.Record, error) {
+	if rev != nil {
+		if err := ledger.CheckRevision(r, *rev); err != nil {
+			return ledger.Record{}, err
+		}
+	}
+	return l.enqueue(ctx, appendReq{ctx: ctx, rec: r, rev: rev, guard: &g})
+}
+
+// readGuards reads, in tx, what the guards of batch check: the halt
+// switches when one checks them, the revision head of each service one
+// checks.
+func (l *Ledger) readGuards(ctx context.Context, tx *sql.Tx, batch []appendReq) (*ledger.BatchGuards, error) {
+	bg := &ledger.BatchGuards{}
+	var halts bool
+	for _, req := range batch {
+		g := req.guard
+		if g == nil {
+			continue
+		}
+		if len(g.Unhalted) > 0 && !halts {
+			halts = true
+			h, err := readHalts(tx.StmtContext(ctx, l.haltsStmt).QueryContext(ctx))
+			if err != nil {
+				return nil, err
+			}
+			bg.Halts = h
+		}
+		if !g.CheckHead {
+			continue
+		}
+		k := [2]string{req.rec.Target, req.rec.Service}
+		if _, ok := bg.Heads[k]; ok {
+			continue
+		}
+		var seq int64
+		err := tx.StmtContext(ctx, l.revHeadStmt).QueryRowContext(ctx, k[1], k[0]).Scan(&seq)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("sqlite ledger: reading the revision head: %w", err)
+		}
+		if bg.Heads == nil {
+			bg.Heads = map[[2]string]int64{}
+		}
+		bg.Heads[k] = seq
+	}
+	return bg, nil
 }
 
 // insertRevision runs revInsertSQL for rev (at sealed, the time of its

@@ -87,7 +87,10 @@ type appendReq struct {
 	rec ledger.Record
 	// rev, when set, is inserted in the batch's transaction before rec
 	// (AppendWithRevision, revisions.go).
-	rev   *ledger.Revision
+	rev *ledger.Revision
+	// guard, when set, must hold in the batch's transaction before rec is
+	// written (AppendGuarded, guard.go).
+	guard *ledger.Guard
 	reply chan appendReply
 }
 
@@ -337,10 +340,19 @@ func (l *Ledger) writeBatch(batch []appendReq) (out []ledger.Record, errs []erro
 	}); err != nil {
 		return nil, nil, nil, err
 	}
+	guards, err := l.readGuards(ctx, tx, batch)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	stmt := tx.StmtContext(ctx, l.insertStmt) // closed with tx
 	var revStmt *sql.Stmt
 	out, errs = make([]ledger.Record, len(batch)), make([]error, len(batch))
 	for i, req := range batch {
+		// A guard that does not hold fails its own request only, before
+		// anything of it is written (guard.go).
+		if errs[i] = guards.Check(req.rec, req.guard); errs[i] != nil {
+			continue
+		}
 		r := ledger.Seal(req.rec, prev)
 		if req.rev != nil {
 			if revStmt == nil {
@@ -363,6 +375,7 @@ func (l *Ledger) writeBatch(batch []appendReq) (out []ledger.Record, errs []erro
 		out[i] = r
 		prev = &out[i]
 		last = prev
+		guards.Accepted(r)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, nil, nil, err
@@ -491,7 +504,11 @@ func (l *Ledger) unfinished(ctx context.Context, q string, args ...any) ([]ledge
 
 // Halts implements ledger.Ledger.
 func (l *Ledger) Halts(ctx context.Context) (map[string]bool, error) {
-	rows, err := l.haltsStmt.QueryContext(ctx)
+	return readHalts(l.haltsStmt.QueryContext(ctx))
+}
+
+// readHalts reads haltsSQL's rows.
+func readHalts(rows *sql.Rows, err error) (map[string]bool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite ledger halts: %w", err)
 	}
