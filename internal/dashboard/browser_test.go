@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/alphaswarm/controller/internal/config"
@@ -66,13 +68,41 @@ func artifacts(t testing.TB) string {
 // browser is one headless Chromium with one tab, ended by t.Cleanup. It
 // records console errors, uncaught exceptions and CSP violations; the test
 // fails on any it did not expect.
+//
+// A page load that loses its document, a script or a stylesheet to a
+// network change (Chromium's net::ERR_NETWORK_CHANGED, when host networks
+// come and go under other tests on a shared machine) is tried again, at
+// most loadTries times in all: by nav, and by wait when its condition is
+// not yet true (a navigation a click started). Nothing else is retried,
+// and the console errors of a load tried again are expected.
 type browser struct {
 	t     testing.TB
 	ctx   context.Context
 	dir   string
-	mu    sync.Mutex
-	msgs  []string
 	allow []string // substrings of console errors a test expects
+	// retryOn is the network error after which a load is tried again;
+	// only the test of the retry sets another.
+	retryOn string
+
+	mu      sync.Mutex
+	msgs    []consoleMsg
+	loading map[network.RequestID]string // URL of each page resource loading
+	failed  []failedLoad                 // page resources that failed, since last looked at
+	excused map[string]int               // URL -> failures of it a retry made good
+}
+
+// loadTries is how many times a page load lost to a network change is
+// tried in all.
+const loadTries = 3
+
+type consoleMsg struct{ text, url string }
+
+type failedLoad struct{ url, err string }
+
+// pageResource reports whether a resource of type rt is part of loading a
+// page (not a fetch, XHR or event stream of the page's own script).
+func pageResource(rt network.ResourceType) bool {
+	return rt == network.ResourceTypeDocument || rt == network.ResourceTypeScript || rt == network.ResourceTypeStylesheet
 }
 
 func newBrowser(t testing.TB, width, height int) *browser {
@@ -88,8 +118,16 @@ func newBrowser(t testing.TB, width, height int) *browser {
 	)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(allocCtx)
-	b := &browser{t: t, ctx: ctx, dir: artifacts(t)}
-	console := chromedp.Console(ctx) // starts the browser and the tab
+	b := &browser{t: t, ctx: ctx, dir: artifacts(t), retryOn: "net::ERR_NETWORK_CHANGED",
+		loading: map[network.RequestID]string{}, excused: map[string]int{}}
+	// Listen sees the events in order, before the command they precede
+	// returns: a failed script is known when Navigate has waited for load.
+	if err := chromedp.Listen(ctx, b.watchLoads); err != nil { // starts the browser and the tab
+		cancelCtx()
+		cancelAlloc()
+		t.Fatalf("starting Chromium: %v", err)
+	}
+	console := chromedp.Console(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -99,7 +137,7 @@ func newBrowser(t testing.TB, width, height int) *browser {
 			}
 			if m.Type == chromedp.ConsoleError || m.IsException() || strings.Contains(m.Text, "Content Security Policy") {
 				b.mu.Lock()
-				b.msgs = append(b.msgs, fmt.Sprintf("%s (%s:%d)", m, m.URL, m.Line))
+				b.msgs = append(b.msgs, consoleMsg{fmt.Sprintf("%s (%s:%d)", m, m.URL, m.Line), m.URL})
 				b.mu.Unlock()
 			}
 		}
@@ -108,19 +146,78 @@ func newBrowser(t testing.TB, width, height int) *browser {
 		cancelCtx()
 		cancelAlloc() // kills the browser and waits for it
 		<-done
-		b.mu.Lock()
-		defer b.mu.Unlock()
-	outer:
-		for _, m := range b.msgs {
-			for _, a := range b.allow {
-				if strings.Contains(m, a) {
-					continue outer
-				}
-			}
+		for _, m := range b.unexpected() {
 			t.Errorf("browser console: %s", m)
 		}
 	})
 	return b
+}
+
+// watchLoads records the page resources that fail to load. It runs in the
+// loop that reads the tab's messages, so it only takes the lock.
+func (b *browser) watchLoads(ev any) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch ev := ev.(type) {
+	case *network.EventRequestWillBeSent:
+		if pageResource(ev.Type) {
+			b.loading[ev.RequestID] = ev.Request.URL
+		}
+	case *network.EventLoadingFinished:
+		delete(b.loading, ev.RequestID)
+	case *network.EventLoadingFailed:
+		if u, ok := b.loading[ev.RequestID]; ok {
+			delete(b.loading, ev.RequestID)
+			b.failed = append(b.failed, failedLoad{u, ev.ErrorText})
+		}
+	}
+}
+
+// takeLost returns the URLs of the page resources lost to b.retryOn since
+// it was last called, and forgets every failure seen so far.
+func (b *browser) takeLost() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var lost []string
+	for _, f := range b.failed {
+		if f.err == b.retryOn {
+			lost = append(lost, f.url)
+		}
+	}
+	b.failed = nil
+	return lost
+}
+
+// excuse expects the console error of each lost load, which is tried again.
+func (b *browser) excuse(lost []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, u := range lost {
+		b.excused[u]++
+	}
+}
+
+// unexpected returns the console errors the test did not expect: neither
+// allowed nor of a load that was tried again.
+func (b *browser) unexpected() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	excused := maps.Clone(b.excused)
+	var out []string
+outer:
+	for _, m := range b.msgs {
+		for _, a := range b.allow {
+			if strings.Contains(m.text, a) {
+				continue outer
+			}
+		}
+		if strings.Contains(m.text, b.retryOn) && excused[m.url] > 0 {
+			excused[m.url]--
+			continue
+		}
+		out = append(out, m.text)
+	}
+	return out
 }
 
 func (b *browser) do(actions ...chromedp.Action[chromedp.Void]) {
@@ -132,20 +229,27 @@ func (b *browser) do(actions ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
-// nav navigates, retrying when Chromium reports a network change (host
-// network namespaces come and go on a shared CI machine).
+// nav navigates to u and waits for the page to load. A load that lost its
+// document, a script or a stylesheet to a network change is tried again
+// (loadTries in all); any other failure ends the test.
 func (b *browser) nav(u string) {
 	b.t.Helper()
-	for attempt := 1; ; attempt++ {
+	for try := 1; ; try++ {
 		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 		err := chromedp.Do(ctx, chromedp.Navigate(u))
 		cancel()
-		if err == nil {
+		lost := b.takeLost()
+		if err == nil && len(lost) == 0 {
 			return
 		}
-		if attempt == 3 || !strings.Contains(err.Error(), "ERR_NETWORK_CHANGED") {
+		if err != nil && !strings.Contains(err.Error(), b.retryOn) {
 			b.t.Fatalf("navigate to %s: %v\n%s", u, err, b.console())
 		}
+		if try == loadTries {
+			b.t.Fatalf("navigate to %s: %d loads lost to %s (last: %v, lost %v)\n%s", u, try, b.retryOn, err, lost, b.console())
+		}
+		b.excuse(lost)
+		b.t.Logf("navigate to %s: lost to %s (%v, lost %v); loading it again", u, b.retryOn, err, lost)
 		time.Sleep(200 * time.Millisecond)
 	}
 }
@@ -153,17 +257,25 @@ func (b *browser) nav(u string) {
 func (b *browser) console() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return strings.Join(b.msgs, "\n")
+	lines := make([]string, len(b.msgs))
+	for i, m := range b.msgs {
+		lines[i] = m.text
+	}
+	return strings.Join(lines, "\n")
 }
 
 // wait evaluates a JavaScript predicate every 100ms until it is true;
 // navigations in between are expected (evaluation errors are retried).
+// While it is not true, a page load (a navigation a click started) that
+// lost a resource to a network change is reloaded, and the wait starts
+// again (loadTries loads in all); the predicate itself is never retried
+// past its timeout.
 func (b *browser) wait(what, predicate string, timeout time.Duration) {
 	b.t.Helper()
 	deadline := time.Now().Add(timeout)
 	expr := "(() => { try { return !!(" + predicate + "); } catch (e) { return false; } })()"
 	var last error
-	for time.Now().Before(deadline) {
+	for loads := 1; time.Now().Before(deadline); {
 		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
 		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
 		cancel()
@@ -171,6 +283,18 @@ func (b *browser) wait(what, predicate string, timeout time.Duration) {
 			return
 		}
 		last = err
+		if lost := b.takeLost(); len(lost) > 0 && loads < loadTries {
+			loads++
+			b.excuse(lost)
+			b.t.Logf("waiting for %s: the page lost %v to %s; loading it again", what, lost, b.retryOn)
+			ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+			if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
+				b.t.Logf("waiting for %s: reload: %v", what, err)
+			}
+			cancel()
+			deadline = time.Now().Add(timeout)
+			continue
+		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
