@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"iter"
 	"time"
@@ -137,29 +136,12 @@ func (l *Ledger) UnfinishedAfter(ctx context.Context, after int64) ([]ledger.Rec
 // Halts returns the scopes ("*" or a target) whose latest successful halt
 // result turned the switch on.
 func (l *Ledger) Halts(ctx context.Context) (map[string]bool, error) {
-	rows, err := l.pool.Query(ctx, `SELECT DISTINCT ON (target) target, seq, detail FROM workload_runs
-		WHERE action = 'halt' AND kind = 'result' AND outcome = 'ok'
-		ORDER BY target, seq DESC`)
+	rows, err := l.pool.Query(ctx, haltsSQL)
 	if err != nil {
 		return nil, fmt.Errorf("ledger/postgres: halts: %w", err)
 	}
-	defer rows.Close()
-	on := map[string]bool{}
-	for rows.Next() {
-		var target, detail string
-		var seq int64
-		if err := rows.Scan(&target, &seq, &detail); err != nil {
-			return nil, fmt.Errorf("ledger/postgres: halts: %w", err)
-		}
-		var d ledger.HaltDetail
-		if err := json.Unmarshal([]byte(detail), &d); err != nil {
-			return nil, fmt.Errorf("ledger/postgres: halts: row %d: detail is not a halt detail: %w", seq, err)
-		}
-		if d.On {
-			on[target] = true
-		}
-	}
-	if err := rows.Err(); err != nil {
+	on, err := scanHalts(rows)
+	if err != nil {
 		return nil, fmt.Errorf("ledger/postgres: halts: %w", err)
 	}
 	return on, nil
