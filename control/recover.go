@@ -94,9 +94,11 @@ func probeMessage(st workload.DeploymentStatus, ok bool, waited time.Duration) s
 // Recover closes every intent that has no result: for each, it takes the
 // service lock (an intent whose lock is held, by the live controller
 // running it or by another run on the same service, is left alone for a
-// later pass; see RecoverEvery), asks the provider for the
-// service's status, and appends a result with outcome interrupted and the
-// probe's answer. It returns how many runs it closed.
+// later pass; see RecoverEvery), checks on a fencing ledger that the run
+// is not possibly live (fence.go: its controller may have lost the lock
+// while still running it; such a run is left for a later pass too), asks
+// the provider for the service's status, and appends a result with outcome
+// interrupted and the probe's answer. It returns how many runs it closed.
 func (rt *Runtime) Recover(ctx context.Context) (int, error) {
 	return rt.recoverPass(ctx, slog.LevelInfo)
 }
@@ -134,18 +136,24 @@ func (rt *Runtime) recoverPass(ctx context.Context, held slog.Level) (int, error
 	closed := 0
 	deadline := time.Now().Add(rt.settle)
 	for _, in := range open {
-		key := workload.ServiceID(in.Target, in.Service)
-		if in.Action == string(workload.ActionHalt) {
-			key = "halt"
-		}
-		if in.Action == string(workload.ActionExec) {
-			key = runLockKey(in.RunID)
-		}
 		lctx, cancel := context.WithTimeout(ctx, rt.recWait)
-		unlock, err := rt.lock(lctx, key)
+		fl, unlock, err := rt.lockForRecovery(lctx, in)
 		cancel()
 		if err != nil {
-			rt.log.Log(ctx, held, "recovery: run is held by a live controller; leaving it", "run", in.RunID, "service", key)
+			rt.log.Log(ctx, held, "recovery: run is held by a live controller; leaving it", "run", in.RunID, "service", workload.ServiceID(in.Target, in.Service))
+			continue
+		}
+		// Taking the lock does not prove the run over where a lock can be
+		// lost while held (fence.go).
+		ok, err := rt.recoverable(ctx, fl, in)
+		if err != nil {
+			unlock()
+			return closed, err
+		}
+		if !ok {
+			unlock()
+			rt.log.Log(ctx, held, "recovery: run may still be running (its controller lost the service lock but is not proven gone); leaving it",
+				"run", in.RunID, "service", workload.ServiceID(in.Target, in.Service), "deadline", rt.deadline(in))
 			continue
 		}
 		err = rt.closeInterrupted(ctx, in, deadline)

@@ -331,11 +331,11 @@ func (rt *Runtime) Do(ctx context.Context, r Request) (Result, error) {
 		return Result{}, err
 	}
 	defer unlockKey()
-	unlock, err := rt.lock(ctx, r.key())
+	hold, err := rt.lockService(ctx, &r, digest) // fenced where locks can be lost (fence.go)
 	if err != nil {
 		return Result{}, err
 	}
-	unlock = sync.OnceFunc(unlock)
+	unlock := sync.OnceFunc(hold.unlock)
 	defer unlock()
 
 	// 4. Idempotency.
@@ -369,7 +369,7 @@ func (rt *Runtime) Do(ctx context.Context, r Request) (Result, error) {
 	intent := ledger.Record{
 		RunID: runID, Kind: ledger.KindIntent, UserID: r.Principal.User, Auth: r.Principal.Auth, UserName: r.Principal.Name, Action: string(r.Action),
 		Target: r.scope(), Service: r.Service, Provider: p, RequestDigest: digest,
-		IdempotencyKey: r.IdempotencyKey, Detail: rt.detail(&r), PolicyDigest: r.policyDigest,
+		IdempotencyKey: r.IdempotencyKey, Detail: hold.intentDetail(rt.detail(&r)), PolicyDigest: r.policyDigest,
 	}
 	if r.Action != workload.ActionHalt {
 		intent.Target = r.Target
@@ -390,7 +390,7 @@ func (rt *Runtime) Do(ctx context.Context, r Request) (Result, error) {
 
 	// 6. Provider call.
 	start := time.Now()
-	res, callErr := rt.call(ctx, &r)
+	res, callErr := hold.call(ctx, &r) // rt.call, fenced (fence.go)
 	elapsed := time.Since(start)
 
 	// 7. Result, written even if the caller has gone.

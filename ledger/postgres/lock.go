@@ -12,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/alphaswarm/controller/ledger"
 )
 
 // Lingering. Taking a service lock costs a round trip on its session
@@ -64,38 +66,62 @@ type heldLock struct {
 	since time.Time // when the session took the lock
 	gen   uint64    // acquisitions: a linger timer ends only the one it was set for
 	idle  bool      // lingering: held by the session, by no caller
+	// clean: the last open-run check (fence.go) on this session found
+	// none, and the session has held the lock without a break since.
+	clean bool
 	once  sync.Once
+	// connMu guards conn against release while a fenced lock's watch
+	// looks at it (fence.go); dead is set by release.
+	connMu sync.Mutex
+	dead   bool
 }
 
 // LockService waits until no other session, in this or any other process,
 // holds key, then holds it until unlock is called, the Ledger is closed or
 // the process dies. It gives up with ctx's error when ctx ends first.
 func (l *Ledger) LockService(ctx context.Context, key string) (unlock func(), err error) {
+	h, _, err := l.acquire(ctx, key, nil)
+	if err != nil {
+		return nil, err
+	}
+	return h.unlocker(), nil
+}
+
+// acquire takes key's lock as LockService says. With chk, it also reads
+// the service's newest open run on the lock's session right after the lock
+// is granted, in the same round trip (fence.go), except when the lock is
+// taken back from a session that held it without a break since its last
+// check found none.
+func (l *Ledger) acquire(ctx context.Context, key string, chk *openCheck) (*heldLock, *ledger.Record, error) {
 	select {
 	case <-l.done:
-		return nil, ErrClosed
+		return nil, nil, ErrClosed
 	default:
 	}
 	// Wait until ctx ends or the Ledger is closed, whichever is first.
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(l.closing, cancel)()
-	fail := func(err error) (func(), error) {
+	fail := func(err error) (*heldLock, *ledger.Record, error) {
 		switch {
 		case ctx.Err() != nil:
 			err = ctx.Err()
 		case l.closing.Err() != nil:
 			err = ErrClosed
 		}
-		return nil, fmt.Errorf("ledger/postgres: lock %q: %w", key, err)
+		return nil, nil, fmt.Errorf("ledger/postgres: lock %q: %w", key, err)
 	}
-	if h, since := l.reuse(key); h != nil {
-		if time.Since(since) < l.maxHold {
-			return h.unlocker(), nil
+	if h, since, clean := l.reuse(key); h != nil {
+		var open *ledger.Record
+		var err error
+		switch {
+		case time.Since(since) >= l.maxHold:
+			open, err = h.handOver(wctx, chk)
+		case chk != nil && !clean:
+			open, err = h.check(wctx, chk) // after a run found open: rare
 		}
-		err := h.handOver(wctx)
 		if err == nil {
-			return h.unlocker(), nil
+			return h, open, nil
 		}
 		h.release(false) // its state is unknown; ending it frees the lock
 		if wctx.Err() != nil {
@@ -108,56 +134,71 @@ func (l *Ledger) LockService(ctx context.Context, key string) (unlock func(), er
 	if err != nil {
 		return fail(err)
 	}
-	if _, err := conn.Exec(wctx, "SELECT pg_advisory_lock(hashtextextended($1, 0))", lockText(key)); err != nil {
+	b := &pgx.Batch{}
+	b.Queue("SELECT pg_advisory_lock(hashtextextended($1, 0))", lockText(key))
+	chk.queue(b)
+	br := conn.SendBatch(wctx, b)
+	_, err = br.Exec()
+	var open *ledger.Record
+	if err == nil {
+		open, err = chk.read(br)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		// The session's state is unknown (the lock may have been granted
 		// as the wait was cancelled): end it, which frees anything it
 		// holds.
 		discard(conn)
 		return fail(err)
 	}
-	h := &heldLock{l: l, key: key, conn: conn, since: time.Now()}
+	h := &heldLock{l: l, key: key, conn: conn, since: time.Now(), clean: chk != nil && open == nil}
 	l.locksMu.Lock()
 	if l.closed {
 		l.locksMu.Unlock()
 		discard(conn)
-		return nil, ErrClosed
+		return nil, nil, ErrClosed
 	}
 	l.locks[h] = struct{}{}
 	l.locksMu.Unlock()
-	return h.unlocker(), nil
+	return h, open, nil
 }
 
 // reuse takes key's lingering lock, if there is one whose session is
-// quiet, and tells since when its session holds it.
-func (l *Ledger) reuse(key string) (*heldLock, time.Time) {
+// quiet, and tells since when its session holds it and whether its last
+// check found the service without an open run (clean).
+func (l *Ledger) reuse(key string) (*heldLock, time.Time, bool) {
 	l.locksMu.Lock()
 	h := l.idleLocks[key]
 	if h == nil || l.closed {
 		l.locksMu.Unlock()
-		return nil, time.Time{}
+		return nil, time.Time{}, false
 	}
 	delete(l.idleLocks, key)
 	h.idle = false
 	h.gen++
-	since := h.since
+	since, clean := h.since, h.clean
 	l.locksMu.Unlock()
 	if !quiet(h.conn.Conn().PgConn()) {
 		h.release(false)
-		return nil, time.Time{}
+		return nil, time.Time{}, false
 	}
-	return h, since
+	return h, since, clean
 }
 
 // handOver gives h's lock to a process waiting for it, if any, and takes
 // it back (after that process, if it had it), in one round trip (see
-// Fairness above). On an error the session's state is unknown: the caller
-// ends it.
-func (h *heldLock) handOver(ctx context.Context) error {
+// Fairness above), with chk's read after it. On an error the session's
+// state is unknown: the caller ends it.
+func (h *heldLock) handOver(ctx context.Context, chk *openCheck) (*ledger.Record, error) {
 	b := &pgx.Batch{}
 	b.Queue("SELECT pg_advisory_unlock(hashtextextended($1, 0))", lockText(h.key))
 	b.Queue("SELECT pg_advisory_lock(hashtextextended($1, 0))", lockText(h.key))
+	chk.queue(b)
 	br := h.conn.SendBatch(ctx, b)
 	var held bool
+	var open *ledger.Record
 	err := br.QueryRow().Scan(&held)
 	if err == nil && !held {
 		err = errors.New("the session did not hold the lock it was lingering with")
@@ -165,16 +206,39 @@ func (h *heldLock) handOver(ctx context.Context) error {
 	if err == nil {
 		_, err = br.Exec()
 	}
+	if err == nil {
+		open, err = chk.read(br)
+	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	h.l.locksMu.Lock()
-	h.since = time.Now()
+	// Another process may have had the lock in between: only a check
+	// made now says the service is clean.
+	h.since, h.clean = time.Now(), chk != nil && open == nil
 	h.l.locksMu.Unlock()
-	return nil
+	return open, nil
+}
+
+// check reads chk on h's session (one round trip).
+func (h *heldLock) check(ctx context.Context, chk *openCheck) (*ledger.Record, error) {
+	b := &pgx.Batch{}
+	chk.queue(b)
+	br := h.conn.SendBatch(ctx, b)
+	open, err := chk.read(br)
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	h.l.locksMu.Lock()
+	h.clean = open == nil
+	h.l.locksMu.Unlock()
+	return open, nil
 }
 
 // evictIfFull ends one lingering lock when every session of the lock pool
@@ -241,6 +305,9 @@ func (h *heldLock) expire(gen uint64) {
 // session, which frees the lock as surely.
 func (h *heldLock) release(keep bool) {
 	h.once.Do(func() {
+		h.connMu.Lock()
+		defer h.connMu.Unlock()
+		h.dead = true
 		h.l.locksMu.Lock()
 		if h.l.locks != nil {
 			delete(h.l.locks, h)

@@ -116,6 +116,8 @@ type Ledger struct {
 	// linger and maxHold are lockLinger and lockMaxHold (tests lengthen
 	// them).
 	linger, maxHold time.Duration
+	// fence is the owner session of fenced locks (fence.go).
+	fence fenceState
 
 	head ledger.HeadWatch
 }
@@ -220,6 +222,7 @@ func (l *Ledger) Close() error {
 		for h := range held {
 			h.release(false)
 		}
+		l.fence.closeOwner()
 		l.lockPool.Close()
 		l.pool.Close()
 	})

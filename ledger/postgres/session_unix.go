@@ -21,6 +21,9 @@ func quiet(c *pgconn.PgConn) bool {
 	return !c.IsClosed() && quietConn(c.Conn())
 }
 
+// canPeek tells that quiet can look at a socket here.
+const canPeek = true
+
 // quietConn reports whether nc's socket is open with nothing to read.
 func quietConn(nc net.Conn) bool {
 	if t, ok := nc.(interface{ NetConn() net.Conn }); ok { // TLS: any record pending is as telling
