@@ -24,9 +24,10 @@ import (
 //     pg_advisory_lock, so it runs once the lock is granted), the newest
 //     intent on the service, exec's excepted, if it has no result. A lock
 //     taken back from a session that held it without a break since its
-//     last check found none skips the read: no other process can have
-//     written an intent in between. So the check costs no round trip on
-//     the hot path.
+//     last check found none skips the read (a lingering lock, or a
+//     hand-over that nobody waited for: lock.go): no other process can
+//     have written an intent in between. So the check costs no round trip
+//     on the hot path, and its query runs only when the lock changed hands.
 //   - The owner. Each Ledger that takes a fenced lock holds an owner lock
 //     ("alphaswarm-owner:<random id>") on a session of its own for as long
 //     as it lives, and its intents record the owner id (package control

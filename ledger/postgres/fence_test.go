@@ -179,3 +179,61 @@ func TestOwnerGone(t *testing.T) {
 		t.Error("a lost owner session came back under the same owner id")
 	}
 }
+
+// TestLockFencedHandOver: a hand-over nobody waited for keeps a clean lock
+// clean (no check, no round trip beyond the hand-over's); one that another
+// process took in between checks again, and sees the run that process left
+// open.
+func TestLockFencedHandOver(t *testing.T) {
+	dsn := newDB(t)
+	a, b := openDSN(t, dsn), openDSN(t, dsn)
+	a.linger, a.maxHold = time.Hour, 0 // every relock hands over
+	ctx := context.Background()
+	lock := func(l *Ledger) ledger.FencedLock {
+		t.Helper()
+		fl, err := l.LockFenced(ctx, "local/web", "local", "web")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fl
+	}
+	lock(a).Unlock()
+	// Written without the lock, which no controller does: a clean
+	// hand-over does not look, so it does not see it.
+	if _, err := b.Append(ctx, ledger.Record{RunID: "run_0", Kind: ledger.KindIntent, UserID: "u", Action: "scale", Target: "local", Service: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	fl := lock(a)
+	if fl.Open() != nil {
+		t.Fatalf("a hand-over nobody waited for checked: open %s", fl.Open().RunID)
+	}
+	if _, err := b.Append(ctx, ledger.Record{RunID: "run_0", Kind: ledger.KindResult, UserID: "u", Action: "scale", Target: "local", Service: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan ledger.FencedLock, 1)
+	go func() { got <- lock(b) }() // waits for a
+	for {
+		var waiting int
+		if err := a.pool.QueryRow(ctx, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	fl.Unlock()
+	relocked := make(chan ledger.FencedLock, 1)
+	go func() { relocked <- lock(a) }() // hands over to b, then waits
+	fb := <-got
+	if _, err := b.Append(ctx, ledger.Record{RunID: "run_1", Kind: ledger.KindIntent, UserID: "u", Action: "scale", Target: "local", Service: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	fb.Unlock() // as if b's session ended with its run open
+	b.Close()
+	fa := <-relocked
+	defer fa.Unlock()
+	if fa.Open() == nil || fa.Open().RunID != "run_1" {
+		t.Fatalf("after b had the lock: open %+v, want run_1", fa.Open())
+	}
+}

@@ -29,12 +29,15 @@ import (
 //
 // Fairness. A lock its session has held for lockMaxHold or more is not
 // taken back as is: the relock sends pg_advisory_unlock and
-// pg_advisory_lock in one pipelined round trip on the same session. The
+// pg_try_advisory_lock in one pipelined round trip on the same session. The
 // unlock hands the lock to a process that waits for it (PostgreSQL grants
-// it to the queued waiter at once), and the lock then queues behind it; with
-// no waiter it is granted again. So a process that relocks in a tight loop
-// still lets a waiting process in within lockMaxHold (plus the operation
-// under way), and pays one round trip per lockMaxHold, not two.
+// it to the queued waiter at once), so the try fails and the session then
+// queues behind it (pg_advisory_lock, a second round trip, while that
+// process runs its operation); with no waiter the try takes it again. So a
+// process that relocks in a tight loop still lets a waiting process in
+// within lockMaxHold (plus the operation under way), and pays one round
+// trip per lockMaxHold, not two; and it knows whether anyone else had the
+// lock in between (fence.go's check is skipped when nobody did).
 //
 // A lost session. A lingering lock is only taken back when its session is
 // quiet (session_unix.go: nothing to read, not closed: one non-blocking
@@ -188,26 +191,25 @@ func (l *Ledger) reuse(key string) (*heldLock, time.Time, bool) {
 }
 
 // handOver gives h's lock to a process waiting for it, if any, and takes
-// it back (after that process, if it had it), in one round trip (see
-// Fairness above), with chk's read after it. On an error the session's
-// state is unknown: the caller ends it.
+// it back (after that process, if it had it; see Fairness above): one
+// round trip (pg_advisory_unlock and pg_try_advisory_lock pipelined) when
+// nobody was waiting, a second one (pg_advisory_lock) to queue behind a
+// process that was. chk's read follows in that second round trip, or, when
+// nobody had the lock in between, only if the last check found a run open
+// (a clean lock stays clean: no other process had it). On an error the
+// session's state is unknown: the caller ends it.
 func (h *heldLock) handOver(ctx context.Context, chk *openCheck) (*ledger.Record, error) {
 	b := &pgx.Batch{}
 	b.Queue("SELECT pg_advisory_unlock(hashtextextended($1, 0))", lockText(h.key))
-	b.Queue("SELECT pg_advisory_lock(hashtextextended($1, 0))", lockText(h.key))
-	chk.queue(b)
+	b.Queue("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", lockText(h.key))
 	br := h.conn.SendBatch(ctx, b)
-	var held bool
-	var open *ledger.Record
+	var held, again bool
 	err := br.QueryRow().Scan(&held)
 	if err == nil && !held {
 		err = errors.New("the session did not hold the lock it was lingering with")
 	}
 	if err == nil {
-		_, err = br.Exec()
-	}
-	if err == nil {
-		open, err = chk.read(br)
+		err = br.QueryRow().Scan(&again)
 	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
@@ -216,9 +218,32 @@ func (h *heldLock) handOver(ctx context.Context, chk *openCheck) (*ledger.Record
 		return nil, err
 	}
 	h.l.locksMu.Lock()
-	// Another process may have had the lock in between: only a check
-	// made now says the service is clean.
-	h.since, h.clean = time.Now(), chk != nil && open == nil
+	clean := h.clean
+	h.l.locksMu.Unlock()
+	var open *ledger.Record
+	switch {
+	case !again: // a waiting process has it now: queue behind it
+		b := &pgx.Batch{}
+		b.Queue("SELECT pg_advisory_lock(hashtextextended($1, 0))", lockText(h.key))
+		chk.queue(b)
+		br := h.conn.SendBatch(ctx, b)
+		_, err = br.Exec()
+		if err == nil {
+			open, err = chk.read(br)
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		clean = chk != nil && open == nil
+	case chk != nil && !clean:
+		open, err = h.check(ctx, chk)
+		clean = open == nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	h.l.locksMu.Lock()
+	h.since, h.clean = time.Now(), clean
 	h.l.locksMu.Unlock()
 	return open, nil
 }
