@@ -17,14 +17,19 @@ import (
 // does not writes nothing of the record or its revision and fails with an
 // error matching ledger.ErrGuard (a *ledger.HaltedError naming the scope,
 // or ledger.ErrStaleRevision); and among concurrent appends, the refused
-// ones do not disturb the others.
-func RunGuards(t *testing.T, open func(t *testing.T) ledger.Ledger) {
+// ones do not disturb the others; a guard sees what another connection
+// to the same ledger (reopen) appended since this one last wrote.
+func RunGuards(t *testing.T, open func(t *testing.T) ledger.Ledger, reopen func(t *testing.T, l ledger.Ledger) ledger.Ledger) {
 	t.Run("GuardedAppender", func(t *testing.T) {
 		l := open(t)
 		if _, ok := l.(ledger.GuardedAppender); !ok {
 			t.Fatalf("%T is not a ledger.GuardedAppender", l)
 		}
 		testGuards(t, l)
+	})
+	t.Run("AnotherWriter", func(t *testing.T) {
+		l := open(t)
+		testGuardsAnotherWriter(t, l, reopen(t, l))
 	})
 	t.Run("Fallback", func(t *testing.T) {
 		l := open(t)
@@ -171,4 +176,40 @@ func revisionOf(r ledger.Record, n int) ledger.Revision {
 	spec := fmt.Sprintf(`{"v":1,"spec":{"name":%q,"replicas":%d}}`, r.Service, n)
 	return ledger.Revision{RunID: r.RunID, Target: r.Target, Service: r.Service, Revision: n, Spec: spec,
 		Digest: ledger.RevisionDigest(spec, nil)}
+}
+
+// testGuardsAnotherWriter: revision heads and halts another connection
+// (or process) appended between two of l's appends are what l's guards
+// check, whatever l learnt before.
+func testGuardsAnotherWriter(t *testing.T, l, other ledger.Ledger) {
+	c := ctx(t)
+	result := func(run, action, target, service, detail string) ledger.Record {
+		return ledger.Record{RunID: run, Kind: ledger.KindResult, UserID: "alice", Action: action, Target: target,
+			Service: service, Provider: "memory", Outcome: ledger.OutcomeOK, Detail: detail}
+	}
+	first, err := ledger.AppendGuarded(c, l, result("run_w1", "start", "prod", "web", `{}`), nil, ledger.Guard{CheckHead: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// l now knows web's head; the other writer moves it.
+	moved, err := other.Append(c, result("run_w2", "scale", "prod", "web", `{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ledger.AppendGuarded(c, l, result("run_w3", "scale", "prod", "web", `{}`), nil,
+		ledger.Guard{CheckHead: true, Head: first.Seq}); !errors.Is(err, ledger.ErrStaleRevision) {
+		t.Fatalf("a result planned before another writer's revision: %v, want ErrStaleRevision", err)
+	}
+	if _, err := ledger.AppendGuarded(c, l, result("run_w3", "scale", "prod", "web", `{}`), nil,
+		ledger.Guard{CheckHead: true, Head: moved.Seq}); err != nil {
+		t.Fatalf("a result planned from the other writer's revision: %v", err)
+	}
+	if _, err := other.Append(c, result("run_w4", "halt", "prod", "", `{"on":true}`)); err != nil {
+		t.Fatal(err)
+	}
+	var he *ledger.HaltedError
+	if _, err := ledger.AppendGuarded(c, l, ledger.Record{RunID: "run_w5", Kind: ledger.KindIntent, UserID: "alice", Action: "scale",
+		Target: "prod", Service: "web"}, nil, ledger.Guard{Unhalted: []string{ledger.GlobalScope, "prod"}}); !errors.As(err, &he) {
+		t.Fatalf("an intent after another writer halted its target: %v, want a HaltedError", err)
+	}
 }

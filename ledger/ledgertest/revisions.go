@@ -39,7 +39,7 @@ func RunRevisions(t *testing.T, open func(t *testing.T) ledger.Ledger, reopen fu
 		l := open(t)
 		testRevisionHead(t, storeOnly{l, l.(ledger.RevisionStore)})
 	})
-	t.Run("Guards", func(t *testing.T) { RunGuards(t, open) })
+	t.Run("Guards", func(t *testing.T) { RunGuards(t, open, reopen) })
 	t.Run("AppendWithRevisionFallback", func(t *testing.T) {
 		l := open(t)
 		testAppendWithRevision(t, storeOnly{l, l.(ledger.RevisionStore)}, func(t *testing.T, _ ledger.Ledger) ledger.Ledger { return reopen(t, l) })

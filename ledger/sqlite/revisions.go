@@ -65,11 +65,21 @@ func (l *Ledger) AppendGuarded(ctx context.Context, r ledger.Record, rev *ledger
 	return l.enqueue(ctx, appendReq{ctx: ctx, rec: r, rev: rev, guard: &g})
 }
 
+// maxHeads bounds the writer's map of revision heads (one entry per
+// service it has checked); a full map starts again empty.
+const maxHeads = 1 << 16
+
 // readGuards reads, in tx, what the guards of batch check: the halt
 // switches when one checks them, the revision head of each service one
-// checks.
-func (l *Ledger) readGuards(ctx context.Context, tx *sql.Tx, batch []appendReq) (*ledger.BatchGuards, error) {
-	bg := &ledger.BatchGuards{}
+// checks. A service's head is read once and then known to the writer
+// (l.heads, moved by every row it commits: BatchGuards.Accepted) for as
+// long as no other connection or process appends: the ledger's head, read
+// in tx under the write lock, is then the one the writer left (headsAt).
+func (l *Ledger) readGuards(ctx context.Context, tx *sql.Tx, batch []appendReq, head int64) (*ledger.BatchGuards, error) {
+	if l.heads == nil || head != l.headsAt || len(l.heads) >= maxHeads {
+		l.heads = map[[2]string]int64{}
+	}
+	bg := &ledger.BatchGuards{Heads: l.heads}
 	var halts bool
 	for _, req := range batch {
 		g := req.guard
@@ -95,9 +105,6 @@ func (l *Ledger) readGuards(ctx context.Context, tx *sql.Tx, batch []appendReq) 
 		err := tx.StmtContext(ctx, l.revHeadStmt).QueryRowContext(ctx, k[1], k[0]).Scan(&seq)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("sqlite ledger: reading the revision head: %w", err)
-		}
-		if bg.Heads == nil {
-			bg.Heads = map[[2]string]int64{}
 		}
 		bg.Heads[k] = seq
 	}

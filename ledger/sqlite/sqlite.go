@@ -70,6 +70,12 @@ type Ledger struct {
 	headStmt, insertStmt, haltsStmt, revInsertStmt, revHeadStmt *sql.Stmt
 
 	revs revisionConn // revisions.go
+
+	// heads are the revision heads the writer knows (readGuards), right
+	// while the ledger's head is headsAt: nothing appended since by another
+	// connection or process. Used by the writer goroutine only.
+	heads   map[[2]string]int64
+	headsAt int64
 }
 
 var (
@@ -340,10 +346,22 @@ func (l *Ledger) writeBatch(batch []appendReq) (out []ledger.Record, errs []erro
 	}); err != nil {
 		return nil, nil, nil, err
 	}
-	guards, err := l.readGuards(ctx, tx, batch)
+	guards, err := l.readGuards(ctx, tx, batch, head.Seq)
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	// The writer's revision heads (readGuards) follow the batch's rows
+	// (guards.Accepted); they are only right if it commits.
+	defer func() {
+		switch {
+		case err != nil:
+			l.heads = nil
+		case last != nil:
+			l.headsAt = last.Seq
+		default:
+			l.headsAt = head.Seq
+		}
+	}()
 	stmt := tx.StmtContext(ctx, l.insertStmt) // closed with tx
 	var revStmt *sql.Stmt
 	out, errs = make([]ledger.Record, len(batch)), make([]error, len(batch))
