@@ -75,8 +75,7 @@ func TestLockFencedOpenRun(t *testing.T) {
 // open is checked again when taken back; one that found none, and was held
 // since, is not (nobody else could write an intent meanwhile).
 func TestLockFencedLingerChecks(t *testing.T) {
-	dsn := newDB(t)
-	a, b := openDSN(t, dsn), openDSN(t, dsn)
+	a, b, _ := twoProcesses(t)
 	a.linger, a.maxHold = time.Hour, time.Hour
 	ctx := context.Background()
 	if _, err := b.Append(ctx, ledger.Record{RunID: "run_1", Kind: ledger.KindIntent, UserID: "u", Action: "scale", Target: "local", Service: "web"}); err != nil {
@@ -131,8 +130,7 @@ func TestFencedLockWatch(t *testing.T) {
 // only once it has been seen free for the grace; a Ledger's own owner is
 // never gone, and a lost owner session gives way to a new owner.
 func TestOwnerGone(t *testing.T) {
-	dsn := newDB(t)
-	a, b := openDSN(t, dsn), openDSN(t, dsn)
+	a, b, dsn := twoProcesses(t)
 	const grace = 300 * time.Millisecond
 	b.SetOwnerGrace(grace)
 	ctx := context.Background()
@@ -185,8 +183,7 @@ func TestOwnerGone(t *testing.T) {
 // process took in between checks again, and sees the run that process left
 // open.
 func TestLockFencedHandOver(t *testing.T) {
-	dsn := newDB(t)
-	a, b := openDSN(t, dsn), openDSN(t, dsn)
+	a, b, _ := twoProcesses(t)
 	a.linger, a.maxHold = time.Hour, 0 // every relock hands over
 	ctx := context.Background()
 	lock := func(l *Ledger) ledger.FencedLock {

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // TestLockLingers: an unlocked service lock lingers on its session, so the
@@ -14,43 +12,22 @@ import (
 // round trip (same session, no pg_advisory_lock); another process gets it
 // once it stopped lingering, at most lockLinger after the unlock.
 func TestLockLingers(t *testing.T) {
-	dsn := newDB(t)
-	a, b := openDSN(t, dsn), openDSN(t, dsn)
+	a, b, _ := twoProcesses(t)
 	ctx := context.Background()
-	unlock, err := a.LockService(ctx, "svc/web")
-	if err != nil {
-		t.Fatal(err)
-	}
+	unlock := mustLock(t, ctx, a, "svc/web")
 	first := a.heldBy("svc/web")
 	unlock()
 	unlock() // idempotent: the lock lingers once
-	unlock, err = a.LockService(ctx, "svc/web")
-	if err != nil {
-		t.Fatal(err)
-	}
+	unlock = mustLock(t, ctx, a, "svc/web")
 	if again := a.heldBy("svc/web"); again == 0 || again != first {
 		t.Errorf("relocked on session %d, first on %d: not taken back", again, first)
 	}
-	// Exclusion holds while it is held again.
-	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-	defer cancel()
-	if _, err := b.LockService(short, "svc/web"); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("other process while held: %v", err)
-	}
+	mustWait(t, b, "svc/web", 100*time.Millisecond, "other process while held again") // exclusion holds
 	unlock()
 	start := time.Now()
-	ub, err := b.LockService(ctx, "svc/web")
-	if err != nil {
-		t.Fatal(err)
-	}
-	waited := time.Since(start)
-	t.Logf("the other process had it %v after the unlock", waited)
-	// Not taken back while the other process holds it.
-	short2, cancel2 := context.WithTimeout(ctx, 100*time.Millisecond)
-	defer cancel2()
-	if _, err := a.LockService(short2, "svc/web"); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("taken back while another process holds it: %v", err)
-	}
+	ub := mustLock(t, ctx, b, "svc/web")
+	t.Logf("the other process had it %v after the unlock", time.Since(start))
+	mustWait(t, a, "svc/web", 100*time.Millisecond, "taken back while another process holds it")
 	ub()
 }
 
@@ -58,15 +35,10 @@ func TestLockLingers(t *testing.T) {
 // tight loop keeps it at most lockMaxHold from another process waiting for
 // it.
 func TestLockLingerIsFair(t *testing.T) {
-	dsn := newDB(t)
-	a, b := openDSN(t, dsn), openDSN(t, dsn)
+	a, b, _ := twoProcesses(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	u, err := a.LockService(ctx, "svc/web")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u()
+	mustLock(t, ctx, a, "svc/web")()
 	done := make(chan error, 1)
 	go func() {
 		for ctx.Err() == nil {
@@ -82,12 +54,8 @@ func TestLockLingerIsFair(t *testing.T) {
 		close(done)
 	}()
 	start := time.Now()
-	ub, err := b.LockService(ctx, "svc/web")
-	if err != nil {
-		t.Fatal(err)
-	}
+	mustLock(t, ctx, b, "svc/web")()
 	waited := time.Since(start)
-	ub()
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -101,14 +69,9 @@ func TestLockLingerIsFair(t *testing.T) {
 // TestLockLingerClose: Close ends lingering sessions: another process has
 // the lock at once.
 func TestLockLingerClose(t *testing.T) {
-	dsn := newDB(t)
-	a, b := openDSN(t, dsn), openDSN(t, dsn)
+	a, b, _ := twoProcesses(t)
 	ctx := context.Background()
-	u, err := a.LockService(ctx, "svc/web")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u()
+	mustLock(t, ctx, a, "svc/web")()
 	if a.heldBy("svc/web") == 0 {
 		t.Fatal("the lock does not linger")
 	}
@@ -116,11 +79,7 @@ func TestLockLingerClose(t *testing.T) {
 	if _, err := a.LockService(ctx, "svc/web"); !errors.Is(err, ErrClosed) {
 		t.Errorf("LockService after Close: %v", err)
 	}
-	ub, err := b.LockService(ctx, "svc/web")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ub()
+	mustLock(t, ctx, b, "svc/web")()
 }
 
 // heldBy is the backend PID of the session holding key's lock in l, held
@@ -136,50 +95,56 @@ func (l *Ledger) heldBy(key string) uint32 {
 	return 0
 }
 
+// twoProcesses opens two Ledgers on one new database, as two controller
+// processes sharing a ledger; dsn is the database's.
+func twoProcesses(t *testing.T) (a, b *Ledger, dsn string) {
+	t.Helper()
+	dsn = newDB(t)
+	return openDSN(t, dsn), openDSN(t, dsn), dsn
+}
+
+// mustLock takes key in l, or fails the test.
+func mustLock(t *testing.T, ctx context.Context, l *Ledger, key string) (unlock func()) {
+	t.Helper()
+	unlock, err := l.LockService(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return unlock
+}
+
+// mustWait fails the test unless l's LockService of key is still waiting
+// after d (another session holds key); what says when.
+func mustWait(t *testing.T, l *Ledger, key string, d time.Duration, what string) {
+	t.Helper()
+	short, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if u, err := l.LockService(short, key); !errors.Is(err, context.DeadlineExceeded) {
+		if err == nil {
+			u()
+		}
+		t.Fatalf("%s: err = %v, want a wait that times out", what, err)
+	}
+}
+
 // TestLockLingerSessionLost: a lingering lock whose session the server
 // ended (pg_terminate_backend here; an idle timeout or a restart alike) is
 // not taken back: the server freed the lock and another process holds it
 // now, so the relock waits for that process. Two processes must never
 // hold one service lock at once.
 func TestLockLingerSessionLost(t *testing.T) {
-	dsn := newDB(t)
-	a, b := openDSN(t, dsn), openDSN(t, dsn)
+	a, b, dsn := twoProcesses(t)
 	a.linger, a.maxHold = time.Hour, time.Hour // however slow the machine, the relock below is the no-round-trip one
-	ctx := context.Background()
-	ua, err := a.LockService(ctx, "svc/web")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid := a.heldBy("svc/web")
-	admin, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
-	var ok bool
-	if err := admin.QueryRow(ctx, "SELECT pg_terminate_backend($1)", pid).Scan(&ok); err != nil || !ok {
-		t.Fatalf("terminating session %d: %v, %v", pid, ok, err)
-	}
-	wait, cancel := context.WithTimeout(ctx, 30*time.Second)
+	wait, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ub, err := b.LockService(wait, "svc/web") // the server freed it
-	if err != nil {
-		t.Fatal(err)
-	}
-	ua() // lingers, on a session that is gone
-	short, cancel2 := context.WithTimeout(ctx, 300*time.Millisecond)
-	defer cancel2()
-	if u, err := a.LockService(short, "svc/web"); !errors.Is(err, context.DeadlineExceeded) {
-		if err == nil {
-			u()
-		}
-		t.Fatalf("relock while another process holds the lock: err = %v, want a wait that times out", err)
-	}
+	ua := mustLock(t, wait, a, "svc/web")
+	pid := a.heldBy("svc/web")
+	terminate(t, dsn, pid)
+	ub := mustLock(t, wait, b, "svc/web") // the server freed it
+	ua()                                  // lingers, on a session that is gone
+	mustWait(t, a, "svc/web", 300*time.Millisecond, "relock while another process holds the lock")
 	ub()
-	ua, err = a.LockService(wait, "svc/web")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ua = mustLock(t, wait, a, "svc/web")
 	if again := a.heldBy("svc/web"); again == pid {
 		t.Errorf("relocked on the ended session %d", pid)
 	}
@@ -190,20 +155,13 @@ func TestLockLingerSessionLost(t *testing.T) {
 // its own session, which holds it again (one round trip: unlock and lock
 // pipelined), and excludes another process as before.
 func TestLockHandOver(t *testing.T) {
-	dsn := newDB(t)
-	a, b := openDSN(t, dsn), openDSN(t, dsn)
+	a, b, _ := twoProcesses(t)
 	ctx := context.Background()
-	u, err := a.LockService(ctx, "svc/web")
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := mustLock(t, ctx, a, "svc/web")
 	first := a.heldBy("svc/web")
 	time.Sleep(lockMaxHold + 10*time.Millisecond)
 	u()
-	u, err = a.LockService(ctx, "svc/web")
-	if err != nil {
-		t.Fatal(err)
-	}
+	u = mustLock(t, ctx, a, "svc/web")
 	if again := a.heldBy("svc/web"); again != first {
 		t.Errorf("relocked on session %d, first on %d", again, first)
 	}
@@ -211,10 +169,6 @@ func TestLockHandOver(t *testing.T) {
 	if err := a.pool.QueryRow(ctx, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = $1", first).Scan(&n); err != nil || n != 1 {
 		t.Errorf("advisory locks of session %d: %d (%v), want 1", first, n, err)
 	}
-	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-	defer cancel()
-	if _, err := b.LockService(short, "svc/web"); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("other process while held again: %v", err)
-	}
+	mustWait(t, b, "svc/web", 100*time.Millisecond, "other process while held again")
 	u()
 }
