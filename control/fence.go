@@ -53,6 +53,24 @@ import (
 // its context keeps running past the deadline; the deadline assumes it
 // does not.
 
+// fencerOf is l's ledger.Fencer: l itself, or the backend of a wrapper
+// that passes its service locks through to it and says so with Inner
+// (ledger/checkpoint, which serve puts around the ledger when checkpoints
+// are configured: without this, fencing would be off exactly there).
+func fencerOf(l ledger.Ledger) (ledger.Fencer, bool) {
+	for l != nil {
+		if f, ok := l.(ledger.Fencer); ok {
+			return f, true
+		}
+		w, ok := l.(interface{ Inner() ledger.Ledger })
+		if !ok {
+			break
+		}
+		l = w.Inner()
+	}
+	return nil, false
+}
+
 // fenceGrace is added to a run's timeout to make its deadline.
 const fenceGrace = time.Minute
 
@@ -74,7 +92,7 @@ func (h *serviceHold) unlock() {
 // on a fencing ledger, refuses while the service's newest run is possibly
 // live; the refusal is recorded like every other.
 func (rt *Runtime) lockService(ctx context.Context, r *Request, digest string) (*serviceHold, error) {
-	f, ok := rt.locker.(ledger.Fencer)
+	f, ok := fencerOf(rt.ledger)
 	if !ok || r.Action == workload.ActionHalt {
 		unlock, err := rt.lock(ctx, r.key())
 		if err != nil {
@@ -216,7 +234,7 @@ func intentOwner(detail string) string {
 // (fl: the service's fenced lock; nil for an exec's run lock, or on a
 // ledger that does not fence): not while in is possibly live.
 func (rt *Runtime) recoverable(ctx context.Context, fl ledger.FencedLock, in ledger.Record) (bool, error) {
-	f, ok := rt.locker.(ledger.Fencer)
+	f, ok := fencerOf(rt.ledger)
 	if !ok || in.Action == string(workload.ActionHalt) {
 		// Taking the lock proves the run is not live; a halt calls no
 		// provider.
@@ -243,7 +261,7 @@ func (rt *Runtime) lockForRecovery(ctx context.Context, in ledger.Record) (fl le
 	case in.Action == string(workload.ActionHalt):
 		unlock, err = rt.lock(ctx, "halt")
 	default:
-		f, ok := rt.locker.(ledger.Fencer)
+		f, ok := fencerOf(rt.ledger)
 		if !ok {
 			unlock, err = rt.lock(ctx, workload.ServiceID(in.Target, in.Service))
 			break

@@ -2,8 +2,11 @@ package control_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +18,7 @@ import (
 	"github.com/alphaswarm/controller/credentials"
 	"github.com/alphaswarm/controller/internal/pgtest"
 	"github.com/alphaswarm/controller/ledger"
+	"github.com/alphaswarm/controller/ledger/checkpoint"
 	"github.com/alphaswarm/controller/ledger/postgres"
 	"github.com/alphaswarm/controller/provider"
 	"github.com/alphaswarm/controller/provider/providertest"
@@ -40,7 +44,11 @@ type fenceRig struct {
 	releaseOnClean sync.Once
 }
 
-func newFenceRig(t *testing.T) *fenceRig {
+func newFenceRig(t *testing.T) *fenceRig { return newFenceRigWrapped(t, nil) }
+
+// newFenceRigWrapped is newFenceRig with b's ledger wrapped by wrap (nil:
+// none), as serve wraps it in ledger/checkpoint.
+func newFenceRigWrapped(t *testing.T, wrap func(ledger.Ledger) ledger.Ledger) *fenceRig {
 	t.Helper()
 	g := &fenceRig{dsn: pgtest.CreateDB(t), inFlight: map[string]int{}}
 	mem := providertest.NewMemory("local")
@@ -90,7 +98,11 @@ func newFenceRig(t *testing.T) *fenceRig {
 		return rt
 	}
 	g.la, g.lb = open(), open()
-	g.a, g.b = newRT(g.la), newRT(g.lb)
+	var lb ledger.Ledger = g.lb
+	if wrap != nil {
+		lb = wrap(lb)
+	}
+	g.a, g.b = newRT(g.la), newRT(lb)
 	if _, err := g.a.Do(context.Background(), control.Request{Principal: alice, Action: workload.ActionStart,
 		Target: "local", Service: "web", Spec: spec("web", 1)}); err != nil {
 		t.Fatal(err)
@@ -201,7 +213,27 @@ func (g *fenceRig) noOverlap(t *testing.T) {
 // and records the refusal. a notices that its lock is gone and cancels its
 // call; its result says so. Once a's run has its result, b proceeds.
 func TestFenceLostLockSession(t *testing.T) {
-	g := newFenceRig(t)
+	t.Run("plain", func(t *testing.T) { testFenceLostLockSession(t, newFenceRig(t)) })
+	// serve puts ledger/checkpoint around the ledger when checkpoints
+	// are configured; the fence must see through it.
+	t.Run("checkpoints", func(t *testing.T) {
+		testFenceLostLockSession(t, newFenceRigWrapped(t, func(l ledger.Ledger) ledger.Ledger {
+			_, key, err := ed25519.GenerateKey(rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cp, _, err := checkpoint.Open(context.Background(), l, checkpoint.Options{Key: key,
+				File: filepath.Join(t.TempDir(), "checkpoints"), Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cp.Close() }) // closes l too (the rig's Close after it is a no-op)
+			return cp
+		}))
+	})
+}
+
+func testFenceLostLockSession(t *testing.T, g *fenceRig) {
 	callCtx, done := g.startHeld(t)
 	run := g.openRun(t)
 	g.terminateLockSession(t)
