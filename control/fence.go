@@ -112,9 +112,11 @@ func (rt *Runtime) lockService(ctx context.Context, r *Request, digest string) (
 		}
 		if live {
 			fl.Unlock()
-			e := workload.Errorf(workload.Unavailable, "run %s (%s on %s, started %s by %s) may still be running: "+
+			// Who started it is left out: the caller may not see other
+			// principals' runs; the run ID finds it for one who may.
+			e := workload.Errorf(workload.Unavailable, "run %s (%s on %s, started %s) may still be running: "+
 				"its controller lost the service lock but is not proven gone; retry once it has a result (at the latest after %s)",
-				open.RunID, open.Action, r.key(), open.Time.Format(time.RFC3339), open.UserID, rt.deadline(*open).Format(time.RFC3339))
+				open.RunID, open.Action, r.key(), open.Time.Format(time.RFC3339), rt.deadline(*open).Format(time.RFC3339))
 			_ = rt.reject(ctx, r, digest, e)
 			return nil, e
 		}
