@@ -48,8 +48,9 @@ import (
 // What is left: the holder's look after its intent relies on the server's
 // notice of the ended session arriving before the reply to its intent
 // append (another connection); a reordering (a lost packet) leaves a
-// window in which both calls start, which the watch closes within its
-// polling interval (ledger/postgres/fence.go). A provider that ignores
+// window in which both calls start: they overlap until the old holder's
+// watch cancels its call (within its polling interval,
+// ledger/postgres/fence.go) and the call returns. A provider that ignores
 // its context keeps running past the deadline; the deadline assumes it
 // does not.
 

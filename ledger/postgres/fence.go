@@ -53,7 +53,10 @@ import (
 // after writing its intent relies on the server's FATAL message arriving
 // before the reply to a later query on another connection; if a packet
 // loss reorders them, the holder can start its call just as another
-// process takes the lock, and its watch cancels it within ownerCheckEvery.
+// process takes the lock and starts its own: the two overlap until the
+// watch cancels the first (within ownerCheckEvery) and it returns. Carrying
+// the lock session's pid into the intent's append transaction (a pg_locks
+// check there) would close this at no round trip.
 const (
 	ownerCheckEvery = 200 * time.Millisecond
 	pingEvery       = 5 * time.Second
