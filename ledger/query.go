@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -38,19 +39,18 @@ func (f Filter) SelectSQL(columns, prefix string) (query string, args []any, lim
 			where = append(where, col+" = "+arg(v))
 		}
 	}
+	// SQLite uses a partial index only when the query repeats its
+	// condition; PostgreSQL proves the condition from the query's own
+	// (and a repeated one would skew its row estimate), so the repeats
+	// below are SQLite's only.
+	sqlite := prefix == "?"
 	eq("service", f.Service)
 	eq("target", f.Target)
-	if f.Targets != nil {
-		// The targets one by one (the same SQL on both backends), and the
-		// global halt switch's own records. Today this walks the seq
-		// order as a ?target= listing does. Before adding an index on
-		// (target, seq): SQLite plans this OR with it as MULTI-INDEX OR
-		// and a sort of every matching row (1.2 s a page of a target of
-		// a third of a 400k-row ledger, against 0.8 ms without the
-		// index); one UNION ALL branch per target avoids that (2.4 ms)
-		// but costs 1.4-1.8x without the index, and on PostgreSQL it
-		// measured no better (same-run figures:
-		// docs/notes/2026-12-05-4/scope.md).
+	if f.Targets != nil && !sqlite {
+		// PostgreSQL: the targets one by one and the global halt
+		// switch's own records, one OR condition (a BitmapOr of the
+		// (target, seq) ranges, or the seq order for a page of a large
+		// target; measured no better as a union).
 		c := globalHaltRows
 		if len(f.Targets) > 0 {
 			ps := make([]string, len(f.Targets))
@@ -69,11 +69,6 @@ func (f Filter) SelectSQL(columns, prefix string) (query string, args []any, lim
 	eq("action", f.Action)
 	eq("kind", string(f.Kind))
 	eq("outcome", string(f.Outcome))
-	// SQLite uses a partial index only when the query repeats its
-	// condition; PostgreSQL proves the condition from the query's own
-	// (and a repeated one would skew its row estimate), so the repeats
-	// below are SQLite's only.
-	sqlite := prefix == "?"
 	if sqlite && (f.Kind == KindRejected || (f.Outcome != "" && f.Outcome != OutcomeOK)) {
 		// Implied by the two above: the condition of the partial
 		// indexes of these rare rows (migration 0005).
@@ -106,13 +101,39 @@ func (f Filter) SelectSQL(columns, prefix string) (query string, args []any, lim
 			where = append(where, "seq > "+arg(after))
 		}
 	}
-	query = "SELECT " + columns + " FROM workload_runs"
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
 	limit = f.EffectiveLimit()
-	query += " ORDER BY seq " + order + " LIMIT " + arg(limit+1)
-	return query, args, limit, nil
+	tail := " ORDER BY seq " + order + " LIMIT " + arg(limit+1)
+	if f.Targets == nil || !sqlite {
+		return selectWhere(columns, where) + tail, args, limit, nil
+	}
+	// SQLite: one SELECT per target and the global halt switch's, in a
+	// UNION ALL ordered by seq, which SQLite plans as a merge of the
+	// branches, each read in seq order from (target, seq) (migration
+	// 0007) or from a better index of the other conditions (the rejected
+	// rows' partial one), and stops after a page. With that index SQLite
+	// plans an OR of targets as MULTI-INDEX OR and sorts every matching
+	// row (1.2 s a page of a target of a third of a 400k-row ledger). A
+	// target twice is one branch; with GlobalScope among them, its branch
+	// holds the global halt's records.
+	ts := slices.Compact(slices.Sorted(slices.Values(f.Targets)))
+	var branches []string
+	for _, t := range ts {
+		branches = append(branches, selectWhere(columns, append([]string{"target = " + arg(t)}, where...)))
+	}
+	if !slices.Contains(ts, GlobalScope) {
+		branches = append(branches, selectWhere(columns, append([]string{globalHaltRows}, where...)))
+	}
+	return strings.Join(branches, " UNION ALL ") + tail, args, limit, nil
+}
+
+// selectWhere is the SELECT of columns over workload_runs where every
+// condition holds.
+func selectWhere(columns string, where []string) string {
+	q := "SELECT " + columns + " FROM workload_runs"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	return q
 }
 
 // PageOf cuts records, read with the LIMIT of SelectSQL, to one page of

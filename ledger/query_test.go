@@ -46,14 +46,33 @@ func TestSelectSQL(t *testing.T) {
 		{"ok outcome is not rare", ledger.Filter{Kind: ledger.KindResult, Outcome: ledger.OutcomeOK}, "?",
 			"SELECT c FROM workload_runs WHERE kind = ?1 AND outcome = ?2 ORDER BY seq ASC LIMIT ?3",
 			[]any{"result", "ok", ledger.DefaultLimit + 1}, ledger.DefaultLimit},
-		{"targets of a scoped principal", ledger.Filter{Targets: []string{"staging", "dev"}, Cursor: "s7", Descending: true, Limit: 50}, "$",
+		{"targets of a scoped principal on PostgreSQL: one OR", ledger.Filter{Targets: []string{"staging", "dev"}, Cursor: "s7", Descending: true, Limit: 50}, "$",
 			"SELECT c FROM workload_runs WHERE (target IN ($1, $2) OR (target = '*' AND action = 'halt' AND kind <> 'rejected')) AND seq < $3 ORDER BY seq DESC LIMIT $4",
 			[]any{"staging", "dev", int64(7), 51}, 50},
+		{"targets on SQLite: one branch each (a target twice is one) and the global halt's", ledger.Filter{Targets: []string{"staging", "dev", "staging"}, Cursor: "s7", Descending: true, Limit: 50}, "?",
+			"SELECT c FROM workload_runs WHERE target = ?3 AND seq < ?1" +
+				" UNION ALL SELECT c FROM workload_runs WHERE target = ?4 AND seq < ?1" +
+				" UNION ALL SELECT c FROM workload_runs WHERE (target = '*' AND action = 'halt' AND kind <> 'rejected') AND seq < ?1" +
+				" ORDER BY seq DESC LIMIT ?2",
+			[]any{int64(7), 51, "dev", "staging"}, 50},
 		{"targets with a target and a run", ledger.Filter{Target: "staging", Targets: []string{"staging"}, RunID: "r1"}, "?",
-			"SELECT c FROM workload_runs WHERE target = ?1 AND (target IN (?2) OR (target = '*' AND action = 'halt' AND kind <> 'rejected')) AND run_id = ?3 ORDER BY seq ASC LIMIT ?4",
-			[]any{"staging", "staging", "r1", ledger.DefaultLimit + 1}, ledger.DefaultLimit},
+			"SELECT c FROM workload_runs WHERE target = ?4 AND target = ?1 AND run_id = ?2" +
+				" UNION ALL SELECT c FROM workload_runs WHERE (target = '*' AND action = 'halt' AND kind <> 'rejected') AND target = ?1 AND run_id = ?2" +
+				" ORDER BY seq ASC LIMIT ?3",
+			[]any{"staging", "r1", ledger.DefaultLimit + 1, "staging"}, ledger.DefaultLimit},
+		{"rejected of a target on SQLite: each branch repeats the index condition", ledger.Filter{Targets: []string{"prod"}, Kind: ledger.KindRejected}, "?",
+			"SELECT c FROM workload_runs WHERE target = ?3 AND kind = ?1 AND (kind = 'rejected' OR outcome NOT IN ('', 'ok'))" +
+				" UNION ALL SELECT c FROM workload_runs WHERE (target = '*' AND action = 'halt' AND kind <> 'rejected') AND kind = ?1 AND (kind = 'rejected' OR outcome NOT IN ('', 'ok'))" +
+				" ORDER BY seq ASC LIMIT ?2",
+			[]any{"rejected", ledger.DefaultLimit + 1, "prod"}, ledger.DefaultLimit},
+		{"the global scope among the targets: its branch holds the global halt's rows", ledger.Filter{Targets: []string{"*", "dev"}}, "?",
+			"SELECT c FROM workload_runs WHERE target = ?2 UNION ALL SELECT c FROM workload_runs WHERE target = ?3 ORDER BY seq ASC LIMIT ?1",
+			[]any{ledger.DefaultLimit + 1, "*", "dev"}, ledger.DefaultLimit},
 		{"no targets: the global halt's rows only", ledger.Filter{Targets: []string{}}, "?",
-			"SELECT c FROM workload_runs WHERE ((target = '*' AND action = 'halt' AND kind <> 'rejected')) ORDER BY seq ASC LIMIT ?1",
+			"SELECT c FROM workload_runs WHERE (target = '*' AND action = 'halt' AND kind <> 'rejected') ORDER BY seq ASC LIMIT ?1",
+			[]any{ledger.DefaultLimit + 1}, ledger.DefaultLimit},
+		{"no targets on PostgreSQL", ledger.Filter{Targets: []string{}}, "$",
+			"SELECT c FROM workload_runs WHERE ((target = '*' AND action = 'halt' AND kind <> 'rejected')) ORDER BY seq ASC LIMIT $1",
 			[]any{ledger.DefaultLimit + 1}, ledger.DefaultLimit},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

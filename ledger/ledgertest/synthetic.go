@@ -111,8 +111,9 @@ const OpenRuns = 4
 type ReadCase struct {
 	Name string
 	// Old is the statement as the ledger ran it before schema 0005 and
-	// ledger.UnfinishedScanner, for the backend's placeholder prefix ("?"
-	// or "$") and column list; run on a copy of the ledger at schema 0004.
+	// ledger.UnfinishedScanner (for the runs-targets-* cases: before
+	// schema 0007), for the backend's placeholder prefix ("?" or "$") and
+	// column list; run on a copy of the ledger at the schema before.
 	Old func(columns, prefix string) (string, []any)
 	// Now is the statement the new way runs (its main one), for its plan.
 	Now func(columns, prefix string) (string, []any)
@@ -180,6 +181,21 @@ func ReadCases(runs int, head int64, base time.Time, haltsBefore string) []ReadC
 				[]any{user, ledger.DefaultLimit + 1}
 		}
 	}
+	// orTargets is f's statement before schema 0007: its Targets one OR
+	// condition, as PostgreSQL still runs it (on SQLite with the repeated
+	// condition of the partial indexes of rare rows).
+	orTargets := func(f ledger.Filter) func(columns, prefix string) (string, []any) {
+		return func(columns, prefix string) (string, []any) {
+			q, args := unchanged(f)(columns, "$")
+			if prefix == "?" && f.Kind == ledger.KindRejected {
+				q = strings.Replace(q, " ORDER BY", " AND (kind = 'rejected' OR outcome NOT IN ('', 'ok')) ORDER BY", 1)
+			}
+			return strings.ReplaceAll(q, "$", prefix), args
+		}
+	}
+	targets := func(name string, f ledger.Filter) ReadCase {
+		return ReadCase{Name: name, Old: orTargets(f), Now: unchanged(f), New: query(f)}
+	}
 	halts := func(_, _ string) (string, []any) { return haltsBefore, nil }
 	revHead := func(_, prefix string) (string, []any) { return ledger.RevisionHeadSQL(prefix), []any{"svc-7", "prod"} }
 	used, fresh := fmt.Sprintf("key-%d", runs/2/3*3), "key-never-used"
@@ -222,14 +238,42 @@ func ReadCases(runs int, head int64, base time.Time, haltsBefore string) []ReadC
 		c("runs-outcome-interrupted", ledger.Filter{Outcome: ledger.OutcomeInterrupted, Descending: true}),
 		c("runs-since", ledger.Filter{Since: base.Add(time.Duration(max(head-1000, 0)) * time.Millisecond)}),
 		c("runs-until", ledger.Filter{Until: base.Add(1000 * time.Millisecond), Descending: true}),
+		// The runs listing of a principal with roles on some targets only
+		// (Filter.Targets), a page as the API asks it: a target of a third
+		// of the rows, one with none, two, its refused requests, and the
+		// dashboard's services view (its last results).
+		targets("runs-targets-large", ledger.Filter{Targets: []string{"prod"}, Descending: true}),
+		targets("runs-targets-empty", ledger.Filter{Targets: []string{"staging"}, Descending: true}),
+		targets("runs-targets-two", ledger.Filter{Targets: []string{"local", "prod"}, Descending: true}),
+		targets("runs-targets-rejected", ledger.Filter{Targets: []string{"prod"}, Kind: ledger.KindRejected, Descending: true}),
+		targets("runs-targets-results", ledger.Filter{Targets: []string{"prod"}, Kind: ledger.KindResult, Descending: true, Limit: ledger.MaxLimit}),
+		c("runs-target-rejected", ledger.Filter{Target: "prod", Kind: ledger.KindRejected, Descending: true}),
 	}
+}
+
+// TargetCases are the cases of cs about Filter.Targets (runs-targets-*),
+// each timed as a statement, as Old is: New reads Now's rows from db
+// through the driver (without the ledger's decoding of the records), so
+// that the two differ only in schema and statement.
+func TargetCases(cs []ReadCase, db ReadDB, columns, prefix string) []ReadCase {
+	var out []ReadCase
+	for _, c := range cs {
+		if strings.HasPrefix(c.Name, "runs-targets-") {
+			c.New = func(ctx context.Context, _ ledger.Ledger) error {
+				q, args := c.Now(columns, prefix)
+				return db.ReadAll(ctx, q, args...)
+			}
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // CheckUpgraded checks a ledger that holds recs (a Synthetic chain written
 // at an older schema) and was opened, so migrated, by its backend: it
 // verifies, UnfinishedAfter finds the OpenRuns, the halt switches read
-// off, and the filters the indexes of migrations 0005 and 0006 serve
-// answer what recs say, page by page.
+// off, and the filters the indexes of migrations 0005, 0006 and 0007
+// serve answer what recs say, page by page.
 func CheckUpgraded(t *testing.T, l ledger.Ledger, recs []ledger.Record) {
 	t.Helper()
 	if res := mustVerify(t, l); !res.OK || res.Count != int64(len(recs)) {
@@ -259,6 +303,12 @@ func CheckUpgraded(t *testing.T, l ledger.Ledger, recs []ledger.Record) {
 		{Action: "scale", Descending: true},
 		{Action: "halt", Kind: ledger.KindResult, Outcome: ledger.OutcomeOK, Target: "edge", Descending: true, Limit: 1},
 		{Since: recs[len(recs)-300].Time, Until: recs[len(recs)-100].Time, Limit: 90},
+		{Target: "edge", Descending: true, Limit: ledger.MaxLimit},
+		{Targets: []string{"prod"}, Descending: true, Limit: 200},
+		{Targets: []string{"staging"}},
+		{Targets: []string{"prod", "local", "prod"}, Limit: ledger.MaxLimit},
+		{Targets: []string{"edge"}, Kind: ledger.KindRejected, Descending: true, Limit: 3},
+		{Targets: []string{"edge"}, Kind: ledger.KindResult, Descending: true, Limit: ledger.MaxLimit},
 	} {
 		t.Run(fmt.Sprintf("%+v", f), func(t *testing.T) {
 			got := collect(t, l, f)
@@ -289,5 +339,7 @@ func matches(f ledger.Filter, r ledger.Record) bool {
 	return eq(f.Service, r.Service) && eq(f.Target, r.Target) && eq(f.Action, r.Action) &&
 		eq(string(f.Kind), string(r.Kind)) && eq(string(f.Outcome), string(r.Outcome)) && eq(f.RunID, r.RunID) &&
 		eq(f.IdempotencyKey, r.IdempotencyKey) && (f.UserID == "" || f.UserID == r.UserID || f.UserID == r.UserName) &&
-		(f.Since.IsZero() || !r.Time.Before(f.Since)) && (f.Until.IsZero() || r.Time.Before(f.Until))
+		(f.Since.IsZero() || !r.Time.Before(f.Since)) && (f.Until.IsZero() || r.Time.Before(f.Until)) &&
+		(f.Targets == nil || slices.Contains(f.Targets, r.Target) ||
+			r.Target == ledger.GlobalScope && r.Action == "halt" && r.Kind != ledger.KindRejected)
 }

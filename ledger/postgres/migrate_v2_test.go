@@ -69,8 +69,8 @@ func TestMigrateKeepsVersion1Rows(t *testing.T) {
 }
 
 // TestMigrate0005: a database an older controller wrote (schema 0004,
-// many rows) is migrated on Open, gains the indexes of 0005 and 0006, and
-// answers as before.
+// many rows) is migrated on Open, gains the indexes of 0005, 0006 and
+// 0007, and answers as before.
 func TestMigrate0005(t *testing.T) {
 	dsn := newDB(t)
 	recs := ledgertest.Synthetic(3000, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
@@ -78,12 +78,12 @@ func TestMigrate0005(t *testing.T) {
 	l := openDSN(t, dsn)
 	var names []string
 	rows, err := c.Query(context.Background(), `SELECT indexname FROM pg_indexes WHERE tablename = 'workload_runs'
-		AND indexname IN ('workload_runs_unusual_kind', 'workload_runs_unusual_outcome', 'workload_runs_time', 'workload_runs_action_seq') ORDER BY indexname`)
+		AND indexname IN ('workload_runs_unusual_kind', 'workload_runs_unusual_outcome', 'workload_runs_time', 'workload_runs_action_seq', 'workload_runs_target_seq') ORDER BY indexname`)
 	if err == nil {
 		names, err = pgx.CollectRows(rows, pgx.RowTo[string])
 	}
-	if err != nil || len(names) != 4 {
-		t.Fatalf("indexes of 0005: %v, %v", names, err)
+	if err != nil || len(names) != 5 {
+		t.Fatalf("indexes of 0005-0007: %v, %v", names, err)
 	}
 	ledgertest.CheckUpgraded(t, l, recs)
 }

@@ -103,3 +103,41 @@ func BenchmarkLedgerReads(b *testing.B) {
 	ledgertest.BenchmarkReads(b, ledgertest.ReadCases(runs, head, base, haltsBefore), ledgertest.ReadBench{
 		Ledger: l, Columns: selectColumns, Prefix: "$", Old: readConn{old}, Now: readConn{sqlConn(b, dsn)}})
 }
+
+// BenchmarkTargetReads times the runs listings of a principal with roles
+// on some targets only (ledgertest.ReadCases "runs-targets-*") on a ledger
+// of ~400k rows, before migration 0007 — a database at schema 0006 — and
+// after — the ledger's database, migrated — alternately in the same run,
+// both read as statements (the same OR of targets: the schema differs).
+// With -v it logs the EXPLAIN of both.
+//
+//	CI=true go test -run '^$' -bench TargetReads -benchtime 20x -v ./ledger/postgres
+func BenchmarkTargetReads(b *testing.B) {
+	ctx := context.Background()
+	const runs = 200_000
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	recs := ledgertest.Synthetic(runs, base)
+	head := recs[len(recs)-1].Seq
+	old := loadAt0004(b, newDB(b), recs)
+	ms, err := migrations()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, m := range ms[4:6] { // 0005 and 0006
+		if _, err := old.Exec(ctx, m.sql); err != nil {
+			b.Fatalf("%s: %v", m.name, err)
+		}
+	}
+	dsn := newDB(b)
+	loadAt0004(b, dsn, recs)
+	l := openDSN(b, dsn) // migrates
+	now := sqlConn(b, dsn)
+	for _, c := range []*pgx.Conn{old, now} {
+		if _, err := c.Exec(ctx, "ANALYZE workload_runs"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Logf("%d rows", head)
+	ledgertest.BenchmarkReads(b, ledgertest.TargetCases(ledgertest.ReadCases(runs, head, base, haltsBefore), readConn{now}, selectColumns, "$"),
+		ledgertest.ReadBench{Ledger: l, Columns: selectColumns, Prefix: "$", Old: readConn{old}, Now: readConn{now}})
+}

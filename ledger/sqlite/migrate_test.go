@@ -88,7 +88,8 @@ func TestMigrateKeepsVersion1Rows(t *testing.T) {
 }
 
 // TestMigrate0005: a ledger an older controller wrote (schema 0004, many
-// rows) opens, gains the indexes of 0005 and 0006, and answers as before.
+// rows) opens, gains the indexes of 0005, 0006 and 0007 (and 0007's
+// figures for the planner), and answers as before.
 func TestMigrate0005(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "ledger.db")
@@ -106,8 +107,12 @@ func TestMigrate0005(t *testing.T) {
 	}
 	t.Cleanup(func() { l.Close() })
 	var n int
-	if err := sqlite.DB(l).QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ('workload_runs_unusual_kind', 'workload_runs_unusual_outcome', 'workload_runs_action_seq')`).Scan(&n); err != nil || n != 3 {
-		t.Fatalf("indexes of 0005 and 0006: %d of 3, %v", n, err)
+	if err := sqlite.DB(l).QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ('workload_runs_unusual_kind', 'workload_runs_unusual_outcome', 'workload_runs_action_seq', 'workload_runs_target_seq')`).Scan(&n); err != nil || n != 4 {
+		t.Fatalf("indexes of 0005, 0006 and 0007: %d of 4, %v", n, err)
+	}
+	var stat string
+	if err := sqlite.DB(l).QueryRow(`SELECT stat FROM sqlite_stat1 WHERE idx = 'workload_runs_target_seq'`).Scan(&stat); err != nil || stat != "1000000 100000 1" {
+		t.Fatalf("sqlite_stat1 of workload_runs_target_seq: %q, %v", stat, err)
 	}
 	ledgertest.CheckUpgraded(t, l, recs)
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -145,12 +146,58 @@ func BenchmarkLedgerReads(b *testing.B) {
 		Ledger: l, Columns: benchColumns, Prefix: "?", Old: readDB{old}, Now: readDB{sqlite.DB(l)}})
 }
 
+// BenchmarkTargetReads times the runs listings of a principal with roles
+// on some targets only (ledgertest.ReadCases "runs-targets-*") on a ledger
+// of ~400k rows, before migration 0007 — the OR of targets, on a copy of
+// the ledger without the index on (target, seq) — and after — the union
+// on the ledger's database — alternately in the same run, both read as
+// statements (see BenchmarkLedgerReads).
+//
+//	go test -run '^$' -bench TargetReads -benchtime 20x -v ./ledger/sqlite
+func BenchmarkTargetReads(b *testing.B) {
+	ctx := context.Background()
+	const runs = 200_000
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	recs := ledgertest.Synthetic(runs, base)
+	head := recs[len(recs)-1].Seq
+	dir := b.TempDir()
+	l, err := sqlite.Open(ctx, filepath.Join(dir, "ledger.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Close() })
+	insertRows(b, sqlite.DB(l), recs)
+	oldPath := filepath.Join(dir, "old.db")
+	if _, err := sqlite.DB(l).Exec("VACUUM INTO ?", oldPath); err != nil {
+		b.Fatal(err)
+	}
+	old, err := sql.Open("sqlite", "file:"+oldPath+"?_pragma=journal_mode(WAL)")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { old.Close() })
+	// Schema 0006: the migration undone.
+	if _, err := old.Exec(`DROP INDEX workload_runs_target_seq; DELETE FROM sqlite_stat1; DELETE FROM schema_migrations WHERE version = '0007_target_seq'`); err != nil {
+		b.Fatal(err)
+	}
+	for _, db := range []*sql.DB{old, sqlite.DB(l)} {
+		if _, err := db.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Logf("%d rows", head)
+	now := readDB{sqlite.DB(l)}
+	ledgertest.BenchmarkReads(b, ledgertest.TargetCases(ledgertest.ReadCases(runs, head, base, haltsBefore), now, benchColumns, "?"),
+		ledgertest.ReadBench{Ledger: l, Columns: benchColumns, Prefix: "?", Old: readDB{old}, Now: now})
+}
+
 // TestRoutineReadsUseAnIndex: the plan of every read of a controller's hot
 // and periodic paths (ledgertest.ReadCases) reaches its rows through an
 // index, never by reading the table from one end (a plan step "SCAN t"
 // without "USING"), and does not sort every matching row to return one
 // page. The listings that still scan are named with the reason: their
-// LIMIT stops the scan after a page of common rows.
+// LIMIT stops the scan after a page of common rows. Where two indexes
+// could serve a read, the plan is pinned to the one that reads less.
 func TestRoutineReadsUseAnIndex(t *testing.T) {
 	ctx := context.Background()
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -160,11 +207,27 @@ func TestRoutineReadsUseAnIndex(t *testing.T) {
 	insertRows(t, sqlite.DB(l), recs)
 	scans := map[string]string{ // case → why a scan is fine
 		"runs-dashboard-results": "the newest results: a page of them ends the scan",
-		"runs-target":            "a target's runs are a large share of the ledger",
 		"runs-user-name":         "the OR of two indexed columns sorts every row of the user; the scan stops after a page",
 		"runs-user-id":           "as runs-user-name",
 		"runs-since":             "SQLite without statistics prefers the seq order to the time index",
 		"runs-until":             "as runs-since",
+	}
+	// case → the indexes its plan walks, in order (the runs-targets-*
+	// branches, then the global halt's), where another index would read
+	// more: (target, seq) of 0007 must not take a service's reads (the
+	// append guard's revision head among them) nor a target's rare rows.
+	uses := map[string][]string{
+		"history-revision-head": {"workload_runs_service"},
+		"history-page":          {"workload_runs_service"},
+		"history-scan-one-page": {"workload_runs_service"},
+		"recovery-later-run":    {"workload_runs_service"},
+		"runs-target":           {"workload_runs_target_seq"},
+		"runs-target-rejected":  {"workload_runs_unusual_kind"},
+		"runs-targets-large":    {"workload_runs_target_seq", "workload_runs_action_seq"},
+		"runs-targets-empty":    {"workload_runs_target_seq", "workload_runs_action_seq"},
+		"runs-targets-two":      {"workload_runs_target_seq", "workload_runs_target_seq", "workload_runs_action_seq"},
+		"runs-targets-rejected": {"workload_runs_unusual_kind", "workload_runs_action_seq"},
+		"runs-targets-results":  {"workload_runs_target_seq", "workload_runs_action_seq"},
 	}
 	for _, c := range ledgertest.ReadCases(runs, recs[len(recs)-1].Seq, base, haltsBefore) {
 		t.Run(c.Name, func(t *testing.T) {
@@ -183,6 +246,17 @@ func TestRoutineReadsUseAnIndex(t *testing.T) {
 			// matches, not what the page returns.
 			if strings.Contains(p, "TEMP B-TREE FOR ORDER BY") {
 				t.Errorf("plan %q sorts every matching row for one page", p)
+			}
+			if want, ok := uses[c.Name]; ok {
+				var got []string
+				for _, step := range strings.Split(p, "; ") {
+					if _, idx, ok := strings.Cut(step, " USING INDEX "); ok {
+						got = append(got, strings.Fields(idx)[0])
+					}
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("plan %q walks %v, want %v", p, got, want)
+				}
 			}
 			if err := c.New(ctx, l); err != nil {
 				t.Fatal(err)
