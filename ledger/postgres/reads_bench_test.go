@@ -141,3 +141,52 @@ func BenchmarkTargetReads(b *testing.B) {
 	ledgertest.BenchmarkReads(b, ledgertest.TargetCases(ledgertest.ReadCases(runs, head, base, haltsBefore), readConn{now}, selectColumns, "$"),
 		ledgertest.ReadBench{Ledger: l, Columns: selectColumns, Prefix: "$", Old: readConn{old}, Now: readConn{now}})
 }
+
+// TestTargetReadsUseAnIndex: on PostgreSQL the runs listings of a
+// principal with roles on some targets only (ledgertest.ReadCases
+// "runs-targets-*", one OR of targets) are planned as SQLite's
+// TestRoutineReadsUseAnIndex pins them: a target with no rows through
+// (target, seq) of migration 0007 (a BitmapOr with the global halt's
+// target), a target's rejected rows through their partial index, and a
+// large target's page in seq order; none reads the whole table or sorts
+// every matching row.
+func TestTargetReadsUseAnIndex(t *testing.T) {
+	const runs = 20_000 // enough rows that PostgreSQL's plans are a large ledger's
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	recs := ledgertest.Synthetic(runs, base)
+	dsn := newDB(t)
+	loadAt0004(t, dsn, recs)
+	openDSN(t, dsn) // migrates
+	c := sqlConn(t, dsn)
+	if _, err := c.Exec(context.Background(), "ANALYZE workload_runs"); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{ // case → what its plan reads the rows with
+		"runs-targets-large":    "Index Scan Backward using workload_runs_pkey",
+		"runs-targets-empty":    "Bitmap Index Scan on workload_runs_target_seq",
+		"runs-targets-two":      "Index Scan Backward using workload_runs_pkey",
+		"runs-targets-rejected": "Index Scan Backward using workload_runs_unusual_kind",
+		"runs-targets-results":  "Index Scan Backward using workload_runs_pkey",
+	}
+	n := 0
+	for _, rc := range ledgertest.ReadCases(runs, recs[len(recs)-1].Seq, base, haltsBefore) {
+		w, ok := want[rc.Name]
+		if !ok {
+			continue
+		}
+		n++
+		t.Run(rc.Name, func(t *testing.T) {
+			q, args := rc.Now(selectColumns, "$")
+			p := explain(t, c, q, args...)
+			if !strings.Contains(p, w) || strings.Contains(p, "Seq Scan") {
+				t.Errorf("plan:\n    %s\nwant %q and no Seq Scan", p, w)
+			}
+			if strings.Contains(p, "Sort") && !strings.Contains(p, "Bitmap Index Scan on workload_runs_target_seq") {
+				t.Errorf("plan:\n    %s\nsorts every matching row for one page", p)
+			}
+		})
+	}
+	if n != len(want) {
+		t.Fatalf("%d of the %d runs-targets-* cases in ReadCases", n, len(want))
+	}
+}
