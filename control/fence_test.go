@@ -281,7 +281,7 @@ func testFenceLostLockSession(t *testing.T, g *fenceRig) {
 // its owner lock is held), so it is left open; a closes it itself.
 func TestFenceRecoveryLeavesLiveRun(t *testing.T) {
 	g := newFenceRig(t)
-	_, done := g.startHeld(t)
+	callCtx, done := g.startHeld(t)
 	run := g.openRun(t)
 	g.terminateLockSession(t)
 	if n, err := g.b.Recover(context.Background()); err != nil || n != 0 {
@@ -289,6 +289,15 @@ func TestFenceRecoveryLeavesLiveRun(t *testing.T) {
 	}
 	if open := g.openRun(t); open != run {
 		t.Fatalf("open run after recovery: %q, want %s", open, run)
+	}
+	// a's watch (a look at its session every 200 ms) cancels its call; a
+	// call that returned before the watch saw the ended session would have
+	// succeeded, truthfully, and a's result would say so. Recovery can take
+	// less than 200 ms on a quiet machine: wait for the watch.
+	select {
+	case <-callCtx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a's provider call was not cancelled after its lock session ended")
 	}
 	g.releaseHeld()
 	if err := <-done; workload.CodeOf(err) != workload.Unavailable {
