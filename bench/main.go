@@ -36,9 +36,14 @@ type options struct {
 	// (on ledgers that keep none: the pipeline without history's cost,
 	// labelled so) or "both".
 	history string
+	// ledgers: the overhead tier's ledgers ("sqlite", "postgres"); empty:
+	// both.
+	ledgers map[string]bool
 }
 
 func (o options) want(tier string) bool { return len(o.only) == 0 || o.only[tier] }
+
+func (o options) wantLedger(name string) bool { return len(o.ledgers) == 0 || o.ledgers[name] }
 
 // tiers, in the order they run.
 var tiers = []string{"cli", "docker", "overhead", "k8s"}
@@ -50,6 +55,8 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 10, "repetitions of each whole-process measurement (the median is reported)")
 	flag.IntVar(&o.pairs, "pairs", 7, "alternating runtime/bound rounds of the overhead measurement")
 	flag.StringVar(&o.history, "history", "on", "overhead tier: on (revisions recorded, as serve does), off (ledgers keeping no revisions, rows labelled \"no history\") or both")
+	var ledgers string
+	flag.StringVar(&ledgers, "ledgers", "sqlite,postgres", "overhead tier: comma-separated ledgers to measure (sqlite, postgres)")
 	flag.Parse()
 	if o.history != "on" && o.history != "off" && o.history != "both" {
 		fmt.Fprintln(os.Stderr, "bench: -history must be on, off or both")
@@ -59,6 +66,17 @@ func main() {
 	for _, t := range strings.Split(only, ",") {
 		if t = strings.TrimSpace(t); t != "" {
 			o.only[t] = true
+		}
+	}
+	o.ledgers = map[string]bool{}
+	for _, l := range strings.Split(ledgers, ",") {
+		switch l = strings.TrimSpace(l); l {
+		case "":
+		case "sqlite", "postgres":
+			o.ledgers[l] = true
+		default:
+			fmt.Fprintf(os.Stderr, "bench: -ledgers: unknown ledger %q (sqlite, postgres)\n", l)
+			os.Exit(2)
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -31,10 +32,17 @@ func overheadTier(ctx context.Context, o options) ([]row, error) {
 		name string
 		open func(i int) (ledger.Ledger, error)
 	}
-	backends := []backend{{"sqlite", func(i int) (ledger.Ledger, error) {
-		return sqlite.Open(ctx, filepath.Join(dir, fmt.Sprintf("ledger-%d.db", i)))
-	}}}
-	pg, pgErr := pgtest.Launch()
+	var backends []backend
+	if o.wantLedger("sqlite") {
+		backends = append(backends, backend{"sqlite", func(i int) (ledger.Ledger, error) {
+			return sqlite.Open(ctx, filepath.Join(dir, fmt.Sprintf("ledger-%d.db", i)))
+		}})
+	}
+	var pg *pgtest.Server
+	pgErr := errors.New("not asked for (-ledgers)")
+	if o.wantLedger("postgres") {
+		pg, pgErr = pgtest.Launch()
+	}
 	if pgErr == nil {
 		defer pg.Stop()
 		backends = append(backends, backend{"postgres", func(i int) (ledger.Ledger, error) {
@@ -84,7 +92,7 @@ func overheadTier(ctx context.Context, o options) ([]row, error) {
 			}
 		}
 	}
-	if pgErr != nil {
+	if pgErr != nil && o.wantLedger("postgres") {
 		rows = append(rows, row{op: "runtime overhead, postgres", alpha: "skipped: " + pgErr.Error()})
 	}
 	return rows, nil
