@@ -253,8 +253,10 @@ func (l *Ledger) observe(sealed []ledger.Record, err error) {
 // statement of the second pipeline, before COMMIT. guards[i], when set, is
 // checked against what the first pipeline read after the head (the halt
 // switches, the revision heads of the guarded services: one statement
-// each, no round trip of their own); a record whose guard fails is not
-// written and errs[i] says why (sealed[i] is then zero).
+// each, no round trip of their own, and reading nothing when no other
+// process appended since this writer's last commit: guardcache.go); a
+// record whose guard fails is not written and errs[i] says why (sealed[i]
+// is then zero).
 func (l *Ledger) appendTx(recs []ledger.Record, revs []*ledger.Revision, guards []*ledger.Guard) (sealed []ledger.Record, errs []error, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
@@ -276,13 +278,7 @@ func (l *Ledger) appendTx(recs []ledger.Record, revs []*ledger.Revision, guards 
 	b.Queue("BEGIN")
 	b.Queue("SELECT pg_advisory_xact_lock($1, $2)", lockClass, lockAppend)
 	b.Queue("SELECT seq, hash FROM workload_runs ORDER BY seq DESC LIMIT 1")
-	needHalts, heads := ledger.NeedsHalts(guards), ledger.HeadKeys(recs, guards)
-	if needHalts {
-		b.Queue(haltsSQL)
-	}
-	if len(heads) > 0 {
-		b.Queue(revisionHeadsSQL, headArrays(heads)...)
-	}
+	reads := l.guards.queue(b, recs, guards)
 	head := ledger.Record{Hash: ledger.GenesisHash}
 	var prev *ledger.Record
 	br := conn.SendBatch(ctx, b)
@@ -302,7 +298,7 @@ func (l *Ledger) appendTx(recs []ledger.Record, revs []*ledger.Revision, guards 
 		br.Close()
 		return nil, nil, fmt.Errorf("ledger/postgres: append: read head: %w", err)
 	}
-	guardReads, err := readGuards(br, needHalts, heads)
+	guardReads, err := l.guards.read(br, reads, head.Seq)
 	if err != nil {
 		br.Close()
 		return nil, nil, fmt.Errorf("ledger/postgres: append: read guards: %w", err)
@@ -365,6 +361,11 @@ func (l *Ledger) appendTx(recs []ledger.Record, revs []*ledger.Revision, guards 
 		return nil, nil, fmt.Errorf("ledger/postgres: append: commit: %w", err)
 	}
 	committed = true
+	at := head.Seq
+	if len(rows) > 0 {
+		at = rows[len(rows)-1].Seq
+	}
+	l.guards.committed(at)
 	return sealed, errs, nil
 }
 

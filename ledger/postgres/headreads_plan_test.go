@@ -50,7 +50,8 @@ func TestRevisionHeadUsesItsIndex(t *testing.T) {
 	for _, stats := range []string{"young statistics", "analyzed"} {
 		reads = append(reads,
 			read{"RevisionHead, " + stats, revHeadSQL, "workload_runs_revision_head", []any{"web", "local"}},
-			read{"the guard's revisionHeadsSQL, " + stats, revisionHeadsSQL, "workload_runs_revision_head", []any{[]string{"local"}, []string{"web"}}},
+			read{"the guard's revisionHeadsIfMovedSQL, " + stats, revisionHeadsIfMovedSQL, "workload_runs_revision_head",
+				[]any{[]string{"local"}, []string{"web"}, []bool{false}, int64(headNone)}},
 			read{"the fence's openRunSQL, " + stats, openRunSQL, "workload_runs_open_run", []any{"web", "local"}})
 	}
 	for i, q := range reads {
@@ -78,6 +79,78 @@ func TestRevisionHeadUsesItsIndex(t *testing.T) {
 			t.Errorf("%s: the plan reads and sorts the service's rows:\n%s", q.name, p)
 		case i < len(reads)/2 && !strings.Contains(p, q.index):
 			t.Errorf("%s: the plan does not probe %s:\n%s", q.name, q.index, p)
+		}
+	}
+}
+
+// TestGuardReadsWaitForTheHeadToMove: the writer's guard reads
+// (guardcache.go) read nothing while the ledger's head is the one the
+// writer knows — the index probe is never executed — and read the
+// services' heads and the halts as soon as another process has appended.
+func TestGuardReadsWaitForTheHeadToMove(t *testing.T) {
+	l, dsn := openLedger(t)
+	ctx := context.Background()
+	var last ledger.Record
+	for i := range 40 {
+		r := ledger.Record{RunID: ledger.NewRunID(), Kind: ledger.KindResult, UserID: "a", Action: "scale", Target: "local",
+			Service: fmt.Sprintf("svc-%d", i%4), Outcome: ledger.OutcomeOK}
+		if i == 39 {
+			r.Action, r.Service, r.Detail = "halt", "", `{"on":true}`
+		}
+		var err error
+		if last, err = l.Append(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := sqlConn(t, dsn)
+	explain := func(sql string, args ...any) string {
+		t.Helper()
+		rows, err := c.Query(ctx, "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) "+sql, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var plan []string
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, s)
+		}
+		return strings.Join(plan, "\n")
+	}
+	keys := []any{[]string{"local", "local"}, []string{"svc-0", "svc-1"}}
+	for _, tc := range []struct {
+		name  string
+		sql   string
+		args  []any
+		reads bool
+	}{
+		{"heads, head unmoved", revisionHeadsIfMovedSQL, append(keys, []bool{true, true}, last.Seq), false},
+		{"heads, head moved", revisionHeadsIfMovedSQL, append(keys, []bool{true, true}, last.Seq-1), true},
+		{"heads, a service not known", revisionHeadsIfMovedSQL, append(keys, []bool{true, false}, last.Seq), true},
+		{"halts, head unmoved", haltsIfMovedSQL, []any{last.Seq}, false},
+		{"halts, head moved", haltsIfMovedSQL, []any{last.Seq - 1}, true},
+		{"halts, not known", haltsIfMovedSQL, []any{int64(headNone)}, true},
+	} {
+		p := explain(tc.sql, tc.args...)
+		// The probe of the revision head index, or the scan of the halts.
+		idx := "workload_runs_revision_head"
+		if tc.sql == haltsIfMovedSQL {
+			idx = "workload_runs_action_seq"
+		}
+		var probe string
+		for _, line := range strings.Split(p, "\n") {
+			if strings.Contains(line, idx) {
+				probe = line
+			}
+		}
+		switch {
+		case probe == "":
+			t.Errorf("%s: the plan does not use %s:\n%s", tc.name, idx, p)
+		case tc.reads == strings.Contains(probe, "never executed"):
+			t.Errorf("%s: reads=%v, plan:\n%s", tc.name, tc.reads, p)
 		}
 	}
 }

@@ -120,6 +120,9 @@ type Ledger struct {
 	fence fenceState
 
 	head ledger.HeadWatch
+	// guards is what the writer knows of its guards' answers
+	// (guardcache.go).
+	guards guardCache
 }
 
 var (

@@ -107,55 +107,6 @@ const haltsSQL = `SELECT DISTINCT ON (target) target, seq, detail FROM workload_
 	WHERE action = 'halt' AND kind = 'result' AND outcome = 'ok'
 	ORDER BY target, seq DESC`
 
-// revisionHeadsSQL is RevisionHead for each {target, service} of its two
-// arrays: one statement for a batch.
-var revisionHeadsSQL = `SELECT k.t, k.s, COALESCE((` +
-	strings.NewReplacer("$1", "k.s", "$2", "k.t").Replace(revHeadSQL) +
-	`), 0) FROM unnest($1::text[], $2::text[]) AS k(t, s)`
-
-// headArrays are revisionHeadsSQL's parameters.
-func headArrays(keys [][2]string) []any {
-	ts, ss := make([]string, len(keys)), make([]string, len(keys))
-	for i, k := range keys {
-		ts[i], ss[i] = k[0], k[1]
-	}
-	return []any{ts, ss}
-}
-
-// readGuards reads the results of haltsSQL (when queued) and
-// revisionHeadsSQL (when heads is not empty), queued in that order after
-// the head read of br's pipeline.
-func readGuards(br pgx.BatchResults, halts bool, heads [][2]string) (*ledger.BatchGuards, error) {
-	bg := &ledger.BatchGuards{}
-	if halts {
-		rows, err := br.Query()
-		if err != nil {
-			return nil, err
-		}
-		if bg.Halts, err = scanHalts(rows); err != nil {
-			return nil, err
-		}
-	}
-	if len(heads) == 0 {
-		return bg, nil
-	}
-	rows, err := br.Query()
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	bg.Heads = make(map[[2]string]int64, len(heads))
-	for rows.Next() {
-		var k [2]string
-		var seq int64
-		if err := rows.Scan(&k[0], &k[1], &seq); err != nil {
-			return nil, err
-		}
-		bg.Heads[k] = seq
-	}
-	return bg, rows.Err()
-}
-
 // scanHalts reads haltsSQL's rows: the scopes whose newest halt result
 // turned the switch on.
 func scanHalts(rows pgx.Rows) (map[string]bool, error) {
