@@ -27,17 +27,20 @@ import (
 // lock is handed to one caller at a time — only the moment another
 // process can have it moves: at most lockLinger after the last unlock.
 //
-// Fairness. A lock its session has held for lockMaxHold or more is not
-// taken back as is: the relock sends pg_advisory_unlock and
-// pg_try_advisory_lock in one pipelined round trip on the same session. The
-// unlock hands the lock to a process that waits for it (PostgreSQL grants
-// it to the queued waiter at once), so the try fails and the session then
-// queues behind it (pg_advisory_lock, a second round trip, while that
-// process runs its operation); with no waiter the try takes it again. So a
-// process that relocks in a tight loop still lets a waiting process in
-// within lockMaxHold (plus the operation under way), and pays one round
-// trip per lockMaxHold, not two; and it knows whether anyone else had the
-// lock in between (fence.go's check is skipped when nobody did).
+// Fairness. A lock its session has held for lockMaxHold or more, and that
+// another session waits for (waiters.go: a poll of pg_locks, off the
+// callers' path; every such lock while the polls fail), is not taken back
+// as is: the relock sends pg_advisory_unlock and pg_try_advisory_lock in
+// one pipelined round trip on the same session. The unlock hands the lock
+// to the process that waits for it (PostgreSQL grants it to the queued
+// waiter at once), so the try fails and the session then queues behind it
+// (pg_advisory_lock, a second round trip, while that process runs its
+// operation); with no waiter (it gave up meanwhile) the try takes it
+// again. So a process that relocks in a tight loop still lets a waiting
+// process in within lockMaxHold + waiterPollEvery (plus the poll's time
+// and the operation under way), pays no round trip for it while nobody
+// waits, and knows whether anyone else had the lock in between (fence.go's
+// check is skipped when nobody did).
 //
 // A lost session. A lingering lock is only taken back when its session is
 // quiet (session_unix.go: nothing to read, not closed: one non-blocking
@@ -114,11 +117,12 @@ func (l *Ledger) acquire(ctx context.Context, key string, chk *openCheck) (*held
 		}
 		return nil, nil, fmt.Errorf("ledger/postgres: lock %q: %w", key, err)
 	}
-	if h, since, clean := l.reuse(key); h != nil {
+	if h, handOver, clean := l.reuse(key); h != nil {
 		var open *ledger.Record
 		var err error
 		switch {
-		case time.Since(since) >= l.maxHold:
+		case handOver:
+			l.handOvers.Add(1)
 			open, err = h.handOver(wctx, chk)
 		case chk != nil && !clean:
 			open, err = h.check(wctx, chk) // after a run found open: rare
@@ -169,25 +173,26 @@ func (l *Ledger) acquire(ctx context.Context, key string, chk *openCheck) (*held
 }
 
 // reuse takes key's lingering lock, if there is one whose session is
-// quiet, and tells since when its session holds it and whether its last
-// check found the service without an open run (clean).
-func (l *Ledger) reuse(key string) (*heldLock, time.Time, bool) {
+// quiet, and tells whether to hand it over first (Fairness above) and
+// whether its last check found the service without an open run (clean).
+func (l *Ledger) reuse(key string) (h *heldLock, handOver, clean bool) {
 	l.locksMu.Lock()
-	h := l.idleLocks[key]
+	h = l.idleLocks[key]
 	if h == nil || l.closed {
 		l.locksMu.Unlock()
-		return nil, time.Time{}, false
+		return nil, false, false
 	}
 	delete(l.idleLocks, key)
 	h.idle = false
 	h.gen++
-	since, clean := h.since, h.clean
+	handOver = time.Since(h.since) >= l.maxHold && l.mayBeWaitedFor(key, h.since)
+	clean = h.clean
 	l.locksMu.Unlock()
 	if !quiet(h.conn.Conn().PgConn()) {
 		h.release(false)
-		return nil, time.Time{}, false
+		return nil, false, false
 	}
-	return h, since, clean
+	return h, handOver, clean
 }
 
 // handOver gives h's lock to a process waiting for it, if any, and takes

@@ -151,11 +151,14 @@ func TestLockLingerSessionLost(t *testing.T) {
 	ua()
 }
 
-// TestLockHandOver: a lock held for lockMaxHold or more is taken back on
-// its own session, which holds it again (one round trip: unlock and lock
-// pipelined), and excludes another process as before.
+// TestLockHandOver: while the waiter polls fail (waiters.go), a lock held
+// for lockMaxHold or more is handed over at its relock whether or not
+// anybody waits, and taken back on its own session, which holds it again
+// (one round trip: unlock and lock pipelined), and excludes another
+// process as before.
 func TestLockHandOver(t *testing.T) {
 	a, b, _ := twoProcesses(t)
+	a.waiterStale = 0 // every answer is stale
 	ctx := context.Background()
 	u := mustLock(t, ctx, a, "svc/web")
 	first := a.heldBy("svc/web")
@@ -171,4 +174,58 @@ func TestLockHandOver(t *testing.T) {
 	}
 	mustWait(t, b, "svc/web", 100*time.Millisecond, "other process while held again")
 	u()
+	if n := a.handOvers.Load(); n != 1 {
+		t.Errorf("%d hand-overs, want 1", n)
+	}
+}
+
+// TestLockHandOverWhenWaited: with the waiter polls answering, a lock held
+// for lockMaxHold or more is taken back as is (no round trip) while nobody
+// waits for it, and handed over at the first relock after a poll found
+// another process waiting.
+func TestLockHandOverWhenWaited(t *testing.T) {
+	a, b, _ := twoProcesses(t)
+	ctx := context.Background()
+	u := mustLock(t, ctx, a, "svc/web")
+	first := a.heldBy("svc/web")
+	time.Sleep(lockMaxHold + 2*waiterPollEvery) // polls made while held, finding no waiter
+	u()
+	u = mustLock(t, ctx, a, "svc/web")
+	if again := a.heldBy("svc/web"); again != first {
+		t.Errorf("relocked on session %d, first on %d", again, first)
+	}
+	if n := a.handOvers.Load(); n != 0 {
+		t.Errorf("%d hand-overs while nobody waited, want 0", n)
+	}
+	got := make(chan func(), 1)
+	go func() { got <- mustLock(t, ctx, b, "svc/web") }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !a.waitedFor("svc/web") {
+		if time.Now().After(deadline) {
+			t.Fatal("no poll found the other process waiting")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	u()
+	relocked := make(chan func(), 1)
+	go func() { relocked <- mustLock(t, ctx, a, "svc/web") }() // hands over, then waits for b
+	ub := <-got
+	select {
+	case <-relocked:
+		t.Fatal("the relock did not wait for the process it handed over to")
+	case <-time.After(50 * time.Millisecond):
+	}
+	ub()
+	(<-relocked)()
+	if n := a.handOvers.Load(); n != 1 {
+		t.Errorf("%d hand-overs, want 1", n)
+	}
+}
+
+// waitedFor tells whether the last waiter poll found key waited for.
+func (l *Ledger) waitedFor(key string) bool {
+	l.locksMu.Lock()
+	defer l.locksMu.Unlock()
+	_, ok := l.waiters.waited[lockText(key)]
+	return ok
 }

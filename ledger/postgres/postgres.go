@@ -52,6 +52,7 @@ import (
 	"fmt"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -116,6 +117,13 @@ type Ledger struct {
 	// linger and maxHold are lockLinger and lockMaxHold (tests lengthen
 	// them).
 	linger, maxHold time.Duration
+	// waiters is what the poller last found about this Ledger's locks
+	// (waiters.go), guarded by locksMu; waiterStale is waiterPollStale
+	// (tests shorten it).
+	waiters      waiterPoll
+	waiterStale  time.Duration
+	pollerExited chan struct{}
+	handOvers    atomic.Int64 // relocks that handed over (lock.go)
 	// fence is the owner session of fenced locks (fence.go).
 	fence fenceState
 
@@ -195,6 +203,8 @@ func Open(ctx context.Context, dsn string) (*Ledger, error) {
 		locks:        map[*heldLock]struct{}{},
 		linger:       lockLinger,
 		maxHold:      lockMaxHold,
+		waiterStale:  waiterPollStale,
+		pollerExited: make(chan struct{}),
 	}
 	head := ledger.Record{Hash: ledger.GenesisHash}
 	switch err := pool.QueryRow(ctx, "SELECT seq, hash FROM workload_runs ORDER BY seq DESC LIMIT 1").Scan(&head.Seq, &head.Hash); {
@@ -206,6 +216,7 @@ func Open(ctx context.Context, dsn string) (*Ledger, error) {
 		return nil, fmt.Errorf("ledger/postgres: reading the head: %w", err)
 	}
 	go l.writer()
+	go l.pollWaiters()
 	return l, nil
 }
 
@@ -217,6 +228,7 @@ func (l *Ledger) Close() error {
 		close(l.done)
 		l.stopLocks() // a wait for a lock would keep the pool from closing
 		<-l.writerExited
+		<-l.pollerExited
 		l.locksMu.Lock()
 		l.closed = true
 		held := l.locks

@@ -1,0 +1,120 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Who waits for this Ledger's locks (lock.go's Fairness).
+//
+// A lock held for lockMaxHold or more used to be handed over (a round trip
+// on its session: pg_advisory_unlock and pg_try_advisory_lock) at every
+// relock, whether or not anybody waited for it. At 64 busy services that
+// was a round trip in about one operation in three, each in the caller's
+// path and on a server the append transactions share. Instead, a poller
+// asks pg_locks every waiterPollEvery, while this Ledger holds or lingers
+// with any lock, which of them another session waits for (one query for
+// all of them, off every caller's path), and a relock hands over only a
+// lock that the last poll, made after the session took it, found waited
+// for. When the polls fail or fall behind — the last answer started more
+// than waiterPollStale ago — every relock after lockMaxHold hands over, as
+// before: fairness does not depend on the poller.
+//
+// So a process waiting for a lock that this one relocks in a tight loop
+// gets it within lockMaxHold + waiterPollEvery (plus the poll's own time
+// and the operation under way), the loop pays no round trip for fairness
+// while nobody waits, and a waiter of any kind (another controller, psql)
+// is seen, since pg_locks shows every session's wait.
+const (
+	waiterPollEvery = lockMaxHold / 2
+	waiterPollStale = 3 * waiterPollEvery
+)
+
+// waiterPoll is the last answer of the poller.
+type waiterPoll struct {
+	at     time.Time           // when the last successful poll started; zero: none
+	waited map[string]struct{} // keys it found another session waiting for
+}
+
+// waitersSQL returns the keys of $1 (lockText) whose advisory lock a
+// session of this database waits for (a bigint advisory lock shows its
+// high half in classid, its low half in objid; pg_locks is read once).
+const waitersSQL = `SELECT k FROM unnest($1::text[]) AS k
+WHERE (((hashtextextended(k, 0) >> 32) & 4294967295)::oid, (hashtextextended(k, 0) & 4294967295)::oid) IN (
+  SELECT classid, objid FROM pg_locks
+  WHERE locktype = 'advisory' AND NOT granted AND objsubid = 1
+    AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))`
+
+// pollWaiters polls until the Ledger closes.
+func (l *Ledger) pollWaiters() {
+	defer close(l.pollerExited)
+	t := time.NewTicker(waiterPollEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.done:
+			return
+		case <-t.C:
+		}
+		keys := l.lockKeys()
+		if len(keys) == 0 {
+			continue
+		}
+		start := time.Now()
+		waited, err := l.readWaiters(keys)
+		if err != nil {
+			continue // relocks hand over once the last answer is stale
+		}
+		l.locksMu.Lock()
+		l.waiters = waiterPoll{at: start, waited: waited}
+		l.locksMu.Unlock()
+	}
+}
+
+// lockKeys are the lock texts of the locks this Ledger holds or lingers
+// with.
+func (l *Ledger) lockKeys() []string {
+	l.locksMu.Lock()
+	defer l.locksMu.Unlock()
+	keys := make([]string, 0, len(l.locks))
+	for h := range l.locks {
+		keys = append(keys, lockText(h.key))
+	}
+	return keys
+}
+
+// readWaiters asks pg_locks which of keys (lock texts) are waited for, and
+// answers with the keys they are the lock texts of.
+func (l *Ledger) readWaiters(keys []string) (map[string]struct{}, error) {
+	ctx, cancel := context.WithTimeout(l.closing, waiterPollStale)
+	defer cancel()
+	rows, err := l.pool.Query(ctx, waitersSQL, keys)
+	if err != nil {
+		return nil, fmt.Errorf("ledger/postgres: reading lock waiters: %w", err)
+	}
+	texts, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("ledger/postgres: reading lock waiters: %w", err)
+	}
+	waited := make(map[string]struct{}, len(texts))
+	for _, s := range texts {
+		waited[s] = struct{}{}
+	}
+	return waited, nil
+}
+
+// mayBeWaitedFor tells a relock of key, whose session has held it since
+// since, whether to hand it over: when the last poll, made after since,
+// found it waited for, or when the last poll is too old to tell. Called
+// with l.locksMu held.
+func (l *Ledger) mayBeWaitedFor(key string, since time.Time) bool {
+	w := l.waiters
+	if time.Since(w.at) >= l.waiterStale {
+		return true
+	}
+	_, waited := w.waited[lockText(key)]
+	return waited && !w.at.Before(since)
+}
