@@ -132,13 +132,20 @@ func storable(r ledger.Record) (ledger.Record, error) {
 func (l *Ledger) writer() {
 	defer close(l.writerExited)
 	batch := make([]*appendReq, 0, maxBatch)
+	defer l.answers.flush()
 	for {
 		var first *appendReq
 		stopping := false
 		select {
 		case first = <-l.reqs:
-		case <-l.done:
-			stopping = true
+		default:
+			// Nothing to start: the held answers go now (answers.go).
+			l.answers.flush()
+			select {
+			case first = <-l.reqs:
+			case <-l.done:
+				stopping = true
+			}
 		}
 		if stopping {
 			// Commit what was queued before Close; callers racing
@@ -184,9 +191,10 @@ type insertError struct{ err error }
 func (e *insertError) Error() string { return e.err.Error() }
 func (e *insertError) Unwrap() error { return e.err }
 
-// commit appends batch in one transaction and answers every caller. When
-// the rows themselves are refused, each record is retried in a transaction
-// of its own so one bad record cannot fail the others.
+// commit appends batch in one transaction and answers every caller (the
+// answers are held until the next transaction is under way: answers.go).
+// When the rows themselves are refused, each record is retried in a
+// transaction of its own so one bad record cannot fail the others.
 func (l *Ledger) commit(batch []*appendReq) {
 	if len(batch) == 0 {
 		return
@@ -211,18 +219,18 @@ func (l *Ledger) commit(batch []*appendReq) {
 			if err == nil {
 				res.rec = one[0]
 			}
-			r.res <- res
+			l.answers.add(r, res)
 		}
 		return
 	}
 	for i, r := range batch {
 		switch {
 		case err != nil:
-			r.res <- appendRes{err: err}
+			l.answers.add(r, appendRes{err: err})
 		case errs[i] != nil:
-			r.res <- appendRes{err: errs[i]}
+			l.answers.add(r, appendRes{err: errs[i]})
 		default:
-			r.res <- appendRes{rec: sealed[i]}
+			l.answers.add(r, appendRes{rec: sealed[i]})
 		}
 	}
 }
@@ -260,6 +268,10 @@ func (l *Ledger) observe(sealed []ledger.Record, err error) {
 func (l *Ledger) appendTx(recs []ledger.Record, revs []*ledger.Revision, guards []*ledger.Guard) (sealed []ledger.Record, errs []error, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
+	// The last transaction's answers go once this one's first round trip
+	// is back, at the latest after answerHold (answers.go).
+	answer := l.answers.release()
+	defer answer()
 	conn, err := l.pool.Acquire(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("ledger/postgres: append: begin: %w", err)
@@ -306,6 +318,7 @@ func (l *Ledger) appendTx(recs []ledger.Record, revs []*ledger.Revision, guards 
 	if err := br.Close(); err != nil {
 		return nil, nil, fmt.Errorf("ledger/postgres: append: read head: %w", err)
 	}
+	answer()
 	if err := l.head.Check(head.Seq, head.Hash, func(seq int64) (string, bool, error) {
 		var h string
 		err := conn.QueryRow(ctx, "SELECT hash FROM workload_runs WHERE seq = $1", seq).Scan(&h)

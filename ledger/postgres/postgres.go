@@ -131,6 +131,9 @@ type Ledger struct {
 	// guards is what the writer knows of its guards' answers
 	// (guardcache.go).
 	guards guardCache
+	// answers are the answers of the last committed transaction, held
+	// until the next is under way (answers.go).
+	answers heldAnswers
 }
 
 var (
