@@ -21,11 +21,15 @@ import (
 // of the few round trips an operation pays besides its appends. Most of the
 // time the next operation on a service comes from the same controller
 // moments later, so an unlocked service lock lingers: its session keeps it
-// for up to lockLinger, and a LockService of the same key in that time
-// takes it back without a round trip. Exclusion is unchanged — the
-// session holds the lock the whole time, and in this process a lingering
-// lock is handed to one caller at a time — only the moment another
-// process can have it moves: at most lockLinger after the last unlock.
+// for up to lockLingerWatched while the waiter polls answer (waiters.go),
+// which end a lingering lock as soon as they find another session waiting
+// for it, and for up to lockLinger while they cannot tell; a LockService
+// of the same key in that time takes it back without a round trip.
+// Exclusion is unchanged — the session holds the lock the whole time, and
+// in this process a lingering lock is handed to one caller at a time —
+// only the moment another process can have it moves: at most
+// waiterPollEvery (plus the poll's time) after it starts waiting, or
+// lockLinger after the last unlock.
 //
 // Fairness. A lock its session has held for lockMaxHold or more, and that
 // another session waits for (waiters.go: a poll of pg_locks, off the
@@ -59,8 +63,9 @@ import (
 // to the one lock it held; lingering takes away most of the round trips
 // that sharing would save.
 const (
-	lockLinger  = 20 * time.Millisecond
-	lockMaxHold = 100 * time.Millisecond
+	lockLinger        = 20 * time.Millisecond
+	lockLingerWatched = 2 * time.Second
+	lockMaxHold       = 100 * time.Millisecond
 )
 
 // heldLock is a service lock and the session holding it. Its fields but
@@ -308,8 +313,12 @@ func (h *heldLock) unlock() {
 		l.idleLocks[h.key] = h
 		h.idle = true
 		gen := h.gen
+		linger := l.linger
+		if time.Since(l.waiters.at) < l.waiterStale {
+			linger = max(linger, lockLingerWatched) // the poller ends it when waited for
+		}
 		l.locksMu.Unlock()
-		time.AfterFunc(l.linger, func() { h.expire(gen) })
+		time.AfterFunc(linger, func() { h.expire(gen) })
 		return
 	}
 	l.locksMu.Unlock()

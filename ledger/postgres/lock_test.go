@@ -10,7 +10,8 @@ import (
 // TestLockLingers: an unlocked service lock lingers on its session, so the
 // next LockService of the key in this process takes it back without a
 // round trip (same session, no pg_advisory_lock); another process gets it
-// once it stopped lingering, at most lockLinger after the unlock.
+// once it stopped lingering: as soon as a waiter poll finds that process
+// waiting (waiters.go).
 func TestLockLingers(t *testing.T) {
 	a, b, _ := twoProcesses(t)
 	ctx := context.Background()
@@ -228,4 +229,37 @@ func (l *Ledger) waitedFor(key string) bool {
 	defer l.locksMu.Unlock()
 	_, ok := l.waiters.waited[lockText(key)]
 	return ok
+}
+
+// TestLockLingersWhileWatched: while the waiter polls answer, an unlocked
+// lock lingers far longer than lockLinger (lockLingerWatched), and ends as
+// soon as a poll finds another process waiting for it (TestLockLingers).
+func TestLockLingersWhileWatched(t *testing.T) {
+	a, _, _ := twoProcesses(t)
+	ctx := context.Background()
+	u := mustLock(t, ctx, a, "svc/web")
+	first := a.heldBy("svc/web")
+	deadline := time.Now().Add(30 * time.Second)
+	for !a.watched() {
+		if time.Now().After(deadline) {
+			t.Fatal("no waiter poll answered")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	u()
+	time.Sleep(5 * lockLinger)
+	if again := a.heldBy("svc/web"); again != first {
+		t.Fatalf("after %v the lock is held by session %d, was %d: it did not linger", 5*lockLinger, again, first)
+	}
+	mustLock(t, ctx, a, "svc/web")()
+	if again := a.heldBy("svc/web"); again != first {
+		t.Errorf("relocked on session %d, first on %d: not taken back", again, first)
+	}
+}
+
+// watched tells whether the last waiter poll is recent enough to rely on.
+func (l *Ledger) watched() bool {
+	l.locksMu.Lock()
+	defer l.locksMu.Unlock()
+	return time.Since(l.waiters.at) < l.waiterStale
 }

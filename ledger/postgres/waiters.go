@@ -23,6 +23,10 @@ import (
 // than waiterPollStale ago — every relock after lockMaxHold hands over, as
 // before: fairness does not depend on the poller.
 //
+// The same answer ends at once a lingering lock (lock.go) that another
+// session waits for, which lets a lock linger far longer (lockLingerWatched)
+// while the polls answer than while they cannot tell (lockLinger).
+//
 // So a process waiting for a lock that this one relocks in a tight loop
 // gets it within lockMaxHold + waiterPollEvery (plus the poll's own time
 // and the operation under way), the loop pays no round trip for fairness
@@ -70,7 +74,19 @@ func (l *Ledger) pollWaiters() {
 		}
 		l.locksMu.Lock()
 		l.waiters = waiterPoll{at: start, waited: waited}
+		// A lingering lock another session waits for ends now.
+		var ending []*heldLock
+		for key, h := range l.idleLocks {
+			if _, ok := waited[lockText(key)]; ok {
+				delete(l.idleLocks, key)
+				h.idle = false
+				ending = append(ending, h)
+			}
+		}
 		l.locksMu.Unlock()
+		for _, h := range ending {
+			h.release(true)
+		}
 	}
 }
 
