@@ -45,14 +45,18 @@ func TestRevisionHeadUsesItsIndex(t *testing.T) {
 	type read struct {
 		name, sql, index string
 		args             []any
+		// generic: the statement runs with plan_cache_mode
+		// force_generic_plan (the append transaction's guard read, the
+		// lock sessions' open-run read): its generic plan is checked.
+		generic bool
 	}
 	var reads []read
 	for _, stats := range []string{"young statistics", "analyzed"} {
 		reads = append(reads,
-			read{"RevisionHead, " + stats, revHeadSQL, "workload_runs_revision_head", []any{"web", "local"}},
+			read{"RevisionHead, " + stats, revHeadSQL, "workload_runs_revision_head", []any{"web", "local"}, false},
 			read{"the guard's revisionHeadsIfMovedSQL, " + stats, revisionHeadsIfMovedSQL, "workload_runs_revision_head",
-				[]any{[]string{"local"}, []string{"web"}, []bool{false}, int64(headNone)}},
-			read{"the fence's openRunSQL, " + stats, openRunSQL, "workload_runs_open_run", []any{"web", "local"}})
+				[]any{[]string{"local"}, []string{"web"}, []bool{false}, int64(headNone)}, true},
+			read{"the fence's openRunSQL, " + stats, openRunSQL, "workload_runs_open_run", []any{"web", "local"}, true})
 	}
 	for i, q := range reads {
 		if i == len(reads)/2 {
@@ -60,7 +64,28 @@ func TestRevisionHeadUsesItsIndex(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		rows, err := c.Query(ctx, "EXPLAIN "+q.sql, q.args...)
+		explain := "EXPLAIN " + q.sql
+		if q.generic {
+			// EXPLAIN of a statement with parameters plans it with their
+			// values; EXPLAIN EXECUTE of a prepared one follows the plan
+			// cache, which force_generic_plan makes use the generic plan.
+			name := fmt.Sprintf("generic_%d", i)
+			for _, stmt := range []string{"SET plan_cache_mode = force_generic_plan", "PREPARE " + name + " AS " + q.sql} {
+				if _, err := c.Exec(ctx, stmt); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ps := make([]string, len(q.args))
+			for j, a := range q.args {
+				ps[j] = sqlLiteral(a)
+			}
+			explain = "EXPLAIN EXECUTE " + name + "(" + strings.Join(ps, ", ") + ")"
+		}
+		args := q.args
+		if q.generic {
+			args = nil
+		}
+		rows, err := c.Query(ctx, explain, args...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,14 +98,41 @@ func TestRevisionHeadUsesItsIndex(t *testing.T) {
 			plan = append(plan, s)
 		}
 		rows.Close()
+		if _, err := c.Exec(ctx, "RESET plan_cache_mode"); err != nil {
+			t.Fatal(err)
+		}
 		p := strings.Join(plan, "\n")
 		switch {
+		case q.generic && !strings.Contains(p, fmt.Sprintf("$%d", len(q.args))):
+			// A custom plan has the values in place of the parameters.
+			t.Errorf("%s: not the generic plan (no $%d in it):\n%s", q.name, len(q.args), p)
 		case strings.Contains(p, "Sort") || strings.Contains(p, "Seq Scan"):
 			t.Errorf("%s: the plan reads and sorts the service's rows:\n%s", q.name, p)
 		case i < len(reads)/2 && !strings.Contains(p, q.index):
 			t.Errorf("%s: the plan does not probe %s:\n%s", q.name, q.index, p)
 		}
 	}
+}
+
+// sqlLiteral writes the test's parameter values as SQL literals (EXECUTE
+// takes no bind parameters).
+func sqlLiteral(v any) string {
+	quote := func(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+	switch v := v.(type) {
+	case string:
+		return quote(v)
+	case int64:
+		return fmt.Sprint(v)
+	case []string:
+		qs := make([]string, len(v))
+		for i, s := range v {
+			qs[i] = quote(s)
+		}
+		return "ARRAY[" + strings.Join(qs, ", ") + "]::text[]"
+	case []bool:
+		return "ARRAY" + strings.ReplaceAll(fmt.Sprint(v), " ", ", ") + "::boolean[]"
+	}
+	panic(fmt.Sprintf("sqlLiteral: %T", v))
 }
 
 // TestGuardReadsWaitForTheHeadToMove: the writer's guard reads
