@@ -2,6 +2,7 @@
 // bounds in one run and prints one table (issue 18):
 //
 //	go run ./bench
+//	go run ./bench -only overhead -ledgers postgres -history both
 //
 // It brings up what it needs: the alphaswarm binaries (built into a temp
 // directory), the Docker Engine on the machine (a test image built FROM
