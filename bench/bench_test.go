@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/alphaswarm/controller/internal/pgtest"
 	"github.com/alphaswarm/controller/ledger"
+	"github.com/alphaswarm/controller/ledger/postgres"
 	"github.com/alphaswarm/controller/ledger/sqlite"
 )
 
@@ -20,7 +23,7 @@ func TestOverheadRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer led.Close()
-	r, err := measureOverhead(ctx, led, 2, 2, 3)
+	r, err := measureOverhead(ctx, led, nil, 2, 2, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +54,7 @@ func TestOverheadHistory(t *testing.T) {
 				t.Error("withoutHistory dropped the head guard")
 			}
 		}
-		if _, err := measureOverhead(ctx, l, 2, 1, 2); err != nil {
+		if _, err := measureOverhead(ctx, l, nil, 2, 1, 2); err != nil {
 			t.Fatal(err)
 		}
 		revs, err := led.Revisions(ctx, "local", "svc-0")
@@ -72,4 +75,59 @@ func TestPrintTable(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}
 	}
+}
+
+// TestPGStatCounts: -pgstat's counters add up each kind of round's
+// statements on a cluster started with pg_stat_statements: the runtime's
+// intents and results and the bound's rows are both inserts, counted once
+// per row batch, and the report names them.
+func TestPGStatCounts(t *testing.T) {
+	pg, err := pgtest.Launch(pgStatSettings...)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("PostgreSQL: %v", err)
+		}
+		t.Skipf("SKIP (PostgreSQL not available here; CI fails instead): %v", err)
+	}
+	defer pg.Stop()
+	ctx := context.Background()
+	dsn, err := pg.CreateDB(ctx, "bench_pgstat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	led, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer led.Close()
+	st, err := newPGStat(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	if _, err := measureOverhead(ctx, led, st, 2, 2, 3); err != nil {
+		t.Fatal(err)
+	}
+	if st.rounds[false] != 2 || st.rounds[true] != 2 {
+		t.Errorf("rounds counted: %v, want 2 of each", st.rounds)
+	}
+	for _, bound := range []bool{false, true} {
+		var inserts int64
+		for q, s := range st.stmts[bound] {
+			if strings.HasPrefix(q, "INSERT INTO workload_runs") {
+				inserts += s.calls
+			}
+		}
+		// 2 callers × 3 operations × 2 rows, in at most as many
+		// transactions and at least one per round.
+		if inserts < 2 || inserts > 2*2*3*2 {
+			t.Errorf("bound=%v: %d row inserts counted", bound, inserts)
+		}
+	}
+	var b strings.Builder
+	st.print(&b, "test", 3)
+	if !strings.Contains(b.String(), "runtime rounds (2)") || !strings.Contains(b.String(), "bound rounds (the ledger alone) (2)") {
+		t.Errorf("report:\n%s", b.String())
+	}
+	t.Log(b.String())
 }

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 )
@@ -40,6 +41,11 @@ type options struct {
 	// ledgers: the overhead tier's ledgers ("sqlite", "postgres"); empty:
 	// both.
 	ledgers map[string]bool
+	// pgstat: the overhead tier prints PostgreSQL's server time by
+	// statement (pgstat.go) after the table.
+	pgstat bool
+	// report is printed after the table (-pgstat's sections).
+	report *strings.Builder
 }
 
 func (o options) want(tier string) bool { return len(o.only) == 0 || o.only[tier] }
@@ -56,9 +62,12 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 10, "repetitions of each whole-process measurement (the median is reported)")
 	flag.IntVar(&o.pairs, "pairs", 7, "alternating runtime/bound rounds of the overhead measurement")
 	flag.StringVar(&o.history, "history", "on", "overhead tier: on (revisions recorded, as serve does), off (ledgers keeping no revisions, rows labelled \"no history\") or both")
-	var ledgers string
+	var ledgers, cpuProfile string
 	flag.StringVar(&ledgers, "ledgers", "sqlite,postgres", "overhead tier: comma-separated ledgers to measure (sqlite, postgres)")
+	flag.BoolVar(&o.pgstat, "pgstat", false, "overhead tier: print PostgreSQL's server time by statement, runtime rounds against bound rounds (pg_stat_statements)")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (the overhead tier's callers carry the label round=runtime or round=bound: go tool pprof -tagfocus)")
 	flag.Parse()
+	o.report = &strings.Builder{}
 	if o.history != "on" && o.history != "off" && o.history != "both" {
 		fmt.Fprintln(os.Stderr, "bench: -history must be on, off or both")
 		os.Exit(2)
@@ -82,7 +91,20 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, o); err != nil {
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: -cpuprofile:", err)
+			os.Exit(2)
+		}
+		defer f.Close()
+	}
+	err := run(ctx, o)
+	pprof.StopCPUProfile()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -130,6 +152,7 @@ func run(ctx context.Context, o options) error {
 	}
 	fmt.Printf("\nload average before: %s, after: %s (2 cores shared: compare ratios, not absolute figures)\n\n", before, loadAvg())
 	printTable(os.Stdout, rows)
+	fmt.Print(o.report.String())
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"time"
@@ -32,6 +33,7 @@ var benchUser = control.Principal{User: "bench", Name: "bench", Auth: "token:ben
 type overhead struct {
 	rt   *control.Runtime
 	led  ledger.Ledger
+	stat *pgStat          // -pgstat; nil: not asked for, or not PostgreSQL
 	rows [2]ledger.Record // an intent and a result the runtime wrote, replayed by the bound
 	rev  *ledger.Revision // the result's revision row (history on), replayed with it
 }
@@ -95,7 +97,7 @@ func (o *overhead) round(ctx context.Context, callers, per int, bound bool) (tim
 	t0 := time.Now()
 	for c := range callers {
 		wg.Add(1)
-		go func() {
+		go pprof.Do(ctx, pprof.Labels("round", roundKind(bound)), func(ctx context.Context) {
 			defer wg.Done()
 			local := make([]time.Duration, 0, per)
 			svc := fmt.Sprintf("svc-%d", c)
@@ -125,10 +127,22 @@ func (o *overhead) round(ctx context.Context, callers, per int, bound bool) (tim
 				firstErr = err
 			}
 			mu.Unlock()
-		}()
+		})
 	}
 	wg.Wait()
-	return time.Since(t0), lat, firstErr
+	elapsed := time.Since(t0)
+	if o.stat != nil && firstErr == nil {
+		firstErr = o.stat.collect(ctx, bound)
+	}
+	return elapsed, lat, firstErr
+}
+
+// roundKind is the CPU profile label of a round's callers (-cpuprofile).
+func roundKind(bound bool) string {
+	if bound {
+		return "bound"
+	}
+	return "runtime"
 }
 
 // appendRows appends the rows of one operation again, as service svc,
@@ -161,18 +175,24 @@ type overheadResult struct {
 }
 
 // measureOverhead alternates rounds of runtime operations and of the bound.
-func measureOverhead(ctx context.Context, led ledger.Ledger, callers, pairs, per int) (overheadResult, error) {
+func measureOverhead(ctx context.Context, led ledger.Ledger, stat *pgStat, callers, pairs, per int) (overheadResult, error) {
 	o, err := newOverhead(ctx, led, callers)
 	if err != nil {
 		return overheadResult{}, err
 	}
 	defer o.close()
+	o.stat = stat
 	res := overheadResult{callers: callers, revisionRow: o.rev != nil}
 	var ops, bops, ratios []float64
 	var lat, blat []time.Duration
 	// One warm-up round of each (connections, page cache, statements).
 	for _, b := range []bool{false, true} {
 		if _, _, err := o.round(ctx, callers, max(per/4, 1), b); err != nil {
+			return res, err
+		}
+	}
+	if o.stat != nil {
+		if err := o.stat.reset(ctx); err != nil { // setup and warm-up
 			return res, err
 		}
 	}

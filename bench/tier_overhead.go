@@ -30,27 +30,43 @@ func overheadTier(ctx context.Context, o options) ([]row, error) {
 
 	type backend struct {
 		name string
-		open func(i int) (ledger.Ledger, error)
+		// open opens a new ledger, and with -pgstat, what watches its
+		// server (nil for SQLite).
+		open func(i int) (ledger.Ledger, *pgStat, error)
 	}
 	var backends []backend
 	if o.wantLedger("sqlite") {
-		backends = append(backends, backend{"sqlite", func(i int) (ledger.Ledger, error) {
-			return sqlite.Open(ctx, filepath.Join(dir, fmt.Sprintf("ledger-%d.db", i)))
+		backends = append(backends, backend{"sqlite", func(i int) (ledger.Ledger, *pgStat, error) {
+			l, err := sqlite.Open(ctx, filepath.Join(dir, fmt.Sprintf("ledger-%d.db", i)))
+			return l, nil, err
 		}})
 	}
 	var pg *pgtest.Server
 	pgErr := errors.New("not asked for (-ledgers)")
 	if o.wantLedger("postgres") {
-		pg, pgErr = pgtest.Launch()
+		var settings []string
+		if o.pgstat {
+			settings = pgStatSettings
+		}
+		pg, pgErr = pgtest.Launch(settings...)
 	}
 	if pgErr == nil {
 		defer pg.Stop()
-		backends = append(backends, backend{"postgres", func(i int) (ledger.Ledger, error) {
+		backends = append(backends, backend{"postgres", func(i int) (ledger.Ledger, *pgStat, error) {
 			dsn, err := pg.CreateDB(ctx, fmt.Sprintf("bench_%d", i))
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			return postgres.Open(ctx, dsn)
+			l, err := postgres.Open(ctx, dsn)
+			if err != nil || !o.pgstat {
+				return l, nil, err
+			}
+			st, err := newPGStat(ctx, dsn)
+			if err != nil {
+				l.Close()
+				return nil, nil, err
+			}
+			return l, st, nil
 		}})
 	}
 	var histories []bool // true: revisions recorded
@@ -71,7 +87,7 @@ func overheadTier(ctx context.Context, o options) ([]row, error) {
 			}
 			for _, callers := range []int{1, 64} {
 				i++
-				led, err := b.open(i)
+				led, st, err := b.open(i)
 				if err != nil {
 					return rows, fmt.Errorf("%s: %w", b.name, err)
 				}
@@ -83,8 +99,12 @@ func overheadTier(ctx context.Context, o options) ([]row, error) {
 				if !hist {
 					rl = withoutHistory(led)
 				}
-				r, err := measureOverhead(ctx, rl, callers, o.pairs, per)
+				r, err := measureOverhead(ctx, rl, st, callers, o.pairs, per)
 				led.Close()
+				if st != nil {
+					st.print(o.report, fmt.Sprintf("%s, %d callers", name, callers), 8)
+					st.close()
+				}
 				if err != nil {
 					return rows, fmt.Errorf("%s, %d callers: %w", name, callers, err)
 				}

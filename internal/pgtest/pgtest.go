@@ -78,10 +78,11 @@ func Start(t testing.TB) (dsn string) {
 // bench harness); tests use Start or CreateDB.
 type Server struct{ c *cluster }
 
-// Launch starts a throwaway cluster as Start does. The caller stops it
-// with Stop, which also removes its directory.
-func Launch() (*Server, error) {
-	c, err := startCluster()
+// Launch starts a throwaway cluster as Start does, with the server
+// settings given ("name=value", as postgres -c takes them) besides its
+// own. The caller stops it with Stop, which also removes its directory.
+func Launch(settings ...string) (*Server, error) {
+	c, err := startCluster(settings...)
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +264,7 @@ func baseDir() string {
 	return "/tmp"
 }
 
-func startCluster() (*cluster, error) {
+func startCluster(settings ...string) (*cluster, error) {
 	initdb, err := findBin("initdb")
 	if err != nil {
 		return nil, err
@@ -317,9 +318,13 @@ func startCluster() (*cluster, error) {
 	}
 	defer logf.Close()
 	c := &cluster{dir: dir}
-	c.cmd = exec.Command(postgres, "-D", data, "-k", dir,
+	args := []string{"-D", data, "-k", dir,
 		"-c", "listen_addresses=", "-c", "fsync=on",
-		"-c", "max_connections=300", "-c", "log_min_messages=warning")
+		"-c", "max_connections=300", "-c", "log_min_messages=warning"}
+	for _, kv := range settings {
+		args = append(args, "-c", kv)
+	}
+	c.cmd = exec.Command(postgres, args...)
 	c.cmd.Dir = dir
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
 	// SIGQUIT is PostgreSQL's immediate shutdown.
