@@ -41,6 +41,9 @@ func overheadTier(ctx context.Context, o options) ([]row, error) {
 			return l, nil, err
 		}})
 	}
+	if o.pgstat && !o.wantLedger("postgres") {
+		fmt.Fprintln(os.Stderr, "bench: -pgstat applies to PostgreSQL, which -ledgers leaves out")
+	}
 	var pg *pgtest.Server
 	pgErr := errors.New("not asked for (-ledgers)")
 	if o.wantLedger("postgres") {

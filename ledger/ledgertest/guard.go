@@ -204,6 +204,12 @@ func testGuardsAnotherWriter(t *testing.T, l, other ledger.Ledger) {
 		ledger.Guard{CheckHead: true, Head: moved.Seq}); err != nil {
 		t.Fatalf("a result planned from the other writer's revision: %v", err)
 	}
+	// l knows the halt switches (it checked them), and the other writer
+	// halts the target.
+	if _, err := ledger.AppendGuarded(c, l, ledger.Record{RunID: "run_w3b", Kind: ledger.KindIntent, UserID: "alice", Action: "scale",
+		Target: "prod", Service: "api"}, nil, ledger.Guard{Unhalted: []string{ledger.GlobalScope, "prod"}}); err != nil {
+		t.Fatalf("an intent before any halt: %v", err)
+	}
 	if _, err := other.Append(c, result("run_w4", "halt", "prod", "", `{"on":true}`)); err != nil {
 		t.Fatal(err)
 	}

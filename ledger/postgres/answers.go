@@ -64,6 +64,12 @@ func (h *heldAnswers) flush() {
 // back, or the transaction ends) sends the held answers, if the timer has
 // not already.
 func (h *heldAnswers) release() func() {
+	h.mu.Lock()
+	none := len(h.list) == 0
+	h.mu.Unlock()
+	if none {
+		return func() {}
+	}
 	t := time.AfterFunc(answerHold, h.flush)
 	return func() {
 		t.Stop()

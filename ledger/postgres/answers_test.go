@@ -19,16 +19,15 @@ func TestHeldAnswersDoNotWaitForTheAppendLock(t *testing.T) {
 	l, dsn := openLedger(t)
 	ctx := context.Background()
 	b, c := sqlConn(t, dsn), sqlConn(t, dsn)
-	holdLock := func(conn *pgx.Conn) pgx.Tx {
-		t.Helper()
+	holdLock := func(conn *pgx.Conn) (pgx.Tx, error) {
 		tx, err := conn.Begin(ctx)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", lockClass, lockAppend); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
-		return tx
+		return tx, nil
 	}
 	waiting := func(n int) {
 		t.Helper()
@@ -49,7 +48,10 @@ func TestHeldAnswersDoNotWaitForTheAppendLock(t *testing.T) {
 	}
 	// Another process holds the append lock; the first append's
 	// transaction queues behind it, and a second append behind that.
-	txB := holdLock(b)
+	txB, err := holdLock(b)
+	if err != nil {
+		t.Fatal(err)
+	}
 	first := make(chan error, 1)
 	go func() {
 		_, err := l.Append(ctx, rec("first", 1))
@@ -67,13 +69,24 @@ func TestHeldAnswersDoNotWaitForTheAppendLock(t *testing.T) {
 	// A third process queues for the lock after the first transaction:
 	// it has the lock once that commits, so the second transaction's
 	// first round trip waits for it.
-	gotC := make(chan pgx.Tx, 1)
-	go func() { gotC <- holdLock(c) }()
+	type held struct {
+		tx  pgx.Tx
+		err error
+	}
+	gotC := make(chan held, 1)
+	go func() {
+		tx, err := holdLock(c)
+		gotC <- held{tx, err}
+	}()
 	waiting(2)
 	if err := txB.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	txC := <-gotC
+	hc := <-gotC
+	if hc.err != nil {
+		t.Fatal(hc.err)
+	}
+	txC := hc.tx
 	defer txC.Rollback(ctx)
 	select {
 	case err := <-first:

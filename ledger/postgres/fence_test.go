@@ -184,6 +184,7 @@ func TestOwnerGone(t *testing.T) {
 // open.
 func TestLockFencedHandOver(t *testing.T) {
 	a, b, _ := twoProcesses(t)
+	a.pollPaused.Store(true)
 	a.linger, a.maxHold, a.waiterStale = time.Hour, 0, 0 // every relock hands over, as while the waiter polls fail
 	ctx := context.Background()
 	lock := func(l *Ledger) ledger.FencedLock {

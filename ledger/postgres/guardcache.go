@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"encoding/json"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -31,7 +32,7 @@ import (
 
 // maxGuardHeads bounds the revision heads the writer keeps; a full map
 // starts again empty.
-const maxGuardHeads = 1 << 16
+var maxGuardHeads = 1 << 16 // a var: tests lower it
 
 // guardCache is the writer's knowledge (used by the writer goroutine only).
 type guardCache struct {
@@ -71,6 +72,9 @@ type guardReads struct {
 // queue queues, after the head read, the reads the guards of the batch
 // (recs, guards) need, conditional on what c knows.
 func (c *guardCache) queue(b *pgx.Batch, recs []ledger.Record, guards []*ledger.Guard) guardReads {
+	if len(c.heads) >= maxGuardHeads {
+		c.valid = false // start again: read everything (read empties the maps)
+	}
 	at := int64(headNone)
 	if c.valid {
 		at = c.at
@@ -105,7 +109,7 @@ func (c *guardCache) read(br pgx.BatchResults, q guardReads, head int64) (*ledge
 		// everything; the reads below read it all.
 		c.valid, c.halts, c.haltsKnown, c.heads = false, nil, false, nil
 	}
-	if c.heads == nil || len(c.heads) >= maxGuardHeads {
+	if c.heads == nil {
 		c.heads = map[[2]string]int64{}
 	}
 	if q.halts {
@@ -148,6 +152,17 @@ func (c *guardCache) read(br pgx.BatchResults, q guardReads, head int64) (*ledge
 	return &ledger.BatchGuards{Halts: c.halts, Heads: c.heads}, nil
 }
 
-// committed records that the transaction committed and the ledger's head
-// is now at.
-func (c *guardCache) committed(at int64) { c.valid, c.at = true, at }
+// committed records that the transaction committed rows, and the
+// ledger's head is now at.
+func (c *guardCache) committed(rows []ledger.Record, at int64) {
+	c.valid, c.at = true, at
+	for _, r := range rows {
+		// A halt result whose detail does not decode moved nothing in
+		// halts (BatchGuards.Accepted), but the halts read refuses it:
+		// read them again, and fail as that read does.
+		if r.Action == "halt" && r.Kind == ledger.KindResult && r.Outcome == ledger.OutcomeOK &&
+			json.Unmarshal([]byte(r.Detail), &ledger.HaltDetail{}) != nil {
+			c.haltsKnown = false
+		}
+	}
+}

@@ -21,28 +21,41 @@ import (
 // of the few round trips an operation pays besides its appends. Most of the
 // time the next operation on a service comes from the same controller
 // moments later, so an unlocked service lock lingers: its session keeps it
-// for up to lockLingerWatched while the waiter polls answer (waiters.go),
-// which end a lingering lock as soon as they find another session waiting
-// for it, and for up to lockLinger while they cannot tell; a LockService
-// of the same key in that time takes it back without a round trip.
+// and a LockService of the same key in that time takes it back without a
+// round trip. How long:
+//
+//   - lockLinger after an unlock, for a lock never taken back yet (a key
+//     used once, as an Idempotency-Key's, does not hold a session long);
+//   - up to lockLingerWatched for a lock taken back before, while the
+//     waiter polls answer (waiters.go): a poll that finds another session
+//     waiting for a lingering lock ends it, and an unlock after such a poll
+//     lets the lock go instead of lingering;
+//   - while the polls cannot tell (they fail, or fall behind), the poller
+//     ends every lock that has lingered lockLinger.
+//
 // Exclusion is unchanged — the session holds the lock the whole time, and
 // in this process a lingering lock is handed to one caller at a time —
-// only the moment another process can have it moves: at most
-// waiterPollEvery (plus the poll's time) after it starts waiting, or
-// lockLinger after the last unlock.
+// only the moment another process can have it moves: about waiterPollEvery
+// (plus the poll's time) after it starts waiting while the polls answer;
+// while they fail, once they are stale (waiterPollStale) and the poller's
+// next round has come, and at the latest lockLingerWatched after the
+// unlock.
 //
-// Fairness. A lock its session has held for lockMaxHold or more, and that
-// another session waits for (waiters.go: a poll of pg_locks, off the
-// callers' path; every such lock while the polls fail), is not taken back
-// as is: the relock sends pg_advisory_unlock and pg_try_advisory_lock in
-// one pipelined round trip on the same session. The unlock hands the lock
-// to the process that waits for it (PostgreSQL grants it to the queued
+// Fairness. A process that relocks a lock in a tight loop never leaves it
+// lingering long enough for the lock to go by itself. Once a poll has
+// found another session waiting, the next unlock lets the lock go (above),
+// and that session has it. In the fallback, while the polls cannot tell, a
+// lock its session has held for lockMaxHold or more is not taken back as
+// is: the relock sends pg_advisory_unlock and pg_try_advisory_lock in one
+// pipelined round trip on the same session (handOver). The unlock hands the
+// lock to a process that waits for it (PostgreSQL grants it to the queued
 // waiter at once), so the try fails and the session then queues behind it
 // (pg_advisory_lock, a second round trip, while that process runs its
-// operation); with no waiter (it gave up meanwhile) the try takes it
-// again. So a process that relocks in a tight loop still lets a waiting
-// process in within lockMaxHold + waiterPollEvery (plus the poll's time
-// and the operation under way), pays no round trip for it while nobody
+// operation); with no waiter the try takes it again. So a
+// process waiting for a lock that another relocks in a tight loop gets it
+// within waiterPollEvery (plus the poll's time and the operation under
+// way) while the polls answer, and within lockMaxHold plus the operation
+// while they do not; the loop pays no round trip for fairness while nobody
 // waits, and knows whether anyone else had the lock in between (fence.go's
 // check is skipped when nobody did).
 //
@@ -75,8 +88,16 @@ type heldLock struct {
 	key   string
 	conn  *pgxpool.Conn
 	since time.Time // when the session took the lock
-	gen   uint64    // acquisitions: a linger timer ends only the one it was set for
+	gen   uint64    // acquisitions
 	idle  bool      // lingering: held by the session, by no caller
+	// idleSince is when the lock last began to linger; reused, whether
+	// it was ever taken back (only such a lock lingers long: unlock).
+	idleSince time.Time
+	reused    bool
+	// timer ends the lingering of acquisition armed (expire); one per
+	// lock, reset at each unlock, stopped by release.
+	timer *time.Timer
+	armed uint64
 	// clean: the last open-run check (fence.go) on this session found
 	// none, and the session has held the lock without a break since.
 	clean bool
@@ -190,6 +211,7 @@ func (l *Ledger) reuse(key string) (h *heldLock, handOver, clean bool) {
 	delete(l.idleLocks, key)
 	h.idle = false
 	h.gen++
+	h.reused = true
 	handOver = time.Since(h.since) >= l.maxHold && l.mayBeWaitedFor(key, h.since)
 	clean = h.clean
 	l.locksMu.Unlock()
@@ -302,34 +324,39 @@ func (h *heldLock) unlocker() func() {
 	return func() { once.Do(h.unlock) }
 }
 
-// unlock lets h linger when it may, and frees it otherwise.
+// unlock lets h linger when it may (Lingering above), and frees it
+// otherwise: at once when a waiter poll has found another session waiting
+// for it.
 func (h *heldLock) unlock() {
 	l := h.l
 	l.locksMu.Lock()
-	if !l.closed && l.idleLocks[h.key] == nil {
+	if !l.closed && l.idleLocks[h.key] == nil && !l.waitedFor(h.key, h.since) {
 		if l.idleLocks == nil {
 			l.idleLocks = map[string]*heldLock{}
 		}
 		l.idleLocks[h.key] = h
-		h.idle = true
-		gen := h.gen
+		h.idle, h.idleSince, h.armed = true, time.Now(), h.gen
 		linger := l.linger
-		if time.Since(l.waiters.at) < l.waiterStale {
+		if h.reused && l.pollsAnswer() {
 			linger = max(linger, lockLingerWatched) // the poller ends it when waited for
 		}
+		if h.timer == nil {
+			h.timer = time.AfterFunc(linger, h.expire)
+		} else {
+			h.timer.Reset(linger)
+		}
 		l.locksMu.Unlock()
-		time.AfterFunc(linger, func() { h.expire(gen) })
 		return
 	}
 	l.locksMu.Unlock()
 	h.release(true)
 }
 
-// expire frees h if it still lingers since the acquisition gen.
-func (h *heldLock) expire(gen uint64) {
+// expire frees h if it still lingers since its timer was armed.
+func (h *heldLock) expire() {
 	l := h.l
 	l.locksMu.Lock()
-	if !h.idle || h.gen != gen || l.idleLocks[h.key] != h {
+	if !h.idle || h.gen != h.armed || l.idleLocks[h.key] != h {
 		l.locksMu.Unlock()
 		return
 	}
@@ -350,6 +377,9 @@ func (h *heldLock) release(keep bool) {
 		h.l.locksMu.Lock()
 		if h.l.locks != nil {
 			delete(h.l.locks, h)
+		}
+		if h.timer != nil {
+			h.timer.Stop()
 		}
 		h.l.locksMu.Unlock()
 		if keep {

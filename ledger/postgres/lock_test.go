@@ -159,6 +159,7 @@ func TestLockLingerSessionLost(t *testing.T) {
 // process as before.
 func TestLockHandOver(t *testing.T) {
 	a, b, _ := twoProcesses(t)
+	a.pollPaused.Store(true)
 	a.waiterStale = 0 // every answer is stale
 	ctx := context.Background()
 	u := mustLock(t, ctx, a, "svc/web")
@@ -180,16 +181,19 @@ func TestLockHandOver(t *testing.T) {
 	}
 }
 
-// TestLockHandOverWhenWaited: with the waiter polls answering, a lock held
+// TestLockLetsGoWhenWaited: with the waiter polls answering, a lock held
 // for lockMaxHold or more is taken back as is (no round trip) while nobody
-// waits for it, and handed over at the first relock after a poll found
-// another process waiting.
-func TestLockHandOverWhenWaited(t *testing.T) {
+// waits for it; once a poll has found another process waiting, the next
+// unlock lets it go at once (no lingering), that process has it, and this
+// one's next lock waits for it.
+func TestLockLetsGoWhenWaited(t *testing.T) {
 	a, b, _ := twoProcesses(t)
+	a.waiterStale = time.Hour // however late a poll comes on a loaded machine
 	ctx := context.Background()
 	u := mustLock(t, ctx, a, "svc/web")
 	first := a.heldBy("svc/web")
-	time.Sleep(lockMaxHold + 2*waiterPollEvery) // polls made while held, finding no waiter
+	time.Sleep(lockMaxHold)
+	a.waitForPoll(t) // a poll made while held, finding no waiter
 	u()
 	u = mustLock(t, ctx, a, "svc/web")
 	if again := a.heldBy("svc/web"); again != first {
@@ -199,67 +203,84 @@ func TestLockHandOverWhenWaited(t *testing.T) {
 		t.Errorf("%d hand-overs while nobody waited, want 0", n)
 	}
 	got := make(chan func(), 1)
-	go func() { got <- mustLock(t, ctx, b, "svc/web") }()
+	go func() {
+		ub, err := b.LockService(ctx, "svc/web")
+		if err != nil {
+			t.Error(err)
+			ub = func() {}
+		}
+		got <- ub
+	}()
 	deadline := time.Now().Add(30 * time.Second)
-	for !a.waitedFor("svc/web") {
+	for !a.pollFoundWaiting("svc/web") {
 		if time.Now().After(deadline) {
 			t.Fatal("no poll found the other process waiting")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	u()
-	relocked := make(chan func(), 1)
-	go func() { relocked <- mustLock(t, ctx, a, "svc/web") }() // hands over, then waits for b
+	u() // lets go: b has it
 	ub := <-got
-	select {
-	case <-relocked:
-		t.Fatal("the relock did not wait for the process it handed over to")
-	case <-time.After(50 * time.Millisecond):
-	}
+	mustWait(t, a, "svc/web", 100*time.Millisecond, "while the other process holds it")
 	ub()
-	(<-relocked)()
-	if n := a.handOvers.Load(); n != 1 {
-		t.Errorf("%d hand-overs, want 1", n)
+	mustLock(t, ctx, a, "svc/web")()
+	if n := a.handOvers.Load(); n != 0 {
+		t.Errorf("%d hand-overs, want 0 (the unlock let go)", n)
 	}
 }
 
-// waitedFor tells whether the last waiter poll found key waited for.
-func (l *Ledger) waitedFor(key string) bool {
+// pollFoundWaiting tells whether the last waiter poll found key waited
+// for by another session.
+func (l *Ledger) pollFoundWaiting(key string) bool {
 	l.locksMu.Lock()
 	defer l.locksMu.Unlock()
 	_, ok := l.waiters.waited[lockText(key)]
 	return ok
 }
 
-// TestLockLingersWhileWatched: while the waiter polls answer, an unlocked
-// lock lingers far longer than lockLinger (lockLingerWatched), and ends as
-// soon as a poll finds another process waiting for it (TestLockLingers).
-func TestLockLingersWhileWatched(t *testing.T) {
-	a, _, _ := twoProcesses(t)
-	ctx := context.Background()
-	u := mustLock(t, ctx, a, "svc/web")
-	first := a.heldBy("svc/web")
-	deadline := time.Now().Add(30 * time.Second)
-	for !a.watched() {
+// waitForPoll waits for a waiter poll that starts from now and answers.
+func (l *Ledger) waitForPoll(t *testing.T) {
+	t.Helper()
+	start := time.Now()
+	deadline := start.Add(30 * time.Second)
+	for {
+		l.locksMu.Lock()
+		at := l.waiters.at
+		l.locksMu.Unlock()
+		if !at.Before(start) {
+			return
+		}
 		if time.Now().After(deadline) {
 			t.Fatal("no waiter poll answered")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestLockLingersWhileWatched: while the waiter polls answer, an unlocked
+// lock that was taken back before (a service operated on again and again)
+// lingers far longer than lockLinger (lockLingerWatched), and ends as soon
+// as a poll finds another process waiting for it (TestLockLingers); a lock
+// never taken back (a key used once, as an Idempotency-Key's) lingers
+// lockLinger only, so such keys do not fill the lock sessions.
+func TestLockLingersWhileWatched(t *testing.T) {
+	a, _, _ := twoProcesses(t)
+	ctx := context.Background()
+	mustLock(t, ctx, a, "svc/once")()
+	u := mustLock(t, ctx, a, "svc/web")
+	first := a.heldBy("svc/web")
+	u()
+	u = mustLock(t, ctx, a, "svc/web") // taken back
+	a.waitForPoll(t)
 	u()
 	time.Sleep(5 * lockLinger)
 	if again := a.heldBy("svc/web"); again != first {
 		t.Fatalf("after %v the lock is held by session %d, was %d: it did not linger", 5*lockLinger, again, first)
 	}
+	if s := a.heldBy("svc/once"); s != 0 {
+		t.Errorf("a lock used once still lingers on session %d after %v", s, 5*lockLinger)
+	}
 	mustLock(t, ctx, a, "svc/web")()
 	if again := a.heldBy("svc/web"); again != first {
 		t.Errorf("relocked on session %d, first on %d: not taken back", again, first)
 	}
-}
-
-// watched tells whether the last waiter poll is recent enough to rely on.
-func (l *Ledger) watched() bool {
-	l.locksMu.Lock()
-	defer l.locksMu.Unlock()
-	return time.Since(l.waiters.at) < l.waiterStale
 }

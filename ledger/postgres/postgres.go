@@ -123,6 +123,7 @@ type Ledger struct {
 	waiters      waiterPoll
 	waiterStale  time.Duration
 	pollerExited chan struct{}
+	pollPaused   atomic.Bool  // tests: the poller does nothing
 	handOvers    atomic.Int64 // relocks that handed over (lock.go)
 	// fence is the owner session of fenced locks (fence.go).
 	fence fenceState
@@ -131,6 +132,9 @@ type Ledger struct {
 	// guards is what the writer knows of its guards' answers
 	// (guardcache.go).
 	guards guardCache
+	// genericPlans: the server has plan_cache_mode (PostgreSQL 12+),
+	// which the append transaction sets (append.go).
+	genericPlans bool
 	// answers are the answers of the last committed transaction, held
 	// until the next is under way (answers.go).
 	answers heldAnswers
@@ -178,8 +182,9 @@ func Open(ctx context.Context, dsn string) (*Ledger, error) {
 		// takes a lock afresh: left to choose, the planner planned it
 		// afresh each time (1–3 ms under load, as much as the read);
 		// its generic plan probes the same index (headreads_plan_test.go).
-		_, err := c.Exec(ctx, "SET plan_cache_mode = force_generic_plan")
-		return err
+		// (PostgreSQL 12+; best effort.)
+		_, _ = c.Exec(ctx, "SET plan_cache_mode = force_generic_plan")
+		return nil
 	}
 
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -193,6 +198,11 @@ func Open(ctx context.Context, dsn string) (*Ledger, error) {
 	if err := migrate(ctx, pool); err != nil {
 		pool.Close()
 		return nil, err
+	}
+	var version int
+	if err := pool.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&version); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("ledger/postgres: server version: %w", err)
 	}
 	lockPool, err := pgxpool.NewWithConfig(ctx, lockCfg)
 	if err != nil {
@@ -213,6 +223,7 @@ func Open(ctx context.Context, dsn string) (*Ledger, error) {
 		maxHold:      lockMaxHold,
 		waiterStale:  waiterPollStale,
 		pollerExited: make(chan struct{}),
+		genericPlans: version >= 120000,
 	}
 	head := ledger.Record{Hash: ledger.GenesisHash}
 	switch err := pool.QueryRow(ctx, "SELECT seq, hash FROM workload_runs ORDER BY seq DESC LIMIT 1").Scan(&head.Seq, &head.Hash); {

@@ -8,30 +8,31 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Who waits for this Ledger's locks (lock.go's Fairness).
+// Who waits for this Ledger's locks (lock.go's Lingering and Fairness).
 //
 // A lock held for lockMaxHold or more used to be handed over (a round trip
 // on its session: pg_advisory_unlock and pg_try_advisory_lock) at every
 // relock, whether or not anybody waited for it. At 64 busy services that
 // was a round trip in about one operation in three, each in the caller's
-// path and on a server the append transactions share. Instead, a poller
-// asks pg_locks every waiterPollEvery, while this Ledger holds or lingers
-// with any lock, which of them another session waits for (one query for
-// all of them, off every caller's path), and a relock hands over only a
-// lock that the last poll, made after the session took it, found waited
-// for. When the polls fail or fall behind — the last answer started more
-// than waiterPollStale ago — every relock after lockMaxHold hands over, as
-// before: fairness does not depend on the poller.
+// path and on a server the append transactions share; and a lock lingered
+// 20 ms only, so that a waiting process was not kept out long, which made
+// every pause of a service's operations cost a fresh lock.
 //
-// The same answer ends at once a lingering lock (lock.go) that another
-// session waits for, which lets a lock linger far longer (lockLingerWatched)
-// while the polls answer than while they cannot tell (lockLinger).
+// Instead, a poller asks pg_locks every waiterPollEvery, while this Ledger
+// holds or lingers with any lock, which of them another session waits for
+// (one query for all of them, on a pooled connection, off every caller's
+// path). Its answer lets the next unlock of a waited-for lock go at once,
+// ends a lingering one, and makes a relock hand over; with it, a lock can
+// linger long (lockLingerWatched). When the polls fail or fall behind —
+// the last answer started more than waiterPollStale ago — locks linger
+// lockLinger and relocks after lockMaxHold hand over, as before: fairness
+// does not depend on the poller. A waiter of any kind (another controller,
+// psql) is seen, since pg_locks shows every session's wait.
 //
-// So a process waiting for a lock that this one relocks in a tight loop
-// gets it within lockMaxHold + waiterPollEvery (plus the poll's own time
-// and the operation under way), the loop pays no round trip for fairness
-// while nobody waits, and a waiter of any kind (another controller, psql)
-// is seen, since pg_locks shows every session's wait.
+// The cost: reading pg_locks takes each lock-manager partition's lock and
+// each backend's fast-path lock in turn, briefly; twenty times a second
+// per controller holding locks (0.1–0.4 ms of server time each on the
+// bench's 2-core machine).
 const (
 	waiterPollEvery = lockMaxHold / 2
 	waiterPollStale = 3 * waiterPollEvery
@@ -63,21 +64,24 @@ func (l *Ledger) pollWaiters() {
 			return
 		case <-t.C:
 		}
+		if l.pollPaused.Load() {
+			continue
+		}
 		keys := l.lockKeys()
 		if len(keys) == 0 {
 			continue
 		}
 		start := time.Now()
 		waited, err := l.readWaiters(keys)
-		if err != nil {
-			continue // relocks hand over once the last answer is stale
-		}
 		l.locksMu.Lock()
-		l.waiters = waiterPoll{at: start, waited: waited}
-		// A lingering lock another session waits for ends now.
+		if err == nil {
+			l.waiters = waiterPoll{at: start, waited: waited}
+		}
+		// A lingering lock another session waits for ends now; so does
+		// one that has lingered lockLinger while the polls cannot tell.
 		var ending []*heldLock
 		for key, h := range l.idleLocks {
-			if _, ok := waited[lockText(key)]; ok {
+			if l.waitedFor(key, h.since) || (!l.pollsAnswer() && time.Since(h.idleSince) >= l.linger) {
 				delete(l.idleLocks, key)
 				h.idle = false
 				ending = append(ending, h)
@@ -122,15 +126,23 @@ func (l *Ledger) readWaiters(keys []string) (map[string]struct{}, error) {
 	return waited, nil
 }
 
+// The helpers below are called with l.locksMu held.
+
+// pollsAnswer tells whether the last poll is recent enough to rely on.
+func (l *Ledger) pollsAnswer() bool { return time.Since(l.waiters.at) < l.waiterStale }
+
+// waitedFor tells whether the last poll, recent and made after since (when
+// the session took key's lock: a poll made before may have seen this very
+// session waiting for it), found another session waiting for key.
+func (l *Ledger) waitedFor(key string, since time.Time) bool {
+	w := l.waiters
+	_, waited := w.waited[lockText(key)]
+	return waited && l.pollsAnswer() && !w.at.Before(since)
+}
+
 // mayBeWaitedFor tells a relock of key, whose session has held it since
 // since, whether to hand it over: when the last poll, made after since,
-// found it waited for, or when the last poll is too old to tell. Called
-// with l.locksMu held.
+// found it waited for, or when the polls cannot tell.
 func (l *Ledger) mayBeWaitedFor(key string, since time.Time) bool {
-	w := l.waiters
-	if time.Since(w.at) >= l.waiterStale {
-		return true
-	}
-	_, waited := w.waited[lockText(key)]
-	return waited && !w.at.Before(since)
+	return !l.pollsAnswer() || l.waitedFor(key, since)
 }
