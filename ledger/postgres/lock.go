@@ -26,12 +26,11 @@ import (
 //
 //   - lockLinger after an unlock, for a lock never taken back yet (a key
 //     used once, as an Idempotency-Key's, does not hold a session long);
-//   - up to lockLingerWatched for a lock taken back before, while the
-//     waiter polls answer (waiters.go): a poll that finds another session
-//     waiting for a lingering lock ends it, and an unlock after such a poll
-//     lets the lock go instead of lingering;
-//   - while the polls cannot tell (they fail, or fall behind), the poller
-//     ends every lock that has lingered lockLinger.
+//   - up to lockLingerWatched for a lock taken back before, ended sooner
+//     by the waiter poller (waiters.go): when a poll finds another session
+//     waiting for it (and an unlock after such a poll lets the lock go
+//     instead of lingering), and, while the polls cannot tell (they fail,
+//     or fall behind), once it has lingered lockLinger.
 //
 // Exclusion is unchanged — the session holds the lock the whole time, and
 // in this process a lingering lock is handed to one caller at a time —
@@ -337,8 +336,12 @@ func (h *heldLock) unlock() {
 		l.idleLocks[h.key] = h
 		h.idle, h.idleSince, h.armed = true, time.Now(), h.gen
 		linger := l.linger
-		if h.reused && l.pollsAnswer() {
-			linger = max(linger, lockLingerWatched) // the poller ends it when waited for
+		if h.reused {
+			// The poller ends it sooner: when a poll finds it waited for,
+			// or once it has lingered lockLinger while the polls cannot
+			// tell (decided then, not now: a poll late at this moment
+			// must not end every lock a busy moment left lingering).
+			linger = max(linger, lockLingerWatched)
 		}
 		if h.timer == nil {
 			h.timer = time.AfterFunc(linger, h.expire)
