@@ -76,7 +76,7 @@ func TestLockFencedOpenRun(t *testing.T) {
 // since, is not (nobody else could write an intent meanwhile).
 func TestLockFencedLingerChecks(t *testing.T) {
 	a, b, _ := twoProcesses(t)
-	a.linger, a.maxHold = time.Hour, time.Hour
+	a.setLockTimes(time.Hour, time.Hour)
 	ctx := context.Background()
 	if _, err := b.Append(ctx, ledger.Record{RunID: "run_1", Kind: ledger.KindIntent, UserID: "u", Action: "scale", Target: "local", Service: "web"}); err != nil {
 		t.Fatal(err)
@@ -185,7 +185,8 @@ func TestOwnerGone(t *testing.T) {
 func TestLockFencedHandOver(t *testing.T) {
 	a, b, _ := twoProcesses(t)
 	a.pollPaused.Store(true)
-	a.linger, a.maxHold, a.waiterStale = time.Hour, 0, 0 // every relock hands over, as while the waiter polls fail
+	a.setLockTimes(time.Hour, 0)
+	a.setWaiterStale(0) // every relock hands over, as while the waiter polls fail
 	ctx := context.Background()
 	lock := func(l *Ledger) ledger.FencedLock {
 		t.Helper()

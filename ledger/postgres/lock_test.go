@@ -135,7 +135,7 @@ func mustWait(t *testing.T, l *Ledger, key string, d time.Duration, what string)
 // hold one service lock at once.
 func TestLockLingerSessionLost(t *testing.T) {
 	a, b, dsn := twoProcesses(t)
-	a.linger, a.maxHold = time.Hour, time.Hour // however slow the machine, the relock below is the no-round-trip one
+	a.setLockTimes(time.Hour, time.Hour) // however slow the machine, the relock below is the no-round-trip one
 	wait, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ua := mustLock(t, wait, a, "svc/web")
@@ -160,7 +160,7 @@ func TestLockLingerSessionLost(t *testing.T) {
 func TestLockHandOver(t *testing.T) {
 	a, b, _ := twoProcesses(t)
 	a.pollPaused.Store(true)
-	a.waiterStale = 0 // every answer is stale
+	a.setWaiterStale(0) // every answer is stale
 	ctx := context.Background()
 	u := mustLock(t, ctx, a, "svc/web")
 	first := a.heldBy("svc/web")
@@ -188,7 +188,7 @@ func TestLockHandOver(t *testing.T) {
 // one's next lock waits for it.
 func TestLockLetsGoWhenWaited(t *testing.T) {
 	a, b, _ := twoProcesses(t)
-	a.waiterStale = time.Hour // however late a poll comes on a loaded machine
+	a.setWaiterStale(time.Hour) // however late a poll comes on a loaded machine
 	ctx := context.Background()
 	u := mustLock(t, ctx, a, "svc/web")
 	first := a.heldBy("svc/web")
@@ -264,6 +264,7 @@ func (l *Ledger) waitForPoll(t *testing.T) {
 // lockLinger only, so such keys do not fill the lock sessions.
 func TestLockLingersWhileWatched(t *testing.T) {
 	a, _, _ := twoProcesses(t)
+	a.setWaiterStale(time.Hour) // a poll late on a loaded machine must not end the lock (the fallback)
 	ctx := context.Background()
 	mustLock(t, ctx, a, "svc/once")()
 	u := mustLock(t, ctx, a, "svc/web")
@@ -283,4 +284,19 @@ func TestLockLingersWhileWatched(t *testing.T) {
 	if again := a.heldBy("svc/web"); again != first {
 		t.Errorf("relocked on session %d, first on %d: not taken back", again, first)
 	}
+}
+
+// setWaiterStale sets how old a waiter poll may be and still be relied on
+// (the poller reads it).
+func (l *Ledger) setWaiterStale(d time.Duration) {
+	l.locksMu.Lock()
+	l.waiterStale = d
+	l.locksMu.Unlock()
+}
+
+// setLockTimes sets l.linger and l.maxHold (the poller reads linger).
+func (l *Ledger) setLockTimes(linger, maxHold time.Duration) {
+	l.locksMu.Lock()
+	l.linger, l.maxHold = linger, maxHold
+	l.locksMu.Unlock()
 }
