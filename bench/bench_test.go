@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -82,14 +81,7 @@ func TestPrintTable(t *testing.T) {
 // intents and results and the bound's rows are both inserts, counted once
 // per row batch, and the report names them.
 func TestPGStatCounts(t *testing.T) {
-	pg, err := pgtest.Launch(pgStatSettings...)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL: %v", err)
-		}
-		t.Skipf("SKIP (PostgreSQL not available here; CI fails instead): %v", err)
-	}
-	defer pg.Stop()
+	pg := pgtest.LaunchT(t, pgStatSettings...)
 	ctx := context.Background()
 	dsn, err := pg.CreateDB(ctx, "bench_pgstat")
 	if err != nil {

@@ -89,6 +89,19 @@ func Launch(settings ...string) (*Server, error) {
 	return &Server{c: c}, nil
 }
 
+// LaunchT is Launch for a test that needs a cluster of its own with
+// settings: it fails the test when CI is set and PostgreSQL cannot start
+// (skips loudly otherwise), and stops the cluster at the test's end.
+func LaunchT(t testing.TB, settings ...string) *Server {
+	t.Helper()
+	s, err := Launch(settings...)
+	if err != nil {
+		unavailable(t, err)
+	}
+	t.Cleanup(func() { s.Stop() })
+	return s
+}
+
 // CreateDB creates database name and returns its DSN.
 func (s *Server) CreateDB(ctx context.Context, name string) (dsn string, err error) {
 	if err := s.c.admin(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {

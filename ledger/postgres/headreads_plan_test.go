@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/alphaswarm/controller/ledger"
 )
 
@@ -65,44 +67,12 @@ func TestRevisionHeadUsesItsIndex(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		explain := "EXPLAIN " + q.sql
+		var p string
 		if q.generic {
-			// EXPLAIN of a statement with parameters plans it with their
-			// values; EXPLAIN EXECUTE of a prepared one follows the plan
-			// cache, which force_generic_plan makes use the generic plan.
-			name := fmt.Sprintf("generic_%d", i)
-			for _, stmt := range []string{"SET plan_cache_mode = force_generic_plan", "PREPARE " + name + " AS " + q.sql} {
-				if _, err := c.Exec(ctx, stmt); err != nil {
-					t.Fatal(err)
-				}
-			}
-			ps := make([]string, len(q.args))
-			for j, a := range q.args {
-				ps[j] = sqlLiteral(a)
-			}
-			explain = "EXPLAIN EXECUTE " + name + "(" + strings.Join(ps, ", ") + ")"
+			p = explainGeneric(t, c, fmt.Sprintf("generic_%d", i), "", q.sql, q.args)
+		} else {
+			p = explainPlan(t, c, "EXPLAIN "+q.sql, q.args...)
 		}
-		args := q.args
-		if q.generic {
-			args = nil
-		}
-		rows, err := c.Query(ctx, explain, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var s string
-			if err := rows.Scan(&s); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, s)
-		}
-		rows.Close()
-		if _, err := c.Exec(ctx, "RESET plan_cache_mode"); err != nil {
-			t.Fatal(err)
-		}
-		p := strings.Join(plan, "\n")
 		switch {
 		case q.generic && !strings.Contains(p, fmt.Sprintf("$%d", len(q.args))):
 			// A custom plan has the values in place of the parameters.
@@ -113,6 +83,46 @@ func TestRevisionHeadUsesItsIndex(t *testing.T) {
 			t.Errorf("%s: the plan does not probe %s:\n%s", q.name, q.index, p)
 		}
 	}
+}
+
+// explainPlan runs explain, an EXPLAIN statement, and returns its plan.
+func explainPlan(t *testing.T, c *pgx.Conn, explain string, args ...any) string {
+	t.Helper()
+	rows, err := c.Query(context.Background(), explain, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(plan, "\n")
+}
+
+// explainGeneric returns the generic plan of sql, as the append
+// transaction and the lock sessions run it (plan_cache_mode
+// force_generic_plan): EXPLAIN of a statement with parameters plans it
+// with their values, but EXPLAIN EXECUTE of a prepared statement (named
+// name) follows the plan cache's mode. options go between EXPLAIN and
+// EXECUTE.
+func explainGeneric(t *testing.T, c *pgx.Conn, name, options, sql string, args []any) string {
+	t.Helper()
+	ctx := context.Background()
+	for _, stmt := range []string{"SET plan_cache_mode = force_generic_plan", "PREPARE " + name + " AS " + sql} {
+		if _, err := c.Exec(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func() {
+		if _, err := c.Exec(ctx, "RESET plan_cache_mode"); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	lits := make([]string, len(args))
+	for i, a := range args {
+		lits[i] = sqlLiteral(a)
+	}
+	return explainPlan(t, c, "EXPLAIN "+options+"EXECUTE "+name+"("+strings.Join(lits, ", ")+")")
 }
 
 // sqlLiteral writes the test's parameter values as SQL literals (EXECUTE
@@ -156,37 +166,12 @@ func TestGuardReadsWaitForTheHeadToMove(t *testing.T) {
 		}
 	}
 	c := sqlConn(t, dsn)
-	// As the append transaction runs them: generic plans (EXPLAIN EXECUTE
-	// of a prepared statement follows the plan cache's mode).
-	if _, err := c.Exec(ctx, "SET plan_cache_mode = force_generic_plan"); err != nil {
-		t.Fatal(err)
-	}
+	// As the append transaction runs them: generic plans.
 	n := 0
 	explain := func(sql string, args ...any) string {
 		t.Helper()
 		n++
-		name := fmt.Sprintf("guard_%d", n)
-		if _, err := c.Exec(ctx, "PREPARE "+name+" AS "+sql); err != nil {
-			t.Fatal(err)
-		}
-		lits := make([]string, len(args))
-		for i, a := range args {
-			lits[i] = sqlLiteral(a)
-		}
-		rows, err := c.Query(ctx, "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE "+name+"("+strings.Join(lits, ", ")+")")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var plan []string
-		for rows.Next() {
-			var s string
-			if err := rows.Scan(&s); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, s)
-		}
-		return strings.Join(plan, "\n")
+		return explainGeneric(t, c, fmt.Sprintf("guard_%d", n), "(ANALYZE, COSTS OFF, TIMING OFF) ", sql, args)
 	}
 	keys := []any{[]string{"local", "local"}, []string{"svc-0", "svc-1"}}
 	for _, tc := range []struct {
